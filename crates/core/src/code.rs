@@ -1,0 +1,94 @@
+//! Stable error codes, shared by the core, the accelerator (HTTP bodies) and the SDK
+//! (the `code` property of every rejected promise's `Error`).
+
+use serde::{Deserialize, Serialize};
+
+/// What went wrong, as a stable string a program can branch on.
+///
+/// The string form (`NotFound`, `Unauthorized`, …) is part of the public API: it is
+/// what `err.code` holds in JavaScript and what `{"code": …}` holds on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The thing asked for does not exist (or is not visible to the caller).
+    NotFound,
+    /// No valid session: sign in again.
+    Unauthorized,
+    /// Signed in, but not allowed to do this.
+    Forbidden,
+    /// The input is malformed: wrong type, empty, reserved, not JSON.
+    InvalidInput,
+    /// The input is well formed but too large.
+    TooLarge,
+    /// The space's byte quota would be exceeded.
+    QuotaExceeded,
+    /// Data failed authentication: tampered, corrupted or opened with the wrong key.
+    Integrity,
+    /// The accelerator could not be reached, or answered with something unreadable.
+    Network,
+    /// The request conflicts with existing state (e.g. a username already taken).
+    Conflict,
+    /// Too many requests; try again later.
+    RateLimited,
+    /// The operation was cancelled by the caller (AbortSignal).
+    Aborted,
+    /// An unexpected failure on the accelerator; the request may be retried.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The stable string form, as used on the wire and in JavaScript.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::NotFound => "NotFound",
+            ErrorCode::Unauthorized => "Unauthorized",
+            ErrorCode::Forbidden => "Forbidden",
+            ErrorCode::InvalidInput => "InvalidInput",
+            ErrorCode::TooLarge => "TooLarge",
+            ErrorCode::QuotaExceeded => "QuotaExceeded",
+            ErrorCode::Integrity => "Integrity",
+            ErrorCode::Network => "Network",
+            ErrorCode::Conflict => "Conflict",
+            ErrorCode::RateLimited => "RateLimited",
+            ErrorCode::Aborted => "Aborted",
+            ErrorCode::Internal => "Internal",
+        }
+    }
+
+    /// The HTTP status the accelerator answers with for this code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::NotFound => 404,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::InvalidInput => 400,
+            ErrorCode::TooLarge => 413,
+            ErrorCode::QuotaExceeded => 507,
+            ErrorCode::Integrity => 422,
+            ErrorCode::Network => 502,
+            ErrorCode::Conflict => 409,
+            ErrorCode::RateLimited => 429,
+            ErrorCode::Aborted => 499,
+            ErrorCode::Internal => 500,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_form_is_the_stable_string() {
+        for code in [ErrorCode::NotFound, ErrorCode::QuotaExceeded, ErrorCode::Aborted] {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! # coffer-core
+//!
+//! The pure heart of Coffer: everything that can be computed without a browser or a
+//! network. Key derivation, envelopes, input validation and the wire types that the
+//! SDK (`src/` at the repository root) and the accelerator (`crates/accelerator`) share.
+//!
+//! This crate does no I/O: it reads no clock, draws no randomness of its own and opens
+//! no socket. Callers pass nonces, salts and secrets in, so every function here is
+//! deterministic and can be pinned by test vectors. `SPEC.md` beside this crate
+//! describes every byte it produces; constants here carry the names used there.
+//!
+//! # Layout
+//!
+//! - [`account`] — password → Argon2id → password key → login key + wrap key; the
+//!   wrapped root secret.
+//! - [`kv`] — the kv keys and the sealed / MAC'd plaintext value envelopes.
+//! - [`validate`] — what a collection, an id, a username and a value may be.
+//! - [`proto`] — request/response bodies and websocket frames (JSON).
+//! - [`code`] — the stable error codes every layer reports.
+//! - [`b64`] — base64url (no padding), the text form of every binary field.
+#![forbid(unsafe_code)]
+
+pub mod account;
+mod primitives;
+pub mod b64;
+pub mod code;
+pub mod kv;
+pub mod proto;
+pub mod validate;
+
+pub use code::ErrorCode;

@@ -1,0 +1,326 @@
+//! Wire types: every JSON body the SDK and the accelerator exchange, and every
+//! websocket frame. Both sides use these definitions, so they cannot drift.
+//!
+//! Binary fields travel as base64url without padding ([`crate::b64`]). Field names
+//! are camelCase on the wire. Every route lives under `/v1`; a signed-in request
+//! carries `Authorization: Bearer <token>` (never a token in a URL).
+//!
+//! | route | body | answer |
+//! |---|---|---|
+//! | `POST /v1/auth/salt` | [`SaltRequest`] | [`SaltResponse`] |
+//! | `POST /v1/auth/signup` | [`SignUpRequest`] | [`SessionResponse`] |
+//! | `POST /v1/auth/challenge` | [`ChallengeRequest`] | [`ChallengeResponse`] |
+//! | `POST /v1/auth/login` | [`LoginRequest`] | [`SessionResponse`] |
+//! | `GET /v1/auth/session` | — | [`SessionInfo`] |
+//! | `POST /v1/auth/password` | [`ChangePasswordRequest`] | [`SessionInfo`] |
+//! | `POST /v1/auth/signout` | — | 204 |
+//! | `POST /v1/kv/set` | [`KvSetRequest`] | [`KvWriteResponse`] |
+//! | `POST /v1/kv/get` | [`KvKeyRequest`] | [`KvGetResponse`] (404 `NotFound` if absent) |
+//! | `POST /v1/kv/delete` | [`KvKeyRequest`] | [`KvDeleteResponse`] |
+//! | `POST /v1/kv/list` | [`KvListRequest`] | [`KvListResponse`] |
+//! | `GET /v1/kv/feed` (websocket) | [`ClientFrame`]s | [`ServerFrame`]s |
+//!
+//! Any failure answers with the matching HTTP status and an [`ErrorBody`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::ErrorCode;
+use crate::account::KdfParams;
+
+/// The body of every error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable code to branch on.
+    pub code: ErrorCode,
+    /// What happened and what to do, for a person.
+    pub message: String,
+}
+
+/// Asks for the salt and Argon2id parameters recorded for a username.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SaltRequest {
+    /// The username to sign in as.
+    pub username: String,
+}
+
+/// The salt and parameters to derive the password key with. For an unknown username
+/// the accelerator answers with a stable, made-up salt, so the answer does not reveal
+/// whether the username exists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SaltResponse {
+    /// 16 bytes, base64url.
+    pub salt: String,
+    /// Argon2id parameters recorded at sign-up.
+    pub kdf: KdfParams,
+}
+
+/// Creates an account. Everything secret was derived in the browser; the
+/// accelerator receives only a public key and an opaque wrapped root secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SignUpRequest {
+    /// The new username (see [`crate::validate::username`]).
+    pub username: String,
+    /// 16 random bytes, base64url.
+    pub salt: String,
+    /// Argon2id parameters used with the salt.
+    pub kdf: KdfParams,
+    /// Ed25519 public login key, 32 bytes, base64url.
+    pub login_public_key: String,
+    /// The root secret sealed under the wrap key (SPEC.md, "Wrapped root"), base64url.
+    pub wrapped_root: String,
+}
+
+/// Asks for a single-use login challenge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChallengeRequest {
+    /// The username the challenge is for.
+    pub username: String,
+}
+
+/// A fresh challenge to sign with the login key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChallengeResponse {
+    /// Names the challenge in [`LoginRequest`]; single use.
+    pub challenge_id: String,
+    /// 32 random bytes, base64url.
+    pub challenge: String,
+    /// How long the challenge stays valid.
+    pub expires_in_ms: u64,
+}
+
+/// Proves knowledge of the password: the challenge signed by the login key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginRequest {
+    /// From [`ChallengeResponse`].
+    pub challenge_id: String,
+    /// Ed25519 signature (SPEC.md, "Login signature"), 64 bytes, base64url.
+    pub signature: String,
+}
+
+/// A new session, from sign-up or login.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionResponse {
+    /// Bearer token for `Authorization`; the accelerator keeps only its hash.
+    pub token: String,
+    /// The account's stable id (bound into every kv envelope's AAD).
+    pub user_id: String,
+    /// The account's username.
+    pub username: String,
+    /// The wrapped root secret, base64url, for the device to unwrap.
+    pub wrapped_root: String,
+    /// The sequence number of the user's latest kv change (0 if none).
+    pub kv_seq: u64,
+    /// When the session expires, milliseconds since the Unix epoch.
+    pub expires_at_ms: u64,
+}
+
+/// What the accelerator knows about the current session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionInfo {
+    /// The account's stable id.
+    pub user_id: String,
+    /// The account's username.
+    pub username: String,
+    /// The sequence number of the user's latest kv change.
+    pub kv_seq: u64,
+    /// When the session expires, milliseconds since the Unix epoch.
+    pub expires_at_ms: u64,
+}
+
+/// Replaces the password: a challenge signed with the *current* login key, and the
+/// new salt, parameters, public key and wrapped root. Other sessions are revoked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangePasswordRequest {
+    /// A challenge obtained for this user's username.
+    pub challenge_id: String,
+    /// The challenge signed with the current login key.
+    pub signature: String,
+    /// New 16-byte salt, base64url.
+    pub salt: String,
+    /// New Argon2id parameters.
+    pub kdf: KdfParams,
+    /// New Ed25519 public login key.
+    pub login_public_key: String,
+    /// The same root secret, wrapped under the new wrap key.
+    pub wrapped_root: String,
+}
+
+/// A kv value as stored and transported: sealed, or plaintext JSON with a MAC.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum KvValue {
+    /// AES-256-GCM envelope (SPEC.md, "Sealed kv value"), base64url.
+    Sealed {
+        /// The envelope bytes, base64url.
+        envelope: String,
+    },
+    /// Plaintext JSON text, readable by anyone, with its MAC (SPEC.md, "Plain kv value").
+    Plain {
+        /// The JSON text, verbatim.
+        json: String,
+        /// HMAC-SHA256 tag, 32 bytes, base64url.
+        mac: String,
+    },
+}
+
+/// Writes one value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KvSetRequest {
+    /// Collection name.
+    pub collection: String,
+    /// Id within the collection.
+    pub id: String,
+    /// The value, sealed or MAC'd by the client.
+    pub value: KvValue,
+}
+
+/// Names one key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KvKeyRequest {
+    /// Collection name.
+    pub collection: String,
+    /// Id within the collection.
+    pub id: String,
+}
+
+/// Names one collection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KvListRequest {
+    /// Collection name.
+    pub collection: String,
+}
+
+/// The answer to a write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KvWriteResponse {
+    /// The change's sequence number in the user's change log.
+    pub seq: u64,
+}
+
+/// The answer to a read of a present key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KvGetResponse {
+    /// The stored value.
+    pub value: KvValue,
+}
+
+/// The answer to a delete.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KvDeleteResponse {
+    /// Whether the key existed.
+    pub existed: bool,
+    /// The change's sequence number, when something was deleted.
+    pub seq: Option<u64>,
+}
+
+/// The ids in a collection, in byte order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KvListResponse {
+    /// Ids, sorted.
+    pub ids: Vec<String>,
+}
+
+/// What kind of change a [`ChangeEvent`] records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ChangeOp {
+    /// A value was written.
+    Set,
+    /// A value was deleted.
+    Delete,
+}
+
+/// One entry of a user's kv change log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeEvent {
+    /// Position in the user's change log; consecutive, starting at 1.
+    pub seq: u64,
+    /// Collection name.
+    pub collection: String,
+    /// Id within the collection.
+    pub id: String,
+    /// Set or delete.
+    pub op: ChangeOp,
+    /// The value written (for `set`), `None` for `delete`.
+    pub value: Option<KvValue>,
+}
+
+/// Frames the client sends on the change feed websocket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ClientFrame {
+    /// Must be the first frame: authenticates and says where to resume.
+    #[serde(rename_all = "camelCase")]
+    Auth {
+        /// The session token.
+        token: String,
+        /// The last sequence number the client has seen; changes after it are
+        /// replayed. `None` starts at the current head.
+        since: Option<u64>,
+    },
+}
+
+/// Frames the accelerator sends on the change feed websocket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum ServerFrame {
+    /// Authenticated; replay (if any) follows. `seq` is the head at this moment.
+    Ready {
+        /// The user's latest sequence number.
+        seq: u64,
+    },
+    /// One change, in sequence order, with no gaps.
+    Change(ChangeEvent),
+    /// The client is too far behind the retained log: reload everything, then carry
+    /// on from `seq`. Live changes after `seq` follow on the same socket.
+    Resync {
+        /// The head to continue from.
+        seq: u64,
+    },
+    /// The feed cannot continue (e.g. the session was revoked); the socket closes.
+    Error(ErrorBody),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_have_their_documented_shape() {
+        let auth = ClientFrame::Auth { token: "t".into(), since: Some(3) };
+        assert_eq!(
+            serde_json::to_string(&auth).unwrap(),
+            r#"{"type":"auth","token":"t","since":3}"#
+        );
+        let change = ServerFrame::Change(ChangeEvent {
+            seq: 4,
+            collection: "todos".into(),
+            id: "t1".into(),
+            op: ChangeOp::Delete,
+            value: None,
+        });
+        assert_eq!(
+            serde_json::to_string(&change).unwrap(),
+            r#"{"type":"change","seq":4,"collection":"todos","id":"t1","op":"delete","value":null}"#
+        );
+        let plain = KvValue::Plain { json: "1".into(), mac: "m".into() };
+        assert_eq!(serde_json::to_string(&plain).unwrap(), r#"{"kind":"plain","json":"1","mac":"m"}"#);
+    }
+}
