@@ -1,0 +1,309 @@
+//! Signing in without a password on the wire.
+//!
+//! The device derives an Ed25519 login key from the password; the accelerator keeps
+//! the public half and, to sign in, hands out a random single-use challenge that the
+//! device signs ([`coffer_core::account`]). A session is a random bearer token of
+//! which only the SHA-256 is stored. Every failed sign-in answers the same
+//! `Unauthorized` message, and the salt of an unknown username is a stable made-up
+//! one, so neither reveals whether a username exists.
+
+use std::io::Write as _;
+use std::path::Path;
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use coffer_core::account::{self, KdfParams, SALT_LEN, WRAPPED_ROOT_LEN, WRAPPED_ROOT_VERSION};
+use coffer_core::b64;
+use coffer_core::proto::{
+    ChallengeRequest, ChallengeResponse, ChangePasswordRequest, LoginRequest, SaltRequest, SaltResponse,
+    SessionInfo, SessionResponse, SignUpRequest,
+};
+use coffer_core::validate;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::{Digest, Sha256};
+
+use crate::error::{ApiError, Json};
+use crate::server::{AppState, expiry_ms, now_ms};
+use crate::store::{Challenge, Credentials, Session, User};
+
+/// The server secret's file name inside the data directory.
+pub const SECRET_FILE: &str = "server-secret";
+
+/// Longest challenge id accepted (ids are 22 characters; this leaves room).
+const MAX_CHALLENGE_ID_LEN: usize = 64;
+
+/// 32 random bytes created once per data directory; keys the made-up salts of
+/// unknown usernames, so they are stable across restarts and unguessable.
+pub struct ServerSecret([u8; 32]);
+
+impl ServerSecret {
+    /// Reads the secret from `data_dir`, creating it (mode 0600) on first start.
+    pub fn load_or_create(data_dir: &Path) -> std::io::Result<Self> {
+        let path = data_dir.join(SECRET_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                let bytes: [u8; 32] = bytes.try_into().map_err(|_| {
+                    std::io::Error::other(format!("{} is not 32 bytes; remove it to make a new one", path.display()))
+                })?;
+                return Ok(ServerSecret(bytes));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let secret: [u8; 32] = random().map_err(|e| std::io::Error::other(e.message.into_owned()))?;
+        // Written beside, then renamed into place: a crash never leaves a short file.
+        let tmp = data_dir.join(format!("{SECRET_FILE}.tmp"));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&tmp)?;
+        file.write_all(&secret)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(ServerSecret(secret))
+    }
+
+    /// The made-up salt for an unknown username: the first 16 bytes of
+    /// HMAC-SHA256(secret, username).
+    pub fn fake_salt(&self, username: &str) -> [u8; SALT_LEN] {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(username.as_bytes());
+        let tag = mac.finalize().into_bytes();
+        let mut salt = [0u8; SALT_LEN];
+        salt.copy_from_slice(&tag[..SALT_LEN]);
+        salt
+    }
+}
+
+/// `N` bytes from the operating system's random source.
+pub fn random<const N: usize>() -> Result<[u8; N], ApiError> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|e| ApiError::internal(format!("no randomness: {e}")))?;
+    Ok(bytes)
+}
+
+/// The stored form of a session token: SHA-256 of its bytes. `None` if the text
+/// is not a token this accelerator could have issued.
+pub fn token_hash(token: &str) -> Option<[u8; 32]> {
+    let bytes: [u8; 32] = b64::decode_array(token)?;
+    Some(Sha256::digest(bytes).into())
+}
+
+/// A request made with a live session (`Authorization: Bearer <token>`).
+pub struct Authed {
+    /// The session and its user.
+    pub session: Session,
+    /// The token's hash, to revoke or keep this very session.
+    pub token_hash: [u8; 32],
+}
+
+impl Authed {
+    /// Checks a bearer token against the records.
+    pub async fn from_token(state: &AppState, token: &str) -> Result<Self, ApiError> {
+        let hash = token_hash(token).ok_or_else(ApiError::unauthorized)?;
+        let now = now_ms();
+        let session = state.records(move |r| r.session(&hash, now)).await?.ok_or_else(ApiError::unauthorized)?;
+        Ok(Authed { session, token_hash: hash })
+    }
+}
+
+impl FromRequestParts<AppState> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let token = header.strip_prefix("Bearer ").ok_or_else(|| {
+            ApiError::new(
+                coffer_core::ErrorCode::Unauthorized,
+                "sign in first: send the session token as `Authorization: Bearer <token>`",
+            )
+        })?;
+        Authed::from_token(state, token.trim()).await
+    }
+}
+
+fn decode_fixed<const N: usize>(text: &str, what: &'static str) -> Result<[u8; N], ApiError> {
+    b64::decode_array(text).ok_or_else(|| ApiError::invalid(format!("{what} must be {N} bytes of base64url")))
+}
+
+/// Checks the public material of a new password.
+fn credentials(
+    salt: &str,
+    kdf: &KdfParams,
+    login_public_key: &str,
+    wrapped_root: &str,
+) -> Result<Credentials, ApiError> {
+    let salt = decode_fixed::<SALT_LEN>(salt, "salt")?;
+    kdf.check().map_err(|e| ApiError::invalid(e.to_string()))?;
+    let login_public_key = decode_fixed::<32>(login_public_key, "loginPublicKey")?;
+    account::check_public_key(&login_public_key)
+        .map_err(|_| ApiError::invalid("loginPublicKey is not a usable Ed25519 public key"))?;
+    let wrapped = b64::decode(wrapped_root)
+        .filter(|w| w.len() == WRAPPED_ROOT_LEN)
+        .ok_or_else(|| ApiError::invalid(format!("wrappedRoot must be {WRAPPED_ROOT_LEN} bytes of base64url")))?;
+    if wrapped[0] != WRAPPED_ROOT_VERSION {
+        return Err(ApiError::invalid(format!(
+            "wrappedRoot has unknown version {}; this accelerator knows version {WRAPPED_ROOT_VERSION}",
+            wrapped[0]
+        )));
+    }
+    Ok(Credentials { salt, kdf: kdf.clone(), login_public_key, wrapped_root: wrapped })
+}
+
+fn challenge_id(text: &str) -> Result<String, ApiError> {
+    if text.is_empty() || text.len() > MAX_CHALLENGE_ID_LEN {
+        return Err(ApiError::invalid("challengeId is malformed; ask for a new challenge"));
+    }
+    Ok(text.to_owned())
+}
+
+/// Creates a session for `user` and answers with it.
+async fn open_session(state: &AppState, user: User) -> Result<Json<SessionResponse>, ApiError> {
+    let token: [u8; 32] = random()?;
+    let hash: [u8; 32] = Sha256::digest(token).into();
+    let expires_at_ms = expiry_ms(state.config.session_ttl);
+    let user_id = user.user_id.clone();
+    let now = now_ms();
+    state.records(move |r| r.create_session(&hash, &user_id, expires_at_ms, now)).await?;
+    Ok(Json(SessionResponse {
+        token: b64::encode(token),
+        user_id: user.user_id,
+        username: user.username,
+        wrapped_root: b64::encode(&user.credentials.wrapped_root),
+        kv_seq: user.kv_seq,
+        expires_at_ms,
+    }))
+}
+
+/// Takes a challenge and checks a signature over it with the user's current key.
+/// Every way this can fail is the same [`ApiError::sign_in_failed`].
+async fn check_signed_challenge(
+    state: &AppState,
+    challenge_id: String,
+    signature: &[u8; 64],
+    username_must_be: Option<&str>,
+) -> Result<User, ApiError> {
+    let challenge = state.records(move |r| r.take_challenge(&challenge_id)).await?;
+    let challenge = challenge.ok_or_else(ApiError::sign_in_failed)?;
+    if now_ms() >= challenge.expires_at_ms {
+        return Err(ApiError::sign_in_failed());
+    }
+    if username_must_be.is_some_and(|name| name != challenge.username) {
+        return Err(ApiError::sign_in_failed());
+    }
+    let username = challenge.username.clone();
+    let user = state.records(move |r| r.user_by_name(&username)).await?;
+    let user = user.ok_or_else(ApiError::sign_in_failed)?;
+    account::verify_login(&user.credentials.login_public_key, &user.username, &challenge.challenge, signature)
+        .map_err(|_| ApiError::sign_in_failed())?;
+    Ok(user)
+}
+
+/// `POST /v1/auth/salt`.
+pub async fn salt(State(state): State<AppState>, Json(req): Json<SaltRequest>) -> Result<Json<SaltResponse>, ApiError> {
+    validate::username(&req.username)?;
+    let username = req.username.clone();
+    let user = state.records(move |r| r.user_by_name(&username)).await?;
+    Ok(Json(match user {
+        Some(user) => SaltResponse { salt: b64::encode(user.credentials.salt), kdf: user.credentials.kdf },
+        None => SaltResponse { salt: b64::encode(state.secret.fake_salt(&req.username)), kdf: KdfParams::default() },
+    }))
+}
+
+/// `POST /v1/auth/signup`.
+pub async fn signup(
+    State(state): State<AppState>,
+    Json(req): Json<SignUpRequest>,
+) -> Result<Json<SessionResponse>, ApiError> {
+    validate::username(&req.username)?;
+    let credentials = credentials(&req.salt, &req.kdf, &req.login_public_key, &req.wrapped_root)?;
+    let user = User {
+        user_id: b64::encode(random::<16>()?),
+        username: req.username,
+        credentials,
+        kv_seq: 0,
+    };
+    let record = user.clone();
+    state.records(move |r| r.create_user(&record)).await?;
+    open_session(&state, user).await
+}
+
+/// `POST /v1/auth/challenge`. Issued for any well-formed username, known or not.
+pub async fn challenge(
+    State(state): State<AppState>,
+    Json(req): Json<ChallengeRequest>,
+) -> Result<Json<ChallengeResponse>, ApiError> {
+    validate::username(&req.username)?;
+    let ttl = state.config.challenge_ttl;
+    let challenge = Challenge {
+        challenge_id: b64::encode(random::<16>()?),
+        username: req.username,
+        challenge: random()?,
+        expires_at_ms: expiry_ms(ttl),
+    };
+    let response = ChallengeResponse {
+        challenge_id: challenge.challenge_id.clone(),
+        challenge: b64::encode(challenge.challenge),
+        expires_in_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+    };
+    let now = now_ms();
+    state.records(move |r| r.create_challenge(&challenge, now)).await?;
+    Ok(Json(response))
+}
+
+/// `POST /v1/auth/login`.
+pub async fn login(
+    State(state): State<AppState>,
+    Json(req): Json<LoginRequest>,
+) -> Result<Json<SessionResponse>, ApiError> {
+    let id = challenge_id(&req.challenge_id)?;
+    let signature = decode_fixed::<64>(&req.signature, "signature")?;
+    let user = check_signed_challenge(&state, id, &signature, None).await?;
+    open_session(&state, user).await
+}
+
+/// `GET /v1/auth/session`.
+pub async fn session(authed: Authed) -> Json<SessionInfo> {
+    let s = authed.session;
+    Json(SessionInfo { user_id: s.user_id, username: s.username, kv_seq: s.kv_seq, expires_at_ms: s.expires_at_ms })
+}
+
+/// `POST /v1/auth/password`: a challenge signed with the current login key, then
+/// the new credentials replace the old ones and every other session is revoked.
+pub async fn change_password(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(req): Json<ChangePasswordRequest>,
+) -> Result<Json<SessionInfo>, ApiError> {
+    let id = challenge_id(&req.challenge_id)?;
+    let signature = decode_fixed::<64>(&req.signature, "signature")?;
+    let new = credentials(&req.salt, &req.kdf, &req.login_public_key, &req.wrapped_root)?;
+    let user = check_signed_challenge(&state, id, &signature, Some(&authed.session.username)).await?;
+    if user.user_id != authed.session.user_id {
+        return Err(ApiError::sign_in_failed());
+    }
+    let old_key = user.credentials.login_public_key;
+    let keep = authed.token_hash;
+    let user_id = user.user_id.clone();
+    let replaced = state.records(move |r| r.replace_credentials(&user_id, &old_key, &new, &keep)).await?;
+    if !replaced {
+        // Another password change won the race; this one's signature is stale.
+        return Err(ApiError::sign_in_failed());
+    }
+    // Feed sockets of the revoked sessions notice on this wake-up.
+    state.feed.wake(&user.user_id);
+    let s = authed.session;
+    Ok(Json(SessionInfo { user_id: s.user_id, username: s.username, kv_seq: s.kv_seq, expires_at_ms: s.expires_at_ms }))
+}
+
+/// `POST /v1/auth/signout`: revokes the session. 204.
+pub async fn signout(State(state): State<AppState>, authed: Authed) -> Result<StatusCode, ApiError> {
+    let hash = authed.token_hash;
+    if let Some(user_id) = state.records(move |r| r.delete_session(&hash)).await? {
+        state.feed.wake(&user_id);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

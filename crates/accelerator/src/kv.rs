@@ -1,0 +1,132 @@
+//! The kv routes. Values arrive sealed or MAC'd by the client; the accelerator
+//! checks their shape and size, never their content, and stores them under the
+//! session's user id. Each set, and each delete of a present key, appends to the
+//! user's change log in the same transaction and wakes the user's feeds.
+
+use axum::extract::State;
+use coffer_core::b64;
+use coffer_core::kv::{MAC_LEN, SEALED_VERSION};
+use coffer_core::proto::{
+    KvDeleteResponse, KvGetResponse, KvKeyRequest, KvListRequest, KvListResponse, KvSetRequest, KvValue,
+    KvWriteResponse,
+};
+use coffer_core::validate::{self, MAX_VALUE_BYTES};
+
+use crate::auth::Authed;
+use crate::error::{ApiError, Json};
+use crate::server::AppState;
+use crate::store::StoredValue;
+
+/// AES-256-GCM nonce bytes in a sealed envelope.
+const NONCE_LEN: usize = 12;
+/// AES-256-GCM tag bytes in a sealed envelope.
+const TAG_LEN: usize = 16;
+/// Shortest sealed envelope: version, nonce, tag (an empty plaintext).
+pub const MIN_SEALED_LEN: usize = 1 + NONCE_LEN + TAG_LEN;
+/// Longest sealed envelope: one around the largest value the SDK seals.
+pub const MAX_SEALED_LEN: usize = 1 + NONCE_LEN + MAX_VALUE_BYTES + TAG_LEN;
+
+fn key(collection: &str, id: &str) -> Result<(), ApiError> {
+    validate::any_collection(collection)?;
+    validate::id(id)?;
+    Ok(())
+}
+
+/// Checks a value's envelope and turns it into its stored form.
+fn stored_value(value: KvValue) -> Result<StoredValue, ApiError> {
+    match value {
+        KvValue::Sealed { envelope } => {
+            // Four base64 characters per three bytes: refuse before decoding.
+            if envelope.len() > MAX_SEALED_LEN.div_ceil(3) * 4 {
+                return Err(ApiError::too_large(format!(
+                    "the sealed value is over {MAX_SEALED_LEN} bytes; store large data with client.storage"
+                )));
+            }
+            let bytes =
+                b64::decode(&envelope).ok_or_else(|| ApiError::invalid("value.envelope must be base64url"))?;
+            match bytes.first() {
+                Some(&SEALED_VERSION) => {}
+                Some(&other) => {
+                    return Err(ApiError::invalid(format!(
+                        "sealed value has unknown version {other}; this accelerator knows version {SEALED_VERSION}"
+                    )));
+                }
+                None => return Err(ApiError::invalid("value.envelope is empty")),
+            }
+            if bytes.len() < MIN_SEALED_LEN {
+                return Err(ApiError::invalid(format!(
+                    "value.envelope is {} bytes; a sealed value is at least {MIN_SEALED_LEN}",
+                    bytes.len()
+                )));
+            }
+            if bytes.len() > MAX_SEALED_LEN {
+                return Err(ApiError::too_large(format!(
+                    "the sealed value is over {MAX_SEALED_LEN} bytes; store large data with client.storage"
+                )));
+            }
+            Ok(StoredValue::Sealed(bytes))
+        }
+        KvValue::Plain { json, mac } => {
+            validate::value_json(&json)?;
+            let mac: [u8; MAC_LEN] = b64::decode_array(&mac)
+                .ok_or_else(|| ApiError::invalid(format!("value.mac must be {MAC_LEN} bytes of base64url")))?;
+            Ok(StoredValue::Plain { json, mac })
+        }
+    }
+}
+
+/// `POST /v1/kv/set`.
+pub async fn set(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(req): Json<KvSetRequest>,
+) -> Result<Json<KvWriteResponse>, ApiError> {
+    key(&req.collection, &req.id)?;
+    let value = stored_value(req.value)?;
+    let user_id = authed.session.user_id;
+    let uid = user_id.clone();
+    let seq = state.records(move |r| r.kv_set(&uid, &req.collection, &req.id, &value)).await?;
+    state.feed.wake(&user_id);
+    Ok(Json(KvWriteResponse { seq }))
+}
+
+/// `POST /v1/kv/get`: 404 `NotFound` when absent.
+pub async fn get(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(req): Json<KvKeyRequest>,
+) -> Result<Json<KvGetResponse>, ApiError> {
+    key(&req.collection, &req.id)?;
+    let user_id = authed.session.user_id;
+    let found = state.records(move |r| r.kv_get(&user_id, &req.collection, &req.id)).await?;
+    let value = found.ok_or_else(|| ApiError::not_found("no value is stored under that collection and id"))?;
+    Ok(Json(KvGetResponse { value: value.to_wire() }))
+}
+
+/// `POST /v1/kv/delete`.
+pub async fn delete(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(req): Json<KvKeyRequest>,
+) -> Result<Json<KvDeleteResponse>, ApiError> {
+    key(&req.collection, &req.id)?;
+    let user_id = authed.session.user_id;
+    let uid = user_id.clone();
+    let seq = state.records(move |r| r.kv_delete(&uid, &req.collection, &req.id)).await?;
+    if seq.is_some() {
+        state.feed.wake(&user_id);
+    }
+    Ok(Json(KvDeleteResponse { existed: seq.is_some(), seq }))
+}
+
+/// `POST /v1/kv/list`.
+pub async fn list(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(req): Json<KvListRequest>,
+) -> Result<Json<KvListResponse>, ApiError> {
+    validate::any_collection(&req.collection)?;
+    let user_id = authed.session.user_id;
+    let ids = state.records(move |r| r.kv_list(&user_id, &req.collection)).await?;
+    Ok(Json(KvListResponse { ids }))
+}

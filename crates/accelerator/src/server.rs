@@ -1,0 +1,152 @@
+//! The HTTP side: shared state, the router with its limits and CORS, static files,
+//! and the serve loop with graceful shutdown.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, header};
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::services::ServeDir;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::ServerSecret;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::feed::FeedHub;
+use crate::store::sqlite::SqliteRecords;
+use crate::store::{Records, StoreError};
+use crate::{auth, feed, kv};
+
+/// What every handler shares. Cheap to clone: everything is behind an `Arc`.
+#[derive(Clone)]
+pub struct AppState {
+    /// The records backend, behind the [`Records`] trait so it can be swapped.
+    records: Arc<dyn Records>,
+    /// Limits and lifetimes the handlers apply.
+    pub config: Arc<Config>,
+    /// Key for the stable made-up salts of unknown usernames.
+    pub secret: Arc<ServerSecret>,
+    /// Wakes feed websockets when their user's change log grows.
+    pub feed: Arc<FeedHub>,
+    /// Becomes `true` when the server shuts down, so feed websockets close.
+    pub shutdown: watch::Receiver<bool>,
+    /// Held by every feed task; `run` waits until all are dropped.
+    pub feed_alive: mpsc::Sender<()>,
+}
+
+impl AppState {
+    /// Runs a [`Records`] call on the blocking pool and maps its error.
+    pub async fn records<T, F>(&self, call: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Records) -> Result<T, StoreError> + Send + 'static,
+    {
+        let records = Arc::clone(&self.records);
+        match tokio::task::spawn_blocking(move || call(&*records)).await {
+            Ok(result) => result.map_err(ApiError::from),
+            Err(join) => Err(ApiError::internal(format!("records task failed: {join}"))),
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// `now_ms() + ttl`, saturating.
+pub fn expiry_ms(ttl: Duration) -> u64 {
+    now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Every route: the API under `/v1`, the package under `/pkg/`, the demo at `/`.
+pub fn router(state: AppState) -> Router {
+    let config = Arc::clone(&state.config);
+    let api = Router::new()
+        .route("/health", get(health))
+        .route("/auth/salt", post(auth::salt))
+        .route("/auth/signup", post(auth::signup))
+        .route("/auth/challenge", post(auth::challenge))
+        .route("/auth/login", post(auth::login))
+        .route("/auth/session", get(auth::session))
+        .route("/auth/password", post(auth::change_password))
+        .route("/auth/signout", post(auth::signout))
+        .route("/kv/set", post(kv::set))
+        .route("/kv/get", post(kv::get))
+        .route("/kv/delete", post(kv::delete))
+        .route("/kv/list", post(kv::list))
+        .route("/kv/feed", get(feed::upgrade))
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_route)
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .with_state(state);
+
+    let mut app = Router::new().nest("/v1", api);
+    if let Some(pkg) = &config.pkg_dir {
+        // `ServeDir` types `.wasm` as `application/wasm`, which streaming
+        // compilation in the browser requires.
+        app = app.nest_service("/pkg", ServeDir::new(pkg));
+    }
+    app = match &config.www_dir {
+        Some(www) => app.fallback_service(ServeDir::new(www).append_index_html_on_directories(true)),
+        None => app.fallback(no_route),
+    };
+
+    // Sessions travel in a header, not a cookie, so any origin may call the API:
+    // a page without the token can do nothing with it.
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(Duration::from_secs(3600));
+
+    app.layer(cors).layer(TraceLayer::new_for_http())
+}
+
+async fn health() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn no_route(method: Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no route {method} {}; see the route table in coffer_core::proto", uri.path()))
+}
+
+/// Opens the records, then serves `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)?;
+    let secret = ServerSecret::load_or_create(&config.data_dir)?;
+    let records = SqliteRecords::open(&config.data_dir, config.change_log_retain).map_err(std::io::Error::other)?;
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (feed_alive, mut feeds_done) = mpsc::channel::<()>(1);
+    let state = AppState {
+        records: Arc::new(records),
+        config: Arc::new(config),
+        secret: Arc::new(secret),
+        feed: Arc::new(FeedHub::default()),
+        shutdown: shutdown_rx,
+        feed_alive,
+    };
+    let app = router(state);
+
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        let _ = shutdown_tx.send(true);
+    };
+    axum::serve(listener, app).with_graceful_shutdown(signal).await?;
+
+    // Every clone of the state is gone once the last feed task ends.
+    let _ = tokio::time::timeout(Duration::from_secs(5), feeds_done.recv()).await;
+    Ok(())
+}
