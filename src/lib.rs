@@ -1,1 +1,45 @@
-//! placeholder
+//! # coffer
+//!
+//! The JavaScript-facing layer of Coffer, compiled to WebAssembly by wasm-pack. It
+//! converts between JS values and the core's types and moves bytes over `fetch` and
+//! `WebSocket`; every computation a test could check without a browser lives in
+//! `coffer-core`.
+//!
+//! # Layout
+//!
+//! - [`client`] — `Client`: sign-up, sign-in, resume, anonymous, sign-out.
+//! - [`kv`] — `client.kv`: get / set / delete / list / on.
+//! - [`feed`] — the change-feed websocket: auth frame, resume, backoff.
+//! - [`events`] — listeners and their after-the-call delivery.
+//! - [`auth`] — the account flows against the accelerator.
+//! - [`http`] — JSON over `fetch`, the session header, error bodies.
+//! - [`remember`] — what `remember` keeps in session/local storage.
+//! - [`error`] — the one conversion to a JS `Error` with a stable `code`.
+//! - [`options`], [`json`], [`random`] — small boundary helpers.
+//! - `types.d.ts` — the hand-written TypeScript merged into the generated `.d.ts`.
+
+pub mod auth;
+pub mod client;
+pub mod error;
+pub mod events;
+pub mod feed;
+pub mod http;
+pub mod json;
+pub mod kv;
+pub mod options;
+pub mod random;
+pub mod remember;
+
+pub use client::Client;
+pub use kv::Kv;
+
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen(typescript_custom_section)]
+const TYPES: &'static str = include_str!("types.d.ts");
+
+/// Installs the panic hook once, so a bug shows a readable message in the console.
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}

@@ -1,0 +1,102 @@
+//! The account flows against the accelerator: sign-up, sign-in, password change.
+//! Every secret is derived here in the browser (by the core); the accelerator sees
+//! the salt, the KDF parameters, the login public key and the wrapped root only.
+
+use coffer_core::account::{self, KdfParams, PasswordKey, RootSecret, SALT_LEN};
+use coffer_core::proto::{
+    ChallengeRequest, ChallengeResponse, ChangePasswordRequest, LoginRequest, SaltRequest, SaltResponse,
+    SessionInfo, SessionResponse, SignUpRequest,
+};
+use coffer_core::{ErrorCode, b64, validate};
+
+use crate::error::{SdkError, SdkResult};
+use crate::http::Http;
+use crate::random;
+
+/// A fresh salt and the default parameters, derived into a password key.
+fn new_password_key(password: &str) -> SdkResult<([u8; SALT_LEN], KdfParams, PasswordKey)> {
+    let salt = random::bytes::<SALT_LEN>();
+    let kdf = KdfParams::default();
+    let key = account::derive_password_key(password, &salt, &kdf)?;
+    Ok((salt, kdf, key))
+}
+
+fn check_password(password: &str) -> SdkResult<()> {
+    if password.is_empty() {
+        return Err(SdkError::invalid("password must not be empty"));
+    }
+    Ok(())
+}
+
+/// Creates an account with a new random root secret.
+pub async fn sign_up(http: &Http, username: &str, password: &str) -> SdkResult<(SessionResponse, RootSecret)> {
+    validate::username(username)?;
+    check_password(password)?;
+    let (salt, kdf, key) = new_password_key(password)?;
+    let root = RootSecret::from_bytes(random::bytes());
+    let request = SignUpRequest {
+        username: username.to_owned(),
+        salt: b64::encode(salt),
+        kdf,
+        login_public_key: b64::encode(key.login_key().public_key()),
+        wrapped_root: b64::encode(key.wrap_key().wrap(&root, username, random::bytes())),
+    };
+    let session: SessionResponse = http.post("/v1/auth/signup", &request).await?;
+    Ok((session, root))
+}
+
+/// Derives the current password key from the salt the accelerator records.
+async fn current_password_key(http: &Http, username: &str, password: &str) -> SdkResult<PasswordKey> {
+    let salt: SaltResponse = http.post("/v1/auth/salt", &SaltRequest { username: username.to_owned() }).await?;
+    let salt_bytes = b64::decode_array::<SALT_LEN>(&salt.salt)
+        .ok_or_else(|| SdkError::network("the accelerator sent a malformed salt"))?;
+    Ok(account::derive_password_key(password, &salt_bytes, &salt.kdf)?)
+}
+
+/// A challenge for `username`, signed with `key`'s login key.
+async fn signed_challenge(http: &Http, username: &str, key: &PasswordKey) -> SdkResult<(String, String)> {
+    let challenge: ChallengeResponse =
+        http.post("/v1/auth/challenge", &ChallengeRequest { username: username.to_owned() }).await?;
+    let bytes = b64::decode(&challenge.challenge).ok_or_else(|| SdkError::network("malformed challenge"))?;
+    let signature = key.login_key().sign_challenge(username, &bytes);
+    Ok((challenge.challenge_id, b64::encode(signature)))
+}
+
+/// Signs in with username and password and unwraps the root secret.
+pub async fn sign_in(http: &Http, username: &str, password: &str) -> SdkResult<(SessionResponse, RootSecret)> {
+    validate::username(username)?;
+    check_password(password)?;
+    let key = current_password_key(http, username, password).await?;
+    let (challenge_id, signature) = signed_challenge(http, username, &key).await?;
+    let session: SessionResponse = http.post("/v1/auth/login", &LoginRequest { challenge_id, signature }).await?;
+    let wrapped = b64::decode(&session.wrapped_root)
+        .ok_or_else(|| SdkError::network("the accelerator sent a malformed wrapped root secret"))?;
+    let root = key.wrap_key().unwrap(username, &wrapped).map_err(|e| {
+        SdkError::new(ErrorCode::Integrity, format!("signed in, but the account's root secret did not open: {e}"))
+    })?;
+    Ok((session, root))
+}
+
+/// Rewraps the root secret under a new password; the old password stops working and
+/// the account's other sessions are revoked.
+pub async fn change_password(
+    http: &Http,
+    username: &str,
+    root: &RootSecret,
+    current: &str,
+    new: &str,
+) -> SdkResult<SessionInfo> {
+    check_password(new)?;
+    let old_key = current_password_key(http, username, current).await?;
+    let (challenge_id, signature) = signed_challenge(http, username, &old_key).await?;
+    let (salt, kdf, key) = new_password_key(new)?;
+    let request = ChangePasswordRequest {
+        challenge_id,
+        signature,
+        salt: b64::encode(salt),
+        kdf,
+        login_public_key: b64::encode(key.login_key().public_key()),
+        wrapped_root: b64::encode(key.wrap_key().wrap(root, username, random::bytes())),
+    };
+    http.post("/v1/auth/password", &request).await
+}

@@ -1,0 +1,257 @@
+//! The change feed: one websocket per signed-in client, authenticated in its first
+//! frame, resumed from the last sequence number after any disconnect.
+//!
+//! Reconnects forever with exponential backoff (250 ms doubling to 30 s) and jitter
+//! (each delay drawn from its upper half). A change is delivered once, in order:
+//! anything at or below the last delivered sequence is a duplicate and is skipped;
+//! a gap means the socket is out of step, so it is closed and resumed.
+
+use std::cell::{Cell, RefCell};
+use std::rc::{Rc, Weak};
+
+use coffer_core::kv::KvScope;
+use coffer_core::proto::{ChangeEvent, ChangeOp, ClientFrame, ServerFrame};
+use coffer_core::validate::RESERVED_PREFIX;
+use coffer_core::ErrorCode;
+use js_sys::{Function, Object, Reflect};
+use wasm_bindgen::prelude::*;
+use web_sys::{CloseEvent, MessageEvent, WebSocket};
+
+use crate::client::Inner;
+use crate::error::SdkError;
+use crate::events::EventKind;
+use crate::{json, random};
+
+#[wasm_bindgen]
+extern "C" {
+    #[wasm_bindgen(js_name = setTimeout)]
+    fn set_timeout(callback: &Function, ms: i32) -> JsValue;
+    #[wasm_bindgen(js_name = clearTimeout)]
+    fn clear_timeout(handle: &JsValue);
+    #[wasm_bindgen(js_namespace = console, js_name = warn)]
+    fn console_warn(message: &str);
+}
+
+/// First retry delay.
+const BACKOFF_START_MS: f64 = 250.0;
+/// Longest retry delay.
+const BACKOFF_MAX_MS: f64 = 30_000.0;
+
+/// The websocket's event handlers, kept alive as long as their socket.
+struct Handlers {
+    _open: Closure<dyn FnMut()>,
+    _message: Closure<dyn FnMut(MessageEvent)>,
+    _close: Closure<dyn FnMut(CloseEvent)>,
+}
+
+/// One client's change feed.
+pub struct Feed {
+    /// The client's state; the feed ends when the client is gone.
+    inner: Weak<Inner>,
+    /// The current socket, if connected or connecting.
+    socket: RefCell<Option<WebSocket>>,
+    /// Handlers of the current socket. Replaced only from `connect`, never from
+    /// inside a handler (a closure must not be dropped while it runs).
+    handlers: RefCell<Option<Handlers>>,
+    /// The last sequence number delivered (or skipped as the SDK's own).
+    last_seq: Cell<u64>,
+    /// Failed attempts since the last `ready`, for the backoff.
+    attempt: Cell<u32>,
+    /// Set by `stop`: no more reconnects.
+    stopped: Cell<bool>,
+    /// The pending reconnect timer.
+    timer: RefCell<Option<JsValue>>,
+}
+
+impl Feed {
+    /// Starts a feed that delivers changes after `since`.
+    pub fn start(inner: Weak<Inner>, since: u64) -> Rc<Feed> {
+        let feed = Rc::new(Feed {
+            inner,
+            socket: RefCell::new(None),
+            handlers: RefCell::new(None),
+            last_seq: Cell::new(since),
+            attempt: Cell::new(0),
+            stopped: Cell::new(false),
+            timer: RefCell::new(None),
+        });
+        feed.connect();
+        feed
+    }
+
+    /// Closes the socket for good.
+    pub fn stop(&self) {
+        self.stopped.set(true);
+        if let Some(timer) = self.timer.borrow_mut().take() {
+            clear_timeout(&timer);
+        }
+        if let Some(socket) = self.socket.borrow_mut().take() {
+            let _ = socket.close();
+        }
+    }
+
+    fn connect(self: &Rc<Self>) {
+        if self.stopped.get() {
+            return;
+        }
+        let Some(inner) = self.inner.upgrade() else { return };
+        // Replacing the old socket's handlers is safe here: this runs from a timer or
+        // from `start`, never inside one of them.
+        if let Some(old) = self.socket.borrow_mut().take() {
+            old.set_onopen(None);
+            old.set_onmessage(None);
+            old.set_onclose(None);
+            let _ = old.close();
+        }
+        let socket = match WebSocket::new(&inner.http.feed_url()) {
+            Ok(socket) => socket,
+            Err(_) => return self.retry_later(),
+        };
+        let weak = Rc::downgrade(self);
+        let open = Closure::<dyn FnMut()>::new({
+            let weak = weak.clone();
+            move || {
+                if let Some(feed) = weak.upgrade() {
+                    feed.on_open();
+                }
+            }
+        });
+        let message = Closure::<dyn FnMut(MessageEvent)>::new({
+            let weak = weak.clone();
+            move |event: MessageEvent| {
+                if let Some(feed) = weak.upgrade() {
+                    feed.on_message(event);
+                }
+            }
+        });
+        let close = Closure::<dyn FnMut(CloseEvent)>::new(move |_event: CloseEvent| {
+            if let Some(feed) = weak.upgrade() {
+                feed.on_close();
+            }
+        });
+        socket.set_onopen(Some(open.as_ref().unchecked_ref()));
+        socket.set_onmessage(Some(message.as_ref().unchecked_ref()));
+        socket.set_onclose(Some(close.as_ref().unchecked_ref()));
+        *self.handlers.borrow_mut() = Some(Handlers { _open: open, _message: message, _close: close });
+        *self.socket.borrow_mut() = Some(socket);
+    }
+
+    fn send(&self, frame: &ClientFrame) {
+        if let Some(socket) = self.socket.borrow().as_ref() {
+            let _ = socket.send_with_str(&serde_json::to_string(frame).expect("frames serialize"));
+        }
+    }
+
+    /// Drops the current connection; `on_close` then schedules a resume.
+    fn reconnect(&self) {
+        if let Some(socket) = self.socket.borrow().as_ref() {
+            let _ = socket.close();
+        }
+    }
+
+    fn on_open(&self) {
+        let Some(inner) = self.inner.upgrade() else { return };
+        let Some(token) = inner.http.token() else { return self.stop() };
+        self.send(&ClientFrame::Auth { token, since: Some(self.last_seq.get()) });
+    }
+
+    fn on_close(self: &Rc<Self>) {
+        self.socket.borrow_mut().take();
+        self.retry_later();
+    }
+
+    fn retry_later(self: &Rc<Self>) {
+        if self.stopped.get() {
+            return;
+        }
+        let attempt = self.attempt.get();
+        self.attempt.set(attempt.saturating_add(1));
+        let ceiling = (BACKOFF_START_MS * 2f64.powi(attempt.min(16) as i32)).min(BACKOFF_MAX_MS);
+        let delay = ceiling * (0.5 + 0.5 * random::unit());
+        let weak = Rc::downgrade(self);
+        // Owned by JS and freed once it has run, so a retry scheduled from inside a
+        // retry never drops a running closure.
+        let callback = Closure::once_into_js(move || {
+            if let Some(feed) = weak.upgrade() {
+                feed.timer.borrow_mut().take();
+                feed.connect();
+            }
+        });
+        let handle = set_timeout(callback.unchecked_ref(), delay as i32);
+        *self.timer.borrow_mut() = Some(handle);
+    }
+
+    fn on_message(&self, event: MessageEvent) {
+        let Some(text) = event.data().as_string() else { return };
+        let frame: ServerFrame = match serde_json::from_str(&text) {
+            Ok(frame) => frame,
+            Err(_) => {
+                console_warn("coffer: unreadable frame on the change feed; reconnecting");
+                return self.reconnect();
+            }
+        };
+        match frame {
+            ServerFrame::Ready { .. } => self.attempt.set(0),
+            ServerFrame::Change(change) => self.on_change(change),
+            ServerFrame::Resync { seq } => {
+                self.last_seq.set(seq);
+                if let Some(inner) = self.inner.upgrade() {
+                    let payload = Object::new();
+                    let _ = Reflect::set(&payload, &"seq".into(), &JsValue::from_f64(seq as f64));
+                    inner.events.emit(EventKind::Resync, payload.into());
+                }
+            }
+            ServerFrame::Error(body) => {
+                console_warn(&format!("coffer: the change feed stopped: {} ({})", body.message, body.code));
+                if body.code == ErrorCode::Unauthorized {
+                    self.stop();
+                } else {
+                    self.reconnect();
+                }
+            }
+        }
+    }
+
+    fn on_change(&self, change: ChangeEvent) {
+        let last = self.last_seq.get();
+        if change.seq <= last {
+            return;
+        }
+        if change.seq != last + 1 {
+            return self.reconnect();
+        }
+        self.last_seq.set(change.seq);
+        if change.collection.starts_with(RESERVED_PREFIX) {
+            return;
+        }
+        let Some(inner) = self.inner.upgrade() else { return };
+        let Ok(user) = inner.user() else { return };
+        let payload = Object::new();
+        let set = |k: &str, v: &JsValue| {
+            let _ = Reflect::set(&payload, &k.into(), v);
+        };
+        set("collection", &change.collection.as_str().into());
+        set("id", &change.id.as_str().into());
+        set("seq", &JsValue::from_f64(change.seq as f64));
+        let kind = match change.op {
+            ChangeOp::Set => "set",
+            ChangeOp::Delete => "delete",
+        };
+        set("type", &kind.into());
+        let data = match &change.value {
+            None => Ok(JsValue::NULL),
+            Some(value) => {
+                let scope = KvScope { user_id: &user.user_id, collection: &change.collection, id: &change.id };
+                user.kv.decode(&scope, value).map_err(SdkError::from).and_then(|text| json::parse(&text))
+            }
+        };
+        match data {
+            Ok(data) => set("data", &data),
+            Err(e) => {
+                set("data", &JsValue::NULL);
+                set("error", &e.into());
+            }
+        }
+        inner.events.emit(EventKind::Change, payload.into());
+    }
+}

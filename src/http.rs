@@ -1,0 +1,150 @@
+//! JSON over `fetch` to the accelerator: one place that builds requests, attaches the
+//! session token as a header (never in a URL) and turns every answer that is not a
+//! success into an [`SdkError`] with the accelerator's code and message.
+
+use std::cell::RefCell;
+
+use coffer_core::ErrorCode;
+use coffer_core::proto::ErrorBody;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{Request, RequestInit, Response};
+
+use crate::error::{SdkError, SdkResult, describe_js};
+
+#[wasm_bindgen]
+extern "C" {
+    /// The global `fetch`, in a window or a worker alike.
+    #[wasm_bindgen(js_name = fetch)]
+    fn global_fetch(request: &Request) -> js_sys::Promise;
+}
+
+/// A connection to one accelerator.
+pub struct Http {
+    /// Origin (and optional path prefix) of the accelerator, without a trailing `/`.
+    base: String,
+    /// The session token, once signed in; sent as `Authorization: Bearer`.
+    token: RefCell<Option<String>>,
+}
+
+impl Http {
+    /// Checks the URL and keeps it.
+    pub fn new(url: &str) -> SdkResult<Self> {
+        let base = url.trim_end_matches('/');
+        let parsed = web_sys::Url::new(base)
+            .map_err(|_| SdkError::invalid(format!("url {url:?} is not an absolute URL such as \"http://127.0.0.1:8080\"")))?;
+        let scheme = parsed.protocol();
+        if scheme != "http:" && scheme != "https:" {
+            return Err(SdkError::invalid(format!("url must be http: or https:, not {scheme}")));
+        }
+        Ok(Http { base: base.to_owned(), token: RefCell::new(None) })
+    }
+
+    /// The accelerator's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The change feed's websocket URL.
+    pub fn feed_url(&self) -> String {
+        let rest = self.base.strip_prefix("http").unwrap_or(&self.base);
+        format!("ws{rest}/v1/kv/feed")
+    }
+
+    /// The current session token.
+    pub fn token(&self) -> Option<String> {
+        self.token.borrow().clone()
+    }
+
+    /// Sets or clears the session token.
+    pub fn set_token(&self, token: Option<String>) {
+        *self.token.borrow_mut() = token;
+    }
+
+    /// `POST path` with a JSON body, expecting a JSON answer.
+    pub async fn post<B: Serialize, R: DeserializeOwned>(&self, path: &str, body: &B) -> SdkResult<R> {
+        let text = serde_json::to_string(body).expect("wire types always serialize");
+        let response = self.send("POST", path, Some(&text)).await?;
+        read_json(response).await
+    }
+
+    /// `POST path` with a JSON body, expecting no answer body.
+    pub async fn post_empty<B: Serialize>(&self, path: &str, body: &B) -> SdkResult<()> {
+        let text = serde_json::to_string(body).expect("wire types always serialize");
+        self.send("POST", path, Some(&text)).await.map(drop)
+    }
+
+    /// `GET path`, expecting a JSON answer.
+    pub async fn get<R: DeserializeOwned>(&self, path: &str) -> SdkResult<R> {
+        let response = self.send("GET", path, None).await?;
+        read_json(response).await
+    }
+
+    /// Sends one request; a non-2xx answer becomes the accelerator's error.
+    async fn send(&self, method: &str, path: &str, json: Option<&str>) -> SdkResult<Response> {
+        let init = RequestInit::new();
+        init.set_method(method);
+        if let Some(json) = json {
+            init.set_body(&JsValue::from_str(json));
+        }
+        let url = format!("{}{path}", self.base);
+        let request = Request::new_with_str_and_init(&url, &init)
+            .map_err(|e| SdkError::invalid(format!("cannot build a request to {url}: {}", describe_js(&e))))?;
+        let headers = request.headers();
+        if json.is_some() {
+            headers.set("content-type", "application/json").expect("a valid header");
+        }
+        if let Some(token) = self.token.borrow().as_deref() {
+            headers.set("authorization", &format!("Bearer {token}")).expect("a valid header");
+        }
+        let response: Response = JsFuture::from(global_fetch(&request))
+            .await
+            .map_err(|e| {
+                SdkError::network(format!(
+                    "could not reach the accelerator at {}: {} — check the url and that it is running",
+                    self.base,
+                    describe_js(&e)
+                ))
+            })?
+            .unchecked_into();
+        if response.ok() {
+            return Ok(response);
+        }
+        Err(error_from(response).await)
+    }
+}
+
+async fn body_text(response: &Response) -> SdkResult<String> {
+    let promise = response.text().map_err(|e| SdkError::network(describe_js(&e)))?;
+    let text = JsFuture::from(promise)
+        .await
+        .map_err(|e| SdkError::network(format!("the connection broke while reading an answer: {}", describe_js(&e))))?;
+    Ok(text.as_string().unwrap_or_default())
+}
+
+async fn read_json<R: DeserializeOwned>(response: Response) -> SdkResult<R> {
+    let text = body_text(&response).await?;
+    serde_json::from_str(&text).map_err(|e| {
+        SdkError::new(
+            ErrorCode::Network,
+            format!("the accelerator answered with something this SDK cannot read ({e}); are the SDK and the accelerator the same version?"),
+        )
+    })
+}
+
+async fn error_from(response: Response) -> SdkError {
+    let status = response.status();
+    let text = match body_text(&response).await {
+        Ok(text) => text,
+        Err(e) => return e,
+    };
+    match serde_json::from_str::<ErrorBody>(&text) {
+        Ok(body) => SdkError::new(body.code, body.message),
+        Err(_) => {
+            let code = if status >= 500 { ErrorCode::Internal } else { ErrorCode::Network };
+            SdkError::new(code, format!("the accelerator answered HTTP {status} without an error body"))
+        }
+    }
+}

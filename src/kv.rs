@@ -1,0 +1,142 @@
+//! `client.kv`: get / set / delete / list and the change feed's listeners.
+
+use std::rc::Rc;
+
+use coffer_core::kv::KvScope;
+use coffer_core::proto::{
+    KvDeleteResponse, KvGetResponse, KvKeyRequest, KvListRequest, KvListResponse, KvSetRequest, KvWriteResponse,
+};
+use coffer_core::{ErrorCode, validate};
+use js_sys::{Array, Function, Promise};
+use wasm_bindgen::prelude::*;
+
+use crate::client::{Inner, promise, rejected};
+use crate::error::{SdkError, SdkResult};
+use crate::events::EventKind;
+use crate::json;
+use crate::options::{Options, string_arg};
+use crate::random;
+
+/// The per-user encrypted key/value store (`client.kv`). Typed in the `.d.ts` by
+/// the `Kv` interface in `types.d.ts`.
+#[wasm_bindgen]
+pub struct Kv {
+    inner: Rc<Inner>,
+}
+
+/// A collection and id from JS arguments, checked.
+fn key(collection: &JsValue, id: &JsValue) -> SdkResult<(String, String)> {
+    let collection = string_arg(collection, "collection")?;
+    validate::collection(&collection)?;
+    let id = string_arg(id, "id")?;
+    validate::id(&id)?;
+    Ok((collection, id))
+}
+
+impl Kv {
+    /// A handle on the client's store.
+    pub fn new(inner: Rc<Inner>) -> Self {
+        Kv { inner }
+    }
+}
+
+#[wasm_bindgen]
+impl Kv {
+    /// Stores a JSON value, sealed unless `{ encrypt: false }`.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn set(&self, collection: JsValue, id: JsValue, value: JsValue, options: Option<JsValue>) -> Promise {
+        let prepared = (|| {
+            let (collection, id) = key(&collection, &id)?;
+            let encrypt = Options::optional(options, "kv.set options")?.optional_bool("encrypt")?.unwrap_or(true);
+            let text = json::stringify(&value)?;
+            validate::value_json(&text)?;
+            Ok::<_, SdkError>((collection, id, encrypt, text))
+        })();
+        let (collection, id, encrypt, text) = match prepared {
+            Ok(p) => p,
+            Err(e) => return rejected(e),
+        };
+        let inner = Rc::clone(&self.inner);
+        promise(async move {
+            let user = inner.user()?;
+            let scope = KvScope { user_id: &user.user_id, collection: &collection, id: &id };
+            let value = user.kv.encode(&scope, &text, encrypt, random::bytes());
+            let _: KvWriteResponse =
+                inner.http.post("/v1/kv/set", &KvSetRequest { collection, id, value }).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Reads a value (decrypting it here), or `null` if there is none.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn get(&self, collection: JsValue, id: JsValue) -> Promise {
+        let (collection, id) = match key(&collection, &id) {
+            Ok(k) => k,
+            Err(e) => return rejected(e),
+        };
+        let inner = Rc::clone(&self.inner);
+        promise(async move {
+            let user = inner.user()?;
+            let request = KvKeyRequest { collection, id };
+            let found: KvGetResponse = match inner.http.post("/v1/kv/get", &request).await {
+                Ok(found) => found,
+                Err(e) if e.code == ErrorCode::NotFound => return Ok(JsValue::NULL),
+                Err(e) => return Err(e),
+            };
+            let scope = KvScope { user_id: &user.user_id, collection: &request.collection, id: &request.id };
+            json::parse(&user.kv.decode(&scope, &found.value)?)
+        })
+    }
+
+    /// Deletes a value; resolves to whether it existed.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn delete(&self, collection: JsValue, id: JsValue) -> Promise {
+        let (collection, id) = match key(&collection, &id) {
+            Ok(k) => k,
+            Err(e) => return rejected(e),
+        };
+        let inner = Rc::clone(&self.inner);
+        promise(async move {
+            inner.user()?;
+            let answer: KvDeleteResponse = inner.http.post("/v1/kv/delete", &KvKeyRequest { collection, id }).await?;
+            Ok(JsValue::from_bool(answer.existed))
+        })
+    }
+
+    /// The ids in a collection, sorted.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn list(&self, collection: JsValue) -> Promise {
+        let collection = match string_arg(&collection, "collection").and_then(|c| {
+            validate::collection(&c)?;
+            Ok(c)
+        }) {
+            Ok(c) => c,
+            Err(e) => return rejected(e),
+        };
+        let inner = Rc::clone(&self.inner);
+        promise(async move {
+            inner.user()?;
+            let answer: KvListResponse = inner.http.post("/v1/kv/list", &KvListRequest { collection }).await?;
+            Ok(JsValue::from(answer.ids.into_iter().map(JsValue::from).collect::<Array>()))
+        })
+    }
+
+    /// Listens for `"change"` or `"resync"`; returns a function that stops listening.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn on(&self, event: JsValue, listener: JsValue) -> Result<Function, JsValue> {
+        let kind = EventKind::parse(&string_arg(&event, "event")?)?;
+        let listener: Function = listener
+            .dyn_into()
+            .map_err(|_| SdkError::invalid("kv.on(event, listener): listener must be a function"))?;
+        self.inner.user()?;
+        let id = self.inner.events.add(kind, listener);
+        self.inner.ensure_feed();
+        let events = Rc::downgrade(&self.inner.events);
+        let off = Closure::<dyn FnMut()>::new(move || {
+            if let Some(events) = events.upgrade() {
+                events.remove(id);
+            }
+        });
+        Ok(off.into_js_value().unchecked_into())
+    }
+}
