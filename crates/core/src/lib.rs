@@ -18,11 +18,21 @@
 //! - [`proto`] — request/response bodies and websocket frames (JSON).
 //! - [`code`] — the stable error codes every layer reports.
 //! - [`b64`] — base64url (no padding), the text form of every binary field.
+//! - [`chunk`] — file chunks sealed under their own random AES-256-GCM keys.
+//! - [`erasure`] — Reed–Solomon k + m shards, checked against their addresses.
+//! - [`shard`] — shard addresses: BLAKE3 of the shard, lowercase hex.
+//! - [`manifest`] — the manifest (a file's read capability) and its chunk table.
+//! - [`space`] — space keys, invite tokens and sealed file records.
 #![forbid(unsafe_code)]
 
 pub mod account;
 mod primitives;
 pub mod b64;
+pub mod chunk;
+pub mod erasure;
+pub mod manifest;
+pub mod shard;
+pub mod space;
 pub mod code;
 pub mod kv;
 pub mod proto;
