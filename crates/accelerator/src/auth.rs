@@ -36,7 +36,10 @@ const MAX_CHALLENGE_ID_LEN: usize = 64;
 
 /// 32 random bytes created once per data directory; keys the made-up salts of
 /// unknown usernames, so they are stable across restarts and unguessable.
-pub struct ServerSecret([u8; 32]);
+pub struct ServerSecret(
+    /// The HMAC key; never leaves this process.
+    [u8; 32],
+);
 
 impl ServerSecret {
     /// Reads the secret from `data_dir`, creating it (mode 0600) on first start.

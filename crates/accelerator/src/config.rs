@@ -16,7 +16,7 @@ pub struct Config {
     /// import `/pkg/coffer.js` from the same origin.
     pub pkg_dir: Option<PathBuf>,
     /// How many kv change-log entries are kept per user. A feed client further
-    /// behind than this is told to resync instead of replayed.
+    /// behind than this is told to resync instead of replayed. At least 1.
     pub change_log_retain: u64,
     /// How long a session token stays valid after sign-in.
     pub session_ttl: Duration,

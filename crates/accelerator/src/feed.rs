@@ -214,6 +214,7 @@ impl Feed {
         // Subscribe before the first read of the log: see the module docs.
         let mut subscription = self.state.feed.subscribe(&user_id);
         let uid = user_id.clone();
+        // Nothing is after `u64::MAX`: this reads just the head.
         let head = self.state.records(move |r| r.changes_after(&uid, u64::MAX, 0)).await?.head;
         self.send(&ServerFrame::Ready { seq: head }).await?;
         self.last = since.unwrap_or(head);
@@ -295,3 +296,26 @@ fn going_away() -> End {
     End::Error(ApiError::new(ErrorCode::Network, "the accelerator is shutting down; reconnect shortly"), CLOSE_GOING_AWAY)
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hub_wakes_only_its_user_and_forgets_closed_feeds() {
+        let hub = Arc::new(FeedHub::default());
+        let mut ada = hub.subscribe("ada");
+        let ada2 = hub.subscribe("ada");
+        let mut bob = hub.subscribe("bob");
+        hub.wake("ada");
+        ada.woken().await;
+        assert!(!bob.rx.as_mut().unwrap().has_changed().unwrap(), "bob is not woken by ada's writes");
+        drop(ada);
+        assert!(hub.users().contains_key("ada"), "ada still has a feed");
+        drop(ada2);
+        assert!(!hub.users().contains_key("ada"));
+        drop(bob);
+        assert!(hub.users().is_empty());
+        hub.wake("nobody");
+    }
+}

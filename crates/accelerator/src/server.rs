@@ -8,9 +8,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, header};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
@@ -106,7 +108,11 @@ pub fn router(state: AppState) -> Router {
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         .max_age(Duration::from_secs(3600));
 
-    app.layer(cors).layer(TraceLayer::new_for_http())
+    // A bug in a handler answers `Internal` as JSON, like every other failure,
+    // and the accelerator keeps serving.
+    let panics = CatchPanicLayer::custom(|_| ApiError::internal("a handler panicked").into_response());
+
+    app.layer(panics).layer(cors).layer(TraceLayer::new_for_http())
 }
 
 async fn health() -> axum::Json<serde_json::Value> {
@@ -148,5 +154,6 @@ pub async fn serve(
 
     // Every clone of the state is gone once the last feed task ends.
     let _ = tokio::time::timeout(Duration::from_secs(5), feeds_done.recv()).await;
+    tracing::info!("stopped");
     Ok(())
 }

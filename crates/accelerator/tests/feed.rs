@@ -246,8 +246,11 @@ async fn shutdown_closes_open_feeds() {
 /// One write as the writer made it, to compare the feed against.
 #[derive(Debug, Clone, PartialEq)]
 struct Written {
+    /// The change's sequence number.
     seq: u64,
+    /// The id written.
     id: String,
+    /// The JSON set, or `None` for a delete.
     json: Option<String>,
 }
 

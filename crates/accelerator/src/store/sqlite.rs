@@ -427,3 +427,85 @@ impl Records for SqliteRecords {
         Ok(ChangeWindow { head: uint(head), changes })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str, key: u8) -> User {
+        User {
+            user_id: format!("id-{name}"),
+            username: name.into(),
+            credentials: Credentials {
+                salt: [1; 16],
+                kdf: KdfParams::default(),
+                login_public_key: [key; 32],
+                wrapped_root: vec![1; 61],
+            },
+            kv_seq: 0,
+        }
+    }
+
+    fn open(retain: u64) -> (tempfile::TempDir, SqliteRecords) {
+        let dir = tempfile::tempdir().unwrap();
+        let records = SqliteRecords::open(dir.path(), retain).unwrap();
+        (dir, records)
+    }
+
+    #[test]
+    fn log_is_consecutive_and_pruned_to_retain() {
+        let (_dir, db) = open(3);
+        db.create_user(&user("ada", 1)).unwrap();
+        for i in 1..=5u64 {
+            assert_eq!(db.kv_set("id-ada", "c", &format!("k{i}"), &StoredValue::Sealed(vec![1; 29])).unwrap(), i);
+        }
+        assert_eq!(db.kv_delete("id-ada", "c", "nope").unwrap(), None);
+        assert_eq!(db.kv_delete("id-ada", "c", "k1").unwrap(), Some(6));
+        let window = db.changes_after("id-ada", 0, 100).unwrap();
+        assert_eq!(window.head, 6);
+        let seqs: Vec<u64> = window.changes.iter().map(|c| c.seq).collect();
+        assert_eq!(seqs, [4, 5, 6], "only the last three are kept; the gap after 0 is visible");
+        assert_eq!(window.changes[2].value, None);
+        let window = db.changes_after("id-ada", 4, 1).unwrap();
+        assert_eq!(window.changes.len(), 1, "limit respected");
+        assert_eq!(window.changes[0].seq, 5);
+    }
+
+    #[test]
+    fn reopening_keeps_everything() {
+        let (dir, db) = open(10);
+        db.create_user(&user("ada", 1)).unwrap();
+        let plain = StoredValue::Plain { json: "[1]".into(), mac: [9; 32] };
+        db.kv_set("id-ada", "c", "i", &plain).unwrap();
+        drop(db);
+        let db = SqliteRecords::open(dir.path(), 10).unwrap();
+        assert_eq!(db.kv_get("id-ada", "c", "i").unwrap(), Some(plain));
+        assert_eq!(db.user_by_name("ada").unwrap().unwrap().kv_seq, 1);
+        assert_eq!(db.create_user(&user("ada", 2)), Err(StoreError::UsernameTaken));
+    }
+
+    #[test]
+    fn challenges_are_taken_once() {
+        let (_dir, db) = open(10);
+        let ch = Challenge { challenge_id: "c1".into(), username: "ada".into(), challenge: [3; 32], expires_at_ms: 100 };
+        db.create_challenge(&ch, 0).unwrap();
+        assert_eq!(db.take_challenge("c1").unwrap(), Some(ch));
+        assert_eq!(db.take_challenge("c1").unwrap(), None);
+    }
+
+    #[test]
+    fn credentials_change_only_from_the_expected_key() {
+        let (_dir, db) = open(10);
+        db.create_user(&user("ada", 1)).unwrap();
+        db.create_session(&[1; 32], "id-ada", 1_000, 0).unwrap();
+        db.create_session(&[2; 32], "id-ada", 1_000, 0).unwrap();
+        let new = user("ada", 7).credentials;
+        assert!(!db.replace_credentials("id-ada", &[9; 32], &new, &[1; 32]).unwrap(), "stale key");
+        assert!(db.session(&[2; 32], 0).unwrap().is_some(), "nothing revoked by a refused change");
+        assert!(db.replace_credentials("id-ada", &[1; 32], &new, &[1; 32]).unwrap());
+        assert_eq!(db.user_by_name("ada").unwrap().unwrap().credentials, new);
+        assert!(db.session(&[1; 32], 0).unwrap().is_some());
+        assert!(db.session(&[2; 32], 0).unwrap().is_none());
+        assert!(db.session(&[1; 32], 1_000).unwrap().is_none(), "expired at its expiry");
+    }
+}

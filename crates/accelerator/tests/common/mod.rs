@@ -29,7 +29,9 @@ pub struct TestServer {
     pub url: String,
     /// The data directory, kept alive as long as the server (and across restarts).
     pub dir: tempfile::TempDir,
+    /// Completes the shutdown future handed to `run`.
     stop: Option<oneshot::Sender<()>>,
+    /// The server task, to wait for a clean stop.
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
@@ -83,7 +85,9 @@ impl Drop for TestServer {
 /// Raw HTTP calls that return the status and the JSON body (or `Null`).
 #[derive(Clone)]
 pub struct Api {
+    /// One client, so connections are reused as a browser would.
     pub http: reqwest::Client,
+    /// The server's base URL.
     pub url: String,
 }
 
@@ -176,10 +180,15 @@ pub fn random<const N: usize>() -> [u8; N] {
 
 /// What a device holds after signing in.
 pub struct Account {
+    /// The name signed up with.
     pub username: String,
+    /// The password, to sign in again from "another device".
     pub password: String,
+    /// The session sign-up returned.
     pub session: SessionResponse,
+    /// The root secret, to check that other devices unwrap the same one.
     pub root: RootSecret,
+    /// The kv keys, to seal and open values as the SDK does.
     pub keys: KvKeys,
 }
 
@@ -285,6 +294,7 @@ impl Account {
 
 /// A feed websocket.
 pub struct Feed {
+    /// The raw socket, for tests that send odd frames or watch pings.
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }
 
