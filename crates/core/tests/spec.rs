@@ -1,0 +1,149 @@
+//! Keeps SPEC.md and the code from drifting apart: its constants table, its error-code
+//! table and its JSON examples are checked against the code.
+
+use coffer_core::account::{self, KdfParams};
+use coffer_core::kv;
+use coffer_core::proto::{ClientFrame, KvValue, ServerFrame};
+use coffer_core::{ErrorCode, validate};
+
+fn spec() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/SPEC.md")).unwrap()
+}
+
+/// The table row of SPEC.md that starts with `` | `name` | ``.
+fn row<'a>(spec: &'a str, name: &str) -> &'a str {
+    let start = format!("| `{name}` |");
+    let mut rows = spec.lines().filter(|line| line.starts_with(&start));
+    let found = rows.next().unwrap_or_else(|| panic!("SPEC.md has no table row for `{name}`"));
+    found
+}
+
+fn label(bytes: &[u8]) -> String {
+    format!("`\"{}\"`", std::str::from_utf8(bytes).unwrap())
+}
+
+#[test]
+fn constants_table_matches_the_code() {
+    let spec = spec();
+    let constants: Vec<(&str, String)> = vec![
+        ("NONCE_LEN", "12".into()),
+        ("TAG_LEN", "16".into()),
+        ("SALT_LEN", account::SALT_LEN.to_string()),
+        ("CHALLENGE_LEN", account::CHALLENGE_LEN.to_string()),
+        ("KDF_ARGON2ID", format!("`\"{}\"`", account::KDF_ARGON2ID)),
+        ("KdfParams::MIN_MEM_KIB", KdfParams::MIN_MEM_KIB.to_string()),
+        ("KdfParams::MAX_MEM_KIB", KdfParams::MAX_MEM_KIB.to_string()),
+        ("LABEL_LOGIN_KEY", label(account::LABEL_LOGIN_KEY)),
+        ("LABEL_WRAP_KEY", label(account::LABEL_WRAP_KEY)),
+        ("LABEL_LOGIN_SIGNATURE", label(account::LABEL_LOGIN_SIGNATURE)),
+        ("LABEL_WRAPPED_ROOT", label(account::LABEL_WRAPPED_ROOT)),
+        ("WRAPPED_ROOT_VERSION", format!("`0x{:02x}`", account::WRAPPED_ROOT_VERSION)),
+        ("WRAPPED_ROOT_LEN", account::WRAPPED_ROOT_LEN.to_string()),
+        ("LABEL_KV_SEAL", label(kv::LABEL_KV_SEAL)),
+        ("LABEL_KV_MAC", label(kv::LABEL_KV_MAC)),
+        ("LABEL_KV_AAD", label(kv::LABEL_KV_AAD)),
+        ("LABEL_KV_PLAIN", label(kv::LABEL_KV_PLAIN)),
+        ("SEALED_VERSION", format!("`0x{:02x}`", kv::SEALED_VERSION)),
+        ("MAC_LEN", kv::MAC_LEN.to_string()),
+        ("MAX_NAME_BYTES", validate::MAX_NAME_BYTES.to_string()),
+        ("MAX_VALUE_BYTES", validate::MAX_VALUE_BYTES.to_string()),
+        ("MAX_USERNAME_BYTES", validate::MAX_USERNAME_BYTES.to_string()),
+        ("RESERVED_PREFIX", format!("`'{}'`", validate::RESERVED_PREFIX)),
+    ];
+    for (name, value) in constants {
+        let cells: Vec<&str> = row(&spec, name).split('|').map(str::trim).collect();
+        assert_eq!(cells[2], value, "SPEC.md §11 gives `{name}` another value than the code");
+    }
+    // The two the crate keeps private, checked through what they size.
+    assert_eq!(account::WRAPPED_ROOT_LEN, 1 + 12 + 32 + 16);
+    // The defaults quoted in §3.1.
+    let default = serde_json::to_string(&KdfParams::default()).unwrap();
+    assert!(spec.contains(&format!("```json\n{default}\n```")), "§3.1 does not show {default}");
+}
+
+#[test]
+fn error_table_matches_the_code() {
+    let spec = spec();
+    for code in [
+        ErrorCode::NotFound,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::InvalidInput,
+        ErrorCode::TooLarge,
+        ErrorCode::QuotaExceeded,
+        ErrorCode::Integrity,
+        ErrorCode::Network,
+        ErrorCode::Conflict,
+        ErrorCode::RateLimited,
+        ErrorCode::Aborted,
+        ErrorCode::Internal,
+    ] {
+        let cells: Vec<&str> = row(&spec, code.as_str()).split('|').map(str::trim).collect();
+        assert_eq!(cells[2], code.http_status().to_string(), "SPEC.md §8: status of {code}");
+    }
+}
+
+/// Every one-line JSON example in a ```json block of SPEC.md parses as the type it
+/// shows and serializes back to exactly the same text.
+#[test]
+fn json_examples_are_exact() {
+    let spec = spec();
+    let mut checked = 0;
+    let mut in_block = false;
+    for line in spec.lines() {
+        match line {
+            "```json" => in_block = true,
+            "```" => in_block = false,
+            _ if in_block => {
+                let value: serde_json::Value = serde_json::from_str(line).unwrap();
+                let again = if value.get("alg").is_some() {
+                    serde_json::to_string(&serde_json::from_str::<KdfParams>(line).unwrap())
+                } else if value.get("kind").is_some() {
+                    serde_json::to_string(&serde_json::from_str::<KvValue>(line).unwrap())
+                } else if value["type"] == "auth" {
+                    serde_json::to_string(&serde_json::from_str::<ClientFrame>(line).unwrap())
+                } else {
+                    serde_json::to_string(&serde_json::from_str::<ServerFrame>(line).unwrap())
+                };
+                let again = again.unwrap();
+                // `<b64 …>` placeholders are not b64, but survive as strings.
+                assert_eq!(again, line, "SPEC.md example is not what the code writes");
+                checked += 1;
+            }
+            _ => {}
+        }
+    }
+    assert!(checked >= 10, "only {checked} JSON examples found");
+}
+
+/// Behaviours SPEC.md states in prose.
+#[test]
+fn prose_claims() {
+    // §7.3: `since` may be absent, meaning the head.
+    let frame: ClientFrame = serde_json::from_str(r#"{"type":"auth","token":"t"}"#).unwrap();
+    assert_eq!(frame, ClientFrame::Auth { token: "t".into(), since: None });
+    // §6: any JSON value, surrounding whitespace allowed, any nesting depth (the
+    // check skips over the value without recursing), and nothing else.
+    for ok in ["0", "\"\"", "null", " [1] ", "{\"a\":{}}"] {
+        validate::value_json(ok).unwrap();
+    }
+    let nested = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    validate::value_json(&nested(100_000)).unwrap();
+    for bad in ["", " ", "1 2", "[1,]", "{'a':1}", "NaN", "\"\\x\""] {
+        validate::value_json(bad).unwrap_err();
+    }
+    // §6: the limit is on the JSON text, inclusive.
+    let exact = format!("\"{}\"", "x".repeat(validate::MAX_VALUE_BYTES - 2));
+    validate::value_json(&exact).unwrap();
+    assert_eq!(
+        validate::value_json(&format!("{exact} ")).unwrap_err().code(),
+        ErrorCode::TooLarge
+    );
+    // §6: names are opaque: paths, spaces, emoji.
+    for name in ["../é/..", "a b", "🍵", "x".repeat(validate::MAX_NAME_BYTES).as_str()] {
+        validate::collection(name).unwrap();
+        validate::id(name).unwrap();
+    }
+    // §3.1: the default parameters are accepted, and are OWASP's minimum.
+    KdfParams::default().check().unwrap();
+}
