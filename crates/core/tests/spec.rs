@@ -6,8 +6,10 @@ use coffer_core::kv;
 use coffer_core::proto::{ClientFrame, KvValue, ServerFrame};
 use coffer_core::{ErrorCode, validate};
 
+/// SPEC.md up to the `# Files and spaces` part, which has its own tests.
 fn spec() -> String {
-    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/SPEC.md")).unwrap()
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/SPEC.md")).unwrap();
+    text.split("\n# Files and spaces").next().unwrap().to_owned()
 }
 
 /// The table row of SPEC.md that starts with `` | `name` | ``.
@@ -146,4 +148,33 @@ fn prose_claims() {
     }
     // §3.1: the default parameters are accepted, and are OWASP's minimum.
     KdfParams::default().check().unwrap();
+}
+
+/// §10's table of vector kinds counts the files that are really there.
+#[test]
+fn vector_counts_match() {
+    let spec = spec();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors");
+    let mut counts = std::collections::BTreeMap::<(String, bool), usize>::new();
+    let mut total = (0, 0);
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "txt") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let kind = text.lines().find_map(|l| l.strip_prefix("kind: ")).unwrap().to_owned();
+        let fail = path.file_name().unwrap().to_str().unwrap().starts_with("fail_");
+        *counts.entry((kind, fail)).or_default() += 1;
+        total.0 += 1;
+        total.1 += usize::from(fail);
+    }
+    for ((kind, fail), n) in &counts {
+        let cells: Vec<String> = row(&spec, kind).split('|').map(|c| c.trim().to_owned()).collect();
+        let said = cells[4].clone();
+        let want = format!("{n} {}", if *fail { "fail" } else { "ok" });
+        assert!(said.split(", ").any(|part| part == want), "SPEC.md §10 says `{said}` for {kind}; the folder has {want}");
+    }
+    let line = format!("{} files in all, {} of them `fail_*`.", total.0, total.1);
+    assert!(spec.contains(&line), "SPEC.md §10 should say: {line}");
 }
