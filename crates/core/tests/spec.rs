@@ -15,9 +15,9 @@ fn spec() -> String {
 /// The table row of SPEC.md that starts with `` | `name` | ``.
 fn row<'a>(spec: &'a str, name: &str) -> &'a str {
     let start = format!("| `{name}` |");
-    let mut rows = spec.lines().filter(|line| line.starts_with(&start));
-    let found = rows.next().unwrap_or_else(|| panic!("SPEC.md has no table row for `{name}`"));
-    found
+    spec.lines()
+        .find(|line| line.starts_with(&start))
+        .unwrap_or_else(|| panic!("SPEC.md has no table row for `{name}`"))
 }
 
 fn label(bytes: &[u8]) -> String {
