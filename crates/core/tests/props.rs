@@ -1,5 +1,6 @@
 //! Property tests: round trips of every format, and tampering that must always fail.
-//! Failures are persisted under `proptest-regressions/` (committed when they occur).
+//! Failures are persisted in `crates/core/proptest-regressions/props.txt` (commit it
+//! when it appears: those cases then run first, every time).
 
 use coffer_core::account::{
     AccountError, KdfParams, PasswordKey, RootSecret, WRAPPED_ROOT_LEN, WRAPPED_ROOT_VERSION, verify_login,
@@ -9,7 +10,18 @@ use coffer_core::proto::*;
 use coffer_core::{ErrorCode, b64, validate};
 use proptest::prelude::*;
 use proptest::sample::Index;
+use proptest::test_runner::FileFailurePersistence;
 use serde_json::Value;
+
+/// 256 cases per property (proptest's default); failures saved beside `src/`.
+/// `cargo test` runs integration tests from the package root, so the path is
+/// `crates/core/proptest-regressions/props.txt`.
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct("proptest-regressions/props.txt"))),
+        ..ProptestConfig::default()
+    }
+}
 
 // ---------------------------------------------------------------------------------
 // Strategies
@@ -79,6 +91,8 @@ fn flip(bytes: &[u8], bit: Index) -> Vec<u8> {
 // ---------------------------------------------------------------------------------
 
 proptest! {
+    #![proptest_config(config())]
+
     #[test]
     fn kv_sealed_round_trip(root: [u8; 32], s in scope(), json in json_ish(), nonce: [u8; 12]) {
         let k = keys(root);
@@ -175,6 +189,8 @@ proptest! {
 // ---------------------------------------------------------------------------------
 
 proptest! {
+    #![proptest_config(config())]
+
     #[test]
     fn wrap_round_trip(pwk: [u8; 32], root: [u8; 32], username in text(), nonce: [u8; 12]) {
         let wrap = PasswordKey::from_bytes(pwk).wrap_key();
@@ -231,6 +247,8 @@ proptest! {
 // ---------------------------------------------------------------------------------
 
 proptest! {
+    #![proptest_config(config())]
+
     #[test]
     fn b64_round_trip(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
         let text = b64::encode(&bytes);
@@ -275,6 +293,8 @@ proptest! {
 // ---------------------------------------------------------------------------------
 
 proptest! {
+    #![proptest_config(config())]
+
     #[test]
     fn names_accepted_iff_rules_hold(name in text()) {
         let rules = !name.is_empty() && name.len() <= validate::MAX_NAME_BYTES && !name.chars().any(|c| c.is_ascii_control());
@@ -358,6 +378,8 @@ where
 }
 
 proptest! {
+    #![proptest_config(config())]
+
     #[test]
     fn proto_auth_round_trip(a in text(), b in text(), c in text(), d in text(), k in kdf(), n: u64, m: u64) {
         round_trip(&SaltRequest { username: a.clone() })?;
