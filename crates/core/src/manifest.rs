@@ -79,7 +79,7 @@ pub enum ManifestError {
     /// A manifest (`coffer<N>:`) or table node of a version this SDK does not know.
     #[error("this file's manifest has format version {0}, which this SDK does not know; update the SDK")]
     UnknownVersion(u32),
-    /// Not a manifest: wrong prefix, not base64url, too long or too short.
+    /// Not a manifest: wrong prefix, or longer than any manifest.
     #[error("not a Coffer file manifest (expected text starting with \"coffer1:\", at most 1023 characters)")]
     Malformed,
     /// The manifest did not authenticate: altered or truncated.
@@ -357,45 +357,44 @@ pub enum Finish {
 /// turn. At the end, [`finish`](Self::finish) is called until it returns the manifest.
 ///
 /// ```
-/// use coffer_core::chunk::{ChunkKey, seal_at, seal_chunk};
+/// use std::cell::Cell;
+/// use coffer_core::chunk::{ChunkKey, ChunkPos, seal_at};
 /// use coffer_core::erasure;
-/// use coffer_core::manifest::{ChunkRef, FileParams, Finish, Manifest, ManifestBuilder, TableNode};
+/// use coffer_core::manifest::{ChunkRef, FileParams, Finish, Manifest, ManifestBuilder, ManifestError, TableNode};
 /// use coffer_core::shard::ShardAddress;
 ///
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # fn main() -> Result<(), ManifestError> {
 /// let params = FileParams { chunk_size: 1024, ..FileParams::default() };
 /// let file = vec![7u8; 10_000];
-/// let mut keys = 0u8..; // stands in for a CSPRNG: draw every key at random
-/// let mut fresh = || ChunkKey::from_bytes([keys.next().unwrap(); 32]);
-/// // Stands in for uploading: seal, erasure-code, address.
-/// let store = |key: ChunkKey, sealed: Vec<u8>| -> ChunkRef {
+/// // Stands in for a CSPRNG: every key must be drawn at random.
+/// let counter = Cell::new(0u8);
+/// let fresh_key = || {
+///     counter.set(counter.get() + 1);
+///     ChunkKey::from_bytes([counter.get(); 32])
+/// };
+/// // Stands in for uploading: seal under a fresh key, erasure-code, address the shards.
+/// let store = |pos: ChunkPos, plaintext: &[u8]| -> ChunkRef {
+///     let key = fresh_key();
+///     let sealed = seal_at(&key, pos, plaintext);
 ///     let shards = erasure::encode(&sealed, params.data(), params.parity()).unwrap();
 ///     ChunkRef { key, shards: shards.iter().map(|s| ShardAddress::of(s)).collect() }
 /// };
-/// let mut store_table = |node: TableNode| {
-///     let key = fresh();
-///     let sealed = seal_at(&key, node.pos, &node.plaintext);
-///     store(key, sealed)
+/// let store_tables = |b: &mut ManifestBuilder, mut node: Option<TableNode>| -> Result<(), ManifestError> {
+///     while let Some(n) = node {
+///         node = b.table_stored(store(n.pos, &n.plaintext))?;
+///     }
+///     Ok(())
 /// };
 ///
 /// let mut builder = ManifestBuilder::new(params, file.len() as u64, r#"{"name":"a.bin"}"#, [0xee; 32])?;
 /// for (i, chunk) in file.chunks(params.chunk_size as usize).enumerate() {
-///     let key = fresh();
-///     let sealed = seal_chunk(&key, i as u64, chunk);
-///     let mut node = builder.push_chunk(store(key, sealed))?;
-///     while let Some(n) = node {
-///         node = builder.table_stored(store_table(n))?;
-///     }
+///     let node = builder.push_chunk(store(ChunkPos::Data(i as u64), chunk))?;
+///     store_tables(&mut builder, node)?;
 /// }
 /// let manifest = loop {
 ///     match builder.finish()? {
 ///         Finish::Manifest(text) => break text,
-///         Finish::StoreTable(n) => {
-///             let mut node = builder.table_stored(store_table(n))?;
-///             while let Some(n) = node {
-///                 node = builder.table_stored(store_table(n))?;
-///             }
-///         }
+///         Finish::StoreTable(node) => store_tables(&mut builder, Some(node))?,
 ///     }
 /// };
 /// assert!(manifest.starts_with("coffer1:") && manifest.len() < 1024);
@@ -633,7 +632,9 @@ impl Manifest {
             strip_prefix(text)?;
             return Err(ManifestError::Malformed);
         }
-        let binary = b64::decode(strip_prefix(text)?).ok_or(ManifestError::Malformed)?;
+        // Past a good prefix, text that does not decode was damaged on its way here
+        // (cut short, a character changed): the same failure as one that does not open.
+        let binary = b64::decode(strip_prefix(text)?).ok_or(ManifestError::Tampered)?;
         let (&version, rest) = binary.split_first().ok_or(ManifestError::Malformed)?;
         if version != MANIFEST_VERSION {
             return Err(ManifestError::Malformed);
@@ -904,7 +905,9 @@ mod tests {
         assert_eq!(Manifest::parse(&text.replacen("coffer1:", "coffer01:", 1)), Err(ManifestError::Malformed));
         assert_eq!(Manifest::parse(&text.replacen("coffer1:", "coffer:", 1)), Err(ManifestError::Malformed));
         assert_eq!(Manifest::parse(&text.replacen("coffer1:", "cofer1:", 1)), Err(ManifestError::Malformed));
-        assert_eq!(Manifest::parse(&format!("{text}=")), Err(ManifestError::Malformed));
+        assert_eq!(Manifest::parse(&format!("{text}=")), Err(ManifestError::Tampered));
+        assert_eq!(Manifest::parse(&text[..text.len() - 1]), Err(ManifestError::Tampered));
+        assert_eq!(Manifest::parse(&text.replacen(':', ":!", 1)), Err(ManifestError::Tampered));
         assert_eq!(Manifest::parse(&format!("coffer1:{}", "A".repeat(5000))), Err(ManifestError::Malformed));
         assert_eq!(Manifest::parse(""), Err(ManifestError::Malformed));
     }
