@@ -29,6 +29,8 @@ pub struct Config {
     pub feed_ping_interval: Duration,
     /// The largest request body accepted; larger ones get `TooLarge`.
     pub max_body_bytes: usize,
+    /// Mounts the measuring aids of [`crate::bench`] (`scripts/bench` turns this on).
+    pub bench_endpoints: bool,
 }
 
 impl Config {
@@ -53,6 +55,7 @@ impl Config {
             feed_auth_timeout: Duration::from_secs(10),
             feed_ping_interval: Duration::from_secs(20),
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
+            bench_endpoints: false,
         }
     }
 }

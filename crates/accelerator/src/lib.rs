@@ -19,8 +19,10 @@
 //! - [`kv`] — set, get, delete, list.
 //! - [`feed`] — the change-feed websocket and the hub that wakes it.
 //! - [`store`] — the [`store::Records`] trait and its SQLite backend.
+//! - [`bench`] — a websocket echo for `scripts/bench`, mounted only on request.
 
 pub mod auth;
+pub mod bench;
 pub mod config;
 pub mod error;
 pub mod feed;

@@ -39,6 +39,9 @@ struct Args {
     /// How long a session lasts, in seconds.
     #[arg(long, env = "SESSION_TTL_SECS", default_value_t = Config::DEFAULT_SESSION_TTL.as_secs())]
     session_ttl_secs: u64,
+    /// Mount measuring aids (a websocket echo at /v1/bench/echo) for scripts/bench.
+    #[arg(long)]
+    bench_endpoints: bool,
 }
 
 #[tokio::main]
@@ -62,6 +65,7 @@ async fn main() -> std::process::ExitCode {
     config.pkg_dir = args.pkg_dir;
     config.change_log_retain = args.change_log_retain;
     config.session_ttl = Duration::from_secs(args.session_ttl_secs);
+    config.bench_endpoints = args.bench_endpoints;
 
     match listener.local_addr() {
         Ok(addr) => println!("accelerator listening on http://{addr}"),

@@ -23,7 +23,7 @@ use crate::error::ApiError;
 use crate::feed::FeedHub;
 use crate::store::sqlite::SqliteRecords;
 use crate::store::{Records, StoreError};
-use crate::{auth, feed, kv};
+use crate::{auth, bench, feed, kv};
 
 /// What every handler shares. Cheap to clone: everything is behind an `Arc`.
 #[derive(Clone)]
@@ -70,8 +70,11 @@ pub fn expiry_ms(ttl: Duration) -> u64 {
 /// Every route: the API under `/v1`, the package under `/pkg/`, the demo at `/`.
 pub fn router(state: AppState) -> Router {
     let config = Arc::clone(&state.config);
-    let api = Router::new()
-        .route("/health", get(health))
+    let mut api = Router::new().route("/health", get(health));
+    if config.bench_endpoints {
+        api = api.route("/bench/echo", get(bench::echo));
+    }
+    let api = api
         .route("/auth/salt", post(auth::salt))
         .route("/auth/signup", post(auth::signup))
         .route("/auth/challenge", post(auth::challenge))
