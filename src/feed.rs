@@ -86,6 +86,12 @@ impl Feed {
             clear_timeout(&timer);
         }
         if let Some(socket) = self.socket.borrow_mut().take() {
+            // Detach the handlers first: the feed (and with it their closures) may be
+            // dropped before the socket's `close` event fires, and a dropped closure
+            // called from JS throws "closure invoked … after being dropped".
+            socket.set_onopen(None);
+            socket.set_onmessage(None);
+            socket.set_onclose(None);
             let _ = socket.close();
         }
     }
