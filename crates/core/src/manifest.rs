@@ -213,13 +213,13 @@ impl FileParams {
     /// Refs per chunk-table node: as many as fit in one chunk after the version
     /// byte, and at least 2 (so the tree shrinks at every level).
     pub fn fanout(&self) -> u64 {
-        let fit = (self.chunk_size as usize - 1) / self.ref_len();
+        let fit = (self.chunk_size as usize).saturating_sub(1) / self.ref_len();
         fit.max(2) as u64
     }
 
     /// Chunks in a file of `size` bytes: ⌈size / chunk_size⌉ (0 for an empty file).
     pub fn chunk_count(&self, size: u64) -> u64 {
-        size.div_ceil(u64::from(self.chunk_size))
+        size.div_ceil(u64::from(self.chunk_size.max(1)))
     }
 }
 
@@ -328,7 +328,7 @@ fn aad() -> Vec<u8> {
 /// a **fresh random** [`ChunkKey`] at `pos` ([`crate::chunk::seal_at`]), erasure-code
 /// and upload it exactly like a data chunk, then hand its [`ChunkRef`] to
 /// [`ManifestBuilder::table_stored`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct TableNode {
     /// Its position (bound into its seal).
     pub pos: ChunkPos,
@@ -337,13 +337,29 @@ pub struct TableNode {
 }
 
 /// What [`ManifestBuilder::finish`] asks for next.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Finish {
     /// Store this table node, report it with [`ManifestBuilder::table_stored`], and
     /// call `finish` again.
     StoreTable(TableNode),
     /// Done: the manifest text.
     Manifest(String),
+}
+
+// Debug output never shows keys, metadata or the manifest text (a capability).
+impl std::fmt::Debug for TableNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TableNode {{ pos: {:?}, plaintext: {} bytes }}", self.pos, self.plaintext.len())
+    }
+}
+
+impl std::fmt::Debug for Finish {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Finish::StoreTable(node) => f.debug_tuple("StoreTable").field(node).finish(),
+            Finish::Manifest(text) => write!(f, "Manifest(<{} characters>)", text.len()),
+        }
+    }
 }
 
 /// Builds a manifest while a file is written, holding at most one table node per
@@ -575,12 +591,24 @@ impl ManifestBuilder {
 }
 
 /// A parsed, authenticated manifest: what a reader needs to plan and verify reads.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Manifest {
     shape: Shape,
     depth: u8,
     refs: Vec<ChunkRef>,
     metadata: String,
+}
+
+impl std::fmt::Debug for Manifest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Manifest")
+            .field("params", &self.shape.params)
+            .field("size", &self.shape.size)
+            .field("depth", &self.depth)
+            .field("refs", &self.refs.len())
+            .field("metadata", &format_args!("<{} bytes>", self.metadata.len()))
+            .finish()
+    }
 }
 
 /// Reads the `coffer<N>:` prefix; `Ok(rest)` for version 1.
