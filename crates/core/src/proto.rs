@@ -20,7 +20,10 @@
 //! | `POST /v1/kv/list` | [`KvListRequest`] | [`KvListResponse`] |
 //! | `GET /v1/kv/feed` (websocket) | [`ClientFrame`]s | [`ServerFrame`]s |
 //!
-//! Any failure answers with the matching HTTP status and an [`ErrorBody`].
+//! Any failure answers with the matching HTTP status and an [`ErrorBody`]. Shards,
+//! spaces and files are in [`storage`].
+
+pub mod storage;
 
 use serde::{Deserialize, Serialize};
 
