@@ -36,6 +36,14 @@ pub const LABEL_FILE_RECORD_KEY: &[u8] = b"coffer/v1/space-file-record-key";
 pub const LABEL_FILE_RECORD: &[u8] = b"coffer/v1/file-record";
 /// First byte of a sealed file record.
 pub const FILE_RECORD_VERSION: u8 = 1;
+/// HKDF label of the key that seals a space's name.
+pub const LABEL_SPACE_NAME_KEY: &[u8] = b"coffer/v1/space-name-key";
+/// Domain prefix of a sealed space name's AAD.
+pub const LABEL_SPACE_NAME: &[u8] = b"coffer/v1/space-name";
+/// First byte of a sealed space name.
+pub const SPACE_NAME_VERSION: u8 = 1;
+/// Longest space name, in UTF-8 bytes.
+pub const MAX_SPACE_NAME_BYTES: usize = 256;
 
 /// Why an invite token or file record could not be made or read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,6 +65,12 @@ pub enum SpaceError {
     /// or sealed under another space key. Deliberately says no more than that.
     #[error("the file record failed authentication (altered, moved, or sealed under another space key)")]
     RecordDecrypt,
+    /// A space name over [`MAX_SPACE_NAME_BYTES`].
+    #[error("a space name is at most {MAX_SPACE_NAME_BYTES} bytes")]
+    NameTooLong,
+    /// A sealed space name that is malformed or does not authenticate.
+    #[error("the space's name failed authentication (altered, or sealed under another space key)")]
+    NameDecrypt,
     /// A manifest longer than any manifest can be.
     #[error("a manifest is at most {MAX_MANIFEST_LEN} characters")]
     ManifestTooLong,
@@ -72,6 +86,8 @@ impl SpaceError {
             SpaceError::UnknownInviteVersion(_) | SpaceError::BadInvite | SpaceError::ManifestTooLong => {
                 ErrorCode::InvalidInput
             }
+            SpaceError::NameTooLong => ErrorCode::TooLarge,
+            SpaceError::NameDecrypt => ErrorCode::Integrity,
             SpaceError::UnknownRecordVersion(_) | SpaceError::BadRecord | SpaceError::RecordDecrypt => {
                 ErrorCode::Integrity
             }
@@ -98,6 +114,10 @@ impl SpaceKey {
 
     fn file_record_key(&self) -> Zeroizing<[u8; 32]> {
         hkdf32(self.0.as_ref(), LABEL_FILE_RECORD_KEY)
+    }
+
+    fn name_key(&self) -> Zeroizing<[u8; 32]> {
+        hkdf32(self.0.as_ref(), LABEL_SPACE_NAME_KEY)
     }
 }
 
@@ -256,9 +276,53 @@ pub fn open_file_record(key: &SpaceKey, space_id: &str, file_id: &str, sealed: &
     String::from_utf8(plain).map_err(|_| SpaceError::BadRecord)
 }
 
+fn space_name_aad(space_id: &str) -> Vec<u8> {
+    let mut aad = LABEL_SPACE_NAME.to_vec();
+    push_lp(&mut aad, space_id.as_bytes());
+    aad
+}
+
+/// Seals a space's name, which members see and the accelerator does not:
+/// version ‖ nonce ‖ AES-256-GCM(HKDF(space key, "coffer/v1/space-name-key"), nonce,
+/// AAD = "coffer/v1/space-name" ‖ lp(space id), name). `nonce`: 12 fresh random bytes.
+pub fn seal_space_name(key: &SpaceKey, space_id: &str, name: &str, nonce: [u8; NONCE_LEN]) -> Result<Vec<u8>, SpaceError> {
+    validate::id(space_id)?;
+    if name.len() > MAX_SPACE_NAME_BYTES {
+        return Err(SpaceError::NameTooLong);
+    }
+    let mut out = Vec::with_capacity(1 + NONCE_LEN + name.len() + TAG_LEN);
+    out.push(SPACE_NAME_VERSION);
+    out.extend_from_slice(&nonce);
+    out.extend(seal(&key.name_key(), &nonce, &space_name_aad(space_id), name.as_bytes()));
+    Ok(out)
+}
+
+/// Opens a sealed space name.
+pub fn open_space_name(key: &SpaceKey, space_id: &str, sealed: &[u8]) -> Result<String, SpaceError> {
+    let (&version, rest) = sealed.split_first().ok_or(SpaceError::NameDecrypt)?;
+    if version != SPACE_NAME_VERSION || rest.len() < NONCE_LEN + TAG_LEN {
+        return Err(SpaceError::NameDecrypt);
+    }
+    let (nonce, body) = rest.split_at(NONCE_LEN);
+    let nonce: [u8; NONCE_LEN] = nonce.try_into().expect("split at NONCE_LEN");
+    let plain = open(&key.name_key(), &nonce, &space_name_aad(space_id), body).ok_or(SpaceError::NameDecrypt)?;
+    String::from_utf8(plain).map_err(|_| SpaceError::NameDecrypt)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn space_name_round_trip_and_binding() {
+        let key = SpaceKey::from_bytes([7; 32]);
+        let sealed = seal_space_name(&key, "s1", "Holiday photos", [1; 12]).unwrap();
+        assert_eq!(open_space_name(&key, "s1", &sealed).unwrap(), "Holiday photos");
+        assert_eq!(open_space_name(&key, "s2", &sealed), Err(SpaceError::NameDecrypt));
+        assert_eq!(open_space_name(&SpaceKey::from_bytes([8; 32]), "s1", &sealed), Err(SpaceError::NameDecrypt));
+        let long = "x".repeat(MAX_SPACE_NAME_BYTES + 1);
+        assert_eq!(seal_space_name(&key, "s1", &long, [1; 12]), Err(SpaceError::NameTooLong));
+    }
 
     fn token() -> InviteToken {
         InviteToken {
