@@ -2,6 +2,7 @@
 //! whatever parses survives a round trip unchanged.
 #![no_main]
 
+use coffer_core::proto::storage::*;
 use coffer_core::proto::*;
 use libfuzzer_sys::fuzz_target;
 use serde::Serialize;
@@ -37,4 +38,22 @@ fuzz_target!(|data: &[u8]| {
     round_trip::<KvGetResponse>(data);
     round_trip::<KvDeleteResponse>(data);
     round_trip::<KvListResponse>(data);
+    // Files and spaces (proto::storage).
+    round_trip::<Role>(data);
+    round_trip::<ShardsRequest>(data);
+    round_trip::<ShardsMissingResponse>(data);
+    round_trip::<CreateSpaceRequest>(data);
+    round_trip::<SpaceInfo>(data);
+    round_trip::<SpaceListResponse>(data);
+    round_trip::<CreateInviteRequest>(data);
+    round_trip::<InviteInfo>(data);
+    round_trip::<JoinSpaceRequest>(data);
+    round_trip::<Member>(data);
+    round_trip::<MembersResponse>(data);
+    round_trip::<RemoveMemberRequest>(data);
+    round_trip::<UsageResponse>(data);
+    round_trip::<CommitFileRequest>(data);
+    round_trip::<FileEntry>(data);
+    round_trip::<FileListResponse>(data);
+    round_trip::<DeleteFileResponse>(data);
 });
