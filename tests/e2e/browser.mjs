@@ -1,0 +1,92 @@
+// Shared by the end-to-end tests: the accelerator's URL and data dir from the
+// environment, Debian's Chromium through playwright-core, unique names.
+//
+// Run by scripts/test, or by hand against a running accelerator:
+//   COFFER_URL=http://127.0.0.1:8080 COFFER_DATA_DIR=./data node --test --test-concurrency=1 tests/e2e/
+
+import { randomBytes } from "node:crypto";
+import { chromium } from "playwright-core";
+
+/** The accelerator under test (it also serves www/ and pkg/). */
+export function cofferUrl() {
+  const url = process.env.COFFER_URL;
+  if (!url) {
+    throw new Error(
+      "COFFER_URL is not set: start an accelerator (scripts/test does) and run " +
+        "COFFER_URL=http://127.0.0.1:PORT node --test tests/e2e/",
+    );
+  }
+  return url.replace(/\/+$/, "");
+}
+
+/** The accelerator's data directory (for the at-rest test). */
+export function dataDir() {
+  const dir = process.env.COFFER_DATA_DIR;
+  if (!dir) {
+    throw new Error("COFFER_DATA_DIR is not set: point it at the running accelerator's --data-dir");
+  }
+  return dir;
+}
+
+const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
+// Without the background-networking flags Chromium keeps calling hosts the closed
+// network refuses; see TOOLCHAIN.md.
+const ARGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-dev-shm-usage",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+  "--disable-quic",
+];
+
+/** A headless Chromium. Close it in an `after` hook. */
+export function launch() {
+  return chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+}
+
+/**
+ * A fresh context (its own storage: another "device") with one page. Page errors
+ * and console errors are collected on `page.problems` so a test can show them.
+ */
+export async function newPage(browser, options = {}) {
+  const context = await browser.newContext({ viewport: { width: 900, height: 800 }, ...options });
+  context.setDefaultTimeout(20_000);
+  const page = await context.newPage();
+  page.problems = [];
+  page.on("pageerror", (e) => page.problems.push(`pageerror: ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() === "error") page.problems.push(`console.error: ${m.text()}`);
+  });
+  return { context, page };
+}
+
+/** A username nobody has used: `<prefix>-<12 hex>`. */
+export function uniqueName(prefix = "user") {
+  return `${prefix}-${randomBytes(6).toString("hex")}`;
+}
+
+/** Random lowercase hex, for markers and passwords. */
+export function randomHex(bytes = 16) {
+  return randomBytes(bytes).toString("hex");
+}
+
+/** Closes a browser if it was launched; never throws (used in `after`). */
+export async function closeQuietly(browser) {
+  try {
+    await browser?.close();
+  } catch {
+    // Already gone.
+  }
+}
+
+/**
+ * Opens a page on the accelerator's origin (so `/pkg/coffer.js` imports and the
+ * session storage belong to it) without running the demo app: the package's
+ * package.json, a static file the accelerator serves.
+ */
+export async function blankPageOnOrigin(page) {
+  await page.goto(`${cofferUrl()}/pkg/package.json`);
+}

@@ -1,0 +1,219 @@
+// The demo to-do app: signs a user in with Coffer and keeps their list in
+// `client.kv`, live across their devices. The accelerator serving this page is the
+// one it talks to.
+
+import init, { Client } from "/pkg/coffer.js";
+import { TodoStore } from "./todos.js";
+import { createListView } from "./list.js";
+
+const URL_ = location.origin;
+const $ = (id) => document.getElementById(id);
+
+const ui = {
+  boot: $("boot"),
+  authView: $("auth-view"),
+  authForm: $("auth-form"),
+  username: $("username"),
+  password: $("password"),
+  authError: $("auth-error"),
+  authBusy: $("auth-busy"),
+  todoView: $("todo-view"),
+  whoami: $("whoami"),
+  avatar: $("avatar"),
+  signOut: $("sign-out"),
+  newForm: $("new-form"),
+  newTitle: $("new-title"),
+  todoError: $("todo-error"),
+  list: $("todo-list"),
+  empty: $("empty"),
+  openCount: $("open-count"),
+  colophon: $("colophon"),
+};
+
+/** The signed-in session: `{ client, store }`, or null. */
+let session = null;
+
+const view = createListView(ui.list, {
+  toggle: (id, done) => act(() => session.store.update(id, { done })),
+  rename: (id, title) => act(() => session.store.update(id, { title })),
+  remove: (id) => {
+    ui.newTitle.focus();
+    act(() => session.store.remove(id));
+  },
+});
+
+/** Runs a list action, showing its error if it fails. */
+async function act(action) {
+  showError(ui.todoError, null);
+  try {
+    await action();
+  } catch (e) {
+    showError(ui.todoError, e);
+    if (session) render(new Set()); // undo an optimistic checkbox
+  }
+}
+
+function showError(element, error) {
+  if (!error) {
+    element.hidden = true;
+    element.textContent = "";
+    return;
+  }
+  console.error(error);
+  element.textContent = messageOf(error);
+  element.hidden = false;
+}
+
+/** What to tell the person: the CofferError's own message, made into a sentence. */
+function messageOf(error) {
+  const text = String(error?.message || error || "Something went wrong.");
+  return /[.!?]$/.test(text) ? capitalize(text) : `${capitalize(text)}.`;
+}
+
+const capitalize = (s) => s.charAt(0).toUpperCase() + s.slice(1);
+
+function render(remote) {
+  const todos = session.store.sorted();
+  view.render(todos, remote);
+  ui.empty.hidden = todos.length > 0;
+  const open = session.store.openCount();
+  const done = todos.length - open;
+  ui.openCount.textContent =
+    todos.length === 0 ? "" : open === 0 ? "All done" : `${open} open${done ? ` · ${done} done` : ""}`;
+  ui.openCount.dataset.open = String(open);
+}
+
+function show(which) {
+  ui.boot.hidden = which !== "boot";
+  ui.authView.hidden = which !== "auth";
+  ui.todoView.hidden = which !== "todos";
+  ui.colophon.hidden = which !== "todos";
+}
+
+async function enter(client) {
+  const store = new TodoStore(client, {
+    onChange: (remote) => session?.store === store && render(remote),
+    onError: (e) => showError(ui.todoError, e),
+  });
+  session = { client, store };
+  ui.whoami.textContent = client.username;
+  ui.avatar.textContent = (client.username || "?").charAt(0).toUpperCase();
+  view.clear();
+  showError(ui.todoError, null);
+  show("todos");
+  render(new Set());
+  document.body.dataset.state = "loading";
+  try {
+    await store.load();
+  } catch (e) {
+    showError(ui.todoError, e);
+  }
+  document.body.dataset.state = "ready";
+  ui.newTitle.focus();
+}
+
+async function leave() {
+  const current = session;
+  session = null;
+  current?.store.close();
+  view.clear();
+  ui.password.value = "";
+  showError(ui.authError, null);
+  show("auth");
+  document.body.dataset.state = "signed-out";
+  ui.username.focus();
+  try {
+    await current?.client.signOut();
+  } catch (e) {
+    // Signed out on this device anyway; say why the server may still hold it.
+    showError(ui.authError, e);
+  }
+}
+
+function setBusy(busy, submitter) {
+  for (const el of ui.authForm.elements) el.disabled = busy;
+  ui.authForm.setAttribute("aria-busy", String(busy));
+  for (const button of ui.authForm.querySelectorAll("button")) button.classList.toggle("busy", busy && button === submitter);
+  ui.authBusy.textContent = busy
+    ? submitter?.value === "signUp"
+      ? "Creating your keys on this device…"
+      : "Unlocking your keys on this device…"
+    : "";
+}
+
+/** Lets the browser paint before Argon2 holds the main thread for half a second. */
+const nextPaint = () => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+
+ui.authForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const submitter = event.submitter ?? ui.authForm.querySelector("button[value=signIn]");
+  const username = ui.username.value.trim();
+  const password = ui.password.value;
+  if (!username || !password) {
+    showError(ui.authError, new Error("Enter a username and a password."));
+    (username ? ui.password : ui.username).focus();
+    return;
+  }
+  showError(ui.authError, null);
+  setBusy(true, submitter);
+  await nextPaint();
+  let client;
+  try {
+    const options = { url: URL_, username, password, remember: "session" };
+    client = submitter.value === "signUp" ? await Client.signUp(options) : await Client.signIn(options);
+  } catch (e) {
+    setBusy(false);
+    showError(ui.authError, e);
+    // A taken or malformed username is fixed in the username; anything else, retype the password.
+    const field = e?.code === "Conflict" || e?.code === "InvalidInput" ? ui.username : ui.password;
+    field.focus();
+    field.select();
+    return;
+  }
+  setBusy(false);
+  ui.password.value = "";
+  await enter(client);
+});
+
+ui.newForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const title = ui.newTitle.value.trim();
+  if (!title || !session) return;
+  ui.newTitle.value = "";
+  await act(async () => {
+    try {
+      await session.store.add(title);
+    } catch (e) {
+      ui.newTitle.value ||= title; // give the text back to fix and retry
+      throw e;
+    }
+  });
+});
+
+ui.signOut.addEventListener("click", () => leave());
+
+async function boot() {
+  document.body.dataset.state = "booting";
+  try {
+    await init();
+  } catch (e) {
+    ui.boot.textContent = `Could not load Coffer: ${messageOf(e)}`;
+    ui.boot.classList.add("error");
+    return;
+  }
+  let client = null;
+  try {
+    client = await Client.resume({ url: URL_ });
+  } catch (e) {
+    showError(ui.authError, e);
+  }
+  if (client) {
+    await enter(client);
+  } else {
+    show("auth");
+    document.body.dataset.state = "signed-out";
+    ui.username.focus();
+  }
+}
+
+boot();
