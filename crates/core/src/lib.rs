@@ -22,7 +22,8 @@
 //! - [`erasure`] — Reed–Solomon k + m shards, checked against their addresses.
 //! - [`shard`] — shard addresses: BLAKE3 of the shard, lowercase hex.
 //! - [`manifest`] — the manifest (a file's read capability) and its chunk table.
-//! - [`space`] — space keys, invite tokens and sealed file records.
+//! - [`space`] — space keys, invite tokens, sealed file records and space names.
+//! - [`pipeline`] — shards from a sealed chunk; the manifest's chunk tree in file order.
 #![forbid(unsafe_code)]
 
 pub mod account;
@@ -31,6 +32,7 @@ pub mod b64;
 pub mod chunk;
 pub mod erasure;
 pub mod manifest;
+pub mod pipeline;
 pub mod shard;
 pub mod space;
 pub mod code;
