@@ -119,7 +119,7 @@ mod tests {
             encoded.chunk_ref
         };
         let mut builder = ManifestBuilder::new(params, file.len() as u64, "{}", [9; 32]).unwrap();
-        let mut tables = |b: &mut ManifestBuilder, mut node: Option<TableNode>, put: &mut dyn FnMut(ChunkPos, &[u8]) -> ChunkRef| {
+        let tables = |b: &mut ManifestBuilder, mut node: Option<TableNode>, put: &mut dyn FnMut(ChunkPos, &[u8]) -> ChunkRef| {
             while let Some(n) = node {
                 node = b.table_stored(put(n.pos, &n.plaintext)).unwrap();
             }
