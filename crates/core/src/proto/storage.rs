@@ -227,3 +227,59 @@ pub struct DeleteFileResponse {
     /// Whether the file existed.
     pub existed: bool,
 }
+
+/// Writes a batch-fetch answer: for each shard, its length and bytes, or
+/// [`SHARD_ABSENT`] (the accelerator's side).
+pub fn encode_shard_batch<'a>(shards: impl IntoIterator<Item = Option<&'a [u8]>>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for shard in shards {
+        match shard {
+            Some(bytes) => {
+                let len = u32::try_from(bytes.len()).expect("shards are below MAX_SHARD_BYTES");
+                out.extend_from_slice(&len.to_be_bytes());
+                out.extend_from_slice(bytes);
+            }
+            None => out.extend_from_slice(&SHARD_ABSENT.to_be_bytes()),
+        }
+    }
+    out
+}
+
+/// Reads a batch-fetch answer for `count` requested shards (the reader's side).
+/// `None` if it is cut short, too long or holds a shard over [`MAX_SHARD_BYTES`].
+pub fn decode_shard_batch(mut bytes: &[u8], count: usize) -> Option<Vec<Option<Vec<u8>>>> {
+    let mut out = Vec::with_capacity(count.min(MAX_BATCH_ADDRESSES));
+    for _ in 0..count {
+        let (len, rest) = bytes.split_first_chunk::<4>()?;
+        let len = u32::from_be_bytes(*len);
+        bytes = rest;
+        if len == SHARD_ABSENT {
+            out.push(None);
+            continue;
+        }
+        let len = len as usize;
+        if len > MAX_SHARD_BYTES || len > bytes.len() {
+            return None;
+        }
+        let (shard, rest) = bytes.split_at(len);
+        out.push(Some(shard.to_vec()));
+        bytes = rest;
+    }
+    bytes.is_empty().then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_batches_round_trip_and_refuse_damage() {
+        let a = vec![1u8, 2, 3];
+        let batch = encode_shard_batch([Some(&a[..]), None, Some(&[][..])]);
+        assert_eq!(decode_shard_batch(&batch, 3), Some(vec![Some(a.clone()), None, Some(vec![])]));
+        assert_eq!(decode_shard_batch(&batch, 2), None, "trailing bytes");
+        assert_eq!(decode_shard_batch(&batch, 4), None, "cut short");
+        assert_eq!(decode_shard_batch(&batch[..5], 1), None, "shard cut short");
+        assert_eq!(decode_shard_batch(&u32::MAX.to_be_bytes()[..3], 1), None);
+    }
+}
