@@ -18,9 +18,12 @@ use crate::error::{SdkError, SdkResult};
 use crate::events::Events;
 use crate::feed::Feed;
 use crate::http::Http;
+use crate::keyring::Keyring;
 use crate::kv::Kv;
 use crate::options::Options;
 use crate::remember::{self, Remember, Saved};
+use crate::spaces::Spaces;
+use crate::storage::Storage;
 
 #[wasm_bindgen]
 extern "C" {
@@ -59,6 +62,8 @@ pub struct Inner {
     feed: RefCell<Option<Rc<Feed>>>,
     /// The user's kv sequence number at sign-in: the feed starts after it.
     pub kv_seq: Cell<u64>,
+    /// Space keys held by this account, cached.
+    pub keyring: Keyring,
 }
 
 impl Inner {
@@ -69,6 +74,7 @@ impl Inner {
             events: Rc::new(Events::default()),
             feed: RefCell::new(None),
             kv_seq: Cell::new(0),
+            keyring: Keyring::default(),
         })
     }
 
@@ -98,6 +104,7 @@ impl Inner {
             feed.stop();
         }
         *self.user.borrow_mut() = None;
+        self.keyring.clear();
         self.http.set_token(None);
         remember::clear(self.http.base());
     }
@@ -273,6 +280,18 @@ impl Client {
     #[wasm_bindgen(getter)]
     pub fn kv(&self) -> Kv {
         Kv::new(Rc::clone(&self.inner))
+    }
+
+    /// File storage: files of any size in shared spaces.
+    #[wasm_bindgen(getter)]
+    pub fn storage(&self) -> Storage {
+        Storage::new(Rc::clone(&self.inner))
+    }
+
+    /// Shared spaces: create, invite, join.
+    #[wasm_bindgen(getter)]
+    pub fn space(&self) -> Spaces {
+        Spaces::new(Rc::clone(&self.inner))
     }
 
     /// The signed-in username, or `null` for an anonymous or signed-out client.

@@ -36,6 +36,11 @@ impl SdkError {
         )
     }
 
+    /// The caller's `AbortSignal` fired.
+    pub fn aborted() -> Self {
+        Self::new(ErrorCode::Aborted, "the operation was aborted by its AbortSignal")
+    }
+
     /// The accelerator could not be reached.
     pub fn network(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Network, message)

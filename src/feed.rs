@@ -20,7 +20,7 @@ use web_sys::{CloseEvent, MessageEvent, WebSocket};
 use crate::client::Inner;
 use crate::error::SdkError;
 use crate::events::EventKind;
-use crate::{json, random};
+use crate::{json, timer};
 
 #[wasm_bindgen]
 extern "C" {
@@ -172,8 +172,7 @@ impl Feed {
         }
         let attempt = self.attempt.get();
         self.attempt.set(attempt.saturating_add(1));
-        let ceiling = (BACKOFF_START_MS * 2f64.powi(attempt.min(16) as i32)).min(BACKOFF_MAX_MS);
-        let delay = ceiling * (0.5 + 0.5 * random::unit());
+        let delay = timer::backoff_ms(attempt, BACKOFF_START_MS, BACKOFF_MAX_MS);
         let weak = Rc::downgrade(self);
         // Owned by JS and freed once it has run, so a retry scheduled from inside a
         // retry never drops a running closure.

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{Request, RequestInit, Response};
+use web_sys::{AbortSignal, Request, RequestInit, Response};
 
 use crate::error::{SdkError, SdkResult, describe_js};
 
@@ -65,36 +65,70 @@ impl Http {
 
     /// `POST path` with a JSON body, expecting a JSON answer.
     pub async fn post<B: Serialize, R: DeserializeOwned>(&self, path: &str, body: &B) -> SdkResult<R> {
-        let text = serde_json::to_string(body).expect("wire types always serialize");
-        let response = self.send("POST", path, Some(&text)).await?;
+        let response = self.send("POST", path, Body::json(body), None).await?;
         read_json(response).await
     }
 
     /// `POST path` with a JSON body, expecting no answer body.
     pub async fn post_empty<B: Serialize>(&self, path: &str, body: &B) -> SdkResult<()> {
-        let text = serde_json::to_string(body).expect("wire types always serialize");
-        self.send("POST", path, Some(&text)).await.map(drop)
+        self.send("POST", path, Body::json(body), None).await.map(drop)
     }
 
     /// `GET path`, expecting a JSON answer.
     pub async fn get<R: DeserializeOwned>(&self, path: &str) -> SdkResult<R> {
-        let response = self.send("GET", path, None).await?;
+        let response = self.send("GET", path, Body::None, None).await?;
         read_json(response).await
     }
 
+    /// `DELETE path`, expecting a JSON answer.
+    pub async fn delete<R: DeserializeOwned>(&self, path: &str) -> SdkResult<R> {
+        let response = self.send("DELETE", path, Body::None, None).await?;
+        read_json(response).await
+    }
+
+    /// `PUT path` with a binary body, expecting no answer body.
+    pub async fn put_bytes(&self, path: &str, bytes: &[u8], signal: Option<&AbortSignal>) -> SdkResult<()> {
+        self.send("PUT", path, Body::Bytes(bytes), signal).await.map(drop)
+    }
+
+    /// `POST path` with a JSON body, expecting a binary answer.
+    pub async fn post_for_bytes<B: Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+        signal: Option<&AbortSignal>,
+    ) -> SdkResult<Vec<u8>> {
+        let response = self.send("POST", path, Body::json(body), signal).await?;
+        let promise = response.array_buffer().map_err(|e| SdkError::network(describe_js(&e)))?;
+        let buffer = JsFuture::from(promise).await.map_err(|e| broken_read(&e, signal))?;
+        Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+    }
+
     /// Sends one request; a non-2xx answer becomes the accelerator's error.
-    async fn send(&self, method: &str, path: &str, json: Option<&str>) -> SdkResult<Response> {
+    async fn send(&self, method: &str, path: &str, body: Body<'_>, signal: Option<&AbortSignal>) -> SdkResult<Response> {
         let init = RequestInit::new();
         init.set_method(method);
-        if let Some(json) = json {
-            init.set_body(&JsValue::from_str(json));
+        let content_type = match &body {
+            Body::None => None,
+            Body::Json(text) => {
+                init.set_body(&JsValue::from_str(text.as_str()));
+                Some("application/json")
+            }
+            Body::Bytes(bytes) => {
+                // Copied into a JS buffer: a view on wasm memory could move under fetch.
+                init.set_body(&js_sys::Uint8Array::from(&bytes[..]));
+                Some("application/octet-stream")
+            }
+        };
+        if let Some(signal) = signal {
+            init.set_signal(Some(signal));
         }
         let url = format!("{}{path}", self.base);
         let request = Request::new_with_str_and_init(&url, &init)
             .map_err(|e| SdkError::invalid(format!("cannot build a request to {url}: {}", describe_js(&e))))?;
         let headers = request.headers();
-        if json.is_some() {
-            headers.set("content-type", "application/json").expect("a valid header");
+        if let Some(content_type) = content_type {
+            headers.set("content-type", content_type).expect("a valid header");
         }
         if let Some(token) = self.token.borrow().as_deref() {
             headers.set("authorization", &format!("Bearer {token}")).expect("a valid header");
@@ -102,6 +136,9 @@ impl Http {
         let response: Response = JsFuture::from(global_fetch(&request))
             .await
             .map_err(|e| {
+                if signal.is_some_and(AbortSignal::aborted) {
+                    return SdkError::aborted();
+                }
                 SdkError::network(format!(
                     "could not reach the accelerator at {}: {} — check the url and that it is running",
                     self.base,
@@ -114,6 +151,29 @@ impl Http {
         }
         Err(error_from(response).await)
     }
+}
+
+/// A request body.
+enum Body<'a> {
+    /// No body.
+    None,
+    /// JSON text.
+    Json(String),
+    /// Raw bytes.
+    Bytes(&'a [u8]),
+}
+
+impl Body<'_> {
+    fn json<B: Serialize>(body: &B) -> Self {
+        Body::Json(serde_json::to_string(body).expect("wire types always serialize"))
+    }
+}
+
+fn broken_read(e: &JsValue, signal: Option<&AbortSignal>) -> SdkError {
+    if signal.is_some_and(AbortSignal::aborted) {
+        return SdkError::aborted();
+    }
+    SdkError::network(format!("the connection broke while reading an answer: {}", describe_js(e)))
 }
 
 async fn body_text(response: &Response) -> SdkResult<String> {

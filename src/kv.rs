@@ -40,6 +40,45 @@ impl Kv {
     }
 }
 
+// The store's operations on already-checked names, for the public methods below and
+// for the SDK's own `$` collections (`$spaces`, `$files`).
+
+/// Seals (or MACs) JSON text and stores it.
+pub(crate) async fn put(inner: &Inner, collection: String, id: String, json: &str, encrypt: bool) -> SdkResult<()> {
+    let user = inner.user()?;
+    let scope = KvScope { user_id: &user.user_id, collection: &collection, id: &id };
+    let value = user.kv.encode(&scope, json, encrypt, random::bytes());
+    let _: KvWriteResponse = inner.http.post("/v1/kv/set", &KvSetRequest { collection, id, value }).await?;
+    Ok(())
+}
+
+/// The JSON text stored under a key, authenticated; `None` if there is none.
+pub(crate) async fn fetch(inner: &Inner, collection: String, id: String) -> SdkResult<Option<String>> {
+    let user = inner.user()?;
+    let request = KvKeyRequest { collection, id };
+    let found: KvGetResponse = match inner.http.post("/v1/kv/get", &request).await {
+        Ok(found) => found,
+        Err(e) if e.code == ErrorCode::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let scope = KvScope { user_id: &user.user_id, collection: &request.collection, id: &request.id };
+    Ok(Some(user.kv.decode(&scope, &found.value)?))
+}
+
+/// Deletes a key; whether it existed.
+pub(crate) async fn remove(inner: &Inner, collection: String, id: String) -> SdkResult<bool> {
+    inner.user()?;
+    let answer: KvDeleteResponse = inner.http.post("/v1/kv/delete", &KvKeyRequest { collection, id }).await?;
+    Ok(answer.existed)
+}
+
+/// The ids of a collection, sorted.
+pub(crate) async fn ids(inner: &Inner, collection: String) -> SdkResult<Vec<String>> {
+    inner.user()?;
+    let answer: KvListResponse = inner.http.post("/v1/kv/list", &KvListRequest { collection }).await?;
+    Ok(answer.ids)
+}
+
 #[wasm_bindgen]
 impl Kv {
     /// Stores a JSON value, sealed unless `{ encrypt: false }`.
@@ -58,11 +97,7 @@ impl Kv {
         };
         let inner = Rc::clone(&self.inner);
         promise(async move {
-            let user = inner.user()?;
-            let scope = KvScope { user_id: &user.user_id, collection: &collection, id: &id };
-            let value = user.kv.encode(&scope, &text, encrypt, random::bytes());
-            let _: KvWriteResponse =
-                inner.http.post("/v1/kv/set", &KvSetRequest { collection, id, value }).await?;
+            put(&inner, collection, id, &text, encrypt).await?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -76,15 +111,10 @@ impl Kv {
         };
         let inner = Rc::clone(&self.inner);
         promise(async move {
-            let user = inner.user()?;
-            let request = KvKeyRequest { collection, id };
-            let found: KvGetResponse = match inner.http.post("/v1/kv/get", &request).await {
-                Ok(found) => found,
-                Err(e) if e.code == ErrorCode::NotFound => return Ok(JsValue::NULL),
-                Err(e) => return Err(e),
-            };
-            let scope = KvScope { user_id: &user.user_id, collection: &request.collection, id: &request.id };
-            json::parse(&user.kv.decode(&scope, &found.value)?)
+            match fetch(&inner, collection, id).await? {
+                Some(text) => json::parse(&text),
+                None => Ok(JsValue::NULL),
+            }
         })
     }
 
@@ -96,11 +126,7 @@ impl Kv {
             Err(e) => return rejected(e),
         };
         let inner = Rc::clone(&self.inner);
-        promise(async move {
-            inner.user()?;
-            let answer: KvDeleteResponse = inner.http.post("/v1/kv/delete", &KvKeyRequest { collection, id }).await?;
-            Ok(JsValue::from_bool(answer.existed))
-        })
+        promise(async move { Ok(JsValue::from_bool(remove(&inner, collection, id).await?)) })
     }
 
     /// The ids in a collection, sorted.
@@ -115,9 +141,8 @@ impl Kv {
         };
         let inner = Rc::clone(&self.inner);
         promise(async move {
-            inner.user()?;
-            let answer: KvListResponse = inner.http.post("/v1/kv/list", &KvListRequest { collection }).await?;
-            Ok(JsValue::from(answer.ids.into_iter().map(JsValue::from).collect::<Array>()))
+            let ids = ids(&inner, collection).await?;
+            Ok(JsValue::from(ids.into_iter().map(JsValue::from).collect::<Array>()))
         })
     }
 

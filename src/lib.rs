@@ -9,13 +9,16 @@
 //!
 //! - [`client`] — `Client`: sign-up, sign-in, resume, anonymous, sign-out.
 //! - [`kv`] — `client.kv`: get / set / delete / list / on.
+//! - [`storage`] — `client.storage`: write, read (bytes, Blob, stream), list, delete.
+//! - [`spaces`] — `client.space`: create, list, invite, join, members, leave, usage.
+//! - [`keyring`] — the space keys this account holds (sealed `$spaces`).
 //! - [`feed`] — the change-feed websocket: auth frame, resume, backoff.
 //! - [`events`] — listeners and their after-the-call delivery.
 //! - [`auth`] — the account flows against the accelerator.
 //! - [`http`] — JSON over `fetch`, the session header, error bodies.
 //! - [`remember`] — what `remember` keeps in session/local storage.
 //! - [`error`] — the one conversion to a JS `Error` with a stable `code`.
-//! - [`options`], [`json`], [`random`] — small boundary helpers.
+//! - [`options`], [`json`], [`js`], [`random`], [`timer`] — small boundary helpers.
 //! - `types.d.ts` — the hand-written TypeScript merged into the generated `.d.ts`.
 
 pub mod auth;
@@ -24,14 +27,21 @@ pub mod error;
 pub mod events;
 pub mod feed;
 pub mod http;
+pub mod js;
 pub mod json;
+pub mod keyring;
 pub mod kv;
 pub mod options;
 pub mod random;
 pub mod remember;
+pub mod spaces;
+pub mod storage;
+pub mod timer;
 
 pub use client::Client;
 pub use kv::Kv;
+pub use spaces::Spaces;
+pub use storage::Storage;
 
 use wasm_bindgen::prelude::*;
 

@@ -64,6 +64,23 @@ impl Options {
             .ok_or_else(|| SdkError::invalid(format!("{}.{name} must be true or false", self.what)))
     }
 
+    /// An optional non-negative whole number field (below 2^53).
+    pub fn optional_number(&self, name: &str) -> SdkResult<Option<f64>> {
+        let value = self.field(name);
+        if value.is_undefined() || value.is_null() {
+            return Ok(None);
+        }
+        match value.as_f64() {
+            Some(n) if n >= 0.0 && n.fract() == 0.0 && n <= 9_007_199_254_740_991.0 => Ok(Some(n)),
+            _ => Err(SdkError::invalid(format!("{}.{name} must be a whole number ≥ 0", self.what))),
+        }
+    }
+
+    /// A field's raw value (`undefined` when absent).
+    pub fn raw(&self, name: &str) -> JsValue {
+        self.field(name)
+    }
+
     /// An optional function field.
     pub fn optional_function(&self, name: &str) -> SdkResult<Option<js_sys::Function>> {
         let value = self.field(name);

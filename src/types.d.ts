@@ -132,3 +132,162 @@ export interface Kv {
   /** The feed missed more than the accelerator keeps: reload everything you show. */
   on(event: "resync", listener: (event: KvResyncEvent) => void): Unsubscribe;
 }
+
+/** A member's rights in a space. */
+export type Role = "owner" | "writer" | "reader";
+
+/** A space as its members see it. */
+export interface SpaceInfo {
+  id: string;
+  /** Sealed on the accelerator; `null` if this account holds no key for it. */
+  name: string | null;
+  role: Role;
+  /** Milliseconds since the Unix epoch. */
+  createdAt: number;
+}
+
+/** Options of `client.space.invite`. */
+export interface InviteOptions {
+  /** What joiners may do: `"reader"` (default) or `"writer"`. */
+  role?: "reader" | "writer";
+  /** Lifetime in milliseconds (default 7 days). */
+  expiresIn?: number;
+  /** How many people may join with it (default 1). */
+  maxUses?: number;
+}
+
+/** A member of a space. */
+export interface SpaceMember {
+  userId: string;
+  username: string;
+  role: Role;
+  joinedAt: number;
+}
+
+/** A space's metered bytes: shards (data and parity) of its committed files. */
+export interface SpaceUsage {
+  usedBytes: number;
+  quotaBytes: number;
+}
+
+/**
+ * Shared spaces (`client.space`). A space's key is known to its members only: it
+ * travels inside invite tokens, never to the accelerator.
+ */
+export interface Spaces {
+  /**
+   * Creates a space this account owns.
+   * @example
+   * ```ts
+   * const space = await client.space.create({ name: "Holiday photos" });
+   * ```
+   */
+  create(options: { name: string }): Promise<SpaceInfo>;
+  /** The spaces this account is a member of, oldest first. */
+  list(): Promise<SpaceInfo[]>;
+  /**
+   * An invite token (owners only). It carries the space key: give it only to the
+   * person you invite.
+   * @example
+   * ```ts
+   * const token = await client.space.invite(space.id, { role: "writer", maxUses: 1 });
+   * await friend.space.join(token);
+   * ```
+   */
+  invite(spaceId: string, options?: InviteOptions): Promise<string>;
+  /** Joins with an invite token; `Forbidden` if it expired or was used up. */
+  join(token: string): Promise<SpaceInfo>;
+  /** The members of a space (members only). */
+  members(spaceId: string): Promise<SpaceMember[]>;
+  /** Leaves a space; the last owner cannot leave while others remain (`Conflict`). */
+  leave(spaceId: string): Promise<void>;
+  /** Removes a member (owners only). */
+  removeMember(spaceId: string, userId: string): Promise<void>;
+  /** Used and quota bytes of a space. */
+  usage(spaceId: string): Promise<SpaceUsage>;
+}
+
+/** What a file is known by. */
+export interface FileStat<M = Record<string, unknown>> {
+  /** The file's id in its space (`null` when read by manifest alone). */
+  id: string | null;
+  spaceId: string | null;
+  /** Plaintext bytes. */
+  size: number;
+  /** The metadata given to `writeFile` (at most 256 bytes of JSON), sealed at rest. */
+  metadata: M;
+  createdAt?: number;
+  createdBy?: string;
+  /** Bytes of shards (data and parity) metered against the space. */
+  storedBytes?: number;
+  /** The read capability (in listings). */
+  manifest?: string;
+}
+
+/** Options of `client.storage.writeFile`. */
+export interface WriteFileOptions<M = Record<string, unknown>> {
+  /** The space to write into (from `client.space`); writers and owners only. */
+  spaceId: string;
+  /** Read slice by slice: a `Blob`/`File` is never held in memory whole. */
+  data: Uint8Array | Blob | File;
+  /** JSON, at most 256 bytes; defaults to `{ name, type }` of a `File`. */
+  metadata?: M;
+  /** Called as bytes are sealed and uploaded. */
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
+  /** Aborts the write (`Aborted`); nothing becomes visible. */
+  signal?: AbortSignal;
+  /** Plaintext bytes per chunk, 1 KiB – 16 MiB (default 4 MiB). */
+  chunkSize?: number;
+  /** Reed–Solomon data shards per chunk, 1–8 (default 4). */
+  dataShards?: number;
+  /** Parity shards per chunk, 1–4 (default 2): that many may be lost. */
+  parityShards?: number;
+}
+
+/** Options of the read calls. */
+export interface ReadOptions {
+  /** `"bytes"` (default) → `Uint8Array`; `"blob"` → `Blob`; `"stream"` → `ReadableStream<Uint8Array>`. */
+  as?: "bytes" | "blob" | "stream";
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
+  signal?: AbortSignal;
+}
+
+/** What a read resolves to. */
+export interface ReadResult<D = Uint8Array, M = Record<string, unknown>> {
+  data: D;
+  stat: FileStat<M>;
+}
+
+/**
+ * File storage (`client.storage`): each chunk sealed under its own key,
+ * Reed–Solomon erasure-coded into content-addressed shards. The manifest is the
+ * capability to read.
+ */
+export interface Storage {
+  /**
+   * Writes a file into a space.
+   * @example
+   * ```ts
+   * const { stat, manifest } = await client.storage.writeFile({
+   *   spaceId, data: file, metadata: { name: file.name, type: file.type },
+   *   onProgress: (done, total) => bar.value = done / total,
+   * });
+   * ```
+   */
+  writeFile<M = Record<string, unknown>>(options: WriteFileOptions<M>): Promise<{ stat: FileStat<M>; manifest: string }>;
+  /** Reads a file of a space you belong to (`Forbidden` otherwise). */
+  readFile(spaceId: string, id: string, options?: ReadOptions & { as?: "bytes" }): Promise<ReadResult<Uint8Array>>;
+  readFile(spaceId: string, id: string, options: ReadOptions & { as: "blob" }): Promise<ReadResult<Blob>>;
+  readFile(spaceId: string, id: string, options: ReadOptions & { as: "stream" }): Promise<ReadResult<ReadableStream<Uint8Array>>>;
+  /**
+   * Reads a file from its manifest alone: no membership, no sign-in needed
+   * (works from `Client.anonymous`). `NotFound` once the file was deleted.
+   */
+  readByManifest(manifest: string, options?: ReadOptions & { as?: "bytes" }): Promise<ReadResult<Uint8Array>>;
+  readByManifest(manifest: string, options: ReadOptions & { as: "blob" }): Promise<ReadResult<Blob>>;
+  readByManifest(manifest: string, options: ReadOptions & { as: "stream" }): Promise<ReadResult<ReadableStream<Uint8Array>>>;
+  /** With no argument: the files this account wrote. With `{ spaceId }`: every file in that space. */
+  listFiles(options?: { spaceId?: string }): Promise<FileStat[]>;
+  /** Deletes a file (writers and owners); its shards are freed and its manifest stops opening it. */
+  deleteFile(spaceId: string, id: string): Promise<boolean>;
+}

@@ -1,0 +1,266 @@
+//! `client.space`: shared spaces — create, list, invite, join, members, leave,
+//! remove a member, usage. A space's key lives only with its members (in their
+//! sealed `$spaces` collection and in invite tokens); the accelerator keeps the
+//! membership, the roles and the space's name sealed under that key.
+
+use std::rc::Rc;
+
+use coffer_core::proto::storage::{
+    CreateInviteRequest, CreateSpaceRequest, InviteInfo, JoinSpaceRequest, MembersResponse, RemoveMemberRequest,
+    Role, SpaceInfo, SpaceListResponse, UsageResponse,
+};
+use coffer_core::space::{self, InviteSecret, InviteToken, SpaceKey};
+use coffer_core::b64;
+use js_sys::{Array, Promise};
+use wasm_bindgen::prelude::*;
+
+use crate::client::{Inner, promise, rejected};
+use crate::error::{SdkError, SdkResult};
+use crate::js::{number, object};
+use crate::keyring;
+use crate::options::{Options, string_arg};
+use crate::random;
+
+/// Shared spaces (`client.space`). Typed in the `.d.ts` by the `Spaces` interface.
+#[wasm_bindgen]
+pub struct Spaces {
+    inner: Rc<Inner>,
+}
+
+impl Spaces {
+    /// A handle on the client's spaces.
+    pub fn new(inner: Rc<Inner>) -> Self {
+        Spaces { inner }
+    }
+}
+
+/// The role's name in the JS API.
+pub fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Reader => "reader",
+        Role::Writer => "writer",
+        Role::Owner => "owner",
+    }
+}
+
+fn parse_role(name: Option<String>) -> SdkResult<Role> {
+    match name.as_deref() {
+        None | Some("reader") => Ok(Role::Reader),
+        Some("writer") => Ok(Role::Writer),
+        Some(other) => Err(SdkError::invalid(format!(
+            "invite role must be \"reader\" or \"writer\", not {other:?} (owners cannot be invited)"
+        ))),
+    }
+}
+
+/// Base path of a space's routes, checking the id first.
+pub fn space_path(space_id: &str) -> SdkResult<String> {
+    let decoded = b64::decode(space_id).filter(|b| b.len() == coffer_core::proto::storage::ID_BYTES);
+    if decoded.is_none() {
+        return Err(SdkError::invalid(format!("{space_id:?} is not a space id (22 base64url characters)")));
+    }
+    Ok(format!("/v1/spaces/{space_id}"))
+}
+
+/// A space as JS sees it: `{ id, name, role, createdAt }`.
+async fn describe(inner: &Inner, info: &SpaceInfo) -> SdkResult<JsValue> {
+    let key = keyring::find(inner, &info.space_id).await?;
+    let name = match (key, b64::decode(&info.sealed_name)) {
+        (Some(key), Some(sealed)) => space::open_space_name(&key, &info.space_id, &sealed)
+            .map(JsValue::from)
+            .map_err(|e| SdkError::new(e.code(), e.to_string()))?,
+        _ => JsValue::NULL,
+    };
+    Ok(object(&[
+        ("id", info.space_id.as_str().into()),
+        ("name", name),
+        ("role", role_name(info.role).into()),
+        ("createdAt", number(info.created_at_ms)),
+    ]))
+}
+
+fn id_arg(value: &JsValue) -> SdkResult<String> {
+    let id = string_arg(value, "spaceId")?;
+    space_path(&id)?;
+    Ok(id)
+}
+
+#[wasm_bindgen]
+impl Spaces {
+    /// Creates a space owned by this account; resolves to `{ id, name, role }`.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn create(&self, options: JsValue) -> Promise {
+        let name = match Options::new(&options, "space.create options").and_then(|o| o.string("name")) {
+            Ok(name) => name,
+            Err(e) => return rejected(e),
+        };
+        let inner = Rc::clone(&self.inner);
+        promise(async move {
+            inner.user()?;
+            let space_id = b64::encode(random::bytes::<16>());
+            let key = SpaceKey::from_bytes(random::bytes());
+            let sealed = space::seal_space_name(&key, &space_id, &name, random::bytes())
+                .map_err(|e| SdkError::new(e.code(), e.to_string()))?;
+            // The key is recorded before the space exists, so a space is never
+            // created whose key was lost on the way.
+            keyring::store(&inner, &space_id, &key).await?;
+            let request = CreateSpaceRequest { space_id: space_id.clone(), sealed_name: b64::encode(sealed) };
+            let info: SpaceInfo = match inner.http.post("/v1/spaces", &request).await {
+                Ok(info) => info,
+                Err(e) => {
+                    let _ = keyring::forget(&inner, &space_id).await;
+                    return Err(e);
+                }
+            };
+            describe(&inner, &info).await
+        })
+    }
+
+    /// The spaces this account is a member of, oldest first.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn list(&self) -> Promise {
+        let inner = Rc::clone(&self.inner);
+        promise(async move {
+            inner.user()?;
+            let answer: SpaceListResponse = inner.http.get("/v1/spaces").await?;
+            let out = Array::new();
+            for info in &answer.spaces {
+                out.push(&describe(&inner, info).await?);
+            }
+            Ok(JsValue::from(out))
+        })
+    }
+
+    /// Makes an invite token: `{ role?: "reader" | "writer", expiresIn?: ms, maxUses? }`.
+    /// The token carries the space key: hand it over only to the person invited.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn invite(&self, space_id: JsValue, options: Option<JsValue>) -> Promise {
+        let parsed = (|| {
+            let space_id = id_arg(&space_id)?;
+            let o = Options::optional(options, "space.invite options")?;
+            let role = parse_role(o.optional_string("role")?)?;
+            let expires_in_ms = o.optional_number("expiresIn")?;
+            let max_uses = o.optional_number("maxUses")?;
+            Ok::<_, SdkError>((space_id, role, expires_in_ms, max_uses))
+        })();
+        let (space_id, role, expires_in_ms, max_uses) = match parsed {
+            Ok(p) => p,
+            Err(e) => return rejected(e),
+        };
+        let inner = Rc::clone(&self.inner);
+        promise(async move {
+            inner.user()?;
+            let key = keyring::require(&inner, &space_id).await?;
+            let secret = InviteSecret::from_bytes(random::bytes());
+            let request = CreateInviteRequest {
+                secret_hash: b64::encode(space::invite_secret_hash(&space_id, &secret)),
+                role,
+                expires_in_ms: expires_in_ms.map(|ms| ms as u64),
+                max_uses: max_uses.map(|n| n as u32),
+            };
+            let _: InviteInfo = inner.http.post(&format!("{}/invites", space_path(&space_id)?), &request).await?;
+            let token = InviteToken { space_id, space_key: key, secret };
+            let text = token.encode().map_err(|e| SdkError::new(e.code(), e.to_string()))?;
+            Ok(JsValue::from(text.as_str()))
+        })
+    }
+
+    /// Joins a space with an invite token; resolves to `{ id, name, role }`.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn join(&self, token: JsValue) -> Promise {
+        let token = match string_arg(&token, "token")
+            .and_then(|t| InviteToken::parse(&t).map_err(|e| SdkError::new(e.code(), e.to_string())))
+        {
+            Ok(token) => token,
+            Err(e) => return rejected(e),
+        };
+        let inner = Rc::clone(&self.inner);
+        promise(async move {
+            inner.user()?;
+            let request =
+                JoinSpaceRequest { space_id: token.space_id.clone(), secret: b64::encode(token.secret.as_bytes()) };
+            let info: SpaceInfo = inner.http.post("/v1/spaces/join", &request).await?;
+            // Joining again is harmless (it does not use up the invite), so if the key
+            // cannot be recorded the caller can simply retry the join.
+            keyring::store(&inner, &token.space_id, &token.space_key).await.map_err(|e| {
+                SdkError::new(e.code, format!("joined the space, but could not save its key ({}); call join again", e.message))
+            })?;
+            describe(&inner, &info).await
+        })
+    }
+
+    /// The members of a space: `[{ userId, username, role, joinedAt }]`.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn members(&self, space_id: JsValue) -> Promise {
+        let space_id = match id_arg(&space_id) {
+            Ok(id) => id,
+            Err(e) => return rejected(e),
+        };
+        let inner = Rc::clone(&self.inner);
+        promise(async move {
+            inner.user()?;
+            let answer: MembersResponse = inner.http.get(&format!("{}/members", space_path(&space_id)?)).await?;
+            let out: Array = answer
+                .members
+                .iter()
+                .map(|m| {
+                    object(&[
+                        ("userId", m.user_id.as_str().into()),
+                        ("username", m.username.as_str().into()),
+                        ("role", role_name(m.role).into()),
+                        ("joinedAt", number(m.joined_at_ms)),
+                    ])
+                })
+                .collect();
+            Ok(JsValue::from(out))
+        })
+    }
+
+    /// Leaves a space (the last owner cannot leave while others remain).
+    #[wasm_bindgen(skip_typescript)]
+    pub fn leave(&self, space_id: JsValue) -> Promise {
+        let space_id = match id_arg(&space_id) {
+            Ok(id) => id,
+            Err(e) => return rejected(e),
+        };
+        let inner = Rc::clone(&self.inner);
+        promise(async move {
+            inner.user()?;
+            inner.http.post_empty(&format!("{}/leave", space_path(&space_id)?), &()).await?;
+            keyring::forget(&inner, &space_id).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Removes a member (owners only).
+    #[wasm_bindgen(skip_typescript, js_name = removeMember)]
+    pub fn remove_member(&self, space_id: JsValue, user_id: JsValue) -> Promise {
+        let parsed = id_arg(&space_id).and_then(|s| Ok((s, string_arg(&user_id, "userId")?)));
+        let (space_id, user_id) = match parsed {
+            Ok(p) => p,
+            Err(e) => return rejected(e),
+        };
+        let inner = Rc::clone(&self.inner);
+        promise(async move {
+            inner.user()?;
+            let path = format!("{}/members/remove", space_path(&space_id)?);
+            inner.http.post_empty(&path, &RemoveMemberRequest { user_id }).await?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// The space's metered bytes: `{ usedBytes, quotaBytes }`.
+    #[wasm_bindgen(skip_typescript)]
+    pub fn usage(&self, space_id: JsValue) -> Promise {
+        let space_id = match id_arg(&space_id) {
+            Ok(id) => id,
+            Err(e) => return rejected(e),
+        };
+        let inner = Rc::clone(&self.inner);
+        promise(async move {
+            inner.user()?;
+            let answer: UsageResponse = inner.http.get(&format!("{}/usage", space_path(&space_id)?)).await?;
+            Ok(object(&[("usedBytes", number(answer.used_bytes)), ("quotaBytes", number(answer.quota_bytes))]))
+        })
+    }
+}

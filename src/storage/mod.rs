@@ -1,0 +1,316 @@
+//! `client.storage`: files of any size in shared spaces, readable by anyone given
+//! their manifest.
+//!
+//! - [`write`] — chunk, seal, erasure-code, upload, commit.
+//! - [`read`] — walk, fetch, rebuild, open; bytes, Blob or stream.
+//! - [`shards`] — uploads with retry; reads that check every shard.
+//! - [`cipher`] — AES-256-GCM through WebCrypto, or wasm as the fallback.
+//! - [`source`] — `Uint8Array | Blob | File`, read slice by slice.
+//! - [`shared`] — the `$files` record behind `listFiles()`.
+
+pub mod cipher;
+pub mod read;
+pub mod shards;
+pub mod shared;
+pub mod source;
+pub mod write;
+
+use std::rc::Rc;
+
+use coffer_core::manifest::{FileParams, Manifest};
+use coffer_core::proto::storage::{DeleteFileResponse, FileEntry, FileListResponse};
+use coffer_core::space::{self, SpaceKey};
+use coffer_core::{ErrorCode, b64};
+use js_sys::{Array, Promise};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+use web_sys::AbortSignal;
+
+use crate::client::{Inner, promise, rejected};
+use crate::error::{SdkError, SdkResult};
+use crate::js::{number, object};
+use crate::json;
+use crate::keyring;
+use crate::options::{Options, string_arg};
+use crate::spaces::space_path;
+use read::Output;
+use shared::SharedFile;
+use source::Source;
+use write::WriteJob;
+
+/// File storage (`client.storage`). Typed in the `.d.ts` by the `Storage` interface.
+#[wasm_bindgen]
+pub struct Storage {
+    inner: Rc<Inner>,
+}
+
+impl Storage {
+    /// A handle on the client's storage.
+    pub fn new(inner: Rc<Inner>) -> Self {
+        Storage { inner }
+    }
+}
+
+/// The parts of a file's stat that every reader can know.
+fn stat_object(id: Option<&str>, space_id: Option<&str>, size: u64, metadata: &str, extra: &[(&str, JsValue)]) -> SdkResult<JsValue> {
+    let mut pairs = vec![
+        ("id", id.map_or(JsValue::NULL, JsValue::from)),
+        ("spaceId", space_id.map_or(JsValue::NULL, JsValue::from)),
+        ("size", number(size)),
+        ("metadata", json::parse(metadata)?),
+    ];
+    pairs.extend(extra.iter().cloned());
+    Ok(object(&pairs))
+}
+
+fn entry_stat(entry: &FileEntry, manifest: &Manifest) -> SdkResult<JsValue> {
+    stat_object(
+        Some(&entry.file_id),
+        Some(&entry.space_id),
+        manifest.size(),
+        manifest.metadata(),
+        &[
+            ("createdAt", number(entry.created_at_ms)),
+            ("createdBy", entry.created_by.as_str().into()),
+            ("storedBytes", number(entry.stored_bytes)),
+        ],
+    )
+}
+
+fn parse_manifest(text: &str) -> SdkResult<Manifest> {
+    Manifest::parse(text).map_err(|e| SdkError::new(e.code(), format!("not a readable manifest: {e}")))
+}
+
+/// Opens a space's file record into its manifest text.
+fn open_record(key: &SpaceKey, entry: &FileEntry) -> SdkResult<String> {
+    let sealed = b64::decode(&entry.sealed_record)
+        .ok_or_else(|| SdkError::new(ErrorCode::Integrity, "a file record is not base64url"))?;
+    space::open_file_record(key, &entry.space_id, &entry.file_id, &sealed).map_err(|e| SdkError::new(e.code(), e.to_string()))
+}
+
+/// `{ as?, onProgress?, signal? }` of the read calls.
+struct ReadOptions {
+    output: Output,
+    progress: Option<js_sys::Function>,
+    signal: Option<AbortSignal>,
+}
+
+fn read_options(options: Option<JsValue>) -> SdkResult<ReadOptions> {
+    let o = Options::optional(options, "read options")?;
+    Ok(ReadOptions {
+        output: Output::parse(o.optional_string("as")?.as_deref())?,
+        progress: o.optional_function("onProgress")?,
+        signal: signal_option(&o)?,
+    })
+}
+
+fn signal_option(o: &Options) -> SdkResult<Option<AbortSignal>> {
+    let value = o.raw("signal");
+    if value.is_undefined() || value.is_null() {
+        return Ok(None);
+    }
+    value.dyn_into::<AbortSignal>().map(Some).map_err(|_| SdkError::invalid("signal must be an AbortSignal"))
+}
+
+fn mime_of(manifest: &Manifest) -> Option<String> {
+    let meta: serde_json::Value = serde_json::from_str(manifest.metadata()).ok()?;
+    meta.get("type")?.as_str().map(str::to_owned)
+}
+
+/// Reads a parsed manifest into `{ data, stat }`.
+async fn read_into(inner: Rc<Inner>, manifest: Manifest, stat: JsValue, options: ReadOptions) -> SdkResult<JsValue> {
+    let mime = mime_of(&manifest);
+    let data = read::read(inner, manifest, options.output, mime, options.progress, options.signal).await?;
+    Ok(object(&[("data", data), ("stat", stat)]))
+}
+
+fn file_params(o: &Options) -> SdkResult<FileParams> {
+    let defaults = FileParams::default();
+    let small = |name: &str, default: u8| -> SdkResult<u8> {
+        match o.optional_number(name)? {
+            None => Ok(default),
+            Some(n) if n <= 255.0 => Ok(n as u8),
+            Some(_) => Err(SdkError::invalid(format!("{name} is out of range"))),
+        }
+    };
+    let params = FileParams {
+        chunk_size: match o.optional_number("chunkSize")? {
+            None => defaults.chunk_size,
+            Some(n) if n <= f64::from(u32::MAX) => n as u32,
+            Some(_) => return Err(SdkError::invalid("chunkSize is out of range")),
+        },
+        data_shards: small("dataShards", defaults.data_shards)?,
+        parity_shards: small("parityShards", defaults.parity_shards)?,
+    };
+    params.check().map_err(|e| SdkError::invalid(format!("{e}")))?;
+    Ok(params)
+}
+
+#[wasm_bindgen]
+impl Storage {
+    /// Writes a file into a space; resolves to `{ stat, manifest }`.
+    #[wasm_bindgen(skip_typescript, js_name = writeFile)]
+    pub fn write_file(&self, options: JsValue) -> Promise {
+        let parsed = (|| {
+            let o = Options::new(&options, "writeFile options")?;
+            let space_id = o.string("spaceId")?;
+            space_path(&space_id)?;
+            let source = Source::from_js(&o.raw("data"))?;
+            let metadata_value = o.raw("metadata");
+            let metadata_value =
+                if metadata_value.is_undefined() { source.default_metadata() } else { metadata_value };
+            let metadata = json::stringify(&metadata_value)?;
+            Ok::<_, SdkError>((space_id, source, metadata, file_params(&o)?, o.optional_function("onProgress")?, signal_option(&o)?))
+        })();
+        let (space_id, source, metadata, params, progress, signal) = match parsed {
+            Ok(p) => p,
+            Err(e) => return rejected(e),
+        };
+        let inner = Rc::clone(&self.inner);
+        future_to_promise(async move {
+            inner.user()?;
+            let space_key = keyring::require(&inner, &space_id).await?;
+            let job = WriteJob { space_id, space_key, source, metadata: metadata.clone(), params, progress, signal };
+            let written = write::write(&inner, job).await?;
+            let manifest = parse_manifest(&written.manifest)?;
+            let stat = entry_stat(&written.entry, &manifest)?;
+            let record = SharedFile {
+                space_id: written.entry.space_id.clone(),
+                file_id: written.entry.file_id.clone(),
+                manifest: written.manifest.clone(),
+                size: written.size,
+                metadata,
+                created_at: written.entry.created_at_ms,
+            };
+            let result = object(&[("stat", stat), ("manifest", written.manifest.as_str().into())]);
+            if let Err(e) = shared::record(&inner, &record).await {
+                // The file is committed; say so, and hand over what the caller needs.
+                let error: JsValue = SdkError::new(
+                    e.code,
+                    format!(
+                        "the file was written (id {}), but recording it in your shared-files list failed: {}",
+                        record.file_id, e.message
+                    ),
+                )
+                .into();
+                let _ = js_sys::Reflect::set(&error, &"result".into(), &result);
+                return Err(error);
+            }
+            Ok(result)
+        })
+    }
+
+    /// Reads a file of a space you are a member of; resolves to `{ data, stat }`.
+    #[wasm_bindgen(skip_typescript, js_name = readFile)]
+    pub fn read_file(&self, space_id: JsValue, id: JsValue, options: Option<JsValue>) -> Promise {
+        let parsed = (|| {
+            let space_id = string_arg(&space_id, "spaceId")?;
+            let path = format!("{}/files/{}", space_path(&space_id)?, file_id_arg(&id)?);
+            Ok::<_, SdkError>((space_id, path, read_options(options)?))
+        })();
+        let (space_id, path, options) = match parsed {
+            Ok(p) => p,
+            Err(e) => return rejected(e),
+        };
+        let inner = Rc::clone(&self.inner);
+        promise(async move {
+            inner.user()?;
+            let entry: FileEntry = inner.http.get(&path).await?;
+            let key = keyring::require(&inner, &space_id).await?;
+            let manifest = parse_manifest(&open_record(&key, &entry)?)?;
+            let stat = entry_stat(&entry, &manifest)?;
+            read_into(inner, manifest, stat, options).await
+        })
+    }
+
+    /// Reads a file from its manifest alone — no sign-in, no membership.
+    #[wasm_bindgen(skip_typescript, js_name = readByManifest)]
+    pub fn read_by_manifest(&self, manifest: JsValue, options: Option<JsValue>) -> Promise {
+        let parsed = (|| {
+            let text = string_arg(&manifest, "manifest")?;
+            Ok::<_, SdkError>((parse_manifest(text.trim())?, read_options(options)?))
+        })();
+        let (manifest, options) = match parsed {
+            Ok(p) => p,
+            Err(e) => return rejected(e),
+        };
+        let inner = Rc::clone(&self.inner);
+        promise(async move {
+            let stat = stat_object(None, None, manifest.size(), manifest.metadata(), &[])?;
+            read_into(inner, manifest, stat, options).await
+        })
+    }
+
+    /// Lists files: with no argument, the files this account wrote (from its own
+    /// records); with `{ spaceId }`, every file in that space.
+    #[wasm_bindgen(skip_typescript, js_name = listFiles)]
+    pub fn list_files(&self, options: Option<JsValue>) -> Promise {
+        let space_id = match Options::optional(options, "listFiles options").and_then(|o| o.optional_string("spaceId")) {
+            Ok(s) => s,
+            Err(e) => return rejected(e),
+        };
+        let inner = Rc::clone(&self.inner);
+        promise(async move {
+            inner.user()?;
+            let out = Array::new();
+            match space_id {
+                None => {
+                    for file in shared::all(&inner).await? {
+                        let stat = stat_object(
+                            Some(&file.file_id),
+                            Some(&file.space_id),
+                            file.size,
+                            &file.metadata,
+                            &[("createdAt", number(file.created_at)), ("manifest", file.manifest.as_str().into())],
+                        )?;
+                        out.push(&stat);
+                    }
+                }
+                Some(space_id) => {
+                    let path = format!("{}/files", space_path(&space_id)?);
+                    let answer: FileListResponse = inner.http.get(&path).await?;
+                    let key = keyring::require(&inner, &space_id).await?;
+                    for entry in &answer.files {
+                        let text = open_record(&key, entry)?;
+                        let manifest = parse_manifest(&text)?;
+                        let stat = entry_stat(entry, &manifest)?;
+                        let _ = js_sys::Reflect::set(&stat, &"manifest".into(), &text.as_str().into());
+                        out.push(&stat);
+                    }
+                }
+            }
+            Ok(JsValue::from(out))
+        })
+    }
+
+    /// Deletes a file; resolves to whether it existed. Its manifest stops opening it.
+    #[wasm_bindgen(skip_typescript, js_name = deleteFile)]
+    pub fn delete_file(&self, space_id: JsValue, id: JsValue) -> Promise {
+        let parsed = (|| {
+            let space_id = string_arg(&space_id, "spaceId")?;
+            let file_id = file_id_arg(&id)?;
+            let path = format!("{}/files/{file_id}", space_path(&space_id)?);
+            Ok::<_, SdkError>((space_id, file_id, path))
+        })();
+        let (space_id, file_id, path) = match parsed {
+            Ok(p) => p,
+            Err(e) => return rejected(e),
+        };
+        let inner = Rc::clone(&self.inner);
+        promise(async move {
+            inner.user()?;
+            let answer: DeleteFileResponse = inner.http.delete(&path).await?;
+            shared::forget(&inner, &space_id, &file_id).await?;
+            Ok(JsValue::from_bool(answer.existed))
+        })
+    }
+}
+
+fn file_id_arg(value: &JsValue) -> SdkResult<String> {
+    let id = string_arg(value, "id")?;
+    let ok = b64::decode(&id).is_some_and(|b| b.len() == coffer_core::proto::storage::ID_BYTES);
+    if !ok {
+        return Err(SdkError::invalid(format!("{id:?} is not a file id (22 base64url characters)")));
+    }
+    Ok(id)
+}

@@ -1,0 +1,214 @@
+//! Reading a file from its manifest: walk the chunk tree in file order, fetch and
+//! rebuild each chunk (a few at once), open it, and hand the plaintext out as one
+//! `Uint8Array`, a `Blob`, or a `ReadableStream` pulled a chunk at a time.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use coffer_core::chunk::ChunkPos;
+use coffer_core::manifest::{ChunkRef, Manifest, ManifestError};
+use coffer_core::pipeline::{ChunkWalk, Step};
+use coffer_core::ErrorCode;
+use futures_util::stream::{self, LocalBoxStream};
+use futures_util::StreamExt;
+use js_sys::{Array, Function, Promise, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+use web_sys::{AbortSignal, Blob, BlobPropertyBag};
+
+use super::cipher::{self, Engine};
+use super::shards;
+use crate::client::Inner;
+use crate::error::{SdkError, SdkResult};
+use crate::js::report_progress;
+
+/// Chunks fetched and opened ahead of the reader.
+const IN_FLIGHT: usize = 3;
+/// Largest file returned as one `Uint8Array`; larger ones need `as: "blob" | "stream"`.
+const MAX_BYTES_OUTPUT: u64 = 2 * 1024 * 1024 * 1024;
+
+#[wasm_bindgen(inline_js = r#"
+export function pullStream(pull, cancel) {
+  return new ReadableStream({
+    async pull(controller) {
+      const chunk = await pull();
+      if (chunk === null) controller.close(); else controller.enqueue(chunk);
+    },
+    cancel() { cancel(); },
+  });
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = pullStream)]
+    fn pull_stream(pull: &Function, cancel: &Function) -> JsValue;
+}
+
+/// How `readFile` hands the bytes over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// One `Uint8Array` (default).
+    Bytes,
+    /// A `Blob` (the browser may keep it on disk).
+    Blob,
+    /// A `ReadableStream<Uint8Array>`, one chunk per pull.
+    Stream,
+}
+
+impl Output {
+    /// Parses the `as` option.
+    pub fn parse(value: Option<&str>) -> SdkResult<Output> {
+        match value {
+            None | Some("bytes") => Ok(Output::Bytes),
+            Some("blob") => Ok(Output::Blob),
+            Some("stream") => Ok(Output::Stream),
+            Some(other) => Err(SdkError::invalid(format!("as must be \"bytes\", \"blob\" or \"stream\", not {other:?}"))),
+        }
+    }
+}
+
+fn manifest_error(e: ManifestError) -> SdkError {
+    SdkError::new(e.code(), format!("{e}"))
+}
+
+/// Walks the chunk tree, opening table nodes as it meets them.
+struct Walker {
+    inner: Rc<Inner>,
+    walk: ChunkWalk,
+    engine: Engine,
+    signal: Option<AbortSignal>,
+    /// Set after an error: the stream ends there.
+    failed: bool,
+}
+
+impl Walker {
+    async fn next_data(&mut self) -> SdkResult<Option<(u64, ChunkRef, usize)>> {
+        let params = self.walk.manifest().params();
+        loop {
+            match self.walk.next_step().map_err(manifest_error)? {
+                None => return Ok(None),
+                Some(Step::Data { index, chunk_ref, sealed_len }) => return Ok(Some((index, chunk_ref, sealed_len))),
+                Some(Step::Table { pos, chunk_ref, sealed_len }) => {
+                    let sealed =
+                        shards::fetch_chunk(&self.inner.http, &chunk_ref, params, sealed_len, self.signal.as_ref()).await?;
+                    let plain = cipher::open(self.engine, &chunk_ref.key, pos, &sealed).await?;
+                    self.walk.table_opened(&plain.to_vec()).map_err(manifest_error)?;
+                }
+            }
+        }
+    }
+}
+
+/// The file's plaintext chunks, in order.
+pub fn chunks(inner: Rc<Inner>, manifest: Manifest, signal: Option<AbortSignal>) -> LocalBoxStream<'static, SdkResult<Uint8Array>> {
+    let params = manifest.params();
+    let engine = Engine::best();
+    let walker = Walker { inner: Rc::clone(&inner), walk: ChunkWalk::new(manifest), engine, signal: signal.clone(), failed: false };
+    let steps = stream::unfold(walker, |mut w| async move {
+        if w.failed {
+            return None;
+        }
+        match w.next_data().await {
+            Ok(Some(step)) => Some((Ok(step), w)),
+            Ok(None) => None,
+            Err(e) => {
+                w.failed = true;
+                Some((Err(e), w))
+            }
+        }
+    });
+    steps
+        .map(move |step| {
+            let inner = Rc::clone(&inner);
+            let signal = signal.clone();
+            async move {
+                let (index, chunk_ref, sealed_len) = step?;
+                if signal.as_ref().is_some_and(AbortSignal::aborted) {
+                    return Err(SdkError::aborted());
+                }
+                let sealed = shards::fetch_chunk(&inner.http, &chunk_ref, params, sealed_len, signal.as_ref()).await?;
+                cipher::open(engine, &chunk_ref.key, ChunkPos::Data(index), &sealed).await
+            }
+        })
+        .buffered(IN_FLIGHT)
+        .boxed_local()
+}
+
+/// Reads the whole file into the requested output.
+pub async fn read(
+    inner: Rc<Inner>,
+    manifest: Manifest,
+    output: Output,
+    mime: Option<String>,
+    progress: Option<Function>,
+    signal: Option<AbortSignal>,
+) -> SdkResult<JsValue> {
+    let size = manifest.size();
+    if output == Output::Bytes && size > MAX_BYTES_OUTPUT {
+        return Err(SdkError::new(
+            ErrorCode::TooLarge,
+            format!("this file is {size} bytes, too large for one Uint8Array: read it with {{ as: \"blob\" }} or {{ as: \"stream\" }}"),
+        ));
+    }
+    let mut parts = chunks(inner, manifest, signal);
+    match output {
+        Output::Stream => Ok(stream_of(parts, size, progress)),
+        Output::Bytes => {
+            let out = Uint8Array::new_with_length(size as u32);
+            let mut done = 0u64;
+            report_progress(progress.as_ref(), 0, size);
+            while let Some(chunk) = parts.next().await {
+                let chunk = chunk?;
+                out.set(&chunk, done as u32);
+                done += u64::from(chunk.length());
+                report_progress(progress.as_ref(), done, size);
+            }
+            Ok(out.into())
+        }
+        Output::Blob => {
+            let list = Array::new();
+            let mut done = 0u64;
+            report_progress(progress.as_ref(), 0, size);
+            while let Some(chunk) = parts.next().await {
+                let chunk = chunk?;
+                done += u64::from(chunk.length());
+                list.push(&chunk);
+                report_progress(progress.as_ref(), done, size);
+            }
+            let bag = BlobPropertyBag::new();
+            if let Some(mime) = mime {
+                bag.set_type(&mime);
+            }
+            let blob = Blob::new_with_u8_array_sequence_and_options(&list, &bag)
+                .map_err(|e| SdkError::new(ErrorCode::Internal, crate::error::describe_js(&e)))?;
+            Ok(blob.into())
+        }
+    }
+}
+
+/// A `ReadableStream` that pulls one chunk at a time; errors reach the stream's reader.
+fn stream_of(parts: LocalBoxStream<'static, SdkResult<Uint8Array>>, size: u64, progress: Option<Function>) -> JsValue {
+    let state = Rc::new(RefCell::new(Some((parts, 0u64))));
+    let pull_state = Rc::clone(&state);
+    let pull = Closure::<dyn FnMut() -> Promise>::new(move || {
+        let state = Rc::clone(&pull_state);
+        let progress = progress.clone();
+        future_to_promise(async move {
+            // Taken out for the await, so no borrow is held while JS runs.
+            let Some((mut parts, mut done)) = state.borrow_mut().take() else { return Ok(JsValue::NULL) };
+            match parts.next().await {
+                None => Ok(JsValue::NULL),
+                Some(Err(e)) => Err(e.into()),
+                Some(Ok(chunk)) => {
+                    done += u64::from(chunk.length());
+                    report_progress(progress.as_ref(), done, size);
+                    *state.borrow_mut() = Some((parts, done));
+                    Ok(chunk.into())
+                }
+            }
+        })
+    });
+    let cancel = Closure::<dyn FnMut()>::new(move || {
+        state.borrow_mut().take();
+    });
+    pull_stream(&pull.into_js_value().unchecked_into(), &cancel.into_js_value().unchecked_into())
+}

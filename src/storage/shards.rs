@@ -1,0 +1,96 @@
+//! Moving shards: parallel uploads retried with backoff, and reads that fetch the
+//! data shards first, check every shard against its address and fetch parity only
+//! when something is missing or bad.
+
+use coffer_core::erasure;
+use coffer_core::manifest::{ChunkRef, FileParams};
+use coffer_core::proto::storage::{ShardsRequest, decode_shard_batch};
+use coffer_core::shard::ShardAddress;
+use coffer_core::ErrorCode;
+use futures_util::future::try_join_all;
+use web_sys::AbortSignal;
+
+use crate::error::{SdkError, SdkResult};
+use crate::http::Http;
+use crate::timer;
+
+/// Attempts per request before a network failure is reported.
+const ATTEMPTS: u32 = 6;
+
+fn retryable(e: &SdkError) -> bool {
+    matches!(e.code, ErrorCode::Network | ErrorCode::Internal | ErrorCode::RateLimited)
+}
+
+fn check_abort(signal: Option<&AbortSignal>) -> SdkResult<()> {
+    if signal.is_some_and(AbortSignal::aborted) { Err(SdkError::aborted()) } else { Ok(()) }
+}
+
+/// Runs `request` until it succeeds, fails for good, or `ATTEMPTS` run out;
+/// network errors and 5xx answers are retried with exponential backoff and jitter.
+pub async fn with_retry<T, F, Fut>(signal: Option<&AbortSignal>, mut request: F) -> SdkResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = SdkResult<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        check_abort(signal)?;
+        match request().await {
+            Err(e) if retryable(&e) && attempt + 1 < ATTEMPTS => {
+                timer::sleep(timer::backoff_ms(attempt, 200.0, 5_000.0)).await;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Uploads every shard of a chunk in parallel.
+pub async fn upload(http: &Http, addresses: &[ShardAddress], shards: &[Vec<u8>], signal: Option<&AbortSignal>) -> SdkResult<()> {
+    try_join_all(addresses.iter().zip(shards).map(|(address, shard)| async move {
+        let path = format!("/v1/shards/{address}");
+        with_retry(signal, || http.put_bytes(&path, shard, signal)).await
+    }))
+    .await
+    .map(drop)
+}
+
+async fn fetch_batch(http: &Http, addresses: &[ShardAddress], signal: Option<&AbortSignal>) -> SdkResult<Vec<Option<Vec<u8>>>> {
+    let request = ShardsRequest { addresses: addresses.to_vec() };
+    let bytes = with_retry(signal, || http.post_for_bytes("/v1/shards/fetch", &request, signal)).await?;
+    decode_shard_batch(&bytes, addresses.len())
+        .ok_or_else(|| SdkError::network("the accelerator sent a malformed batch of shards"))
+}
+
+/// Fetches and rebuilds one sealed chunk (or table node) of `sealed_len` bytes.
+/// Every shard is checked against its address; missing or bad ones are erasures.
+/// Fails with `Integrity` (or `NotFound` if nothing is left at all) when fewer than
+/// `data_shards` good shards exist — never with wrong bytes.
+pub async fn fetch_chunk(
+    http: &Http,
+    chunk_ref: &ChunkRef,
+    params: FileParams,
+    sealed_len: usize,
+    signal: Option<&AbortSignal>,
+) -> SdkResult<Vec<u8>> {
+    let (k, m) = (params.data(), params.parity());
+    let shard_len = erasure::shard_len(sealed_len, k);
+    let mut shards = fetch_batch(http, &chunk_ref.shards[..k], signal).await?;
+    let mut good = erasure::drop_bad_shards(&mut shards, &chunk_ref.shards[..k], shard_len);
+    if good < k {
+        let parity = fetch_batch(http, &chunk_ref.shards[k..], signal).await?;
+        shards.extend(parity);
+        good = erasure::drop_bad_shards(&mut shards, &chunk_ref.shards, shard_len);
+    } else {
+        shards.extend(std::iter::repeat_n(None, m));
+    }
+    if good == 0 {
+        return Err(SdkError::new(
+            ErrorCode::NotFound,
+            "none of this file's shards are on the accelerator: it was deleted, or never finished uploading",
+        ));
+    }
+    erasure::reconstruct(shards, &chunk_ref.shards, k, m, sealed_len).map_err(|e| {
+        SdkError::new(ErrorCode::Integrity, format!("{e}: too many shards of this file are missing or damaged to rebuild it"))
+    })
+}
