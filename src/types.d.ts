@@ -291,3 +291,16 @@ export interface Storage {
   /** Deletes a file (writers and owners); its shards are freed and its manifest stops opening it. */
   deleteFile(spaceId: string, id: string): Promise<boolean>;
 }
+
+/** What `inspectManifest` tells about a manifest (no file bytes are read). */
+export interface ManifestInfo {
+  size: number;
+  chunkSize: number;
+  dataShards: number;
+  parityShards: number;
+  chunkCount: number;
+  /** Levels of chunk table between the manifest and the data chunks. */
+  depth: number;
+  /** What the manifest lists directly: data chunks (depth 0) or top-level table nodes. */
+  refs: { kind: "data" | "table"; level: number; index: number; shards: string[] }[];
+}

@@ -314,3 +314,38 @@ fn file_id_arg(value: &JsValue) -> SdkResult<String> {
     }
     Ok(id)
 }
+
+/// Describes a manifest's structure without reading the file: its size, how it is
+/// cut and coded, and the shard addresses of each chunk (or top-level table node)
+/// the manifest lists directly. For diagnostics and tests; every address is public
+/// anyway (shards are open ciphertext).
+///
+/// @example
+/// ```js
+/// const { chunkSize, dataShards, parityShards, depth, refs } = inspectManifest(manifest);
+/// ```
+#[wasm_bindgen(js_name = inspectManifest, unchecked_return_type = "ManifestInfo")]
+pub fn inspect_manifest(manifest: &str) -> Result<JsValue, JsValue> {
+    let manifest = parse_manifest(manifest.trim())?;
+    let params = manifest.params();
+    let refs: Array = manifest
+        .entries()
+        .map(|(pos, chunk_ref)| {
+            let (kind, level, index) = match pos {
+                coffer_core::chunk::ChunkPos::Data(index) => ("data", 0, index),
+                coffer_core::chunk::ChunkPos::Table { level, index } => ("table", level, index),
+            };
+            let shards: Array = chunk_ref.shards.iter().map(|a| JsValue::from(a.to_hex())).collect();
+            object(&[("kind", kind.into()), ("level", level.into()), ("index", number(index)), ("shards", shards.into())])
+        })
+        .collect();
+    Ok(object(&[
+        ("size", number(manifest.size())),
+        ("chunkSize", params.chunk_size.into()),
+        ("dataShards", params.data_shards.into()),
+        ("parityShards", params.parity_shards.into()),
+        ("chunkCount", number(manifest.chunk_count())),
+        ("depth", manifest.depth().into()),
+        ("refs", refs.into()),
+    ]))
+}
