@@ -15,14 +15,13 @@ pub async fn echo(ws: WebSocketUpgrade) -> Response {
 
 async fn serve(mut socket: WebSocket) {
     while let Some(Ok(message)) = socket.recv().await {
-        match message {
-            Message::Text(text) => {
-                if socket.send(Message::Text(text)).await.is_err() {
-                    return;
-                }
-            }
+        let echo = match message {
+            Message::Text(text) => Message::Text(text),
             Message::Close(_) => return,
-            _ => {}
+            _ => continue,
+        };
+        if socket.send(echo).await.is_err() {
+            return;
         }
     }
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 /// Everything [`crate::run`] needs besides a listener.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Directory holding the SQLite database and the server secret; created if missing.
+    /// Directory holding the SQLite database, the server secret and the shards
+    /// (`shards/`); created if missing.
     pub data_dir: PathBuf,
     /// The demo app, served at `/` when set.
     pub www_dir: Option<PathBuf>,
@@ -27,10 +28,19 @@ pub struct Config {
     /// How often the feed pings an idle websocket, so proxies keep it open and dead
     /// peers are noticed.
     pub feed_ping_interval: Duration,
-    /// The largest request body accepted; larger ones get `TooLarge`.
+    /// The largest JSON request body accepted; larger ones get `TooLarge`. Shard
+    /// uploads and file commits have their own limits (`MAX_SHARD_BYTES`,
+    /// [`crate::files::MAX_COMMIT_BODY_BYTES`]).
     pub max_body_bytes: usize,
     /// Mounts the measuring aids of [`crate::bench`] (`scripts/bench` turns this on).
     pub bench_endpoints: bool,
+    /// How long an uploaded shard that no committed file references is kept before
+    /// the collector removes it: long enough for any upload to reach its commit.
+    pub shard_grace: Duration,
+    /// How often the collector looks for such shards.
+    pub gc_interval: Duration,
+    /// Bytes of shards each space's committed files may hold in all.
+    pub space_quota_bytes: u64,
 }
 
 impl Config {
@@ -42,6 +52,12 @@ impl Config {
     pub const DEFAULT_CHALLENGE_TTL: Duration = Duration::from_secs(60);
     /// Default limit on request bodies: 1 MiB.
     pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+    /// Default shard grace period: 24 hours.
+    pub const DEFAULT_SHARD_GRACE: Duration = Duration::from_secs(24 * 60 * 60);
+    /// Default collector interval: 60 seconds.
+    pub const DEFAULT_GC_INTERVAL: Duration = Duration::from_secs(60);
+    /// Default space quota: 10 GiB.
+    pub const DEFAULT_SPACE_QUOTA_BYTES: u64 = 10 * 1024 * 1024 * 1024;
 
     /// The defaults, keeping data in `data_dir` and serving no static files.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
@@ -56,6 +72,9 @@ impl Config {
             feed_ping_interval: Duration::from_secs(20),
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
             bench_endpoints: false,
+            shard_grace: Self::DEFAULT_SHARD_GRACE,
+            gc_interval: Self::DEFAULT_GC_INTERVAL,
+            space_quota_bytes: Self::DEFAULT_SPACE_QUOTA_BYTES,
         }
     }
 }

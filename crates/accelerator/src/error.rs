@@ -1,5 +1,5 @@
-//! The one error type every handler returns, and the JSON extractor that turns
-//! malformed bodies into it.
+//! The one error type every handler returns, and the extractors (JSON body, raw
+//! body, path) that turn malformed requests into it.
 //!
 //! Every failure answers with the status of its [`ErrorCode`] and an
 //! [`ErrorBody`] `{code, message}`: never plain text, never a `Debug` dump. Details
@@ -7,12 +7,15 @@
 
 use std::borrow::Cow;
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use coffer_core::ErrorCode;
 use coffer_core::proto::ErrorBody;
+use coffer_core::proto::storage::Role;
 use coffer_core::validate::ValidationError;
 use serde::de::DeserializeOwned;
 
@@ -94,6 +97,50 @@ impl From<StoreError> for ApiError {
             StoreError::UsernameTaken => {
                 ApiError::new(ErrorCode::Conflict, "that username is taken; pick another")
             }
+            StoreError::SpaceTaken => {
+                ApiError::new(ErrorCode::Conflict, "a space with that id exists; draw a new random id")
+            }
+            StoreError::FileTaken => {
+                ApiError::new(ErrorCode::Conflict, "a file with that id exists in this space; draw a new random id")
+            }
+            StoreError::NotMember => ApiError::new(
+                ErrorCode::Forbidden,
+                "you are not a member of this space (or it does not exist); join it with an invite",
+            ),
+            StoreError::RoleTooLow { needed: Role::Owner } => {
+                ApiError::new(ErrorCode::Forbidden, "only an owner of this space may do this")
+            }
+            StoreError::RoleTooLow { .. } => ApiError::new(
+                ErrorCode::Forbidden,
+                "only writers and owners of this space may do this; readers may only read",
+            ),
+            StoreError::LastOwner => ApiError::new(
+                ErrorCode::Conflict,
+                "a space keeps an owner while it has members: its last owner cannot leave or be removed \
+                 until the other members are removed",
+            ),
+            StoreError::NoSuchMember => ApiError::not_found("that user is not a member of this space"),
+            StoreError::MissingShards { missing, listed } => ApiError::invalid(format!(
+                "{missing} of the file's {listed} shards are not stored: upload every shard before committing"
+            )),
+            StoreError::QuotaExceeded { used, adding, quota } => ApiError::new(
+                ErrorCode::QuotaExceeded,
+                format!(
+                    "this file needs {adding} bytes but the space uses {used} of its {quota}; \
+                     delete files from the space to make room"
+                ),
+            ),
+            StoreError::InviteInvalid => ApiError::new(
+                ErrorCode::Forbidden,
+                "this invite is not valid for that space; check the token or ask an owner for a new one",
+            ),
+            StoreError::InviteExpired => {
+                ApiError::new(ErrorCode::Forbidden, "this invite has expired; ask an owner of the space for a new one")
+            }
+            StoreError::InviteUsedUp => ApiError::new(
+                ErrorCode::Forbidden,
+                "this invite has been used as many times as it allows; ask an owner of the space for a new one",
+            ),
             StoreError::Backend(detail) => ApiError::internal(detail),
         }
     }
@@ -139,5 +186,51 @@ fn json_rejection(rejection: &JsonRejection) -> ApiError {
 impl<T: serde::Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
+    }
+}
+
+/// A raw request body (a shard), read up to the route's body limit; over it is
+/// `TooLarge`.
+#[derive(Debug, Clone)]
+pub struct Body(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for Body {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Bytes::from_request(req, state).await {
+            Ok(bytes) => Ok(Body(bytes)),
+            Err(rejection) => Err(body_rejection(&rejection)),
+        }
+    }
+}
+
+fn body_rejection(rejection: &BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::too_large("the request body is over this route's size limit")
+    } else {
+        ApiError::invalid("the request body could not be read")
+    }
+}
+
+/// `axum::extract::Path`, except that a rejection is an `InvalidInput` [`ApiError`].
+#[derive(Debug, Clone)]
+pub struct Path<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Path(value)),
+            Err(rejection) => Err(ApiError::invalid(format!(
+                "the request path is malformed: {}",
+                rejection.body_text().trim_start_matches("Invalid URL: ")
+            ))),
+        }
     }
 }

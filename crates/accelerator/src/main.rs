@@ -13,7 +13,8 @@ use std::time::Duration;
 use clap::Parser;
 use coffer_accelerator::Config;
 
-/// Coffer's accelerator: sign-in, the kv store and its change feed.
+/// Coffer's accelerator: sign-in, the kv store and its change feed, shards, spaces
+/// and files.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
@@ -42,6 +43,16 @@ struct Args {
     /// Mount measuring aids (a websocket echo at /v1/bench/echo) for scripts/bench.
     #[arg(long)]
     bench_endpoints: bool,
+    /// Seconds an uploaded shard no committed file references is kept before it is collected.
+    #[arg(long, env = "SHARD_GRACE_SECS", default_value_t = Config::DEFAULT_SHARD_GRACE.as_secs())]
+    shard_grace_secs: u64,
+    /// Seconds between two runs of the shard collector.
+    #[arg(long, env = "GC_INTERVAL_SECS", default_value_t = Config::DEFAULT_GC_INTERVAL.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    gc_interval_secs: u64,
+    /// Bytes of shards each space's files may hold in all.
+    #[arg(long, env = "SPACE_QUOTA_BYTES", default_value_t = Config::DEFAULT_SPACE_QUOTA_BYTES)]
+    space_quota_bytes: u64,
 }
 
 #[tokio::main]
@@ -66,6 +77,9 @@ async fn main() -> std::process::ExitCode {
     config.change_log_retain = args.change_log_retain;
     config.session_ttl = Duration::from_secs(args.session_ttl_secs);
     config.bench_endpoints = args.bench_endpoints;
+    config.shard_grace = Duration::from_secs(args.shard_grace_secs);
+    config.gc_interval = Duration::from_secs(args.gc_interval_secs);
+    config.space_quota_bytes = args.space_quota_bytes;
 
     match listener.local_addr() {
         Ok(addr) => println!("accelerator listening on http://{addr}"),

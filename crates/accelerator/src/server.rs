@@ -1,5 +1,5 @@
 //! The HTTP side: shared state, the router with its limits and CORS, static files,
-//! and the serve loop with graceful shutdown.
+//! and the serve loop with graceful shutdown and the shard collector beside it.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -9,7 +9,8 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, header};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
+use coffer_core::proto::storage::MAX_SHARD_BYTES;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -21,15 +22,19 @@ use crate::auth::ServerSecret;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::feed::FeedHub;
+use crate::gc::ShardKeeper;
+use crate::store::shard_dir::ShardDir;
 use crate::store::sqlite::SqliteRecords;
 use crate::store::{Records, StoreError};
-use crate::{auth, bench, feed, kv};
+use crate::{auth, bench, feed, files, gc, kv, shards, spaces};
 
 /// What every handler shares. Cheap to clone: everything is behind an `Arc`.
 #[derive(Clone)]
 pub struct AppState {
     /// The records backend, behind the [`Records`] trait so it can be swapped.
     records: Arc<dyn Records>,
+    /// The shard store with the same records, kept in step ([`crate::gc`]).
+    keeper: Arc<ShardKeeper>,
     /// Limits and lifetimes the handlers apply.
     pub config: Arc<Config>,
     /// Key for the stable made-up salts of unknown usernames.
@@ -54,6 +59,24 @@ impl AppState {
             Ok(result) => result.map_err(ApiError::from),
             Err(join) => Err(ApiError::internal(format!("records task failed: {join}"))),
         }
+    }
+
+    /// Runs a call on the shard store and its records on the blocking pool.
+    pub async fn keeper<T, F>(&self, call: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ShardKeeper) -> Result<T, ApiError> + Send + 'static,
+    {
+        let keeper = self.shard_keeper();
+        match tokio::task::spawn_blocking(move || call(&keeper)).await {
+            Ok(result) => result,
+            Err(join) => Err(ApiError::internal(format!("shard task failed: {join}"))),
+        }
+    }
+
+    /// The shard keeper itself, for work that outlives one call (a streamed answer).
+    pub fn shard_keeper(&self) -> Arc<ShardKeeper> {
+        Arc::clone(&self.keeper)
     }
 }
 
@@ -87,6 +110,26 @@ pub fn router(state: AppState) -> Router {
         .route("/kv/delete", post(kv::delete))
         .route("/kv/list", post(kv::list))
         .route("/kv/feed", get(feed::upgrade))
+        .route("/shards/missing", post(shards::missing))
+        .route("/shards/fetch", post(shards::fetch))
+        // Only the upload takes a body of shard size; the layer on this one method
+        // overrides the JSON limit below.
+        .route(
+            "/shards/{address}",
+            put(shards::put).layer(DefaultBodyLimit::max(MAX_SHARD_BYTES)).get(shards::get),
+        )
+        .route("/spaces", post(spaces::create).get(spaces::list))
+        .route("/spaces/join", post(spaces::join))
+        .route("/spaces/{space}/invites", post(spaces::invite))
+        .route("/spaces/{space}/members", get(spaces::members))
+        .route("/spaces/{space}/members/remove", post(spaces::remove_member))
+        .route("/spaces/{space}/leave", post(spaces::leave))
+        .route("/spaces/{space}/usage", get(spaces::usage))
+        .route(
+            "/spaces/{space}/files",
+            post(files::commit).layer(DefaultBodyLimit::max(files::MAX_COMMIT_BODY_BYTES)).get(files::list),
+        )
+        .route("/spaces/{space}/files/{file}", get(files::get).delete(files::delete))
         .fallback(no_route)
         .method_not_allowed_fallback(no_route)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
@@ -126,7 +169,8 @@ async fn no_route(method: Method, uri: axum::http::Uri) -> ApiError {
     ApiError::not_found(format!("no route {method} {}; see the route table in coffer_core::proto", uri.path()))
 }
 
-/// Opens the records, then serves `listener` until `shutdown` completes.
+/// Opens the records and the shard store, starts the collector, then serves
+/// `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
     config: Config,
@@ -134,12 +178,22 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(&config.data_dir)?;
     let secret = ServerSecret::load_or_create(&config.data_dir)?;
-    let records = SqliteRecords::open(&config.data_dir, config.change_log_retain).map_err(std::io::Error::other)?;
+    let records: Arc<dyn Records> = Arc::new(
+        SqliteRecords::open(&config.data_dir, config.change_log_retain).map_err(std::io::Error::other)?,
+    );
+    let keeper = Arc::new(ShardKeeper::new(Arc::clone(&records), Arc::new(ShardDir::open(&config.data_dir)?)));
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (feed_alive, mut feeds_done) = mpsc::channel::<()>(1);
+    let collector = tokio::spawn(gc::run(
+        Arc::clone(&keeper),
+        config.shard_grace,
+        config.gc_interval,
+        shutdown_rx.clone(),
+    ));
     let state = AppState {
-        records: Arc::new(records),
+        records,
+        keeper,
         config: Arc::new(config),
         secret: Arc::new(secret),
         feed: Arc::new(FeedHub::default()),
@@ -157,6 +211,8 @@ pub async fn serve(
 
     // Every clone of the state is gone once the last feed task ends.
     let _ = tokio::time::timeout(Duration::from_secs(5), feeds_done.recv()).await;
+    // The collector stops at its next tick; a pass under way finishes first.
+    let _ = tokio::time::timeout(Duration::from_secs(5), collector).await;
     tracing::info!("stopped");
     Ok(())
 }

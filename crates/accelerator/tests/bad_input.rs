@@ -5,6 +5,7 @@ mod common;
 use coffer_core::ErrorCode::{self, *};
 use coffer_core::b64;
 use coffer_core::kv::SEALED_VERSION;
+use coffer_core::proto::storage::SpaceListResponse;
 use coffer_core::proto::*;
 use coffer_core::validate::{MAX_NAME_BYTES, MAX_VALUE_BYTES};
 use common::*;
@@ -149,4 +150,67 @@ async fn unknown_routes_and_methods_answer_json() {
     // The feed route without a websocket upgrade.
     Api::expect_error(api.get("/v1/kv/feed", None).await, InvalidInput);
     assert!(api.healthy().await);
+}
+
+#[tokio::test]
+async fn bad_space_and_file_input_is_refused_and_the_server_keeps_serving() {
+    let server = TestServer::start(|_| {}).await;
+    let api = server.api();
+    let ada = sign_up(&api, "ada", "pw").await;
+    let t = Some(ada.token());
+    let space = ada.create_space(&api).await;
+    let shards = shards_of(b"chunk");
+    ada.upload(&api, &shards).await;
+    let address = shards[0].0.to_hex();
+
+    let short_id = b64::encode([0u8; 15]);
+    let long_id = b64::encode([0u8; 17]);
+    let cases: Vec<(String, serde_json::Value, ErrorCode)> = vec![
+        ("/v1/spaces".into(), json!({"spaceId": short_id, "sealedName": sealed_text(10)}), InvalidInput),
+        ("/v1/spaces".into(), json!({"spaceId": long_id, "sealedName": sealed_text(10)}), InvalidInput),
+        ("/v1/spaces".into(), json!({"spaceId": "has spaces in it......", "sealedName": sealed_text(10)}), InvalidInput),
+        ("/v1/spaces".into(), json!({"spaceId": new_id(), "sealedName": "not base64!"}), InvalidInput),
+        ("/v1/spaces".into(), json!({"spaceId": new_id(), "sealedName": ""}), InvalidInput),
+        ("/v1/spaces".into(), json!({"spaceId": new_id(), "sealedName": sealed_text(1025)}), TooLarge),
+        ("/v1/spaces".into(), json!({"spaceId": 7, "sealedName": sealed_text(10)}), InvalidInput),
+        ("/v1/spaces".into(), json!({"spaceId": new_id()}), InvalidInput),
+        ("/v1/spaces/join".into(), json!({"spaceId": space.id, "secret": "short"}), InvalidInput),
+        ("/v1/spaces/join".into(), json!({"spaceId": "", "secret": b64::encode([0u8; 32])}), InvalidInput),
+        ("/v1/spaces/join".into(), json!({"spaceId": space.id, "secret": [1, 2]}), InvalidInput),
+        (space.path("/files"), json!({"fileId": short_id, "sealedRecord": sealed_text(50), "shards": [address]}), InvalidInput),
+        (space.path("/files"), json!({"fileId": new_id(), "sealedRecord": "***", "shards": [address]}), InvalidInput),
+        (space.path("/files"), json!({"fileId": new_id(), "sealedRecord": sealed_text(4097), "shards": [address]}), TooLarge),
+        (space.path("/files"), json!({"fileId": new_id(), "sealedRecord": sealed_text(50), "shards": ["abc"]}), InvalidInput),
+        (space.path("/files"), json!({"fileId": new_id(), "sealedRecord": sealed_text(50), "shards": address}), InvalidInput),
+        (space.path("/files"), json!({"fileId": new_id(), "sealedRecord": sealed_text(50)}), InvalidInput),
+        (space.path("/members/remove"), json!({"userId": 5}), InvalidInput),
+        (space.path("/invites"), json!({"secretHash": b64::encode([0u8; 32]), "role": "reader", "maxUses": "1"}), InvalidInput),
+    ];
+    for (path, body, code) in cases {
+        let msg = Api::expect_error(api.post(&path, t, &body).await, code);
+        assert!(!msg.contains("{ "), "no Debug dumps: {msg}");
+    }
+    // Malformed ids in paths.
+    for bad in [short_id.as_str(), "%FF%FE", "a.b", "x"] {
+        Api::expect_error(api.get(&format!("/v1/spaces/{bad}/files"), t).await, InvalidInput);
+        Api::expect_error(api.get(&format!("/v1/spaces/{bad}/usage"), t).await, InvalidInput);
+        Api::expect_error(api.get(&format!("{}/{bad}", space.path("/files")), t).await, InvalidInput);
+        Api::expect_error(api.delete(&format!("{}/{bad}", space.path("/files")), t).await, InvalidInput);
+    }
+    // Nothing was created by any of it.
+    assert!(ada.files(&api, &space).await.unwrap().is_empty());
+    let list: SpaceListResponse = ada.get_json(&api, "/v1/spaces").await.unwrap();
+    assert_eq!(list.spaces.len(), 1);
+    // The JSON routes keep their 1 MiB limit.
+    let huge = json!({"spaceId": new_id(), "sealedName": "A".repeat(2 * 1024 * 1024)});
+    Api::expect_error(api.post("/v1/spaces", t, &huge).await, TooLarge);
+    // Every space route needs a session.
+    Api::expect_error(api.get(&space.path("/files"), None).await, Unauthorized);
+    Api::expect_error(api.post(&space.path("/leave"), None, &json!({})).await, Unauthorized);
+    assert!(api.healthy().await);
+}
+
+/// `len` random bytes in base64url.
+fn sealed_text(len: usize) -> String {
+    common::sealed(len)
 }

@@ -1,5 +1,6 @@
 //! Where the accelerator keeps its records: users, sessions, login challenges, kv
-//! values and each user's kv change log.
+//! values and each user's kv change log; shards, spaces, members, invites, files and
+//! the shards each file references.
 //!
 //! [`Records`] is a synchronous trait so that a backend can be any blocking
 //! database client; handlers call it through [`crate::server::AppState::records`],
@@ -8,19 +9,68 @@
 //! trait without touching the routes.
 //!
 //! Every kv method takes the user id first and every query is keyed by it, so one
-//! user can never reach another's values.
+//! user can never reach another's values. Every space method takes the acting user
+//! and checks their role inside its own transaction, so a member removed a moment
+//! ago cannot slip a write in between a check and the write.
+//!
+//! Shard bytes are not records: they live in a [`shards::ShardStore`]
+//! ([`shard_dir::ShardDir`] on disk). The `shards` records say which addresses are
+//! stored, how large each is and when it was last put, which is what metering and
+//! the collector ([`crate::gc`]) need.
 
+pub mod shard_dir;
+pub mod shards;
 pub mod sqlite;
 
 use coffer_core::account::KdfParams;
 use coffer_core::b64;
+use coffer_core::proto::storage::{FileEntry, Member, Role, SpaceInfo};
 use coffer_core::proto::{ChangeEvent, ChangeOp, KvValue};
+use coffer_core::shard::ShardAddress;
 
 /// Why a store operation failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreError {
     /// Sign-up with a username that already exists.
     UsernameTaken,
+    /// A space created with an id that is taken.
+    SpaceTaken,
+    /// A file committed with an id that is taken in its space.
+    FileTaken,
+    /// The acting user is not a member of the space, or the space does not exist
+    /// (the two are not told apart, so outsiders learn nothing).
+    NotMember,
+    /// The acting user is a member, but the operation needs a higher role.
+    RoleTooLow {
+        /// The lowest role allowed to do it.
+        needed: Role,
+    },
+    /// The space would be left without an owner while it still has members.
+    LastOwner,
+    /// The user to remove is not a member of the space.
+    NoSuchMember,
+    /// A commit listed shards that are not stored.
+    MissingShards {
+        /// Distinct listed shards not stored.
+        missing: usize,
+        /// Distinct shards listed.
+        listed: usize,
+    },
+    /// A commit would take the space over its quota.
+    QuotaExceeded {
+        /// Bytes the space's committed files hold now.
+        used: u64,
+        /// Bytes the refused file would have added.
+        adding: u64,
+        /// The space's quota.
+        quota: u64,
+    },
+    /// No invite of this space has the presented secret (or no such space).
+    InviteInvalid,
+    /// The invite exists but has expired.
+    InviteExpired,
+    /// The invite exists but has been used as often as it allows.
+    InviteUsedUp,
     /// The database failed; the text is for the log, not for clients.
     Backend(String),
 }
@@ -29,8 +79,30 @@ impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StoreError::UsernameTaken => f.write_str("username taken"),
+            StoreError::SpaceTaken => f.write_str("space id taken"),
+            StoreError::FileTaken => f.write_str("file id taken"),
+            StoreError::NotMember => f.write_str("not a member"),
+            StoreError::RoleTooLow { needed } => write!(f, "needs role {}", role_name(*needed)),
+            StoreError::LastOwner => f.write_str("last owner"),
+            StoreError::NoSuchMember => f.write_str("no such member"),
+            StoreError::MissingShards { missing, listed } => write!(f, "{missing} of {listed} shards missing"),
+            StoreError::QuotaExceeded { used, adding, quota } => {
+                write!(f, "quota exceeded: {used} + {adding} > {quota}")
+            }
+            StoreError::InviteInvalid => f.write_str("invite invalid"),
+            StoreError::InviteExpired => f.write_str("invite expired"),
+            StoreError::InviteUsedUp => f.write_str("invite used up"),
             StoreError::Backend(detail) => write!(f, "database: {detail}"),
         }
+    }
+}
+
+/// A role's wire name (`reader`, `writer`, `owner`), also its stored form.
+pub fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Reader => "reader",
+        Role::Writer => "writer",
+        Role::Owner => "owner",
     }
 }
 
@@ -150,6 +222,94 @@ pub struct ChangeWindow {
     pub changes: Vec<Change>,
 }
 
+/// A space as one of its members sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    /// The space's id (16 bytes, base64url).
+    pub space_id: String,
+    /// The space's name sealed under its key; opaque here.
+    pub sealed_name: Vec<u8>,
+    /// The member's role.
+    pub role: Role,
+    /// When the space was created, milliseconds since the Unix epoch.
+    pub created_at_ms: u64,
+}
+
+impl Membership {
+    /// The wire form.
+    pub fn to_wire(&self) -> SpaceInfo {
+        SpaceInfo {
+            space_id: self.space_id.clone(),
+            sealed_name: b64::encode(&self.sealed_name),
+            role: self.role,
+            created_at_ms: self.created_at_ms,
+        }
+    }
+}
+
+/// An invite as stored: the hash of its secret, never the secret or the space key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invite {
+    /// The space it admits to.
+    pub space_id: String,
+    /// `space::invite_secret_hash` of the token's secret; the lookup key on joining.
+    pub secret_hash: [u8; 32],
+    /// The role joiners get (never owner).
+    pub role: Role,
+    /// When it stops working, milliseconds since the Unix epoch.
+    pub expires_at_ms: u64,
+    /// Joins allowed in all.
+    pub max_uses: u32,
+}
+
+/// A file record to commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFile {
+    /// The space it goes in.
+    pub space_id: String,
+    /// Its id there (16 bytes, base64url).
+    pub file_id: String,
+    /// The manifest sealed under the space key; opaque here.
+    pub sealed_record: Vec<u8>,
+    /// Every shard it needs, each once.
+    pub shards: Vec<ShardAddress>,
+    /// The committing user; must be a writer or owner of the space.
+    pub created_by: String,
+    /// When, milliseconds since the Unix epoch.
+    pub created_at_ms: u64,
+}
+
+/// A committed file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRecord {
+    /// The space it is in.
+    pub space_id: String,
+    /// Its id there.
+    pub file_id: String,
+    /// The sealed manifest; opaque here.
+    pub sealed_record: Vec<u8>,
+    /// Sum of the sizes of its distinct shards: what it counts against the quota.
+    pub stored_bytes: u64,
+    /// Who committed it (user id).
+    pub created_by: String,
+    /// When, milliseconds since the Unix epoch.
+    pub created_at_ms: u64,
+}
+
+impl FileRecord {
+    /// The wire form.
+    pub fn to_wire(&self) -> FileEntry {
+        FileEntry {
+            space_id: self.space_id.clone(),
+            file_id: self.file_id.clone(),
+            sealed_record: b64::encode(&self.sealed_record),
+            stored_bytes: self.stored_bytes,
+            created_by: self.created_by.clone(),
+            created_at_ms: self.created_at_ms,
+        }
+    }
+}
+
 /// The accelerator's records. Implementations must be safe to call from many
 /// threads at once; each method is one transaction.
 pub trait Records: Send + Sync + 'static {
@@ -202,4 +362,88 @@ pub trait Records: Send + Sync + 'static {
 
     /// The user's latest sequence number and up to `limit` retained changes after `after`.
     fn changes_after(&self, user_id: &str, after: u64, limit: usize) -> Result<ChangeWindow, StoreError>;
+
+    /// Records that a shard is stored (after its bytes are durable), or re-stamps
+    /// one already recorded: `stored_at` becomes `now_ms` (never earlier than it was).
+    fn stamp_shard(&self, address: &ShardAddress, size: u64, now_ms: u64) -> Result<(), StoreError>;
+
+    /// For each address, in order, whether a shard is recorded under it; every
+    /// recorded one is re-stamped to `now_ms`, so a writer who learns "present" has
+    /// a whole grace period to commit before the collector may take it.
+    fn touch_shards(&self, addresses: &[ShardAddress], now_ms: u64) -> Result<Vec<bool>, StoreError>;
+
+    /// Whether a shard is recorded under `address`.
+    fn shard_recorded(&self, address: &ShardAddress) -> Result<bool, StoreError>;
+
+    /// Up to `limit` recorded shards that no committed file references and whose
+    /// `stored_at` is before `stored_before_ms`: candidates for the collector.
+    fn collectable_shards(&self, stored_before_ms: u64, limit: usize) -> Result<Vec<ShardAddress>, StoreError>;
+
+    /// Drops a shard's record if, at this moment, no committed file references it
+    /// and it was stamped before `stored_before_ms` (`u64::MAX`: however recently).
+    /// Returns whether it dropped it; the caller then deletes the bytes.
+    fn forget_shard(&self, address: &ShardAddress, stored_before_ms: u64) -> Result<bool, StoreError>;
+
+    /// Creates a space with `owner` as its one member;
+    /// [`StoreError::SpaceTaken`] if the id exists.
+    fn create_space(
+        &self,
+        space_id: &str,
+        sealed_name: &[u8],
+        owner: &str,
+        now_ms: u64,
+    ) -> Result<Membership, StoreError>;
+
+    /// The spaces `user_id` is a member of, oldest first.
+    fn spaces_of(&self, user_id: &str) -> Result<Vec<Membership>, StoreError>;
+
+    /// Registers an invite made by `actor`, who must own the space; drops the
+    /// space's expired invites.
+    fn create_invite(&self, actor: &str, invite: &Invite, now_ms: u64) -> Result<(), StoreError>;
+
+    /// Adds `user_id` to the space through the invite with this secret hash, using
+    /// one of its uses. A user who is already a member gets their membership back
+    /// and the invite is not used.
+    fn join_space(
+        &self,
+        space_id: &str,
+        secret_hash: &[u8; 32],
+        user_id: &str,
+        now_ms: u64,
+    ) -> Result<Membership, StoreError>;
+
+    /// The space's members in joining order; `actor` must be one.
+    fn members(&self, space_id: &str, actor: &str) -> Result<Vec<Member>, StoreError>;
+
+    /// Takes `user_id` out of the space. The last member leaving deletes the space
+    /// with its invites and files; the shards that no other file references then are
+    /// returned, for the caller to free.
+    fn leave_space(&self, space_id: &str, user_id: &str) -> Result<Vec<ShardAddress>, StoreError>;
+
+    /// `actor`, an owner, takes `user_id` out of the space.
+    fn remove_member(&self, space_id: &str, actor: &str, user_id: &str) -> Result<(), StoreError>;
+
+    /// Bytes the space's committed files hold; `actor` must be a member.
+    fn space_usage(&self, space_id: &str, actor: &str) -> Result<u64, StoreError>;
+
+    /// Commits a file if its creator may write in the space, its id is free, every
+    /// listed shard is recorded, and the space stays within `quota_bytes`. Either all
+    /// of it becomes visible or none.
+    fn commit_file(&self, file: &NewFile, quota_bytes: u64) -> Result<FileRecord, StoreError>;
+
+    /// The space's files, oldest first; `actor` must be a member.
+    fn files(&self, space_id: &str, actor: &str) -> Result<Vec<FileRecord>, StoreError>;
+
+    /// One file; `actor` must be a member.
+    fn file(&self, space_id: &str, file_id: &str, actor: &str) -> Result<Option<FileRecord>, StoreError>;
+
+    /// Deletes a file; `actor` must be a writer or owner. `None` if there was no such
+    /// file, else the shards it referenced that no other file references now, for
+    /// the caller to free.
+    fn delete_file(
+        &self,
+        space_id: &str,
+        file_id: &str,
+        actor: &str,
+    ) -> Result<Option<Vec<ShardAddress>>, StoreError>;
 }

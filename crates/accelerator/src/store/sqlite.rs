@@ -3,23 +3,37 @@
 //!
 //! One connection keeps every transaction strictly ordered, which is what the change
 //! log needs (sequence numbers are assigned inside the write transaction), and a kv
-//! request holds it only for a few indexed statements.
+//! request holds it only for a few indexed statements. File commits lean on the same
+//! order: the shard check, the quota check and the insert are one transaction, so no
+//! other commit, delete or collection can come between them.
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use coffer_core::account::KdfParams;
+use coffer_core::proto::storage::{Member, Role};
+use coffer_core::shard::ShardAddress;
+use rusqlite::types::Type;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{Challenge, Change, ChangeWindow, Credentials, Records, Session, StoreError, StoredValue, User};
+use super::{
+    Challenge, Change, ChangeWindow, Credentials, FileRecord, Invite, Membership, NewFile, Records, Session,
+    StoreError, StoredValue, User, role_name,
+};
 
 /// The database file's name inside the data directory.
 pub const FILE_NAME: &str = "accelerator.sqlite3";
 
-/// The schema version this code writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+/// Each step takes the schema from version `i` to `i + 1` (`PRAGMA user_version`);
+/// opening runs the steps a database lacks, all in one transaction. Steps are never
+/// edited once released: a change is a new step.
+const MIGRATIONS: [&str; 2] = [SCHEMA_V1, SCHEMA_V2];
 
-const SCHEMA: &str = "
+/// The schema version this code writes.
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Accounts, sessions, challenges, kv values and the kv change log.
+const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS users (
     user_id          TEXT PRIMARY KEY,
     username         TEXT NOT NULL UNIQUE,
@@ -74,6 +88,66 @@ CREATE TABLE IF NOT EXISTS kv_changes (
 ) STRICT;
 ";
 
+/// Shards, spaces, members, invites, files and the shards each file references.
+const SCHEMA_V2: &str = "
+-- Every stored shard. stored_at_ms is when it was last put or reported present;
+-- one that no file references is collected once that is older than the grace.
+CREATE TABLE shards (
+    address      BLOB PRIMARY KEY CHECK (length(address) = 32),
+    size         INTEGER NOT NULL,
+    stored_at_ms INTEGER NOT NULL
+) STRICT, WITHOUT ROWID;
+CREATE INDEX shards_by_age ON shards(stored_at_ms);
+
+CREATE TABLE spaces (
+    space_id      TEXT PRIMARY KEY,
+    sealed_name   BLOB NOT NULL,
+    created_at_ms INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE members (
+    space_id     TEXT NOT NULL REFERENCES spaces(space_id) ON DELETE CASCADE,
+    user_id      TEXT NOT NULL REFERENCES users(user_id),
+    role         TEXT NOT NULL CHECK (role IN ('reader', 'writer', 'owner')),
+    joined_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (space_id, user_id)
+) STRICT;
+CREATE INDEX members_by_user ON members(user_id);
+
+-- Only the hash of an invite's secret; the secret and the space key never arrive.
+CREATE TABLE invites (
+    space_id      TEXT NOT NULL REFERENCES spaces(space_id) ON DELETE CASCADE,
+    secret_hash   BLOB NOT NULL,
+    role          TEXT NOT NULL CHECK (role IN ('reader', 'writer')),
+    expires_at_ms INTEGER NOT NULL,
+    max_uses      INTEGER NOT NULL,
+    uses          INTEGER NOT NULL DEFAULT 0,
+    created_by    TEXT NOT NULL,
+    PRIMARY KEY (space_id, secret_hash)
+) STRICT;
+
+CREATE TABLE files (
+    space_id      TEXT NOT NULL REFERENCES spaces(space_id) ON DELETE CASCADE,
+    file_id       TEXT NOT NULL,
+    sealed_record BLOB NOT NULL,
+    stored_bytes  INTEGER NOT NULL,
+    created_by    TEXT NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (space_id, file_id)
+) STRICT;
+
+-- The references that keep shards alive. A shard's record cannot be dropped while
+-- a row here names it (the foreign key refuses).
+CREATE TABLE file_shards (
+    space_id TEXT NOT NULL,
+    file_id  TEXT NOT NULL,
+    address  BLOB NOT NULL REFERENCES shards(address),
+    PRIMARY KEY (space_id, file_id, address),
+    FOREIGN KEY (space_id, file_id) REFERENCES files(space_id, file_id) ON DELETE CASCADE
+) STRICT, WITHOUT ROWID;
+CREATE INDEX file_shards_by_address ON file_shards(address);
+";
+
 /// [`Records`] in one SQLite file.
 pub struct SqliteRecords {
     /// The one connection; the mutex serialises transactions.
@@ -84,6 +158,12 @@ pub struct SqliteRecords {
 
 fn backend(err: rusqlite::Error) -> StoreError {
     StoreError::Backend(err.to_string())
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        backend(err)
+    }
 }
 
 /// SQLite integers are signed; every number stored here is far below `i64::MAX`.
@@ -99,7 +179,7 @@ impl SqliteRecords {
     /// Opens (or creates) the database in `data_dir`, keeping `retain` change-log
     /// entries per user.
     pub fn open(data_dir: &Path, retain: u64) -> Result<Self, StoreError> {
-        let conn = Connection::open(data_dir.join(FILE_NAME)).map_err(backend)?;
+        let mut conn = Connection::open(data_dir.join(FILE_NAME)).map_err(backend)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
         // FULL: a write the client saw acknowledged survives a power cut.
         conn.pragma_update(None, "synchronous", "FULL").map_err(backend)?;
@@ -111,8 +191,12 @@ impl SqliteRecords {
                 "database schema version {version} is newer than this accelerator ({SCHEMA_VERSION}); upgrade it"
             )));
         }
-        conn.execute_batch(SCHEMA).map_err(backend)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(backend)?;
+        let tx = conn.transaction().map_err(backend)?;
+        for step in &MIGRATIONS[usize::try_from(version).unwrap_or(0)..] {
+            tx.execute_batch(step).map_err(backend)?;
+        }
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(backend)?;
+        tx.commit().map_err(backend)?;
         Ok(SqliteRecords { conn: Mutex::new(conn), retain: retain.max(1) })
     }
 
@@ -192,6 +276,97 @@ impl SqliteRecords {
         )?;
         Ok(uint(seq))
     }
+}
+
+/// Reads a role stored as its wire name.
+fn role_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Role> {
+    let text: String = row.get(at)?;
+    match text.as_str() {
+        "reader" => Ok(Role::Reader),
+        "writer" => Ok(Role::Writer),
+        "owner" => Ok(Role::Owner),
+        _ => Err(rusqlite::Error::FromSqlConversionFailure(at, Type::Text, format!("unknown role {text:?}").into())),
+    }
+}
+
+/// `user_id`'s role in the space, if it is at least `needed`: [`StoreError::NotMember`]
+/// for outsiders (and for spaces that do not exist), [`StoreError::RoleTooLow`] for
+/// members below `needed`.
+fn require(conn: &Connection, space_id: &str, user_id: &str, needed: Role) -> Result<Role, StoreError> {
+    let role = conn
+        .query_row(
+            "SELECT role FROM members WHERE space_id = ?1 AND user_id = ?2",
+            params![space_id, user_id],
+            |r| role_at(r, 0),
+        )
+        .optional()?;
+    match role {
+        None => Err(StoreError::NotMember),
+        Some(role) if role < needed => Err(StoreError::RoleTooLow { needed }),
+        Some(role) => Ok(role),
+    }
+}
+
+/// `user_id`'s membership of the space, if any.
+fn membership(conn: &Connection, space_id: &str, user_id: &str) -> rusqlite::Result<Option<Membership>> {
+    conn.query_row(
+        "SELECT s.space_id, s.sealed_name, m.role, s.created_at_ms
+         FROM members m JOIN spaces s ON s.space_id = m.space_id
+         WHERE m.space_id = ?1 AND m.user_id = ?2",
+        params![space_id, user_id],
+        membership_from_row,
+    )
+    .optional()
+}
+
+fn membership_from_row(row: &Row<'_>) -> rusqlite::Result<Membership> {
+    Ok(Membership {
+        space_id: row.get(0)?,
+        sealed_name: row.get(1)?,
+        role: role_at(row, 2)?,
+        created_at_ms: uint(row.get(3)?),
+    })
+}
+
+/// How many members, and how many owners, the space has.
+fn head_count(conn: &Connection, space_id: &str) -> rusqlite::Result<(u64, u64)> {
+    conn.query_row(
+        "SELECT count(*), count(*) FILTER (WHERE role = 'owner') FROM members WHERE space_id = ?1",
+        [space_id],
+        |r| Ok((uint(r.get(0)?), uint(r.get(1)?))),
+    )
+}
+
+/// Bytes the space's committed files hold.
+fn used_bytes(conn: &Connection, space_id: &str) -> rusqlite::Result<u64> {
+    conn.query_row("SELECT coalesce(sum(stored_bytes), 0) FROM files WHERE space_id = ?1", [space_id], |r| {
+        r.get(0).map(uint)
+    })
+}
+
+/// Of these addresses, those that no committed file references.
+fn unreferenced(conn: &Connection, addresses: Vec<[u8; 32]>) -> rusqlite::Result<Vec<ShardAddress>> {
+    let mut stmt = conn.prepare_cached("SELECT NOT EXISTS (SELECT 1 FROM file_shards WHERE address = ?1)")?;
+    let mut free = Vec::new();
+    for address in addresses {
+        if stmt.query_row([address], |r| r.get::<_, bool>(0))? {
+            free.push(ShardAddress::from_bytes(address));
+        }
+    }
+    Ok(free)
+}
+
+const FILE_COLUMNS: &str = "space_id, file_id, sealed_record, stored_bytes, created_by, created_at_ms";
+
+fn file_from_row(row: &Row<'_>) -> rusqlite::Result<FileRecord> {
+    Ok(FileRecord {
+        space_id: row.get(0)?,
+        file_id: row.get(1)?,
+        sealed_record: row.get(2)?,
+        stored_bytes: uint(row.get(3)?),
+        created_by: row.get(4)?,
+        created_at_ms: uint(row.get(5)?),
+    })
 }
 
 impl Records for SqliteRecords {
@@ -426,6 +601,369 @@ impl Records for SqliteRecords {
         tx.commit().map_err(backend)?;
         Ok(ChangeWindow { head: uint(head), changes })
     }
+
+    fn stamp_shard(&self, address: &ShardAddress, size: u64, now_ms: u64) -> Result<(), StoreError> {
+        self.conn().execute(
+            "INSERT INTO shards (address, size, stored_at_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (address) DO UPDATE
+             SET size = excluded.size, stored_at_ms = max(stored_at_ms, excluded.stored_at_ms)",
+            params![address.as_bytes(), int(size), int(now_ms)],
+        )?;
+        Ok(())
+    }
+
+    fn touch_shards(&self, addresses: &[ShardAddress], now_ms: u64) -> Result<Vec<bool>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let present = {
+            let mut stmt =
+                tx.prepare_cached("UPDATE shards SET stored_at_ms = max(stored_at_ms, ?2) WHERE address = ?1")?;
+            addresses
+                .iter()
+                .map(|a| stmt.execute(params![a.as_bytes(), int(now_ms)]).map(|n| n > 0))
+                .collect::<rusqlite::Result<Vec<bool>>>()?
+        };
+        tx.commit()?;
+        Ok(present)
+    }
+
+    fn shard_recorded(&self, address: &ShardAddress) -> Result<bool, StoreError> {
+        let found = self
+            .conn()
+            .query_row("SELECT 1 FROM shards WHERE address = ?1", [address.as_bytes()], |_| Ok(()))
+            .optional()?;
+        Ok(found.is_some())
+    }
+
+    fn collectable_shards(&self, stored_before_ms: u64, limit: usize) -> Result<Vec<ShardAddress>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT address FROM shards s
+             WHERE stored_at_ms < ?1 AND NOT EXISTS (SELECT 1 FROM file_shards f WHERE f.address = s.address)
+             ORDER BY stored_at_ms LIMIT ?2",
+        )?;
+        let found = stmt
+            .query_map(params![int(stored_before_ms), int(limit as u64)], |r| {
+                r.get::<_, [u8; 32]>(0).map(ShardAddress::from_bytes)
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(found)
+    }
+
+    fn forget_shard(&self, address: &ShardAddress, stored_before_ms: u64) -> Result<bool, StoreError> {
+        let dropped = self.conn().execute(
+            "DELETE FROM shards WHERE address = ?1 AND stored_at_ms < ?2
+             AND NOT EXISTS (SELECT 1 FROM file_shards WHERE address = ?1)",
+            params![address.as_bytes(), int(stored_before_ms)],
+        )?;
+        Ok(dropped > 0)
+    }
+
+    fn create_space(
+        &self,
+        space_id: &str,
+        sealed_name: &[u8],
+        owner: &str,
+        now_ms: u64,
+    ) -> Result<Membership, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let taken = tx.query_row("SELECT 1 FROM spaces WHERE space_id = ?1", [space_id], |_| Ok(())).optional()?;
+        if taken.is_some() {
+            return Err(StoreError::SpaceTaken);
+        }
+        tx.execute(
+            "INSERT INTO spaces (space_id, sealed_name, created_at_ms) VALUES (?1, ?2, ?3)",
+            params![space_id, sealed_name, int(now_ms)],
+        )?;
+        tx.execute(
+            "INSERT INTO members (space_id, user_id, role, joined_at_ms) VALUES (?1, ?2, 'owner', ?3)",
+            params![space_id, owner, int(now_ms)],
+        )?;
+        tx.commit()?;
+        Ok(Membership {
+            space_id: space_id.to_owned(),
+            sealed_name: sealed_name.to_vec(),
+            role: Role::Owner,
+            created_at_ms: now_ms,
+        })
+    }
+
+    fn spaces_of(&self, user_id: &str) -> Result<Vec<Membership>, StoreError> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT s.space_id, s.sealed_name, m.role, s.created_at_ms
+             FROM members m JOIN spaces s ON s.space_id = m.space_id
+             WHERE m.user_id = ?1 ORDER BY s.created_at_ms, s.rowid",
+        )?;
+        let spaces = stmt.query_map([user_id], membership_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(spaces)
+    }
+
+    fn create_invite(&self, actor: &str, invite: &Invite, now_ms: u64) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        require(&tx, &invite.space_id, actor, Role::Owner)?;
+        tx.execute(
+            "DELETE FROM invites WHERE space_id = ?1 AND expires_at_ms <= ?2",
+            params![invite.space_id, int(now_ms)],
+        )?;
+        // The same secret registered again replaces the invite (its uses start over).
+        tx.execute(
+            "INSERT INTO invites (space_id, secret_hash, role, expires_at_ms, max_uses, uses, created_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)
+             ON CONFLICT (space_id, secret_hash) DO UPDATE SET role = excluded.role,
+                 expires_at_ms = excluded.expires_at_ms, max_uses = excluded.max_uses, uses = 0,
+                 created_by = excluded.created_by",
+            params![
+                invite.space_id,
+                invite.secret_hash,
+                role_name(invite.role),
+                int(invite.expires_at_ms),
+                invite.max_uses,
+                actor
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn join_space(
+        &self,
+        space_id: &str,
+        secret_hash: &[u8; 32],
+        user_id: &str,
+        now_ms: u64,
+    ) -> Result<Membership, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        // Found by the hash of the presented secret: the index compares hashes, which
+        // tells a guesser nothing about any secret.
+        let invite = tx
+            .query_row(
+                "SELECT role, expires_at_ms, max_uses, uses FROM invites WHERE space_id = ?1 AND secret_hash = ?2",
+                params![space_id, secret_hash],
+                |r| Ok((role_at(r, 0)?, uint(r.get(1)?), uint(r.get(2)?), uint(r.get(3)?))),
+            )
+            .optional()?;
+        let (role, expires_at_ms, max_uses, uses) = invite.ok_or(StoreError::InviteInvalid)?;
+        if let Some(member) = membership(&tx, space_id, user_id)? {
+            return Ok(member);
+        }
+        if now_ms >= expires_at_ms {
+            return Err(StoreError::InviteExpired);
+        }
+        if uses >= max_uses {
+            return Err(StoreError::InviteUsedUp);
+        }
+        tx.execute(
+            "UPDATE invites SET uses = uses + 1 WHERE space_id = ?1 AND secret_hash = ?2",
+            params![space_id, secret_hash],
+        )?;
+        tx.execute(
+            "INSERT INTO members (space_id, user_id, role, joined_at_ms) VALUES (?1, ?2, ?3, ?4)",
+            params![space_id, user_id, role_name(role), int(now_ms)],
+        )?;
+        let member = membership(&tx, space_id, user_id)?.ok_or_else(|| StoreError::Backend("member vanished".into()))?;
+        tx.commit()?;
+        Ok(member)
+    }
+
+    fn members(&self, space_id: &str, actor: &str) -> Result<Vec<Member>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        require(&tx, space_id, actor, Role::Reader)?;
+        let members = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT m.user_id, u.username, m.role, m.joined_at_ms
+                 FROM members m JOIN users u ON u.user_id = m.user_id
+                 WHERE m.space_id = ?1 ORDER BY m.joined_at_ms, m.rowid",
+            )?;
+            stmt.query_map([space_id], |r| {
+                Ok(Member {
+                    user_id: r.get(0)?,
+                    username: r.get(1)?,
+                    role: role_at(r, 2)?,
+                    joined_at_ms: uint(r.get(3)?),
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        tx.commit()?;
+        Ok(members)
+    }
+
+    fn leave_space(&self, space_id: &str, user_id: &str) -> Result<Vec<ShardAddress>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let role = require(&tx, space_id, user_id, Role::Reader)?;
+        let (members, owners) = head_count(&tx, space_id)?;
+        if members > 1 {
+            if role == Role::Owner && owners == 1 {
+                return Err(StoreError::LastOwner);
+            }
+            tx.execute("DELETE FROM members WHERE space_id = ?1 AND user_id = ?2", params![space_id, user_id])?;
+            tx.commit()?;
+            return Ok(Vec::new());
+        }
+        // The last member: the space goes, and with it its invites and files.
+        let addresses = {
+            let mut stmt = tx.prepare_cached("SELECT DISTINCT address FROM file_shards WHERE space_id = ?1")?;
+            stmt.query_map([space_id], |r| r.get::<_, [u8; 32]>(0))?.collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        tx.execute("DELETE FROM spaces WHERE space_id = ?1", [space_id])?;
+        let free = unreferenced(&tx, addresses)?;
+        tx.commit()?;
+        Ok(free)
+    }
+
+    fn remove_member(&self, space_id: &str, actor: &str, user_id: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        require(&tx, space_id, actor, Role::Owner)?;
+        let role = tx
+            .query_row(
+                "SELECT role FROM members WHERE space_id = ?1 AND user_id = ?2",
+                params![space_id, user_id],
+                |r| role_at(r, 0),
+            )
+            .optional()?
+            .ok_or(StoreError::NoSuchMember)?;
+        if role == Role::Owner && head_count(&tx, space_id)?.1 == 1 {
+            return Err(StoreError::LastOwner);
+        }
+        tx.execute("DELETE FROM members WHERE space_id = ?1 AND user_id = ?2", params![space_id, user_id])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn space_usage(&self, space_id: &str, actor: &str) -> Result<u64, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        require(&tx, space_id, actor, Role::Reader)?;
+        let used = used_bytes(&tx, space_id)?;
+        tx.commit()?;
+        Ok(used)
+    }
+
+    fn commit_file(&self, file: &NewFile, quota_bytes: u64) -> Result<FileRecord, StoreError> {
+        let mut shards = file.shards.clone();
+        shards.sort();
+        shards.dedup();
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        require(&tx, &file.space_id, &file.created_by, Role::Writer)?;
+        let taken = tx
+            .query_row(
+                "SELECT 1 FROM files WHERE space_id = ?1 AND file_id = ?2",
+                params![file.space_id, file.file_id],
+                |_| Ok(()),
+            )
+            .optional()?;
+        if taken.is_some() {
+            return Err(StoreError::FileTaken);
+        }
+        // Presence is checked here, inside the transaction that adds the references:
+        // a shard collected a moment ago is missing now, and one present now cannot
+        // be collected once this commits (see crate::gc).
+        let (mut stored_bytes, mut missing) = (0u64, 0usize);
+        {
+            let mut stmt = tx.prepare_cached("SELECT size FROM shards WHERE address = ?1")?;
+            for address in &shards {
+                match stmt.query_row([address.as_bytes()], |r| r.get::<_, i64>(0)).optional()? {
+                    Some(size) => stored_bytes = stored_bytes.saturating_add(uint(size)),
+                    None => missing += 1,
+                }
+            }
+        }
+        if missing > 0 {
+            return Err(StoreError::MissingShards { missing, listed: shards.len() });
+        }
+        let used = used_bytes(&tx, &file.space_id)?;
+        if used.saturating_add(stored_bytes) > quota_bytes {
+            return Err(StoreError::QuotaExceeded { used, adding: stored_bytes, quota: quota_bytes });
+        }
+        tx.execute(
+            &format!("INSERT INTO files ({FILE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+            params![
+                file.space_id,
+                file.file_id,
+                file.sealed_record,
+                int(stored_bytes),
+                file.created_by,
+                int(file.created_at_ms)
+            ],
+        )?;
+        {
+            let mut stmt =
+                tx.prepare_cached("INSERT INTO file_shards (space_id, file_id, address) VALUES (?1, ?2, ?3)")?;
+            for address in &shards {
+                stmt.execute(params![file.space_id, file.file_id, address.as_bytes()])?;
+            }
+        }
+        tx.commit()?;
+        Ok(FileRecord {
+            space_id: file.space_id.clone(),
+            file_id: file.file_id.clone(),
+            sealed_record: file.sealed_record.clone(),
+            stored_bytes,
+            created_by: file.created_by.clone(),
+            created_at_ms: file.created_at_ms,
+        })
+    }
+
+    fn files(&self, space_id: &str, actor: &str) -> Result<Vec<FileRecord>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        require(&tx, space_id, actor, Role::Reader)?;
+        let files = {
+            let mut stmt = tx.prepare_cached(&format!(
+                "SELECT {FILE_COLUMNS} FROM files WHERE space_id = ?1 ORDER BY created_at_ms, rowid"
+            ))?;
+            stmt.query_map([space_id], file_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        tx.commit()?;
+        Ok(files)
+    }
+
+    fn file(&self, space_id: &str, file_id: &str, actor: &str) -> Result<Option<FileRecord>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        require(&tx, space_id, actor, Role::Reader)?;
+        let file = tx
+            .query_row(
+                &format!("SELECT {FILE_COLUMNS} FROM files WHERE space_id = ?1 AND file_id = ?2"),
+                params![space_id, file_id],
+                file_from_row,
+            )
+            .optional()?;
+        tx.commit()?;
+        Ok(file)
+    }
+
+    fn delete_file(
+        &self,
+        space_id: &str,
+        file_id: &str,
+        actor: &str,
+    ) -> Result<Option<Vec<ShardAddress>>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        require(&tx, space_id, actor, Role::Writer)?;
+        let addresses = {
+            let mut stmt = tx.prepare_cached("SELECT address FROM file_shards WHERE space_id = ?1 AND file_id = ?2")?;
+            stmt.query_map(params![space_id, file_id], |r| r.get::<_, [u8; 32]>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        // Its file_shards rows go with it (ON DELETE CASCADE).
+        let deleted = tx.execute("DELETE FROM files WHERE space_id = ?1 AND file_id = ?2", params![space_id, file_id])?;
+        if deleted == 0 {
+            return Ok(None);
+        }
+        let free = unreferenced(&tx, addresses)?;
+        tx.commit()?;
+        Ok(Some(free))
+    }
 }
 
 #[cfg(test)]
@@ -507,5 +1045,72 @@ mod tests {
         assert!(db.session(&[1; 32], 0).unwrap().is_some());
         assert!(db.session(&[2; 32], 0).unwrap().is_none());
         assert!(db.session(&[1; 32], 1_000).unwrap().is_none(), "expired at its expiry");
+    }
+
+    #[test]
+    fn a_version_1_database_is_migrated_and_keeps_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+        }
+        let db = SqliteRecords::open(dir.path(), 10).unwrap();
+        db.create_user(&user("ada", 1)).unwrap();
+        drop(db);
+        let db = SqliteRecords::open(dir.path(), 10).unwrap();
+        let version: i64 = db.conn().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert!(db.user_by_name("ada").unwrap().is_some());
+        db.create_space("s1", b"name", "id-ada", 5).unwrap();
+        assert_eq!(db.spaces_of("id-ada").unwrap().len(), 1);
+
+        db.conn().pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        drop(db);
+        assert!(SqliteRecords::open(dir.path(), 10).is_err(), "a newer schema is refused");
+    }
+
+    #[test]
+    fn shard_stamps_references_and_collection() {
+        let (_dir, db) = open(10);
+        db.create_user(&user("ada", 1)).unwrap();
+        db.create_space("s1", b"name", "id-ada", 0).unwrap();
+        let (a, b) = (ShardAddress::of(b"a"), ShardAddress::of(b"b"));
+        db.stamp_shard(&a, 10, 100).unwrap();
+        db.stamp_shard(&b, 20, 100).unwrap();
+        db.stamp_shard(&b, 20, 50).unwrap();
+        let mut old = db.collectable_shards(101, 10).unwrap();
+        old.sort();
+        let mut both = vec![a, b];
+        both.sort();
+        assert_eq!(old, both);
+        assert!(db.collectable_shards(100, 10).unwrap().is_empty(), "a stamp never moves back");
+        assert_eq!(db.touch_shards(&[b, ShardAddress::of(b"c")], 200).unwrap(), [true, false]);
+        assert_eq!(db.collectable_shards(150, 10).unwrap(), [a], "touched shards wait a new grace");
+
+        let file = NewFile {
+            space_id: "s1".into(),
+            file_id: "f1".into(),
+            sealed_record: vec![1; 30],
+            shards: vec![a, b, a],
+            created_by: "id-ada".into(),
+            created_at_ms: 300,
+        };
+        assert_eq!(db.commit_file(&file, 29), Err(StoreError::QuotaExceeded { used: 0, adding: 30, quota: 29 }));
+        assert_eq!(db.commit_file(&file, 30).unwrap().stored_bytes, 30, "each shard counted once");
+        assert!(db.collectable_shards(u64::MAX, 10).unwrap().is_empty(), "referenced shards are not candidates");
+        assert!(!db.forget_shard(&a, u64::MAX).unwrap(), "a referenced shard is kept");
+        let more = NewFile { file_id: "f2".into(), shards: vec![ShardAddress::of(b"gone")], ..file.clone() };
+        assert_eq!(db.commit_file(&more, u64::MAX), Err(StoreError::MissingShards { missing: 1, listed: 1 }));
+        assert_eq!(db.commit_file(&file, u64::MAX), Err(StoreError::FileTaken));
+
+        let mut freed = db.delete_file("s1", "f1", "id-ada").unwrap().unwrap();
+        freed.sort();
+        assert_eq!(freed, both);
+        assert_eq!(db.delete_file("s1", "f1", "id-ada").unwrap(), None);
+        assert!(db.forget_shard(&a, u64::MAX).unwrap());
+        assert!(!db.shard_recorded(&a).unwrap());
+        assert!(!db.forget_shard(&b, 150).unwrap(), "too recent for the collector");
+        assert!(db.forget_shard(&b, 201).unwrap());
     }
 }

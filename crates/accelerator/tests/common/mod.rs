@@ -1,6 +1,6 @@
 //! A small test client: starts an accelerator in process on `127.0.0.1:0` with a
 //! temporary data directory, and talks to it over real HTTP and websockets the way
-//! the SDK does, using coffer-core's account and kv functions.
+//! the SDK does, using coffer-core's account, kv, chunk, erasure and space functions.
 #![allow(dead_code)]
 
 use std::time::Duration;
@@ -9,7 +9,11 @@ use coffer_accelerator::Config;
 use coffer_core::account::{self, KdfParams, RootSecret};
 use coffer_core::b64;
 use coffer_core::kv::{KvKeys, KvScope};
+use coffer_core::proto::storage::*;
 use coffer_core::proto::*;
+use coffer_core::shard::ShardAddress;
+use coffer_core::space::{InviteSecret, InviteToken, SpaceKey, invite_secret_hash};
+use coffer_core::{chunk, erasure};
 use futures_util::{SinkExt, StreamExt};
 use reqwest::StatusCode;
 use serde::Serialize;
@@ -116,9 +120,14 @@ impl Api {
     }
 
     /// POST with raw bytes and a content type.
-    pub async fn post_raw(&self, path: &str, token: Option<&str>, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
-        let mut req =
-            self.http.post(format!("{}{path}", self.url)).header("content-type", content_type).body(body);
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.post(format!("{}{path}", self.url)).header("content-type", content_type).body(body);
         if let Some(token) = token {
             req = req.bearer_auth(token);
         }
@@ -132,6 +141,73 @@ impl Api {
             req = req.bearer_auth(token);
         }
         Self::finish(req.send().await.expect("send")).await
+    }
+
+    /// DELETE.
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        let mut req = self.http.delete(format!("{}{path}", self.url));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        Self::finish(req.send().await.expect("send")).await
+    }
+
+    /// `PUT /v1/shards/{address}` with these bytes.
+    pub async fn put_shard(&self, address: &str, token: Option<&str>, bytes: Vec<u8>) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .put(format!("{}/v1/shards/{address}", self.url))
+            .header("content-type", "application/octet-stream")
+            .body(bytes);
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        Self::finish(req.send().await.expect("send")).await
+    }
+
+    /// `GET /v1/shards/{address}` without a session: the bytes, or the error.
+    pub async fn get_shard(&self, address: &ShardAddress) -> Result<Vec<u8>, (StatusCode, Value)> {
+        let response = self.http.get(format!("{}/v1/shards/{address}", self.url)).send().await.expect("send");
+        if response.status() == StatusCode::OK {
+            assert_eq!(response.headers()["content-type"], "application/octet-stream");
+            Ok(response.bytes().await.expect("body").to_vec())
+        } else {
+            Err(Self::finish(response).await)
+        }
+    }
+
+    /// Whether a shard is served (open GET).
+    pub async fn has_shard(&self, address: &ShardAddress) -> bool {
+        match self.get_shard(address).await {
+            Ok(_) => true,
+            Err(answer) => {
+                Api::expect_error(answer, coffer_core::ErrorCode::NotFound);
+                false
+            }
+        }
+    }
+
+    /// `POST /v1/shards/fetch` without a session, with the answer unframed.
+    pub async fn fetch_shards(&self, addresses: &[ShardAddress]) -> Vec<Option<Vec<u8>>> {
+        let req = ShardsRequest { addresses: addresses.to_vec() };
+        let response = self.http.post(format!("{}/v1/shards/fetch", self.url)).json(&req).send().await.expect("send");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-type"], "application/octet-stream");
+        let body = response.bytes().await.expect("body");
+        let mut rest = &body[..];
+        let mut shards = Vec::new();
+        while !rest.is_empty() {
+            let len = u32::from_be_bytes(rest[..4].try_into().unwrap());
+            rest = &rest[4..];
+            if len == SHARD_ABSENT {
+                shards.push(None);
+            } else {
+                shards.push(Some(rest[..len as usize].to_vec()));
+                rest = &rest[len as usize..];
+            }
+        }
+        assert_eq!(shards.len(), addresses.len(), "one entry per address");
+        shards
     }
 
     /// A typed call: the answer, or the error body.
@@ -213,13 +289,7 @@ pub async fn sign_up(api: &Api, username: &str, password: &str) -> Account {
         api.call("/v1/auth/signup", None, &sign_up_request(username, password, &root)).await.expect("sign up");
     assert_eq!(session.username, username);
     assert_eq!(session.kv_seq, 0);
-    Account {
-        username: username.into(),
-        password: password.into(),
-        session,
-        keys: KvKeys::derive(&root),
-        root,
-    }
+    Account { username: username.into(), password: password.into(), session, keys: KvKeys::derive(&root), root }
 }
 
 /// A challenge for `username`.
@@ -355,5 +425,171 @@ impl Feed {
             other => panic!("expected an error frame, got {other:?}"),
         }
         assert_eq!(self.next().await, None, "closes after the error");
+    }
+}
+
+/// Polls `check` until it holds; panics after [`PATIENCE`]. For effects of the
+/// background collector, which runs on its own schedule.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "gave up waiting: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A 16-byte id in base64url, as the SDK draws for spaces and files.
+pub fn new_id() -> String {
+    b64::encode(random::<16>())
+}
+
+/// One chunk of `plaintext` sealed under a fresh key and erasure-coded 4 + 2, as
+/// the SDK writes it: six shards (four data, two parity) with their addresses.
+pub fn shards_of(plaintext: &[u8]) -> Vec<(ShardAddress, Vec<u8>)> {
+    let key = chunk::ChunkKey::from_bytes(random());
+    let sealed = chunk::seal_chunk(&key, 0, plaintext);
+    let shards = erasure::encode(&sealed, 4, 2).expect("erasure encode");
+    shards.into_iter().map(|s| (ShardAddress::of(&s), s)).collect()
+}
+
+/// The addresses of some shards.
+pub fn addresses(shards: &[(ShardAddress, Vec<u8>)]) -> Vec<ShardAddress> {
+    shards.iter().map(|(a, _)| *a).collect()
+}
+
+/// Total bytes of some shards.
+pub fn total_len(shards: &[(ShardAddress, Vec<u8>)]) -> u64 {
+    shards.iter().map(|(_, s)| s.len() as u64).sum()
+}
+
+/// A sealed name or record stand-in: random bytes, as opaque to the accelerator as
+/// the real thing.
+pub fn sealed(len: usize) -> String {
+    let mut bytes = vec![0u8; len];
+    getrandom::fill(&mut bytes).expect("randomness");
+    b64::encode(bytes)
+}
+
+/// A space made by its owner, with the key the owner keeps to itself.
+pub struct TestSpace {
+    /// Its id.
+    pub id: String,
+    /// Its key (never sent).
+    pub key: SpaceKey,
+}
+
+impl TestSpace {
+    /// `/v1/spaces/{id}{rest}`.
+    pub fn path(&self, rest: &str) -> String {
+        format!("/v1/spaces/{}{rest}", self.id)
+    }
+}
+
+impl Account {
+    /// Uploads shards and checks each answer 204.
+    pub async fn upload(&self, api: &Api, shards: &[(ShardAddress, Vec<u8>)]) {
+        for (address, bytes) in shards {
+            let (status, body) = api.put_shard(&address.to_hex(), Some(self.token()), bytes.clone()).await;
+            assert_eq!(status, StatusCode::NO_CONTENT, "upload: {body}");
+        }
+    }
+
+    /// `POST /v1/shards/missing`.
+    pub async fn missing(&self, api: &Api, addresses: &[ShardAddress]) -> Vec<ShardAddress> {
+        let req = ShardsRequest { addresses: addresses.to_vec() };
+        let answer: ShardsMissingResponse =
+            api.call("/v1/shards/missing", Some(self.token()), &req).await.expect("missing");
+        answer.missing
+    }
+
+    /// Creates a space with a random id and key.
+    pub async fn create_space(&self, api: &Api) -> TestSpace {
+        let id = new_id();
+        let req = CreateSpaceRequest { space_id: id.clone(), sealed_name: sealed(40) };
+        let info: SpaceInfo = api.call("/v1/spaces", Some(self.token()), &req).await.expect("create space");
+        assert_eq!((info.space_id.as_str(), info.role), (id.as_str(), Role::Owner));
+        TestSpace { id, key: SpaceKey::from_bytes(random()) }
+    }
+
+    /// Registers an invite and returns its token (which never reaches the server whole).
+    pub async fn invite(
+        &self,
+        api: &Api,
+        space: &TestSpace,
+        role: Role,
+        expires_in_ms: Option<u64>,
+        max_uses: Option<u32>,
+    ) -> Result<InviteToken, ErrorBody> {
+        let secret = InviteSecret::from_bytes(random());
+        let req = CreateInviteRequest {
+            secret_hash: b64::encode(invite_secret_hash(&space.id, &secret)),
+            role,
+            expires_in_ms,
+            max_uses,
+        };
+        let info: InviteInfo = api.call(&space.path("/invites"), Some(self.token()), &req).await?;
+        assert_eq!(info.role, role);
+        Ok(InviteToken { space_id: space.id.clone(), space_key: space.key.clone(), secret })
+    }
+
+    /// Joins with an invite token's text, as `client.space.join(token)` does.
+    pub async fn join(&self, api: &Api, token: &str) -> Result<SpaceInfo, ErrorBody> {
+        let token = InviteToken::parse(token).expect("a valid token");
+        let req = JoinSpaceRequest { space_id: token.space_id, secret: b64::encode(token.secret.as_bytes()) };
+        api.call("/v1/spaces/join", Some(self.token()), &req).await
+    }
+
+    /// Commits a file listing these shards, with a fresh id.
+    pub async fn commit(&self, api: &Api, space: &TestSpace, shards: &[ShardAddress]) -> Result<FileEntry, ErrorBody> {
+        let req = CommitFileRequest { file_id: new_id(), sealed_record: sealed(120), shards: shards.to_vec() };
+        api.call(&space.path("/files"), Some(self.token()), &req).await
+    }
+
+    /// `GET` a space route, typed.
+    pub async fn get_json<R: DeserializeOwned>(&self, api: &Api, path: &str) -> Result<R, ErrorBody> {
+        let (status, json) = api.get(path, Some(self.token())).await;
+        if status.is_success() {
+            Ok(serde_json::from_value(json).expect("answer shape"))
+        } else {
+            let err: ErrorBody = serde_json::from_value(json).expect("error shape");
+            assert_eq!(status.as_u16(), err.code.http_status(), "status matches code");
+            Err(err)
+        }
+    }
+
+    /// The space's files.
+    pub async fn files(&self, api: &Api, space: &TestSpace) -> Result<Vec<FileEntry>, ErrorBody> {
+        self.get_json::<FileListResponse>(api, &space.path("/files")).await.map(|l| l.files)
+    }
+
+    /// The space's used bytes.
+    pub async fn used(&self, api: &Api, space: &TestSpace) -> Result<u64, ErrorBody> {
+        self.get_json::<UsageResponse>(api, &space.path("/usage")).await.map(|u| u.used_bytes)
+    }
+
+    /// Deletes a file.
+    pub async fn delete_file(&self, api: &Api, space: &TestSpace, file_id: &str) -> Result<bool, ErrorBody> {
+        let (status, json) = api.delete(&space.path(&format!("/files/{file_id}")), Some(self.token())).await;
+        if status.is_success() {
+            Ok(serde_json::from_value::<DeleteFileResponse>(json).expect("answer shape").existed)
+        } else {
+            Err(serde_json::from_value(json).expect("error shape"))
+        }
+    }
+
+    /// A route answering 204 (leave, remove): `Ok` or the error.
+    pub async fn post_empty(&self, api: &Api, path: &str, body: &impl Serialize) -> Result<(), ErrorBody> {
+        let (status, json) = api.post(path, Some(self.token()), body).await;
+        if status == StatusCode::NO_CONTENT {
+            Ok(())
+        } else {
+            let err: ErrorBody = serde_json::from_value(json).expect("error shape");
+            assert_eq!(status.as_u16(), err.code.http_status(), "status matches code");
+            Err(err)
+        }
     }
 }

@@ -1,0 +1,96 @@
+//! The file routes of a space: commit, list, get, delete.
+//!
+//! A file is visible only once committed: its shards are uploaded first (invisible,
+//! collected after the grace if nothing commits them), then one commit checks every
+//! listed shard is stored, meters their bytes against the space's quota and records
+//! the file with its sealed manifest, all in one transaction — so a refused commit
+//! leaves nothing visible. Deleting a file frees at once the shards no other file
+//! references, so its manifest stops opening it ([`crate::gc`]).
+
+use axum::extract::State;
+use coffer_core::proto::storage::{
+    CommitFileRequest, DeleteFileResponse, FileEntry, FileListResponse, MAX_FILE_SHARDS,
+};
+use coffer_core::shard::ADDRESS_HEX_LEN;
+
+use crate::auth::Authed;
+use crate::error::{ApiError, Json, Path};
+use crate::server::{AppState, now_ms};
+use crate::spaces::{check_id, sealed_bytes};
+use crate::store::NewFile;
+
+/// Longest sealed file record, in bytes (one around the longest manifest is 1,052).
+pub const MAX_SEALED_RECORD_BYTES: usize = 4096;
+/// The commit route's body limit: [`MAX_FILE_SHARDS`] quoted addresses with their
+/// commas, and room for the rest of the body.
+pub const MAX_COMMIT_BODY_BYTES: usize = MAX_FILE_SHARDS * (ADDRESS_HEX_LEN + 3) + 64 * 1024;
+
+/// `POST /v1/spaces/{space}/files` (writers and owners).
+pub async fn commit(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(space_id): Path<String>,
+    Json(req): Json<CommitFileRequest>,
+) -> Result<Json<FileEntry>, ApiError> {
+    check_id(&space_id, "the space id")?;
+    check_id(&req.file_id, "fileId")?;
+    let sealed_record = sealed_bytes(&req.sealed_record, "sealedRecord", MAX_SEALED_RECORD_BYTES)?;
+    if req.shards.len() > MAX_FILE_SHARDS {
+        return Err(ApiError::too_large(format!("a file lists at most {MAX_FILE_SHARDS} shards")));
+    }
+    let file = NewFile {
+        space_id,
+        file_id: req.file_id,
+        sealed_record,
+        shards: req.shards,
+        created_by: authed.session.user_id,
+        created_at_ms: now_ms(),
+    };
+    let quota = state.config.space_quota_bytes;
+    let committed = state.records(move |r| r.commit_file(&file, quota)).await?;
+    Ok(Json(committed.to_wire()))
+}
+
+/// `GET /v1/spaces/{space}/files` (members): oldest first.
+pub async fn list(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(space_id): Path<String>,
+) -> Result<Json<FileListResponse>, ApiError> {
+    check_id(&space_id, "the space id")?;
+    let actor = authed.session.user_id;
+    let files = state.records(move |r| r.files(&space_id, &actor)).await?;
+    Ok(Json(FileListResponse { files: files.iter().map(|f| f.to_wire()).collect() }))
+}
+
+/// `GET /v1/spaces/{space}/files/{file}` (members).
+pub async fn get(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path((space_id, file_id)): Path<(String, String)>,
+) -> Result<Json<FileEntry>, ApiError> {
+    check_id(&space_id, "the space id")?;
+    check_id(&file_id, "the file id")?;
+    let actor = authed.session.user_id;
+    let file = state.records(move |r| r.file(&space_id, &file_id, &actor)).await?;
+    let file = file.ok_or_else(|| ApiError::not_found("no file with that id in this space"))?;
+    Ok(Json(file.to_wire()))
+}
+
+/// `DELETE /v1/spaces/{space}/files/{file}` (writers and owners): frees the shards
+/// no other file references before answering.
+pub async fn delete(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path((space_id, file_id)): Path<(String, String)>,
+) -> Result<Json<DeleteFileResponse>, ApiError> {
+    check_id(&space_id, "the space id")?;
+    check_id(&file_id, "the file id")?;
+    let actor = authed.session.user_id;
+    let freed = state.records(move |r| r.delete_file(&space_id, &file_id, &actor)).await?;
+    let Some(freed) = freed else {
+        return Ok(Json(DeleteFileResponse { existed: false }));
+    };
+    state.keeper(move |keeper| keeper.free(&freed, u64::MAX)).await?;
+    Ok(Json(DeleteFileResponse { existed: true }))
+}

@@ -1,0 +1,191 @@
+//! The space routes: create, list, invite, join, members, leave, remove a member,
+//! usage.
+//!
+//! A space is an id, a name sealed under a key only its members hold, and its
+//! members with their roles: readers read, writers also write and delete files,
+//! owners also invite and remove members. The accelerator never sees the space key
+//! or the name; an invite reaches it only as the hash of its secret
+//! ([`coffer_core::space::invite_secret_hash`]).
+//!
+//! Outsiders learn nothing: every route on a space answers `Forbidden` to a
+//! non-member, and the same `Forbidden` for a space that does not exist.
+//!
+//! A space keeps an owner while it has members: its last owner can neither leave
+//! nor be removed until the other members are gone. When the last member leaves,
+//! the space is deleted with its invites and files, and their shards are freed.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use coffer_core::b64;
+use coffer_core::proto::storage::{
+    CreateInviteRequest, CreateSpaceRequest, ID_BYTES, InviteInfo, JoinSpaceRequest, MembersResponse,
+    RemoveMemberRequest, Role, SpaceInfo, SpaceListResponse, UsageResponse,
+};
+use coffer_core::space::{INVITE_SECRET_LEN, InviteSecret, invite_secret_hash};
+
+use crate::auth::Authed;
+use crate::error::{ApiError, Json, Path};
+use crate::server::{AppState, now_ms};
+use crate::store::Invite;
+
+/// Longest sealed space name, in bytes (a sealed name is the name plus 29 bytes).
+pub const MAX_SEALED_NAME_BYTES: usize = 1024;
+/// An invite's lifetime when the request names none: 7 days.
+pub const DEFAULT_INVITE_TTL_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+/// Longest invite lifetime: 90 days.
+pub const MAX_INVITE_TTL_MS: u64 = 90 * 24 * 60 * 60 * 1000;
+/// Most joins one invite may allow.
+pub const MAX_INVITE_USES: u32 = 1000;
+/// Bytes of a user id before base64url.
+const USER_ID_BYTES: usize = 16;
+
+/// Checks an id the client drew: [`ID_BYTES`] bytes, base64url.
+pub fn check_id(text: &str, what: &str) -> Result<(), ApiError> {
+    if text.len() > 64 || b64::decode_array::<ID_BYTES>(text).is_none() {
+        return Err(ApiError::invalid(format!("{what} must be {ID_BYTES} random bytes in base64url (22 characters)")));
+    }
+    Ok(())
+}
+
+/// Decodes a sealed base64url field of 1 to `max` bytes.
+pub fn sealed_bytes(text: &str, what: &str, max: usize) -> Result<Vec<u8>, ApiError> {
+    // Four characters per three bytes: refuse the oversized before decoding them.
+    let too_large = || ApiError::too_large(format!("{what} is over {max} bytes"));
+    if text.len() > max.div_ceil(3) * 4 {
+        return Err(too_large());
+    }
+    let bytes = b64::decode(text).ok_or_else(|| ApiError::invalid(format!("{what} must be base64url")))?;
+    if bytes.is_empty() {
+        return Err(ApiError::invalid(format!("{what} must not be empty")));
+    }
+    if bytes.len() > max {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+/// `POST /v1/spaces`: the caller becomes the new space's owner.
+pub async fn create(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(req): Json<CreateSpaceRequest>,
+) -> Result<Json<SpaceInfo>, ApiError> {
+    check_id(&req.space_id, "spaceId")?;
+    let name = sealed_bytes(&req.sealed_name, "sealedName", MAX_SEALED_NAME_BYTES)?;
+    let user = authed.session.user_id;
+    let now = now_ms();
+    let space = state.records(move |r| r.create_space(&req.space_id, &name, &user, now)).await?;
+    Ok(Json(space.to_wire()))
+}
+
+/// `GET /v1/spaces`: the caller's spaces with their role, oldest first.
+pub async fn list(State(state): State<AppState>, authed: Authed) -> Result<Json<SpaceListResponse>, ApiError> {
+    let user = authed.session.user_id;
+    let spaces = state.records(move |r| r.spaces_of(&user)).await?;
+    Ok(Json(SpaceListResponse { spaces: spaces.iter().map(|s| s.to_wire()).collect() }))
+}
+
+/// `POST /v1/spaces/{space}/invites` (owners): registers an invite's secret hash.
+pub async fn invite(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(space_id): Path<String>,
+    Json(req): Json<CreateInviteRequest>,
+) -> Result<Json<InviteInfo>, ApiError> {
+    check_id(&space_id, "the space id")?;
+    let secret_hash: [u8; 32] = b64::decode_array(&req.secret_hash)
+        .ok_or_else(|| ApiError::invalid("secretHash must be 32 bytes of base64url"))?;
+    if req.role == Role::Owner {
+        return Err(ApiError::invalid("an invite grants the reader or writer role, never owner"));
+    }
+    let ttl = req.expires_in_ms.unwrap_or(DEFAULT_INVITE_TTL_MS);
+    if ttl == 0 || ttl > MAX_INVITE_TTL_MS {
+        return Err(ApiError::invalid(format!(
+            "expiresInMs must be between 1 and {MAX_INVITE_TTL_MS} (90 days); leave it out for 7 days"
+        )));
+    }
+    let max_uses = req.max_uses.unwrap_or(1);
+    if max_uses == 0 || max_uses > MAX_INVITE_USES {
+        return Err(ApiError::invalid(format!(
+            "maxUses must be between 1 and {MAX_INVITE_USES}; leave it out for a single use"
+        )));
+    }
+    let now = now_ms();
+    let invite = Invite { space_id, secret_hash, role: req.role, expires_at_ms: now.saturating_add(ttl), max_uses };
+    let info = InviteInfo { role: invite.role, expires_at_ms: invite.expires_at_ms, max_uses };
+    let actor = authed.session.user_id;
+    state.records(move |r| r.create_invite(&actor, &invite, now)).await?;
+    Ok(Json(info))
+}
+
+/// `POST /v1/spaces/join`: joins with an invite's secret. Joining a space one is
+/// already a member of answers the membership and leaves the invite unused.
+pub async fn join(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(req): Json<JoinSpaceRequest>,
+) -> Result<Json<SpaceInfo>, ApiError> {
+    check_id(&req.space_id, "spaceId")?;
+    let secret: [u8; INVITE_SECRET_LEN] = b64::decode_array(&req.secret)
+        .ok_or_else(|| ApiError::invalid(format!("secret must be {INVITE_SECRET_LEN} bytes of base64url")))?;
+    let hash = invite_secret_hash(&req.space_id, &InviteSecret::from_bytes(secret));
+    let user = authed.session.user_id;
+    let now = now_ms();
+    let space = state.records(move |r| r.join_space(&req.space_id, &hash, &user, now)).await?;
+    Ok(Json(space.to_wire()))
+}
+
+/// `GET /v1/spaces/{space}/members` (members).
+pub async fn members(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(space_id): Path<String>,
+) -> Result<Json<MembersResponse>, ApiError> {
+    check_id(&space_id, "the space id")?;
+    let actor = authed.session.user_id;
+    let members = state.records(move |r| r.members(&space_id, &actor)).await?;
+    Ok(Json(MembersResponse { members }))
+}
+
+/// `POST /v1/spaces/{space}/leave`: 204. The last member leaving deletes the space.
+pub async fn leave(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(space_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    check_id(&space_id, "the space id")?;
+    let user = authed.session.user_id;
+    let freed = state.records(move |r| r.leave_space(&space_id, &user)).await?;
+    if !freed.is_empty() {
+        state.keeper(move |keeper| keeper.free(&freed, u64::MAX)).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/spaces/{space}/members/remove` (owners): 204.
+pub async fn remove_member(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(space_id): Path<String>,
+    Json(req): Json<RemoveMemberRequest>,
+) -> Result<StatusCode, ApiError> {
+    check_id(&space_id, "the space id")?;
+    if b64::decode_array::<USER_ID_BYTES>(&req.user_id).is_none() {
+        return Err(ApiError::invalid(format!("userId must be {USER_ID_BYTES} bytes of base64url")));
+    }
+    let actor = authed.session.user_id;
+    state.records(move |r| r.remove_member(&space_id, &actor, &req.user_id)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/spaces/{space}/usage` (members).
+pub async fn usage(
+    State(state): State<AppState>,
+    authed: Authed,
+    Path(space_id): Path<String>,
+) -> Result<Json<UsageResponse>, ApiError> {
+    check_id(&space_id, "the space id")?;
+    let actor = authed.session.user_id;
+    let used_bytes = state.records(move |r| r.space_usage(&space_id, &actor)).await?;
+    Ok(Json(UsageResponse { used_bytes, quota_bytes: state.config.space_quota_bytes }))
+}
