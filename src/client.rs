@@ -88,8 +88,20 @@ impl Inner {
         if self.feed.borrow().is_some() || self.user.borrow().is_none() {
             return;
         }
-        let feed = Feed::start(Rc::downgrade(self), self.kv_seq.get());
+        let feed = Feed::start(Rc::clone(self), self.kv_seq.get());
         *self.feed.borrow_mut() = Some(feed);
+    }
+
+    /// Stops the change feed once nobody listens, keeping its position so a later
+    /// listener resumes where it stopped.
+    pub fn stop_feed_if_unheard(&self) {
+        if self.events.has_any() {
+            return;
+        }
+        if let Some(feed) = self.feed.borrow_mut().take() {
+            self.kv_seq.set(feed.last_seq());
+            feed.stop();
+        }
     }
 
     fn sign_in_as(&self, user_id: String, username: String, token: String, root: RootSecret, kv_seq: u64) {

@@ -79,6 +79,11 @@ impl Events {
         self.listeners.borrow().iter().any(|l| l.kind == kind)
     }
 
+    /// Whether anyone listens at all.
+    pub fn has_any(&self) -> bool {
+        !self.listeners.borrow().is_empty()
+    }
+
     /// Queues `payload` for every listener of `kind` that is still registered when
     /// the microtask runs.
     pub fn emit(self: &Rc<Self>, kind: EventKind, payload: JsValue) {

@@ -7,7 +7,7 @@
 //! a gap means the socket is out of step, so it is closed and resumed.
 
 use std::cell::{Cell, RefCell};
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 
 use coffer_core::kv::KvScope;
 use coffer_core::proto::{ChangeEvent, ChangeOp, ClientFrame, ServerFrame};
@@ -45,9 +45,13 @@ struct Handlers {
 }
 
 /// One client's change feed.
+///
+/// While it runs it holds its client: an app that keeps only the listener (and lets
+/// the `Client` object go) still gets its events. `stop` lets go, so a signed-out
+/// client, or one whose last listener was removed, can be collected.
 pub struct Feed {
-    /// The client's state; the feed ends when the client is gone.
-    inner: Weak<Inner>,
+    /// The client's state, held until `stop`.
+    inner: RefCell<Option<Rc<Inner>>>,
     /// The current socket, if connected or connecting.
     socket: RefCell<Option<WebSocket>>,
     /// Handlers of the current socket. Replaced only from `connect`, never from
@@ -65,9 +69,9 @@ pub struct Feed {
 
 impl Feed {
     /// Starts a feed that delivers changes after `since`.
-    pub fn start(inner: Weak<Inner>, since: u64) -> Rc<Feed> {
+    pub fn start(inner: Rc<Inner>, since: u64) -> Rc<Feed> {
         let feed = Rc::new(Feed {
-            inner,
+            inner: RefCell::new(Some(inner)),
             socket: RefCell::new(None),
             handlers: RefCell::new(None),
             last_seq: Cell::new(since),
@@ -79,9 +83,20 @@ impl Feed {
         feed
     }
 
-    /// Closes the socket for good.
+    /// The client, while the feed runs.
+    fn inner(&self) -> Option<Rc<Inner>> {
+        self.inner.borrow().clone()
+    }
+
+    /// The last sequence number delivered, to resume from later.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq.get()
+    }
+
+    /// Closes the socket for good and lets go of the client.
     pub fn stop(&self) {
         self.stopped.set(true);
+        let inner = self.inner.borrow_mut().take();
         if let Some(timer) = self.timer.borrow_mut().take() {
             clear_timeout(&timer);
         }
@@ -94,13 +109,14 @@ impl Feed {
             socket.set_onclose(None);
             let _ = socket.close();
         }
+        drop(inner);
     }
 
     fn connect(self: &Rc<Self>) {
         if self.stopped.get() {
             return;
         }
-        let Some(inner) = self.inner.upgrade() else { return };
+        let Some(inner) = self.inner() else { return };
         // Replacing the old socket's handlers is safe here: this runs from a timer or
         // from `start`, never inside one of them.
         if let Some(old) = self.socket.borrow_mut().take() {
@@ -156,7 +172,7 @@ impl Feed {
     }
 
     fn on_open(&self) {
-        let Some(inner) = self.inner.upgrade() else { return };
+        let Some(inner) = self.inner() else { return };
         let Some(token) = inner.http.token() else { return self.stop() };
         self.send(&ClientFrame::Auth { token, since: Some(self.last_seq.get()) });
     }
@@ -200,7 +216,7 @@ impl Feed {
             ServerFrame::Change(change) => self.on_change(change),
             ServerFrame::Resync { seq } => {
                 self.last_seq.set(seq);
-                if let Some(inner) = self.inner.upgrade() {
+                if let Some(inner) = self.inner() {
                     let payload = Object::new();
                     let _ = Reflect::set(&payload, &"seq".into(), &JsValue::from_f64(seq as f64));
                     inner.events.emit(EventKind::Resync, payload.into());
@@ -229,7 +245,7 @@ impl Feed {
         if change.collection.starts_with(RESERVED_PREFIX) {
             return;
         }
-        let Some(inner) = self.inner.upgrade() else { return };
+        let Some(inner) = self.inner() else { return };
         let Ok(user) = inner.user() else { return };
         let payload = Object::new();
         let set = |k: &str, v: &JsValue| {

@@ -156,10 +156,11 @@ impl Kv {
         self.inner.user()?;
         let id = self.inner.events.add(kind, listener);
         self.inner.ensure_feed();
-        let events = Rc::downgrade(&self.inner.events);
+        let inner = Rc::downgrade(&self.inner);
         let off = Closure::<dyn FnMut()>::new(move || {
-            if let Some(events) = events.upgrade() {
-                events.remove(id);
+            if let Some(inner) = inner.upgrade() {
+                inner.events.remove(id);
+                inner.stop_feed_if_unheard();
             }
         });
         Ok(off.into_js_value().unchecked_into())
