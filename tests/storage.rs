@@ -275,7 +275,13 @@ async fn bad_storage_input_is_refused_with_codes() {
         code_of(write(&[("spaceId", "AAAAAAAAAAAAAAAAAAAAAA".into()), ("data", data.clone())])).await,
         "Forbidden"
     );
-    assert_eq!(code_of(storage.read_by_manifest("coffer1:AAAA".into(), None)).await, "Integrity");
+    assert_eq!(code_of(storage.read_by_manifest("coffer1:AAAA".into(), None)).await, "InvalidInput");
+    let (_, manifest) = write(&client, &space_id, &data, &[]).await;
+    let mut tampered: Vec<char> = manifest.chars().collect();
+    let at = tampered.len() - 10;
+    tampered[at] = if tampered[at] == 'A' { 'B' } else { 'A' };
+    let tampered: String = tampered.into_iter().collect();
+    assert_eq!(code_of(storage.read_by_manifest(tampered.into(), None)).await, "Integrity");
     assert_eq!(code_of(storage.read_by_manifest("not a manifest".into(), None)).await, "InvalidInput");
     assert_eq!(code_of(storage.read_by_manifest("coffer9:AAAA".into(), None)).await, "InvalidInput");
     assert_eq!(code_of(storage.read_file(space_id.as_str().into(), "short".into(), None)).await, "InvalidInput");
