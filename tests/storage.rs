@@ -256,23 +256,23 @@ async fn bad_storage_input_is_refused_with_codes() {
     let space_id = space_of(&client, "Bad").await;
     let storage = client.storage();
     let data: JsValue = pattern(10, 1).into();
-    let write = |pairs: &[(&str, JsValue)]| storage.write_file(obj(pairs));
-    assert_eq!(code_of(write(&[("data", data.clone())])).await, "InvalidInput");
-    assert_eq!(code_of(write(&[("spaceId", "nope".into()), ("data", data.clone())])).await, "InvalidInput");
-    assert_eq!(code_of(write(&[("spaceId", space_id.as_str().into()), ("data", "text".into())])).await, "InvalidInput");
+    let attempt = |pairs: &[(&str, JsValue)]| storage.write_file(obj(pairs));
+    assert_eq!(code_of(attempt(&[("data", data.clone())])).await, "InvalidInput");
+    assert_eq!(code_of(attempt(&[("spaceId", "nope".into()), ("data", data.clone())])).await, "InvalidInput");
+    assert_eq!(code_of(attempt(&[("spaceId", space_id.as_str().into()), ("data", "text".into())])).await, "InvalidInput");
     let big_name = obj(&[("name", "n".repeat(300).into())]);
-    assert_eq!(code_of(write(&[("spaceId", space_id.as_str().into()), ("data", data.clone()), ("metadata", big_name)])).await, "TooLarge");
+    assert_eq!(code_of(attempt(&[("spaceId", space_id.as_str().into()), ("data", data.clone()), ("metadata", big_name)])).await, "TooLarge");
     assert_eq!(
-        code_of(write(&[("spaceId", space_id.as_str().into()), ("data", data.clone()), ("chunkSize", 10.into())])).await,
+        code_of(attempt(&[("spaceId", space_id.as_str().into()), ("data", data.clone()), ("chunkSize", 10.into())])).await,
         "InvalidInput"
     );
     assert_eq!(
-        code_of(write(&[("spaceId", space_id.as_str().into()), ("data", data.clone()), ("parityShards", 9.into())])).await,
+        code_of(attempt(&[("spaceId", space_id.as_str().into()), ("data", data.clone()), ("parityShards", 9.into())])).await,
         "InvalidInput"
     );
     // A space this account has no key for.
     assert_eq!(
-        code_of(write(&[("spaceId", "AAAAAAAAAAAAAAAAAAAAAA".into()), ("data", data.clone())])).await,
+        code_of(attempt(&[("spaceId", "AAAAAAAAAAAAAAAAAAAAAA".into()), ("data", data.clone())])).await,
         "Forbidden"
     );
     assert_eq!(code_of(storage.read_by_manifest("coffer1:AAAA".into(), None)).await, "InvalidInput");
