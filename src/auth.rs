@@ -4,8 +4,8 @@
 
 use coffer_core::account::{self, KdfParams, PasswordKey, RootSecret, SALT_LEN};
 use coffer_core::proto::{
-    ChallengeRequest, ChallengeResponse, ChangePasswordRequest, LoginRequest, SaltRequest, SaltResponse,
-    SessionInfo, SessionResponse, SignUpRequest,
+    ChallengeRequest, ChallengeResponse, ChangePasswordRequest, LoginRequest, SaltRequest, SaltResponse, SessionInfo,
+    SessionResponse, SignUpRequest,
 };
 use coffer_core::{ErrorCode, b64, validate};
 

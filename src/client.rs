@@ -4,11 +4,11 @@ use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::rc::Rc;
 
+use coffer_core::ErrorCode;
 use coffer_core::account::RootSecret;
 use coffer_core::b64;
 use coffer_core::kv::KvKeys;
 use coffer_core::proto::{SessionInfo, SessionResponse};
-use coffer_core::ErrorCode;
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -132,6 +132,20 @@ pub fn rejected(error: SdkError) -> Promise {
     Promise::reject(&error.into())
 }
 
+/// The shape of every async method: the arguments are checked (and copied out of
+/// the caller's objects) now, the rest runs as a Promise; a refusal of either kind
+/// rejects it with a `CofferError`.
+pub fn call<P, F, Fut>(inner: &Rc<Inner>, checked: SdkResult<P>, run: F) -> Promise
+where
+    F: FnOnce(Rc<Inner>, P) -> Fut,
+    Fut: Future<Output = SdkResult<JsValue>> + 'static,
+{
+    match checked {
+        Ok(args) => promise(run(Rc::clone(inner), args)),
+        Err(e) => rejected(e),
+    }
+}
+
 /// A Coffer client: sign a user in, then use `client.kv`.
 ///
 /// @example
@@ -217,7 +231,9 @@ impl Client {
     pub async fn resume(options: UrlOptions) -> Result<JsValue, JsValue> {
         let options = Options::new(&options, "resume options")?;
         let http = Http::new(&options.string("url")?)?;
-        let Some((_, saved)) = remember::load(http.base()) else { return Ok(JsValue::NULL) };
+        let Some((_, saved)) = remember::load(http.base()) else {
+            return Ok(JsValue::NULL);
+        };
         let Some(root) = saved.root() else {
             remember::clear(http.base());
             return Ok(JsValue::NULL);

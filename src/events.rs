@@ -34,9 +34,7 @@ impl EventKind {
         match name {
             "change" => Ok(EventKind::Change),
             "resync" => Ok(EventKind::Resync),
-            other => Err(SdkError::invalid(format!(
-                "unknown event {other:?}: kv emits \"change\" and \"resync\""
-            ))),
+            other => Err(SdkError::invalid(format!("unknown event {other:?}: kv emits \"change\" and \"resync\""))),
         }
     }
 }

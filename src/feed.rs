@@ -9,10 +9,10 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+use coffer_core::ErrorCode;
 use coffer_core::kv::KvScope;
 use coffer_core::proto::{ChangeEvent, ChangeOp, ClientFrame, ServerFrame};
 use coffer_core::validate::RESERVED_PREFIX;
-use coffer_core::ErrorCode;
 use js_sys::{Function, Object, Reflect};
 use wasm_bindgen::prelude::*;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
@@ -173,7 +173,9 @@ impl Feed {
 
     fn on_open(&self) {
         let Some(inner) = self.inner() else { return };
-        let Some(token) = inner.http.token() else { return self.stop() };
+        let Some(token) = inner.http.token() else {
+            return self.stop();
+        };
         self.send(&ClientFrame::Auth { token, since: Some(self.last_seq.get()) });
     }
 
@@ -203,7 +205,9 @@ impl Feed {
     }
 
     fn on_message(&self, event: MessageEvent) {
-        let Some(text) = event.data().as_string() else { return };
+        let Some(text) = event.data().as_string() else {
+            return;
+        };
         let frame: ServerFrame = match serde_json::from_str(&text) {
             Ok(frame) => frame,
             Err(_) => {

@@ -33,8 +33,9 @@ impl Http {
     /// Checks the URL and keeps it.
     pub fn new(url: &str) -> SdkResult<Self> {
         let base = url.trim_end_matches('/');
-        let parsed = web_sys::Url::new(base)
-            .map_err(|_| SdkError::invalid(format!("url {url:?} is not an absolute URL such as \"http://127.0.0.1:8080\"")))?;
+        let parsed = web_sys::Url::new(base).map_err(|_| {
+            SdkError::invalid(format!("url {url:?} is not an absolute URL such as \"http://127.0.0.1:8080\""))
+        })?;
         let scheme = parsed.protocol();
         if scheme != "http:" && scheme != "https:" {
             return Err(SdkError::invalid(format!("url must be http: or https:, not {scheme}")));
@@ -105,7 +106,13 @@ impl Http {
     }
 
     /// Sends one request; a non-2xx answer becomes the accelerator's error.
-    async fn send(&self, method: &str, path: &str, body: Body<'_>, signal: Option<&AbortSignal>) -> SdkResult<Response> {
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Body<'_>,
+        signal: Option<&AbortSignal>,
+    ) -> SdkResult<Response> {
         let init = RequestInit::new();
         init.set_method(method);
         let content_type = match &body {

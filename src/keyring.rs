@@ -47,7 +47,9 @@ pub async fn find(inner: &Inner, space_id: &str) -> SdkResult<Option<SpaceKey>> 
     if let Some(key) = inner.keyring.cached(space_id) {
         return Ok(Some(key));
     }
-    let Some(text) = kv::fetch(inner, SPACES.into(), space_id.into()).await? else { return Ok(None) };
+    let Some(text) = kv::fetch(inner, SPACES.into(), space_id.into()).await? else {
+        return Ok(None);
+    };
     let entry: Entry = serde_json::from_str(&text)
         .map_err(|_| SdkError::new(ErrorCode::Integrity, "a stored space key is malformed"))?;
     let bytes = b64::decode_array::<32>(&entry.key)

@@ -10,7 +10,7 @@ use coffer_core::{ErrorCode, validate};
 use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
 
-use crate::client::{Inner, promise, rejected};
+use crate::client::{Inner, call};
 use crate::error::{SdkError, SdkResult};
 use crate::events::EventKind;
 use crate::json;
@@ -91,12 +91,7 @@ impl Kv {
             validate::value_json(&text)?;
             Ok::<_, SdkError>((collection, id, encrypt, text))
         })();
-        let (collection, id, encrypt, text) = match prepared {
-            Ok(p) => p,
-            Err(e) => return rejected(e),
-        };
-        let inner = Rc::clone(&self.inner);
-        promise(async move {
+        call(&self.inner, prepared, move |inner, (collection, id, encrypt, text)| async move {
             put(&inner, collection, id, &text, encrypt).await?;
             Ok(JsValue::UNDEFINED)
         })
@@ -105,12 +100,7 @@ impl Kv {
     /// Reads a value (decrypting it here), or `null` if there is none.
     #[wasm_bindgen(skip_typescript)]
     pub fn get(&self, collection: JsValue, id: JsValue) -> Promise {
-        let (collection, id) = match key(&collection, &id) {
-            Ok(k) => k,
-            Err(e) => return rejected(e),
-        };
-        let inner = Rc::clone(&self.inner);
-        promise(async move {
+        call(&self.inner, key(&collection, &id), move |inner, (collection, id)| async move {
             match fetch(&inner, collection, id).await? {
                 Some(text) => json::parse(&text),
                 None => Ok(JsValue::NULL),
@@ -121,29 +111,25 @@ impl Kv {
     /// Deletes a value; resolves to whether it existed.
     #[wasm_bindgen(skip_typescript)]
     pub fn delete(&self, collection: JsValue, id: JsValue) -> Promise {
-        let (collection, id) = match key(&collection, &id) {
-            Ok(k) => k,
-            Err(e) => return rejected(e),
-        };
-        let inner = Rc::clone(&self.inner);
-        promise(async move { Ok(JsValue::from_bool(remove(&inner, collection, id).await?)) })
+        call(&self.inner, key(&collection, &id), move |inner, (collection, id)| async move {
+            Ok(JsValue::from_bool(remove(&inner, collection, id).await?))
+        })
     }
 
     /// The ids in a collection, sorted.
     #[wasm_bindgen(skip_typescript)]
     pub fn list(&self, collection: JsValue) -> Promise {
-        let collection = match string_arg(&collection, "collection").and_then(|c| {
-            validate::collection(&c)?;
-            Ok(c)
-        }) {
-            Ok(c) => c,
-            Err(e) => return rejected(e),
-        };
-        let inner = Rc::clone(&self.inner);
-        promise(async move {
-            let ids = ids(&inner, collection).await?;
-            Ok(JsValue::from(ids.into_iter().map(JsValue::from).collect::<Array>()))
-        })
+        call(
+            &self.inner,
+            string_arg(&collection, "collection").and_then(|c| {
+                validate::collection(&c)?;
+                Ok(c)
+            }),
+            move |inner, collection| async move {
+                let ids = ids(&inner, collection).await?;
+                Ok(JsValue::from(ids.into_iter().map(JsValue::from).collect::<Array>()))
+            },
+        )
     }
 
     /// Listens for `"change"` or `"resync"`; returns a function that stops listening.

@@ -20,8 +20,12 @@
 //! - [`error`] — the one conversion to a JS `Error` with a stable `code`.
 //! - [`options`], [`json`], [`js`], [`random`], [`timer`] — small boundary helpers.
 //! - `types.d.ts` — the hand-written TypeScript merged into the generated `.d.ts`.
+//! - `bench` — with the `bench` feature only: per-chunk benchmark entry points for
+//!   `scripts/bench` (never in the shipped package).
 
 pub mod auth;
+#[cfg(feature = "bench")]
+pub mod bench;
 pub mod client;
 pub mod error;
 pub mod events;

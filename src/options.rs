@@ -46,10 +46,7 @@ impl Options {
         if value.is_undefined() || value.is_null() {
             return Ok(None);
         }
-        value
-            .as_string()
-            .map(Some)
-            .ok_or_else(|| SdkError::invalid(format!("{}.{name} must be a string", self.what)))
+        value.as_string().map(Some).ok_or_else(|| SdkError::invalid(format!("{}.{name} must be a string", self.what)))
     }
 
     /// An optional boolean field.
@@ -97,7 +94,11 @@ impl Options {
 /// A positional string argument, e.g. a collection name.
 pub fn string_arg(value: &JsValue, name: &str) -> SdkResult<String> {
     value.as_string().ok_or_else(|| {
-        let got = if value.is_undefined() { "undefined".to_owned() } else { value.js_typeof().as_string().unwrap_or_default() };
+        let got = if value.is_undefined() {
+            "undefined".to_owned()
+        } else {
+            value.js_typeof().as_string().unwrap_or_default()
+        };
         SdkError::invalid(format!("{name} must be a string, got {got}"))
     })
 }

@@ -34,9 +34,9 @@ impl Remember {
             None | Some("session") => Ok(Remember::Session),
             Some("none") => Ok(Remember::None),
             Some("local") => Ok(Remember::Local),
-            Some(other) => Err(SdkError::invalid(format!(
-                "remember must be \"none\", \"session\" or \"local\", not {other:?}"
-            ))),
+            Some(other) => {
+                Err(SdkError::invalid(format!("remember must be \"none\", \"session\" or \"local\", not {other:?}")))
+            }
         }
     }
 }
@@ -87,9 +87,11 @@ pub fn save(kind: Remember, url: &str, saved: &Saved) -> SdkResult<()> {
         SdkError::invalid("this environment has no sessionStorage/localStorage; pass remember: \"none\"")
     })?;
     let text = serde_json::to_string(saved).expect("Saved serializes");
-    store
-        .set_item(&key(url), &text)
-        .map_err(|_| SdkError::invalid("the browser refused to store the session (storage full or disabled); pass remember: \"none\""))
+    store.set_item(&key(url), &text).map_err(|_| {
+        SdkError::invalid(
+            "the browser refused to store the session (storage full or disabled); pass remember: \"none\"",
+        )
+    })
 }
 
 /// Loads a saved session for `url`, from `sessionStorage` first.

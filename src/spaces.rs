@@ -5,16 +5,16 @@
 
 use std::rc::Rc;
 
+use coffer_core::b64;
 use coffer_core::proto::storage::{
-    CreateInviteRequest, CreateSpaceRequest, InviteInfo, JoinSpaceRequest, MembersResponse, RemoveMemberRequest,
-    Role, SpaceInfo, SpaceListResponse, UsageResponse,
+    CreateInviteRequest, CreateSpaceRequest, InviteInfo, JoinSpaceRequest, MembersResponse, RemoveMemberRequest, Role,
+    SpaceInfo, SpaceListResponse, UsageResponse,
 };
 use coffer_core::space::{self, InviteSecret, InviteToken, SpaceKey};
-use coffer_core::b64;
 use js_sys::{Array, Promise};
 use wasm_bindgen::prelude::*;
 
-use crate::client::{Inner, promise, rejected};
+use crate::client::{Inner, call};
 use crate::error::{SdkError, SdkResult};
 use crate::js::{number, object};
 use crate::keyring;
@@ -90,37 +90,35 @@ impl Spaces {
     /// Creates a space owned by this account; resolves to `{ id, name, role }`.
     #[wasm_bindgen(skip_typescript)]
     pub fn create(&self, options: JsValue) -> Promise {
-        let name = match Options::new(&options, "space.create options").and_then(|o| o.string("name")) {
-            Ok(name) => name,
-            Err(e) => return rejected(e),
-        };
-        let inner = Rc::clone(&self.inner);
-        promise(async move {
-            inner.user()?;
-            let space_id = b64::encode(random::bytes::<16>());
-            let key = SpaceKey::from_bytes(random::bytes());
-            let sealed = space::seal_space_name(&key, &space_id, &name, random::bytes())
-                .map_err(|e| SdkError::new(e.code(), e.to_string()))?;
-            // The key is recorded before the space exists, so a space is never
-            // created whose key was lost on the way.
-            keyring::store(&inner, &space_id, &key).await?;
-            let request = CreateSpaceRequest { space_id: space_id.clone(), sealed_name: b64::encode(sealed) };
-            let info: SpaceInfo = match inner.http.post("/v1/spaces", &request).await {
-                Ok(info) => info,
-                Err(e) => {
-                    let _ = keyring::forget(&inner, &space_id).await;
-                    return Err(e);
-                }
-            };
-            describe(&inner, &info).await
-        })
+        call(
+            &self.inner,
+            Options::new(&options, "space.create options").and_then(|o| o.string("name")),
+            move |inner, name| async move {
+                inner.user()?;
+                let space_id = b64::encode(random::bytes::<16>());
+                let key = SpaceKey::from_bytes(random::bytes());
+                let sealed = space::seal_space_name(&key, &space_id, &name, random::bytes())
+                    .map_err(|e| SdkError::new(e.code(), e.to_string()))?;
+                // The key is recorded before the space exists, so a space is never
+                // created whose key was lost on the way.
+                keyring::store(&inner, &space_id, &key).await?;
+                let request = CreateSpaceRequest { space_id: space_id.clone(), sealed_name: b64::encode(sealed) };
+                let info: SpaceInfo = match inner.http.post("/v1/spaces", &request).await {
+                    Ok(info) => info,
+                    Err(e) => {
+                        let _ = keyring::forget(&inner, &space_id).await;
+                        return Err(e);
+                    }
+                };
+                describe(&inner, &info).await
+            },
+        )
     }
 
     /// The spaces this account is a member of, oldest first.
     #[wasm_bindgen(skip_typescript)]
     pub fn list(&self) -> Promise {
-        let inner = Rc::clone(&self.inner);
-        promise(async move {
+        call(&self.inner, Ok(()), move |inner, ()| async move {
             inner.user()?;
             let answer: SpaceListResponse = inner.http.get("/v1/spaces").await?;
             let out = Array::new();
@@ -143,12 +141,7 @@ impl Spaces {
             let max_uses = o.optional_number("maxUses")?;
             Ok::<_, SdkError>((space_id, role, expires_in_ms, max_uses))
         })();
-        let (space_id, role, expires_in_ms, max_uses) = match parsed {
-            Ok(p) => p,
-            Err(e) => return rejected(e),
-        };
-        let inner = Rc::clone(&self.inner);
-        promise(async move {
+        call(&self.inner, parsed, move |inner, (space_id, role, expires_in_ms, max_uses)| async move {
             inner.user()?;
             let key = keyring::require(&inner, &space_id).await?;
             let secret = InviteSecret::from_bytes(random::bytes());
@@ -168,36 +161,32 @@ impl Spaces {
     /// Joins a space with an invite token; resolves to `{ id, name, role }`.
     #[wasm_bindgen(skip_typescript)]
     pub fn join(&self, token: JsValue) -> Promise {
-        let token = match string_arg(&token, "token")
-            .and_then(|t| InviteToken::parse(&t).map_err(|e| SdkError::new(e.code(), e.to_string())))
-        {
-            Ok(token) => token,
-            Err(e) => return rejected(e),
-        };
-        let inner = Rc::clone(&self.inner);
-        promise(async move {
-            inner.user()?;
-            let request =
-                JoinSpaceRequest { space_id: token.space_id.clone(), secret: b64::encode(token.secret.as_bytes()) };
-            let info: SpaceInfo = inner.http.post("/v1/spaces/join", &request).await?;
-            // Joining again is harmless (it does not use up the invite), so if the key
-            // cannot be recorded the caller can simply retry the join.
-            keyring::store(&inner, &token.space_id, &token.space_key).await.map_err(|e| {
-                SdkError::new(e.code, format!("joined the space, but could not save its key ({}); call join again", e.message))
-            })?;
-            describe(&inner, &info).await
-        })
+        call(
+            &self.inner,
+            string_arg(&token, "token")
+                .and_then(|t| InviteToken::parse(&t).map_err(|e| SdkError::new(e.code(), e.to_string()))),
+            move |inner, token| async move {
+                inner.user()?;
+                let request =
+                    JoinSpaceRequest { space_id: token.space_id.clone(), secret: b64::encode(token.secret.as_bytes()) };
+                let info: SpaceInfo = inner.http.post("/v1/spaces/join", &request).await?;
+                // Joining again is harmless (it does not use up the invite), so if the key
+                // cannot be recorded the caller can simply retry the join.
+                keyring::store(&inner, &token.space_id, &token.space_key).await.map_err(|e| {
+                    SdkError::new(
+                        e.code,
+                        format!("joined the space, but could not save its key ({}); call join again", e.message),
+                    )
+                })?;
+                describe(&inner, &info).await
+            },
+        )
     }
 
     /// The members of a space: `[{ userId, username, role, joinedAt }]`.
     #[wasm_bindgen(skip_typescript)]
     pub fn members(&self, space_id: JsValue) -> Promise {
-        let space_id = match id_arg(&space_id) {
-            Ok(id) => id,
-            Err(e) => return rejected(e),
-        };
-        let inner = Rc::clone(&self.inner);
-        promise(async move {
+        call(&self.inner, id_arg(&space_id), move |inner, space_id| async move {
             inner.user()?;
             let answer: MembersResponse = inner.http.get(&format!("{}/members", space_path(&space_id)?)).await?;
             let out: Array = answer
@@ -219,12 +208,7 @@ impl Spaces {
     /// Leaves a space (the last owner cannot leave while others remain).
     #[wasm_bindgen(skip_typescript)]
     pub fn leave(&self, space_id: JsValue) -> Promise {
-        let space_id = match id_arg(&space_id) {
-            Ok(id) => id,
-            Err(e) => return rejected(e),
-        };
-        let inner = Rc::clone(&self.inner);
-        promise(async move {
+        call(&self.inner, id_arg(&space_id), move |inner, space_id| async move {
             inner.user()?;
             inner.http.post_empty(&format!("{}/leave", space_path(&space_id)?), &()).await?;
             keyring::forget(&inner, &space_id).await?;
@@ -236,12 +220,7 @@ impl Spaces {
     #[wasm_bindgen(skip_typescript, js_name = removeMember)]
     pub fn remove_member(&self, space_id: JsValue, user_id: JsValue) -> Promise {
         let parsed = id_arg(&space_id).and_then(|s| Ok((s, string_arg(&user_id, "userId")?)));
-        let (space_id, user_id) = match parsed {
-            Ok(p) => p,
-            Err(e) => return rejected(e),
-        };
-        let inner = Rc::clone(&self.inner);
-        promise(async move {
+        call(&self.inner, parsed, move |inner, (space_id, user_id)| async move {
             inner.user()?;
             let path = format!("{}/members/remove", space_path(&space_id)?);
             inner.http.post_empty(&path, &RemoveMemberRequest { user_id }).await?;
@@ -252,12 +231,7 @@ impl Spaces {
     /// The space's metered bytes: `{ usedBytes, quotaBytes }`.
     #[wasm_bindgen(skip_typescript)]
     pub fn usage(&self, space_id: JsValue) -> Promise {
-        let space_id = match id_arg(&space_id) {
-            Ok(id) => id,
-            Err(e) => return rejected(e),
-        };
-        let inner = Rc::clone(&self.inner);
-        promise(async move {
+        call(&self.inner, id_arg(&space_id), move |inner, space_id| async move {
             inner.user()?;
             let answer: UsageResponse = inner.http.get(&format!("{}/usage", space_path(&space_id)?)).await?;
             Ok(object(&[("usedBytes", number(answer.used_bytes)), ("quotaBytes", number(answer.quota_bytes))]))

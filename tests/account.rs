@@ -49,7 +49,8 @@ async fn taken_username_and_bad_options_are_refused() {
     assert_eq!(rejected_code(spaces).await, "InvalidInput");
     let no_url = obj(&[("username", "x".into()), ("password", "y".into())]);
     assert_eq!(rejected_code(Client::sign_in(no_url.unchecked_into()).await).await, "InvalidInput");
-    let bad_remember = obj(&[("url", URL.into()), ("username", "x".into()), ("password", "y".into()), ("remember", "forever".into())]);
+    let bad_remember =
+        obj(&[("url", URL.into()), ("username", "x".into()), ("password", "y".into()), ("remember", "forever".into())]);
     assert_eq!(rejected_code(Client::sign_in(bad_remember.unchecked_into()).await).await, "InvalidInput");
     let unreachable = obj(&[("url", "http://127.0.0.1:9".into()), ("username", "x".into()), ("password", "y".into())]);
     assert_eq!(rejected_code(Client::sign_in(unreachable.unchecked_into()).await).await, "Network");
@@ -87,7 +88,12 @@ async fn change_password_keeps_data_and_retires_the_old_password() {
 #[wasm_bindgen_test]
 async fn remembered_session_resumes_until_signed_out() {
     let name = unique("resume");
-    let options = obj(&[("url", URL.into()), ("username", name.as_str().into()), ("password", PASSWORD.into()), ("remember", "session".into())]);
+    let options = obj(&[
+        ("url", URL.into()),
+        ("username", name.as_str().into()),
+        ("password", PASSWORD.into()),
+        ("remember", "session".into()),
+    ]);
     let client = Client::sign_up(options.unchecked_into()).await.unwrap();
     wait(client.kv().set("k".into(), "v".into(), "1".into(), None)).await.unwrap();
     let url = obj(&[("url", URL.into())]);

@@ -19,7 +19,8 @@ fn get(value: &JsValue, key: &str) -> JsValue {
 
 /// Deterministic test bytes (not all zero, so a shifted chunk would show).
 fn pattern(len: usize, seed: u32) -> Uint8Array {
-    let bytes: Vec<u8> = (0..len as u32).map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 13) as u8).collect();
+    let bytes: Vec<u8> =
+        (0..len as u32).map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 13) as u8).collect();
     Uint8Array::from(&bytes[..])
 }
 
@@ -46,15 +47,11 @@ async fn write(client: &Client, space_id: &str, data: &JsValue, extra: &[(&str, 
 async fn seed_storage_examples_round_trip() {
     let client = sign_up(&unique("files")).await;
     let space_id = space_of(&client, "Docs").await;
-    let file = web_sys::File::new_with_u8_array_sequence_and_options(
-        &Array::of1(&pattern(10_000, 1)),
-        "notes.txt",
-        &{
-            let bag = web_sys::FilePropertyBag::new();
-            bag.set_type("text/plain");
-            bag
-        },
-    )
+    let file = web_sys::File::new_with_u8_array_sequence_and_options(&Array::of1(&pattern(10_000, 1)), "notes.txt", &{
+        let bag = web_sys::FilePropertyBag::new();
+        bag.set_type("text/plain");
+        bag
+    })
     .unwrap();
     let metadata = obj(&[("name", file.name().into()), ("type", file.type_().into())]);
     let (stat, manifest) = write(&client, &space_id, &file.clone().into(), &[("metadata", metadata)]).await;
@@ -73,8 +70,10 @@ async fn seed_storage_examples_round_trip() {
     assert_eq!(mine.length(), 1);
     assert_eq!(get(&mine.get(0), "id"), id);
     assert_eq!(get(&mine.get(0), "manifest"), manifest.as_str());
-    let in_space: Array =
-        wait(client.storage().list_files(Some(obj(&[("spaceId", space_id.as_str().into())])))).await.unwrap().unchecked_into();
+    let in_space: Array = wait(client.storage().list_files(Some(obj(&[("spaceId", space_id.as_str().into())]))))
+        .await
+        .unwrap()
+        .unchecked_into();
     assert_eq!(in_space.length(), 1);
     assert_eq!(get(&in_space.get(0), "size"), 10_000);
 
@@ -126,9 +125,8 @@ async fn a_fifty_mebibyte_file_round_trips_as_bytes_blob_and_stream() {
     let buffer = wait(blob.array_buffer()).await.unwrap();
     assert!(same(&Uint8Array::new(&buffer).into(), &bytes));
 
-    let as_stream = wait(client.storage().read_by_manifest(manifest.into(), Some(obj(&[("as", "stream".into())]))))
-        .await
-        .unwrap();
+    let as_stream =
+        wait(client.storage().read_by_manifest(manifest.into(), Some(obj(&[("as", "stream".into())])))).await.unwrap();
     let stream: web_sys::ReadableStream = get(&as_stream, "data").unchecked_into();
     let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
     let mut offset = 0u32;
@@ -154,7 +152,8 @@ async fn members_read_non_members_are_refused_and_manifests_open_for_anyone() {
     let (stat, manifest) = write(&owner, &space_id, &bytes.clone().into(), &[]).await;
     let id = get(&stat, "id");
 
-    let token = wait(owner.space().invite(space_id.clone().into(), Some(obj(&[("role", "writer".into())])))).await.unwrap();
+    let token =
+        wait(owner.space().invite(space_id.clone().into(), Some(obj(&[("role", "writer".into())])))).await.unwrap();
     assert!(token.as_string().unwrap().starts_with("coffer-invite1:"));
     let joined = wait(friend.space().join(token.clone())).await.unwrap();
     assert_eq!(get(&joined, "name"), "Shared");
@@ -192,7 +191,8 @@ async fn readers_cannot_write_or_delete() {
     let token = wait(owner.space().invite(space_id.clone().into(), None)).await.unwrap();
     let joined = wait(reader.space().join(token)).await.unwrap();
     assert_eq!(get(&joined, "role"), "reader");
-    let attempt = reader.storage().write_file(obj(&[("spaceId", space_id.as_str().into()), ("data", pattern(10, 2).into())]));
+    let attempt =
+        reader.storage().write_file(obj(&[("spaceId", space_id.as_str().into()), ("data", pattern(10, 2).into())]));
     assert_eq!(code_of(attempt).await, "Forbidden");
     assert_eq!(code_of(reader.storage().delete_file(space_id.into(), get(&stat, "id"))).await, "Forbidden");
 }
@@ -241,8 +241,10 @@ async fn aborting_a_write_leaves_nothing_visible() {
         ("signal", signal.into()),
     ]));
     assert_eq!(code_of(attempt).await, "Aborted");
-    let listed: Array =
-        wait(client.storage().list_files(Some(obj(&[("spaceId", space_id.as_str().into())])))).await.unwrap().unchecked_into();
+    let listed: Array = wait(client.storage().list_files(Some(obj(&[("spaceId", space_id.as_str().into())]))))
+        .await
+        .unwrap()
+        .unchecked_into();
     assert_eq!(listed.length(), 0);
     let mine: Array = wait(client.storage().list_files(None)).await.unwrap().unchecked_into();
     assert_eq!(mine.length(), 0);
@@ -259,15 +261,24 @@ async fn bad_storage_input_is_refused_with_codes() {
     let attempt = |pairs: &[(&str, JsValue)]| storage.write_file(obj(pairs));
     assert_eq!(code_of(attempt(&[("data", data.clone())])).await, "InvalidInput");
     assert_eq!(code_of(attempt(&[("spaceId", "nope".into()), ("data", data.clone())])).await, "InvalidInput");
-    assert_eq!(code_of(attempt(&[("spaceId", space_id.as_str().into()), ("data", "text".into())])).await, "InvalidInput");
-    let big_name = obj(&[("name", "n".repeat(300).into())]);
-    assert_eq!(code_of(attempt(&[("spaceId", space_id.as_str().into()), ("data", data.clone()), ("metadata", big_name)])).await, "TooLarge");
     assert_eq!(
-        code_of(attempt(&[("spaceId", space_id.as_str().into()), ("data", data.clone()), ("chunkSize", 10.into())])).await,
+        code_of(attempt(&[("spaceId", space_id.as_str().into()), ("data", "text".into())])).await,
+        "InvalidInput"
+    );
+    let big_name = obj(&[("name", "n".repeat(300).into())]);
+    assert_eq!(
+        code_of(attempt(&[("spaceId", space_id.as_str().into()), ("data", data.clone()), ("metadata", big_name)]))
+            .await,
+        "TooLarge"
+    );
+    assert_eq!(
+        code_of(attempt(&[("spaceId", space_id.as_str().into()), ("data", data.clone()), ("chunkSize", 10.into())]))
+            .await,
         "InvalidInput"
     );
     assert_eq!(
-        code_of(attempt(&[("spaceId", space_id.as_str().into()), ("data", data.clone()), ("parityShards", 9.into())])).await,
+        code_of(attempt(&[("spaceId", space_id.as_str().into()), ("data", data.clone()), ("parityShards", 9.into())]))
+            .await,
         "InvalidInput"
     );
     // A space this account has no key for.

@@ -3,8 +3,8 @@
 //! `aes-gcm`. Same algorithm, key, nonce and AAD, so the bytes are identical either
 //! way (a browser test proves it, both directions).
 
-use coffer_core::chunk::{self, CHUNK_NONCE, ChunkKey, ChunkPos};
 use coffer_core::ErrorCode;
+use coffer_core::chunk::{self, CHUNK_NONCE, ChunkKey, ChunkPos};
 use js_sys::Uint8Array;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
@@ -71,7 +71,10 @@ pub async fn seal(engine: Engine, key: &ChunkKey, pos: ChunkPos, plaintext: &Uin
                 plaintext,
             );
             let sealed = JsFuture::from(promise).await.map_err(|e| {
-                SdkError::new(ErrorCode::Internal, format!("WebCrypto refused to seal: {}", crate::error::describe_js(&e)))
+                SdkError::new(
+                    ErrorCode::Internal,
+                    format!("WebCrypto refused to seal: {}", crate::error::describe_js(&e)),
+                )
             })?;
             Ok(Uint8Array::new(&sealed).to_vec())
         }

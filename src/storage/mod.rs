@@ -26,7 +26,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use web_sys::AbortSignal;
 
-use crate::client::{Inner, promise, rejected};
+use crate::client::{Inner, call, rejected};
 use crate::error::{SdkError, SdkResult};
 use crate::js::{number, object};
 use crate::json;
@@ -52,7 +52,13 @@ impl Storage {
 }
 
 /// The parts of a file's stat that every reader can know.
-fn stat_object(id: Option<&str>, space_id: Option<&str>, size: u64, metadata: &str, extra: &[(&str, JsValue)]) -> SdkResult<JsValue> {
+fn stat_object(
+    id: Option<&str>,
+    space_id: Option<&str>,
+    size: u64,
+    metadata: &str,
+    extra: &[(&str, JsValue)],
+) -> SdkResult<JsValue> {
     let mut pairs = vec![
         ("id", id.map_or(JsValue::NULL, JsValue::from)),
         ("spaceId", space_id.map_or(JsValue::NULL, JsValue::from)),
@@ -85,7 +91,8 @@ fn parse_manifest(text: &str) -> SdkResult<Manifest> {
 fn open_record(key: &SpaceKey, entry: &FileEntry) -> SdkResult<String> {
     let sealed = b64::decode(&entry.sealed_record)
         .ok_or_else(|| SdkError::new(ErrorCode::Integrity, "a file record is not base64url"))?;
-    space::open_file_record(key, &entry.space_id, &entry.file_id, &sealed).map_err(|e| SdkError::new(e.code(), e.to_string()))
+    space::open_file_record(key, &entry.space_id, &entry.file_id, &sealed)
+        .map_err(|e| SdkError::new(e.code(), e.to_string()))
 }
 
 /// `{ as?, onProgress?, signal? }` of the read calls.
@@ -157,16 +164,24 @@ impl Storage {
             space_path(&space_id)?;
             let source = Source::from_js(&o.raw("data"))?;
             let metadata_value = o.raw("metadata");
-            let metadata_value =
-                if metadata_value.is_undefined() { source.default_metadata() } else { metadata_value };
+            let metadata_value = if metadata_value.is_undefined() { source.default_metadata() } else { metadata_value };
             let metadata = json::stringify(&metadata_value)?;
-            Ok::<_, SdkError>((space_id, source, metadata, file_params(&o)?, o.optional_function("onProgress")?, signal_option(&o)?))
+            Ok::<_, SdkError>((
+                space_id,
+                source,
+                metadata,
+                file_params(&o)?,
+                o.optional_function("onProgress")?,
+                signal_option(&o)?,
+            ))
         })();
         let (space_id, source, metadata, params, progress, signal) = match parsed {
             Ok(p) => p,
             Err(e) => return rejected(e),
         };
         let inner = Rc::clone(&self.inner);
+        // Not `call`: a failure after the commit rejects with an error that also
+        // carries the result.
         future_to_promise(async move {
             inner.user()?;
             let space_key = keyring::require(&inner, &space_id).await?;
@@ -208,12 +223,7 @@ impl Storage {
             let path = format!("{}/files/{}", space_path(&space_id)?, file_id_arg(&id)?);
             Ok::<_, SdkError>((space_id, path, read_options(options)?))
         })();
-        let (space_id, path, options) = match parsed {
-            Ok(p) => p,
-            Err(e) => return rejected(e),
-        };
-        let inner = Rc::clone(&self.inner);
-        promise(async move {
+        call(&self.inner, parsed, move |inner, (space_id, path, options)| async move {
             inner.user()?;
             let entry: FileEntry = inner.http.get(&path).await?;
             let key = keyring::require(&inner, &space_id).await?;
@@ -230,12 +240,7 @@ impl Storage {
             let text = string_arg(&manifest, "manifest")?;
             Ok::<_, SdkError>((parse_manifest(text.trim())?, read_options(options)?))
         })();
-        let (manifest, options) = match parsed {
-            Ok(p) => p,
-            Err(e) => return rejected(e),
-        };
-        let inner = Rc::clone(&self.inner);
-        promise(async move {
+        call(&self.inner, parsed, move |inner, (manifest, options)| async move {
             let stat = stat_object(None, None, manifest.size(), manifest.metadata(), &[])?;
             read_into(inner, manifest, stat, options).await
         })
@@ -245,42 +250,41 @@ impl Storage {
     /// records); with `{ spaceId }`, every file in that space.
     #[wasm_bindgen(skip_typescript, js_name = listFiles)]
     pub fn list_files(&self, options: Option<JsValue>) -> Promise {
-        let space_id = match Options::optional(options, "listFiles options").and_then(|o| o.optional_string("spaceId")) {
-            Ok(s) => s,
-            Err(e) => return rejected(e),
-        };
-        let inner = Rc::clone(&self.inner);
-        promise(async move {
-            inner.user()?;
-            let out = Array::new();
-            match space_id {
-                None => {
-                    for file in shared::all(&inner).await? {
-                        let stat = stat_object(
-                            Some(&file.file_id),
-                            Some(&file.space_id),
-                            file.size,
-                            &file.metadata,
-                            &[("createdAt", number(file.created_at)), ("manifest", file.manifest.as_str().into())],
-                        )?;
-                        out.push(&stat);
+        call(
+            &self.inner,
+            Options::optional(options, "listFiles options").and_then(|o| o.optional_string("spaceId")),
+            move |inner, space_id| async move {
+                inner.user()?;
+                let out = Array::new();
+                match space_id {
+                    None => {
+                        for file in shared::all(&inner).await? {
+                            let stat = stat_object(
+                                Some(&file.file_id),
+                                Some(&file.space_id),
+                                file.size,
+                                &file.metadata,
+                                &[("createdAt", number(file.created_at)), ("manifest", file.manifest.as_str().into())],
+                            )?;
+                            out.push(&stat);
+                        }
+                    }
+                    Some(space_id) => {
+                        let path = format!("{}/files", space_path(&space_id)?);
+                        let answer: FileListResponse = inner.http.get(&path).await?;
+                        let key = keyring::require(&inner, &space_id).await?;
+                        for entry in &answer.files {
+                            let text = open_record(&key, entry)?;
+                            let manifest = parse_manifest(&text)?;
+                            let stat = entry_stat(entry, &manifest)?;
+                            let _ = js_sys::Reflect::set(&stat, &"manifest".into(), &text.as_str().into());
+                            out.push(&stat);
+                        }
                     }
                 }
-                Some(space_id) => {
-                    let path = format!("{}/files", space_path(&space_id)?);
-                    let answer: FileListResponse = inner.http.get(&path).await?;
-                    let key = keyring::require(&inner, &space_id).await?;
-                    for entry in &answer.files {
-                        let text = open_record(&key, entry)?;
-                        let manifest = parse_manifest(&text)?;
-                        let stat = entry_stat(entry, &manifest)?;
-                        let _ = js_sys::Reflect::set(&stat, &"manifest".into(), &text.as_str().into());
-                        out.push(&stat);
-                    }
-                }
-            }
-            Ok(JsValue::from(out))
-        })
+                Ok(JsValue::from(out))
+            },
+        )
     }
 
     /// Deletes a file; resolves to whether it existed. Its manifest stops opening it.
@@ -292,12 +296,7 @@ impl Storage {
             let path = format!("{}/files/{file_id}", space_path(&space_id)?);
             Ok::<_, SdkError>((space_id, file_id, path))
         })();
-        let (space_id, file_id, path) = match parsed {
-            Ok(p) => p,
-            Err(e) => return rejected(e),
-        };
-        let inner = Rc::clone(&self.inner);
-        promise(async move {
+        call(&self.inner, parsed, move |inner, (space_id, file_id, path)| async move {
             inner.user()?;
             let answer: DeleteFileResponse = inner.http.delete(&path).await?;
             shared::forget(&inner, &space_id, &file_id).await?;
@@ -336,7 +335,12 @@ pub fn inspect_manifest(manifest: &str) -> Result<JsValue, JsValue> {
                 coffer_core::chunk::ChunkPos::Table { level, index } => ("table", level, index),
             };
             let shards: Array = chunk_ref.shards.iter().map(|a| JsValue::from(a.to_hex())).collect();
-            object(&[("kind", kind.into()), ("level", level.into()), ("index", number(index)), ("shards", shards.into())])
+            object(&[
+                ("kind", kind.into()),
+                ("level", level.into()),
+                ("index", number(index)),
+                ("shards", shards.into()),
+            ])
         })
         .collect();
     Ok(object(&[

@@ -5,12 +5,12 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
+use coffer_core::ErrorCode;
 use coffer_core::chunk::ChunkPos;
 use coffer_core::manifest::{ChunkRef, Manifest, ManifestError};
 use coffer_core::pipeline::{ChunkWalk, Step};
-use coffer_core::ErrorCode;
-use futures_util::stream::{self, LocalBoxStream};
 use futures_util::StreamExt;
+use futures_util::stream::{self, LocalBoxStream};
 use js_sys::{Array, Function, Promise, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -61,7 +61,9 @@ impl Output {
             None | Some("bytes") => Ok(Output::Bytes),
             Some("blob") => Ok(Output::Blob),
             Some("stream") => Ok(Output::Stream),
-            Some(other) => Err(SdkError::invalid(format!("as must be \"bytes\", \"blob\" or \"stream\", not {other:?}"))),
+            Some(other) => {
+                Err(SdkError::invalid(format!("as must be \"bytes\", \"blob\" or \"stream\", not {other:?}")))
+            }
         }
     }
 }
@@ -89,7 +91,8 @@ impl Walker {
                 Some(Step::Data { index, chunk_ref, sealed_len }) => return Ok(Some((index, chunk_ref, sealed_len))),
                 Some(Step::Table { pos, chunk_ref, sealed_len }) => {
                     let sealed =
-                        shards::fetch_chunk(&self.inner.http, &chunk_ref, params, sealed_len, self.signal.as_ref()).await?;
+                        shards::fetch_chunk(&self.inner.http, &chunk_ref, params, sealed_len, self.signal.as_ref())
+                            .await?;
                     let plain = cipher::open(self.engine, &chunk_ref.key, pos, &sealed).await?;
                     self.walk.table_opened(&plain.to_vec()).map_err(manifest_error)?;
                 }
@@ -99,10 +102,20 @@ impl Walker {
 }
 
 /// The file's plaintext chunks, in order.
-pub fn chunks(inner: Rc<Inner>, manifest: Manifest, signal: Option<AbortSignal>) -> LocalBoxStream<'static, SdkResult<Uint8Array>> {
+pub fn chunks(
+    inner: Rc<Inner>,
+    manifest: Manifest,
+    signal: Option<AbortSignal>,
+) -> LocalBoxStream<'static, SdkResult<Uint8Array>> {
     let params = manifest.params();
     let engine = Engine::best();
-    let walker = Walker { inner: Rc::clone(&inner), walk: ChunkWalk::new(manifest), engine, signal: signal.clone(), failed: false };
+    let walker = Walker {
+        inner: Rc::clone(&inner),
+        walk: ChunkWalk::new(manifest),
+        engine,
+        signal: signal.clone(),
+        failed: false,
+    };
     let steps = stream::unfold(walker, |mut w| async move {
         if w.failed {
             return None;
@@ -146,7 +159,9 @@ pub async fn read(
     if output == Output::Bytes && size > MAX_BYTES_OUTPUT {
         return Err(SdkError::new(
             ErrorCode::TooLarge,
-            format!("this file is {size} bytes, too large for one Uint8Array: read it with {{ as: \"blob\" }} or {{ as: \"stream\" }}"),
+            format!(
+                "this file is {size} bytes, too large for one Uint8Array: read it with {{ as: \"blob\" }} or {{ as: \"stream\" }}"
+            ),
         ));
     }
     let mut parts = chunks(inner, manifest, signal);
@@ -194,7 +209,9 @@ fn stream_of(parts: LocalBoxStream<'static, SdkResult<Uint8Array>>, size: u64, p
         let progress = progress.clone();
         future_to_promise(async move {
             // Taken out for the await, so no borrow is held while JS runs.
-            let Some((mut parts, mut done)) = state.borrow_mut().take() else { return Ok(JsValue::NULL) };
+            let Some((mut parts, mut done)) = state.borrow_mut().take() else {
+                return Ok(JsValue::NULL);
+            };
             match parts.next().await {
                 None => Ok(JsValue::NULL),
                 Some(Err(e)) => Err(e.into()),

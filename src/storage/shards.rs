@@ -2,11 +2,11 @@
 //! data shards first, check every shard against its address and fetch parity only
 //! when something is missing or bad.
 
+use coffer_core::ErrorCode;
 use coffer_core::erasure;
 use coffer_core::manifest::{ChunkRef, FileParams};
 use coffer_core::proto::storage::{ShardsRequest, decode_shard_batch};
 use coffer_core::shard::ShardAddress;
-use coffer_core::ErrorCode;
 use futures_util::future::try_join_all;
 use web_sys::AbortSignal;
 
@@ -46,7 +46,12 @@ where
 }
 
 /// Uploads every shard of a chunk in parallel.
-pub async fn upload(http: &Http, addresses: &[ShardAddress], shards: &[Vec<u8>], signal: Option<&AbortSignal>) -> SdkResult<()> {
+pub async fn upload(
+    http: &Http,
+    addresses: &[ShardAddress],
+    shards: &[Vec<u8>],
+    signal: Option<&AbortSignal>,
+) -> SdkResult<()> {
     try_join_all(addresses.iter().zip(shards).map(|(address, shard)| async move {
         let path = format!("/v1/shards/{address}");
         with_retry(signal, || http.put_bytes(&path, shard, signal)).await
@@ -55,7 +60,11 @@ pub async fn upload(http: &Http, addresses: &[ShardAddress], shards: &[Vec<u8>],
     .map(drop)
 }
 
-async fn fetch_batch(http: &Http, addresses: &[ShardAddress], signal: Option<&AbortSignal>) -> SdkResult<Vec<Option<Vec<u8>>>> {
+async fn fetch_batch(
+    http: &Http,
+    addresses: &[ShardAddress],
+    signal: Option<&AbortSignal>,
+) -> SdkResult<Vec<Option<Vec<u8>>>> {
     let request = ShardsRequest { addresses: addresses.to_vec() };
     let bytes = with_retry(signal, || http.post_for_bytes("/v1/shards/fetch", &request, signal)).await?;
     decode_shard_batch(&bytes, addresses.len())
@@ -91,6 +100,9 @@ pub async fn fetch_chunk(
         ));
     }
     erasure::reconstruct(shards, &chunk_ref.shards, k, m, sealed_len).map_err(|e| {
-        SdkError::new(ErrorCode::Integrity, format!("{e}: too many shards of this file are missing or damaged to rebuild it"))
+        SdkError::new(
+            ErrorCode::Integrity,
+            format!("{e}: too many shards of this file are missing or damaged to rebuild it"),
+        )
     })
 }

@@ -32,7 +32,7 @@ impl Source {
     }
 
     /// Total bytes.
-    pub fn len(&self) -> u64 {
+    pub fn size(&self) -> u64 {
         match self {
             Source::Bytes(bytes) => u64::from(bytes.length()),
             Source::Blob(blob) => blob.size() as u64,

@@ -2,13 +2,13 @@
 //! upload them — a few chunks in flight at once — then commit the sealed manifest.
 //! Only the chunks in flight are ever in memory, whatever the file's size.
 
+use coffer_core::b64;
 use coffer_core::chunk::{ChunkKey, ChunkPos};
 use coffer_core::manifest::{ChunkRef, FileParams, Finish, ManifestBuilder, TableNode};
 use coffer_core::pipeline;
 use coffer_core::proto::storage::{CommitFileRequest, FileEntry};
 use coffer_core::shard::ShardAddress;
 use coffer_core::space::{self, SpaceKey};
-use coffer_core::b64;
 use futures_util::{StreamExt, stream};
 use js_sys::{Function, Uint8Array};
 use web_sys::AbortSignal;
@@ -103,7 +103,7 @@ pub async fn write(inner: &Inner, job: WriteJob) -> SdkResult<Written> {
     let WriteJob { space_id, space_key, source, metadata, params, progress, signal } = job;
     let signal = signal.as_ref();
     let engine = Engine::best();
-    let size = source.len();
+    let size = source.size();
     let mut builder = ManifestBuilder::new(params, size, &metadata, random::bytes()).map_err(manifest_error)?;
     let count = builder.chunk_count();
     let chunk = u64::from(params.chunk_size);
