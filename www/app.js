@@ -1,10 +1,12 @@
 // The demo to-do app: signs a user in with Coffer and keeps their list in
-// `client.kv`, live across their devices. The accelerator serving this page is the
-// one it talks to.
+// `client.kv`, live across their devices, with files attached to to-dos kept in
+// `client.storage`. The accelerator serving this page is the one it talks to.
 
 import init, { Client } from "/pkg/coffer.js";
 import { TodoStore } from "./todos.js";
 import { createListView } from "./list.js";
+import { AttachmentStore } from "./attachments.js";
+import { saveBlob } from "./files.js";
 
 const URL_ = location.origin;
 const $ = (id) => document.getElementById(id);
@@ -28,19 +30,87 @@ const ui = {
   empty: $("empty"),
   openCount: $("open-count"),
   colophon: $("colophon"),
+  attachInput: $("attach-input"),
 };
 
-/** The signed-in session: `{ client, store }`, or null. */
+/**
+ * The signed-in session, or null: `{ client, store, files, uploads }`, where
+ * `uploads` maps a to-do's id to the AbortControllers of its uploads in progress.
+ */
 let session = null;
+
+/** The to-do the file picker is choosing for. */
+let attachingTo = null;
 
 const view = createListView(ui.list, {
   toggle: (id, done) => act(() => session.store.update(id, { done })),
   rename: (id, title) => act(() => session.store.update(id, { title })),
   remove: (id) => {
     ui.newTitle.focus();
-    act(() => session.store.remove(id));
+    act(() => removeTodo(id));
   },
+  attach: (id) => {
+    attachingTo = id;
+    ui.attachInput.value = "";
+    ui.attachInput.click();
+  },
+  open: (id, attachment, report) => act(() => openAttachment(attachment, report)),
+  detach: (id, attachment) => act(() => detach(id, attachment)),
 });
+
+/** Deletes a to-do, stops its uploads and deletes its attachments' files. */
+async function removeTodo(id) {
+  const { store, files, uploads } = session;
+  const attachments = store.items.get(id)?.attachments ?? [];
+  for (const controller of uploads.get(id) ?? []) controller.abort();
+  await store.remove(id);
+  const failed = [];
+  for (const attachment of attachments) {
+    await files.remove(attachment).catch((e) => failed.push(`“${attachment.name}”: ${e.message}`));
+  }
+  if (failed.length) throw new Error(`The to-do was deleted, but not all of its files: ${failed.join("; ")}`);
+}
+
+/** Uploads a file and attaches it to a to-do, with a progress bar until it is done. */
+async function attachFile(id, file) {
+  const current = session;
+  const controller = new AbortController();
+  const running = current.uploads.get(id) ?? new Set();
+  current.uploads.set(id, running.add(controller));
+  const bar = view.upload(id, file.name, () => controller.abort());
+  try {
+    const attachment = await current.files.upload(file, {
+      onProgress: (done, total) => bar.progress(done, total),
+      signal: controller.signal,
+    });
+    if (!(await current.store.attach(id, attachment))) {
+      // The to-do was deleted while the file uploaded: don't leave the file behind.
+      await current.files.remove(attachment);
+    }
+  } catch (e) {
+    if (e?.code === "Aborted") return;
+    throw new Error(`Could not attach “${file.name}”: ${e?.message ?? e}`);
+  } finally {
+    bar.end();
+    running.delete(controller);
+    if (running.size === 0 && current.uploads.get(id) === running) current.uploads.delete(id);
+  }
+}
+
+/** Decrypts an attachment and hands it to the browser as a download. */
+async function openAttachment(attachment, report) {
+  report("Opening…");
+  const blob = await session.files.read(attachment, {
+    onProgress: (done, total) => report(`Opening… ${total ? Math.floor((100 * done) / total) : 100}%`),
+  });
+  saveBlob(blob, attachment.name);
+}
+
+/** Deletes an attachment's file (its share link stops working), then drops it from the to-do. */
+async function detach(id, attachment) {
+  await session.files.remove(attachment);
+  await session.store.detach(id, attachment.fileId);
+}
 
 /** Runs a list action, showing its error if it fails. */
 async function act(action) {
@@ -95,7 +165,7 @@ async function enter(client) {
     onChange: (remote) => session?.store === store && render(remote),
     onError: (e) => showError(ui.todoError, e),
   });
-  session = { client, store };
+  session = { client, store, files: new AttachmentStore(client), uploads: new Map() };
   ui.whoami.textContent = client.username;
   ui.avatar.textContent = (client.username || "?").charAt(0).toUpperCase();
   view.clear();
@@ -116,6 +186,7 @@ async function leave() {
   const current = session;
   session = null;
   current?.store.close();
+  for (const controllers of current?.uploads.values() ?? []) for (const c of controllers) c.abort();
   view.clear();
   ui.password.value = "";
   showError(ui.authError, null);
@@ -188,6 +259,15 @@ ui.newForm.addEventListener("submit", async (event) => {
       throw e;
     }
   });
+});
+
+ui.attachInput.addEventListener("change", () => {
+  const id = attachingTo;
+  const picked = [...ui.attachInput.files];
+  attachingTo = null;
+  ui.attachInput.value = "";
+  if (!session || !id) return;
+  for (const file of picked) act(() => attachFile(id, file));
 });
 
 ui.signOut.addEventListener("click", () => leave());

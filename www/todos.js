@@ -4,7 +4,12 @@
 
 const COLLECTION = "todos";
 
-/** @typedef {{ title: string, done: boolean, created: number }} Todo */
+/**
+ * A file attached to a to-do: enough to open it (`manifest`, the read capability)
+ * and to delete it (`spaceId`, `fileId`).
+ * @typedef {{ name: string, type: string, size: number, manifest: string, spaceId: string, fileId: string }} Attachment
+ */
+/** @typedef {{ title: string, done: boolean, created: number, attachments: Attachment[] }} Todo */
 
 export class TodoStore {
   /**
@@ -77,7 +82,7 @@ export class TodoStore {
   /** Adds a to-do; resolves to its id. */
   async add(title) {
     const id = crypto.randomUUID();
-    await this.write(id, { title, done: false, created: Date.now() });
+    await this.write(id, { title, done: false, created: Date.now(), attachments: [] });
     return id;
   }
 
@@ -86,6 +91,21 @@ export class TodoStore {
     const current = this.items.get(id);
     if (!current) return;
     await this.write(id, { ...current, ...fields });
+  }
+
+  /** Adds an attachment to a to-do; false if the to-do is gone. */
+  async attach(id, attachment) {
+    const current = this.items.get(id);
+    if (!current) return false;
+    await this.write(id, { ...current, attachments: [...current.attachments, attachment] });
+    return true;
+  }
+
+  /** Removes the attachment with this file id from a to-do. */
+  async detach(id, fileId) {
+    const current = this.items.get(id);
+    if (!current) return;
+    await this.write(id, { ...current, attachments: current.attachments.filter((a) => a.fileId !== fileId) });
   }
 
   /** Deletes a to-do. */
@@ -127,5 +147,20 @@ function normalize(value) {
     title: value.title,
     done: value.done === true,
     created: Number.isFinite(value.created) ? value.created : 0,
+    attachments: Array.isArray(value.attachments) ? value.attachments.filter(isAttachment) : [],
   };
+}
+
+function isAttachment(a) {
+  return (
+    a !== null &&
+    typeof a === "object" &&
+    typeof a.name === "string" &&
+    typeof a.type === "string" &&
+    Number.isSafeInteger(a.size) &&
+    typeof a.manifest === "string" &&
+    a.manifest.startsWith("coffer1:") &&
+    typeof a.spaceId === "string" &&
+    typeof a.fileId === "string"
+  );
 }

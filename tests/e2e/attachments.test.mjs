@@ -1,0 +1,287 @@
+// The demo's attachments, driven like a person would: attach a file to a to-do (a
+// progress bar while it uploads), download it, copy its share link, and open that
+// link in a fresh browser context that never signed in — name, size, download and
+// inline preview. Removing the attachment turns the link off; a damaged link says
+// so. Leaves screenshots in target/e2e/.
+
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdir, readFile } from "node:fs/promises";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+
+import { closeQuietly, cofferUrl, launch, newPage, randomHex, uniqueName } from "./browser.mjs";
+
+const BASE = cofferUrl();
+const SHOTS = fileURLToPath(new URL("../../target/e2e/", import.meta.url));
+
+const username = uniqueName("attach");
+const password = `pw-${randomHex(8)}`;
+
+/** The row of the to-do titled `title` (exact). */
+const row = (page, title) =>
+  page.getByTestId("todo").filter({ has: page.getByTestId("todo-title").getByText(title, { exact: true }) });
+
+/** The attachment chip named `name` in the to-do titled `title`. */
+const chip = (page, title, name) => row(page, title).getByTestId("attachment").filter({ has: page.getByText(name, { exact: true }) });
+
+async function addTodo(page, title) {
+  await page.getByLabel("New to-do").fill(title);
+  await page.getByLabel("New to-do").press("Enter");
+  await row(page, title).waitFor({ state: "visible" });
+}
+
+/** Picks `file` ({ name, mimeType, buffer }) with the to-do's paper clip. */
+async function attach(page, title, file) {
+  const [chooser] = await Promise.all([page.waitForEvent("filechooser"), row(page, title).getByTestId("todo-attach").click()]);
+  await chooser.setFiles(file);
+}
+
+/** Clicks `trigger` and returns the download's name and bytes. */
+async function download(page, trigger) {
+  const [event] = await Promise.all([page.waitForEvent("download"), trigger.click()]);
+  const path = await event.path();
+  assert.ok(path, `the download failed: ${await event.failure()}`);
+  return { name: event.suggestedFilename(), bytes: await readFile(path) };
+}
+
+/** Opens a share link in a fresh context (no session, no storage) and waits for it to settle. */
+async function openLink(browser, link, options = {}) {
+  const fresh = await newPage(browser, options);
+  fresh.requests = [];
+  fresh.page.on("request", (r) => fresh.requests.push({ url: r.url(), body: r.postData() ?? "" }));
+  await fresh.page.goto(link);
+  await fresh.page.waitForFunction(() => ["ready", "error"].includes(document.body.dataset.state));
+  return fresh;
+}
+
+/** Fails with the page's own errors when it reported any. */
+function assertNoPageErrors(page, allowed = []) {
+  const unexpected = page.problems.filter((p) => !allowed.some((re) => re.test(p)));
+  assert.deepEqual(unexpected, [], "errors in the page");
+}
+
+// The timeout only stops a broken run from hanging; nothing asserts on time
+// (each Playwright wait has its own 20 s limit, set in browser.mjs).
+describe("demo attachments: attach, download, share, open without signing in", { timeout: 300_000 }, () => {
+  const recording = { name: "field-recording.wav", mimeType: "audio/wav", buffer: randomBytes(2_621_440 + 123) };
+  const notes = { name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("Bring the tripod.\nBatteries: 4 × AA.\n") };
+  let browser;
+  let a; // the signed-in device: { context, page }
+  let link; // the recording's share link
+  const links = {}; // name → share link, of the files attached to "Pack for the shoot"
+  const opened = [];
+
+  before(async () => {
+    browser = await launch();
+    a = await newPage(browser);
+    await a.page.goto(`${BASE}/`);
+    await a.page.waitForFunction(() => document.body.dataset.state === "signed-out");
+    await a.page.getByLabel("Username").fill(username);
+    await a.page.getByLabel("Password").fill(password);
+    await a.page.getByTestId("sign-up").click();
+    await a.page.waitForFunction(() => document.body.dataset.state === "ready");
+  });
+
+  after(async () => {
+    for (const o of opened) await o.context.close().catch(() => {});
+    await closeQuietly(browser);
+  });
+
+  it("attaches a file to a to-do, with a progress bar while it uploads", async () => {
+    const { page } = a;
+    await addTodo(page, "Send the field recording");
+    // Every value the progress bar takes, as the page sets it.
+    await page.evaluate(() => {
+      window.progressSeen = [];
+      new MutationObserver((records) => {
+        for (const r of records) {
+          if (r.target.dataset?.testid === "upload-progress") window.progressSeen.push(Number(r.target.getAttribute("value")));
+        }
+      }).observe(document.getElementById("todo-list"), { subtree: true, attributes: true, attributeFilter: ["value"] });
+    });
+    // Hold the upload part-way (shard uploads after the first twelve wait in the
+    // browser) to see the bar, then let it finish.
+    const held = [];
+    let passed = 0;
+    let releasing = false;
+    const hold = (r) => {
+      if (releasing || r.request().method() !== "PUT" || passed < 12) {
+        if (r.request().method() === "PUT") passed += 1;
+        return r.continue();
+      }
+      held.push(r);
+    };
+    await page.route(`${BASE}/v1/shards/*`, hold);
+    await attach(page, "Send the field recording", recording);
+    const upload = row(page, "Send the field recording").getByTestId("upload");
+    await upload.waitFor({ state: "visible" });
+    assert.equal(await upload.getByTestId("upload-progress").isVisible(), true, "the progress bar shows");
+    assert.match(await upload.textContent(), /field-recording\.wav/);
+    // Bounded: the 13th shard upload is held as soon as the browser sends it.
+    for (let i = 0; held.length === 0; i++) {
+      assert.ok(i < 200, "the upload reached the held shards");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await mkdir(SHOTS, { recursive: true });
+    await page.mouse.move(0, 0);
+    await page.screenshot({ path: `${SHOTS}attachments-uploading.png`, fullPage: true, animations: "disabled" });
+    releasing = true;
+    for (const r of held) await r.continue();
+    await page.unroute(`${BASE}/v1/shards/*`, hold);
+
+    await chip(page, "Send the field recording", recording.name).waitFor({ state: "visible" });
+    await upload.waitFor({ state: "detached" });
+    const seen = await page.evaluate(() => window.progressSeen);
+    assert.ok(seen.some((v) => v > 0 && v < 1), `the bar moved through the upload: ${JSON.stringify(seen)}`);
+    assert.equal(seen.at(-1), 1, "and reached the end");
+    const size = await chip(page, "Send the field recording", recording.name).getByTestId("attachment-size").textContent();
+    assert.equal(size, "2.6 MB");
+    assert.equal(await page.getByTestId("todo-error").isVisible(), false);
+  });
+
+  it("downloads the attachment with identical bytes", async () => {
+    const got = await download(a.page, chip(a.page, "Send the field recording", recording.name).getByTestId("attachment-open"));
+    assert.equal(got.name, recording.name);
+    assert.ok(got.bytes.equals(recording.buffer), `downloaded ${got.bytes.length} bytes, expected the ${recording.buffer.length} attached`);
+  });
+
+  it("copy share link shows the link: the manifest in the fragment", async () => {
+    const item = chip(a.page, "Send the field recording", recording.name);
+    await item.getByTestId("attachment-share").click();
+    await item.getByTestId("share-panel").waitFor({ state: "visible" });
+    link = await item.getByTestId("share-link").inputValue();
+    assert.match(link, new RegExp(`^${BASE.replace(/[.]/g, "\\.")}/open\\.html#coffer1:[A-Za-z0-9_-]+$`));
+    assert.match(await item.getByTestId("share-status").textContent(), /anyone with it can open this file/i);
+    await a.page.mouse.move(0, 0);
+    await a.page.screenshot({ path: `${SHOTS}attachments.png`, fullPage: true, animations: "disabled" });
+    await a.page.setViewportSize({ width: 390, height: 760 });
+    await a.page.screenshot({ path: `${SHOTS}attachments-phone.png`, fullPage: true, animations: "disabled" });
+    await a.page.setViewportSize({ width: 900, height: 800 });
+  });
+
+  it("opens the link in a fresh context, not signed in: name, size, identical bytes", async () => {
+    const fresh = await openLink(browser, link);
+    opened.push(fresh);
+    const { page } = fresh;
+    assert.equal(await page.evaluate(() => document.body.dataset.state), "ready", await page.getByTestId("open-error").textContent());
+    assert.equal(await page.getByTestId("file-name").textContent(), recording.name);
+    assert.equal(await page.getByTestId("file-details").textContent(), "2.6 MB · audio/wav");
+    assert.equal(await page.getByTestId("preview").isVisible(), false, "no preview for audio");
+    await page.screenshot({ path: `${SHOTS}open-file.png`, fullPage: true });
+    const got = await download(page, page.getByTestId("download"));
+    assert.equal(got.name, recording.name);
+    assert.ok(got.bytes.equals(recording.buffer), "the shared file downloads byte-identical");
+    // Nobody signed in here, and the manifest (the key) never left the browser.
+    assert.deepEqual(await page.evaluate(() => [sessionStorage.length, localStorage.length]), [0, 0]);
+    const secret = link.split("#coffer1:")[1];
+    const leaks = fresh.requests.filter((r) => r.url.includes(secret) || r.body.includes(secret));
+    assert.deepEqual(leaks, [], "no request carries the manifest");
+    assertNoPageErrors(page);
+  });
+
+  it("previews images and text on the shared page", async () => {
+    const { page } = a;
+    await addTodo(page, "Pack for the shoot");
+    const picture = { name: "shot-list.png", mimeType: "image/png", buffer: await page.screenshot({ type: "png" }) };
+    await attach(page, "Pack for the shoot", picture);
+    await chip(page, "Pack for the shoot", picture.name).waitFor();
+    await attach(page, "Pack for the shoot", notes);
+    await chip(page, "Pack for the shoot", notes.name).waitFor();
+    assert.deepEqual(
+      await row(page, "Pack for the shoot").getByTestId("attachment-name").allTextContents(),
+      [picture.name, notes.name],
+      "attachments in the order they were added",
+    );
+
+    for (const file of [picture, notes]) {
+      const item = chip(page, "Pack for the shoot", file.name);
+      await item.getByTestId("attachment-share").click();
+      links[file.name] = await item.getByTestId("share-link").inputValue();
+    }
+
+    const image = await openLink(browser, links[picture.name], { viewport: { width: 390, height: 760 }, isMobile: true, hasTouch: true });
+    opened.push(image);
+    const img = image.page.getByTestId("preview-image");
+    await img.waitFor({ state: "visible" });
+    await image.page.waitForFunction(() => document.querySelector("[data-testid=preview-image]").complete);
+    assert.ok(await img.evaluate((el) => el.naturalWidth > 0), "the image decodes");
+    assert.equal(await image.page.getByTestId("file-name").textContent(), picture.name);
+    await image.page.screenshot({ path: `${SHOTS}open-image-phone.png`, fullPage: true });
+    assertNoPageErrors(image.page);
+
+    const text = await openLink(browser, links[notes.name]);
+    opened.push(text);
+    assert.equal(await text.page.getByTestId("preview-text").textContent(), notes.buffer.toString("utf8"));
+    await text.page.screenshot({ path: `${SHOTS}open-text.png`, fullPage: true });
+    assertNoPageErrors(text.page);
+  });
+
+  it("a reload keeps the attachments", async () => {
+    await a.page.reload();
+    await a.page.waitForFunction(() => document.body.dataset.state === "ready");
+    await chip(a.page, "Send the field recording", recording.name).waitFor();
+    assert.deepEqual(await row(a.page, "Pack for the shoot").getByTestId("attachment-name").allTextContents(), ["shot-list.png", "notes.txt"]);
+  });
+
+  it("removing the attachment turns its link off", async () => {
+    const item = chip(a.page, "Send the field recording", recording.name);
+    await item.getByTestId("attachment-remove").click();
+    await item.waitFor({ state: "detached" });
+    assert.equal(await a.page.getByTestId("todo-error").isVisible(), false);
+    const fresh = await openLink(browser, link);
+    opened.push(fresh);
+    assert.equal(await fresh.page.getByTestId("open-error").textContent(), "This file was deleted or the link is wrong.");
+    assert.equal(await fresh.page.getByTestId("download").isVisible(), false);
+    await fresh.page.screenshot({ path: `${SHOTS}open-deleted.png`, fullPage: true });
+  });
+
+  it("deleting a to-do deletes its attachments' files", async () => {
+    await row(a.page, "Pack for the shoot").getByTestId("todo-delete").click();
+    await row(a.page, "Pack for the shoot").waitFor({ state: "detached" });
+    for (const name of ["shot-list.png", "notes.txt"]) {
+      const fresh = await openLink(browser, links[name]);
+      opened.push(fresh);
+      assert.equal(await fresh.page.getByTestId("open-error").textContent(), "This file was deleted or the link is wrong.", name);
+    }
+    assert.equal(await a.page.getByTestId("todo-error").isVisible(), false);
+  });
+
+  it("an upload can be cancelled: nothing is attached, no error", async () => {
+    const { page } = a;
+    await addTodo(page, "Maybe attach this");
+    // Every shard upload waits in the browser, so the cancel lands mid-upload.
+    const held = [];
+    const hold = (r) => (r.request().method() === "PUT" ? held.push(r) : r.continue());
+    await page.route(`${BASE}/v1/shards/*`, hold);
+    await attach(page, "Maybe attach this", { name: "big.bin", mimeType: "application/octet-stream", buffer: randomBytes(3_000_000) });
+    const upload = row(page, "Maybe attach this").getByTestId("upload");
+    await upload.waitFor({ state: "visible" });
+    await upload.getByTestId("upload-cancel").click();
+    await upload.waitFor({ state: "detached" });
+    await page.unroute(`${BASE}/v1/shards/*`, hold);
+    await Promise.all(held.map((r) => r.continue().catch(() => {})));
+    assert.equal(await row(page, "Maybe attach this").getByTestId("attachment").count(), 0);
+    assert.equal(await row(page, "Maybe attach this").getByTestId("attachments").isVisible(), false);
+    assert.equal(await page.getByTestId("todo-error").isVisible(), false);
+  });
+
+  it("a damaged or empty link says so", async () => {
+    const [head, body] = link.split("#coffer1:");
+    const middle = Math.floor(body.length / 2);
+    const flipped = body[middle] === "A" ? "B" : "A";
+    const damaged = await openLink(browser, `${head}#coffer1:${body.slice(0, middle)}${flipped}${body.slice(middle + 1)}`);
+    opened.push(damaged);
+    assert.match(await damaged.page.getByTestId("open-error").textContent(), /incomplete or damaged/);
+    const truncated = await openLink(browser, `${head}#coffer1:${body.slice(0, 40)}`);
+    opened.push(truncated);
+    assert.match(await truncated.page.getByTestId("open-error").textContent(), /incomplete or damaged/);
+    const empty = await openLink(browser, head);
+    opened.push(empty);
+    assert.match(await empty.page.getByTestId("open-error").textContent(), /no file in it/);
+  });
+
+  it("the signed-in page reported no errors", () => {
+    assertNoPageErrors(a.page);
+  });
+});
