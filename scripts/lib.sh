@@ -38,12 +38,16 @@ start_accelerator() {
   return 1
 }
 
+# Stops it and removes its data dir and log (KEEP_DATA=1 keeps them for a post-mortem).
 stop_accelerator() {
   if [ -n "${ACCEL_PID:-}" ] && kill -0 "$ACCEL_PID" 2>/dev/null; then
     kill -TERM "$ACCEL_PID" 2>/dev/null || true
     wait "$ACCEL_PID" 2>/dev/null || true
   fi
   ACCEL_PID=
+  if [ -n "${ACCEL_DATA:-}" ] && [ -z "${KEEP_DATA:-}" ]; then
+    rm -rf "$ACCEL_DATA" "$ACCEL_DATA.log"
+  fi
 }
 
 # Chromium leaves ~17 MB profile folders in /tmp for every run; remove ours.

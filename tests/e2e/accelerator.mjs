@@ -1,7 +1,7 @@
 // An accelerator of the test's own, for tests that need to crash it, restart it or
 // start it with small limits. Uses the release binary scripts/test built.
 import { spawn } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -35,7 +35,8 @@ async function waitHealthy(url, child) {
 
 /**
  * Starts an accelerator on a free port with a fresh data dir (serving www/ and pkg/).
- * `args` adds flags. Returns { url, dataDir, kill(signal), restart(), stop() }.
+ * `args` adds flags. Returns { url, dataDir, kill(signal), restart(), stop() };
+ * `stop` also removes the data dir.
  */
 export async function startAccelerator(args = []) {
   const port = await freePort();
@@ -59,12 +60,13 @@ export async function startAccelerator(args = []) {
     },
     /** Starts it again on the same port and data dir. */
     restart: start,
-    /** Stops it cleanly. */
+    /** Stops it cleanly and removes its data dir. */
     async stop() {
       if (child.exitCode === null) {
         child.kill("SIGTERM");
         await exited();
       }
+      rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -175,7 +175,6 @@ describe("files end to end on an accelerator of the test's own", { timeout: 600_
   after(async () => {
     await closeQuietly(browser);
     await accelerator?.stop();
-    if (accelerator) await rm(accelerator.dataDir, { recursive: true, force: true });
   });
 
   /** Writes `size` seeded bytes into a fresh space; returns `{ spaceId, id, manifest, info }`. */
