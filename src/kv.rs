@@ -6,7 +6,7 @@ use coffer_core::kv::KvScope;
 use coffer_core::proto::{
     KvDeleteResponse, KvGetResponse, KvKeyRequest, KvListRequest, KvListResponse, KvSetRequest, KvWriteResponse,
 };
-use coffer_core::{ErrorCode, validate};
+use coffer_core::validate;
 use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
 
@@ -56,13 +56,10 @@ pub(crate) async fn put(inner: &Inner, collection: String, id: String, json: &st
 pub(crate) async fn fetch(inner: &Inner, collection: String, id: String) -> SdkResult<Option<String>> {
     let user = inner.user()?;
     let request = KvKeyRequest { collection, id };
-    let found: KvGetResponse = match inner.http.post("/v1/kv/get", &request).await {
-        Ok(found) => found,
-        Err(e) if e.code == ErrorCode::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
+    let found: KvGetResponse = inner.http.post("/v1/kv/get", &request).await?;
+    let Some(value) = found.value else { return Ok(None) };
     let scope = KvScope { user_id: &user.user_id, collection: &request.collection, id: &request.id };
-    Ok(Some(user.kv.decode(&scope, &found.value)?))
+    Ok(Some(user.kv.decode(&scope, &value)?))
 }
 
 /// Deletes a key; whether it existed.

@@ -99,8 +99,7 @@ pub async fn get(
     key(&req.collection, &req.id)?;
     let user_id = authed.session.user_id;
     let found = state.records(move |r| r.kv_get(&user_id, &req.collection, &req.id)).await?;
-    let value = found.ok_or_else(|| ApiError::not_found("no value is stored under that collection and id"))?;
-    Ok(Json(KvGetResponse { value: value.to_wire() }))
+    Ok(Json(KvGetResponse { value: found.map(|value| value.to_wire()) }))
 }
 
 /// `POST /v1/kv/delete`.

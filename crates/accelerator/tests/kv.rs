@@ -3,7 +3,6 @@
 
 mod common;
 
-use coffer_core::ErrorCode;
 use coffer_core::proto::*;
 use common::*;
 
@@ -34,9 +33,10 @@ async fn round_trip_sealed_and_plain() {
     let info: SessionInfo = serde_json::from_value(api.get("/v1/auth/session", Some(ada.token())).await.1).unwrap();
     assert_eq!(info.kv_seq, 5);
 
-    // A missing key is a JSON NotFound.
+    // A missing key is an ordinary answer with a null value, not an error status.
     let key = KvKeyRequest { collection: "todos".into(), id: "t1".into() };
-    Api::expect_error(api.post("/v1/kv/get", Some(ada.token()), &key).await, ErrorCode::NotFound);
+    let (status, body) = api.post("/v1/kv/get", Some(ada.token()), &key).await;
+    assert_eq!((status.as_u16(), body), (200, serde_json::json!({ "value": null })));
 }
 
 #[tokio::test]
@@ -59,8 +59,7 @@ async fn one_user_cannot_reach_another_users_keys() {
     ada.set(&api, "todos", "t1", r#""ada's""#, true).await;
     ada.set(&api, "notes", "n1", r#""ada's plain""#, false).await;
 
-    let key = KvKeyRequest { collection: "todos".into(), id: "t1".into() };
-    Api::expect_error(api.post("/v1/kv/get", Some(bob.token()), &key).await, ErrorCode::NotFound);
+    assert_eq!(bob.get(&api, "todos", "t1").await, None);
     assert!(bob.list(&api, "todos").await.is_empty());
     assert!(bob.list(&api, "notes").await.is_empty());
     let del = bob.delete(&api, "todos", "t1").await;

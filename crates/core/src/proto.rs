@@ -15,7 +15,7 @@
 //! | `POST /v1/auth/password` | [`ChangePasswordRequest`] | [`SessionInfo`] |
 //! | `POST /v1/auth/signout` | — | 204 |
 //! | `POST /v1/kv/set` | [`KvSetRequest`] | [`KvWriteResponse`] |
-//! | `POST /v1/kv/get` | [`KvKeyRequest`] | [`KvGetResponse`] (404 `NotFound` if absent) |
+//! | `POST /v1/kv/get` | [`KvKeyRequest`] | [`KvGetResponse`] (`"value": null` if absent) |
 //! | `POST /v1/kv/delete` | [`KvKeyRequest`] | [`KvDeleteResponse`] |
 //! | `POST /v1/kv/list` | [`KvListRequest`] | [`KvListResponse`] |
 //! | `GET /v1/kv/feed` (websocket) | [`ClientFrame`]s | [`ServerFrame`]s |
@@ -213,12 +213,13 @@ pub struct KvWriteResponse {
     pub seq: u64,
 }
 
-/// The answer to a read of a present key.
+/// The answer to a read. A missing key is an ordinary answer, not an error status,
+/// so a browser does not log every `get` of an absent key as a failed request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KvGetResponse {
-    /// The stored value.
-    pub value: KvValue,
+    /// The stored value; `None` (JSON `null`) when nothing is stored under the key.
+    pub value: Option<KvValue>,
 }
 
 /// The answer to a delete.

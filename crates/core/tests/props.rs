@@ -400,7 +400,7 @@ proptest! {
         round_trip(&KvKeyRequest { collection: a.clone(), id: b })?;
         round_trip(&KvListRequest { collection: a })?;
         round_trip(&KvWriteResponse { seq: n })?;
-        round_trip(&KvGetResponse { value: v })?;
+        round_trip(&KvGetResponse { value: Some(v) })?;
         round_trip(&KvDeleteResponse { existed, seq })?;
         round_trip(&KvListResponse { ids })?;
     }

@@ -109,7 +109,7 @@ fn kv_bodies() {
         ("KvKeyRequest", json(&KvKeyRequest { collection: "todos".into(), id: "t1".into() })),
         ("KvListRequest", json(&KvListRequest { collection: "todos".into() })),
         ("KvWriteResponse", json(&KvWriteResponse { seq: 7 })),
-        ("KvGetResponse", json(&KvGetResponse { value: plain() })),
+        ("KvGetResponse", json(&KvGetResponse { value: Some(plain()) })),
         ("KvDeleteResponse existed", json(&KvDeleteResponse { existed: true, seq: Some(8) })),
         ("KvDeleteResponse absent", json(&KvDeleteResponse { existed: false, seq: None })),
         ("KvListResponse", json(&KvListResponse { ids: vec!["a".into(), "b".into(), "é".into()] })),

@@ -341,11 +341,8 @@ impl Account {
     /// Gets and opens a value; `None` when absent.
     pub async fn get(&self, api: &Api, collection: &str, id: &str) -> Option<String> {
         let req = KvKeyRequest { collection: collection.into(), id: id.into() };
-        match api.call::<KvGetResponse>("/v1/kv/get", Some(self.token()), &req).await {
-            Ok(answer) => Some(self.keys.decode(&self.scope(collection, id), &answer.value).expect("opens")),
-            Err(err) if err.code == coffer_core::ErrorCode::NotFound => None,
-            Err(err) => panic!("kv get: {err:?}"),
-        }
+        let answer: KvGetResponse = api.call("/v1/kv/get", Some(self.token()), &req).await.expect("kv get");
+        answer.value.map(|value| self.keys.decode(&self.scope(collection, id), &value).expect("opens"))
     }
 
     /// Deletes a value.
