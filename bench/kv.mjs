@@ -4,18 +4,12 @@
 // to target/bench/kv.md. Asserts nothing.
 //
 //   COFFER_URL=http://127.0.0.1:PORT node bench/kv.mjs      (scripts/bench sets it)
-import { mkdirSync, writeFileSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { acceleratorUrl, launch, report, table as markdownTable } from "./lib.mjs";
 
-const url = process.env.COFFER_URL;
-if (!url) throw new Error("set COFFER_URL to a running accelerator started with --bench-endpoints");
+const url = acceleratorUrl();
 const N = Number(process.env.BENCH_N ?? 300);
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage();
   await page.goto(`${url}/v1/health`); // any same-origin page will do
@@ -100,13 +94,11 @@ try {
     ["kv.set, 64 in flight", `${r.set64PerSec.toFixed(0)} /s`, "", "", ""],
   ];
   const head = ["measure", "p50 / rate", "p99", "p50 vs floor", "target"];
-  const table = [head, head.map(() => "---"), ...rows].map((row) => `| ${row.join(" | ")} |`).join("\n");
+  const table = markdownTable(head, rows);
   const note = "The change-feed delay runs from calling `set` on one client until the other client's listener has the\n" +
     "decrypted value: one HTTP request in, one websocket frame out. Both clients share one page, so one clock.";
   const text = `## kv (N = ${N}, headless Chromium, ${new Date().toISOString()})\n\n${table}\n\n${note}\n`;
-  console.log(text);
-  mkdirSync("target/bench", { recursive: true });
-  writeFileSync("target/bench/kv.md", text);
+  report("kv.md", text);
 } finally {
   await browser.close();
 }

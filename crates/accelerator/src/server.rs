@@ -95,7 +95,10 @@ pub fn router(state: AppState) -> Router {
     let config = Arc::clone(&state.config);
     let mut api = Router::new().route("/health", get(health));
     if config.bench_endpoints {
-        api = api.route("/bench/echo", get(bench::echo));
+        api = api
+            .route("/bench/echo", get(bench::echo))
+            .route("/bench/sink", post(bench::sink))
+            .route("/bench/source", get(bench::source));
     }
     let api = api
         .route("/auth/salt", post(auth::salt))
