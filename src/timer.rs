@@ -18,6 +18,12 @@ pub async fn sleep(ms: u32) {
     let _ = JsFuture::from(promise).await;
 }
 
+/// Gives the page's event loop a turn (a macrotask), so CPU-heavy steps of several
+/// chunks never run back to back in one long task that would freeze the page.
+pub async fn yield_now() {
+    sleep(0).await;
+}
+
 /// The delay before retry number `attempt` (0-based): exponential from `base_ms`,
 /// capped at `max_ms`, drawn from the upper half so retries spread out.
 pub fn backoff_ms(attempt: u32, base_ms: f64, max_ms: f64) -> u32 {

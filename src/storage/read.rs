@@ -21,6 +21,7 @@ use super::shards;
 use crate::client::Inner;
 use crate::error::{SdkError, SdkResult};
 use crate::js::report_progress;
+use crate::timer;
 
 /// Chunks fetched and opened ahead of the reader.
 const IN_FLIGHT: usize = 3;
@@ -139,6 +140,7 @@ pub fn chunks(
                     return Err(SdkError::aborted());
                 }
                 let sealed = shards::fetch_chunk(&inner.http, &chunk_ref, params, sealed_len, signal.as_ref()).await?;
+                timer::yield_now().await;
                 cipher::open(engine, &chunk_ref.key, ChunkPos::Data(index), &sealed).await
             }
         })

@@ -85,6 +85,7 @@ pub async fn fetch_chunk(
     let (k, m) = (params.data(), params.parity());
     let shard_len = erasure::shard_len(sealed_len, k);
     let mut shards = fetch_batch(http, &chunk_ref.shards[..k], signal).await?;
+    timer::yield_now().await;
     let mut good = erasure::drop_bad_shards(&mut shards, &chunk_ref.shards[..k], shard_len);
     if good < k {
         let parity = fetch_batch(http, &chunk_ref.shards[k..], signal).await?;

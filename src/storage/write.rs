@@ -19,8 +19,8 @@ use super::source::Source;
 use crate::client::Inner;
 use crate::error::{SdkError, SdkResult};
 use crate::js::report_progress;
-use crate::random;
 use crate::spaces::space_path;
+use crate::{random, timer};
 
 /// Chunks sealed and uploading at once: enough to keep the network and the cipher
 /// busy together, few enough that wasm memory stays bounded (≈ 10 MiB per 4 MiB chunk).
@@ -71,6 +71,7 @@ async fn store(
     let key = ChunkKey::from_bytes(random::bytes());
     let sealed = cipher::seal(engine, &key, pos, &plaintext).await?;
     drop(plaintext);
+    timer::yield_now().await;
     let encoded = pipeline::encode_sealed(key, &sealed, params).map_err(|e| SdkError::new(e.code(), e.to_string()))?;
     drop(sealed);
     shards::upload(&inner.http, &encoded.chunk_ref.shards, &encoded.shards, signal).await?;
