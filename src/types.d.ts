@@ -265,7 +265,11 @@ export interface ReadResult<D = Uint8Array, M = Record<string, unknown>> {
  */
 export interface Storage {
   /**
-   * Writes a file into a space.
+   * Writes a file into a space. Rejects with `Forbidden` (not a writer of the space),
+   * `QuotaExceeded`, `TooLarge` (metadata over 256 bytes), `Aborted`, `Network`; in
+   * each case nothing becomes visible. If the file was committed but recording it in
+   * this account's shared-files list (`listFiles()`) failed even after retries, the
+   * `CofferError` carries `result: { stat, manifest }`.
    * @example
    * ```ts
    * const { stat, manifest } = await client.storage.writeFile({
