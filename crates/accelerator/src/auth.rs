@@ -17,8 +17,8 @@ use axum::http::request::Parts;
 use coffer_core::account::{self, KdfParams, SALT_LEN, WRAPPED_ROOT_LEN, WRAPPED_ROOT_VERSION};
 use coffer_core::b64;
 use coffer_core::proto::{
-    ChallengeRequest, ChallengeResponse, ChangePasswordRequest, LoginRequest, SaltRequest, SaltResponse,
-    SessionInfo, SessionResponse, SignUpRequest,
+    ChallengeRequest, ChallengeResponse, ChangePasswordRequest, LoginRequest, SaltRequest, SaltResponse, SessionInfo,
+    SessionResponse, SignUpRequest,
 };
 use coffer_core::validate;
 use hmac::{Hmac, KeyInit, Mac};
@@ -223,12 +223,7 @@ pub async fn signup(
 ) -> Result<Json<SessionResponse>, ApiError> {
     validate::username(&req.username)?;
     let credentials = credentials(&req.salt, &req.kdf, &req.login_public_key, &req.wrapped_root)?;
-    let user = User {
-        user_id: b64::encode(random::<16>()?),
-        username: req.username,
-        credentials,
-        kv_seq: 0,
-    };
+    let user = User { user_id: b64::encode(random::<16>()?), username: req.username, credentials, kv_seq: 0 };
     let record = user.clone();
     state.records(move |r| r.create_user(&record)).await?;
     open_session(&state, user).await

@@ -79,8 +79,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (status, axum::Json(self.body())).into_response()
     }
 }
@@ -94,9 +93,7 @@ impl From<ValidationError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::UsernameTaken => {
-                ApiError::new(ErrorCode::Conflict, "that username is taken; pick another")
-            }
+            StoreError::UsernameTaken => ApiError::new(ErrorCode::Conflict, "that username is taken; pick another"),
             StoreError::SpaceTaken => {
                 ApiError::new(ErrorCode::Conflict, "a space with that id exists; draw a new random id")
             }

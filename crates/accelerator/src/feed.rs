@@ -113,10 +113,9 @@ pub async fn upgrade(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     match ws {
-        Ok(ws) => ws
-            .max_message_size(MAX_CLIENT_FRAME)
-            .on_upgrade(move |socket| serve_socket(state, socket))
-            .into_response(),
+        Ok(ws) => {
+            ws.max_message_size(MAX_CLIENT_FRAME).on_upgrade(move |socket| serve_socket(state, socket)).into_response()
+        }
         Err(_) => ApiError::invalid("this route is a websocket: connect with `new WebSocket(url)`").into_response(),
     }
 }
@@ -186,7 +185,8 @@ impl Feed {
     /// Reads frames until the first data frame, which must be `auth`.
     /// `Ok(None)` if the client left first.
     async fn auth_frame(&mut self) -> Result<Option<(String, Option<u64>)>, ApiError> {
-        let refused = || ApiError::new(ErrorCode::Unauthorized, "the first frame must be {\"type\":\"auth\",\"token\":…}");
+        let refused =
+            || ApiError::new(ErrorCode::Unauthorized, "the first frame must be {\"type\":\"auth\",\"token\":…}");
         loop {
             let text = match self.stream.next().await {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Ok(None),
@@ -293,9 +293,11 @@ async fn stopping(shutdown: &mut watch::Receiver<bool>) {
 }
 
 fn going_away() -> End {
-    End::Error(ApiError::new(ErrorCode::Network, "the accelerator is shutting down; reconnect shortly"), CLOSE_GOING_AWAY)
+    End::Error(
+        ApiError::new(ErrorCode::Network, "the accelerator is shutting down; reconnect shortly"),
+        CLOSE_GOING_AWAY,
+    )
 }
-
 
 #[cfg(test)]
 mod tests {

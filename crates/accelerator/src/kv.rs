@@ -42,8 +42,7 @@ fn stored_value(value: KvValue) -> Result<StoredValue, ApiError> {
                     "the sealed value is over {MAX_SEALED_LEN} bytes; store large data with client.storage"
                 )));
             }
-            let bytes =
-                b64::decode(&envelope).ok_or_else(|| ApiError::invalid("value.envelope must be base64url"))?;
+            let bytes = b64::decode(&envelope).ok_or_else(|| ApiError::invalid("value.envelope must be base64url"))?;
             match bytes.first() {
                 Some(&SEALED_VERSION) => {}
                 Some(&other) => {

@@ -117,10 +117,7 @@ pub fn router(state: AppState) -> Router {
         .route("/shards/fetch", post(shards::fetch))
         // Only the upload takes a body of shard size; the layer on this one method
         // overrides the JSON limit below.
-        .route(
-            "/shards/{address}",
-            put(shards::put).layer(DefaultBodyLimit::max(MAX_SHARD_BYTES)).get(shards::get),
-        )
+        .route("/shards/{address}", put(shards::put).layer(DefaultBodyLimit::max(MAX_SHARD_BYTES)).get(shards::get))
         .route("/spaces", post(spaces::create).get(spaces::list))
         .route("/spaces/join", post(spaces::join))
         .route("/spaces/{space}/invites", post(spaces::invite))
@@ -181,19 +178,14 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(&config.data_dir)?;
     let secret = ServerSecret::load_or_create(&config.data_dir)?;
-    let records: Arc<dyn Records> = Arc::new(
-        SqliteRecords::open(&config.data_dir, config.change_log_retain).map_err(std::io::Error::other)?,
-    );
+    let records: Arc<dyn Records> =
+        Arc::new(SqliteRecords::open(&config.data_dir, config.change_log_retain).map_err(std::io::Error::other)?);
     let keeper = Arc::new(ShardKeeper::new(Arc::clone(&records), Arc::new(ShardDir::open(&config.data_dir)?)));
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (feed_alive, mut feeds_done) = mpsc::channel::<()>(1);
-    let collector = tokio::spawn(gc::run(
-        Arc::clone(&keeper),
-        config.shard_grace,
-        config.gc_interval,
-        shutdown_rx.clone(),
-    ));
+    let collector =
+        tokio::spawn(gc::run(Arc::clone(&keeper), config.shard_grace, config.gc_interval, shutdown_rx.clone()));
     let state = AppState {
         records,
         keeper,

@@ -26,7 +26,8 @@ async fn sign_up_then_sign_in_on_another_device_unwraps_the_same_root() {
 
     // The new device derives the wrap key and unwraps the same root secret.
     let salt: SaltResponse = api.call("/v1/auth/salt", None, &SaltRequest { username: "ada".into() }).await.unwrap();
-    let pwk = account::derive_password_key("correct horse", &b64::decode_array(&salt.salt).unwrap(), &salt.kdf).unwrap();
+    let pwk =
+        account::derive_password_key("correct horse", &b64::decode_array(&salt.salt).unwrap(), &salt.kdf).unwrap();
     let wrapped = b64::decode(&session.wrapped_root).unwrap();
     let root = pwk.wrap_key().unwrap("ada", &wrapped).expect("unwraps");
     assert_eq!(root.as_bytes(), ada.root.as_bytes());
@@ -184,7 +185,8 @@ async fn forged_and_missing_tokens_are_refused() {
     Api::expect_error(api.get("/v1/auth/session", Some("not-a-token")).await, ErrorCode::Unauthorized);
     let forged = b64::encode(random::<32>());
     Api::expect_error(api.get("/v1/auth/session", Some(&forged)).await, ErrorCode::Unauthorized);
-    let basic = api.http.get(format!("{}/v1/auth/session", api.url)).basic_auth("ada", Some("pw")).send().await.unwrap();
+    let basic =
+        api.http.get(format!("{}/v1/auth/session", api.url)).basic_auth("ada", Some("pw")).send().await.unwrap();
     assert_eq!(basic.status(), 401);
 }
 

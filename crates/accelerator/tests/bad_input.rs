@@ -57,7 +57,9 @@ async fn bad_names_are_invalid_input() {
     let ada = sign_up(&api, "ada", "pw").await;
     let t = Some(ada.token());
     let long = "x".repeat(MAX_NAME_BYTES + 1);
-    for (collection, id) in [("c", ""), ("", "i"), ("c", long.as_str()), (long.as_str(), "i"), ("c", "a\nb"), ("c\0", "i")] {
+    for (collection, id) in
+        [("c", ""), ("", "i"), ("c", long.as_str()), (long.as_str(), "i"), ("c", "a\nb"), ("c\0", "i")]
+    {
         let key = KvKeyRequest { collection: collection.into(), id: id.into() };
         Api::expect_error(api.post("/v1/kv/get", t, &key).await, InvalidInput);
         Api::expect_error(api.post("/v1/kv/delete", t, &key).await, InvalidInput);
@@ -102,7 +104,10 @@ async fn bad_envelopes_are_refused_and_nothing_is_written() {
         (KvValue::Plain { json: "{not json".into(), mac: b64::encode([0u8; 32]) }, InvalidInput),
         (KvValue::Plain { json: "1".into(), mac: b64::encode([0u8; 31]) }, InvalidInput),
         (KvValue::Plain { json: "1".into(), mac: "??".into() }, InvalidInput),
-        (KvValue::Plain { json: format!("\"{}\"", "x".repeat(MAX_VALUE_BYTES)), mac: b64::encode([0u8; 32]) }, TooLarge),
+        (
+            KvValue::Plain { json: format!("\"{}\"", "x".repeat(MAX_VALUE_BYTES)), mac: b64::encode([0u8; 32]) },
+            TooLarge,
+        ),
     ];
     for (value, code) in cases {
         Api::expect_error(api.post("/v1/kv/set", t, &set(value)).await, code);
@@ -168,7 +173,11 @@ async fn bad_space_and_file_input_is_refused_and_the_server_keeps_serving() {
     let cases: Vec<(String, serde_json::Value, ErrorCode)> = vec![
         ("/v1/spaces".into(), json!({"spaceId": short_id, "sealedName": sealed_text(10)}), InvalidInput),
         ("/v1/spaces".into(), json!({"spaceId": long_id, "sealedName": sealed_text(10)}), InvalidInput),
-        ("/v1/spaces".into(), json!({"spaceId": "has spaces in it......", "sealedName": sealed_text(10)}), InvalidInput),
+        (
+            "/v1/spaces".into(),
+            json!({"spaceId": "has spaces in it......", "sealedName": sealed_text(10)}),
+            InvalidInput,
+        ),
         ("/v1/spaces".into(), json!({"spaceId": new_id(), "sealedName": "not base64!"}), InvalidInput),
         ("/v1/spaces".into(), json!({"spaceId": new_id(), "sealedName": ""}), InvalidInput),
         ("/v1/spaces".into(), json!({"spaceId": new_id(), "sealedName": sealed_text(1025)}), TooLarge),
@@ -177,14 +186,34 @@ async fn bad_space_and_file_input_is_refused_and_the_server_keeps_serving() {
         ("/v1/spaces/join".into(), json!({"spaceId": space.id, "secret": "short"}), InvalidInput),
         ("/v1/spaces/join".into(), json!({"spaceId": "", "secret": b64::encode([0u8; 32])}), InvalidInput),
         ("/v1/spaces/join".into(), json!({"spaceId": space.id, "secret": [1, 2]}), InvalidInput),
-        (space.path("/files"), json!({"fileId": short_id, "sealedRecord": sealed_text(50), "shards": [address]}), InvalidInput),
+        (
+            space.path("/files"),
+            json!({"fileId": short_id, "sealedRecord": sealed_text(50), "shards": [address]}),
+            InvalidInput,
+        ),
         (space.path("/files"), json!({"fileId": new_id(), "sealedRecord": "***", "shards": [address]}), InvalidInput),
-        (space.path("/files"), json!({"fileId": new_id(), "sealedRecord": sealed_text(4097), "shards": [address]}), TooLarge),
-        (space.path("/files"), json!({"fileId": new_id(), "sealedRecord": sealed_text(50), "shards": ["abc"]}), InvalidInput),
-        (space.path("/files"), json!({"fileId": new_id(), "sealedRecord": sealed_text(50), "shards": address}), InvalidInput),
+        (
+            space.path("/files"),
+            json!({"fileId": new_id(), "sealedRecord": sealed_text(4097), "shards": [address]}),
+            TooLarge,
+        ),
+        (
+            space.path("/files"),
+            json!({"fileId": new_id(), "sealedRecord": sealed_text(50), "shards": ["abc"]}),
+            InvalidInput,
+        ),
+        (
+            space.path("/files"),
+            json!({"fileId": new_id(), "sealedRecord": sealed_text(50), "shards": address}),
+            InvalidInput,
+        ),
         (space.path("/files"), json!({"fileId": new_id(), "sealedRecord": sealed_text(50)}), InvalidInput),
         (space.path("/members/remove"), json!({"userId": 5}), InvalidInput),
-        (space.path("/invites"), json!({"secretHash": b64::encode([0u8; 32]), "role": "reader", "maxUses": "1"}), InvalidInput),
+        (
+            space.path("/invites"),
+            json!({"secretHash": b64::encode([0u8; 32]), "role": "reader", "maxUses": "1"}),
+            InvalidInput,
+        ),
     ];
     for (path, body, code) in cases {
         let msg = Api::expect_error(api.post(&path, t, &body).await, code);

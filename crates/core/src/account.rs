@@ -119,9 +119,7 @@ pub fn derive_password_key(
         .map_err(|_| AccountError::KdfParams)?;
     let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
     let mut out = Zeroizing::new([0u8; 32]);
-    argon
-        .hash_password_into(password.as_bytes(), salt, out.as_mut())
-        .map_err(|_| AccountError::KdfParams)?;
+    argon.hash_password_into(password.as_bytes(), salt, out.as_mut()).map_err(|_| AccountError::KdfParams)?;
     Ok(PasswordKey(out))
 }
 
@@ -213,9 +211,8 @@ impl WrapKey {
         }
         let (nonce, sealed) = rest.split_at(NONCE_LEN);
         let nonce: [u8; NONCE_LEN] = nonce.try_into().expect("split at NONCE_LEN");
-        let plain = Zeroizing::new(
-            open(&self.0, &nonce, &wrapped_root_aad(username), sealed).ok_or(AccountError::Unwrap)?,
-        );
+        let plain =
+            Zeroizing::new(open(&self.0, &nonce, &wrapped_root_aad(username), sealed).ok_or(AccountError::Unwrap)?);
         let bytes: [u8; 32] = plain.as_slice().try_into().map_err(|_| AccountError::Malformed)?;
         Ok(RootSecret::from_bytes(bytes))
     }

@@ -74,8 +74,7 @@ impl ErasureError {
 
 /// Refuses shard counts outside the bounds.
 pub fn check_shape(data: usize, parity: usize) -> Result<(), ErasureError> {
-    if (MIN_DATA_SHARDS..=MAX_DATA_SHARDS).contains(&data)
-        && (MIN_PARITY_SHARDS..=MAX_PARITY_SHARDS).contains(&parity)
+    if (MIN_DATA_SHARDS..=MAX_DATA_SHARDS).contains(&data) && (MIN_PARITY_SHARDS..=MAX_PARITY_SHARDS).contains(&parity)
     {
         Ok(())
     } else {
@@ -115,11 +114,7 @@ pub fn encode(bytes: &[u8], data: usize, parity: usize) -> Result<Vec<Vec<u8>>, 
 /// Turns every shard that is not `shard_len` bytes long or does not match its
 /// address into `None`; returns how many remain. A reader fetches the data shards
 /// first, calls this, and fetches parity shards only if fewer than `k` survived.
-pub fn drop_bad_shards(
-    shards: &mut [Option<Vec<u8>>],
-    addresses: &[ShardAddress],
-    shard_len: usize,
-) -> usize {
+pub fn drop_bad_shards(shards: &mut [Option<Vec<u8>>], addresses: &[ShardAddress], shard_len: usize) -> usize {
     let mut good = 0;
     for (slot, address) in shards.iter_mut().zip(addresses) {
         let ok = slot.as_deref().is_some_and(|s| s.len() == shard_len && address.matches(s));

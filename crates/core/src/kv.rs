@@ -117,8 +117,8 @@ impl KvKeys {
     }
 
     fn mac_state(&self, scope: &KvScope<'_>, json: &str) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(self.mac.as_ref())
-            .expect("HMAC takes keys of any length");
+        let mut mac =
+            <Hmac<Sha256> as KeyInit>::new_from_slice(self.mac.as_ref()).expect("HMAC takes keys of any length");
         mac.update(&scope.framed(LABEL_KV_PLAIN));
         mac.update(json.as_bytes());
         mac

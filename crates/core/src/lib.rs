@@ -27,17 +27,17 @@
 #![forbid(unsafe_code)]
 
 pub mod account;
-mod primitives;
 pub mod b64;
 pub mod chunk;
+pub mod code;
 pub mod erasure;
+pub mod kv;
 pub mod manifest;
 pub mod pipeline;
+mod primitives;
+pub mod proto;
 pub mod shard;
 pub mod space;
-pub mod code;
-pub mod kv;
-pub mod proto;
 pub mod validate;
 
 pub use code::ErrorCode;

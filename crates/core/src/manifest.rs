@@ -616,7 +616,8 @@ fn strip_prefix(text: &str) -> Result<&str, ManifestError> {
     let rest = text.strip_prefix("coffer").ok_or(ManifestError::Malformed)?;
     let (digits, rest) = rest.split_once(':').ok_or(ManifestError::Malformed)?;
     // A version is a decimal number without leading zeros.
-    let canonical = matches!(digits.as_bytes(), [b'1'..=b'9', rest @ ..] if rest.len() < 9 && rest.iter().all(u8::is_ascii_digit));
+    let canonical =
+        matches!(digits.as_bytes(), [b'1'..=b'9', rest @ ..] if rest.len() < 9 && rest.iter().all(u8::is_ascii_digit));
     if !canonical {
         return Err(ManifestError::Malformed);
     }
@@ -679,11 +680,8 @@ impl Manifest {
 
     fn parse_body(body: &[u8]) -> Result<Manifest, ManifestError> {
         let mut r = Reader(body);
-        let params = FileParams {
-            chunk_size: u32::from_be_bytes(r.array()?),
-            data_shards: r.u8()?,
-            parity_shards: r.u8()?,
-        };
+        let params =
+            FileParams { chunk_size: u32::from_be_bytes(r.array()?), data_shards: r.u8()?, parity_shards: r.u8()? };
         params.check().map_err(|_| ManifestError::Inconsistent)?;
         let size = u64::from_be_bytes(r.array()?);
         if size > MAX_FILE_SIZE {
@@ -805,7 +803,8 @@ mod tests {
     fn fake_ref(params: FileParams, n: u64) -> ChunkRef {
         let mut key = [0u8; 32];
         key[..8].copy_from_slice(&n.to_be_bytes());
-        let shards = (0..params.total_shards()).map(|s| ShardAddress::of(&[n.to_be_bytes(), [s as u8; 8]].concat())).collect();
+        let shards =
+            (0..params.total_shards()).map(|s| ShardAddress::of(&[n.to_be_bytes(), [s as u8; 8]].concat())).collect();
         ChunkRef { key: ChunkKey::from_bytes(key), shards }
     }
 
@@ -961,14 +960,14 @@ mod tests {
         };
         assert!(Manifest::parse(&seal_body(&body(1024, 1, 0, 1, b"{}"))).is_ok());
         let bad = [
-            body(1024, 1, 0, 0, b"{}"),      // too few refs
-            body(1024, 1, 0, 2, b"{}"),      // too many
-            body(1024, 1, 1, 1, b"{}"),      // a table over a single chunk
-            body(1024, 4096, 1, 1, b"{}"),   // a table over chunks that fit inline is fine, but…
-            body(512, 1, 0, 1, b"{}"),       // chunk size out of bounds
-            body(1024, 1, 0, 1, b"{"),       // metadata not JSON
-            body(1024, 1, 0, 1, &[0xff]),    // metadata not UTF-8
-            body(1024, u64::MAX, 0, 1, b""), // size out of bounds
+            body(1024, 1, 0, 0, b"{}"),                     // too few refs
+            body(1024, 1, 0, 2, b"{}"),                     // too many
+            body(1024, 1, 1, 1, b"{}"),                     // a table over a single chunk
+            body(1024, 4096, 1, 1, b"{}"),                  // a table over chunks that fit inline is fine, but…
+            body(512, 1, 0, 1, b"{}"),                      // chunk size out of bounds
+            body(1024, 1, 0, 1, b"{"),                      // metadata not JSON
+            body(1024, 1, 0, 1, &[0xff]),                   // metadata not UTF-8
+            body(1024, u64::MAX, 0, 1, b""),                // size out of bounds
             [body(1024, 1, 0, 1, b"{}"), vec![0]].concat(), // trailing byte
             body(1024, 1, 0, 1, b"{}")[..30].to_vec(),      // cut short
         ];
@@ -1011,7 +1010,10 @@ mod tests {
     fn builder_refuses_misuse() {
         let p = params(1024, 4, 2);
         assert!(matches!(ManifestBuilder::new(params(100, 4, 2), 1, "{}", [0; 32]), Err(ManifestError::Params { .. })));
-        assert!(matches!(ManifestBuilder::new(p, MAX_FILE_SIZE + 1, "{}", [0; 32]), Err(ManifestError::FileTooLarge { .. })));
+        assert!(matches!(
+            ManifestBuilder::new(p, MAX_FILE_SIZE + 1, "{}", [0; 32]),
+            Err(ManifestError::FileTooLarge { .. })
+        ));
         let big = format!("\"{}\"", "x".repeat(MAX_METADATA_BYTES));
         assert_eq!(ManifestBuilder::new(p, 1, &big, [0; 32]).err().unwrap().code(), ErrorCode::TooLarge);
         assert_eq!(ManifestBuilder::new(p, 1, "nope", [0; 32]).err(), Some(ManifestError::MetadataNotJson));

@@ -119,11 +119,12 @@ mod tests {
             encoded.chunk_ref
         };
         let mut builder = ManifestBuilder::new(params, file.len() as u64, "{}", [9; 32]).unwrap();
-        let tables = |b: &mut ManifestBuilder, mut node: Option<TableNode>, put: &mut dyn FnMut(ChunkPos, &[u8]) -> ChunkRef| {
-            while let Some(n) = node {
-                node = b.table_stored(put(n.pos, &n.plaintext)).unwrap();
-            }
-        };
+        let tables =
+            |b: &mut ManifestBuilder, mut node: Option<TableNode>, put: &mut dyn FnMut(ChunkPos, &[u8]) -> ChunkRef| {
+                while let Some(n) = node {
+                    node = b.table_stored(put(n.pos, &n.plaintext)).unwrap();
+                }
+            };
         for (i, chunk) in file.chunks(params.chunk_size as usize).enumerate() {
             let node = builder.push_chunk(put(ChunkPos::Data(i as u64), chunk)).unwrap();
             tables(&mut builder, node, &mut put);
@@ -175,13 +176,16 @@ mod tests {
     #[test]
     fn steps_out_of_order_are_refused() {
         let params = FileParams { chunk_size: 1024, data_shards: 2, parity_shards: 1 };
-        let mut walk = ChunkWalk::new(Manifest::parse(&{
-            let mut b = ManifestBuilder::new(params, 0, "{}", [1; 32]).unwrap();
-            match b.finish().unwrap() {
-                Finish::Manifest(t) => t,
-                other => panic!("{other:?}"),
-            }
-        }).unwrap());
+        let mut walk = ChunkWalk::new(
+            Manifest::parse(&{
+                let mut b = ManifestBuilder::new(params, 0, "{}", [1; 32]).unwrap();
+                match b.finish().unwrap() {
+                    Finish::Manifest(t) => t,
+                    other => panic!("{other:?}"),
+                }
+            })
+            .unwrap(),
+        );
         assert_eq!(walk.next_step().unwrap(), None);
         assert!(walk.table_opened(b"x").is_err());
     }

@@ -15,9 +15,7 @@ pub const TAG_LEN: usize = 16;
 /// HKDF-SHA256 (RFC 5869) with an empty salt, expanding `ikm` to 32 bytes under `label`.
 pub fn hkdf32(ikm: &[u8], label: &[u8]) -> Zeroizing<[u8; 32]> {
     let mut out = Zeroizing::new([0u8; 32]);
-    Hkdf::<Sha256>::new(None, ikm)
-        .expand(label, out.as_mut())
-        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    Hkdf::<Sha256>::new(None, ikm).expand(label, out.as_mut()).expect("32 bytes is a valid HKDF-SHA256 output length");
     out
 }
 

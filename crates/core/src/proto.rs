@@ -309,10 +309,7 @@ mod tests {
     #[test]
     fn frames_have_their_documented_shape() {
         let auth = ClientFrame::Auth { token: "t".into(), since: Some(3) };
-        assert_eq!(
-            serde_json::to_string(&auth).unwrap(),
-            r#"{"type":"auth","token":"t","since":3}"#
-        );
+        assert_eq!(serde_json::to_string(&auth).unwrap(), r#"{"type":"auth","token":"t","since":3}"#);
         let change = ServerFrame::Change(ChangeEvent {
             seq: 4,
             collection: "todos".into(),

@@ -285,7 +285,12 @@ fn space_name_aad(space_id: &str) -> Vec<u8> {
 /// Seals a space's name, which members see and the accelerator does not:
 /// version ‖ nonce ‖ AES-256-GCM(HKDF(space key, "coffer/v1/space-name-key"), nonce,
 /// AAD = "coffer/v1/space-name" ‖ lp(space id), name). `nonce`: 12 fresh random bytes.
-pub fn seal_space_name(key: &SpaceKey, space_id: &str, name: &str, nonce: [u8; NONCE_LEN]) -> Result<Vec<u8>, SpaceError> {
+pub fn seal_space_name(
+    key: &SpaceKey,
+    space_id: &str,
+    name: &str,
+    nonce: [u8; NONCE_LEN],
+) -> Result<Vec<u8>, SpaceError> {
     validate::id(space_id)?;
     if name.len() > MAX_SPACE_NAME_BYTES {
         return Err(SpaceError::NameTooLong);

@@ -119,8 +119,7 @@ pub fn value_json(text: &str) -> Result<(), ValidationError> {
     if text.len() > MAX_VALUE_BYTES {
         return Err(ValidationError::ValueTooLarge { len: text.len(), max: MAX_VALUE_BYTES });
     }
-    serde_json::from_str::<serde::de::IgnoredAny>(text)
-        .map_err(|e| ValidationError::NotJson(e.to_string()))?;
+    serde_json::from_str::<serde::de::IgnoredAny>(text).map_err(|e| ValidationError::NotJson(e.to_string()))?;
     Ok(())
 }
 

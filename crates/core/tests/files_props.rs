@@ -41,10 +41,12 @@ fn size(p: FileParams, whole: u64, tail: u8, shard: u16, delta: i64) -> u64 {
 }
 
 fn case() -> impl Strategy<Value = (FileParams, u64, u64)> {
-    (params(), 0u64..=12, 0u8..4, any::<u16>(), -2i64..=2, any::<u64>()).prop_map(|(p, whole, tail, shard, delta, seed)| {
-        let whole = if p.chunk_size > 4096 { whole % 3 } else { whole };
-        (p, size(p, whole, tail, shard, delta), seed)
-    })
+    (params(), 0u64..=12, 0u8..4, any::<u16>(), -2i64..=2, any::<u64>()).prop_map(
+        |(p, whole, tail, shard, delta, seed)| {
+            let whole = if p.chunk_size > 4096 { whole % 3 } else { whole };
+            (p, size(p, whole, tail, shard, delta), seed)
+        },
+    )
 }
 
 fn metadata(rng: &mut Rng) -> String {

@@ -185,7 +185,8 @@ fn check_file(v: &Vector) {
     assert_eq!(v.get("data"), DATA_PATTERN);
     let p = params(v);
     let data = pattern(v.get("size").parse().unwrap());
-    let keys: Vec<[u8; 32]> = (0..).map_while(|i| v.opt(&format!("key.{i}")).map(|k| unhex(k).try_into().unwrap())).collect();
+    let keys: Vec<[u8; 32]> =
+        (0..).map_while(|i| v.opt(&format!("key.{i}")).map(|k| unhex(k).try_into().unwrap())).collect();
     let mut next = keys.iter().copied();
     let mut store = Store::new();
     let text = write_file_with(&mut store, p, &data, v.get("metadata"), &mut || next.next().unwrap(), &mut |_| {});
@@ -237,11 +238,14 @@ fn check_invite(v: &Vector) {
         };
         assert_eq!(*t.encode().unwrap(), v.get("token"), "{}", v.name);
         assert_eq!(parsed.as_ref().unwrap(), &t, "{}", v.name);
-        let spec_token = [&[1u8][..], &spec::lp(v.get("space_id").as_bytes()), &v.bytes("space_key"), &v.bytes("secret")].concat();
+        let spec_token =
+            [&[1u8][..], &spec::lp(v.get("space_id").as_bytes()), &v.bytes("space_key"), &v.bytes("secret")].concat();
         assert_eq!(v.get("token"), format!("coffer-invite1:{}", b64::encode(spec_token)));
         let hash = invite_secret_hash(&t.space_id, &t.secret);
         assert_eq!(hex(hash), v.get("secret_hash"));
-        let spec_hash = Sha256::digest([&b"coffer/v1/invite-secret"[..], &spec::lp(v.get("space_id").as_bytes()), &v.bytes("secret")].concat());
+        let spec_hash = Sha256::digest(
+            [&b"coffer/v1/invite-secret"[..], &spec::lp(v.get("space_id").as_bytes()), &v.bytes("secret")].concat(),
+        );
         assert_eq!(hex(spec_hash), v.get("secret_hash"));
     }
     outcome(v, parsed.map(|_| ()), |e| e.code().as_str());
@@ -255,7 +259,8 @@ fn check_record(v: &Vector) {
         let sealed = seal_file_record(&key, space_id, file_id, v.get("manifest"), nonce).unwrap();
         assert_eq!(hex(&sealed), v.get("sealed"), "{}", v.name);
         let record_key = spec::derive(key.as_bytes(), b"coffer/v1/space-file-record-key");
-        let aad = [&b"coffer/v1/file-record"[..], &spec::lp(space_id.as_bytes()), &spec::lp(file_id.as_bytes())].concat();
+        let aad =
+            [&b"coffer/v1/file-record"[..], &spec::lp(space_id.as_bytes()), &spec::lp(file_id.as_bytes())].concat();
         assert_eq!(spec::envelope(1, &record_key, &nonce, &aad, v.get("manifest").as_bytes()), sealed);
     }
     let r = open_file_record(&key, space_id, file_id, &v.bytes("sealed")).map(|m| assert_eq!(m, v.get("manifest")));
@@ -275,7 +280,13 @@ fn every_files_vector() {
         let name = path.file_stem().unwrap().to_str().unwrap();
         check(&Vector::parse(name, &std::fs::read_to_string(path).unwrap()));
     }
-    for needed in ["fail_manifest_tampered", "fail_table_truncated", "fail_chunk_wrong_key", "fail_manifest_unknown_version", "fail_invite_truncated"] {
+    for needed in [
+        "fail_manifest_tampered",
+        "fail_table_truncated",
+        "fail_chunk_wrong_key",
+        "fail_manifest_unknown_version",
+        "fail_invite_truncated",
+    ] {
         assert!(files.iter().any(|p| p.file_stem().unwrap() == needed), "{needed} missing");
     }
 }
@@ -327,7 +338,8 @@ fn spec_constants_match_the_code() {
     ];
     for (name, value) in constants {
         let start = format!("| `{name}` |");
-        let row = section.lines().find(|l| l.starts_with(&start)).unwrap_or_else(|| panic!("F.11 has no row for `{name}`"));
+        let row =
+            section.lines().find(|l| l.starts_with(&start)).unwrap_or_else(|| panic!("F.11 has no row for `{name}`"));
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
         assert_eq!(cells[2], value, "SPEC.md F.11 gives `{name}` another value than the code");
     }
@@ -335,7 +347,12 @@ fn spec_constants_match_the_code() {
     let p = FileParams::default();
     let mut store = Store::new();
     let mut rng = Rng(1);
-    for (size, meta, chars) in [(0u64, "{}", 104), (4 << 20, "{}", 403), (12 << 20, "{}", 1000), (0, r#"{"name":"report.pdf","type":"application/pdf"}"#, 163)] {
+    for (size, meta, chars) in [
+        (0u64, "{}", 104),
+        (4 << 20, "{}", 403),
+        (12 << 20, "{}", 1000),
+        (0, r#"{"name":"report.pdf","type":"application/pdf"}"#, 163),
+    ] {
         let text = files_common::write_file(&mut store, p, &pattern(size), meta, &mut rng);
         assert_eq!(text.len(), chars, "F.5 size table, {size} bytes");
     }
@@ -371,23 +388,55 @@ fn gen_chunks(g: &mut Gen) {
     let key = ChunkKey::from_bytes(Rng(1).key());
     let chunk = |p: ChunkPos, plain: &[u8], key: &ChunkKey| {
         let mut v = head("chunk", "ok", "");
-        v.push_hex("key", key.as_bytes()).push("pos", pos_text(p)).push_hex("nonce", [0u8; 12]).push_hex("aad", p.aad());
+        v.push_hex("key", key.as_bytes())
+            .push("pos", pos_text(p))
+            .push_hex("nonce", [0u8; 12])
+            .push_hex("aad", p.aad());
         v.push_hex("plaintext", plain).push_hex("sealed", seal_at(key, p, plain));
         v
     };
-    g.emit("chunk_data", "Data chunk 3 of a file; WebCrypto AES-GCM with this key, nonce and AAD gives `sealed`.", chunk(ChunkPos::Data(3), b"Coffer chunk bytes \x00\x01\x02", &key));
+    g.emit(
+        "chunk_data",
+        "Data chunk 3 of a file; WebCrypto AES-GCM with this key, nonce and AAD gives `sealed`.",
+        chunk(ChunkPos::Data(3), b"Coffer chunk bytes \x00\x01\x02", &key),
+    );
     g.emit("chunk_empty", "An empty data chunk 0 (the tag alone).", chunk(ChunkPos::Data(0), b"", &key));
-    g.emit("chunk_table_node", "A chunk-table node at level 1, index 2.", chunk(ChunkPos::Table { level: 1, index: 2 }, &[1, 0xaa, 0xbb], &key));
+    g.emit(
+        "chunk_table_node",
+        "A chunk-table node at level 1, index 2.",
+        chunk(ChunkPos::Table { level: 1, index: 2 }, &[1, 0xaa, 0xbb], &key),
+    );
     let sealed = seal_at(&key, ChunkPos::Data(3), b"Coffer chunk bytes");
     let fail = |name: &str, comment: &str, key: &ChunkKey, p: ChunkPos, sealed: &[u8], g: &mut Gen| {
         let mut v = head("chunk", "Decrypt", "Integrity");
         v.push_hex("key", key.as_bytes()).push("pos", pos_text(p)).push_hex("sealed", sealed);
         g.emit(name, comment, v);
     };
-    fail("fail_chunk_wrong_key", "Data chunk 3 opened with another key.", &ChunkKey::from_bytes(Rng(2).key()), ChunkPos::Data(3), &sealed, g);
+    fail(
+        "fail_chunk_wrong_key",
+        "Data chunk 3 opened with another key.",
+        &ChunkKey::from_bytes(Rng(2).key()),
+        ChunkPos::Data(3),
+        &sealed,
+        g,
+    );
     fail("fail_chunk_moved", "Data chunk 3 presented as chunk 4.", &key, ChunkPos::Data(4), &sealed, g);
-    fail("fail_chunk_as_table_node", "Data chunk 3 presented as table node (1, 3).", &key, ChunkPos::Table { level: 1, index: 3 }, &sealed, g);
-    fail("fail_chunk_truncated", "Data chunk 3 missing its last byte.", &key, ChunkPos::Data(3), &sealed[..sealed.len() - 1], g);
+    fail(
+        "fail_chunk_as_table_node",
+        "Data chunk 3 presented as table node (1, 3).",
+        &key,
+        ChunkPos::Table { level: 1, index: 3 },
+        &sealed,
+        g,
+    );
+    fail(
+        "fail_chunk_truncated",
+        "Data chunk 3 missing its last byte.",
+        &key,
+        ChunkPos::Data(3),
+        &sealed[..sealed.len() - 1],
+        g,
+    );
     let mut flipped = sealed.clone();
     flipped[0] ^= 1;
     fail("fail_chunk_bitflip", "Data chunk 3 with one bit flipped.", &key, ChunkPos::Data(3), &flipped, g);
@@ -409,22 +458,51 @@ fn gen_erasure(g: &mut Gen) {
     };
     let input: Vec<u8> = pattern(37);
     g.emit("erasure_4_2", "37 bytes as 4 data + 2 parity shards of 10 bytes (3 bytes of zero padding); data shard 1 and parity shard 4 lost.", erasure(4, 2, &input, "1,4", "", "ok", ""));
-    g.emit("erasure_4_2_corrupt", "As erasure_4_2, data shards 0 and 3 corrupted: they fail their addresses and count as lost.", erasure(4, 2, &input, "", "0,3", "ok", ""));
-    g.emit("erasure_1_1", "One data shard mirrored by one parity shard; the data shard lost.", erasure(1, 1, b"mirror", "0", "", "ok", ""));
-    g.emit("erasure_8_4", "The widest shape: 8 + 4, four shards lost.", erasure(8, 4, &pattern(100), "0,3,7,11", "", "ok", ""));
-    g.emit("fail_erasure_too_many_lost", "4 + 2 with one shard lost and two corrupted: 3 intact, 4 needed.", erasure(4, 2, &input, "0", "2,5", "TooFewShards { good: 3, needed: 4 }", "Integrity"));
+    g.emit(
+        "erasure_4_2_corrupt",
+        "As erasure_4_2, data shards 0 and 3 corrupted: they fail their addresses and count as lost.",
+        erasure(4, 2, &input, "", "0,3", "ok", ""),
+    );
+    g.emit(
+        "erasure_1_1",
+        "One data shard mirrored by one parity shard; the data shard lost.",
+        erasure(1, 1, b"mirror", "0", "", "ok", ""),
+    );
+    g.emit(
+        "erasure_8_4",
+        "The widest shape: 8 + 4, four shards lost.",
+        erasure(8, 4, &pattern(100), "0,3,7,11", "", "ok", ""),
+    );
+    g.emit(
+        "fail_erasure_too_many_lost",
+        "4 + 2 with one shard lost and two corrupted: 3 intact, 4 needed.",
+        erasure(4, 2, &input, "0", "2,5", "TooFewShards { good: 3, needed: 4 }", "Integrity"),
+    );
 }
 
 /// Writes a `file` vector; returns its manifest and the store.
-fn file_vector(p: FileParams, size: u64, metadata: &str, seed: u64, alter: &mut dyn FnMut(&mut coffer_core::manifest::TableNode)) -> (Vector, String, Store) {
+fn file_vector(
+    p: FileParams,
+    size: u64,
+    metadata: &str,
+    seed: u64,
+    alter: &mut dyn FnMut(&mut coffer_core::manifest::TableNode),
+) -> (Vector, String, Store) {
     let mut rng = Rng(seed);
     let mut keys = Vec::new();
     let mut store = Store::new();
-    let text = write_file_with(&mut store, p, &pattern(size), metadata, &mut || {
-        let k = rng.key();
-        keys.push(k);
-        k
-    }, alter);
+    let text = write_file_with(
+        &mut store,
+        p,
+        &pattern(size),
+        metadata,
+        &mut || {
+            let k = rng.key();
+            keys.push(k);
+            k
+        },
+        alter,
+    );
     let m = Manifest::parse(&text).unwrap();
     let mut v = head("file", "ok", "");
     v.push("chunk_size", p.chunk_size.to_string())
@@ -446,7 +524,14 @@ fn sealed_top_node(text: &str, store: &Store, short: usize) -> (ChunkPos, Vec<u8
     let m = Manifest::parse(text).unwrap();
     let (p, r) = m.entries().next().unwrap();
     let shards = r.shards.iter().map(|a| store.get(a).cloned()).collect();
-    let sealed = erasure::reconstruct(shards, &r.shards, m.params().data(), m.params().parity(), m.sealed_len(p).unwrap() - short).unwrap();
+    let sealed = erasure::reconstruct(
+        shards,
+        &r.shards,
+        m.params().data(),
+        m.params().parity(),
+        m.sealed_len(p).unwrap() - short,
+    )
+    .unwrap();
     (p, sealed)
 }
 
@@ -459,7 +544,13 @@ fn gen_files(g: &mut Gen) {
     let p = FileParams { chunk_size: 1024, data_shards: 4, parity_shards: 2 };
     let (v, tabled, store) = file_vector(p, 5000, meta, 12, &mut |_| {});
     g.emit("file_table", "5000 bytes in 1 KiB chunks: five refs do not fit in the manifest, so two level-1 table nodes (4 + 1 refs) hold them.", v);
-    let (v, _, _) = file_vector(FileParams { chunk_size: 1024, data_shards: 8, parity_shards: 4 }, 7 * 1024 + 1, "{}", 13, &mut |_| {});
+    let (v, _, _) = file_vector(
+        FileParams { chunk_size: 1024, data_shards: 8, parity_shards: 4 },
+        7 * 1024 + 1,
+        "{}",
+        13,
+        &mut |_| {},
+    );
     g.emit("file_table_two_levels", "8 chunks, 8 + 4 shards (two refs per node, one in the manifest): a chunk table three levels deep (4, 2 and 1 nodes).", v);
 
     // Manifests that must not parse.
@@ -471,15 +562,64 @@ fn gen_files(g: &mut Gen) {
     };
     let mut t = bin.clone();
     t[60] ^= 0x04;
-    manifest("fail_manifest_tampered", "file_inline's manifest with one bit of the sealed body flipped.", &format!("coffer1:{}", b64::encode(&t)), "Tampered", "Integrity", g);
-    manifest("fail_manifest_truncated", "file_inline's manifest cut short by 12 characters (a link cut in transit).", &small[..small.len() - 12], "Tampered", "Integrity", g);
+    manifest(
+        "fail_manifest_tampered",
+        "file_inline's manifest with one bit of the sealed body flipped.",
+        &format!("coffer1:{}", b64::encode(&t)),
+        "Tampered",
+        "Integrity",
+        g,
+    );
+    manifest(
+        "fail_manifest_truncated",
+        "file_inline's manifest cut short by 12 characters (a link cut in transit).",
+        &small[..small.len() - 12],
+        "Tampered",
+        "Integrity",
+        g,
+    );
     let mut t = bin.clone();
     t[1..33].copy_from_slice(&Rng(99).key());
-    manifest("fail_manifest_wrong_key", "file_inline's manifest with its manifest key replaced.", &format!("coffer1:{}", b64::encode(&t)), "Tampered", "Integrity", g);
-    manifest("fail_manifest_unknown_version", "A version-2 manifest.", &small.replacen("coffer1:", "coffer2:", 1), "UnknownVersion(2)", "InvalidInput", g);
-    manifest("fail_manifest_not_a_manifest", "An invite token offered as a manifest.", "coffer-invite1:AQ", "Malformed", "InvalidInput", g);
-    manifest("fail_manifest_padding", "file_inline's manifest with base64 padding appended.", &format!("{small}="), "Tampered", "Integrity", g);
-    manifest("fail_manifest_too_long", "A manifest longer than 1023 characters is refused before it is decoded.", &format!("coffer1:{}", "A".repeat(1100)), "Malformed", "InvalidInput", g);
+    manifest(
+        "fail_manifest_wrong_key",
+        "file_inline's manifest with its manifest key replaced.",
+        &format!("coffer1:{}", b64::encode(&t)),
+        "Tampered",
+        "Integrity",
+        g,
+    );
+    manifest(
+        "fail_manifest_unknown_version",
+        "A version-2 manifest.",
+        &small.replacen("coffer1:", "coffer2:", 1),
+        "UnknownVersion(2)",
+        "InvalidInput",
+        g,
+    );
+    manifest(
+        "fail_manifest_not_a_manifest",
+        "An invite token offered as a manifest.",
+        "coffer-invite1:AQ",
+        "Malformed",
+        "InvalidInput",
+        g,
+    );
+    manifest(
+        "fail_manifest_padding",
+        "file_inline's manifest with base64 padding appended.",
+        &format!("{small}="),
+        "Tampered",
+        "Integrity",
+        g,
+    );
+    manifest(
+        "fail_manifest_too_long",
+        "A manifest longer than 1023 characters is refused before it is decoded.",
+        &format!("coffer1:{}", "A".repeat(1100)),
+        "Malformed",
+        "InvalidInput",
+        g,
+    );
 
     // Table nodes.
     let (p0, sealed) = sealed_top_node(&tabled, &store, 0);
@@ -489,7 +629,15 @@ fn gen_files(g: &mut Gen) {
         g.emit(name, comment, v);
     };
     table("table_node", "file_table's first level-1 table node, sealed: 4 refs.", &tabled, &sealed, "ok", "", g);
-    table("fail_table_truncated", "file_table's first table node, sealed bytes cut by 224 bytes (one ref).", &tabled, &sealed[..sealed.len() - 224], "Decrypt", "Integrity", g);
+    table(
+        "fail_table_truncated",
+        "file_table's first table node, sealed bytes cut by 224 bytes (one ref).",
+        &tabled,
+        &sealed[..sealed.len() - 224],
+        "Decrypt",
+        "Integrity",
+        g,
+    );
     // A writer that dropped the last ref of a node before sealing it: it authenticates, but is short.
     let mut first = true;
     let (_, short, store) = file_vector(p, 5000, meta, 12, &mut |n| {
@@ -499,7 +647,15 @@ fn gen_files(g: &mut Gen) {
         }
     });
     let (_, sealed) = sealed_top_node(&short, &store, 224);
-    table("fail_table_truncated_plaintext", "A manifest whose first table node was sealed with its last ref missing: it opens, but lists 3 of 4 refs.", &short, &sealed, "Inconsistent", "Integrity", g);
+    table(
+        "fail_table_truncated_plaintext",
+        "A manifest whose first table node was sealed with its last ref missing: it opens, but lists 3 of 4 refs.",
+        &short,
+        &sealed,
+        "Inconsistent",
+        "Integrity",
+        g,
+    );
 }
 
 fn gen_spaces(g: &mut Gen) {
@@ -511,7 +667,9 @@ fn gen_spaces(g: &mut Gen) {
     };
     let token = t.encode().unwrap().to_string();
     let mut v = head("invite", "ok", "");
-    v.push("space_id", &t.space_id).push_hex("space_key", t.space_key.as_bytes()).push_hex("secret", t.secret.as_bytes());
+    v.push("space_id", &t.space_id)
+        .push_hex("space_key", t.space_key.as_bytes())
+        .push_hex("secret", t.secret.as_bytes());
     v.push("token", &token).push_hex("secret_hash", invite_secret_hash(&t.space_id, &t.secret));
     g.emit("invite", "An invite token and the hash the accelerator keeps.", v);
     let invite = |name: &str, comment: &str, token: &str, expect: &str, g: &mut Gen| {
@@ -519,19 +677,44 @@ fn gen_spaces(g: &mut Gen) {
         v.push("token", token);
         g.emit(name, comment, v);
     };
-    invite("fail_invite_unknown_version", "A version-2 invite token.", &token.replacen("invite1:", "invite2:", 1), "UnknownInviteVersion(2)", g);
-    invite("fail_invite_truncated", "The invite token without its last 4 characters.", &token[..token.len() - 4], "BadInvite", g);
+    invite(
+        "fail_invite_unknown_version",
+        "A version-2 invite token.",
+        &token.replacen("invite1:", "invite2:", 1),
+        "UnknownInviteVersion(2)",
+        g,
+    );
+    invite(
+        "fail_invite_truncated",
+        "The invite token without its last 4 characters.",
+        &token[..token.len() - 4],
+        "BadInvite",
+        g,
+    );
     invite("fail_invite_not_invite", "A manifest offered as an invite token.", "coffer1:AQ", "BadInvite", g);
     let bytes = b64::decode(&token["coffer-invite1:".len()..]).unwrap();
     let mut long = bytes.clone();
     long[4] += 1;
-    invite("fail_invite_bad_length", "The invite token with its space id length one too large.", &format!("coffer-invite1:{}", b64::encode(long)), "BadInvite", g);
+    invite(
+        "fail_invite_bad_length",
+        "The invite token with its space id length one too large.",
+        &format!("coffer-invite1:{}", b64::encode(long)),
+        "BadInvite",
+        g,
+    );
 
     let key = SpaceKey::from_bytes(rng.key());
     let nonce: [u8; 12] = rng.key()[..12].try_into().unwrap();
     let manifest = "coffer1:AQ-example-manifest-text";
     let sealed = seal_file_record(&key, "spc_1", "file_1", manifest, nonce).unwrap();
-    let record = |name: &str, comment: &str, key: &SpaceKey, space: &str, file: &str, sealed: &[u8], expect: &str, g: &mut Gen| {
+    let record = |name: &str,
+                  comment: &str,
+                  key: &SpaceKey,
+                  space: &str,
+                  file: &str,
+                  sealed: &[u8],
+                  expect: &str,
+                  g: &mut Gen| {
         let mut v = head("file-record", expect, "Integrity");
         v.push_hex("space_key", key.as_bytes()).push("space_id", space).push("file_id", file);
         if expect == "ok" {
@@ -540,13 +723,58 @@ fn gen_spaces(g: &mut Gen) {
         v.push("manifest", manifest).push_hex("sealed", sealed);
         g.emit(name, comment, v);
     };
-    record("file_record", "A file record: the manifest sealed under the space's file-record key.", &key, "spc_1", "file_1", &sealed, "ok", g);
-    record("fail_file_record_wrong_key", "The record opened with another space's key.", &SpaceKey::from_bytes(rng.key()), "spc_1", "file_1", &sealed, "RecordDecrypt", g);
-    record("fail_file_record_moved_space", "The record presented in another space.", &key, "spc_2", "file_1", &sealed, "RecordDecrypt", g);
-    record("fail_file_record_moved_id", "The record presented as another file.", &key, "spc_1", "file_2", &sealed, "RecordDecrypt", g);
+    record(
+        "file_record",
+        "A file record: the manifest sealed under the space's file-record key.",
+        &key,
+        "spc_1",
+        "file_1",
+        &sealed,
+        "ok",
+        g,
+    );
+    record(
+        "fail_file_record_wrong_key",
+        "The record opened with another space's key.",
+        &SpaceKey::from_bytes(rng.key()),
+        "spc_1",
+        "file_1",
+        &sealed,
+        "RecordDecrypt",
+        g,
+    );
+    record(
+        "fail_file_record_moved_space",
+        "The record presented in another space.",
+        &key,
+        "spc_2",
+        "file_1",
+        &sealed,
+        "RecordDecrypt",
+        g,
+    );
+    record(
+        "fail_file_record_moved_id",
+        "The record presented as another file.",
+        &key,
+        "spc_1",
+        "file_2",
+        &sealed,
+        "RecordDecrypt",
+        g,
+    );
     let mut v2 = sealed.clone();
     v2[0] = 2;
-    record("fail_file_record_unknown_version", "A version-2 file record.", &key, "spc_1", "file_1", &v2, "UnknownRecordVersion(2)", g);
+    record(
+        "fail_file_record_unknown_version",
+        "A version-2 file record.",
+        &key,
+        "spc_1",
+        "file_1",
+        &v2,
+        "UnknownRecordVersion(2)",
+        g,
+    );
 }
 
 #[test]

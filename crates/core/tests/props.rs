@@ -340,8 +340,12 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
 }
 
 fn kdf() -> impl Strategy<Value = KdfParams> {
-    (text(), any::<u32>(), any::<u32>(), any::<u32>())
-        .prop_map(|(alg, mem_kib, iterations, parallelism)| KdfParams { alg, mem_kib, iterations, parallelism })
+    (text(), any::<u32>(), any::<u32>(), any::<u32>()).prop_map(|(alg, mem_kib, iterations, parallelism)| KdfParams {
+        alg,
+        mem_kib,
+        iterations,
+        parallelism,
+    })
 }
 
 fn kv_value() -> impl Strategy<Value = KvValue> {

@@ -3,9 +3,7 @@
 //! message shows up as a reviewable diff. After an intended change:
 //! `INSTA_UPDATE=always cargo test -p coffer-core --test snapshots`, then review the diff.
 
-use coffer_core::account::{
-    self, AccountError, KdfParams, PasswordKey, RootSecret, derive_password_key,
-};
+use coffer_core::account::{self, AccountError, KdfParams, PasswordKey, RootSecret, derive_password_key};
 use coffer_core::kv::{KvError, KvKeys, KvScope};
 use coffer_core::proto::*;
 use coffer_core::validate;
@@ -119,7 +117,8 @@ fn kv_bodies() {
 
 #[test]
 fn feed_frames() {
-    let set = ChangeEvent { seq: 5, collection: "todos".into(), id: "t1".into(), op: ChangeOp::Set, value: Some(sealed()) };
+    let set =
+        ChangeEvent { seq: 5, collection: "todos".into(), id: "t1".into(), op: ChangeOp::Set, value: Some(sealed()) };
     let delete = ChangeEvent { seq: 6, collection: "todos".into(), id: "t1".into(), op: ChangeOp::Delete, value: None };
     let text = lines(&[
         ("ClientFrame::Auth resume", json(&ClientFrame::Auth { token: "tok_secret".into(), since: Some(4) })),

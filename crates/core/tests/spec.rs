@@ -137,10 +137,7 @@ fn prose_claims() {
     // §6: the limit is on the JSON text, inclusive.
     let exact = format!("\"{}\"", "x".repeat(validate::MAX_VALUE_BYTES - 2));
     validate::value_json(&exact).unwrap();
-    assert_eq!(
-        validate::value_json(&format!("{exact} ")).unwrap_err().code(),
-        ErrorCode::TooLarge
-    );
+    assert_eq!(validate::value_json(&format!("{exact} ")).unwrap_err().code(), ErrorCode::TooLarge);
     // §6: names are opaque: paths, spaces, emoji.
     for name in ["../é/..", "a b", "🍵", "x".repeat(validate::MAX_NAME_BYTES).as_str()] {
         validate::collection(name).unwrap();
@@ -173,7 +170,10 @@ fn vector_counts_match() {
         let cells: Vec<String> = row(&spec, kind).split('|').map(|c| c.trim().to_owned()).collect();
         let said = cells[4].clone();
         let want = format!("{n} {}", if *fail { "fail" } else { "ok" });
-        assert!(said.split(", ").any(|part| part == want), "SPEC.md §10 says `{said}` for {kind}; the folder has {want}");
+        assert!(
+            said.split(", ").any(|part| part == want),
+            "SPEC.md §10 says `{said}` for {kind}; the folder has {want}"
+        );
     }
     let line = format!("{} files in all, {} of them `fail_*`.", total.0, total.1);
     assert!(spec.contains(&line), "SPEC.md §10 should say: {line}");

@@ -331,8 +331,13 @@ pub trait Records: Send + Sync + 'static {
     ) -> Result<bool, StoreError>;
 
     /// Records a session under the hash of its token, dropping expired ones.
-    fn create_session(&self, token_hash: &[u8; 32], user_id: &str, expires_at_ms: u64, now_ms: u64)
-    -> Result<(), StoreError>;
+    fn create_session(
+        &self,
+        token_hash: &[u8; 32],
+        user_id: &str,
+        expires_at_ms: u64,
+        now_ms: u64,
+    ) -> Result<(), StoreError>;
 
     /// The session with this token hash, if it exists and has not expired at `now_ms`.
     fn session(&self, token_hash: &[u8; 32], now_ms: u64) -> Result<Option<Session>, StoreError>;
@@ -440,10 +445,5 @@ pub trait Records: Send + Sync + 'static {
     /// Deletes a file; `actor` must be a writer or owner. `None` if there was no such
     /// file, else the shards it referenced that no other file references now, for
     /// the caller to free.
-    fn delete_file(
-        &self,
-        space_id: &str,
-        file_id: &str,
-        actor: &str,
-    ) -> Result<Option<Vec<ShardAddress>>, StoreError>;
+    fn delete_file(&self, space_id: &str, file_id: &str, actor: &str) -> Result<Option<Vec<ShardAddress>>, StoreError>;
 }

@@ -259,11 +259,10 @@ impl SqliteRecords {
         id: &str,
         value: Option<&StoredValue>,
     ) -> rusqlite::Result<u64> {
-        let seq: i64 = tx.query_row(
-            "UPDATE users SET kv_seq = kv_seq + 1 WHERE user_id = ?1 RETURNING kv_seq",
-            [user_id],
-            |r| r.get(0),
-        )?;
+        let seq: i64 =
+            tx.query_row("UPDATE users SET kv_seq = kv_seq + 1 WHERE user_id = ?1 RETURNING kv_seq", [user_id], |r| {
+                r.get(0)
+            })?;
         let (sealed, json, mac) = value.map(value_columns).unwrap_or((None, None, None));
         tx.execute(
             "INSERT INTO kv_changes (user_id, seq, collection, id, sealed, plain_json, plain_mac)
@@ -294,11 +293,9 @@ fn role_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Role> {
 /// members below `needed`.
 fn require(conn: &Connection, space_id: &str, user_id: &str, needed: Role) -> Result<Role, StoreError> {
     let role = conn
-        .query_row(
-            "SELECT role FROM members WHERE space_id = ?1 AND user_id = ?2",
-            params![space_id, user_id],
-            |r| role_at(r, 0),
-        )
+        .query_row("SELECT role FROM members WHERE space_id = ?1 AND user_id = ?2", params![space_id, user_id], |r| {
+            role_at(r, 0)
+        })
         .optional()?;
     match role {
         None => Err(StoreError::NotMember),
@@ -547,7 +544,10 @@ impl Records for SqliteRecords {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(backend)?;
         let deleted = tx
-            .execute("DELETE FROM kv WHERE user_id = ?1 AND collection = ?2 AND id = ?3", params![user_id, collection, id])
+            .execute(
+                "DELETE FROM kv WHERE user_id = ?1 AND collection = ?2 AND id = ?3",
+                params![user_id, collection, id],
+            )
             .map_err(backend)?;
         if deleted == 0 {
             return Ok(None);
@@ -587,12 +587,7 @@ impl Records for SqliteRecords {
                 )
                 .map_err(backend)?;
             stmt.query_map(params![user_id, int(after), int(limit as u64)], |r| {
-                Ok(Change {
-                    seq: uint(r.get(0)?),
-                    collection: r.get(1)?,
-                    id: r.get(2)?,
-                    value: value_from_row(r, 3)?,
-                })
+                Ok(Change { seq: uint(r.get(0)?), collection: r.get(1)?, id: r.get(2)?, value: value_from_row(r, 3)? })
             })
             .map_err(backend)?
             .collect::<Result<Vec<_>, _>>()
@@ -764,7 +759,8 @@ impl Records for SqliteRecords {
             "INSERT INTO members (space_id, user_id, role, joined_at_ms) VALUES (?1, ?2, ?3, ?4)",
             params![space_id, user_id, role_name(role), int(now_ms)],
         )?;
-        let member = membership(&tx, space_id, user_id)?.ok_or_else(|| StoreError::Backend("member vanished".into()))?;
+        let member =
+            membership(&tx, space_id, user_id)?.ok_or_else(|| StoreError::Backend("member vanished".into()))?;
         tx.commit()?;
         Ok(member)
     }
@@ -941,12 +937,7 @@ impl Records for SqliteRecords {
         Ok(file)
     }
 
-    fn delete_file(
-        &self,
-        space_id: &str,
-        file_id: &str,
-        actor: &str,
-    ) -> Result<Option<Vec<ShardAddress>>, StoreError> {
+    fn delete_file(&self, space_id: &str, file_id: &str, actor: &str) -> Result<Option<Vec<ShardAddress>>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         require(&tx, space_id, actor, Role::Writer)?;
@@ -956,7 +947,8 @@ impl Records for SqliteRecords {
                 .collect::<rusqlite::Result<Vec<_>>>()?
         };
         // Its file_shards rows go with it (ON DELETE CASCADE).
-        let deleted = tx.execute("DELETE FROM files WHERE space_id = ?1 AND file_id = ?2", params![space_id, file_id])?;
+        let deleted =
+            tx.execute("DELETE FROM files WHERE space_id = ?1 AND file_id = ?2", params![space_id, file_id])?;
         if deleted == 0 {
             return Ok(None);
         }
@@ -1025,7 +1017,8 @@ mod tests {
     #[test]
     fn challenges_are_taken_once() {
         let (_dir, db) = open(10);
-        let ch = Challenge { challenge_id: "c1".into(), username: "ada".into(), challenge: [3; 32], expires_at_ms: 100 };
+        let ch =
+            Challenge { challenge_id: "c1".into(), username: "ada".into(), challenge: [3; 32], expires_at_ms: 100 };
         db.create_challenge(&ch, 0).unwrap();
         assert_eq!(db.take_challenge("c1").unwrap(), Some(ch));
         assert_eq!(db.take_challenge("c1").unwrap(), None);

@@ -47,9 +47,8 @@ impl Vector {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (key, value) = line
-                .split_once(':')
-                .unwrap_or_else(|| panic!("{name}:{}: not `key: value`: {line:?}", n + 1));
+            let (key, value) =
+                line.split_once(':').unwrap_or_else(|| panic!("{name}:{}: not `key: value`: {line:?}", n + 1));
             let value = value.strip_prefix(' ').unwrap_or(value);
             assert!(v.opt(key).is_none(), "{name}:{}: duplicate key {key}", n + 1);
             v.fields.push((key.to_owned(), value.to_owned()));
@@ -189,13 +188,7 @@ pub mod spec {
     }
 
     pub fn kv_plain_input(user_id: &str, collection: &str, id: &str, json: &str) -> Vec<u8> {
-        cat(&[
-            KV_PLAIN,
-            &lp(user_id.as_bytes()),
-            &lp(collection.as_bytes()),
-            &lp(id.as_bytes()),
-            json.as_bytes(),
-        ])
+        cat(&[KV_PLAIN, &lp(user_id.as_bytes()), &lp(collection.as_bytes()), &lp(id.as_bytes()), json.as_bytes()])
     }
 
     pub fn ed25519_public(seed: &[u8; 32]) -> [u8; 32] {
