@@ -120,7 +120,9 @@ export interface Kv {
   /**
    * Listens for changes to this user's data on every device (this one included).
    * Events arrive after the call that caused them returns, in order, none lost
-   * across reconnects.
+   * across reconnects. The feed starts where this client signed in, so the first
+   * listener also receives changes made since then. A listener keeps its client
+   * alive until it is removed (or the client signs out).
    *
    * @example
    * ```ts
