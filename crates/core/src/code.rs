@@ -37,6 +37,22 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order (a unit test keeps it complete).
+    pub const ALL: [ErrorCode; 12] = [
+        ErrorCode::NotFound,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::InvalidInput,
+        ErrorCode::TooLarge,
+        ErrorCode::QuotaExceeded,
+        ErrorCode::Integrity,
+        ErrorCode::Network,
+        ErrorCode::Conflict,
+        ErrorCode::RateLimited,
+        ErrorCode::Aborted,
+        ErrorCode::Internal,
+    ];
+
     /// The stable string form, as used on the wire and in JavaScript.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -83,6 +99,28 @@ impl std::fmt::Display for ErrorCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_lists_every_code_once_in_order() {
+        for (i, code) in ErrorCode::ALL.into_iter().enumerate() {
+            // Exhaustive: a new variant fails to compile here until ALL lists it.
+            let position = match code {
+                ErrorCode::NotFound => 0,
+                ErrorCode::Unauthorized => 1,
+                ErrorCode::Forbidden => 2,
+                ErrorCode::InvalidInput => 3,
+                ErrorCode::TooLarge => 4,
+                ErrorCode::QuotaExceeded => 5,
+                ErrorCode::Integrity => 6,
+                ErrorCode::Network => 7,
+                ErrorCode::Conflict => 8,
+                ErrorCode::RateLimited => 9,
+                ErrorCode::Aborted => 10,
+                ErrorCode::Internal => 11,
+            };
+            assert_eq!(position, i, "{code}");
+        }
+    }
 
     #[test]
     fn serde_form_is_the_stable_string() {

@@ -323,20 +323,7 @@ proptest! {
 // ---------------------------------------------------------------------------------
 
 fn error_code() -> impl Strategy<Value = ErrorCode> {
-    prop::sample::select(vec![
-        ErrorCode::NotFound,
-        ErrorCode::Unauthorized,
-        ErrorCode::Forbidden,
-        ErrorCode::InvalidInput,
-        ErrorCode::TooLarge,
-        ErrorCode::QuotaExceeded,
-        ErrorCode::Integrity,
-        ErrorCode::Network,
-        ErrorCode::Conflict,
-        ErrorCode::RateLimited,
-        ErrorCode::Aborted,
-        ErrorCode::Internal,
-    ])
+    prop::sample::select(ErrorCode::ALL.to_vec())
 }
 
 fn kdf() -> impl Strategy<Value = KdfParams> {

@@ -140,22 +140,8 @@ fn feed_frames() {
 
 #[test]
 fn error_codes() {
-    let codes = [
-        ErrorCode::NotFound,
-        ErrorCode::Unauthorized,
-        ErrorCode::Forbidden,
-        ErrorCode::InvalidInput,
-        ErrorCode::TooLarge,
-        ErrorCode::QuotaExceeded,
-        ErrorCode::Integrity,
-        ErrorCode::Network,
-        ErrorCode::Conflict,
-        ErrorCode::RateLimited,
-        ErrorCode::Aborted,
-        ErrorCode::Internal,
-    ];
     let mut out = String::new();
-    for code in codes {
+    for code in ErrorCode::ALL {
         let body = ErrorBody { code, message: "…".into() };
         out.push_str(&format!("{} {} {}\n", code.http_status(), code, json(&body)));
     }

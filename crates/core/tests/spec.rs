@@ -66,20 +66,7 @@ fn constants_table_matches_the_code() {
 #[test]
 fn error_table_matches_the_code() {
     let spec = spec();
-    for code in [
-        ErrorCode::NotFound,
-        ErrorCode::Unauthorized,
-        ErrorCode::Forbidden,
-        ErrorCode::InvalidInput,
-        ErrorCode::TooLarge,
-        ErrorCode::QuotaExceeded,
-        ErrorCode::Integrity,
-        ErrorCode::Network,
-        ErrorCode::Conflict,
-        ErrorCode::RateLimited,
-        ErrorCode::Aborted,
-        ErrorCode::Internal,
-    ] {
+    for code in ErrorCode::ALL {
         let cells: Vec<&str> = row(&spec, code.as_str()).split('|').map(str::trim).collect();
         assert_eq!(cells[2], code.http_status().to_string(), "SPEC.md §8: status of {code}");
     }
