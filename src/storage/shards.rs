@@ -3,7 +3,7 @@
 //! when something is missing or bad.
 
 use coffer_core::ErrorCode;
-use coffer_core::erasure;
+use coffer_core::erasure::{self, ErasureError};
 use coffer_core::manifest::{ChunkRef, FileParams};
 use coffer_core::proto::storage::{ShardsRequest, decode_shard_batch};
 use coffer_core::shard::ShardAddress;
@@ -72,9 +72,12 @@ async fn fetch_batch(
 }
 
 /// Fetches and rebuilds one sealed chunk (or table node) of `sealed_len` bytes.
-/// Every shard is checked against its address; missing or bad ones are erasures.
-/// Fails with `Integrity` (or `NotFound` if nothing is left at all) when fewer than
-/// `data_shards` good shards exist — never with wrong bytes.
+///
+/// The common case costs one request and one hash of each data shard: the data
+/// shards are fetched and handed to `reconstruct`, which checks each against its
+/// address. Only if one is missing or bad are all `k + m` shards fetched and rebuilt
+/// from parity. Fails with `Integrity` (or `NotFound` when no shard is left at all)
+/// when fewer than `k` good shards exist — never with wrong bytes.
 pub async fn fetch_chunk(
     http: &Http,
     chunk_ref: &ChunkRef,
@@ -83,18 +86,17 @@ pub async fn fetch_chunk(
     signal: Option<&AbortSignal>,
 ) -> SdkResult<Vec<u8>> {
     let (k, m) = (params.data(), params.parity());
-    let shard_len = erasure::shard_len(sealed_len, k);
     let mut shards = fetch_batch(http, &chunk_ref.shards[..k], signal).await?;
     timer::yield_now().await;
-    let mut good = erasure::drop_bad_shards(&mut shards, &chunk_ref.shards[..k], shard_len);
-    if good < k {
-        let parity = fetch_batch(http, &chunk_ref.shards[k..], signal).await?;
-        shards.extend(parity);
-        good = erasure::drop_bad_shards(&mut shards, &chunk_ref.shards, shard_len);
-    } else {
-        shards.extend(std::iter::repeat_n(None, m));
+    shards.extend(std::iter::repeat_n(None, m));
+    match erasure::reconstruct(shards, &chunk_ref.shards, k, m, sealed_len) {
+        Ok(sealed) => return Ok(sealed),
+        Err(ErasureError::TooFewShards { .. }) => {}
+        Err(e) => return Err(SdkError::new(e.code(), e.to_string())),
     }
-    if good == 0 {
+    let shards = fetch_batch(http, &chunk_ref.shards, signal).await?;
+    timer::yield_now().await;
+    if shards.iter().all(Option::is_none) {
         return Err(SdkError::new(
             ErrorCode::NotFound,
             "none of this file's shards are on the accelerator: it was deleted, or never finished uploading",
