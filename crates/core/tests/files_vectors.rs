@@ -23,7 +23,7 @@ use coffer_core::erasure;
 use coffer_core::manifest::{ChunkTable, FileParams, Manifest};
 use coffer_core::shard::ShardAddress;
 use coffer_core::space::{InviteSecret, InviteToken, SpaceKey, invite_secret_hash, open_file_record, seal_file_record};
-use common::{Vector, hex, spec, unhex};
+use common::{Gen, Vector, head, hex, spec, unhex};
 use files_common::{Rng, Store, read_file, write_file_with};
 use sha2::{Digest, Sha256};
 
@@ -361,28 +361,6 @@ fn spec_constants_match_the_code() {
 // ---------------------------------------------------------------------------------
 // Generating
 // ---------------------------------------------------------------------------------
-
-struct Gen {
-    files: Vec<(String, String)>,
-}
-
-impl Gen {
-    fn emit(&mut self, name: &str, comment: &str, fields: Vector) {
-        let v = Vector { name: name.to_owned(), ..fields };
-        let text = v.render(&format!("{comment}\n{GENERATED}"));
-        check(&Vector::parse(name, &text));
-        self.files.push((format!("{name}.txt"), text));
-    }
-}
-
-fn head(kind: &str, expect: &str, code: &str) -> Vector {
-    let mut v = Vector::default();
-    v.push("kind", kind).push("expect", expect);
-    if expect != "ok" {
-        v.push("code", code);
-    }
-    v
-}
 
 fn gen_chunks(g: &mut Gen) {
     let key = ChunkKey::from_bytes(Rng(1).key());
@@ -780,7 +758,7 @@ fn gen_spaces(g: &mut Gen) {
 #[test]
 #[ignore = "rewrites tests/vectors/files/; run by hand after a deliberate format change"]
 fn regenerate_files() {
-    let mut g = Gen { files: Vec::new() };
+    let mut g = Gen::new(check, GENERATED);
     gen_chunks(&mut g);
     gen_erasure(&mut g);
     gen_files(&mut g);

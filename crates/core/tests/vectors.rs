@@ -24,7 +24,7 @@ use coffer_core::b64;
 use coffer_core::kv::{KvError, KvKeys, KvScope};
 use coffer_core::proto::KvValue;
 use coffer_core::validate;
-use common::{Vector, hex, spec, unhex, unhex_array, vectors_dir};
+use common::{Gen, Vector, head, hex, spec, unhex, unhex_array, vectors_dir};
 
 // ---------------------------------------------------------------------------------
 // Checking
@@ -418,29 +418,6 @@ fn flip(bytes: &[u8], index: usize, bit: u8) -> Vec<u8> {
     let mut out = bytes.to_vec();
     out[index] ^= 1 << bit;
     out
-}
-
-/// Writes the files; asserts that each vector already says what the core does.
-struct Gen {
-    files: Vec<(String, String)>,
-}
-
-impl Gen {
-    fn emit(&mut self, name: &str, comment: &str, fields: Vector) {
-        let v = Vector { name: name.to_owned(), ..fields };
-        let text = v.render(&format!("{comment}\n{GENERATED}"));
-        check(&Vector::parse(name, &text));
-        self.files.push((format!("{name}.txt"), text));
-    }
-}
-
-fn head(kind: &str, expect: &str, code: &str) -> Vector {
-    let mut v = Vector::default();
-    v.push("kind", kind).push("expect", expect);
-    if expect != "ok" {
-        v.push("code", code);
-    }
-    v
 }
 
 fn push_scope(v: &mut Vector, root: &[u8; 32], user: &str, collection: &str, id: &str) {
@@ -1205,7 +1182,7 @@ fn gen_kv(g: &mut Gen) {
 #[test]
 #[ignore = "rewrites tests/vectors/*.txt; run by hand after an intended format change"]
 fn regenerate() {
-    let mut g = Gen { files: Vec::new() };
+    let mut g = Gen::new(check, GENERATED);
     gen_account(&mut g);
     gen_kv(&mut g);
     let dir = vectors_dir();

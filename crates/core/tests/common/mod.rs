@@ -208,3 +208,38 @@ pub mod spec {
         cat(&[&[version], nonce, &aes_gcm_seal(key, nonce, aad, plaintext)])
     }
 }
+
+/// Writes vector files; asserts that each vector already says what the core does.
+pub struct Gen {
+    /// `(file name, text)`, in the order emitted.
+    pub files: Vec<(String, String)>,
+    /// The test file's checker, run on every vector as it is made.
+    check: fn(&Vector),
+    /// The banner saying how the file was generated.
+    generated: &'static str,
+}
+
+impl Gen {
+    /// A generator checking with `check` and stamping `generated` into each header.
+    pub fn new(check: fn(&Vector), generated: &'static str) -> Self {
+        Gen { files: Vec::new(), check, generated }
+    }
+
+    /// Renders, checks and keeps one vector.
+    pub fn emit(&mut self, name: &str, comment: &str, fields: Vector) {
+        let v = Vector { name: name.to_owned(), ..fields };
+        let text = v.render(&format!("{comment}\n{}", self.generated));
+        (self.check)(&Vector::parse(name, &text));
+        self.files.push((format!("{name}.txt"), text));
+    }
+}
+
+/// A vector's first fields: its kind, what it expects and, for a failure, its code.
+pub fn head(kind: &str, expect: &str, code: &str) -> Vector {
+    let mut v = Vector::default();
+    v.push("kind", kind).push("expect", expect);
+    if expect != "ok" {
+        v.push("code", code);
+    }
+    v
+}
