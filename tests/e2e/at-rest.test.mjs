@@ -6,43 +6,14 @@
 // accelerator by design, so only values (and the password) are searched for.
 
 import assert from "node:assert/strict";
-import { readdir, readFile } from "node:fs/promises";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 
+import { filesContaining, filesUnder } from "./disk.mjs";
 import { blankPageOnOrigin, closeQuietly, cofferUrl, dataDir, launch, newPage, randomHex, uniqueName } from "./browser.mjs";
 
 // Fail here, before a browser starts, when the environment is incomplete.
 cofferUrl();
 dataDir();
-
-/** Every regular file under `dir`, recursively. */
-async function filesUnder(dir) {
-  const files = [];
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) files.push(...(await filesUnder(path)));
-    else if (entry.isFile()) files.push(path);
-  }
-  return files;
-}
-
-/** The files under the data dir whose bytes contain `needle` (UTF-8). */
-async function filesContaining(needle) {
-  const bytes = Buffer.from(needle, "utf8");
-  const hits = [];
-  for (const path of await filesUnder(dataDir())) {
-    let content;
-    try {
-      content = await readFile(path);
-    } catch (e) {
-      if (e.code === "ENOENT") continue; // e.g. a journal removed while we walked
-      throw e;
-    }
-    if (content.includes(bytes)) hits.push(path);
-  }
-  return hits;
-}
 
 // The timeout only stops a broken run from hanging; nothing asserts on time.
 describe("no plaintext at rest in the accelerator's data dir", { timeout: 120_000 }, () => {
@@ -82,20 +53,20 @@ describe("no plaintext at rest in the accelerator's data dir", { timeout: 120_00
       return window.client.kv.get("notes", "n1");
     }, sealedMarker);
     assert.deepEqual(readBack, { text: sealedMarker }, "the SDK stored and read back the value");
-    assert.deepEqual(await filesContaining(sealedMarker), []);
+    assert.deepEqual(await filesContaining(dataDir(), sealedMarker), []);
   });
 
   it("a plaintext value (encrypt: false) is found by the same search", async () => {
     await page.evaluate(async (marker) => {
       await window.client.kv.set("notes", "n2", { text: marker }, { encrypt: false });
     }, plainMarker);
-    const hits = await filesContaining(plainMarker);
+    const hits = await filesContaining(dataDir(), plainMarker);
     assert.ok(hits.length > 0, "the search must find a value stored in the clear; it found none");
     // Written after the sealed one, so it is on disk too by now: still absent.
-    assert.deepEqual(await filesContaining(sealedMarker), []);
+    assert.deepEqual(await filesContaining(dataDir(), sealedMarker), []);
   });
 
   it("the password is nowhere on disk", async () => {
-    assert.deepEqual(await filesContaining(password), []);
+    assert.deepEqual(await filesContaining(dataDir(), password), []);
   });
 });

@@ -21,6 +21,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import { startAccelerator } from "./accelerator.mjs";
+import { filesContaining, filesUnder } from "./disk.mjs";
 import { closeQuietly, launch, newPage, randomHex, uniqueName } from "./browser.mjs";
 
 const QUOTA = 3_000_000;
@@ -80,28 +81,6 @@ async function untilNone(remaining, what, bound = COLLECT_BOUND_MS) {
     if (Date.now() > deadline) throw new Error(`${what}: still not true after ${bound} ms (last: ${JSON.stringify(last)})`);
     await new Promise((r) => setTimeout(r, 200));
   }
-}
-
-/** Every regular file under `dir`, recursively. */
-async function filesUnder(dir) {
-  const files = [];
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) files.push(...(await filesUnder(path)));
-    else if (entry.isFile()) files.push(path);
-  }
-  return files;
-}
-
-/** The files under `dir` whose raw bytes contain `needle` (UTF-8). */
-async function filesContaining(dir, needle) {
-  const bytes = Buffer.from(needle, "utf8");
-  const hits = [];
-  for (const path of await filesUnder(dir)) {
-    const content = await readFile(path).catch((e) => (e.code === "ENOENT" ? Buffer.alloc(0) : Promise.reject(e)));
-    if (content.includes(bytes)) hits.push(path);
-  }
-  return hits;
 }
 
 // ---- in the page --------------------------------------------------------------
