@@ -55,8 +55,7 @@ fn parse_role(name: Option<String>) -> SdkResult<Role> {
 
 /// Base path of a space's routes, checking the id first.
 pub fn space_path(space_id: &str) -> SdkResult<String> {
-    let decoded = b64::decode(space_id).filter(|b| b.len() == coffer_core::proto::storage::ID_BYTES);
-    if decoded.is_none() {
+    if !coffer_core::proto::storage::is_id(space_id) {
         return Err(SdkError::invalid(format!("{space_id:?} is not a space id (22 base64url characters)")));
     }
     Ok(format!("/v1/spaces/{space_id}"))

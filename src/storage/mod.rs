@@ -307,8 +307,7 @@ impl Storage {
 
 fn file_id_arg(value: &JsValue) -> SdkResult<String> {
     let id = string_arg(value, "id")?;
-    let ok = b64::decode(&id).is_some_and(|b| b.len() == coffer_core::proto::storage::ID_BYTES);
-    if !ok {
+    if !coffer_core::proto::storage::is_id(&id) {
         return Err(SdkError::invalid(format!("{id:?} is not a file id (22 base64url characters)")));
     }
     Ok(id)

@@ -19,7 +19,7 @@ use axum::http::StatusCode;
 use coffer_core::b64;
 use coffer_core::proto::storage::{
     CreateInviteRequest, CreateSpaceRequest, ID_BYTES, InviteInfo, JoinSpaceRequest, MembersResponse,
-    RemoveMemberRequest, Role, SpaceInfo, SpaceListResponse, UsageResponse,
+    RemoveMemberRequest, Role, SpaceInfo, SpaceListResponse, UsageResponse, is_id,
 };
 use coffer_core::space::{INVITE_SECRET_LEN, InviteSecret, invite_secret_hash};
 
@@ -41,7 +41,7 @@ const USER_ID_BYTES: usize = 16;
 
 /// Checks an id the client drew: [`ID_BYTES`] bytes, base64url.
 pub fn check_id(text: &str, what: &str) -> Result<(), ApiError> {
-    if text.len() > 64 || b64::decode_array::<ID_BYTES>(text).is_none() {
+    if !is_id(text) {
         return Err(ApiError::invalid(format!("{what} must be {ID_BYTES} random bytes in base64url (22 characters)")));
     }
     Ok(())

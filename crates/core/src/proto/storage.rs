@@ -44,6 +44,12 @@ pub const SHARD_ABSENT: u32 = u32::MAX;
 /// Bytes of a space id or file id before base64url (they are 22 characters).
 pub const ID_BYTES: usize = 16;
 
+/// Whether `text` is a space or file id: [`ID_BYTES`] bytes in base64url (22
+/// characters). The SDK checks before sending; the accelerator checks again.
+pub fn is_id(text: &str) -> bool {
+    text.len() <= 64 && crate::b64::decode_array::<ID_BYTES>(text).is_some()
+}
+
 /// A member's rights in a space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
