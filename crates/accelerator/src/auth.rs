@@ -25,6 +25,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, Json};
+use crate::listener::ClientAddress;
 use crate::server::{AppState, expiry_ms, now_ms};
 use crate::store::{Challenge, Credentials, Session, User};
 
@@ -36,10 +37,14 @@ const MAX_CHALLENGE_ID_LEN: usize = 64;
 
 /// 32 random bytes created once per data directory; keys the made-up salts of
 /// unknown usernames, so they are stable across restarts and unguessable.
-pub struct ServerSecret(
+pub struct ServerSecret {
     /// The HMAC key; never leaves this process.
-    [u8; 32],
-);
+    key: [u8; 32],
+    /// The public half of a login key nobody holds, derived from the secret: logins
+    /// for unknown usernames are checked against it, so they cost what a wrong
+    /// password costs.
+    pub stand_in_key: [u8; 32],
+}
 
 impl ServerSecret {
     /// Reads the secret from `data_dir`, creating it (mode 0600) on first start.
@@ -50,7 +55,7 @@ impl ServerSecret {
                 let bytes: [u8; 32] = bytes.try_into().map_err(|_| {
                     std::io::Error::other(format!("{} is not 32 bytes; remove it to make a new one", path.display()))
                 })?;
-                return Ok(ServerSecret(bytes));
+                return Ok(ServerSecret::from_key(bytes));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
@@ -58,23 +63,29 @@ impl ServerSecret {
         let secret: [u8; 32] = random().map_err(|e| std::io::Error::other(e.message.into_owned()))?;
         // Written beside, then renamed into place: a crash never leaves a short file.
         let tmp = data_dir.join(format!("{SECRET_FILE}.tmp"));
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&tmp)?;
+        let mut file = crate::store::private_file_options().truncate(true).open(&tmp)?;
         file.write_all(&secret)?;
         file.sync_all()?;
         std::fs::rename(&tmp, &path)?;
-        Ok(ServerSecret(secret))
+        Ok(ServerSecret::from_key(secret))
+    }
+
+    fn from_key(key: [u8; 32]) -> Self {
+        let seed = Self::hmac(&key, b"coffer accelerator: stand-in login key");
+        let stand_in_key = account::PasswordKey::from_bytes(seed).login_key().public_key();
+        ServerSecret { key, stand_in_key }
+    }
+
+    fn hmac(key: &[u8; 32], message: &[u8]) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+        mac.update(message);
+        mac.finalize().into_bytes().into()
     }
 
     /// The made-up salt for an unknown username: the first 16 bytes of
     /// HMAC-SHA256(secret, username).
     pub fn fake_salt(&self, username: &str) -> [u8; SALT_LEN] {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes any key length");
-        mac.update(username.as_bytes());
-        let tag = mac.finalize().into_bytes();
+        let tag = Self::hmac(&self.key, username.as_bytes());
         let mut salt = [0u8; SALT_LEN];
         salt.copy_from_slice(&tag[..SALT_LEN]);
         salt
@@ -163,14 +174,17 @@ fn challenge_id(text: &str) -> Result<String, ApiError> {
     Ok(text.to_owned())
 }
 
-/// Creates a session for `user` and answers with it.
+/// Creates a session for `user` and answers with it; past the cap on sessions per
+/// user, the oldest is revoked (and its feeds are woken to notice).
 async fn open_session(state: &AppState, user: User) -> Result<Json<SessionResponse>, ApiError> {
     let token: [u8; 32] = random()?;
     let hash: [u8; 32] = Sha256::digest(token).into();
     let expires_at_ms = expiry_ms(state.config.session_ttl);
     let user_id = user.user_id.clone();
     let now = now_ms();
-    state.records(move |r| r.create_session(&hash, &user_id, expires_at_ms, now)).await?;
+    let keep = state.config.limits.max_sessions_per_user;
+    state.records(move |r| r.create_session(&hash, &user_id, expires_at_ms, now, keep)).await?;
+    state.feed.wake(&user.user_id);
     Ok(Json(SessionResponse {
         token: b64::encode(token),
         user_id: user.user_id,
@@ -182,7 +196,11 @@ async fn open_session(state: &AppState, user: User) -> Result<Json<SessionRespon
 }
 
 /// Takes a challenge and checks a signature over it with the user's current key.
-/// Every way this can fail is the same [`ApiError::sign_in_failed`].
+/// Every way this can fail is the same [`ApiError::sign_in_failed`], except that a
+/// username with too many recent failures is told to wait (`RateLimited`).
+///
+/// An unknown username costs the same work as a wrong password: the signature is
+/// checked against a stand-in key, so the time taken says nothing either.
 async fn check_signed_challenge(
     state: &AppState,
     challenge_id: String,
@@ -197,16 +215,23 @@ async fn check_signed_challenge(
     if username_must_be.is_some_and(|name| name != challenge.username) {
         return Err(ApiError::sign_in_failed());
     }
+    state.throttle.login_allowed(&challenge.username)?;
     let username = challenge.username.clone();
     let user = state.records(move |r| r.user_by_name(&username)).await?;
-    let user = user.ok_or_else(ApiError::sign_in_failed)?;
-    account::verify_login(&user.credentials.login_public_key, &user.username, &challenge.challenge, signature)
-        .map_err(|_| ApiError::sign_in_failed())?;
-    Ok(user)
+    let key = user.as_ref().map_or(state.secret.stand_in_key, |u| u.credentials.login_public_key);
+    let signed = account::verify_login(&key, &challenge.username, &challenge.challenge, signature).is_ok();
+    let user = user.filter(|_| signed);
+    state.throttle.login_outcome(&challenge.username, user.is_some());
+    user.ok_or_else(ApiError::sign_in_failed)
 }
 
 /// `POST /v1/auth/salt`.
-pub async fn salt(State(state): State<AppState>, Json(req): Json<SaltRequest>) -> Result<Json<SaltResponse>, ApiError> {
+pub async fn salt(
+    State(state): State<AppState>,
+    ClientAddress(from): ClientAddress,
+    Json(req): Json<SaltRequest>,
+) -> Result<Json<SaltResponse>, ApiError> {
+    state.throttle.address(from)?;
     validate::username(&req.username)?;
     let username = req.username.clone();
     let user = state.records(move |r| r.user_by_name(&username)).await?;
@@ -219,8 +244,10 @@ pub async fn salt(State(state): State<AppState>, Json(req): Json<SaltRequest>) -
 /// `POST /v1/auth/signup`.
 pub async fn signup(
     State(state): State<AppState>,
+    ClientAddress(from): ClientAddress,
     Json(req): Json<SignUpRequest>,
 ) -> Result<Json<SessionResponse>, ApiError> {
+    state.throttle.signup(from)?;
     validate::username(&req.username)?;
     let credentials = credentials(&req.salt, &req.kdf, &req.login_public_key, &req.wrapped_root)?;
     let user = User { user_id: b64::encode(random::<16>()?), username: req.username, credentials, kv_seq: 0 };
@@ -232,9 +259,12 @@ pub async fn signup(
 /// `POST /v1/auth/challenge`. Issued for any well-formed username, known or not.
 pub async fn challenge(
     State(state): State<AppState>,
+    ClientAddress(from): ClientAddress,
     Json(req): Json<ChallengeRequest>,
 ) -> Result<Json<ChallengeResponse>, ApiError> {
+    state.throttle.address(from)?;
     validate::username(&req.username)?;
+    state.throttle.username(&req.username)?;
     let ttl = state.config.challenge_ttl;
     let challenge = Challenge {
         challenge_id: b64::encode(random::<16>()?),
@@ -255,8 +285,10 @@ pub async fn challenge(
 /// `POST /v1/auth/login`.
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddress(from): ClientAddress,
     Json(req): Json<LoginRequest>,
 ) -> Result<Json<SessionResponse>, ApiError> {
+    state.throttle.address(from)?;
     let id = challenge_id(&req.challenge_id)?;
     let signature = decode_fixed::<64>(&req.signature, "signature")?;
     let user = check_signed_challenge(&state, id, &signature, None).await?;
@@ -273,9 +305,12 @@ pub async fn session(authed: Authed) -> Json<SessionInfo> {
 /// the new credentials replace the old ones and every other session is revoked.
 pub async fn change_password(
     State(state): State<AppState>,
+    ClientAddress(from): ClientAddress,
     authed: Authed,
     Json(req): Json<ChangePasswordRequest>,
 ) -> Result<Json<SessionInfo>, ApiError> {
+    state.throttle.address(from)?;
+    state.throttle.username(&authed.session.username)?;
     let id = challenge_id(&req.challenge_id)?;
     let signature = decode_fixed::<64>(&req.signature, "signature")?;
     let new = credentials(&req.salt, &req.kdf, &req.login_public_key, &req.wrapped_root)?;

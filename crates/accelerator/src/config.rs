@@ -41,6 +41,94 @@ pub struct Config {
     pub gc_interval: Duration,
     /// Bytes of shards each space's committed files may hold in all.
     pub space_quota_bytes: u64,
+    /// What one client, or all of them together, may hold: connections, sockets,
+    /// requests in flight, and how fast they may sign in.
+    pub limits: Limits,
+}
+
+/// The limits that keep the accelerator serving when strangers on the open internet
+/// misbehave. The defaults suit one small machine; the README lists them with the
+/// flags that change them.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Open connections in all (HTTP and websockets). A connection beyond it is
+    /// answered `RateLimited` and closed. Lowered at start to fit the process's
+    /// descriptor limit.
+    pub max_connections: usize,
+    /// Open connections from one client address.
+    pub max_connections_per_address: usize,
+    /// How long a client may take to send a request's headers, counted from the
+    /// moment the connection is idle (so it is also the keep-alive idle timeout).
+    pub header_read_timeout: Duration,
+    /// How long one request may take from its headers to its answer, body upload
+    /// included (a websocket's life is not counted: it ends at the upgrade).
+    pub request_timeout: Duration,
+    /// How long a write to a client may stay blocked because the client reads
+    /// nothing: a download nobody reads is closed after this, and frees its buffers.
+    pub write_stall_timeout: Duration,
+    /// Feed websockets that have not yet authenticated, in all.
+    pub max_unauthenticated_sockets: usize,
+    /// Open feed websockets per user.
+    pub max_feeds_per_user: usize,
+    /// Shard bytes held in memory by uploads in flight, in all; an upload waits
+    /// for room up to `request_timeout`.
+    pub upload_buffer_bytes: u64,
+    /// Shard uploads in flight per user.
+    pub max_uploads_per_user: usize,
+    /// Shard reads from the store at any one moment (each reads one 64 KiB piece).
+    pub max_concurrent_shard_reads: usize,
+    /// Bytes one `POST /v1/shards/fetch` may answer.
+    pub max_fetch_bytes: u64,
+    /// Sign-in requests (salt, sign-up, challenge, login, password change) per
+    /// client address: a burst of this many…
+    pub auth_burst_per_address: u32,
+    /// …refilled at this many per second.
+    pub auth_per_second_per_address: f64,
+    /// Sign-ups per client address: a burst of this many…
+    pub signup_burst_per_address: u32,
+    /// …refilled at this many per second.
+    pub signups_per_second_per_address: f64,
+    /// Challenges and logins per username: a burst of this many…
+    pub auth_burst_per_username: u32,
+    /// …refilled at this many per second.
+    pub auth_per_second_per_username: f64,
+    /// Failed logins per username that cost nothing; each one after doubles the
+    /// wait before the next attempt…
+    pub free_login_failures: u32,
+    /// …starting from this wait…
+    pub login_backoff_base: Duration,
+    /// …and never longer than this, so the owner is never locked out for long.
+    pub login_backoff_max: Duration,
+    /// Live sessions per user; signing in once more revokes the oldest.
+    pub max_sessions_per_user: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 16_384,
+            max_connections_per_address: 512,
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(120),
+            write_stall_timeout: Duration::from_secs(30),
+            max_unauthenticated_sockets: 1024,
+            max_feeds_per_user: 32,
+            upload_buffer_bytes: 256 * 1024 * 1024,
+            max_uploads_per_user: 16,
+            max_concurrent_shard_reads: 64,
+            max_fetch_bytes: 96 * 1024 * 1024,
+            auth_burst_per_address: 120,
+            auth_per_second_per_address: 10.0,
+            signup_burst_per_address: 30,
+            signups_per_second_per_address: 0.5,
+            auth_burst_per_username: 30,
+            auth_per_second_per_username: 1.0,
+            free_login_failures: 5,
+            login_backoff_base: Duration::from_secs(1),
+            login_backoff_max: Duration::from_secs(60),
+            max_sessions_per_user: 100,
+        }
+    }
 }
 
 impl Config {
@@ -75,6 +163,7 @@ impl Config {
             shard_grace: Self::DEFAULT_SHARD_GRACE,
             gc_interval: Self::DEFAULT_GC_INTERVAL,
             space_quota_bytes: Self::DEFAULT_SPACE_QUOTA_BYTES,
+            limits: Limits::default(),
         }
     }
 }

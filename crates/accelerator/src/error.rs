@@ -6,12 +6,14 @@
 //! of internal failures are logged, not sent.
 
 use std::borrow::Cow;
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use coffer_core::ErrorCode;
 use coffer_core::proto::ErrorBody;
@@ -28,6 +30,9 @@ pub struct ApiError {
     pub code: ErrorCode,
     /// What happened and what to do, for a person.
     pub message: Cow<'static, str>,
+    /// For `RateLimited`: when to try again, sent as `Retry-After` (whole seconds,
+    /// rounded up).
+    pub retry_after: Option<Duration>,
 }
 
 /// The message for every failed sign-in, whatever the reason, so that a failure
@@ -37,7 +42,12 @@ pub const SIGN_IN_FAILED: &str = "wrong username or password, or the sign-in too
 impl ApiError {
     /// An error with this code and message.
     pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
-        ApiError { code, message: message.into() }
+        ApiError { code, message: message.into(), retry_after: None }
+    }
+
+    /// Too many requests; `wait` says when the next one may succeed.
+    pub fn rate_limited(message: impl Into<Cow<'static, str>>, wait: Duration) -> Self {
+        ApiError { retry_after: Some(wait), ..Self::new(ErrorCode::RateLimited, message) }
     }
 
     /// Malformed input.
@@ -80,7 +90,12 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, axum::Json(self.body())).into_response()
+        let mut response = (status, axum::Json(self.body())).into_response();
+        if let Some(wait) = self.retry_after {
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        response
     }
 }
 

@@ -18,6 +18,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -27,7 +28,7 @@ use coffer_core::ErrorCode;
 use coffer_core::proto::{ClientFrame, ServerFrame};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::MissedTickBehavior;
 
 use crate::auth::Authed;
@@ -59,11 +60,15 @@ impl FeedHub {
         self.users.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Starts listening for `user_id`'s wake-ups.
-    pub fn subscribe(self: &Arc<Self>, user_id: &str) -> Subscription {
+    /// Starts listening for `user_id`'s wake-ups, unless the user already has
+    /// `cap` feeds open.
+    pub fn subscribe(self: &Arc<Self>, user_id: &str, cap: usize) -> Option<Subscription> {
         let mut users = self.users();
         let tx = users.entry(user_id.to_owned()).or_insert_with(|| watch::channel(0).0);
-        Subscription { rx: Some(tx.subscribe()), hub: Arc::clone(self), user_id: user_id.to_owned() }
+        if tx.receiver_count() >= cap {
+            return None;
+        }
+        Some(Subscription { rx: Some(tx.subscribe()), hub: Arc::clone(self), user_id: user_id.to_owned() })
     }
 
     /// Wakes every open feed of `user_id` (none open: nothing to do).
@@ -112,12 +117,26 @@ pub async fn upgrade(
     State(state): State<AppState>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    match ws {
-        Ok(ws) => {
-            ws.max_message_size(MAX_CLIENT_FRAME).on_upgrade(move |socket| serve_socket(state, socket)).into_response()
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(_) => {
+            return ApiError::invalid("this route is a websocket: connect with `new WebSocket(url)`").into_response();
         }
-        Err(_) => ApiError::invalid("this route is a websocket: connect with `new WebSocket(url)`").into_response(),
-    }
+    };
+    // Held until the socket authenticates (or closes): strangers can keep only so
+    // many sockets open at once.
+    let Ok(unauthenticated) = Arc::clone(&state.unauthenticated_sockets).try_acquire_owned() else {
+        return ApiError::rate_limited(
+            "too many feed sockets are waiting to authenticate; try again shortly",
+            Duration::from_secs(1),
+        )
+        .into_response();
+    };
+    // The frame limit too: a message limit alone lets a client send one huge frame.
+    ws.max_message_size(MAX_CLIENT_FRAME)
+        .max_frame_size(MAX_CLIENT_FRAME)
+        .on_upgrade(move |socket| serve_socket(state, socket, unauthenticated))
+        .into_response()
 }
 
 /// Why a feed stops.
@@ -134,11 +153,11 @@ impl From<ApiError> for End {
     }
 }
 
-async fn serve_socket(state: AppState, socket: WebSocket) {
+async fn serve_socket(state: AppState, socket: WebSocket, unauthenticated: OwnedSemaphorePermit) {
     // Keeps `run` waiting until this feed has closed.
     let _alive = state.feed_alive.clone();
     let (sink, stream) = socket.split();
-    let mut feed = Feed { state, sink, stream, last: 0 };
+    let mut feed = Feed { state, sink, stream, last: 0, unauthenticated: Some(unauthenticated) };
     let end = feed.run().await;
     if let End::Error(err, code) = end {
         let _ = feed.send(&ServerFrame::Error(err.body())).await;
@@ -157,6 +176,8 @@ struct Feed {
     stream: SplitStream<WebSocket>,
     /// The sequence number of the last change sent (or the point resumed from).
     last: u64,
+    /// A place among the sockets waiting to authenticate, given back on auth.
+    unauthenticated: Option<OwnedSemaphorePermit>,
 }
 
 impl Feed {
@@ -208,11 +229,19 @@ impl Feed {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<std::convert::Infallible, End> {
         let authed = Authed::from_token(&self.state, token).await.map_err(|e| End::Error(e, CLOSE_POLICY))?;
+        self.unauthenticated = None;
         let user_id = authed.session.user_id;
         let token_hash = authed.token_hash;
 
         // Subscribe before the first read of the log: see the module docs.
-        let mut subscription = self.state.feed.subscribe(&user_id);
+        let cap = self.state.config.limits.max_feeds_per_user;
+        let Some(mut subscription) = self.state.feed.subscribe(&user_id, cap) else {
+            let err = ApiError::rate_limited(
+                format!("this account has {cap} change feeds open already; close one (another tab or device)"),
+                Duration::from_secs(5),
+            );
+            return Err(End::Error(err, CLOSE_POLICY));
+        };
         let uid = user_id.clone();
         // Nothing is after `u64::MAX`: this reads just the head.
         let head = self.state.records(move |r| r.changes_after(&uid, u64::MAX, 0)).await?.head;
@@ -306,9 +335,10 @@ mod tests {
     #[tokio::test]
     async fn hub_wakes_only_its_user_and_forgets_closed_feeds() {
         let hub = Arc::new(FeedHub::default());
-        let mut ada = hub.subscribe("ada");
-        let ada2 = hub.subscribe("ada");
-        let mut bob = hub.subscribe("bob");
+        let mut ada = hub.subscribe("ada", 2).unwrap();
+        let ada2 = hub.subscribe("ada", 2).unwrap();
+        assert!(hub.subscribe("ada", 2).is_none(), "at the cap");
+        let mut bob = hub.subscribe("bob", 2).unwrap();
         hub.wake("ada");
         ada.woken().await;
         assert!(!bob.rx.as_mut().unwrap().has_changed().unwrap(), "bob is not woken by ada's writes");

@@ -13,7 +13,12 @@
 //! # Layout
 //!
 //! - [`config`] — [`Config`]: data directory, static directories, limits.
-//! - [`server`] — shared state, router, CORS, body limit, static files, shutdown.
+//! - [`server`] — shared state, router, CORS, body and time limits, static files
+//!   with their security headers, shutdown.
+//! - [`listener`] — the accept loop: connection caps, header and write-stall
+//!   timeouts, the descriptor limit.
+//! - [`throttle`] — sign-in rate limits per address and username, and the growing
+//!   wait after failed logins.
 //! - [`error`] — [`error::ApiError`], the one error type (status + `{code, message}`),
 //!   and the [`error::Json`] extractor whose rejections are `ApiError`s too.
 //! - [`auth`] — salt, sign-up, challenge, login, session, password change, sign-out;
@@ -37,10 +42,12 @@ pub mod feed;
 pub mod files;
 pub mod gc;
 pub mod kv;
+pub mod listener;
 pub mod server;
 pub mod shards;
 pub mod spaces;
 pub mod store;
+pub mod throttle;
 
 use std::future::Future;
 

@@ -6,16 +6,20 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{Method, header};
-use axum::response::IntoResponse;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+use coffer_core::ErrorCode;
 use coffer_core::proto::storage::MAX_SHARD_BYTES;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::ServerSecret;
@@ -23,9 +27,11 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::feed::FeedHub;
 use crate::gc::ShardKeeper;
+use crate::listener::{self, Gate};
 use crate::store::shard_dir::ShardDir;
 use crate::store::sqlite::SqliteRecords;
 use crate::store::{Records, StoreError};
+use crate::throttle::Throttle;
 use crate::{auth, bench, feed, files, gc, kv, shards, spaces};
 
 /// What every handler shares. Cheap to clone: everything is behind an `Arc`.
@@ -45,6 +51,16 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Held by every feed task; `run` waits until all are dropped.
     pub feed_alive: mpsc::Sender<()>,
+    /// Sign-in rate limits.
+    pub throttle: Arc<Throttle>,
+    /// Room for feed websockets that have not authenticated yet.
+    pub unauthenticated_sockets: Arc<Semaphore>,
+    /// Shard bytes uploads may hold in memory, in KiB permits ([`crate::shards`]).
+    pub upload_buffer: Arc<Semaphore>,
+    /// Shard uploads in flight per user.
+    pub uploads_per_user: Arc<crate::shards::PerUser>,
+    /// Pieces of shards being read from the store at this moment.
+    pub shard_reads: Arc<Semaphore>,
 }
 
 impl AppState {
@@ -90,6 +106,30 @@ pub fn expiry_ms(ttl: Duration) -> u64 {
     now_ms().saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// The demo pages' Content-Security-Policy: scripts, styles and connections only
+/// from the page's own origin (wasm compiled from there too), images and media also
+/// from `blob:` URLs (previews of opened files), no plugins, no framing.
+const DEMO_CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
+    img-src 'self' blob: data:; media-src 'self' blob:; connect-src 'self'; object-src 'none'; \
+    base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+/// Answers a request that takes longer than the request timeout (its body included)
+/// with `Network`, and drops it.
+async fn request_timeout(
+    State(limit): State<Duration>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            ErrorCode::Network,
+            format!("the request took longer than {} s to arrive and be answered; retry it", limit.as_secs()),
+        )
+        .into_response(),
+    }
+}
+
 /// Every route: the API under `/v1`, the package under `/pkg/`, the demo at `/`.
 pub fn router(state: AppState) -> Router {
     let config = Arc::clone(&state.config);
@@ -133,6 +173,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(no_route)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(middleware::from_fn_with_state(config.limits.request_timeout, request_timeout))
         .with_state(state);
 
     let mut app = Router::new().nest("/v1", api);
@@ -142,7 +183,18 @@ pub fn router(state: AppState) -> Router {
         app = app.nest_service("/pkg", ServeDir::new(pkg));
     }
     app = match &config.www_dir {
-        Some(www) => app.fallback_service(ServeDir::new(www).append_index_html_on_directories(true)),
+        Some(www) => app.fallback_service(
+            ServiceBuilder::new()
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::CONTENT_SECURITY_POLICY,
+                    HeaderValue::from_static(DEMO_CSP),
+                ))
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ))
+                .service(ServeDir::new(www).append_index_html_on_directories(true)),
+        ),
         None => app.fallback(no_route),
     };
 
@@ -176,7 +228,7 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)?;
+    crate::store::private_dir(&config.data_dir)?;
     let secret = ServerSecret::load_or_create(&config.data_dir)?;
     let records: Arc<dyn Records> =
         Arc::new(SqliteRecords::open(&config.data_dir, config.change_log_retain).map_err(std::io::Error::other)?);
@@ -186,9 +238,15 @@ pub async fn serve(
     let (feed_alive, mut feeds_done) = mpsc::channel::<()>(1);
     let collector =
         tokio::spawn(gc::run(Arc::clone(&keeper), config.shard_grace, config.gc_interval, shutdown_rx.clone()));
+    let limits = config.limits.clone();
     let state = AppState {
         records,
         keeper,
+        throttle: Arc::new(Throttle::new(&limits)),
+        unauthenticated_sockets: Arc::new(Semaphore::new(limits.max_unauthenticated_sockets)),
+        upload_buffer: Arc::new(Semaphore::new(crate::shards::budget_permits(limits.upload_buffer_bytes))),
+        uploads_per_user: Arc::new(crate::shards::PerUser::new(limits.max_uploads_per_user)),
+        shard_reads: Arc::new(Semaphore::new(limits.max_concurrent_shard_reads.max(1))),
         config: Arc::new(config),
         secret: Arc::new(secret),
         feed: Arc::new(FeedHub::default()),
@@ -202,7 +260,7 @@ pub async fn serve(
         tracing::info!("shutting down");
         let _ = shutdown_tx.send(true);
     };
-    axum::serve(listener, app).with_graceful_shutdown(signal).await?;
+    listener::serve(listener, app, &limits, Arc::new(Gate::default()), signal).await?;
 
     // Every clone of the state is gone once the last feed task ends.
     let _ = tokio::time::timeout(Duration::from_secs(5), feeds_done.recv()).await;

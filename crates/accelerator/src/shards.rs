@@ -5,27 +5,115 @@
 //! else can do anything with the bytes. Uploading needs a session (it costs disk),
 //! and the body must hash to its address. Which shards stay is [`crate::gc`]'s
 //! business.
+//!
+//! # What a request can make the accelerator hold
+//!
+//! - **Reads stream.** A shard is read from the store [`PIECE`] bytes at a time,
+//!   each read taking one of [`crate::config::Limits::max_concurrent_shard_reads`]
+//!   permits, and the next piece is read only when the socket took the last one. A
+//!   client that reads nothing holds one piece and its socket buffers until the
+//!   write-stall timeout closes it ([`crate::listener`]).
+//! - **A batch is sized before it is sent.** `POST /v1/shards/fetch` looks up every
+//!   named shard's size (once per distinct address) and refuses with `TooLarge` an
+//!   answer over [`crate::config::Limits::max_fetch_bytes`] before sending a byte.
+//! - **Uploads are budgeted.** An upload must say its length; it waits for that many
+//!   bytes of [`crate::config::Limits::upload_buffer_bytes`] before its body is read,
+//!   and a user has at most [`crate::config::Limits::max_uploads_per_user`] in flight.
 
-use std::io;
+use std::collections::HashMap;
+use std::io::{self, Read as _};
+use std::sync::{Arc, Mutex};
 
 use axum::body::{Body as ResponseBody, Bytes};
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_LENGTH, CONTENT_SECURITY_POLICY, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS,
+};
+use axum::http::{HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use coffer_core::ErrorCode;
-use coffer_core::proto::storage::{MAX_BATCH_ADDRESSES, SHARD_ABSENT, ShardsMissingResponse, ShardsRequest};
+use coffer_core::proto::storage::{
+    MAX_BATCH_ADDRESSES, MAX_SHARD_BYTES, SHARD_ABSENT, ShardsMissingResponse, ShardsRequest,
+};
 use coffer_core::shard::ShardAddress;
 use futures_util::{StreamExt, TryStreamExt, stream};
+use tokio::sync::Semaphore;
 
 use crate::auth::Authed;
-use crate::error::{ApiError, Body, Json, Path};
+use crate::error::{ApiError, Json, Path};
 use crate::server::{AppState, now_ms};
+use crate::store::shards::ShardReader;
 
-/// Headers of every shard answer. A deleted file's shards must stop being served,
-/// so no cache may keep them.
-const SHARD_HEADERS: [(axum::http::HeaderName, &str); 2] =
-    [(CONTENT_TYPE, "application/octet-stream"), (CACHE_CONTROL, "no-store")];
+/// Bytes read from the store at a time when serving a shard.
+pub const PIECE: usize = 64 * 1024;
+/// Upload budget permits are counted in KiB.
+const PERMIT_BYTES: u64 = 1024;
+
+/// Headers of every shard answer. No cache may keep a shard (a deleted file's must
+/// stop being served); and should a browser ever be pointed at one, it downloads
+/// opaque bytes: no sniffing a type, no rendering, no scripts.
+const SHARD_HEADERS: [(HeaderName, &str); 5] = [
+    (CONTENT_TYPE, "application/octet-stream"),
+    (CACHE_CONTROL, "no-store"),
+    (X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (CONTENT_DISPOSITION, "attachment"),
+    (CONTENT_SECURITY_POLICY, "default-src 'none'; sandbox"),
+];
+
+/// The upload budget's size in permits.
+pub fn budget_permits(bytes: u64) -> usize {
+    usize::try_from(bytes.div_ceil(PERMIT_BYTES)).unwrap_or(Semaphore::MAX_PERMITS).min(Semaphore::MAX_PERMITS)
+}
+
+/// Uploads in flight per user.
+pub struct PerUser {
+    /// Users with an upload in flight, and how many.
+    counts: Mutex<HashMap<String, usize>>,
+    /// How many one user may have.
+    cap: usize,
+}
+
+/// One upload in flight; counted until dropped.
+pub struct UploadSlot {
+    /// Where it is counted.
+    uploads: Arc<PerUser>,
+    /// Whose it is.
+    user_id: String,
+}
+
+impl PerUser {
+    /// Allows `cap` uploads in flight per user.
+    pub fn new(cap: usize) -> Self {
+        PerUser { counts: Mutex::new(HashMap::new()), cap: cap.max(1) }
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
+        self.counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A slot for one more upload of `user_id`, unless they are at the cap.
+    pub fn enter(self: &Arc<Self>, user_id: &str) -> Option<UploadSlot> {
+        let mut counts = self.counts();
+        let n = counts.entry(user_id.to_owned()).or_insert(0);
+        if *n >= self.cap {
+            return None;
+        }
+        *n += 1;
+        Some(UploadSlot { uploads: Arc::clone(self), user_id: user_id.to_owned() })
+    }
+}
+
+impl Drop for UploadSlot {
+    fn drop(&mut self) {
+        let mut counts = self.uploads.counts();
+        if let Some(n) = counts.get_mut(&self.user_id) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.user_id);
+            }
+        }
+    }
+}
 
 fn batch_size(addresses: &[ShardAddress]) -> Result<(), ApiError> {
     if addresses.len() > MAX_BATCH_ADDRESSES {
@@ -37,14 +125,44 @@ fn batch_size(addresses: &[ShardAddress]) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The declared length of an upload (its `Content-Length`, or 0 for a request
+/// without a body), checked against the shard limit.
+fn declared_length(body: &ResponseBody) -> Result<usize, ApiError> {
+    let declared = usize::try_from(http_body::Body::size_hint(body).exact().unwrap_or(u64::MAX)).ok();
+    let Some(len) = declared.filter(|&n| n != usize::MAX) else {
+        return Err(ApiError::invalid("send the shard with a Content-Length header (not chunked)"));
+    };
+    if len > MAX_SHARD_BYTES {
+        return Err(ApiError::too_large(format!("a shard is at most {MAX_SHARD_BYTES} bytes; this one says {len}")));
+    }
+    Ok(len)
+}
+
 /// `PUT /v1/shards/{address}`: 204 once the shard is durable; `Integrity` (and
 /// nothing stored) if the body does not hash to the address. Idempotent.
 pub async fn put(
     State(state): State<AppState>,
-    _authed: Authed,
+    authed: Authed,
     Path(address): Path<ShardAddress>,
-    Body(bytes): Body,
+    body: ResponseBody,
 ) -> Result<StatusCode, ApiError> {
+    let len = declared_length(&body)?;
+    let _slot = state.uploads_per_user.enter(&authed.session.user_id).ok_or_else(|| {
+        ApiError::rate_limited(
+            format!("at most {} shard uploads at once per user; wait for one to finish", state.uploads_per_user.cap),
+            std::time::Duration::from_secs(1),
+        )
+    })?;
+    let permits = u32::try_from(budget_permits(len as u64).max(1)).unwrap_or(u32::MAX);
+    // Waits for room in the budget; the request timeout bounds the wait.
+    let _room = state
+        .upload_buffer
+        .acquire_many(permits)
+        .await
+        .map_err(|_| ApiError::internal("the upload budget was closed"))?;
+    let bytes = axum::body::to_bytes(body, len).await.map_err(|_| {
+        ApiError::invalid("the shard's body could not be read whole, or is longer than its Content-Length")
+    })?;
     state
         .keeper(move |keeper| {
             // Hashing up to 16 MiB takes milliseconds: done here, off the async threads.
@@ -60,15 +178,42 @@ pub async fn put(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /v1/shards/{address}`: the shard's bytes, to anyone.
+/// A stored shard's bytes as a stream of pieces, each read on the blocking pool
+/// under a permit of `reads`.
+fn pieces(reader: ShardReader, reads: Arc<Semaphore>) -> impl futures_util::Stream<Item = io::Result<Bytes>> {
+    stream::try_unfold(reader.bytes, move |mut bytes| {
+        let reads = Arc::clone(&reads);
+        async move {
+            let _permit = reads.acquire_owned().await.map_err(io::Error::other)?;
+            let (bytes, piece) = tokio::task::spawn_blocking(move || {
+                let mut piece = vec![0; PIECE];
+                let n = bytes.read(&mut piece)?;
+                piece.truncate(n);
+                Ok::<_, io::Error>((bytes, piece))
+            })
+            .await
+            .map_err(io::Error::other)??;
+            Ok((!piece.is_empty()).then(|| (Bytes::from(piece), bytes)))
+        }
+    })
+}
+
+/// Opens a shard on the blocking pool.
+async fn open(state: &AppState, address: ShardAddress) -> io::Result<Option<ShardReader>> {
+    let keeper = state.shard_keeper();
+    tokio::task::spawn_blocking(move || keeper.shards.open(&address)).await.map_err(io::Error::other)?
+}
+
+/// `GET /v1/shards/{address}`: the shard's bytes, to anyone, streamed.
 pub async fn get(State(state): State<AppState>, Path(address): Path<ShardAddress>) -> Result<Response, ApiError> {
-    let bytes = state.keeper(move |keeper| keeper.shards.get(&address).map_err(ApiError::internal)).await?;
-    match bytes {
-        Some(bytes) => Ok((SHARD_HEADERS, bytes).into_response()),
-        None => Err(ApiError::not_found(
+    let Some(reader) = open(&state, address).await.map_err(ApiError::internal)? else {
+        return Err(ApiError::not_found(
             "no shard is stored at that address: never uploaded, or freed when its file was deleted",
-        )),
-    }
+        ));
+    };
+    let len = reader.len;
+    let body = ResponseBody::from_stream(pieces(reader, Arc::clone(&state.shard_reads)));
+    Ok((SHARD_HEADERS, [(CONTENT_LENGTH, len.to_string())], body).into_response())
 }
 
 /// `POST /v1/shards/missing`: which of the named shards to upload before committing.
@@ -87,30 +232,54 @@ pub async fn missing(
     Ok(Json(ShardsMissingResponse { missing }))
 }
 
+/// The bytes a batch answer takes: each named shard's frame, repeats included.
+/// Looks each distinct shard's size up once.
+fn batch_bytes(state: &AppState, addresses: &[ShardAddress]) -> Result<u64, ApiError> {
+    let mut sizes: HashMap<ShardAddress, u64> = HashMap::new();
+    let mut total = 0u64;
+    for address in addresses {
+        let size = match sizes.get(address) {
+            Some(&size) => size,
+            None => {
+                let size = state.shard_keeper().shards.size(address).map_err(ApiError::internal)?.unwrap_or(0);
+                sizes.insert(*address, size);
+                size
+            }
+        };
+        total = total.saturating_add(4 + size);
+    }
+    Ok(total)
+}
+
 /// `POST /v1/shards/fetch`: the named shards in order, each as a 4-byte big-endian
-/// length and its bytes, or [`SHARD_ABSENT`] alone. Streamed: one shard is in
-/// memory at a time, whatever the batch adds up to.
+/// length and its bytes, or [`SHARD_ABSENT`] alone. Sized first, then streamed piece
+/// by piece.
 pub async fn fetch(State(state): State<AppState>, Json(req): Json<ShardsRequest>) -> Result<Response, ApiError> {
     batch_size(&req.addresses)?;
-    let keeper = state.shard_keeper();
+    let limit = state.config.limits.max_fetch_bytes;
+    let sized = state.clone();
+    let addresses = req.addresses.clone();
+    let total =
+        tokio::task::spawn_blocking(move || batch_bytes(&sized, &addresses)).await.map_err(ApiError::internal)??;
+    if total > limit {
+        return Err(ApiError::too_large(format!(
+            "these shards add up to {total} bytes; one request answers at most {limit}: ask for fewer at a time"
+        )));
+    }
     let frames = stream::iter(req.addresses)
         .then(move |address| {
-            let keeper = keeper.clone();
+            let state = state.clone();
             async move {
-                let shard = tokio::task::spawn_blocking(move || keeper.shards.get(&address))
-                    .await
-                    .map_err(io::Error::other)??;
-                Ok::<_, io::Error>(stream::iter(frame(shard).into_iter().map(Ok::<_, io::Error>)))
+                let frame = match open(&state, address).await? {
+                    Some(reader) if u32::try_from(reader.len).is_ok_and(|n| n != SHARD_ABSENT) => {
+                        let len = Bytes::copy_from_slice(&(reader.len as u32).to_be_bytes());
+                        stream::once(async { Ok(len) }).chain(pieces(reader, Arc::clone(&state.shard_reads))).boxed()
+                    }
+                    _ => stream::once(async { Ok(Bytes::copy_from_slice(&SHARD_ABSENT.to_be_bytes())) }).boxed(),
+                };
+                Ok::<_, io::Error>(frame)
             }
         })
         .try_flatten();
     Ok((SHARD_HEADERS, ResponseBody::from_stream(frames)).into_response())
-}
-
-/// One shard's part of a batch answer: its length and bytes, or the absent marker.
-fn frame(shard: Option<Vec<u8>>) -> Vec<Bytes> {
-    match shard.and_then(|bytes| Some((u32::try_from(bytes.len()).ok().filter(|&n| n != SHARD_ABSENT)?, bytes))) {
-        Some((len, bytes)) => vec![Bytes::copy_from_slice(&len.to_be_bytes()), Bytes::from(bytes)],
-        None => vec![Bytes::copy_from_slice(&SHARD_ABSENT.to_be_bytes())],
-    }
 }

@@ -28,6 +28,42 @@ use coffer_core::proto::storage::{FileEntry, Member, Role, SpaceInfo};
 use coffer_core::proto::{ChangeEvent, ChangeOp, KvValue};
 use coffer_core::shard::ShardAddress;
 
+/// Creates `dir` if needed and makes it accessible to this user only (0700 on
+/// Unix): the database and the shards inside are nobody else's business.
+pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Options that create a file readable and writable by this user only (0600 on Unix).
+pub fn private_file_options() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
+/// Makes an existing file private (0600 on Unix); a missing one is fine.
+pub fn make_private(path: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        match std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 /// Why a store operation failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreError {
@@ -330,13 +366,15 @@ pub trait Records: Send + Sync + 'static {
         keep_session: &[u8; 32],
     ) -> Result<bool, StoreError>;
 
-    /// Records a session under the hash of its token, dropping expired ones.
+    /// Records a session under the hash of its token, dropping expired ones and,
+    /// beyond the newest `keep_at_most` of the user's sessions, the oldest.
     fn create_session(
         &self,
         token_hash: &[u8; 32],
         user_id: &str,
         expires_at_ms: u64,
         now_ms: u64,
+        keep_at_most: usize,
     ) -> Result<(), StoreError>;
 
     /// The session with this token hash, if it exists and has not expired at `now_ms`.

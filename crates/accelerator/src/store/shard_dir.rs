@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use coffer_core::shard::ShardAddress;
 
-use super::shards::ShardStore;
+use super::shards::{ShardReader, ShardStore};
 
 /// The store's folder inside the data directory.
 pub const DIR_NAME: &str = "shards";
@@ -85,7 +85,7 @@ impl ShardStore for ShardDir {
         let n = self.next_tmp.fetch_add(1, Ordering::Relaxed);
         let tmp = self.tmp.join(format!("{}.{}.{n}", address.to_hex(), std::process::id()));
         let written = (|| {
-            let mut file = File::create(&tmp)?;
+            let mut file = super::private_file_options().truncate(true).open(&tmp)?;
             file.write_all(bytes)?;
             file.sync_all()?;
             fs::rename(&tmp, folder.join(address.to_hex()))
@@ -99,6 +99,12 @@ impl ShardStore for ShardDir {
 
     fn get(&self, address: &ShardAddress) -> io::Result<Option<Vec<u8>>> {
         absent_is_none(fs::read(self.path(address)))
+    }
+
+    fn open(&self, address: &ShardAddress) -> io::Result<Option<ShardReader>> {
+        let Some(file) = absent_is_none(File::open(self.path(address)))? else { return Ok(None) };
+        let len = file.metadata()?.len();
+        Ok(Some(ShardReader { len, bytes: Box::new(file) }))
     }
 
     fn size(&self, address: &ShardAddress) -> io::Result<Option<u64>> {
@@ -155,6 +161,11 @@ mod tests {
         store.put(&a, &bytes).unwrap();
         store.put(&a, &bytes).unwrap();
         assert_eq!(store.get(&a).unwrap(), Some(bytes.clone()));
+        let mut reader = store.open(&a).unwrap().unwrap();
+        let mut read = Vec::new();
+        std::io::Read::read_to_end(&mut reader.bytes, &mut read).unwrap();
+        assert_eq!((reader.len, read), (bytes.len() as u64, bytes.clone()));
+        assert!(store.open(&ShardAddress::of(b"other")).unwrap().is_none());
         assert_eq!(store.size(&a).unwrap(), Some(bytes.len() as u64));
         assert!(store.path(&a).starts_with(dir.path().join("shards").join(a.fan_out())));
         assert_eq!(store.list(&a.fan_out()).unwrap(), [a]);

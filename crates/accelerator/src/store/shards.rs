@@ -13,6 +13,14 @@ use std::io;
 
 use coffer_core::shard::ShardAddress;
 
+/// A stored shard being read.
+pub struct ShardReader {
+    /// Its length in bytes.
+    pub len: u64,
+    /// Its bytes, from the start.
+    pub bytes: Box<dyn io::Read + Send>,
+}
+
 /// Shard bytes by address. Implementations must be safe to call from many threads.
 pub trait ShardStore: Send + Sync + 'static {
     /// Stores `bytes` under `address`, replacing what was there. The caller has
@@ -23,6 +31,10 @@ pub trait ShardStore: Send + Sync + 'static {
 
     /// The shard's bytes, or `None` if it is not stored.
     fn get(&self, address: &ShardAddress) -> io::Result<Option<Vec<u8>>>;
+
+    /// The stored shard opened for reading piece by piece, so that serving it holds
+    /// one piece in memory rather than the whole shard; `None` if it is not stored.
+    fn open(&self, address: &ShardAddress) -> io::Result<Option<ShardReader>>;
 
     /// Whether a shard is stored under `address`.
     fn has(&self, address: &ShardAddress) -> io::Result<bool> {

@@ -179,7 +179,18 @@ impl SqliteRecords {
     /// Opens (or creates) the database in `data_dir`, keeping `retain` change-log
     /// entries per user.
     pub fn open(data_dir: &Path, retain: u64) -> Result<Self, StoreError> {
-        let mut conn = Connection::open(data_dir.join(FILE_NAME)).map_err(backend)?;
+        let path = data_dir.join(FILE_NAME);
+        // SQLite gives its -wal and -shm files the database file's mode: make that
+        // 0600 before it opens (and mend files an older version left readable).
+        let private = |path: &Path| -> std::io::Result<()> {
+            super::private_file_options().truncate(false).open(path)?;
+            for suffix in ["", "-wal", "-shm"] {
+                super::make_private(Path::new(&format!("{}{suffix}", path.display())))?;
+            }
+            Ok(())
+        };
+        private(&path).map_err(|e| StoreError::Backend(format!("{}: {e}", path.display())))?;
+        let mut conn = Connection::open(&path).map_err(backend)?;
         conn.pragma_update(None, "journal_mode", "WAL").map_err(backend)?;
         // FULL: a write the client saw acknowledged survives a power cut.
         conn.pragma_update(None, "synchronous", "FULL").map_err(backend)?;
@@ -441,6 +452,7 @@ impl Records for SqliteRecords {
         user_id: &str,
         expires_at_ms: u64,
         now_ms: u64,
+        keep_at_most: usize,
     ) -> Result<(), StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(backend)?;
@@ -448,6 +460,13 @@ impl Records for SqliteRecords {
         tx.execute(
             "INSERT INTO sessions (token_hash, user_id, expires_at_ms) VALUES (?1, ?2, ?3)",
             params![token_hash, user_id, int(expires_at_ms)],
+        )
+        .map_err(backend)?;
+        // Rowids grow with each insert, so the smallest are the oldest sessions.
+        tx.execute(
+            "DELETE FROM sessions WHERE user_id = ?1 AND rowid NOT IN
+               (SELECT rowid FROM sessions WHERE user_id = ?1 ORDER BY rowid DESC LIMIT ?2)",
+            params![user_id, int(keep_at_most.max(1) as u64)],
         )
         .map_err(backend)?;
         tx.commit().map_err(backend)
@@ -1028,8 +1047,8 @@ mod tests {
     fn credentials_change_only_from_the_expected_key() {
         let (_dir, db) = open(10);
         db.create_user(&user("ada", 1)).unwrap();
-        db.create_session(&[1; 32], "id-ada", 1_000, 0).unwrap();
-        db.create_session(&[2; 32], "id-ada", 1_000, 0).unwrap();
+        db.create_session(&[1; 32], "id-ada", 1_000, 0, 10).unwrap();
+        db.create_session(&[2; 32], "id-ada", 1_000, 0, 10).unwrap();
         let new = user("ada", 7).credentials;
         assert!(!db.replace_credentials("id-ada", &[9; 32], &new, &[1; 32]).unwrap(), "stale key");
         assert!(db.session(&[2; 32], 0).unwrap().is_some(), "nothing revoked by a refused change");
@@ -1038,6 +1057,20 @@ mod tests {
         assert!(db.session(&[1; 32], 0).unwrap().is_some());
         assert!(db.session(&[2; 32], 0).unwrap().is_none());
         assert!(db.session(&[1; 32], 1_000).unwrap().is_none(), "expired at its expiry");
+    }
+
+    #[test]
+    fn signing_in_past_the_session_cap_revokes_the_oldest() {
+        let (_dir, db) = open(10);
+        db.create_user(&user("ada", 1)).unwrap();
+        db.create_user(&user("bob", 2)).unwrap();
+        db.create_session(&[9; 32], "id-bob", 1_000, 0, 2).unwrap();
+        for n in 1..=4u8 {
+            db.create_session(&[n; 32], "id-ada", 1_000, 0, 2).unwrap();
+        }
+        let live: Vec<bool> = (1..=4u8).map(|n| db.session(&[n; 32], 0).unwrap().is_some()).collect();
+        assert_eq!(live, [false, false, true, true]);
+        assert!(db.session(&[9; 32], 0).unwrap().is_some(), "another user's sessions are not counted");
     }
 
     #[test]

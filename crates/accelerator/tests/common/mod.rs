@@ -312,7 +312,8 @@ pub async fn sign_challenge(api: &Api, username: &str, password: &str, challenge
 
 /// The whole sign-in: salt, derive, challenge, sign, login.
 pub async fn sign_in(api: &Api, username: &str, password: &str) -> Result<SessionResponse, ErrorBody> {
-    let challenge = challenge(api, username).await;
+    let challenge: ChallengeResponse =
+        api.call("/v1/auth/challenge", None, &ChallengeRequest { username: username.into() }).await?;
     let login = sign_challenge(api, username, password, &challenge).await;
     api.call("/v1/auth/login", None, &login).await
 }

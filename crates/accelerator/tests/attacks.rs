@@ -1,0 +1,373 @@
+//! The accelerator on the open internet: each attack a stranger (no account) or a
+//! free account can make, through real sockets, asserting what must hold — other
+//! users are still served, memory stays bounded, the attacker gets a coded answer
+//! or a closed socket, nothing is lost. Deadlines are generous liveness bounds,
+//! never timings.
+
+mod common;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use coffer_accelerator::Config;
+use coffer_core::ErrorCode;
+use coffer_core::proto::storage::ShardsRequest;
+use coffer_core::shard::ShardAddress;
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// Limits short enough for a test to see them act.
+fn short(config: &mut Config) {
+    config.limits.header_read_timeout = Duration::from_secs(1);
+    config.limits.write_stall_timeout = Duration::from_secs(1);
+    config.limits.request_timeout = Duration::from_secs(2);
+}
+
+fn port(server: &TestServer) -> u16 {
+    server.url.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+/// A TCP connection to the server from loopback address `127.0.0.<host>`, so that a
+/// test can play many clients on one machine.
+async fn connect_from(server: &TestServer, host: u8) -> std::io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(IpAddr::from([127, 0, 0, host]), 0))?;
+    socket.connect(SocketAddr::from(([127, 0, 0, 1], port(server)))).await
+}
+
+/// Reads until the peer closes or `PATIENCE` passes; returns what arrived and
+/// whether the peer closed.
+async fn drain(stream: &mut TcpStream) -> (Vec<u8>, bool) {
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (got, true),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return (got, false),
+        }
+    }
+}
+
+/// The process's resident memory in bytes (the server runs in this process).
+fn rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
+#[tokio::test]
+async fn a_thousand_half_sent_requests_neither_starve_others_nor_stay() {
+    let server = TestServer::start(short).await;
+    assert!(server.api().healthy().await);
+    let mut slow = Vec::new();
+    for n in 0..1000 {
+        // From eight addresses, under the per-address cap.
+        let mut stream = connect_from(&server, 2 + (n % 8) as u8).await.expect("connects");
+        stream.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
+        slow.push(stream);
+    }
+    // Someone else is served at once, while all 1,000 hang.
+    let health = tokio::time::timeout(PATIENCE, server.api().healthy()).await;
+    assert!(health.expect("health answers while 1,000 clients hang"));
+    // And the slow ones are closed once their headers are overdue.
+    for stream in &mut slow {
+        let (_, closed) = drain(stream).await;
+        assert!(closed, "a half-sent request is closed after the header timeout");
+    }
+    assert!(server.api().healthy().await);
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_every_connection() {
+    let server = TestServer::start(|c| c.limits.max_connections_per_address = 20).await;
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        let mut stream = connect_from(&server, 9).await.unwrap();
+        stream.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 512];
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "kept-alive connection {n}");
+        held.push(stream);
+    }
+    let mut refused = connect_from(&server, 9).await.unwrap();
+    let (answer, closed) = drain(&mut refused).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(closed && answer.starts_with("HTTP/1.1 429") && answer.contains("RateLimited"), "{answer}");
+    // Another address is still served; freeing one place lets the first in again.
+    assert!(server.api().healthy().await);
+    held.pop();
+    eventually("a freed place is reused", || async {
+        let mut s = connect_from(&server, 9).await.unwrap();
+        s.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+        String::from_utf8_lossy(&drain(&mut s).await.0).starts_with("HTTP/1.1 200")
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_trickled_body_is_cut_off_at_the_request_timeout() {
+    let server = TestServer::start(short).await;
+    let api = server.api();
+    let ada = sign_up(&api, "ada", "pw").await;
+    let mut stream = connect_from(&server, 1).await.unwrap();
+    let head = format!(
+        "POST /v1/kv/set HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\n\
+         Content-Length: 1000\r\n\r\n{{\"collection\":",
+        ada.token()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let (answer, closed) = drain(&mut stream).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(closed, "the connection is closed");
+    assert!(answer.is_empty() || answer.contains("\"Network\""), "{answer}");
+    assert!(api.healthy().await);
+}
+
+/// A stored shard of `len` random bytes, and its address.
+async fn stored_shard(api: &Api, account: &Account, len: usize) -> ShardAddress {
+    let mut bytes = vec![0u8; len];
+    getrandom::fill(&mut bytes).unwrap();
+    let address = ShardAddress::of(&bytes);
+    let (status, _) = api.put_shard(&address.to_hex(), Some(account.token()), bytes).await;
+    assert_eq!(status, 204);
+    address
+}
+
+#[tokio::test]
+async fn unread_downloads_hold_little_and_are_closed() {
+    const MIB: usize = 1024 * 1024;
+    let server = TestServer::start(short).await;
+    let api = server.api();
+    let ada = sign_up(&api, "ada", "pw").await;
+    let address = stored_shard(&api, &ada, 16 * MIB).await;
+
+    let before = rss();
+    let mut unread = Vec::new();
+    for _ in 0..16 {
+        let mut stream = connect_from(&server, 3).await.unwrap();
+        let request = format!("GET /v1/shards/{address} HTTP/1.1\r\nHost: x\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        unread.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let grown = rss().saturating_sub(before);
+    // Reading whole shards into memory grew the server by 16 × 16 MiB.
+    assert!(grown < 64 * MIB as u64, "16 unread 16 MiB downloads grew the server by {} MiB", grown / MIB as u64);
+    // Nobody reads: after the write-stall timeout each is closed short of 16 MiB.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for stream in &mut unread {
+        let (got, closed) = drain(stream).await;
+        assert!(closed && got.len() < 16 * MIB, "a stalled download is closed ({} bytes sent)", got.len());
+    }
+    // A reader that reads gets the shard whole, with the headers that keep a
+    // browser from treating it as a page.
+    let response = api.http.get(format!("{}/v1/shards/{address}", server.url)).send().await.unwrap();
+    let h = response.headers().clone();
+    assert_eq!(h["content-type"], "application/octet-stream");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["content-disposition"], "attachment");
+    assert!(h["content-security-policy"].to_str().unwrap().contains("sandbox"));
+    assert_eq!(h["content-length"], (16 * MIB).to_string());
+    let body = response.bytes().await.unwrap();
+    assert_eq!(ShardAddress::of(&body), address);
+}
+
+#[tokio::test]
+async fn a_batch_is_sized_before_a_byte_is_sent() {
+    let server = TestServer::start(|c| c.limits.max_fetch_bytes = 8 * 1024 * 1024).await;
+    let api = server.api();
+    let ada = sign_up(&api, "ada", "pw").await;
+    let address = stored_shard(&api, &ada, 1024 * 1024).await;
+    // 256 times the same 1 MiB shard: refused whole, nothing streamed.
+    let (status, body) = api.post("/v1/shards/fetch", None, &ShardsRequest { addresses: vec![address; 256] }).await;
+    Api::expect_error((status, body), ErrorCode::TooLarge);
+    // Within the limit, repeats are answered as asked.
+    let shards = api.fetch_shards(&[address, address, ShardAddress::of(b"absent")]).await;
+    assert_eq!(shards.iter().map(Option::is_some).collect::<Vec<_>>(), [true, true, false]);
+    assert_eq!(shards[0], shards[1]);
+}
+
+#[tokio::test]
+async fn uploads_need_a_length_and_a_place() {
+    let server = TestServer::start(|c| c.limits.max_uploads_per_user = 1).await;
+    let api = server.api();
+    let ada = sign_up(&api, "ada", "pw").await;
+    // A body without a length is refused before it is read.
+    let mut stream = connect_from(&server, 1).await.unwrap();
+    let address = ShardAddress::of(b"x");
+    let head = format!(
+        "PUT /v1/shards/{address} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n1\r\nx\r\n0\r\n\r\n",
+        ada.token()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let answer = String::from_utf8_lossy(&drain(&mut stream).await.0).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("Content-Length"), "{answer}");
+
+    // One upload in flight (its body still coming): a second one waits its turn.
+    let mut first = connect_from(&server, 1).await.unwrap();
+    let head = format!(
+        "PUT /v1/shards/{address} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: 1\r\n\r\n",
+        ada.token()
+    );
+    first.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, body) = api.put_shard(&address.to_hex(), Some(ada.token()), b"x".to_vec()).await;
+    Api::expect_error((status, body), ErrorCode::RateLimited);
+    first.write_all(b"x").await.unwrap();
+    let answer = String::from_utf8_lossy(&drain(&mut first).await.0).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
+    let (status, _) = api.put_shard(&address.to_hex(), Some(ada.token()), b"x".to_vec()).await;
+    assert_eq!(status, 204);
+}
+
+#[tokio::test]
+async fn feed_sockets_are_capped_before_and_after_auth() {
+    let server = TestServer::start(|c| {
+        c.limits.max_unauthenticated_sockets = 4;
+        c.limits.max_feeds_per_user = 2;
+    })
+    .await;
+    let api = server.api();
+    let ada = sign_up(&api, "ada", "pw").await;
+
+    // One huge frame before auth: the socket is closed, the server carries on.
+    let mut huge = Feed::connect(&server).await;
+    let frame = tokio_tungstenite::tungstenite::Message::Binary(vec![0u8; 1024 * 1024].into());
+    let _ = futures_util::SinkExt::send(&mut huge.ws, frame).await;
+    assert_eq!(huge.next().await, None, "a frame over the limit closes the socket");
+
+    // Strangers may hold only so many sockets that never authenticate.
+    let mut waiting = Vec::new();
+    for _ in 0..4 {
+        waiting.push(Feed::connect(&server).await);
+    }
+    let refused = tokio_tungstenite::connect_async(server.feed_url()).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 429),
+        other => panic!("expected 429, got {other:?}"),
+    }
+    // Authenticating frees the place.
+    waiting[0].auth(ada.token(), None).await;
+    assert!(matches!(waiting[0].next().await, Some(coffer_core::proto::ServerFrame::Ready { .. })));
+    let (mut second, _) = Feed::open(&server, ada.token(), None).await;
+    // A user's third feed is refused; the first two still get changes.
+    let mut third = Feed::connect(&server).await;
+    third.auth(ada.token(), None).await;
+    third.expect_error_and_close(ErrorCode::RateLimited).await;
+    ada.set(&api, "c", "k", "1", false).await;
+    assert_eq!(second.change().await.id, "k");
+    assert_eq!(waiting[0].change().await.id, "k");
+}
+
+#[tokio::test]
+async fn a_challenge_flood_is_limited_and_others_are_served() {
+    let server = TestServer::start(|_| {}).await;
+    let api = server.api();
+    let ada = sign_up(&api, "ada", "pw").await;
+    let mut limited = 0;
+    for n in 0..400 {
+        let (status, body) =
+            api.post("/v1/auth/challenge", None, &serde_json::json!({ "username": format!("u{n}") })).await;
+        if status == 429 {
+            assert_eq!(body["code"], "RateLimited");
+            limited += 1;
+        }
+    }
+    assert!(limited > 200, "a flood from one address is limited ({limited} of 400 refused)");
+    // Retry-After says when to come back.
+    let response =
+        api.http.post(format!("{}/v1/auth/challenge", server.url)).json(&serde_json::json!({"username": "x"})).send();
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), 429);
+    assert!(response.headers()["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
+    // A signed-in user is not limited by it.
+    ada.set(&api, "c", "k", "1", false).await;
+    assert_eq!(ada.get(&api, "c", "k").await.as_deref(), Some("1"));
+}
+
+#[tokio::test]
+async fn failed_logins_slow_down_but_never_lock_the_owner_out_for_long() {
+    let server = TestServer::start(|c| {
+        c.limits.free_login_failures = 3;
+        c.limits.login_backoff_base = Duration::from_millis(200);
+        c.limits.login_backoff_max = Duration::from_millis(800);
+    })
+    .await;
+    let api = server.api();
+    sign_up(&api, "ada", "right").await;
+    let mut outcomes = Vec::new();
+    for _ in 0..8 {
+        outcomes.push(sign_in(&api, "ada", "wrong").await.unwrap_err().code);
+    }
+    assert_eq!(&outcomes[..3], [ErrorCode::Unauthorized; 3], "the first failures cost nothing");
+    assert!(outcomes[4..].iter().all(|c| *c == ErrorCode::RateLimited), "{outcomes:?}");
+    // An unknown username fails like a wrong password, and is limited the same way.
+    let unknown: Vec<_> = futures_util::future::join_all((0..5).map(|_| sign_in(&api, "nobody", "x"))).await;
+    assert!(unknown.iter().all(|r| r.as_ref().is_err_and(|e| e.code != ErrorCode::Internal)));
+    // The owner waits at most the cap, then signs in.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    sign_in(&api, "ada", "right").await.expect("the owner gets in after the wait");
+    // Success clears the count.
+    assert_eq!(sign_in(&api, "ada", "wrong").await.unwrap_err().code, ErrorCode::Unauthorized);
+}
+
+#[tokio::test]
+async fn sessions_per_user_are_capped_oldest_first() {
+    let server = TestServer::start(|c| c.limits.max_sessions_per_user = 3).await;
+    let api = server.api();
+    let first = sign_up(&api, "ada", "pw").await;
+    let mut later = Vec::new();
+    for _ in 0..3 {
+        later.push(sign_in(&api, "ada", "pw").await.unwrap().token);
+    }
+    Api::expect_error(api.get("/v1/auth/session", Some(first.token())).await, ErrorCode::Unauthorized);
+    for token in &later {
+        assert_eq!(api.get("/v1/auth/session", Some(token)).await.0, 200);
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_dir_is_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let server = TestServer::start(|_| {}).await;
+    let api = server.api();
+    let ada = sign_up(&api, "ada", "pw").await;
+    ada.set(&api, "c", "k", "1", false).await;
+    stored_shard(&api, &ada, 1000).await;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(server.dir.path()), 0o700);
+    let mut files = 0;
+    let mut dirs = vec![server.dir.path().to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                assert_eq!(mode(&path), 0o600, "{}", path.display());
+                files += 1;
+            }
+        }
+    }
+    assert!(files >= 3, "database, secret and a shard were checked ({files})");
+}
+
+#[tokio::test]
+async fn the_demo_pages_send_a_strict_csp() {
+    let www = tempfile::tempdir().unwrap();
+    std::fs::write(www.path().join("index.html"), "<h1>demo</h1>").unwrap();
+    let www_path = www.path().to_owned();
+    let server = TestServer::start(move |c| c.www_dir = Some(www_path)).await;
+    let page = reqwest::get(format!("{}/", server.url)).await.unwrap();
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    for directive in ["default-src 'self'", "object-src 'none'", "frame-ancestors 'none'", "base-uri 'none'"] {
+        assert!(csp.contains(directive), "{csp}");
+    }
+    assert!(!csp.contains("'unsafe-inline'") && !csp.contains(" 'unsafe-eval'"), "{csp}");
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+}
