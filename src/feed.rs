@@ -3,8 +3,9 @@
 //!
 //! Reconnects forever with exponential backoff (250 ms doubling to 30 s) and jitter
 //! (each delay drawn from its upper half). A change is delivered once, in order:
-//! anything at or below the last delivered sequence is a duplicate and is skipped;
-//! a gap means the socket is out of step, so it is closed and resumed.
+//! anything at or below the last delivered sequence is a duplicate and is skipped.
+//! Sequence numbers may skip: the accelerator's log keeps only the latest change of
+//! each key (SPEC.md §7.3), and a pruned log is announced by `resync`.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -241,9 +242,6 @@ impl Feed {
         let last = self.last_seq.get();
         if change.seq <= last {
             return;
-        }
-        if change.seq != last + 1 {
-            return self.reconnect();
         }
         self.last_seq.set(change.seq);
         if change.collection.starts_with(RESERVED_PREFIX) {

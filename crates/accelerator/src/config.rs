@@ -41,6 +41,9 @@ pub struct Config {
     pub gc_interval: Duration,
     /// Bytes of shards each space's committed files may hold in all.
     pub space_quota_bytes: u64,
+    /// Bytes each user may store in all: kv values, uploads not yet committed, the
+    /// files they committed (shards, record, references) and the spaces they made.
+    pub user_allowance_bytes: u64,
     /// What one client, or all of them together, may hold: connections, sockets,
     /// requests in flight, and how fast they may sign in.
     pub limits: Limits,
@@ -132,6 +135,11 @@ impl Default for Limits {
 }
 
 impl Config {
+    /// The quotas a commit is checked against.
+    pub fn quotas(&self) -> crate::store::Quotas {
+        crate::store::Quotas { space_bytes: self.space_quota_bytes, user_bytes: self.user_allowance_bytes }
+    }
+
     /// Default kv change-log entries kept per user.
     pub const DEFAULT_CHANGE_LOG_RETAIN: u64 = 10_000;
     /// Default session lifetime: 30 days.
@@ -146,6 +154,8 @@ impl Config {
     pub const DEFAULT_GC_INTERVAL: Duration = Duration::from_secs(60);
     /// Default space quota: 10 GiB.
     pub const DEFAULT_SPACE_QUOTA_BYTES: u64 = 10 * 1024 * 1024 * 1024;
+    /// Default user allowance: 20 GiB.
+    pub const DEFAULT_USER_ALLOWANCE_BYTES: u64 = 20 * 1024 * 1024 * 1024;
 
     /// The defaults, keeping data in `data_dir` and serving no static files.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
@@ -163,6 +173,7 @@ impl Config {
             shard_grace: Self::DEFAULT_SHARD_GRACE,
             gc_interval: Self::DEFAULT_GC_INTERVAL,
             space_quota_bytes: Self::DEFAULT_SPACE_QUOTA_BYTES,
+            user_allowance_bytes: Self::DEFAULT_USER_ALLOWANCE_BYTES,
             limits: Limits::default(),
         }
     }

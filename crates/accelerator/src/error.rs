@@ -21,7 +21,7 @@ use coffer_core::proto::storage::Role;
 use coffer_core::validate::ValidationError;
 use serde::de::DeserializeOwned;
 
-use crate::store::StoreError;
+use crate::store::{Quota, StoreError};
 
 /// A failure to report to the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,11 +135,19 @@ impl From<StoreError> for ApiError {
             StoreError::MissingShards { missing, listed } => ApiError::invalid(format!(
                 "{missing} of the file's {listed} shards are not stored: upload every shard before committing"
             )),
-            StoreError::QuotaExceeded { used, adding, quota } => ApiError::new(
+            StoreError::QuotaExceeded { limit: Quota::Space, used, adding, quota } => ApiError::new(
                 ErrorCode::QuotaExceeded,
                 format!(
-                    "this file needs {adding} bytes but the space uses {used} of its {quota}; \
+                    "space quota: this file needs {adding} bytes but the space uses {used} of its {quota}; \
                      delete files from the space to make room"
+                ),
+            ),
+            StoreError::QuotaExceeded { limit: Quota::User, used, adding, quota } => ApiError::new(
+                ErrorCode::QuotaExceeded,
+                format!(
+                    "user allowance: this needs {adding} more bytes but your account stores {used} of its {quota} \
+                     (kv values, uploads not yet committed, files you added, spaces you made); delete some to \
+                     make room"
                 ),
             ),
             StoreError::InviteInvalid => ApiError::new(

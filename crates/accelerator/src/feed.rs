@@ -12,9 +12,12 @@
 //! wakes the socket afterwards. Wake-ups may coalesce or be spurious; neither
 //! matters, because each pump reads everything after `last`.
 //!
-//! If the log no longer holds the change right after `last` (pruned, see
-//! [`crate::Config::change_log_retain`]), or `last` is past the head, the socket
-//! sends `Resync { seq: head }` and carries on from the head.
+//! The log keeps only the latest change of each key, so sequence numbers sent have
+//! holes where a later change replaced one; a client that applies what it is sent
+//! ends in the same state. If the log may no longer hold every change after `last`
+//! (`last` is below its floor, see [`crate::Config::change_log_retain`]), or `last`
+//! is past the head, the socket sends `Resync { seq: head }` and carries on from the
+//! head.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -277,10 +280,9 @@ impl Feed {
         loop {
             let (uid, after) = (user_id.to_owned(), self.last);
             let window = self.state.records(move |r| r.changes_after(&uid, after, BATCH)).await?;
-            let gap = match window.changes.first() {
-                Some(first) => first.seq != self.last + 1,
-                None => window.head != self.last,
-            };
+            // Holes above the floor are changes a later change of the same key
+            // replaced; below it the log may have been pruned.
+            let gap = self.last < window.floor || self.last > window.head;
             if gap {
                 self.send(&ServerFrame::Resync { seq: window.head }).await?;
                 self.last = window.head;

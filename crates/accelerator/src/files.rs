@@ -46,8 +46,8 @@ pub async fn commit(
         created_by: authed.session.user_id,
         created_at_ms: now_ms(),
     };
-    let quota = state.config.space_quota_bytes;
-    let committed = state.records(move |r| r.commit_file(&file, quota)).await?;
+    let quotas = state.config.quotas();
+    let committed = state.records(move |r| r.commit_file(&file, quotas)).await?;
     Ok(Json(committed.to_wire()))
 }
 

@@ -23,11 +23,16 @@
 //!    stays; or the freeing came first, and the commit finds the shard missing and
 //!    is refused with "upload every shard before committing" — the writer uploads
 //!    it again and retries. Nothing half-written becomes visible either way.
-//! 3. **The grace covers the gap between upload and commit.** Only shards stamped
-//!    longer than the grace ago are collected. A `PUT` re-stamps the shard even
-//!    when it was already stored (an idempotent upload), and `POST /v1/shards/missing`
-//!    re-stamps every shard it reports present, so a writer has a whole grace period
-//!    from either to its commit. A slower writer is still safe by (2).
+//! 3. **An upload pins its shard for its uploader only, until a deadline.** A `PUT`
+//!    records the uploader's upload with a deadline one grace period away (moved on
+//!    by an idempotent upload again, and by the uploader's own
+//!    `POST /v1/shards/missing`, which reports present only their own uploads). The
+//!    upload costs the uploader the shard's size until they commit it or the
+//!    deadline passes; nobody else can keep it alive by asking about it or naming it
+//!    in a commit (a commit takes only its writer's uploads and shards the same
+//!    space's files already use). A shard is collected only with no upload pinning
+//!    it and no file referencing it, and only once stamped longer than the grace ago.
+//!    A slower writer is still safe by (2).
 //!
 //! Deleting a file frees its shards without waiting for the grace. A writer who at
 //! that very moment commits another file listing the same shard (only identical
@@ -46,11 +51,25 @@ use tokio::time::MissedTickBehavior;
 
 use crate::error::ApiError;
 use crate::server::now_ms;
-use crate::store::Records;
 use crate::store::shards::ShardStore;
+use crate::store::{Quota, Records, StoreError};
 
 /// Records looked at per query while collecting; bounds what one pass holds.
 const BATCH: usize = 1024;
+
+/// One upload, as [`ShardKeeper::store`] records it.
+pub struct Upload {
+    /// Who uploads it (and pays for it until they commit it).
+    pub user_id: String,
+    /// The shard's address, already checked against its bytes.
+    pub address: ShardAddress,
+    /// When.
+    pub now_ms: u64,
+    /// Until when the upload pins the shard without a commit.
+    pub expires_at_ms: u64,
+    /// The uploader's allowance ([`crate::Config::user_allowance_bytes`]).
+    pub allowance: u64,
+}
 
 /// One lock per fan-out folder (the first byte of an address): storing and freeing
 /// a shard hold its address's lock, so they never interleave for one address.
@@ -94,21 +113,37 @@ impl ShardKeeper {
         ShardKeeper { records, shards, locks: ShardLocks::default() }
     }
 
-    /// Stores a shard (already checked against its address) and stamps its record
-    /// with `now_ms`; storing one already there rewrites it and re-stamps it.
-    pub fn store(&self, address: &ShardAddress, bytes: &[u8], now_ms: u64) -> Result<(), ApiError> {
-        let _held = self.locks.hold(address);
-        self.shards.put(address, bytes).map_err(io_failure)?;
-        self.records.stamp_shard(address, bytes.len() as u64, now_ms)?;
+    /// Stores a shard `upload` made (already checked against its address) and
+    /// records the upload; storing one already there rewrites it and moves the
+    /// deadline. Refused with `QuotaExceeded`, before a byte is written, when the
+    /// uploader's allowance has no room for it. (Uploads running side by side may
+    /// each pass that check: the overshoot is bounded by the per-user cap on uploads
+    /// in flight.)
+    pub fn store(&self, upload: &Upload, bytes: &[u8]) -> Result<(), ApiError> {
+        let size = bytes.len() as u64;
+        let used = self.records.used_bytes(&upload.user_id)?;
+        if used.saturating_add(size) > upload.allowance {
+            return Err(
+                StoreError::QuotaExceeded { limit: Quota::User, used, adding: size, quota: upload.allowance }.into()
+            );
+        }
+        let _held = self.locks.hold(&upload.address);
+        self.shards.put(&upload.address, bytes).map_err(io_failure)?;
+        self.records.record_upload(&upload.user_id, &upload.address, size, upload.now_ms, upload.expires_at_ms)?;
         Ok(())
     }
 
-    /// For each address, in order, whether the shard is stored; re-stamps the
-    /// recorded ones (see the module docs, point 3). A record whose bytes are gone
-    /// (removed from the disk by hand) counts as missing, so the writer uploads it
-    /// again and heals the store.
-    pub fn present(&self, addresses: &[ShardAddress], now_ms: u64) -> Result<Vec<bool>, ApiError> {
-        let recorded = self.records.touch_shards(addresses, now_ms)?;
+    /// For each address, in order, whether `user_id` has uploaded it and not yet
+    /// committed it; moves those uploads' deadlines to `expires_at_ms` (see the
+    /// module docs, point 3). An upload whose bytes are gone (removed from the disk
+    /// by hand) counts as missing, so the writer uploads it again and heals the store.
+    pub fn present(
+        &self,
+        user_id: &str,
+        addresses: &[ShardAddress],
+        expires_at_ms: u64,
+    ) -> Result<Vec<bool>, ApiError> {
+        let recorded = self.records.touch_uploads(user_id, addresses, expires_at_ms)?;
         addresses
             .iter()
             .zip(recorded)
@@ -131,9 +166,11 @@ impl ShardKeeper {
         Ok(freed)
     }
 
-    /// One collection: frees every unreferenced shard stamped before
-    /// `stored_before_ms`. Returns how many it freed.
-    pub fn collect(&self, stored_before_ms: u64) -> Result<usize, ApiError> {
+    /// One collection: drops the uploads past their deadline at `now_ms`, then
+    /// frees every shard no file references and no upload pins that was stamped
+    /// before `stored_before_ms`. Returns how many shards it freed.
+    pub fn collect(&self, now_ms: u64, stored_before_ms: u64) -> Result<usize, ApiError> {
+        while self.records.expire_uploads(now_ms, BATCH)? == BATCH {}
         let mut freed = 0;
         loop {
             let candidates = self.records.collectable_shards(stored_before_ms, BATCH)?;
@@ -189,8 +226,9 @@ pub async fn run(keeper: Arc<ShardKeeper>, grace: Duration, interval: Duration, 
             changed = shutdown.changed() => if changed.is_err() || *shutdown.borrow() { return },
         }
         let k = Arc::clone(&keeper);
-        let stored_before_ms = now_ms().saturating_sub(grace_ms);
-        match tokio::task::spawn_blocking(move || k.collect(stored_before_ms)).await {
+        let now = now_ms();
+        let stored_before_ms = now.saturating_sub(grace_ms);
+        match tokio::task::spawn_blocking(move || k.collect(now, stored_before_ms)).await {
             Ok(Ok(0)) | Ok(Err(_)) => {}
             Ok(Ok(freed)) => tracing::info!(freed, "collected unreferenced shards"),
             Err(e) => tracing::error!(%e, "shard collection task failed"),
@@ -203,15 +241,12 @@ mod tests {
     use super::*;
     use crate::store::shard_dir::ShardDir;
     use crate::store::sqlite::SqliteRecords;
-    use crate::store::{Credentials, NewFile, StoreError, User};
+    use crate::store::{Credentials, Invite, NewFile, Quotas, User};
 
-    fn keeper() -> (tempfile::TempDir, ShardKeeper) {
-        let dir = tempfile::tempdir().unwrap();
-        let records = Arc::new(SqliteRecords::open(dir.path(), 10).unwrap());
-        let shards = Arc::new(ShardDir::open(dir.path()).unwrap());
-        let user = User {
-            user_id: "u".into(),
-            username: "ada".into(),
+    fn user(id: &str) -> User {
+        User {
+            user_id: id.into(),
+            username: id.into(),
             credentials: Credentials {
                 salt: [0; 16],
                 kdf: Default::default(),
@@ -219,55 +254,123 @@ mod tests {
                 wrapped_root: vec![0; 61],
             },
             kv_seq: 0,
-        };
-        records.create_user(&user).unwrap();
-        records.create_space("s", b"n", "u", 0).unwrap();
+        }
+    }
+
+    fn keeper() -> (tempfile::TempDir, ShardKeeper) {
+        let dir = tempfile::tempdir().unwrap();
+        let records = Arc::new(SqliteRecords::open(dir.path(), 10).unwrap());
+        let shards = Arc::new(ShardDir::open(dir.path()).unwrap());
+        records.create_user(&user("u")).unwrap();
+        records.create_user(&user("v")).unwrap();
+        records.create_space("s", b"n", "u", 0, u64::MAX).unwrap();
         (dir, ShardKeeper::new(records, shards))
     }
 
-    fn file(id: &str, shards: &[ShardAddress]) -> NewFile {
+    /// `user_id` uploads `bytes` at `now_ms`, pinned for 100 ms.
+    fn upload(k: &ShardKeeper, user_id: &str, bytes: &[u8], now_ms: u64) -> ShardAddress {
+        let address = ShardAddress::of(bytes);
+        let upload =
+            Upload { user_id: user_id.into(), address, now_ms, expires_at_ms: now_ms + 100, allowance: u64::MAX };
+        k.store(&upload, bytes).unwrap();
+        address
+    }
+
+    fn file(id: &str, by: &str, shards: &[ShardAddress]) -> NewFile {
         NewFile {
             space_id: "s".into(),
             file_id: id.into(),
             sealed_record: vec![1],
             shards: shards.to_vec(),
-            created_by: "u".into(),
+            created_by: by.into(),
             created_at_ms: 0,
         }
     }
 
     #[test]
-    fn collection_takes_only_old_unreferenced_shards() {
+    fn collection_takes_only_unpinned_unreferenced_shards() {
         let (_dir, k) = keeper();
-        let (a, b, c) = (ShardAddress::of(b"a"), ShardAddress::of(b"b"), ShardAddress::of(b"c"));
-        k.store(&a, b"a", 100).unwrap();
-        k.store(&b, b"b", 100).unwrap();
-        k.store(&c, b"c", 100).unwrap();
-        k.records.commit_file(&file("f", &[a]), u64::MAX).unwrap();
-        // An idempotent upload of `b` re-stamps it: it gets a new grace period.
-        k.store(&b, b"b", 500).unwrap();
-        assert_eq!(k.collect(200).unwrap(), 1);
+        let a = upload(&k, "u", b"a", 100);
+        let b = upload(&k, "u", b"b", 100);
+        let c = upload(&k, "u", b"c", 100);
+        k.records.commit_file(&file("f", "u", &[a]), Quotas::NONE).unwrap();
+        // Uploading `b` again moves its deadline.
+        upload(&k, "u", b"b", 500);
+        assert_eq!(k.collect(200, 200).unwrap(), 1);
         assert!(k.shards.has(&a).unwrap(), "referenced");
-        assert!(k.shards.has(&b).unwrap(), "re-stamped");
+        assert!(k.shards.has(&b).unwrap(), "pinned again");
         assert!(!k.shards.has(&c).unwrap() && !k.records.shard_recorded(&c).unwrap(), "collected, bytes and record");
-        // `missing` re-stamps what it reports present, likewise.
-        assert_eq!(k.present(&[b, c], 900).unwrap(), [true, false]);
-        assert_eq!(k.collect(600).unwrap(), 0);
-        assert_eq!(k.collect(901).unwrap(), 1);
+        // Only the uploader's `missing` sees and moves the upload.
+        assert_eq!(k.present("v", &[b], 10_000).unwrap(), [false]);
+        assert_eq!(k.present("u", &[b, c], 1000).unwrap(), [true, false]);
+        assert_eq!(k.collect(600, 600).unwrap(), 0);
+        assert_eq!(k.collect(1000, 1000).unwrap(), 1);
         // A commit after its shard was collected is refused, never dangling.
         assert_eq!(
-            k.records.commit_file(&file("g", &[b]), u64::MAX),
+            k.records.commit_file(&file("g", "u", &[b]), Quotas::NONE),
             Err(StoreError::MissingShards { missing: 1, listed: 1 })
         );
     }
 
     #[test]
+    fn a_commit_takes_only_its_writers_uploads_or_its_spaces_shards() {
+        let (_dir, k) = keeper();
+        let invite = Invite {
+            space_id: "s".into(),
+            secret_hash: [1; 32],
+            role: coffer_core::proto::storage::Role::Writer,
+            expires_at_ms: u64::MAX,
+            max_uses: 1,
+        };
+        k.records.create_invite("u", &invite, 0).unwrap();
+        k.records.join_space("s", &[1; 32], "v", 0).unwrap();
+        let a = upload(&k, "u", b"a", 0);
+        let b = upload(&k, "v", b"b", 0);
+        // `v` cannot pin `u`'s upload by naming it.
+        assert_eq!(
+            k.records.commit_file(&file("f", "v", &[a, b]), Quotas::NONE),
+            Err(StoreError::MissingShards { missing: 1, listed: 2 })
+        );
+        k.records.commit_file(&file("f", "u", &[a]), Quotas::NONE).unwrap();
+        // Once a file of the space uses it, any writer there may list it too.
+        k.records.commit_file(&file("g", "v", &[a, b]), Quotas::NONE).unwrap();
+    }
+
+    #[test]
+    fn uploads_are_charged_until_committed_or_expired() {
+        let (_dir, k) = keeper();
+        let base = k.records.used_bytes("u").unwrap();
+        let a = upload(&k, "u", &[7; 1000], 0);
+        assert_eq!(k.records.used_bytes("u").unwrap(), base + 1000);
+        upload(&k, "u", &[7; 1000], 50);
+        assert_eq!(k.records.used_bytes("u").unwrap(), base + 1000, "an upload again is not charged twice");
+        let over = Upload {
+            user_id: "u".into(),
+            address: ShardAddress::of(&[8; 10]),
+            now_ms: 0,
+            expires_at_ms: 1,
+            allowance: base + 1005,
+        };
+        let err = k.store(&over, &[8; 10]).unwrap_err();
+        assert_eq!(err.code, coffer_core::ErrorCode::QuotaExceeded);
+        assert!(!k.shards.has(&over.address).unwrap(), "refused before a byte is written");
+        let committed = k.records.commit_file(&file("f", "u", &[a]), Quotas::NONE).unwrap();
+        let charged = crate::store::file_cost(1000, 1, 1);
+        assert_eq!(committed.stored_bytes, 1000);
+        assert_eq!(k.records.used_bytes("u").unwrap(), base + charged, "the upload became the file");
+        upload(&k, "u", b"z", 0);
+        k.collect(1000, 0).unwrap();
+        assert_eq!(k.records.used_bytes("u").unwrap(), base + charged, "an expired upload is refunded");
+        k.records.delete_file("s", "f", "u").unwrap();
+        assert_eq!(k.records.used_bytes("u").unwrap(), base, "a deleted file is refunded");
+    }
+
+    #[test]
     fn freeing_skips_shards_referenced_meanwhile() {
         let (_dir, k) = keeper();
-        let a = ShardAddress::of(b"a");
-        k.store(&a, b"a", 0).unwrap();
-        k.records.commit_file(&file("f", &[a]), u64::MAX).unwrap();
-        k.records.commit_file(&file("g", &[a]), u64::MAX).unwrap();
+        let a = upload(&k, "u", b"a", 0);
+        k.records.commit_file(&file("f", "u", &[a]), Quotas::NONE).unwrap();
+        k.records.commit_file(&file("g", "u", &[a]), Quotas::NONE).unwrap();
         let freed = k.records.delete_file("s", "f", "u").unwrap().unwrap();
         assert!(freed.is_empty(), "still referenced by g");
         // Even handed a stale candidate list, `free` re-checks under the lock.
@@ -281,8 +384,7 @@ mod tests {
     #[test]
     fn the_sweep_removes_only_unrecorded_bytes() {
         let (_dir, k) = keeper();
-        let (kept, stray) = (ShardAddress::of(b"kept"), ShardAddress::of(b"stray"));
-        k.store(&kept, b"kept", 0).unwrap();
+        let (kept, stray) = (upload(&k, "u", b"kept", 0), ShardAddress::of(b"stray"));
         k.shards.put(&stray, b"stray").unwrap();
         let swept: usize = (0..=255u8).map(|b| k.sweep_unrecorded(&format!("{b:02x}")).unwrap()).sum();
         assert_eq!(swept, 1);

@@ -84,7 +84,8 @@ pub async fn set(
     let value = stored_value(req.value)?;
     let user_id = authed.session.user_id;
     let uid = user_id.clone();
-    let seq = state.records(move |r| r.kv_set(&uid, &req.collection, &req.id, &value)).await?;
+    let allowance = state.config.user_allowance_bytes;
+    let seq = state.records(move |r| r.kv_set(&uid, &req.collection, &req.id, &value, allowance)).await?;
     state.feed.wake(&user_id);
     Ok(Json(KvWriteResponse { seq }))
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use coffer_accelerator::Config;
+use coffer_accelerator::config::Limits;
 
 /// Coffer's accelerator: sign-in, the kv store and its change feed, shards, spaces
 /// and files.
@@ -53,6 +54,110 @@ struct Args {
     /// Bytes of shards each space's files may hold in all.
     #[arg(long, env = "SPACE_QUOTA_BYTES", default_value_t = Config::DEFAULT_SPACE_QUOTA_BYTES)]
     space_quota_bytes: u64,
+    /// Bytes each user may store in all (kv, uploads, files they committed, spaces they made).
+    #[arg(long, env = "USER_ALLOWANCE_BYTES", default_value_t = Config::DEFAULT_USER_ALLOWANCE_BYTES)]
+    user_allowance_bytes: u64,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// What strangers may hold and how fast they may sign in (README, "Limits").
+#[derive(Debug, clap::Args)]
+#[command(next_help_heading = "Limits on clients")]
+struct LimitArgs {
+    /// Open connections in all (lowered to fit the open-file limit).
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+    /// Open connections from one client address.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_ADDRESS", default_value_t = Limits::default().max_connections_per_address)]
+    max_connections_per_address: usize,
+    /// Seconds a client may take to send a request's headers (also the keep-alive idle timeout).
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = Limits::default().header_read_timeout.as_secs())]
+    header_read_timeout_secs: u64,
+    /// Seconds one request may take, body included (a websocket ends it at the upgrade).
+    #[arg(long, env = "REQUEST_TIMEOUT_SECS", default_value_t = Limits::default().request_timeout.as_secs())]
+    request_timeout_secs: u64,
+    /// Seconds a write may wait on a client that reads nothing before it is closed.
+    #[arg(long, env = "WRITE_STALL_TIMEOUT_SECS", default_value_t = Limits::default().write_stall_timeout.as_secs())]
+    write_stall_timeout_secs: u64,
+    /// Feed websockets waiting to authenticate, in all.
+    #[arg(long, env = "MAX_UNAUTHENTICATED_SOCKETS", default_value_t = Limits::default().max_unauthenticated_sockets)]
+    max_unauthenticated_sockets: usize,
+    /// Open feed websockets per user.
+    #[arg(long, env = "MAX_FEEDS_PER_USER", default_value_t = Limits::default().max_feeds_per_user)]
+    max_feeds_per_user: usize,
+    /// Shard bytes uploads in flight may hold in memory, in all.
+    #[arg(long, env = "UPLOAD_BUFFER_BYTES", default_value_t = Limits::default().upload_buffer_bytes)]
+    upload_buffer_bytes: u64,
+    /// Shard uploads in flight per user.
+    #[arg(long, env = "MAX_UPLOADS_PER_USER", default_value_t = Limits::default().max_uploads_per_user)]
+    max_uploads_per_user: usize,
+    /// Pieces of shards read from the store at once.
+    #[arg(long, env = "MAX_CONCURRENT_SHARD_READS", default_value_t = Limits::default().max_concurrent_shard_reads)]
+    max_concurrent_shard_reads: usize,
+    /// Bytes one batch read of shards may answer.
+    #[arg(long, env = "MAX_FETCH_BYTES", default_value_t = Limits::default().max_fetch_bytes)]
+    max_fetch_bytes: u64,
+    /// Sign-in requests per client address: the burst…
+    #[arg(long, env = "AUTH_BURST_PER_ADDRESS", default_value_t = Limits::default().auth_burst_per_address)]
+    auth_burst_per_address: u32,
+    /// …and the steady rate per second.
+    #[arg(long, env = "AUTH_PER_SECOND_PER_ADDRESS", default_value_t = Limits::default().auth_per_second_per_address)]
+    auth_per_second_per_address: f64,
+    /// Sign-ups per client address: the burst…
+    #[arg(long, env = "SIGNUP_BURST_PER_ADDRESS", default_value_t = Limits::default().signup_burst_per_address)]
+    signup_burst_per_address: u32,
+    /// …and the steady rate per second.
+    #[arg(long, env = "SIGNUPS_PER_SECOND_PER_ADDRESS",
+          default_value_t = Limits::default().signups_per_second_per_address)]
+    signups_per_second_per_address: f64,
+    /// Challenges, logins and password changes per username: the burst…
+    #[arg(long, env = "AUTH_BURST_PER_USERNAME", default_value_t = Limits::default().auth_burst_per_username)]
+    auth_burst_per_username: u32,
+    /// …and the steady rate per second.
+    #[arg(long, env = "AUTH_PER_SECOND_PER_USERNAME", default_value_t = Limits::default().auth_per_second_per_username)]
+    auth_per_second_per_username: f64,
+    /// Failed logins per username before each further one doubles the wait.
+    #[arg(long, env = "FREE_LOGIN_FAILURES", default_value_t = Limits::default().free_login_failures)]
+    free_login_failures: u32,
+    /// The first wait after those, in milliseconds.
+    #[arg(long, env = "LOGIN_BACKOFF_BASE_MS",
+          default_value_t = Limits::default().login_backoff_base.as_millis() as u64)]
+    login_backoff_base_ms: u64,
+    /// The longest wait, in milliseconds.
+    #[arg(long, env = "LOGIN_BACKOFF_MAX_MS", default_value_t = Limits::default().login_backoff_max.as_millis() as u64)]
+    login_backoff_max_ms: u64,
+    /// Live sessions per user; one more revokes the oldest.
+    #[arg(long, env = "MAX_SESSIONS_PER_USER", default_value_t = Limits::default().max_sessions_per_user)]
+    max_sessions_per_user: usize,
+}
+
+impl LimitArgs {
+    fn into_limits(self) -> Limits {
+        Limits {
+            max_connections: self.max_connections,
+            max_connections_per_address: self.max_connections_per_address,
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+            write_stall_timeout: Duration::from_secs(self.write_stall_timeout_secs),
+            max_unauthenticated_sockets: self.max_unauthenticated_sockets,
+            max_feeds_per_user: self.max_feeds_per_user,
+            upload_buffer_bytes: self.upload_buffer_bytes,
+            max_uploads_per_user: self.max_uploads_per_user,
+            max_concurrent_shard_reads: self.max_concurrent_shard_reads,
+            max_fetch_bytes: self.max_fetch_bytes,
+            auth_burst_per_address: self.auth_burst_per_address,
+            auth_per_second_per_address: self.auth_per_second_per_address,
+            signup_burst_per_address: self.signup_burst_per_address,
+            signups_per_second_per_address: self.signups_per_second_per_address,
+            auth_burst_per_username: self.auth_burst_per_username,
+            auth_per_second_per_username: self.auth_per_second_per_username,
+            free_login_failures: self.free_login_failures,
+            login_backoff_base: Duration::from_millis(self.login_backoff_base_ms),
+            login_backoff_max: Duration::from_millis(self.login_backoff_max_ms),
+            max_sessions_per_user: self.max_sessions_per_user,
+        }
+    }
 }
 
 #[tokio::main]
@@ -78,6 +183,8 @@ async fn main() -> std::process::ExitCode {
     config.shard_grace = Duration::from_secs(args.shard_grace_secs);
     config.gc_interval = Duration::from_secs(args.gc_interval_secs);
     config.space_quota_bytes = args.space_quota_bytes;
+    config.user_allowance_bytes = args.user_allowance_bytes;
+    config.limits = args.limits.into_limits();
 
     match listener.local_addr() {
         Ok(addr) => println!("accelerator listening on http://{addr}"),

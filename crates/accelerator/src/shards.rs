@@ -41,6 +41,7 @@ use tokio::sync::Semaphore;
 
 use crate::auth::Authed;
 use crate::error::{ApiError, Json, Path};
+use crate::gc::Upload;
 use crate::server::{AppState, now_ms};
 use crate::store::shards::ShardReader;
 
@@ -163,6 +164,14 @@ pub async fn put(
     let bytes = axum::body::to_bytes(body, len).await.map_err(|_| {
         ApiError::invalid("the shard's body could not be read whole, or is longer than its Content-Length")
     })?;
+    let now = now_ms();
+    let upload = Upload {
+        user_id: authed.session.user_id,
+        address,
+        now_ms: now,
+        expires_at_ms: now.saturating_add(grace_ms(&state)),
+        allowance: state.config.user_allowance_bytes,
+    };
     state
         .keeper(move |keeper| {
             // Hashing up to 16 MiB takes milliseconds: done here, off the async threads.
@@ -172,7 +181,7 @@ pub async fn put(
                     "the body does not hash to the shard's address (BLAKE3); nothing was stored",
                 ));
             }
-            keeper.store(&address, &bytes, now_ms())
+            keeper.store(&upload, &bytes)
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -216,16 +225,25 @@ pub async fn get(State(state): State<AppState>, Path(address): Path<ShardAddress
     Ok((SHARD_HEADERS, [(CONTENT_LENGTH, len.to_string())], body).into_response())
 }
 
-/// `POST /v1/shards/missing`: which of the named shards to upload before committing.
+/// The grace period in milliseconds.
+fn grace_ms(state: &AppState) -> u64 {
+    u64::try_from(state.config.shard_grace.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `POST /v1/shards/missing`: which of the named shards the caller must upload
+/// before committing: all but their own uploads not yet committed, whose deadlines
+/// this moves a grace period on.
 pub async fn missing(
     State(state): State<AppState>,
-    _authed: Authed,
+    authed: Authed,
     Json(req): Json<ShardsRequest>,
 ) -> Result<Json<ShardsMissingResponse>, ApiError> {
     batch_size(&req.addresses)?;
+    let expires_at_ms = now_ms().saturating_add(grace_ms(&state));
+    let user_id = authed.session.user_id;
     let missing = state
         .keeper(move |keeper| {
-            let present = keeper.present(&req.addresses, now_ms())?;
+            let present = keeper.present(&user_id, &req.addresses, expires_at_ms)?;
             Ok(req.addresses.iter().zip(present).filter(|(_, present)| !present).map(|(a, _)| *a).collect())
         })
         .await?;

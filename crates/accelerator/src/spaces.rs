@@ -74,7 +74,8 @@ pub async fn create(
     let name = sealed_bytes(&req.sealed_name, "sealedName", MAX_SEALED_NAME_BYTES)?;
     let user = authed.session.user_id;
     let now = now_ms();
-    let space = state.records(move |r| r.create_space(&req.space_id, &name, &user, now)).await?;
+    let allowance = state.config.user_allowance_bytes;
+    let space = state.records(move |r| r.create_space(&req.space_id, &name, &user, now, allowance)).await?;
     Ok(Json(space.to_wire()))
 }
 

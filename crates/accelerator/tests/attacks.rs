@@ -371,3 +371,148 @@ async fn the_demo_pages_send_a_strict_csp() {
     assert!(!csp.contains("'unsafe-inline'") && !csp.contains(" 'unsafe-eval'"), "{csp}");
     assert_eq!(page.headers()["x-content-type-options"], "nosniff");
 }
+
+/// A free account with a small allowance, and shards that are collected quickly.
+fn metered(config: &mut Config) {
+    config.user_allowance_bytes = 256 * 1024;
+    config.space_quota_bytes = 200 * 1024;
+    config.shard_grace = Duration::from_secs(2);
+    config.gc_interval = Duration::from_millis(100);
+}
+
+/// A chunk of `len` random bytes as its six shards.
+fn random_shards(len: usize) -> Vec<(ShardAddress, Vec<u8>)> {
+    let mut plaintext = vec![0u8; len];
+    getrandom::fill(&mut plaintext).unwrap();
+    shards_of(&plaintext)
+}
+
+#[tokio::test]
+async fn uncommitted_uploads_are_metered_and_pinned_only_by_their_uploader() {
+    let server = TestServer::start(metered).await;
+    let api = server.api();
+    let eve = sign_up(&api, "eve", "pw").await;
+    let bob = sign_up(&api, "bob", "pw").await;
+    // Uploading without committing costs the uploader: free hosting ends at the allowance.
+    let mut refused = None;
+    for _ in 0..20 {
+        for (address, bytes) in random_shards(64 * 1024) {
+            let (status, body) = api.put_shard(&address.to_hex(), Some(eve.token()), bytes).await;
+            if status != 204 {
+                refused = Some(body);
+                break;
+            }
+        }
+    }
+    let refused = refused.expect("uploads past the allowance are refused");
+    assert_eq!(refused["code"], "QuotaExceeded");
+    assert!(refused["message"].as_str().unwrap().contains("user allowance"), "{refused}");
+
+    // Another user asking about eve's shards neither sees them nor keeps them alive.
+    let parked = random_shards(1000);
+    let bob_parked = random_shards(1000);
+    bob.upload(&api, &bob_parked).await;
+    let eve2 = sign_up(&api, "eve2", "pw").await;
+    eve2.upload(&api, &parked).await;
+    assert_eq!(bob.missing(&api, &addresses(&parked)).await, addresses(&parked), "not bob's uploads");
+    let space = bob.create_space(&api).await;
+    let err = bob.commit(&api, &space, &addresses(&parked)).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidInput, "bob cannot pin eve2's shards by committing them");
+    eventually("uploads nobody committed are collected at their deadline", || async {
+        bob.missing(&api, &addresses(&parked)).await;
+        !api.has_shard(&parked[0].0).await
+    })
+    .await;
+    // And the allowance is given back with them.
+    eventually("expired uploads are refunded", || async {
+        let (status, _) = api.put_shard(&parked[1].0.to_hex(), Some(eve.token()), parked[1].1.clone()).await;
+        status == 204
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_allowance_spans_every_space_file_and_value() {
+    let server = TestServer::start(metered).await;
+    let api = server.api();
+    let ada = sign_up(&api, "ada", "pw").await;
+    // Each space is under its own quota; together they pass the user's allowance.
+    let mut refusal = None;
+    'spaces: for _ in 0..4 {
+        let space = ada.create_space(&api).await;
+        let shards = random_shards(100 * 1024);
+        for (address, bytes) in &shards {
+            let (status, body) = api.put_shard(&address.to_hex(), Some(ada.token()), bytes.clone()).await;
+            if status != 204 {
+                refusal = Some(body["message"].as_str().unwrap_or_default().to_owned());
+                break 'spaces;
+            }
+        }
+        if let Err(err) = ada.commit(&api, &space, &addresses(&shards)).await {
+            assert_eq!(err.code, ErrorCode::QuotaExceeded);
+            refusal = Some(err.message);
+            break;
+        }
+    }
+    let refusal = refusal.expect("spaces do not multiply the allowance");
+    assert!(refusal.contains("user allowance"), "{refusal}");
+
+    // Files without shards still cost their records.
+    let bob = sign_up(&api, "bob", "pw").await;
+    let space = bob.create_space(&api).await;
+    let mut empty_files = 0;
+    while bob.commit(&api, &space, &[]).await.is_ok() {
+        empty_files += 1;
+        assert!(empty_files < 2000, "zero-shard files are never free");
+    }
+    // kv values are metered too.
+    let cy = sign_up(&api, "cy", "pw").await;
+    let value = format!("\"{}\"", "x".repeat(100 * 1024));
+    let mut stored = 0;
+    loop {
+        let req = coffer_core::proto::KvSetRequest {
+            collection: "c".into(),
+            id: format!("k{stored}"),
+            value: coffer_core::proto::KvValue::Plain { json: value.clone(), mac: coffer_core::b64::encode([0u8; 32]) },
+        };
+        let (status, body) = api.post("/v1/kv/set", Some(cy.token()), &req).await;
+        if status != 200 {
+            assert_eq!(body["code"], "QuotaExceeded", "{body}");
+            break;
+        }
+        stored += 1;
+        assert!(stored < 10, "kv is metered");
+    }
+    // Rewriting one key costs one value, however often.
+    let (status, body) = api
+        .post(
+            "/v1/kv/set",
+            Some(cy.token()),
+            &coffer_core::proto::KvSetRequest {
+                collection: "c".into(),
+                id: "k0".into(),
+                value: coffer_core::proto::KvValue::Plain {
+                    json: "1".into(),
+                    mac: coffer_core::b64::encode([0u8; 32]),
+                },
+            },
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_key_rewritten_many_times_keeps_one_change() {
+    let server = TestServer::start(|_| {}).await;
+    let api = server.api();
+    let ada = sign_up(&api, "ada", "pw").await;
+    for n in 0..200 {
+        ada.set(&api, "c", "k", &format!("{n}"), false).await;
+    }
+    let (mut feed, head) = Feed::open(&server, ada.token(), Some(0)).await;
+    assert_eq!(head, 200);
+    let only = feed.change().await;
+    assert_eq!((only.seq, only.id.as_str()), (200, "k"), "the replay is the key's latest change alone");
+    ada.set(&api, "c", "j", "1", false).await;
+    assert_eq!(feed.change().await.seq, 201);
+}

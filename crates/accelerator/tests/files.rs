@@ -71,6 +71,10 @@ async fn readers_read_writers_write() {
     rita.upload(&api, &shards).await;
 
     assert_eq!(rita.commit(&api, &space, &addresses(&shards)).await.unwrap_err().code, Forbidden);
+    // A writer cannot commit shards another user uploaded: they upload them too.
+    assert_eq!(will.commit(&api, &space, &addresses(&shards)).await.unwrap_err().code, InvalidInput);
+    assert_eq!(will.missing(&api, &addresses(&shards)).await, addresses(&shards), "rita's uploads are hers");
+    will.upload(&api, &shards).await;
     let file = will.commit(&api, &space, &addresses(&shards)).await.unwrap();
     assert_eq!(rita.files(&api, &space).await.unwrap(), std::slice::from_ref(&file), "readers list");
     assert_eq!(rita.used(&api, &space).await.unwrap(), file.stored_bytes);

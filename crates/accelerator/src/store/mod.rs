@@ -92,13 +92,15 @@ pub enum StoreError {
         /// Distinct shards listed.
         listed: usize,
     },
-    /// A commit would take the space over its quota.
+    /// A write would take the space or the user past a limit.
     QuotaExceeded {
-        /// Bytes the space's committed files hold now.
+        /// Which limit.
+        limit: Quota,
+        /// Bytes counted against it now.
         used: u64,
-        /// Bytes the refused file would have added.
+        /// Bytes the refused write would have added.
         adding: u64,
-        /// The space's quota.
+        /// The limit.
         quota: u64,
     },
     /// No invite of this space has the presented secret (or no such space).
@@ -122,8 +124,8 @@ impl std::fmt::Display for StoreError {
             StoreError::LastOwner => f.write_str("last owner"),
             StoreError::NoSuchMember => f.write_str("no such member"),
             StoreError::MissingShards { missing, listed } => write!(f, "{missing} of {listed} shards missing"),
-            StoreError::QuotaExceeded { used, adding, quota } => {
-                write!(f, "quota exceeded: {used} + {adding} > {quota}")
+            StoreError::QuotaExceeded { limit, used, adding, quota } => {
+                write!(f, "{limit:?} quota exceeded: {used} + {adding} > {quota}")
             }
             StoreError::InviteInvalid => f.write_str("invite invalid"),
             StoreError::InviteExpired => f.write_str("invite expired"),
@@ -131,6 +133,64 @@ impl std::fmt::Display for StoreError {
             StoreError::Backend(detail) => write!(f, "database: {detail}"),
         }
     }
+}
+
+/// The two limits on stored bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quota {
+    /// Shard bytes of a space's committed files ([`crate::Config::space_quota_bytes`]).
+    Space,
+    /// Everything one user stores ([`crate::Config::user_allowance_bytes`]): kv
+    /// values, uncommitted uploads, the files they committed (shards, record and
+    /// references), the spaces they created.
+    User,
+}
+
+/// The limits a write is checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quotas {
+    /// Bytes of shards a space's files may hold.
+    pub space_bytes: u64,
+    /// Bytes a user may store in all.
+    pub user_bytes: u64,
+}
+
+impl Quotas {
+    /// No limit at all (tests of other behaviour).
+    pub const NONE: Quotas = Quotas { space_bytes: u64::MAX, user_bytes: u64::MAX };
+}
+
+/// What one kv row costs besides its names and value: keys, index entries, the row.
+pub const KV_ROW_BYTES: u64 = 64;
+/// What one file record costs besides its sealed record.
+pub const FILE_ROW_BYTES: u64 = 128;
+/// What each shard a file lists costs (its reference row).
+pub const SHARD_REF_BYTES: u64 = 64;
+/// What one space costs besides its sealed name.
+pub const SPACE_ROW_BYTES: u64 = 128;
+
+/// The bytes a kv value stores (what its owner is charged, and what the log keeps).
+pub fn value_bytes(value: &StoredValue) -> u64 {
+    match value {
+        StoredValue::Sealed(bytes) => bytes.len() as u64,
+        StoredValue::Plain { json, mac } => (json.len() + mac.len()) as u64,
+    }
+}
+
+/// What a kv entry costs its owner.
+pub fn kv_cost(collection: &str, id: &str, value: &StoredValue) -> u64 {
+    (collection.len() + id.len()) as u64 + value_bytes(value) + KV_ROW_BYTES
+}
+
+/// What a committed file costs its committer: its distinct shards' bytes, its
+/// sealed record and one reference per shard.
+pub fn file_cost(shard_bytes: u64, shards: usize, sealed_record: usize) -> u64 {
+    shard_bytes + sealed_record as u64 + FILE_ROW_BYTES + shards as u64 * SHARD_REF_BYTES
+}
+
+/// What a space costs its creator.
+pub fn space_cost(sealed_name: usize) -> u64 {
+    sealed_name as u64 + SPACE_ROW_BYTES
 }
 
 /// A role's wire name (`reader`, `writer`, `owner`), also its stored form.
@@ -248,13 +308,20 @@ impl Change {
 }
 
 /// A slice of a user's change log, read in one consistent snapshot.
+///
+/// The log keeps only the latest change of each key, so sequence numbers have
+/// holes where a later change of the same key replaced one: a reader that applies
+/// what is there ends in the same state. Beyond that, changes at or below `floor`
+/// may have been pruned (only the last `retain` sequence numbers are kept): a
+/// reader that last saw a sequence number below `floor` must resync.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeWindow {
     /// The user's latest sequence number at the time of the read.
     pub head: u64,
+    /// Changes at or below it may have been pruned.
+    pub floor: u64,
     /// Retained changes after the requested sequence number, in order, at most the
-    /// requested number. If the first one is not the one right after the requested
-    /// sequence number, the ones between were pruned.
+    /// requested number.
     pub changes: Vec<Change>,
 }
 
@@ -392,12 +459,21 @@ pub trait Records: Send + Sync + 'static {
     /// Reads one value.
     fn kv_get(&self, user_id: &str, collection: &str, id: &str) -> Result<Option<StoredValue>, StoreError>;
 
-    /// Writes one value and appends the change to the log, in one transaction.
-    /// Returns the change's sequence number.
-    fn kv_set(&self, user_id: &str, collection: &str, id: &str, value: &StoredValue) -> Result<u64, StoreError>;
+    /// Writes one value and appends the change to the log, in one transaction,
+    /// charging the difference in [`kv_cost`] to the user within `allowance`. The
+    /// log keeps only this latest change of the key. Returns its sequence number.
+    fn kv_set(
+        &self,
+        user_id: &str,
+        collection: &str,
+        id: &str,
+        value: &StoredValue,
+        allowance: u64,
+    ) -> Result<u64, StoreError>;
 
-    /// Deletes one value; if it existed, appends the change to the log in the same
-    /// transaction and returns its sequence number.
+    /// Deletes one value and refunds its cost; if it existed, appends the change to
+    /// the log in the same transaction (replacing the key's earlier change) and
+    /// returns its sequence number.
     fn kv_delete(&self, user_id: &str, collection: &str, id: &str) -> Result<Option<u64>, StoreError>;
 
     /// The ids in a collection, in byte order.
@@ -406,35 +482,59 @@ pub trait Records: Send + Sync + 'static {
     /// The user's latest sequence number and up to `limit` retained changes after `after`.
     fn changes_after(&self, user_id: &str, after: u64, limit: usize) -> Result<ChangeWindow, StoreError>;
 
-    /// Records that a shard is stored (after its bytes are durable), or re-stamps
-    /// one already recorded: `stored_at` becomes `now_ms` (never earlier than it was).
-    fn stamp_shard(&self, address: &ShardAddress, size: u64, now_ms: u64) -> Result<(), StoreError>;
+    /// Bytes counted against `user_id`'s allowance.
+    fn used_bytes(&self, user_id: &str) -> Result<u64, StoreError>;
 
-    /// For each address, in order, whether a shard is recorded under it; every
-    /// recorded one is re-stamped to `now_ms`, so a writer who learns "present" has
-    /// a whole grace period to commit before the collector may take it.
-    fn touch_shards(&self, addresses: &[ShardAddress], now_ms: u64) -> Result<Vec<bool>, StoreError>;
+    /// Records that `user_id` uploaded a shard (after its bytes are durable): the
+    /// shard's record (re-stamped to `now_ms`, never earlier than it was), and the
+    /// user's upload of it, which pins it until `expires_at_ms` and is charged to them
+    /// until then or until they commit it. Uploading it again moves the deadline.
+    fn record_upload(
+        &self,
+        user_id: &str,
+        address: &ShardAddress,
+        size: u64,
+        now_ms: u64,
+        expires_at_ms: u64,
+    ) -> Result<(), StoreError>;
+
+    /// For each address, in order, whether `user_id` has an upload of it pending;
+    /// each one's deadline moves to `expires_at_ms`. Other users' uploads are not
+    /// seen and not moved.
+    fn touch_uploads(
+        &self,
+        user_id: &str,
+        addresses: &[ShardAddress],
+        expires_at_ms: u64,
+    ) -> Result<Vec<bool>, StoreError>;
+
+    /// Drops up to `limit` uploads whose deadline is at or before `now_ms`, refunding
+    /// their uploaders. Returns how many it dropped.
+    fn expire_uploads(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError>;
 
     /// Whether a shard is recorded under `address`.
     fn shard_recorded(&self, address: &ShardAddress) -> Result<bool, StoreError>;
 
-    /// Up to `limit` recorded shards that no committed file references and whose
-    /// `stored_at` is before `stored_before_ms`: candidates for the collector.
+    /// Up to `limit` recorded shards that no committed file references, no pending
+    /// upload pins, and whose `stored_at` is before `stored_before_ms`: candidates
+    /// for the collector.
     fn collectable_shards(&self, stored_before_ms: u64, limit: usize) -> Result<Vec<ShardAddress>, StoreError>;
 
-    /// Drops a shard's record if, at this moment, no committed file references it
-    /// and it was stamped before `stored_before_ms` (`u64::MAX`: however recently).
+    /// Drops a shard's record if, at this moment, no committed file references it,
+    /// no pending upload pins it, and it was stamped before `stored_before_ms`
+    /// (`u64::MAX`: however recently).
     /// Returns whether it dropped it; the caller then deletes the bytes.
     fn forget_shard(&self, address: &ShardAddress, stored_before_ms: u64) -> Result<bool, StoreError>;
 
-    /// Creates a space with `owner` as its one member;
-    /// [`StoreError::SpaceTaken`] if the id exists.
+    /// Creates a space with `owner` as its one member, charging [`space_cost`] to
+    /// them within `allowance`; [`StoreError::SpaceTaken`] if the id exists.
     fn create_space(
         &self,
         space_id: &str,
         sealed_name: &[u8],
         owner: &str,
         now_ms: u64,
+        allowance: u64,
     ) -> Result<Membership, StoreError>;
 
     /// The spaces `user_id` is a member of, oldest first.
@@ -459,8 +559,8 @@ pub trait Records: Send + Sync + 'static {
     fn members(&self, space_id: &str, actor: &str) -> Result<Vec<Member>, StoreError>;
 
     /// Takes `user_id` out of the space. The last member leaving deletes the space
-    /// with its invites and files; the shards that no other file references then are
-    /// returned, for the caller to free.
+    /// with its invites and files, refunding whoever paid for them; the shards that
+    /// no other file references then are returned, for the caller to free.
     fn leave_space(&self, space_id: &str, user_id: &str) -> Result<Vec<ShardAddress>, StoreError>;
 
     /// `actor`, an owner, takes `user_id` out of the space.
@@ -470,9 +570,12 @@ pub trait Records: Send + Sync + 'static {
     fn space_usage(&self, space_id: &str, actor: &str) -> Result<u64, StoreError>;
 
     /// Commits a file if its creator may write in the space, its id is free, every
-    /// listed shard is recorded, and the space stays within `quota_bytes`. Either all
-    /// of it becomes visible or none.
-    fn commit_file(&self, file: &NewFile, quota_bytes: u64) -> Result<FileRecord, StoreError>;
+    /// listed shard is stored and is either the creator's own pending upload or
+    /// already used by a file of the same space, and both the space and the creator
+    /// stay within `quotas`. The creator's uploads of those shards are settled: their
+    /// charge gives way to the file's [`file_cost`]. Either all of it becomes visible
+    /// or none.
+    fn commit_file(&self, file: &NewFile, quotas: Quotas) -> Result<FileRecord, StoreError>;
 
     /// The space's files, oldest first; `actor` must be a member.
     fn files(&self, space_id: &str, actor: &str) -> Result<Vec<FileRecord>, StoreError>;
@@ -480,8 +583,8 @@ pub trait Records: Send + Sync + 'static {
     /// One file; `actor` must be a member.
     fn file(&self, space_id: &str, file_id: &str, actor: &str) -> Result<Option<FileRecord>, StoreError>;
 
-    /// Deletes a file; `actor` must be a writer or owner. `None` if there was no such
-    /// file, else the shards it referenced that no other file references now, for
-    /// the caller to free.
+    /// Deletes a file and refunds its committer; `actor` must be a writer or owner.
+    /// `None` if there was no such file, else the shards it referenced that no other
+    /// file references now, for the caller to free.
     fn delete_file(&self, space_id: &str, file_id: &str, actor: &str) -> Result<Option<Vec<ShardAddress>>, StoreError>;
 }

@@ -8,17 +8,18 @@
 //! other commit, delete or collection can come between them.
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use coffer_core::account::KdfParams;
 use coffer_core::proto::storage::{Member, Role};
 use coffer_core::shard::ShardAddress;
 use rusqlite::types::Type;
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
 use super::{
-    Challenge, Change, ChangeWindow, Credentials, FileRecord, Invite, Membership, NewFile, Records, Session,
-    StoreError, StoredValue, User, role_name,
+    Challenge, Change, ChangeWindow, Credentials, FileRecord, Invite, Membership, NewFile, Quota, Quotas, Records,
+    Session, StoreError, StoredValue, User, file_cost, kv_cost, role_name, space_cost,
 };
 
 /// The database file's name inside the data directory.
@@ -27,10 +28,49 @@ pub const FILE_NAME: &str = "accelerator.sqlite3";
 /// Each step takes the schema from version `i` to `i + 1` (`PRAGMA user_version`);
 /// opening runs the steps a database lacks, all in one transaction. Steps are never
 /// edited once released: a change is a new step.
-const MIGRATIONS: [&str; 2] = [SCHEMA_V1, SCHEMA_V2];
+const MIGRATIONS: [&str; 3] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
 
 /// The schema version this code writes.
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Metering: what each user stores, uploads pinned only by their uploader, and a
+/// change log that keeps only the latest change of each key. Existing data is
+/// charged as it stands; the log drops the changes later ones replaced.
+const SCHEMA_V3: &str = "
+ALTER TABLE users ADD COLUMN used_bytes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE files ADD COLUMN charged_bytes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE spaces ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE spaces ADD COLUMN charged_bytes INTEGER NOT NULL DEFAULT 0;
+
+-- A shard its uploader has not committed yet: it pins the shard, and costs the
+-- uploader its size, until the deadline passes or the uploader commits it.
+CREATE TABLE uploads (
+    user_id       TEXT NOT NULL REFERENCES users(user_id),
+    address       BLOB NOT NULL REFERENCES shards(address),
+    size          INTEGER NOT NULL,
+    expires_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (user_id, address)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX uploads_by_address ON uploads(address);
+CREATE INDEX uploads_by_expiry ON uploads(expires_at_ms);
+
+CREATE INDEX kv_changes_by_key ON kv_changes(user_id, collection, id);
+DELETE FROM kv_changes WHERE EXISTS (
+    SELECT 1 FROM kv_changes later WHERE later.user_id = kv_changes.user_id
+    AND later.collection = kv_changes.collection AND later.id = kv_changes.id AND later.seq > kv_changes.seq);
+
+UPDATE files SET charged_bytes = stored_bytes + length(sealed_record) + 128
+    + 64 * (SELECT count(*) FROM file_shards f WHERE f.space_id = files.space_id AND f.file_id = files.file_id);
+UPDATE spaces SET charged_bytes = length(sealed_name) + 128,
+    created_by = coalesce((SELECT user_id FROM members m WHERE m.space_id = spaces.space_id AND m.role = 'owner'
+                           ORDER BY m.joined_at_ms LIMIT 1), '');
+UPDATE users SET used_bytes =
+      coalesce((SELECT sum(length(CAST(collection AS BLOB)) + length(CAST(id AS BLOB)) + coalesce(length(sealed), 0)
+                         + coalesce(length(CAST(plain_json AS BLOB)), 0) + coalesce(length(plain_mac), 0) + 64)
+                FROM kv WHERE kv.user_id = users.user_id), 0)
+    + coalesce((SELECT sum(charged_bytes) FROM files WHERE files.created_by = users.user_id), 0)
+    + coalesce((SELECT sum(charged_bytes) FROM spaces WHERE spaces.created_by = users.user_id), 0);
+";
 
 /// Accounts, sessions, challenges, kv values and the kv change log.
 const SCHEMA_V1: &str = "
@@ -148,12 +188,29 @@ CREATE TABLE file_shards (
 CREATE INDEX file_shards_by_address ON file_shards(address);
 ";
 
+/// Read-only connections beside the writer: reads never wait for a write (WAL lets
+/// them read the last committed state while it runs), nor for each other up to this
+/// many at once.
+const READERS: usize = 4;
+
 /// [`Records`] in one SQLite file.
 pub struct SqliteRecords {
-    /// The one connection; the mutex serialises transactions.
+    /// The one writing connection; the mutex serialises write transactions.
     conn: Mutex<Connection>,
+    /// Connections for reads only ([`READERS`]).
+    readers: Vec<Mutex<Connection>>,
+    /// Where the next read waits when every reader is busy.
+    next_reader: AtomicUsize,
     /// Change-log entries kept per user; older ones are pruned on write.
     retain: u64,
+}
+
+/// Opens a read-only connection to the database at `path`.
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(backend)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
+    Ok(conn)
 }
 
 fn backend(err: rusqlite::Error) -> StoreError {
@@ -208,7 +265,21 @@ impl SqliteRecords {
         }
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(backend)?;
         tx.commit().map_err(backend)?;
-        Ok(SqliteRecords { conn: Mutex::new(conn), retain: retain.max(1) })
+        let readers = (0..READERS).map(|_| open_reader(&path).map(Mutex::new)).collect::<Result<_, _>>()?;
+        Ok(SqliteRecords { conn: Mutex::new(conn), readers, next_reader: AtomicUsize::new(0), retain: retain.max(1) })
+    }
+
+    /// A free read-only connection, or, when all are busy, a turn at one of them.
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        for reader in &self.readers {
+            match reader.try_lock() {
+                Ok(guard) => return guard,
+                Err(TryLockError::Poisoned(poisoned)) => return poisoned.into_inner(),
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        let turn = self.next_reader.fetch_add(1, Ordering::Relaxed) % self.readers.len();
+        self.readers[turn].lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -252,6 +323,23 @@ fn value_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<Option<StoredVal
     })
 }
 
+/// The stored value of one key.
+fn stored_value(
+    conn: &Connection,
+    user_id: &str,
+    collection: &str,
+    id: &str,
+) -> Result<Option<StoredValue>, StoreError> {
+    let found = conn
+        .query_row(
+            "SELECT sealed, plain_json, plain_mac FROM kv WHERE user_id = ?1 AND collection = ?2 AND id = ?3",
+            params![user_id, collection, id],
+            |r| value_from_row(r, 0),
+        )
+        .optional()?;
+    Ok(found.flatten())
+}
+
 /// The three value columns' contents for a value.
 fn value_columns(value: &StoredValue) -> (Option<&[u8]>, Option<&str>, Option<&[u8]>) {
     match value {
@@ -260,8 +348,32 @@ fn value_columns(value: &StoredValue) -> (Option<&[u8]>, Option<&str>, Option<&[
     }
 }
 
+/// Adds `delta` bytes to what `user_id` stores, inside the caller's transaction. A
+/// growth that would pass `allowance` is refused with nothing changed (a shrink
+/// never is).
+fn charge(conn: &Connection, user_id: &str, delta: i64, allowance: u64) -> Result<(), StoreError> {
+    let used: i64 = conn.query_row("SELECT used_bytes FROM users WHERE user_id = ?1", [user_id], |r| r.get(0))?;
+    let after = used.saturating_add(delta).max(0);
+    if delta > 0 && uint(after) > allowance {
+        return Err(StoreError::QuotaExceeded {
+            limit: Quota::User,
+            used: uint(used),
+            adding: uint(delta),
+            quota: allowance,
+        });
+    }
+    conn.execute("UPDATE users SET used_bytes = ?2 WHERE user_id = ?1", params![user_id, after])?;
+    Ok(())
+}
+
+/// `charge` for a refund, which is never refused.
+fn refund(conn: &Connection, user_id: &str, bytes: u64) -> Result<(), StoreError> {
+    charge(conn, user_id, -int(bytes), u64::MAX)
+}
+
 impl SqliteRecords {
-    /// Appends a change and prunes the log, inside the caller's transaction.
+    /// Appends a change, drops the key's earlier change and prunes the log, inside
+    /// the caller's transaction.
     fn append_change(
         &self,
         tx: &rusqlite::Transaction<'_>,
@@ -279,6 +391,10 @@ impl SqliteRecords {
             "INSERT INTO kv_changes (user_id, seq, collection, id, sealed, plain_json, plain_mac)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![user_id, seq, collection, id, sealed, json, mac],
+        )?;
+        tx.execute(
+            "DELETE FROM kv_changes WHERE user_id = ?1 AND collection = ?2 AND id = ?3 AND seq < ?4",
+            params![user_id, collection, id, seq],
         )?;
         tx.execute(
             "DELETE FROM kv_changes WHERE user_id = ?1 AND seq <= ?2",
@@ -346,7 +462,7 @@ fn head_count(conn: &Connection, space_id: &str) -> rusqlite::Result<(u64, u64)>
 }
 
 /// Bytes the space's committed files hold.
-fn used_bytes(conn: &Connection, space_id: &str) -> rusqlite::Result<u64> {
+fn space_used_bytes(conn: &Connection, space_id: &str) -> rusqlite::Result<u64> {
     conn.query_row("SELECT coalesce(sum(stored_bytes), 0) FROM files WHERE space_id = ?1", [space_id], |r| {
         r.get(0).map(uint)
     })
@@ -404,7 +520,7 @@ impl Records for SqliteRecords {
     }
 
     fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
-        self.conn()
+        self.reader()
             .query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?1"), [username], user_from_row)
             .optional()
             .map_err(backend)
@@ -473,7 +589,7 @@ impl Records for SqliteRecords {
     }
 
     fn session(&self, token_hash: &[u8; 32], now_ms: u64) -> Result<Option<Session>, StoreError> {
-        self.conn()
+        self.reader()
             .query_row(
                 "SELECT s.user_id, u.username, u.kv_seq, s.expires_at_ms
                  FROM sessions s JOIN users u ON u.user_id = s.user_id
@@ -531,21 +647,22 @@ impl Records for SqliteRecords {
     }
 
     fn kv_get(&self, user_id: &str, collection: &str, id: &str) -> Result<Option<StoredValue>, StoreError> {
-        let found = self
-            .conn()
-            .query_row(
-                "SELECT sealed, plain_json, plain_mac FROM kv WHERE user_id = ?1 AND collection = ?2 AND id = ?3",
-                params![user_id, collection, id],
-                |r| value_from_row(r, 0),
-            )
-            .optional()
-            .map_err(backend)?;
-        Ok(found.flatten())
+        stored_value(&self.reader(), user_id, collection, id)
     }
 
-    fn kv_set(&self, user_id: &str, collection: &str, id: &str, value: &StoredValue) -> Result<u64, StoreError> {
+    fn kv_set(
+        &self,
+        user_id: &str,
+        collection: &str,
+        id: &str,
+        value: &StoredValue,
+        allowance: u64,
+    ) -> Result<u64, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(backend)?;
+        let old = stored_value(&tx, user_id, collection, id)?;
+        let delta = int(kv_cost(collection, id, value)) - old.as_ref().map_or(0, |v| int(kv_cost(collection, id, v)));
+        charge(&tx, user_id, delta, allowance)?;
         let (sealed, json, mac) = value_columns(value);
         tx.execute(
             "INSERT INTO kv (user_id, collection, id, sealed, plain_json, plain_mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -562,22 +679,20 @@ impl Records for SqliteRecords {
     fn kv_delete(&self, user_id: &str, collection: &str, id: &str) -> Result<Option<u64>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction().map_err(backend)?;
-        let deleted = tx
-            .execute(
-                "DELETE FROM kv WHERE user_id = ?1 AND collection = ?2 AND id = ?3",
-                params![user_id, collection, id],
-            )
-            .map_err(backend)?;
-        if deleted == 0 {
-            return Ok(None);
-        }
+        let Some(old) = stored_value(&tx, user_id, collection, id)? else { return Ok(None) };
+        tx.execute(
+            "DELETE FROM kv WHERE user_id = ?1 AND collection = ?2 AND id = ?3",
+            params![user_id, collection, id],
+        )
+        .map_err(backend)?;
+        refund(&tx, user_id, kv_cost(collection, id, &old))?;
         let seq = self.append_change(&tx, user_id, collection, id, None).map_err(backend)?;
         tx.commit().map_err(backend)?;
         Ok(Some(seq))
     }
 
     fn kv_list(&self, user_id: &str, collection: &str) -> Result<Vec<String>, StoreError> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn
             .prepare_cached("SELECT id FROM kv WHERE user_id = ?1 AND collection = ?2 ORDER BY id")
             .map_err(backend)?;
@@ -590,7 +705,7 @@ impl Records for SqliteRecords {
     }
 
     fn changes_after(&self, user_id: &str, after: u64, limit: usize) -> Result<ChangeWindow, StoreError> {
-        let mut conn = self.conn();
+        let mut conn = self.reader();
         // One read transaction: the head and the changes come from the same snapshot.
         let tx = conn.transaction().map_err(backend)?;
         let head: i64 = tx
@@ -613,47 +728,103 @@ impl Records for SqliteRecords {
             .map_err(backend)?
         };
         tx.commit().map_err(backend)?;
-        Ok(ChangeWindow { head: uint(head), changes })
+        Ok(ChangeWindow { head: uint(head), floor: uint(head).saturating_sub(self.retain), changes })
     }
 
-    fn stamp_shard(&self, address: &ShardAddress, size: u64, now_ms: u64) -> Result<(), StoreError> {
-        self.conn().execute(
+    fn used_bytes(&self, user_id: &str) -> Result<u64, StoreError> {
+        let used = self
+            .reader()
+            .query_row("SELECT used_bytes FROM users WHERE user_id = ?1", [user_id], |r| r.get(0))
+            .optional()?;
+        Ok(used.map_or(0, uint))
+    }
+
+    fn record_upload(
+        &self,
+        user_id: &str,
+        address: &ShardAddress,
+        size: u64,
+        now_ms: u64,
+        expires_at_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        tx.execute(
             "INSERT INTO shards (address, size, stored_at_ms) VALUES (?1, ?2, ?3)
              ON CONFLICT (address) DO UPDATE
              SET size = excluded.size, stored_at_ms = max(stored_at_ms, excluded.stored_at_ms)",
             params![address.as_bytes(), int(size), int(now_ms)],
         )?;
+        let moved = tx.execute(
+            "UPDATE uploads SET expires_at_ms = max(expires_at_ms, ?3) WHERE user_id = ?1 AND address = ?2",
+            params![user_id, address.as_bytes(), int(expires_at_ms)],
+        )?;
+        if moved == 0 {
+            tx.execute(
+                "INSERT INTO uploads (user_id, address, size, expires_at_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![user_id, address.as_bytes(), int(size), int(expires_at_ms)],
+            )?;
+            // Checked before the bytes were written (crate::gc); recorded whatever now.
+            charge(&tx, user_id, int(size), u64::MAX)?;
+        }
+        tx.commit()?;
         Ok(())
     }
 
-    fn touch_shards(&self, addresses: &[ShardAddress], now_ms: u64) -> Result<Vec<bool>, StoreError> {
+    fn touch_uploads(
+        &self,
+        user_id: &str,
+        addresses: &[ShardAddress],
+        expires_at_ms: u64,
+    ) -> Result<Vec<bool>, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let present = {
-            let mut stmt =
-                tx.prepare_cached("UPDATE shards SET stored_at_ms = max(stored_at_ms, ?2) WHERE address = ?1")?;
+            let mut stmt = tx.prepare_cached(
+                "UPDATE uploads SET expires_at_ms = max(expires_at_ms, ?3) WHERE user_id = ?1 AND address = ?2",
+            )?;
             addresses
                 .iter()
-                .map(|a| stmt.execute(params![a.as_bytes(), int(now_ms)]).map(|n| n > 0))
+                .map(|a| stmt.execute(params![user_id, a.as_bytes(), int(expires_at_ms)]).map(|n| n > 0))
                 .collect::<rusqlite::Result<Vec<bool>>>()?
         };
         tx.commit()?;
         Ok(present)
     }
 
+    fn expire_uploads(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let expired = {
+            let mut stmt = tx.prepare_cached(
+                "DELETE FROM uploads WHERE (user_id, address) IN
+                   (SELECT user_id, address FROM uploads WHERE expires_at_ms <= ?1 LIMIT ?2)
+                 RETURNING user_id, size",
+            )?;
+            stmt.query_map(params![int(now_ms), int(limit as u64)], |r| Ok((r.get::<_, String>(0)?, uint(r.get(1)?))))?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        for (user_id, size) in &expired {
+            refund(&tx, user_id, *size)?;
+        }
+        tx.commit()?;
+        Ok(expired.len())
+    }
+
     fn shard_recorded(&self, address: &ShardAddress) -> Result<bool, StoreError> {
         let found = self
-            .conn()
+            .reader()
             .query_row("SELECT 1 FROM shards WHERE address = ?1", [address.as_bytes()], |_| Ok(()))
             .optional()?;
         Ok(found.is_some())
     }
 
     fn collectable_shards(&self, stored_before_ms: u64, limit: usize) -> Result<Vec<ShardAddress>, StoreError> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(
             "SELECT address FROM shards s
              WHERE stored_at_ms < ?1 AND NOT EXISTS (SELECT 1 FROM file_shards f WHERE f.address = s.address)
+             AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.address = s.address)
              ORDER BY stored_at_ms LIMIT ?2",
         )?;
         let found = stmt
@@ -667,7 +838,8 @@ impl Records for SqliteRecords {
     fn forget_shard(&self, address: &ShardAddress, stored_before_ms: u64) -> Result<bool, StoreError> {
         let dropped = self.conn().execute(
             "DELETE FROM shards WHERE address = ?1 AND stored_at_ms < ?2
-             AND NOT EXISTS (SELECT 1 FROM file_shards WHERE address = ?1)",
+             AND NOT EXISTS (SELECT 1 FROM file_shards WHERE address = ?1)
+             AND NOT EXISTS (SELECT 1 FROM uploads WHERE address = ?1)",
             params![address.as_bytes(), int(stored_before_ms)],
         )?;
         Ok(dropped > 0)
@@ -679,6 +851,7 @@ impl Records for SqliteRecords {
         sealed_name: &[u8],
         owner: &str,
         now_ms: u64,
+        allowance: u64,
     ) -> Result<Membership, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
@@ -686,9 +859,12 @@ impl Records for SqliteRecords {
         if taken.is_some() {
             return Err(StoreError::SpaceTaken);
         }
+        let cost = space_cost(sealed_name.len());
+        charge(&tx, owner, int(cost), allowance)?;
         tx.execute(
-            "INSERT INTO spaces (space_id, sealed_name, created_at_ms) VALUES (?1, ?2, ?3)",
-            params![space_id, sealed_name, int(now_ms)],
+            "INSERT INTO spaces (space_id, sealed_name, created_at_ms, created_by, charged_bytes)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![space_id, sealed_name, int(now_ms), owner, int(cost)],
         )?;
         tx.execute(
             "INSERT INTO members (space_id, user_id, role, joined_at_ms) VALUES (?1, ?2, 'owner', ?3)",
@@ -704,7 +880,7 @@ impl Records for SqliteRecords {
     }
 
     fn spaces_of(&self, user_id: &str) -> Result<Vec<Membership>, StoreError> {
-        let conn = self.conn();
+        let conn = self.reader();
         let mut stmt = conn.prepare_cached(
             "SELECT s.space_id, s.sealed_name, m.role, s.created_at_ms
              FROM members m JOIN spaces s ON s.space_id = m.space_id
@@ -785,7 +961,7 @@ impl Records for SqliteRecords {
     }
 
     fn members(&self, space_id: &str, actor: &str) -> Result<Vec<Member>, StoreError> {
-        let mut conn = self.conn();
+        let mut conn = self.reader();
         let tx = conn.transaction()?;
         require(&tx, space_id, actor, Role::Reader)?;
         let members = {
@@ -821,11 +997,23 @@ impl Records for SqliteRecords {
             tx.commit()?;
             return Ok(Vec::new());
         }
-        // The last member: the space goes, and with it its invites and files.
+        // The last member: the space goes, and with it its invites and files; whoever
+        // paid for them is refunded.
         let addresses = {
             let mut stmt = tx.prepare_cached("SELECT DISTINCT address FROM file_shards WHERE space_id = ?1")?;
             stmt.query_map([space_id], |r| r.get::<_, [u8; 32]>(0))?.collect::<rusqlite::Result<Vec<_>>>()?
         };
+        let payers = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT created_by, charged_bytes FROM files WHERE space_id = ?1
+                 UNION ALL SELECT created_by, charged_bytes FROM spaces WHERE space_id = ?1",
+            )?;
+            stmt.query_map([space_id], |r| Ok((r.get::<_, String>(0)?, uint(r.get(1)?))))?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        for (user_id, bytes) in &payers {
+            refund(&tx, user_id, *bytes)?;
+        }
         tx.execute("DELETE FROM spaces WHERE space_id = ?1", [space_id])?;
         let free = unreferenced(&tx, addresses)?;
         tx.commit()?;
@@ -853,18 +1041,15 @@ impl Records for SqliteRecords {
     }
 
     fn space_usage(&self, space_id: &str, actor: &str) -> Result<u64, StoreError> {
-        let mut conn = self.conn();
+        let mut conn = self.reader();
         let tx = conn.transaction()?;
         require(&tx, space_id, actor, Role::Reader)?;
-        let used = used_bytes(&tx, space_id)?;
+        let used = space_used_bytes(&tx, space_id)?;
         tx.commit()?;
         Ok(used)
     }
 
-    fn commit_file(&self, file: &NewFile, quota_bytes: u64) -> Result<FileRecord, StoreError> {
-        let mut shards = file.shards.clone();
-        shards.sort();
-        shards.dedup();
+    fn commit_file(&self, file: &NewFile, quotas: Quotas) -> Result<FileRecord, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         require(&tx, &file.space_id, &file.created_by, Role::Writer)?;
@@ -878,44 +1063,72 @@ impl Records for SqliteRecords {
         if taken.is_some() {
             return Err(StoreError::FileTaken);
         }
-        // Presence is checked here, inside the transaction that adds the references:
-        // a shard collected a moment ago is missing now, and one present now cannot
-        // be collected once this commits (see crate::gc).
-        let (mut stored_bytes, mut missing) = (0u64, 0usize);
+        // The listed shards go into a table of this transaction, and each check is one
+        // set query over it. Presence is checked here, inside the transaction that adds
+        // the references: a shard collected a moment ago is missing now, and one present
+        // now cannot be collected once this commits (see crate::gc).
+        tx.execute("CREATE TEMP TABLE IF NOT EXISTS listed (address BLOB PRIMARY KEY) WITHOUT ROWID", [])?;
+        tx.execute("DELETE FROM temp.listed", [])?;
         {
-            let mut stmt = tx.prepare_cached("SELECT size FROM shards WHERE address = ?1")?;
-            for address in &shards {
-                match stmt.query_row([address.as_bytes()], |r| r.get::<_, i64>(0)).optional()? {
-                    Some(size) => stored_bytes = stored_bytes.saturating_add(uint(size)),
-                    None => missing += 1,
-                }
+            let mut stmt = tx.prepare_cached("INSERT OR IGNORE INTO temp.listed (address) VALUES (?1)")?;
+            for address in &file.shards {
+                stmt.execute([address.as_bytes()])?;
             }
         }
+        let (listed, stored, stored_bytes, not_theirs): (i64, i64, i64, i64) = tx.query_row(
+            "SELECT count(*), count(s.address), coalesce(sum(s.size), 0),
+                    count(*) FILTER (WHERE s.address IS NOT NULL
+                        AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.user_id = ?1 AND u.address = l.address)
+                        AND NOT EXISTS (SELECT 1 FROM file_shards f WHERE f.space_id = ?2 AND f.address = l.address))
+             FROM temp.listed l LEFT JOIN shards s ON s.address = l.address",
+            params![file.created_by, file.space_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
+        let (listed, stored_bytes) = (uint(listed) as usize, uint(stored_bytes));
+        // A shard someone else uploaded counts as missing to this writer: they upload
+        // it too (and pay for it), so no one pins another's shards by naming them.
+        let missing = (uint(listed as i64 - stored) + uint(not_theirs)) as usize;
         if missing > 0 {
-            return Err(StoreError::MissingShards { missing, listed: shards.len() });
+            return Err(StoreError::MissingShards { missing, listed });
         }
-        let used = used_bytes(&tx, &file.space_id)?;
-        if used.saturating_add(stored_bytes) > quota_bytes {
-            return Err(StoreError::QuotaExceeded { used, adding: stored_bytes, quota: quota_bytes });
+        let used = space_used_bytes(&tx, &file.space_id)?;
+        if used.saturating_add(stored_bytes) > quotas.space_bytes {
+            return Err(StoreError::QuotaExceeded {
+                limit: Quota::Space,
+                used,
+                adding: stored_bytes,
+                quota: quotas.space_bytes,
+            });
         }
+        // The writer's uploads of these shards are settled into the file.
+        let settled: i64 = tx.query_row(
+            "SELECT coalesce(sum(size), 0) FROM uploads WHERE user_id = ?1 AND address IN (SELECT address FROM temp.listed)",
+            [&file.created_by],
+            |r| r.get(0),
+        )?;
         tx.execute(
-            &format!("INSERT INTO files ({FILE_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+            "DELETE FROM uploads WHERE user_id = ?1 AND address IN (SELECT address FROM temp.listed)",
+            [&file.created_by],
+        )?;
+        let charged = file_cost(stored_bytes, listed, file.sealed_record.len());
+        charge(&tx, &file.created_by, int(charged) - settled, quotas.user_bytes)?;
+        tx.execute(
+            &format!("INSERT INTO files ({FILE_COLUMNS}, charged_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
             params![
                 file.space_id,
                 file.file_id,
                 file.sealed_record,
                 int(stored_bytes),
                 file.created_by,
-                int(file.created_at_ms)
+                int(file.created_at_ms),
+                int(charged)
             ],
         )?;
-        {
-            let mut stmt =
-                tx.prepare_cached("INSERT INTO file_shards (space_id, file_id, address) VALUES (?1, ?2, ?3)")?;
-            for address in &shards {
-                stmt.execute(params![file.space_id, file.file_id, address.as_bytes()])?;
-            }
-        }
+        tx.execute(
+            "INSERT INTO file_shards (space_id, file_id, address) SELECT ?1, ?2, address FROM temp.listed",
+            params![file.space_id, file.file_id],
+        )?;
+        tx.execute("DELETE FROM temp.listed", [])?;
         tx.commit()?;
         Ok(FileRecord {
             space_id: file.space_id.clone(),
@@ -928,7 +1141,7 @@ impl Records for SqliteRecords {
     }
 
     fn files(&self, space_id: &str, actor: &str) -> Result<Vec<FileRecord>, StoreError> {
-        let mut conn = self.conn();
+        let mut conn = self.reader();
         let tx = conn.transaction()?;
         require(&tx, space_id, actor, Role::Reader)?;
         let files = {
@@ -942,7 +1155,7 @@ impl Records for SqliteRecords {
     }
 
     fn file(&self, space_id: &str, file_id: &str, actor: &str) -> Result<Option<FileRecord>, StoreError> {
-        let mut conn = self.conn();
+        let mut conn = self.reader();
         let tx = conn.transaction()?;
         require(&tx, space_id, actor, Role::Reader)?;
         let file = tx
@@ -966,11 +1179,15 @@ impl Records for SqliteRecords {
                 .collect::<rusqlite::Result<Vec<_>>>()?
         };
         // Its file_shards rows go with it (ON DELETE CASCADE).
-        let deleted =
-            tx.execute("DELETE FROM files WHERE space_id = ?1 AND file_id = ?2", params![space_id, file_id])?;
-        if deleted == 0 {
-            return Ok(None);
-        }
+        let deleted = tx
+            .query_row(
+                "DELETE FROM files WHERE space_id = ?1 AND file_id = ?2 RETURNING created_by, charged_bytes",
+                params![space_id, file_id],
+                |r| Ok((r.get::<_, String>(0)?, uint(r.get(1)?))),
+            )
+            .optional()?;
+        let Some((payer, charged)) = deleted else { return Ok(None) };
+        refund(&tx, &payer, charged)?;
         let free = unreferenced(&tx, addresses)?;
         tx.commit()?;
         Ok(Some(free))
@@ -1002,18 +1219,19 @@ mod tests {
     }
 
     #[test]
-    fn log_is_consecutive_and_pruned_to_retain() {
+    fn log_is_pruned_to_retain() {
         let (_dir, db) = open(3);
         db.create_user(&user("ada", 1)).unwrap();
         for i in 1..=5u64 {
-            assert_eq!(db.kv_set("id-ada", "c", &format!("k{i}"), &StoredValue::Sealed(vec![1; 29])).unwrap(), i);
+            let set = db.kv_set("id-ada", "c", &format!("k{i}"), &StoredValue::Sealed(vec![1; 29]), u64::MAX);
+            assert_eq!(set.unwrap(), i);
         }
         assert_eq!(db.kv_delete("id-ada", "c", "nope").unwrap(), None);
         assert_eq!(db.kv_delete("id-ada", "c", "k1").unwrap(), Some(6));
         let window = db.changes_after("id-ada", 0, 100).unwrap();
-        assert_eq!(window.head, 6);
+        assert_eq!((window.head, window.floor), (6, 3));
         let seqs: Vec<u64> = window.changes.iter().map(|c| c.seq).collect();
-        assert_eq!(seqs, [4, 5, 6], "only the last three are kept; the gap after 0 is visible");
+        assert_eq!(seqs, [4, 5, 6], "only the last three are kept; a reader below the floor resyncs");
         assert_eq!(window.changes[2].value, None);
         let window = db.changes_after("id-ada", 4, 1).unwrap();
         assert_eq!(window.changes.len(), 1, "limit respected");
@@ -1025,12 +1243,39 @@ mod tests {
         let (dir, db) = open(10);
         db.create_user(&user("ada", 1)).unwrap();
         let plain = StoredValue::Plain { json: "[1]".into(), mac: [9; 32] };
-        db.kv_set("id-ada", "c", "i", &plain).unwrap();
+        db.kv_set("id-ada", "c", "i", &plain, u64::MAX).unwrap();
         drop(db);
         let db = SqliteRecords::open(dir.path(), 10).unwrap();
         assert_eq!(db.kv_get("id-ada", "c", "i").unwrap(), Some(plain));
         assert_eq!(db.user_by_name("ada").unwrap().unwrap().kv_seq, 1);
         assert_eq!(db.create_user(&user("ada", 2)), Err(StoreError::UsernameTaken));
+    }
+
+    #[test]
+    fn a_key_rewritten_costs_one_value_in_the_log_and_the_allowance() {
+        let (_dir, db) = open(10_000);
+        db.create_user(&user("ada", 1)).unwrap();
+        let value = StoredValue::Sealed(vec![1; 1000]);
+        for _ in 0..200 {
+            db.kv_set("id-ada", "c", "k", &value, u64::MAX).unwrap();
+        }
+        db.kv_set("id-ada", "c", "other", &value, u64::MAX).unwrap();
+        let window = db.changes_after("id-ada", 0, 1000).unwrap();
+        let seqs: Vec<u64> = window.changes.iter().map(|c| c.seq).collect();
+        assert_eq!(seqs, [200, 201], "only the latest change of each key is kept");
+        assert_eq!(window.floor, 0, "nothing pruned: the holes are replaced changes");
+        let cost = kv_cost("c", "k", &value);
+        assert_eq!(db.used_bytes("id-ada").unwrap(), cost + kv_cost("c", "other", &value));
+        // Past the allowance: refused, nothing written; a smaller value still fits.
+        let big = StoredValue::Sealed(vec![1; 5000]);
+        let used = db.used_bytes("id-ada").unwrap();
+        let err = db.kv_set("id-ada", "c", "k", &big, used + 100).unwrap_err();
+        assert!(matches!(err, StoreError::QuotaExceeded { limit: Quota::User, .. }), "{err:?}");
+        assert_eq!(db.kv_get("id-ada", "c", "k").unwrap(), Some(value));
+        db.kv_set("id-ada", "c", "k", &StoredValue::Sealed(vec![1; 10]), used).unwrap();
+        db.kv_delete("id-ada", "c", "k").unwrap();
+        db.kv_delete("id-ada", "c", "other").unwrap();
+        assert_eq!(db.used_bytes("id-ada").unwrap(), 0, "deleting refunds");
     }
 
     #[test]
@@ -1088,7 +1333,7 @@ mod tests {
         let version: i64 = db.conn().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
         assert_eq!(version, SCHEMA_VERSION);
         assert!(db.user_by_name("ada").unwrap().is_some());
-        db.create_space("s1", b"name", "id-ada", 5).unwrap();
+        db.create_space("s1", b"name", "id-ada", 5, u64::MAX).unwrap();
         assert_eq!(db.spaces_of("id-ada").unwrap().len(), 1);
 
         db.conn().pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
@@ -1100,19 +1345,23 @@ mod tests {
     fn shard_stamps_references_and_collection() {
         let (_dir, db) = open(10);
         db.create_user(&user("ada", 1)).unwrap();
-        db.create_space("s1", b"name", "id-ada", 0).unwrap();
+        db.create_space("s1", b"name", "id-ada", 0, u64::MAX).unwrap();
         let (a, b) = (ShardAddress::of(b"a"), ShardAddress::of(b"b"));
-        db.stamp_shard(&a, 10, 100).unwrap();
-        db.stamp_shard(&b, 20, 100).unwrap();
-        db.stamp_shard(&b, 20, 50).unwrap();
+        db.record_upload("id-ada", &a, 10, 100, 100).unwrap();
+        db.record_upload("id-ada", &b, 20, 100, 100).unwrap();
+        db.record_upload("id-ada", &b, 20, 50, 100).unwrap();
+        assert!(db.collectable_shards(u64::MAX, 10).unwrap().is_empty(), "pinned by their uploads");
+        assert_eq!(db.expire_uploads(100, 10).unwrap(), 2);
         let mut old = db.collectable_shards(101, 10).unwrap();
         old.sort();
         let mut both = vec![a, b];
         both.sort();
         assert_eq!(old, both);
         assert!(db.collectable_shards(100, 10).unwrap().is_empty(), "a stamp never moves back");
-        assert_eq!(db.touch_shards(&[b, ShardAddress::of(b"c")], 200).unwrap(), [true, false]);
-        assert_eq!(db.collectable_shards(150, 10).unwrap(), [a], "touched shards wait a new grace");
+        db.record_upload("id-ada", &a, 10, 200, 300).unwrap();
+        db.record_upload("id-ada", &b, 20, 200, 300).unwrap();
+        assert_eq!(db.touch_uploads("id-ada", &[b, ShardAddress::of(b"c")], 400).unwrap(), [true, false]);
+        assert_eq!(db.expire_uploads(300, 10).unwrap(), 1, "a's upload ends; b's was moved");
 
         let file = NewFile {
             space_id: "s1".into(),
@@ -1122,13 +1371,18 @@ mod tests {
             created_by: "id-ada".into(),
             created_at_ms: 300,
         };
-        assert_eq!(db.commit_file(&file, 29), Err(StoreError::QuotaExceeded { used: 0, adding: 30, quota: 29 }));
-        assert_eq!(db.commit_file(&file, 30).unwrap().stored_bytes, 30, "each shard counted once");
+        db.record_upload("id-ada", &a, 10, 300, 400).unwrap();
+        let quotas = |space_bytes| Quotas { space_bytes, user_bytes: u64::MAX };
+        assert_eq!(
+            db.commit_file(&file, quotas(29)),
+            Err(StoreError::QuotaExceeded { limit: Quota::Space, used: 0, adding: 30, quota: 29 })
+        );
+        assert_eq!(db.commit_file(&file, quotas(30)).unwrap().stored_bytes, 30, "each shard counted once");
         assert!(db.collectable_shards(u64::MAX, 10).unwrap().is_empty(), "referenced shards are not candidates");
         assert!(!db.forget_shard(&a, u64::MAX).unwrap(), "a referenced shard is kept");
         let more = NewFile { file_id: "f2".into(), shards: vec![ShardAddress::of(b"gone")], ..file.clone() };
-        assert_eq!(db.commit_file(&more, u64::MAX), Err(StoreError::MissingShards { missing: 1, listed: 1 }));
-        assert_eq!(db.commit_file(&file, u64::MAX), Err(StoreError::FileTaken));
+        assert_eq!(db.commit_file(&more, Quotas::NONE), Err(StoreError::MissingShards { missing: 1, listed: 1 }));
+        assert_eq!(db.commit_file(&file, Quotas::NONE), Err(StoreError::FileTaken));
 
         let mut freed = db.delete_file("s1", "f1", "id-ada").unwrap().unwrap();
         freed.sort();
@@ -1137,6 +1391,39 @@ mod tests {
         assert!(db.forget_shard(&a, u64::MAX).unwrap());
         assert!(!db.shard_recorded(&a).unwrap());
         assert!(!db.forget_shard(&b, 150).unwrap(), "too recent for the collector");
-        assert!(db.forget_shard(&b, 201).unwrap());
+        assert!(db.forget_shard(&b, 301).unwrap());
+    }
+
+    #[test]
+    fn a_version_2_database_is_charged_as_it_stands() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let conn = Connection::open(dir.path().join(FILE_NAME)).unwrap();
+            conn.execute_batch(SCHEMA_V1).unwrap();
+            conn.execute_batch(SCHEMA_V2).unwrap();
+            conn.pragma_update(None, "user_version", 2).unwrap();
+            conn.execute_batch(
+                "INSERT INTO users VALUES ('u', 'ada', x'00', 'argon2id', 1, 1, 1, x'00', x'00', 3);
+                 INSERT INTO kv (user_id, collection, id, sealed) VALUES ('u', 'c', 'k', zeroblob(100));
+                 INSERT INTO kv_changes (user_id, seq, collection, id, sealed) VALUES ('u', 1, 'c', 'k', x'00');
+                 INSERT INTO kv_changes (user_id, seq, collection, id, sealed) VALUES ('u', 2, 'c', 'j', x'00');
+                 INSERT INTO kv_changes (user_id, seq, collection, id, sealed) VALUES ('u', 3, 'c', 'k', x'00');
+                 INSERT INTO spaces VALUES ('s', zeroblob(40), 0);
+                 INSERT INTO members VALUES ('s', 'u', 'owner', 0);
+                 INSERT INTO shards VALUES (zeroblob(32), 1000, 0);
+                 INSERT INTO files VALUES ('s', 'f', zeroblob(50), 1000, 'u', 0);
+                 INSERT INTO file_shards VALUES ('s', 'f', zeroblob(32));",
+            )
+            .unwrap();
+        }
+        let db = SqliteRecords::open(dir.path(), 10).unwrap();
+        let kv = kv_cost("c", "k", &StoredValue::Sealed(vec![0; 100]));
+        assert_eq!(db.used_bytes("u").unwrap(), kv + file_cost(1000, 1, 50) + space_cost(40));
+        let seqs: Vec<u64> = db.changes_after("u", 0, 10).unwrap().changes.iter().map(|c| c.seq).collect();
+        assert_eq!(seqs, [2, 3], "the change of k that a later one replaced is gone");
+        db.delete_file("s", "f", "u").unwrap();
+        assert_eq!(db.used_bytes("u").unwrap(), kv + space_cost(40));
+        db.leave_space("s", "u").unwrap();
+        assert_eq!(db.used_bytes("u").unwrap(), kv);
     }
 }
