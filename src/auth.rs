@@ -2,7 +2,7 @@
 //! Every secret is derived here in the browser (by the core); the accelerator sees
 //! the salt, the KDF parameters, the login public key and the wrapped root only.
 
-use coffer_core::account::{self, KdfParams, PasswordKey, RootSecret, SALT_LEN};
+use coffer_core::account::{self, KdfParams, LoginChallenge, PasswordKey, RootSecret, SALT_LEN};
 use coffer_core::proto::{
     ChallengeRequest, ChallengeResponse, ChangePasswordRequest, LoginRequest, SaltRequest, SaltResponse, SessionInfo,
     SessionResponse, SignUpRequest,
@@ -53,13 +53,25 @@ async fn current_password_key(http: &Http, username: &str, password: &str) -> Sd
     Ok(account::derive_password_key(password, &salt_bytes, &salt.kdf)?)
 }
 
-/// A challenge for `username`, signed with `key`'s login key.
-async fn signed_challenge(http: &Http, username: &str, key: &PasswordKey) -> SdkResult<(String, String)> {
+/// A challenge for `username`, signed with `key`'s login key for the accelerator's
+/// origin as this client reaches it (SPEC.md §3.3).
+struct SignedChallenge {
+    /// The origin the signature binds.
+    origin: String,
+    /// The challenge answered.
+    challenge_id: String,
+    /// The signature, base64url.
+    signature: String,
+}
+
+async fn signed_challenge(http: &Http, username: &str, key: &PasswordKey) -> SdkResult<SignedChallenge> {
     let challenge: ChallengeResponse =
         http.post("/v1/auth/challenge", &ChallengeRequest { username: username.to_owned() }).await?;
     let bytes = b64::decode(&challenge.challenge).ok_or_else(|| SdkError::network("malformed challenge"))?;
-    let signature = key.login_key().sign_challenge(username, &bytes);
-    Ok((challenge.challenge_id, b64::encode(signature)))
+    let origin = http.origin();
+    let signed = LoginChallenge { origin: &origin, challenge_id: &challenge.challenge_id, username, challenge: &bytes };
+    let signature = b64::encode(key.login_key().sign_challenge(&signed));
+    Ok(SignedChallenge { origin, challenge_id: challenge.challenge_id, signature })
 }
 
 /// Signs in with username and password and unwraps the root secret.
@@ -67,8 +79,9 @@ pub async fn sign_in(http: &Http, username: &str, password: &str) -> SdkResult<(
     validate::username(username)?;
     check_password(password)?;
     let key = current_password_key(http, username, password).await?;
-    let (challenge_id, signature) = signed_challenge(http, username, &key).await?;
-    let session: SessionResponse = http.post("/v1/auth/login", &LoginRequest { challenge_id, signature }).await?;
+    let SignedChallenge { origin, challenge_id, signature } = signed_challenge(http, username, &key).await?;
+    let session: SessionResponse =
+        http.post("/v1/auth/login", &LoginRequest { origin, challenge_id, signature }).await?;
     let wrapped = b64::decode(&session.wrapped_root)
         .ok_or_else(|| SdkError::network("the accelerator sent a malformed wrapped root secret"))?;
     let root = key.wrap_key().unwrap(username, &wrapped).map_err(|e| {
@@ -88,9 +101,10 @@ pub async fn change_password(
 ) -> SdkResult<SessionInfo> {
     check_password(new)?;
     let old_key = current_password_key(http, username, current).await?;
-    let (challenge_id, signature) = signed_challenge(http, username, &old_key).await?;
+    let SignedChallenge { origin, challenge_id, signature } = signed_challenge(http, username, &old_key).await?;
     let (salt, kdf, key) = new_password_key(new)?;
     let request = ChangePasswordRequest {
+        origin,
         challenge_id,
         signature,
         salt: b64::encode(salt),

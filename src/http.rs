@@ -48,6 +48,12 @@ impl Http {
         &self.base
     }
 
+    /// The accelerator's origin as this client reaches it (`scheme://host[:port]`,
+    /// the URL standard's serialisation): what a login signature binds.
+    pub fn origin(&self) -> String {
+        web_sys::Url::new(&self.base).map(|url| url.origin()).unwrap_or_else(|_| self.base.clone())
+    }
+
     /// The change feed's websocket URL.
     pub fn feed_url(&self) -> String {
         let rest = self.base.strip_prefix("http").unwrap_or(&self.base);

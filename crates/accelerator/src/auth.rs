@@ -2,7 +2,9 @@
 //!
 //! The device derives an Ed25519 login key from the password; the accelerator keeps
 //! the public half and, to sign in, hands out a random single-use challenge that the
-//! device signs ([`coffer_core::account`]). A session is a random bearer token of
+//! device signs ([`coffer_core::account`]) together with this accelerator's origin as
+//! the device reached it and the challenge's id, so a signature obtained by another
+//! server that relayed our challenge is refused. A session is a random bearer token of
 //! which only the SHA-256 is stored. Every failed sign-in answers the same
 //! `Unauthorized` message, and the salt of an unknown username is a stable made-up
 //! one, so neither reveals whether a username exists.
@@ -15,15 +17,16 @@ use axum::http::StatusCode;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use coffer_core::account::{self, KdfParams, SALT_LEN, WRAPPED_ROOT_LEN, WRAPPED_ROOT_VERSION};
-use coffer_core::b64;
 use coffer_core::proto::{
     ChallengeRequest, ChallengeResponse, ChangePasswordRequest, LoginRequest, SaltRequest, SaltResponse, SessionInfo,
     SessionResponse, SignUpRequest,
 };
 use coffer_core::validate;
+use coffer_core::{ErrorCode, b64};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
+use crate::config::canonical_origin;
 use crate::error::{ApiError, Json};
 use crate::listener::ClientAddress;
 use crate::server::{AppState, expiry_ms, now_ms};
@@ -131,7 +134,7 @@ impl FromRequestParts<AppState> for Authed {
         let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
         let token = header.strip_prefix("Bearer ").ok_or_else(|| {
             ApiError::new(
-                coffer_core::ErrorCode::Unauthorized,
+                ErrorCode::Unauthorized,
                 "sign in first: send the session token as `Authorization: Bearer <token>`",
             )
         })?;
@@ -203,11 +206,24 @@ async fn open_session(state: &AppState, user: User) -> Result<Json<SessionRespon
 /// checked against a stand-in key, so the time taken says nothing either.
 async fn check_signed_challenge(
     state: &AppState,
+    origin: &str,
     challenge_id: String,
     signature: &[u8; 64],
     username_must_be: Option<&str>,
 ) -> Result<User, ApiError> {
-    let challenge = state.records(move |r| r.take_challenge(&challenge_id)).await?;
+    let origins = &state.config.public_origins;
+    let origin = canonical_origin(origin).filter(|o| origins.contains(o)).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Unauthorized,
+            format!(
+                "this accelerator answers at {}, but the sign-in was signed for {origin:?}: connect to one of \
+                 those (its operator sets them with --public-origin)",
+                origins.join(", ")
+            ),
+        )
+    })?;
+    let id = challenge_id.clone();
+    let challenge = state.records(move |r| r.take_challenge(&id)).await?;
     let challenge = challenge.ok_or_else(ApiError::sign_in_failed)?;
     if now_ms() >= challenge.expires_at_ms {
         return Err(ApiError::sign_in_failed());
@@ -219,7 +235,13 @@ async fn check_signed_challenge(
     let username = challenge.username.clone();
     let user = state.records(move |r| r.user_by_name(&username)).await?;
     let key = user.as_ref().map_or(state.secret.stand_in_key, |u| u.credentials.login_public_key);
-    let signed = account::verify_login(&key, &challenge.username, &challenge.challenge, signature).is_ok();
+    let login = account::LoginChallenge {
+        origin: &origin,
+        challenge_id: &challenge_id,
+        username: &challenge.username,
+        challenge: &challenge.challenge,
+    };
+    let signed = account::verify_login(&key, &login, signature).is_ok();
     let user = user.filter(|_| signed);
     state.throttle.login_outcome(&challenge.username, user.is_some());
     user.ok_or_else(ApiError::sign_in_failed)
@@ -291,7 +313,7 @@ pub async fn login(
     state.throttle.address(from)?;
     let id = challenge_id(&req.challenge_id)?;
     let signature = decode_fixed::<64>(&req.signature, "signature")?;
-    let user = check_signed_challenge(&state, id, &signature, None).await?;
+    let user = check_signed_challenge(&state, &req.origin, id, &signature, None).await?;
     open_session(&state, user).await
 }
 
@@ -314,7 +336,7 @@ pub async fn change_password(
     let id = challenge_id(&req.challenge_id)?;
     let signature = decode_fixed::<64>(&req.signature, "signature")?;
     let new = credentials(&req.salt, &req.kdf, &req.login_public_key, &req.wrapped_root)?;
-    let user = check_signed_challenge(&state, id, &signature, Some(&authed.session.username)).await?;
+    let user = check_signed_challenge(&state, &req.origin, id, &signature, Some(&authed.session.username)).await?;
     if user.user_id != authed.session.user_id {
         return Err(ApiError::sign_in_failed());
     }

@@ -47,6 +47,40 @@ pub struct Config {
     /// What one client, or all of them together, may hold: connections, sockets,
     /// requests in flight, and how fast they may sign in.
     pub limits: Limits,
+    /// The origins this accelerator answers at, as clients reach it
+    /// (`https://coffer.example`): login signatures must name one of them (SPEC.md
+    /// §3.3). Empty: its loopback addresses on the port it listens on.
+    pub public_origins: Vec<String>,
+}
+
+/// An origin in the URL standard's form: lower-case `scheme://host[:port]`, the
+/// scheme's default port left out, no path. `None` if `text` is not an http(s) origin.
+pub fn canonical_origin(text: &str) -> Option<String> {
+    let text = text.trim().trim_end_matches('/').to_ascii_lowercase();
+    let (scheme, rest) = text.split_once("://")?;
+    let default_port = match scheme {
+        "http" => ":80",
+        "https" => ":443",
+        _ => return None,
+    };
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@']) {
+        return None;
+    }
+    let host = rest.strip_suffix(default_port).unwrap_or(rest);
+    Some(format!("{scheme}://{host}"))
+}
+
+/// The origins a listener on `address` answers at by default: its loopback names.
+pub fn default_origins(address: std::net::SocketAddr) -> Vec<String> {
+    let port = match address.port() {
+        80 => String::new(),
+        port => format!(":{port}"),
+    };
+    let hosts: &[&str] = match address.ip() {
+        std::net::IpAddr::V6(ip) if !ip.is_unspecified() => &["[::1]", "localhost"],
+        _ => &["127.0.0.1", "localhost", "[::1]"],
+    };
+    hosts.iter().map(|host| format!("http://{host}{port}")).collect()
 }
 
 /// The limits that keep the accelerator serving when strangers on the open internet
@@ -175,6 +209,27 @@ impl Config {
             space_quota_bytes: Self::DEFAULT_SPACE_QUOTA_BYTES,
             user_allowance_bytes: Self::DEFAULT_USER_ALLOWANCE_BYTES,
             limits: Limits::default(),
+            public_origins: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_take_the_url_standards_form() {
+        assert_eq!(canonical_origin("HTTPS://Coffer.Example/").as_deref(), Some("https://coffer.example"));
+        assert_eq!(canonical_origin("https://coffer.example:443").as_deref(), Some("https://coffer.example"));
+        assert_eq!(canonical_origin("http://127.0.0.1:8080").as_deref(), Some("http://127.0.0.1:8080"));
+        assert_eq!(canonical_origin("http://h:80").as_deref(), Some("http://h"));
+        for bad in ["coffer.example", "ftp://x", "https://", "https://x/app", "https://u@x", "https://x?q"] {
+            assert_eq!(canonical_origin(bad), None, "{bad}");
+        }
+        let defaults = default_origins("127.0.0.1:8080".parse().unwrap());
+        assert!(defaults.contains(&"http://127.0.0.1:8080".to_owned()));
+        assert!(defaults.contains(&"http://localhost:8080".to_owned()));
+        assert_eq!(default_origins("127.0.0.1:80".parse().unwrap())[0], "http://127.0.0.1");
     }
 }

@@ -57,8 +57,19 @@ struct Args {
     /// Bytes each user may store in all (kv, uploads, files they committed, spaces they made).
     #[arg(long, env = "USER_ALLOWANCE_BYTES", default_value_t = Config::DEFAULT_USER_ALLOWANCE_BYTES)]
     user_allowance_bytes: u64,
+    /// An origin this accelerator answers at as clients reach it
+    /// (`https://coffer.example`; repeat, or separate by commas). Login signatures
+    /// must name one. Default: its loopback addresses on its port.
+    #[arg(long = "public-origin", env = "PUBLIC_ORIGIN", value_delimiter = ',',
+          value_parser = parse_origin)]
+    public_origins: Vec<String>,
     #[command(flatten)]
     limits: LimitArgs,
+}
+
+fn parse_origin(text: &str) -> Result<String, String> {
+    coffer_accelerator::config::canonical_origin(text)
+        .ok_or_else(|| format!("{text:?} is not an origin such as https://coffer.example (no path)"))
 }
 
 /// What strangers may hold and how fast they may sign in (README, "Limits").
@@ -185,6 +196,7 @@ async fn main() -> std::process::ExitCode {
     config.space_quota_bytes = args.space_quota_bytes;
     config.user_allowance_bytes = args.user_allowance_bytes;
     config.limits = args.limits.into_limits();
+    config.public_origins = args.public_origins;
 
     match listener.local_addr() {
         Ok(addr) => println!("accelerator listening on http://{addr}"),

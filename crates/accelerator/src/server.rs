@@ -238,6 +238,10 @@ pub async fn serve(
     let (feed_alive, mut feeds_done) = mpsc::channel::<()>(1);
     let collector =
         tokio::spawn(gc::run(Arc::clone(&keeper), config.shard_grace, config.gc_interval, shutdown_rx.clone()));
+    let mut config = config;
+    if config.public_origins.is_empty() {
+        config.public_origins = crate::config::default_origins(listener.local_addr()?);
+    }
     let limits = config.limits.clone();
     let state = AppState {
         records,

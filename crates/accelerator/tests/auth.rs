@@ -111,13 +111,21 @@ async fn forged_signature_is_refused() {
     let ch = challenge(&api, "ada").await;
     // A random Ed25519 key signs the right message.
     let forger = account::PasswordKey::from_bytes(random()).login_key();
-    let sig = forger.sign_challenge("ada", &b64::decode(&ch.challenge).unwrap());
-    let login = LoginRequest { challenge_id: ch.challenge_id, signature: b64::encode(sig) };
+    let bytes = b64::decode(&ch.challenge).unwrap();
+    let signed = account::LoginChallenge {
+        origin: &api.url,
+        challenge_id: &ch.challenge_id,
+        username: "ada",
+        challenge: &bytes,
+    };
+    let sig = forger.sign_challenge(&signed);
+    let login = LoginRequest { origin: api.url.clone(), challenge_id: ch.challenge_id, signature: b64::encode(sig) };
     let err = api.call::<SessionResponse>("/v1/auth/login", None, &login).await.unwrap_err();
     assert_eq!((err.code, err.message.as_str()), (ErrorCode::Unauthorized, SIGN_IN_FAILED));
     // A well-formed but arbitrary signature, and a signature for another user's name.
     let ch = challenge(&api, "ada").await;
-    let login = LoginRequest { challenge_id: ch.challenge_id, signature: b64::encode([7u8; 64]) };
+    let login =
+        LoginRequest { origin: api.url.clone(), challenge_id: ch.challenge_id, signature: b64::encode([7u8; 64]) };
     assert_eq!(api.call::<SessionResponse>("/v1/auth/login", None, &login).await.unwrap_err().message, SIGN_IN_FAILED);
 }
 
@@ -197,6 +205,7 @@ async fn change_password_request(api: &Api, ada: &Account, old: &str, new: &str)
     let login = sign_challenge(api, &ada.username, old, &ch).await;
     let fresh = sign_up_request(&ada.username, new, &ada.root);
     ChangePasswordRequest {
+        origin: login.origin,
         challenge_id: login.challenge_id,
         signature: login.signature,
         salt: fresh.salt,
@@ -248,4 +257,49 @@ async fn changing_the_password() {
     // Replaying the password change is refused (its challenge is used up).
     let err = api.call::<SessionInfo>("/v1/auth/password", Some(ada.token()), &req).await.unwrap_err();
     assert_eq!(err.code, ErrorCode::Unauthorized);
+}
+
+#[tokio::test]
+async fn a_signature_for_another_origin_is_refused() {
+    // A malicious server relays our challenge to a user who reuses their password
+    // there: the signature it gets back names its own origin.
+    let server = TestServer::start(|_| {}).await;
+    let api = server.api();
+    sign_up(&api, "ada", "pw").await;
+    let relay = "https://relay.example";
+    let ch = challenge(&api, "ada").await;
+    let mut relayed = sign_challenge_for(&api, relay, "ada", "pw", &ch).await;
+    // Sent as signed, the origin is not this accelerator's: refused with a clear reason.
+    let err = api.call::<SessionResponse>("/v1/auth/login", None, &relayed).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::Unauthorized);
+    assert!(err.message.contains("relay.example") && err.message.contains(&api.url), "{}", err.message);
+    // Claiming this accelerator's origin does not help: the signature names the relay's.
+    let ch = challenge(&api, "ada").await;
+    relayed = sign_challenge_for(&api, relay, "ada", "pw", &ch).await;
+    relayed.origin = api.url.clone();
+    let err = api.call::<SessionResponse>("/v1/auth/login", None, &relayed).await.unwrap_err();
+    assert_eq!((err.code, err.message.as_str()), (ErrorCode::Unauthorized, SIGN_IN_FAILED));
+    // Nor does answering another challenge with a signature for this one.
+    let first = challenge(&api, "ada").await;
+    let second = challenge(&api, "ada").await;
+    let mut swapped = sign_challenge(&api, "ada", "pw", &first).await;
+    swapped.challenge_id = second.challenge_id;
+    let err = api.call::<SessionResponse>("/v1/auth/login", None, &swapped).await.unwrap_err();
+    assert_eq!(err.message, SIGN_IN_FAILED);
+    sign_in(&api, "ada", "pw").await.expect("signs in for its own origin");
+}
+
+#[tokio::test]
+async fn a_configured_public_origin_replaces_the_loopback_ones() {
+    let server = TestServer::start(|c| c.public_origins = vec!["https://coffer.example".into()]).await;
+    let api = server.api();
+    sign_up(&api, "ada", "pw").await;
+    let err = sign_in(&api, "ada", "pw").await.unwrap_err();
+    assert!(err.message.contains("https://coffer.example"), "{}", err.message);
+    // Behind a proxy at that origin, a device signs for it; the standard's form of it
+    // (upper case, default port) is the same origin.
+    let ch = challenge(&api, "ada").await;
+    let login = sign_challenge_for(&api, "https://coffer.example", "ada", "pw", &ch).await;
+    let login = LoginRequest { origin: "HTTPS://Coffer.Example:443".into(), ..login };
+    api.call::<SessionResponse>("/v1/auth/login", None, &login).await.expect("signs in");
 }

@@ -167,6 +167,7 @@ async fn a_password_change_closes_the_other_sessions_feeds() {
     let login = sign_challenge(&api, "ada", "old", &ch).await;
     let fresh = sign_up_request("ada", "new", &ada.root);
     let req = ChangePasswordRequest {
+        origin: login.origin,
         challenge_id: login.challenge_id,
         signature: login.signature,
         salt: fresh.salt,

@@ -20,7 +20,7 @@ pub const LABEL_LOGIN_KEY: &[u8] = b"coffer/v1/login-key";
 /// HKDF label of the wrap key.
 pub const LABEL_WRAP_KEY: &[u8] = b"coffer/v1/wrap-key";
 /// Domain prefix of the message the login key signs.
-pub const LABEL_LOGIN_SIGNATURE: &[u8] = b"coffer/v1/login-signature";
+pub const LABEL_LOGIN_SIGNATURE: &[u8] = b"coffer/v2/login-signature";
 /// Domain prefix of the wrapped root's AAD.
 pub const LABEL_WRAPPED_ROOT: &[u8] = b"coffer/v1/wrapped-root";
 /// First byte of a wrapped root secret.
@@ -141,11 +141,30 @@ impl PasswordKey {
     }
 }
 
-/// The message a login key signs: label ‖ lp(username) ‖ challenge.
-pub fn login_message(username: &str, challenge: &[u8]) -> Vec<u8> {
+/// What a login signature binds (SPEC.md §3.3): the accelerator as the device
+/// reached it, the challenge it handed out, and the account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginChallenge<'a> {
+    /// The accelerator's origin as the device sees it (`scheme://host[:port]`, the
+    /// WHATWG URL serialisation): a server relaying another server's challenge gets
+    /// a signature for its own origin, which the other refuses.
+    pub origin: &'a str,
+    /// The challenge's id, as the accelerator named it.
+    pub challenge_id: &'a str,
+    /// The username signing in.
+    pub username: &'a str,
+    /// The challenge's random bytes.
+    pub challenge: &'a [u8],
+}
+
+/// The message a login key signs:
+/// label ‖ lp(origin) ‖ lp(challenge_id) ‖ lp(username) ‖ challenge.
+pub fn login_message(login: &LoginChallenge<'_>) -> Vec<u8> {
     let mut msg = LABEL_LOGIN_SIGNATURE.to_vec();
-    push_lp(&mut msg, username.as_bytes());
-    msg.extend_from_slice(challenge);
+    push_lp(&mut msg, login.origin.as_bytes());
+    push_lp(&mut msg, login.challenge_id.as_bytes());
+    push_lp(&mut msg, login.username.as_bytes());
+    msg.extend_from_slice(login.challenge);
     msg
 }
 
@@ -158,22 +177,20 @@ impl LoginKey {
         self.0.verifying_key().to_bytes()
     }
 
-    /// Signs a login challenge for `username`.
-    pub fn sign_challenge(&self, username: &str, challenge: &[u8]) -> [u8; 64] {
-        self.0.sign(&login_message(username, challenge)).to_bytes()
+    /// Signs a login challenge.
+    pub fn sign_challenge(&self, login: &LoginChallenge<'_>) -> [u8; 64] {
+        self.0.sign(&login_message(login)).to_bytes()
     }
 }
 
 /// Checks a login signature (the accelerator's side).
 pub fn verify_login(
     public_key: &[u8; 32],
-    username: &str,
-    challenge: &[u8],
+    login: &LoginChallenge<'_>,
     signature: &[u8; 64],
 ) -> Result<(), AccountError> {
     let key = VerifyingKey::from_bytes(public_key).map_err(|_| AccountError::BadSignature)?;
-    key.verify_strict(&login_message(username, challenge), &Signature::from_bytes(signature))
-        .map_err(|_| AccountError::BadSignature)
+    key.verify_strict(&login_message(login), &Signature::from_bytes(signature)).map_err(|_| AccountError::BadSignature)
 }
 
 /// Checks that 32 bytes are a usable Ed25519 public key (at sign-up).
@@ -252,12 +269,20 @@ mod tests {
     fn login_round_trip_and_forgery() {
         let pwk = derive_password_key("correct horse", &[7; 16], &fast()).unwrap();
         let login = pwk.login_key();
-        let sig = login.sign_challenge("ada", &[1; 32]);
-        verify_login(&login.public_key(), "ada", &[1; 32], &sig).unwrap();
-        assert_eq!(verify_login(&login.public_key(), "bob", &[1; 32], &sig), Err(AccountError::BadSignature));
-        assert_eq!(verify_login(&login.public_key(), "ada", &[2; 32], &sig), Err(AccountError::BadSignature));
+        let signed =
+            LoginChallenge { origin: "https://a.example", challenge_id: "c1", username: "ada", challenge: &[1; 32] };
+        let sig = login.sign_challenge(&signed);
+        verify_login(&login.public_key(), &signed, &sig).unwrap();
+        for forged in [
+            LoginChallenge { username: "bob", ..signed },
+            LoginChallenge { challenge: &[2; 32], ..signed },
+            LoginChallenge { origin: "https://relay.example", ..signed },
+            LoginChallenge { challenge_id: "c2", ..signed },
+        ] {
+            assert_eq!(verify_login(&login.public_key(), &forged, &sig), Err(AccountError::BadSignature));
+        }
         let other = derive_password_key("wrong", &[7; 16], &fast()).unwrap().login_key();
-        assert_eq!(verify_login(&other.public_key(), "ada", &[1; 32], &sig), Err(AccountError::BadSignature));
+        assert_eq!(verify_login(&other.public_key(), &signed, &sig), Err(AccountError::BadSignature));
     }
 
     #[test]

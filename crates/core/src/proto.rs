@@ -100,6 +100,9 @@ pub struct ChallengeResponse {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LoginRequest {
+    /// The accelerator's origin the signature binds, as the client reached it
+    /// (SPEC.md §3.3); the accelerator refuses one that is not its own.
+    pub origin: String,
     /// From [`ChallengeResponse`].
     pub challenge_id: String,
     /// Ed25519 signature (SPEC.md, "Login signature"), 64 bytes, base64url.
@@ -143,6 +146,8 @@ pub struct SessionInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChangePasswordRequest {
+    /// The accelerator's origin the signature binds, as in [`LoginRequest`].
+    pub origin: String,
     /// A challenge obtained for this user's username.
     pub challenge_id: String,
     /// The challenge signed with the current login key.

@@ -3,7 +3,8 @@
 //! when it appears: those cases then run first, every time).
 
 use coffer_core::account::{
-    AccountError, KdfParams, PasswordKey, RootSecret, WRAPPED_ROOT_LEN, WRAPPED_ROOT_VERSION, verify_login,
+    AccountError, KdfParams, LoginChallenge, PasswordKey, RootSecret, WRAPPED_ROOT_LEN, WRAPPED_ROOT_VERSION,
+    verify_login,
 };
 use coffer_core::kv::{KvError, KvKeys, KvScope, MAC_LEN, SEALED_VERSION};
 use coffer_core::proto::*;
@@ -223,13 +224,21 @@ proptest! {
     }
 
     #[test]
-    fn login_sign_verify(pwk: [u8; 32], username in text(), challenge in prop::collection::vec(any::<u8>(), 0..64), bit: Index) {
+    fn login_sign_verify(pwk: [u8; 32], origin in text(), id in text(), username in text(), challenge in prop::collection::vec(any::<u8>(), 0..64), bit: Index) {
         let login = PasswordKey::from_bytes(pwk).login_key();
         let public = login.public_key();
-        let sig = login.sign_challenge(&username, &challenge);
-        prop_assert_eq!(verify_login(&public, &username, &challenge, &sig), Ok(()));
+        let signed = LoginChallenge { origin: &origin, challenge_id: &id, username: &username, challenge: &challenge };
+        let sig = login.sign_challenge(&signed);
+        prop_assert_eq!(verify_login(&public, &signed, &sig), Ok(()));
         let bad: [u8; 64] = flip(&sig, bit).try_into().unwrap();
-        prop_assert_eq!(verify_login(&public, &username, &challenge, &bad), Err(AccountError::BadSignature));
+        prop_assert_eq!(verify_login(&public, &signed, &bad), Err(AccountError::BadSignature));
+        // Another origin or challenge id: refused (a relayed challenge).
+        let relayed = format!("{origin}.relay");
+        let elsewhere = LoginChallenge { origin: &relayed, ..signed };
+        prop_assert_eq!(verify_login(&public, &elsewhere, &sig), Err(AccountError::BadSignature));
+        let other_id = format!("{id}x");
+        let other = LoginChallenge { challenge_id: &other_id, ..signed };
+        prop_assert_eq!(verify_login(&public, &other, &sig), Err(AccountError::BadSignature));
     }
 
     #[test]
@@ -378,10 +387,10 @@ proptest! {
         round_trip(&SignUpRequest { username: a.clone(), salt: b.clone(), kdf: k.clone(), login_public_key: c.clone(), wrapped_root: d.clone() })?;
         round_trip(&ChallengeRequest { username: a.clone() })?;
         round_trip(&ChallengeResponse { challenge_id: a.clone(), challenge: b.clone(), expires_in_ms: n })?;
-        round_trip(&LoginRequest { challenge_id: a.clone(), signature: b.clone() })?;
+        round_trip(&LoginRequest { origin: c.clone(), challenge_id: a.clone(), signature: b.clone() })?;
         round_trip(&SessionResponse { token: a.clone(), user_id: b.clone(), username: c.clone(), wrapped_root: d.clone(), kv_seq: n, expires_at_ms: m })?;
         round_trip(&SessionInfo { user_id: a.clone(), username: b.clone(), kv_seq: n, expires_at_ms: m })?;
-        round_trip(&ChangePasswordRequest { challenge_id: a, signature: b, salt: c, kdf: k, login_public_key: d.clone(), wrapped_root: d })?;
+        round_trip(&ChangePasswordRequest { origin: d.clone(), challenge_id: a, signature: b, salt: c, kdf: k, login_public_key: d.clone(), wrapped_root: d })?;
     }
 
     #[test]

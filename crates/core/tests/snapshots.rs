@@ -54,7 +54,14 @@ fn auth_bodies() {
                 expires_in_ms: 60_000,
             }),
         ),
-        ("LoginRequest", json(&LoginRequest { challenge_id: "ch_01".into(), signature: b64::encode([0x93; 64]) })),
+        (
+            "LoginRequest",
+            json(&LoginRequest {
+                origin: "https://coffer.example".into(),
+                challenge_id: "ch_01".into(),
+                signature: b64::encode([0x93; 64]),
+            }),
+        ),
         (
             "SessionResponse",
             json(&SessionResponse {
@@ -78,6 +85,7 @@ fn auth_bodies() {
         (
             "ChangePasswordRequest",
             json(&ChangePasswordRequest {
+                origin: "https://coffer.example".into(),
                 challenge_id: "ch_02".into(),
                 signature: b64::encode([0x93; 64]),
                 salt,
@@ -198,6 +206,12 @@ fn binary_formats() {
     let pwk = PasswordKey::from_bytes([0x5a; 32]);
     let login = pwk.login_key();
     let challenge = [0x61; 32];
+    let signed = account::LoginChallenge {
+        origin: "https://coffer.example",
+        challenge_id: "ch_01",
+        username: "ada",
+        challenge: &challenge,
+    };
     let fast = KdfParams { mem_kib: KdfParams::MIN_MEM_KIB, iterations: 1, ..KdfParams::default() };
     let from_password = derive_password_key("correct horse battery staple", b"coffer-salt-0001", &fast).unwrap();
     let wire = serde_json::to_string(&keys.encode(&scope, todo, true, [0x24; 12])).unwrap();
@@ -205,9 +219,9 @@ fn binary_formats() {
         format!("kv sealed envelope: {}", hex(&envelope)),
         format!("kv sealed wire: {wire}"),
         format!("kv plain mac: {}", hex(mac)),
-        format!("login message: {}", hex(account::login_message("ada", &challenge))),
+        format!("login message: {}", hex(account::login_message(&signed))),
         format!("login public key: {}", hex(login.public_key())),
-        format!("login signature: {}", hex(login.sign_challenge("ada", &challenge))),
+        format!("login signature: {}", hex(login.sign_challenge(&signed))),
         format!("wrapped root: {}", hex(pwk.wrap_key().wrap(&root, "ada", [0x42; 12]))),
         format!("argon2id 8192/1/1 login public key: {}", hex(from_password.login_key().public_key())),
     ]

@@ -18,7 +18,8 @@
 mod common;
 
 use coffer_core::account::{
-    self, AccountError, KdfParams, PasswordKey, RootSecret, check_public_key, derive_password_key, verify_login,
+    self, AccountError, KdfParams, LoginChallenge, PasswordKey, RootSecret, check_public_key, derive_password_key,
+    verify_login,
 };
 use coffer_core::b64;
 use coffer_core::kv::{KvError, KvKeys, KvScope};
@@ -86,6 +87,8 @@ fn check_account(v: &Vector) {
             "username",
             "root",
             "nonce",
+            "origin",
+            "challenge_id",
             "challenge",
             "password_key",
             "login_seed",
@@ -102,6 +105,8 @@ fn check_account(v: &Vector) {
     let salt: [u8; 16] = v.array("salt");
     let kdf = kdf_params(v);
     let (root, nonce, challenge) = (v.array::<32>("root"), v.array::<12>("nonce"), v.bytes("challenge"));
+    let (origin, challenge_id) = (v.get("origin"), v.get("challenge_id"));
+    let signed = LoginChallenge { origin, challenge_id, username, challenge: &challenge };
     let pwk: [u8; 32] = v.array("password_key");
     let seed: [u8; 32] = v.array("login_seed");
     let public: [u8; 32] = v.array("login_public_key");
@@ -114,7 +119,7 @@ fn check_account(v: &Vector) {
     assert_eq!(spec::argon2id(password.as_bytes(), &salt, kdf.mem_kib, kdf.iterations, kdf.parallelism), pwk);
     assert_eq!(spec::derive(&pwk, spec::LOGIN_KEY), seed);
     assert_eq!(spec::ed25519_public(&seed), public);
-    assert_eq!(spec::login_message(username, &challenge), v.bytes("login_message"));
+    assert_eq!(spec::login_message(origin, challenge_id, username, &challenge), v.bytes("login_message"));
     assert_eq!(spec::ed25519_sign(&seed, &v.bytes("login_message")), signature);
     assert_eq!(spec::derive(&pwk, spec::WRAP_KEY), wrap);
     assert_eq!(spec::wrapped_root_aad(username), v.bytes("wrapped_root_aad"));
@@ -125,14 +130,14 @@ fn check_account(v: &Vector) {
     for key in [derived, PasswordKey::from_bytes(pwk)] {
         let login = key.login_key();
         assert_eq!(login.public_key(), public);
-        assert_eq!(login.sign_challenge(username, &challenge), signature);
+        assert_eq!(login.sign_challenge(&signed), signature);
         let wrap_key = key.wrap_key();
         assert_eq!(wrap_key.wrap(&RootSecret::from_bytes(root), username, nonce), wrapped);
         assert_eq!(wrap_key.unwrap(username, &wrapped).expect("unwraps").as_bytes(), &root);
     }
-    assert_eq!(account::login_message(username, &challenge), v.bytes("login_message"));
+    assert_eq!(account::login_message(&signed), v.bytes("login_message"));
     check_public_key(&public).expect("usable public key");
-    verify_login(&public, username, &challenge, &signature).expect("signature verifies");
+    verify_login(&public, &signed, &signature).expect("signature verifies");
     validate::username(username).expect("valid username");
 }
 
@@ -150,9 +155,15 @@ fn check_password_key(v: &Vector) {
 
 /// What the accelerator checks at login.
 fn check_login_verify(v: &Vector) {
-    allow(v, &["login_public_key", "username", "challenge", "signature"]);
-    let result =
-        verify_login(&v.array("login_public_key"), v.get("username"), &v.bytes("challenge"), &v.array("signature"));
+    allow(v, &["login_public_key", "origin", "challenge_id", "username", "challenge", "signature"]);
+    let challenge = v.bytes("challenge");
+    let signed = LoginChallenge {
+        origin: v.get("origin"),
+        challenge_id: v.get("challenge_id"),
+        username: v.get("username"),
+        challenge: &challenge,
+    };
+    let result = verify_login(&v.array("login_public_key"), &signed, &v.array("signature"));
     outcome(v, result, |e: &AccountError| e.code().as_str());
 }
 
@@ -397,6 +408,15 @@ const USER: &str = "usr_7f3a9c21";
 const PASSWORD: &str = "correct horse battery staple";
 const SALT: [u8; 16] = *b"coffer-salt-0001";
 const CHALLENGE: [u8; 32] = *b"a fresh 32-byte login challenge!";
+/// The accelerator's origin the vectors' logins are signed for.
+const ORIGIN: &str = "https://coffer.example";
+/// The vectors' challenge id.
+const CHALLENGE_ID: &str = "Y2hhbGxlbmdlLWlkLTAx";
+
+/// The login the vectors sign as `username`.
+fn signed(username: &str) -> LoginChallenge<'_> {
+    LoginChallenge { origin: ORIGIN, challenge_id: CHALLENGE_ID, username, challenge: &CHALLENGE }
+}
 
 fn fill(len: usize, start: u8, step: u8) -> Vec<u8> {
     (0..len).map(|i| start.wrapping_add(step.wrapping_mul(i as u8))).collect()
@@ -460,7 +480,7 @@ fn account(
     let seed = spec::derive(&pwk, spec::LOGIN_KEY);
     let wrap = spec::derive(&pwk, spec::WRAP_KEY);
     let public = key.login_key().public_key();
-    let signature = key.login_key().sign_challenge(username, &CHALLENGE);
+    let signature = key.login_key().sign_challenge(&signed(username));
     let wrapped = key.wrap_key().wrap(&RootSecret::from_bytes(root), username, nonce);
     let mut v = head("account", "ok", "");
     v.push("password", password).push_hex("salt", salt);
@@ -468,11 +488,13 @@ fn account(
     v.push("username", username)
         .push_hex("root", root)
         .push_hex("nonce", nonce)
+        .push("origin", ORIGIN)
+        .push("challenge_id", CHALLENGE_ID)
         .push_hex("challenge", CHALLENGE)
         .push_hex("password_key", pwk)
         .push_hex("login_seed", seed)
         .push_hex("login_public_key", public)
-        .push_hex("login_message", account::login_message(username, &CHALLENGE))
+        .push_hex("login_message", account::login_message(&signed(username)))
         .push_hex("signature", signature)
         .push_hex("wrap_key", wrap)
         .push_hex("wrapped_root_aad", spec::wrapped_root_aad(username))
@@ -508,39 +530,66 @@ fn gen_account(g: &mut Gen) {
     );
 
     // Login verification (the accelerator's side).
-    let login = |expect: &str, public: &[u8], username: &str, challenge: &[u8], signature: &[u8]| {
+    let login = |expect: &str, public: &[u8], signed: LoginChallenge<'_>, signature: &[u8]| {
         let mut v = head("login-verify", expect, "Unauthorized");
         v.push_hex("login_public_key", public)
-            .push("username", username)
-            .push_hex("challenge", challenge)
+            .push("origin", signed.origin)
+            .push("challenge_id", signed.challenge_id)
+            .push("username", signed.username)
+            .push_hex("challenge", signed.challenge)
             .push_hex("signature", signature);
         v
     };
     g.emit(
         "login_verify",
         "account_ascii's signature, as the accelerator checks it.",
-        login("ok", &ada.public, &ada.username, &CHALLENGE, &ada.signature),
+        login("ok", &ada.public, signed(&ada.username), &ada.signature),
     );
     g.emit(
         "fail_login_bad_signature",
         "One bit of the signature flipped.",
-        login("BadSignature", &ada.public, &ada.username, &CHALLENGE, &flip(&ada.signature, 10, 3)),
+        login("BadSignature", &ada.public, signed(&ada.username), &flip(&ada.signature, 10, 3)),
     );
     g.emit(
         "fail_login_wrong_username",
         "The username is bound into the signed message: ada's signature does not log in \"bob\".",
-        login("BadSignature", &ada.public, "bob", &CHALLENGE, &ada.signature),
+        login("BadSignature", &ada.public, signed("bob"), &ada.signature),
     );
     g.emit(
         "fail_login_wrong_challenge",
         "A signature over another challenge (replay).",
-        login("BadSignature", &ada.public, &ada.username, &flip(&CHALLENGE, 31, 0), &ada.signature),
+        login(
+            "BadSignature",
+            &ada.public,
+            LoginChallenge { challenge: &flip(&CHALLENGE, 31, 0), ..signed(&ada.username) },
+            &ada.signature,
+        ),
+    );
+    g.emit(
+        "fail_login_wrong_origin",
+        "The origin is bound into the signed message: a server that relays another's challenge\nto the device gets a signature for its own origin, which the other refuses.",
+        login(
+            "BadSignature",
+            &ada.public,
+            LoginChallenge { origin: "https://relay.example", ..signed(&ada.username) },
+            &ada.signature,
+        ),
+    );
+    g.emit(
+        "fail_login_wrong_challenge_id",
+        "The challenge id is bound into the signed message: the signature does not answer\nanother challenge with the same bytes.",
+        login(
+            "BadSignature",
+            &ada.public,
+            LoginChallenge { challenge_id: "b3RoZXItY2hhbGxlbmdl", ..signed(&ada.username) },
+            &ada.signature,
+        ),
     );
     let other = derive_password_key("not the password", &SALT, &kdf).unwrap().login_key().public_key();
     g.emit(
         "fail_login_wrong_password",
         "The public key of another password checks ada's signature.",
-        login("BadSignature", &other, &ada.username, &CHALLENGE, &ada.signature),
+        login("BadSignature", &other, signed(&ada.username), &ada.signature),
     );
     // s + L: the same signature made malleable; strict verification refuses it.
     let mut malleable = ada.signature;
@@ -555,14 +604,14 @@ fn gen_account(g: &mut Gen) {
     g.emit(
         "fail_login_noncanonical_signature",
         "The signature's scalar S replaced by S + L (non-canonical): refused, no malleability.",
-        login("BadSignature", &ada.public, &ada.username, &CHALLENGE, &malleable),
+        login("BadSignature", &ada.public, signed(&ada.username), &malleable),
     );
     let mut identity = [0u8; 32];
     identity[0] = 1;
     g.emit(
         "fail_login_small_order_key",
         "The identity point as public key (small order): refused whatever the signature.",
-        login("BadSignature", &identity, &ada.username, &CHALLENGE, &ada.signature),
+        login("BadSignature", &identity, signed(&ada.username), &ada.signature),
     );
 
     // Refused KDF parameters.

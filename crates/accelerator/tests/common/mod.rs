@@ -297,16 +297,30 @@ pub async fn challenge(api: &Api, username: &str) -> ChallengeResponse {
     api.call("/v1/auth/challenge", None, &ChallengeRequest { username: username.into() }).await.expect("challenge")
 }
 
-/// Signs `challenge` with the login key `password` gives under the recorded salt.
+/// Signs `challenge` with the login key `password` gives under the recorded salt,
+/// for the server's own origin.
 pub async fn sign_challenge(api: &Api, username: &str, password: &str, challenge: &ChallengeResponse) -> LoginRequest {
+    sign_challenge_for(api, &api.url, username, password, challenge).await
+}
+
+/// Signs `challenge` as a device that reached the accelerator at `origin`.
+pub async fn sign_challenge_for(
+    api: &Api,
+    origin: &str,
+    username: &str,
+    password: &str,
+    challenge: &ChallengeResponse,
+) -> LoginRequest {
     let salt: SaltResponse =
         api.call("/v1/auth/salt", None, &SaltRequest { username: username.into() }).await.expect("salt");
     let salt_bytes: [u8; 16] = b64::decode_array(&salt.salt).expect("16-byte salt");
     let pwk = account::derive_password_key(password, &salt_bytes, &salt.kdf).expect("derive");
     let bytes = b64::decode(&challenge.challenge).expect("challenge bytes");
+    let signed = account::LoginChallenge { origin, challenge_id: &challenge.challenge_id, username, challenge: &bytes };
     LoginRequest {
+        origin: origin.to_owned(),
         challenge_id: challenge.challenge_id.clone(),
-        signature: b64::encode(pwk.login_key().sign_challenge(username, &bytes)),
+        signature: b64::encode(pwk.login_key().sign_challenge(&signed)),
     }
 }
 

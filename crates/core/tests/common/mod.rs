@@ -119,7 +119,7 @@ pub mod spec {
 
     pub const LOGIN_KEY: &[u8] = b"coffer/v1/login-key";
     pub const WRAP_KEY: &[u8] = b"coffer/v1/wrap-key";
-    pub const LOGIN_SIGNATURE: &[u8] = b"coffer/v1/login-signature";
+    pub const LOGIN_SIGNATURE: &[u8] = b"coffer/v2/login-signature";
     pub const WRAPPED_ROOT: &[u8] = b"coffer/v1/wrapped-root";
     pub const KV_SEAL: &[u8] = b"coffer/v1/kv";
     pub const KV_MAC: &[u8] = b"coffer/v1/kv-mac";
@@ -175,8 +175,14 @@ pub mod spec {
         out
     }
 
-    pub fn login_message(username: &str, challenge: &[u8]) -> Vec<u8> {
-        cat(&[LOGIN_SIGNATURE, &lp(username.as_bytes()), challenge])
+    pub fn login_message(origin: &str, challenge_id: &str, username: &str, challenge: &[u8]) -> Vec<u8> {
+        cat(&[
+            LOGIN_SIGNATURE,
+            &lp(origin.as_bytes()),
+            &lp(challenge_id.as_bytes()),
+            &lp(username.as_bytes()),
+            challenge,
+        ])
     }
 
     pub fn wrapped_root_aad(username: &str) -> Vec<u8> {
