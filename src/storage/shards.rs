@@ -63,12 +63,12 @@ pub async fn upload(
 async fn fetch_batch(
     http: &Http,
     addresses: &[ShardAddress],
+    shard_len: usize,
     signal: Option<&AbortSignal>,
 ) -> SdkResult<Vec<Option<Vec<u8>>>> {
     let request = ShardsRequest { addresses: addresses.to_vec() };
     let bytes = with_retry(signal, || http.post_for_bytes("/v1/shards/fetch", &request, signal)).await?;
-    decode_shard_batch(&bytes, addresses.len())
-        .ok_or_else(|| SdkError::network("the accelerator sent a malformed batch of shards"))
+    decode_shard_batch(&bytes, addresses.len(), shard_len).map_err(|e| SdkError::new(e.code(), e.to_string()))
 }
 
 /// Fetches and rebuilds one sealed chunk (or table node) of `sealed_len` bytes.
@@ -86,7 +86,8 @@ pub async fn fetch_chunk(
     signal: Option<&AbortSignal>,
 ) -> SdkResult<Vec<u8>> {
     let (k, m) = (params.data(), params.parity());
-    let mut shards = fetch_batch(http, &chunk_ref.shards[..k], signal).await?;
+    let shard_len = erasure::shard_len(sealed_len, k);
+    let mut shards = fetch_batch(http, &chunk_ref.shards[..k], shard_len, signal).await?;
     timer::yield_now().await;
     shards.extend(std::iter::repeat_n(None, m));
     match erasure::reconstruct(shards, &chunk_ref.shards, k, m, sealed_len) {
@@ -94,7 +95,7 @@ pub async fn fetch_chunk(
         Err(ErasureError::TooFewShards { .. }) => {}
         Err(e) => return Err(SdkError::new(e.code(), e.to_string())),
     }
-    let shards = fetch_batch(http, &chunk_ref.shards, signal).await?;
+    let shards = fetch_batch(http, &chunk_ref.shards, shard_len, signal).await?;
     timer::yield_now().await;
     if shards.iter().all(Option::is_none) {
         return Err(SdkError::new(
