@@ -5,7 +5,7 @@
 use coffer_core::ErrorCode;
 use coffer_core::erasure::{self, ErasureError};
 use coffer_core::manifest::{ChunkRef, FileParams};
-use coffer_core::proto::storage::{ShardsRequest, decode_shard_batch};
+use coffer_core::proto::storage::{ShardBatchDecoder, ShardsRequest};
 use coffer_core::shard::ShardAddress;
 use futures_util::future::try_join_all;
 use web_sys::AbortSignal;
@@ -60,6 +60,9 @@ pub async fn upload(
     .map(drop)
 }
 
+/// Fetches shards that are each `shard_len` bytes (known from the manifest), reading
+/// the answer as it arrives: a length prefix over `shard_len` or a byte past the last
+/// shard fails with `Integrity` before anything more is read or allocated.
 async fn fetch_batch(
     http: &Http,
     addresses: &[ShardAddress],
@@ -67,8 +70,12 @@ async fn fetch_batch(
     signal: Option<&AbortSignal>,
 ) -> SdkResult<Vec<Option<Vec<u8>>>> {
     let request = ShardsRequest { addresses: addresses.to_vec() };
-    let bytes = with_retry(signal, || http.post_for_bytes("/v1/shards/fetch", &request, signal)).await?;
-    decode_shard_batch(&bytes, addresses.len(), shard_len).map_err(|e| SdkError::new(e.code(), e.to_string()))
+    with_retry(signal, || async {
+        let mut batch = ShardBatchDecoder::new(addresses.len(), shard_len);
+        http.post_into("/v1/shards/fetch", &request, &mut batch, signal).await?;
+        Ok(batch.finish()?)
+    })
+    .await
 }
 
 /// Fetches and rebuilds one sealed chunk (or table node) of `sealed_len` bytes.
@@ -93,7 +100,7 @@ pub async fn fetch_chunk(
     match erasure::reconstruct(shards, &chunk_ref.shards, k, m, sealed_len) {
         Ok(sealed) => return Ok(sealed),
         Err(ErasureError::TooFewShards { .. }) => {}
-        Err(e) => return Err(SdkError::new(e.code(), e.to_string())),
+        Err(e) => return Err(e.into()),
     }
     let shards = fetch_batch(http, &chunk_ref.shards, shard_len, signal).await?;
     timer::yield_now().await;

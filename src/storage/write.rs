@@ -144,5 +144,7 @@ pub async fn write(inner: &Inner, job: WriteJob) -> SdkResult<Written> {
     let request = CommitFileRequest { file_id, sealed_record: b64::encode(sealed), shards: addresses };
     let path = format!("{}/files", space_path(&space_id)?);
     let entry: FileEntry = inner.http.post(&path, &request).await?;
+    // The entry's ids are what the shared-files list records: they must be this file's.
+    entry.check_is(&space_id, &request.file_id)?;
     Ok(Written { entry, manifest, size })
 }
