@@ -110,6 +110,18 @@ export function sendJson(res, json) {
 }
 
 /**
+ * A lie that fetches the real JSON answer and sends `forge(real, exchange)` instead.
+ * Requests for which `when(exchange)` is false pass through untouched.
+ */
+export function rewriteJson(forge, when = () => true) {
+  return async (exchange) => {
+    if (!when(exchange)) return "pass";
+    const real = JSON.parse((await exchange.upstream()).body);
+    sendJson(exchange.res, forge(real, exchange));
+  };
+}
+
+/**
  * Answers `status` with `head` and then filler without end, honouring backpressure,
  * until the client hangs up (or ENDLESS_LIMIT). Resolves to the bytes the client
  * took — what the network accepted before the SDK cancelled the body.

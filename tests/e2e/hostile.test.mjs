@@ -18,7 +18,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 
 import { closeQuietly, cofferUrl, launch, newPage } from "./browser.mjs";
-import { sendEndless, sendJson, startHostile } from "./hostile.mjs";
+import { rewriteJson, sendEndless, sendJson, startHostile } from "./hostile.mjs";
 
 const MiB = 1024 * 1024;
 /**
@@ -141,7 +141,9 @@ describe("a hostile accelerator", { timeout: 300_000 }, () => {
       assert.equal(out.code, "TooLarge", out.message);
       const bytes = await taken;
       t.diagnostic(`list cap ${LIST_CAP}: the browser took ${bytes} bytes`);
-      assert.ok(bytes >= LIST_CAP && bytes < LIST_CAP + BUFFERS, `read ${bytes} bytes of an endless list`);
+      // The browser reads ahead while 64 MiB are copied into wasm (15–21 MiB seen): the
+      // bound says it stopped near the cap, not at the end of the stream (1 GiB).
+      assert.ok(bytes >= LIST_CAP && bytes < 2 * LIST_CAP, `read ${bytes} bytes of an endless list`);
     });
 
     it("an endless error body is cut at its cap too", async () => {
@@ -228,11 +230,11 @@ describe("a hostile accelerator", { timeout: 300_000 }, () => {
       const { out } = await underLie(
         "GET",
         /^\/v1\/spaces$/,
-        async ({ res, upstream }) => {
-          const real = JSON.parse((await upstream()).body);
-          const tampered = real.spaces.map((s) => (s.spaceId === real.spaces[0].spaceId ? { ...s, sealedName: s.sealedName.replace(/^../, "AA") } : s));
-          sendJson(res, { spaces: [...tampered, { spaceId: "bogus", sealedName: 5 }, "not a space"] });
-        },
+        rewriteJson((real) => {
+          const [first, ...rest] = real.spaces;
+          const tampered = { ...first, sealedName: first.sealedName.replace(/^../, "AA") };
+          return { spaces: [tampered, ...rest, { spaceId: "bogus", sealedName: 5 }, "not a space"] };
+        }),
         () => T.listing(ada.space.list(), "id"),
       );
       const real = await page.evaluate(() => ({ first: space.id, second: second.id }));
@@ -256,12 +258,11 @@ describe("a hostile accelerator", { timeout: 300_000 }, () => {
       const { out } = await underLie(
         "GET",
         /\/files$/,
-        async ({ res, upstream }) => {
-          const real = JSON.parse((await upstream()).body);
+        rewriteJson((real) => {
           const [a, b] = real.files;
           // a's record moved onto b's entry (its AAD names a), and garbage.
-          sendJson(res, { files: [a, { ...b, sealedRecord: a.sealedRecord }, { fileId: "junk" }] });
-        },
+          return { files: [a, { ...b, sealedRecord: a.sealedRecord }, { fileId: "junk" }] };
+        }),
         () => T.listing(ada.storage.listFiles({ spaceId: space.id }), "id"),
       );
       const ids = await page.evaluate(() => [fileA.id, fileB.id]);
@@ -281,12 +282,12 @@ describe("a hostile accelerator", { timeout: 300_000 }, () => {
       const { out, calls } = await underLie(
         "POST",
         /^\/v1\/kv\/get$/,
-        async ({ res, json, upstream }) => {
-          if (json?.collection !== "$files" || !json.id.endsWith(ids[1])) return "pass";
-          const real = JSON.parse((await upstream()).body);
-          const envelope = real.value.envelope;
-          sendJson(res, { value: { kind: "sealed", envelope: envelope.slice(0, -4) + (envelope.endsWith("AAAA") ? "BBBB" : "AAAA") } });
-        },
+        rewriteJson(
+          ({ value: { envelope } }) => ({
+            value: { kind: "sealed", envelope: envelope.slice(0, -4) + (envelope.endsWith("AAAA") ? "BBBB" : "AAAA") },
+          }),
+          ({ json }) => json?.collection === "$files" && json.id.endsWith(ids[1]),
+        ),
         () => T.listing(ada.storage.listFiles(), "id"),
       );
       assert.equal(calls, 1);
@@ -299,10 +300,7 @@ describe("a hostile accelerator", { timeout: 300_000 }, () => {
       const { out } = await underLie(
         "GET",
         /\/members$/,
-        async ({ res, upstream }) => {
-          const real = JSON.parse((await upstream()).body);
-          sendJson(res, { members: [{ userId: "u-bad", username: 7 }, ...real.members] });
-        },
+        rewriteJson((real) => ({ members: [{ userId: "u-bad", username: 7 }, ...real.members] })),
         () => T.listing(ada.space.members(space.id), "role"),
       );
       assert.equal(out.ok, true, out.message);
