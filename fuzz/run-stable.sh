@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 secs=${1:-30}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(kv_open kv_decode unwrap_root proto_json text_inputs)
+[ ${#targets[@]} -gt 0 ] || targets=(kv_open kv_decode unwrap_root proto_json text_inputs answers)
 host=$(rustc -vV | sed -n 's/^host: //p')
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \

@@ -137,7 +137,7 @@ impl BenchChunk {
     pub fn fetch_path(&self, batch: Vec<u8>) -> Result<Vec<u8>, JsError> {
         let (k, m) = (self.params.data(), self.params.parity());
         let shard_len = erasure::shard_len(self.sealed.len(), k);
-        let mut shards = decode_shard_batch(&batch, k).ok_or_else(|| JsError::new("malformed batch"))?;
+        let mut shards = decode_shard_batch(&batch, k, shard_len).map_err(|e| JsError::new(&e.to_string()))?;
         drop(batch);
         erasure::drop_bad_shards(&mut shards, &self.addresses[..k], shard_len);
         shards.extend(std::iter::repeat_n(None, m));

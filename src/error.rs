@@ -4,7 +4,12 @@
 
 use coffer_core::ErrorCode;
 use coffer_core::account::AccountError;
+use coffer_core::erasure::ErasureError;
 use coffer_core::kv::KvError;
+use coffer_core::manifest::ManifestError;
+use coffer_core::proto::answer::AnswerTooLarge;
+use coffer_core::proto::storage::BatchError;
+use coffer_core::space::SpaceError;
 use coffer_core::validate::ValidationError;
 use wasm_bindgen::prelude::*;
 
@@ -47,23 +52,28 @@ impl SdkError {
     }
 }
 
-impl From<ValidationError> for SdkError {
-    fn from(e: ValidationError) -> Self {
-        SdkError::new(e.code(), e.to_string())
-    }
+/// Every core error family converts the same way: its own stable code and its
+/// message, which already says what to do.
+macro_rules! from_core_errors {
+    ($($family:ty),+ $(,)?) => {
+        $(impl From<$family> for SdkError {
+            fn from(e: $family) -> Self {
+                SdkError::new(e.code(), e.to_string())
+            }
+        })+
+    };
 }
 
-impl From<KvError> for SdkError {
-    fn from(e: KvError) -> Self {
-        SdkError::new(e.code(), e.to_string())
-    }
-}
-
-impl From<AccountError> for SdkError {
-    fn from(e: AccountError) -> Self {
-        SdkError::new(e.code(), e.to_string())
-    }
-}
+from_core_errors!(
+    ValidationError,
+    KvError,
+    AccountError,
+    SpaceError,
+    ManifestError,
+    ErasureError,
+    AnswerTooLarge,
+    BatchError,
+);
 
 impl From<SdkError> for JsValue {
     fn from(e: SdkError) -> JsValue {

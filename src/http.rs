@@ -1,16 +1,24 @@
 //! JSON over `fetch` to the accelerator: one place that builds requests, attaches the
 //! session token as a header (never in a URL) and turns every answer that is not a
 //! success into an [`SdkError`] with the accelerator's code and message.
+//!
+//! No answer is trusted with memory: every body is read as a stream into a [`Sink`]
+//! that knows the most bytes a valid answer can hold (a JSON answer's
+//! [`Answer::MAX_BYTES`], a shard batch's exact length from the manifest). The first
+//! chunk past that is refused, the rest of the body is cancelled unread, and nothing
+//! is ever sized from a declared length such as `Content-Length`.
 
 use std::cell::RefCell;
 
 use coffer_core::ErrorCode;
 use coffer_core::proto::ErrorBody;
+use coffer_core::proto::answer::{Answer, CappedBody};
+use coffer_core::proto::storage::ShardBatchDecoder;
+use js_sys::{Reflect, Uint8Array};
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortSignal, Request, RequestInit, Response};
+use web_sys::{AbortSignal, ReadableStreamDefaultReader, Request, RequestInit, Response};
 
 use crate::error::{SdkError, SdkResult, describe_js};
 
@@ -71,44 +79,44 @@ impl Http {
     }
 
     /// `POST path` with a JSON body, expecting a JSON answer.
-    pub async fn post<B: Serialize, R: DeserializeOwned>(&self, path: &str, body: &B) -> SdkResult<R> {
+    pub async fn post<B: Serialize, R: Answer>(&self, path: &str, body: &B) -> SdkResult<R> {
         let response = self.send("POST", path, Body::json(body), None).await?;
         read_json(response).await
     }
 
     /// `POST path` with a JSON body, expecting no answer body.
     pub async fn post_empty<B: Serialize>(&self, path: &str, body: &B) -> SdkResult<()> {
-        self.send("POST", path, Body::json(body), None).await.map(drop)
+        self.send("POST", path, Body::json(body), None).await.map(discard)
     }
 
     /// `GET path`, expecting a JSON answer.
-    pub async fn get<R: DeserializeOwned>(&self, path: &str) -> SdkResult<R> {
+    pub async fn get<R: Answer>(&self, path: &str) -> SdkResult<R> {
         let response = self.send("GET", path, Body::None, None).await?;
         read_json(response).await
     }
 
     /// `DELETE path`, expecting a JSON answer.
-    pub async fn delete<R: DeserializeOwned>(&self, path: &str) -> SdkResult<R> {
+    pub async fn delete<R: Answer>(&self, path: &str) -> SdkResult<R> {
         let response = self.send("DELETE", path, Body::None, None).await?;
         read_json(response).await
     }
 
     /// `PUT path` with a binary body, expecting no answer body.
     pub async fn put_bytes(&self, path: &str, bytes: &[u8], signal: Option<&AbortSignal>) -> SdkResult<()> {
-        self.send("PUT", path, Body::Bytes(bytes), signal).await.map(drop)
+        self.send("PUT", path, Body::Bytes(bytes), signal).await.map(discard)
     }
 
-    /// `POST path` with a JSON body, expecting a binary answer.
-    pub async fn post_for_bytes<B: Serialize>(
+    /// `POST path` with a JSON body, streaming the binary answer into `sink`, which
+    /// refuses it as soon as it passes what a valid answer holds.
+    pub async fn post_into<B: Serialize>(
         &self,
         path: &str,
         body: &B,
+        sink: &mut impl Sink,
         signal: Option<&AbortSignal>,
-    ) -> SdkResult<Vec<u8>> {
+    ) -> SdkResult<()> {
         let response = self.send("POST", path, Body::json(body), signal).await?;
-        let promise = response.array_buffer().map_err(|e| SdkError::network(describe_js(&e)))?;
-        let buffer = JsFuture::from(promise).await.map_err(|e| broken_read(&e, signal))?;
-        Ok(js_sys::Uint8Array::new(&buffer).to_vec())
+        stream_into(&response, sink, signal).await
     }
 
     /// Sends one request; a non-2xx answer becomes the accelerator's error.
@@ -189,17 +197,88 @@ fn broken_read(e: &JsValue, signal: Option<&AbortSignal>) -> SdkError {
     SdkError::network(format!("the connection broke while reading an answer: {}", describe_js(e)))
 }
 
-async fn body_text(response: &Response) -> SdkResult<String> {
-    let promise = response.text().map_err(|e| SdkError::network(describe_js(&e)))?;
-    let text = JsFuture::from(promise)
-        .await
-        .map_err(|e| SdkError::network(format!("the connection broke while reading an answer: {}", describe_js(&e))))?;
-    Ok(text.as_string().unwrap_or_default())
+/// Where an answer's bytes go as they arrive.
+pub trait Sink {
+    /// Bytes a valid answer may still hold.
+    fn room(&self) -> usize;
+    /// Takes the next bytes; refuses them if no valid answer holds them.
+    fn push(&mut self, bytes: &[u8]) -> SdkResult<()>;
 }
 
-async fn read_json<R: DeserializeOwned>(response: Response) -> SdkResult<R> {
-    let text = body_text(&response).await?;
-    serde_json::from_str(&text).map_err(|e| {
+impl Sink for CappedBody {
+    fn room(&self) -> usize {
+        CappedBody::room(self)
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> SdkResult<()> {
+        Ok(CappedBody::push(self, bytes)?)
+    }
+}
+
+impl Sink for ShardBatchDecoder {
+    fn room(&self) -> usize {
+        ShardBatchDecoder::room(self)
+    }
+
+    fn push(&mut self, bytes: &[u8]) -> SdkResult<()> {
+        Ok(ShardBatchDecoder::push(self, bytes)?)
+    }
+}
+
+/// Reads `response`'s body into `sink` chunk by chunk. On any refusal or failure the
+/// body is cancelled, so the browser stops receiving what nobody will read.
+async fn stream_into(response: &Response, sink: &mut impl Sink, signal: Option<&AbortSignal>) -> SdkResult<()> {
+    let Some(body) = response.body() else { return Ok(()) };
+    let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
+    let result = pump(&reader, sink, signal).await;
+    if result.is_err() {
+        // Cancelling cannot fail in a way that matters here: the answer is refused anyway.
+        let _ = reader.cancel();
+    }
+    result
+}
+
+/// Moves chunks from `reader` to `sink`. A chunk is copied into wasm memory only up to
+/// one byte past the sink's room — enough for the sink to refuse it — so an
+/// oversized chunk is never copied whole.
+async fn pump(
+    reader: &ReadableStreamDefaultReader,
+    sink: &mut impl Sink,
+    signal: Option<&AbortSignal>,
+) -> SdkResult<()> {
+    let mut scratch = Vec::new();
+    loop {
+        let step = JsFuture::from(reader.read()).await.map_err(|e| broken_read(&e, signal))?;
+        if Reflect::get(&step, &"done".into()).is_ok_and(|done| done.is_truthy()) {
+            return Ok(());
+        }
+        let chunk: Uint8Array =
+            Reflect::get(&step, &"value".into()).map_err(|e| broken_read(&e, signal))?.unchecked_into();
+        let len = (chunk.length() as usize).min(sink.room().saturating_add(1));
+        scratch.resize(len, 0);
+        chunk.subarray(0, len as u32).copy_to(&mut scratch);
+        sink.push(&scratch)?;
+    }
+}
+
+/// Drops an answer's body unread (routes that answer 204, or whose body is not used).
+fn discard(response: Response) {
+    if let Some(body) = response.body() {
+        // A cancelled body only tells the browser to stop receiving it.
+        let _ = body.cancel();
+    }
+}
+
+/// Reads at most `cap` bytes of `response`'s body.
+async fn read_capped(response: &Response, cap: usize) -> SdkResult<Vec<u8>> {
+    let mut body = CappedBody::new(cap);
+    stream_into(response, &mut body, None).await?;
+    Ok(body.into_bytes())
+}
+
+async fn read_json<R: Answer>(response: Response) -> SdkResult<R> {
+    let bytes = read_capped(&response, R::MAX_BYTES).await?;
+    serde_json::from_slice(&bytes).map_err(|e| {
         SdkError::new(
             ErrorCode::Network,
             format!("the accelerator answered with something this SDK cannot read ({e}); are the SDK and the accelerator the same version?"),
@@ -209,11 +288,12 @@ async fn read_json<R: DeserializeOwned>(response: Response) -> SdkResult<R> {
 
 async fn error_from(response: Response) -> SdkError {
     let status = response.status();
-    let text = match body_text(&response).await {
-        Ok(text) => text,
+    let bytes = match read_capped(&response, ErrorBody::MAX_BYTES).await {
+        Ok(bytes) => bytes,
+        Err(e) if e.code == ErrorCode::TooLarge => Vec::new(),
         Err(e) => return e,
     };
-    match serde_json::from_str::<ErrorBody>(&text) {
+    match serde_json::from_slice::<ErrorBody>(&bytes) {
         Ok(body) => SdkError::new(body.code, body.message),
         Err(_) => {
             let code = if status >= 500 { ErrorCode::Internal } else { ErrorCode::Network };

@@ -12,6 +12,7 @@
 //! - [`storage`] — `client.storage`: write, read (bytes, Blob, stream), list, delete.
 //! - [`spaces`] — `client.space`: create, list, invite, join, members, leave, usage.
 //! - [`keyring`] — the space keys this account holds (sealed `$spaces`).
+//! - [`listing`] — lists that return the good entries and say which were `skipped`.
 //! - [`feed`] — the change-feed websocket: auth frame, resume, backoff.
 //! - [`events`] — listeners and their after-the-call delivery.
 //! - [`auth`] — the account flows against the accelerator.
@@ -35,6 +36,7 @@ pub mod js;
 pub mod json;
 pub mod keyring;
 pub mod kv;
+pub mod listing;
 pub mod options;
 pub mod random;
 pub mod remember;

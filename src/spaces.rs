@@ -6,18 +6,20 @@
 use std::rc::Rc;
 
 use coffer_core::b64;
+use coffer_core::proto::answer::Listed;
 use coffer_core::proto::storage::{
-    CreateInviteRequest, CreateSpaceRequest, InviteInfo, JoinSpaceRequest, MembersResponse, RemoveMemberRequest, Role,
-    SpaceInfo, SpaceListResponse, UsageResponse,
+    CreateInviteRequest, CreateSpaceRequest, InviteInfo, JoinSpaceRequest, Member, MembersResponse,
+    RemoveMemberRequest, Role, SpaceInfo, SpaceListResponse, UsageResponse,
 };
-use coffer_core::space::{self, InviteSecret, InviteToken, SpaceKey};
-use js_sys::{Array, Promise};
+use coffer_core::space::{self, InviteSecret, InviteToken, SpaceError, SpaceKey};
+use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 
 use crate::client::{Inner, call};
 use crate::error::{SdkError, SdkResult};
 use crate::js::{number, object};
 use crate::keyring;
+use crate::listing::Listing;
 use crate::options::{Options, string_arg};
 use crate::random;
 
@@ -61,14 +63,15 @@ pub fn space_path(space_id: &str) -> SdkResult<String> {
     Ok(format!("/v1/spaces/{space_id}"))
 }
 
-/// A space as JS sees it: `{ id, name, role, createdAt }`.
+/// A space as JS sees it: `{ id, name, role, createdAt }`; the name is `null` when
+/// this account holds no key for the space, and `Integrity` when it does not open.
 async fn describe(inner: &Inner, info: &SpaceInfo) -> SdkResult<JsValue> {
-    let key = keyring::find(inner, &info.space_id).await?;
-    let name = match (key, b64::decode(&info.sealed_name)) {
-        (Some(key), Some(sealed)) => space::open_space_name(&key, &info.space_id, &sealed)
-            .map(JsValue::from)
-            .map_err(|e| SdkError::new(e.code(), e.to_string()))?,
-        _ => JsValue::NULL,
+    let name = match keyring::find(inner, &info.space_id).await? {
+        Some(key) => {
+            let sealed = b64::decode(&info.sealed_name).ok_or(SpaceError::NameDecrypt)?;
+            JsValue::from(space::open_space_name(&key, &info.space_id, &sealed)?)
+        }
+        None => JsValue::NULL,
     };
     Ok(object(&[
         ("id", info.space_id.as_str().into()),
@@ -96,8 +99,7 @@ impl Spaces {
                 inner.user()?;
                 let space_id = b64::encode(random::bytes::<16>());
                 let key = SpaceKey::from_bytes(random::bytes());
-                let sealed = space::seal_space_name(&key, &space_id, &name, random::bytes())
-                    .map_err(|e| SdkError::new(e.code(), e.to_string()))?;
+                let sealed = space::seal_space_name(&key, &space_id, &name, random::bytes())?;
                 // The key is recorded before the space exists, so a space is never
                 // created whose key was lost on the way.
                 keyring::store(&inner, &space_id, &key).await?;
@@ -109,22 +111,24 @@ impl Spaces {
                         return Err(e);
                     }
                 };
+                info.check_is(&space_id)?;
                 describe(&inner, &info).await
             },
         )
     }
 
-    /// The spaces this account is a member of, oldest first.
+    /// The spaces this account is a member of, oldest first; a space whose entry is
+    /// malformed or whose name does not open is listed in `skipped` instead.
     #[wasm_bindgen(skip_typescript)]
     pub fn list(&self) -> Promise {
         call(&self.inner, Ok(()), move |inner, ()| async move {
             inner.user()?;
-            let answer: SpaceListResponse = inner.http.get("/v1/spaces").await?;
-            let out = Array::new();
-            for info in &answer.spaces {
-                out.push(&describe(&inner, info).await?);
+            let answer: SpaceListResponse<Listed<SpaceInfo>> = inner.http.get("/v1/spaces").await?;
+            let listing = Listing::default();
+            for info in answer.spaces.into_iter().filter_map(|listed| listing.well_formed(listed)) {
+                listing.add(&info.space_id, describe(&inner, &info).await)?;
             }
-            Ok(JsValue::from(out))
+            Ok(listing.finish())
         })
     }
 
@@ -152,23 +156,30 @@ impl Spaces {
             };
             let _: InviteInfo = inner.http.post(&format!("{}/invites", space_path(&space_id)?), &request).await?;
             let token = InviteToken { space_id, space_key: key, secret };
-            let text = token.encode().map_err(|e| SdkError::new(e.code(), e.to_string()))?;
+            let text = token.encode()?;
             Ok(JsValue::from(text.as_str()))
         })
     }
 
     /// Joins a space with an invite token; resolves to `{ id, name, role }`.
+    ///
+    /// The token's key is trusted only once it is proven: it must open the space's
+    /// sealed name (`Integrity` otherwise, and no key is saved), and it never
+    /// replaces a different key this account already holds for the space (`Conflict`,
+    /// before the accelerator is asked; the held key is kept).
     #[wasm_bindgen(skip_typescript)]
     pub fn join(&self, token: JsValue) -> Promise {
         call(
             &self.inner,
-            string_arg(&token, "token")
-                .and_then(|t| InviteToken::parse(&t).map_err(|e| SdkError::new(e.code(), e.to_string()))),
+            string_arg(&token, "token").and_then(|t| Ok(InviteToken::parse(&t)?)),
             move |inner, token| async move {
                 inner.user()?;
+                token.check_held_key(keyring::find(&inner, &token.space_id).await?.as_ref())?;
                 let request =
                     JoinSpaceRequest { space_id: token.space_id.clone(), secret: b64::encode(token.secret.as_bytes()) };
                 let info: SpaceInfo = inner.http.post("/v1/spaces/join", &request).await?;
+                info.check_is(&token.space_id)?;
+                token.check_key(&b64::decode(&info.sealed_name).unwrap_or_default())?;
                 // Joining again is harmless (it does not use up the invite), so if the key
                 // cannot be recorded the caller can simply retry the join.
                 keyring::store(&inner, &token.space_id, &token.space_key).await.map_err(|e| {
@@ -182,25 +193,24 @@ impl Spaces {
         )
     }
 
-    /// The members of a space: `[{ userId, username, role, joinedAt }]`.
+    /// The members of a space: `[{ userId, username, role, joinedAt }]`; a malformed
+    /// entry is listed in `skipped` instead.
     #[wasm_bindgen(skip_typescript)]
     pub fn members(&self, space_id: JsValue) -> Promise {
         call(&self.inner, id_arg(&space_id), move |inner, space_id| async move {
             inner.user()?;
-            let answer: MembersResponse = inner.http.get(&format!("{}/members", space_path(&space_id)?)).await?;
-            let out: Array = answer
-                .members
-                .iter()
-                .map(|m| {
-                    object(&[
-                        ("userId", m.user_id.as_str().into()),
-                        ("username", m.username.as_str().into()),
-                        ("role", role_name(m.role).into()),
-                        ("joinedAt", number(m.joined_at_ms)),
-                    ])
-                })
-                .collect();
-            Ok(JsValue::from(out))
+            let path = format!("{}/members", space_path(&space_id)?);
+            let answer: MembersResponse<Listed<Member>> = inner.http.get(&path).await?;
+            let listing = Listing::default();
+            for m in answer.members.into_iter().filter_map(|listed| listing.well_formed(listed)) {
+                listing.push(&object(&[
+                    ("userId", m.user_id.as_str().into()),
+                    ("username", m.username.as_str().into()),
+                    ("role", role_name(m.role).into()),
+                    ("joinedAt", number(m.joined_at_ms)),
+                ]));
+            }
+            Ok(listing.finish())
         })
     }
 

@@ -9,6 +9,11 @@ export type ErrorCode =
  * What every Coffer promise rejects with: a JS `Error` whose `name` is
  * `"CofferError"` and whose `code` says what went wrong.
  *
+ * The SDK trusts no size or record from the accelerator: an answer larger than any
+ * valid answer to its request fails with `TooLarge` as soon as the cap is passed
+ * (nothing past it is read); shard data that does not match the manifest's framing,
+ * or a record other than the one asked for, fails with `Integrity`.
+ *
  * @example
  * ```ts
  * try { await client.kv.set("$files", "x", 1); }
@@ -19,6 +24,34 @@ export interface CofferError extends Error {
   name: "CofferError";
   code: ErrorCode;
 }
+
+/** An entry a list left out, and why (see `Listing`). */
+export interface SkippedEntry {
+  /** The entry's id (space id, user id or file id) when it has a readable one. */
+  id: string | null;
+  /**
+   * `Integrity`: the entry is malformed or failed authentication (tampered, or sealed
+   * under another key). `InvalidInput`: it authenticated but holds something this SDK
+   * cannot read (e.g. a file's metadata that is not JSON).
+   */
+  code: ErrorCode;
+  message: string;
+}
+
+/**
+ * What `space.list`, `space.members` and `storage.listFiles` resolve to: an ordinary
+ * array of every entry that could be read — one bad entry never hides the good ones —
+ * with a non-enumerable `skipped` property (always present, usually empty) naming the
+ * entries left out. The call itself still rejects when the list cannot be fetched at
+ * all (`Network`, `Unauthorized`, …) or the answer is over the SDK's cap (`TooLarge`).
+ *
+ * @example
+ * ```ts
+ * const spaces = await client.space.list();
+ * if (spaces.skipped.length) console.warn("unreadable spaces:", spaces.skipped);
+ * ```
+ */
+export type Listing<T> = T[] & { readonly skipped: SkippedEntry[] };
 
 /** Where a session is kept between page loads. */
 export type Remember = "none" | "session" | "local";
@@ -185,8 +218,12 @@ export interface Spaces {
    * ```
    */
   create(options: { name: string }): Promise<SpaceInfo>;
-  /** The spaces this account is a member of, oldest first. */
-  list(): Promise<SpaceInfo[]>;
+  /**
+   * The spaces this account is a member of, oldest first. A space whose entry is
+   * malformed or whose sealed name does not open under the key held for it is left
+   * out and named in `skipped`.
+   */
+  list(): Promise<Listing<SpaceInfo>>;
   /**
    * An invite token (owners only). It carries the space key: give it only to the
    * person you invite.
@@ -197,10 +234,17 @@ export interface Spaces {
    * ```
    */
   invite(spaceId: string, options?: InviteOptions): Promise<string>;
-  /** Joins with an invite token; `Forbidden` if it expired or was used up. */
+  /**
+   * Joins with an invite token; `Forbidden` if it expired or was used up. The
+   * token's key is saved only once proven: it must open the space's sealed name
+   * (`Integrity` otherwise — the token was altered; nothing is saved, ask for a new
+   * invite). If this account already holds a different key for the space, the join
+   * is refused with `Conflict` before the accelerator is asked, and the held key is
+   * kept: a tampered token cannot lock a member out.
+   */
   join(token: string): Promise<SpaceInfo>;
-  /** The members of a space (members only). */
-  members(spaceId: string): Promise<SpaceMember[]>;
+  /** The members of a space (members only); a malformed entry is named in `skipped`. */
+  members(spaceId: string): Promise<Listing<SpaceMember>>;
   /** Leaves a space; the last owner cannot leave while others remain (`Conflict`). */
   leave(spaceId: string): Promise<void>;
   /** Removes a member (owners only). */
@@ -281,7 +325,11 @@ export interface Storage {
    * ```
    */
   writeFile<M = Record<string, unknown>>(options: WriteFileOptions<M>): Promise<{ stat: FileStat<M>; manifest: string }>;
-  /** Reads a file of a space you belong to (`Forbidden` otherwise). */
+  /**
+   * Reads a file of a space you belong to (`Forbidden` otherwise). The record the
+   * accelerator answers with must be the one asked for — same space id and file id,
+   * and sealed for them — or the read fails with `Integrity`.
+   */
   readFile(spaceId: string, id: string, options?: ReadOptions & { as?: "bytes" }): Promise<ReadResult<Uint8Array>>;
   readFile(spaceId: string, id: string, options: ReadOptions & { as: "blob" }): Promise<ReadResult<Blob>>;
   readFile(spaceId: string, id: string, options: ReadOptions & { as: "stream" }): Promise<ReadResult<ReadableStream<Uint8Array>>>;
@@ -292,8 +340,12 @@ export interface Storage {
   readByManifest(manifest: string, options?: ReadOptions & { as?: "bytes" }): Promise<ReadResult<Uint8Array>>;
   readByManifest(manifest: string, options: ReadOptions & { as: "blob" }): Promise<ReadResult<Blob>>;
   readByManifest(manifest: string, options: ReadOptions & { as: "stream" }): Promise<ReadResult<ReadableStream<Uint8Array>>>;
-  /** With no argument: the files this account wrote. With `{ spaceId }`: every file in that space. */
-  listFiles(options?: { spaceId?: string }): Promise<FileStat[]>;
+  /**
+   * With no argument: the files this account wrote. With `{ spaceId }`: every file in
+   * that space. A record that is malformed or fails authentication is left out and
+   * named in `skipped`.
+   */
+  listFiles(options?: { spaceId?: string }): Promise<Listing<FileStat>>;
   /** Deletes a file (writers and owners); its shards are freed and its manifest stops opening it. */
   deleteFile(spaceId: string, id: string): Promise<boolean>;
 }

@@ -18,9 +18,9 @@ pub mod write;
 use std::rc::Rc;
 
 use coffer_core::manifest::{FileParams, Manifest};
+use coffer_core::proto::answer::Listed;
 use coffer_core::proto::storage::{DeleteFileResponse, FileEntry, FileListResponse};
 use coffer_core::space::{self, SpaceKey};
-use coffer_core::{ErrorCode, b64};
 use js_sys::{Array, Promise};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
@@ -31,6 +31,7 @@ use crate::error::{SdkError, SdkResult};
 use crate::js::{number, object};
 use crate::json;
 use crate::keyring;
+use crate::listing::Listing;
 use crate::options::{Options, string_arg};
 use crate::spaces::space_path;
 use read::Output;
@@ -87,12 +88,13 @@ fn parse_manifest(text: &str) -> SdkResult<Manifest> {
     Manifest::parse(text).map_err(|e| SdkError::new(e.code(), format!("not a readable manifest: {e}")))
 }
 
-/// Opens a space's file record into its manifest text.
-fn open_record(key: &SpaceKey, entry: &FileEntry) -> SdkResult<String> {
-    let sealed = b64::decode(&entry.sealed_record)
-        .ok_or_else(|| SdkError::new(ErrorCode::Integrity, "a file record is not base64url"))?;
-    space::open_file_record(key, &entry.space_id, &entry.file_id, &sealed)
-        .map_err(|e| SdkError::new(e.code(), e.to_string()))
+/// A file of a space from its entry, as `listFiles({ spaceId })` shows it: the
+/// record opened with the ids asked for (an entry for another file is refused).
+fn listed_stat(key: &SpaceKey, space_id: &str, entry: &FileEntry) -> SdkResult<JsValue> {
+    let text = space::open_file_entry(key, space_id, &entry.file_id, entry)?;
+    let stat = entry_stat(entry, &parse_manifest(&text)?)?;
+    let _ = js_sys::Reflect::set(&stat, &"manifest".into(), &text.as_str().into());
+    Ok(stat)
 }
 
 /// `{ as?, onProgress?, signal? }` of the read calls.
@@ -220,14 +222,15 @@ impl Storage {
     pub fn read_file(&self, space_id: JsValue, id: JsValue, options: Option<JsValue>) -> Promise {
         let parsed = (|| {
             let space_id = string_arg(&space_id, "spaceId")?;
-            let path = format!("{}/files/{}", space_path(&space_id)?, file_id_arg(&id)?);
-            Ok::<_, SdkError>((space_id, path, read_options(options)?))
+            let file_id = file_id_arg(&id)?;
+            let path = format!("{}/files/{file_id}", space_path(&space_id)?);
+            Ok::<_, SdkError>((space_id, file_id, path, read_options(options)?))
         })();
-        call(&self.inner, parsed, move |inner, (space_id, path, options)| async move {
+        call(&self.inner, parsed, move |inner, (space_id, file_id, path, options)| async move {
             inner.user()?;
             let entry: FileEntry = inner.http.get(&path).await?;
             let key = keyring::require(&inner, &space_id).await?;
-            let manifest = parse_manifest(&open_record(&key, &entry)?)?;
+            let manifest = parse_manifest(&space::open_file_entry(&key, &space_id, &file_id, &entry)?)?;
             let stat = entry_stat(&entry, &manifest)?;
             read_into(inner, manifest, stat, options).await
         })
@@ -247,7 +250,8 @@ impl Storage {
     }
 
     /// Lists files: with no argument, the files this account wrote (from its own
-    /// records); with `{ spaceId }`, every file in that space.
+    /// records); with `{ spaceId }`, every file in that space. A record that is
+    /// malformed or does not authenticate is listed in `skipped` instead.
     #[wasm_bindgen(skip_typescript, js_name = listFiles)]
     pub fn list_files(&self, options: Option<JsValue>) -> Promise {
         call(
@@ -255,34 +259,30 @@ impl Storage {
             Options::optional(options, "listFiles options").and_then(|o| o.optional_string("spaceId")),
             move |inner, space_id| async move {
                 inner.user()?;
-                let out = Array::new();
+                let listing = Listing::default();
                 match space_id {
                     None => {
-                        for file in shared::all(&inner).await? {
+                        for file in shared::all(&inner, &listing).await? {
                             let stat = stat_object(
                                 Some(&file.file_id),
                                 Some(&file.space_id),
                                 file.size,
                                 &file.metadata,
                                 &[("createdAt", number(file.created_at)), ("manifest", file.manifest.as_str().into())],
-                            )?;
-                            out.push(&stat);
+                            );
+                            listing.add(&file.file_id, stat)?;
                         }
                     }
                     Some(space_id) => {
                         let path = format!("{}/files", space_path(&space_id)?);
-                        let answer: FileListResponse = inner.http.get(&path).await?;
+                        let answer: FileListResponse<Listed<FileEntry>> = inner.http.get(&path).await?;
                         let key = keyring::require(&inner, &space_id).await?;
-                        for entry in &answer.files {
-                            let text = open_record(&key, entry)?;
-                            let manifest = parse_manifest(&text)?;
-                            let stat = entry_stat(entry, &manifest)?;
-                            let _ = js_sys::Reflect::set(&stat, &"manifest".into(), &text.as_str().into());
-                            out.push(&stat);
+                        for entry in answer.files.into_iter().filter_map(|listed| listing.well_formed(listed)) {
+                            listing.add(&entry.file_id, listed_stat(&key, &space_id, &entry))?;
                         }
                     }
                 }
-                Ok(JsValue::from(out))
+                Ok(listing.finish())
             },
         )
     }

@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use coffer_core::ErrorCode;
 use coffer_core::chunk::ChunkPos;
-use coffer_core::manifest::{ChunkRef, Manifest, ManifestError};
+use coffer_core::manifest::{ChunkRef, Manifest};
 use coffer_core::pipeline::{ChunkWalk, Step};
 use futures_util::StreamExt;
 use futures_util::stream::{self, LocalBoxStream};
@@ -69,10 +69,6 @@ impl Output {
     }
 }
 
-fn manifest_error(e: ManifestError) -> SdkError {
-    SdkError::new(e.code(), format!("{e}"))
-}
-
 /// Walks the chunk tree, opening table nodes as it meets them.
 struct Walker {
     inner: Rc<Inner>,
@@ -87,7 +83,7 @@ impl Walker {
     async fn next_data(&mut self) -> SdkResult<Option<(u64, ChunkRef, usize)>> {
         let params = self.walk.manifest().params();
         loop {
-            match self.walk.next_step().map_err(manifest_error)? {
+            match self.walk.next_step()? {
                 None => return Ok(None),
                 Some(Step::Data { index, chunk_ref, sealed_len }) => return Ok(Some((index, chunk_ref, sealed_len))),
                 Some(Step::Table { pos, chunk_ref, sealed_len }) => {
@@ -95,7 +91,7 @@ impl Walker {
                         shards::fetch_chunk(&self.inner.http, &chunk_ref, params, sealed_len, self.signal.as_ref())
                             .await?;
                     let plain = cipher::open(self.engine, &chunk_ref.key, pos, &sealed).await?;
-                    self.walk.table_opened(&plain.to_vec()).map_err(manifest_error)?;
+                    self.walk.table_opened(&plain.to_vec())?;
                 }
             }
         }

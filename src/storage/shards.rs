@@ -5,7 +5,7 @@
 use coffer_core::ErrorCode;
 use coffer_core::erasure::{self, ErasureError};
 use coffer_core::manifest::{ChunkRef, FileParams};
-use coffer_core::proto::storage::{ShardsRequest, decode_shard_batch};
+use coffer_core::proto::storage::{ShardBatchDecoder, ShardsRequest};
 use coffer_core::shard::ShardAddress;
 use futures_util::future::try_join_all;
 use web_sys::AbortSignal;
@@ -60,15 +60,22 @@ pub async fn upload(
     .map(drop)
 }
 
+/// Fetches shards that are each `shard_len` bytes (known from the manifest), reading
+/// the answer as it arrives: a length prefix over `shard_len` or a byte past the last
+/// shard fails with `Integrity` before anything more is read or allocated.
 async fn fetch_batch(
     http: &Http,
     addresses: &[ShardAddress],
+    shard_len: usize,
     signal: Option<&AbortSignal>,
 ) -> SdkResult<Vec<Option<Vec<u8>>>> {
     let request = ShardsRequest { addresses: addresses.to_vec() };
-    let bytes = with_retry(signal, || http.post_for_bytes("/v1/shards/fetch", &request, signal)).await?;
-    decode_shard_batch(&bytes, addresses.len())
-        .ok_or_else(|| SdkError::network("the accelerator sent a malformed batch of shards"))
+    with_retry(signal, || async {
+        let mut batch = ShardBatchDecoder::new(addresses.len(), shard_len);
+        http.post_into("/v1/shards/fetch", &request, &mut batch, signal).await?;
+        Ok(batch.finish()?)
+    })
+    .await
 }
 
 /// Fetches and rebuilds one sealed chunk (or table node) of `sealed_len` bytes.
@@ -86,15 +93,16 @@ pub async fn fetch_chunk(
     signal: Option<&AbortSignal>,
 ) -> SdkResult<Vec<u8>> {
     let (k, m) = (params.data(), params.parity());
-    let mut shards = fetch_batch(http, &chunk_ref.shards[..k], signal).await?;
+    let shard_len = erasure::shard_len(sealed_len, k);
+    let mut shards = fetch_batch(http, &chunk_ref.shards[..k], shard_len, signal).await?;
     timer::yield_now().await;
     shards.extend(std::iter::repeat_n(None, m));
     match erasure::reconstruct(shards, &chunk_ref.shards, k, m, sealed_len) {
         Ok(sealed) => return Ok(sealed),
         Err(ErasureError::TooFewShards { .. }) => {}
-        Err(e) => return Err(SdkError::new(e.code(), e.to_string())),
+        Err(e) => return Err(e.into()),
     }
-    let shards = fetch_batch(http, &chunk_ref.shards, signal).await?;
+    let shards = fetch_batch(http, &chunk_ref.shards, shard_len, signal).await?;
     timer::yield_now().await;
     if shards.iter().all(Option::is_none) {
         return Err(SdkError::new(

@@ -9,6 +9,7 @@ use super::shards::with_retry;
 use crate::client::Inner;
 use crate::error::{SdkError, SdkResult};
 use crate::kv;
+use crate::listing::Listing;
 
 /// The reserved collection of shared files.
 pub const FILES: &str = "$files";
@@ -48,16 +49,26 @@ pub async fn forget(inner: &Inner, space_id: &str, file_id: &str) -> SdkResult<(
     with_retry(None, || kv::remove(inner, FILES.into(), id.clone())).await.map(drop)
 }
 
-/// Every recorded file, oldest first.
-pub async fn all(inner: &Inner) -> SdkResult<Vec<SharedFile>> {
+/// Every recorded file that could be read, oldest first; a record that does not
+/// authenticate or is malformed goes to `listing`'s `skipped` instead.
+pub async fn all(inner: &Inner, listing: &Listing) -> SdkResult<Vec<SharedFile>> {
     let mut out = Vec::new();
     for id in kv::ids(inner, FILES.into()).await? {
-        if let Some(text) = kv::fetch(inner, FILES.into(), id).await? {
-            let file: SharedFile = serde_json::from_str(&text)
-                .map_err(|_| SdkError::new(ErrorCode::Integrity, "a record in the shared-files list is malformed"))?;
+        let file = kv::fetch(inner, FILES.into(), id.clone()).await.and_then(|text| text.map(parse).transpose());
+        if let Some(Some(file)) = listing.check(file_id_of(&id), file)? {
             out.push(file);
         }
     }
     out.sort_by_key(|f| f.created_at);
     Ok(out)
+}
+
+fn parse(text: String) -> SdkResult<SharedFile> {
+    serde_json::from_str(&text)
+        .map_err(|_| SdkError::new(ErrorCode::Integrity, "a record in the shared-files list is malformed"))
+}
+
+/// The file id part of a record's key (`space:file`), to name a skipped record.
+fn file_id_of(key: &str) -> &str {
+    key.split_once(':').map_or(key, |(_, file_id)| file_id)
 }

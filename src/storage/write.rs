@@ -72,7 +72,7 @@ async fn store(
     let sealed = cipher::seal(engine, &key, pos, &plaintext).await?;
     drop(plaintext);
     timer::yield_now().await;
-    let encoded = pipeline::encode_sealed(key, &sealed, params).map_err(|e| SdkError::new(e.code(), e.to_string()))?;
+    let encoded = pipeline::encode_sealed(key, &sealed, params)?;
     drop(sealed);
     shards::upload(&inner.http, &encoded.chunk_ref.shards, &encoded.shards, signal).await?;
     Ok(encoded.chunk_ref)
@@ -90,13 +90,9 @@ async fn store_tables(
     while let Some(TableNode { pos, plaintext }) = node {
         let chunk_ref = store(inner, engine, builder.params(), signal, pos, Uint8Array::from(&plaintext[..])).await?;
         addresses.extend_from_slice(&chunk_ref.shards);
-        node = builder.table_stored(chunk_ref).map_err(manifest_error)?;
+        node = builder.table_stored(chunk_ref)?;
     }
     Ok(())
-}
-
-fn manifest_error(e: coffer_core::manifest::ManifestError) -> SdkError {
-    SdkError::new(e.code(), e.to_string())
 }
 
 /// Writes and commits a file.
@@ -105,7 +101,7 @@ pub async fn write(inner: &Inner, job: WriteJob) -> SdkResult<Written> {
     let signal = signal.as_ref();
     let engine = Engine::best();
     let size = source.size();
-    let mut builder = ManifestBuilder::new(params, size, &metadata, random::bytes()).map_err(manifest_error)?;
+    let mut builder = ManifestBuilder::new(params, size, &metadata, random::bytes())?;
     let count = builder.chunk_count();
     let chunk = u64::from(params.chunk_size);
     let mut addresses = Vec::with_capacity((count as usize).saturating_mul(params.total_shards()));
@@ -127,14 +123,14 @@ pub async fn write(inner: &Inner, job: WriteJob) -> SdkResult<Written> {
     while let Some(result) = chunks.next().await {
         let (chunk_ref, len) = result?;
         addresses.extend_from_slice(&chunk_ref.shards);
-        let node = builder.push_chunk(chunk_ref).map_err(manifest_error)?;
+        let node = builder.push_chunk(chunk_ref)?;
         store_tables(inner, engine, &mut builder, node, signal, &mut addresses).await?;
         done += len;
         report_progress(progress.as_ref(), done, size);
     }
     drop(chunks);
     let manifest = loop {
-        match builder.finish().map_err(manifest_error)? {
+        match builder.finish()? {
             Finish::Manifest(text) => break text,
             Finish::StoreTable(node) => {
                 store_tables(inner, engine, &mut builder, Some(node), signal, &mut addresses).await?
@@ -144,10 +140,11 @@ pub async fn write(inner: &Inner, job: WriteJob) -> SdkResult<Written> {
 
     check_abort(signal)?;
     let file_id = b64::encode(random::bytes::<16>());
-    let sealed = space::seal_file_record(&space_key, &space_id, &file_id, &manifest, random::bytes())
-        .map_err(|e| SdkError::new(e.code(), e.to_string()))?;
+    let sealed = space::seal_file_record(&space_key, &space_id, &file_id, &manifest, random::bytes())?;
     let request = CommitFileRequest { file_id, sealed_record: b64::encode(sealed), shards: addresses };
     let path = format!("{}/files", space_path(&space_id)?);
     let entry: FileEntry = inner.http.post(&path, &request).await?;
+    // The entry's ids are what the shared-files list records: they must be this file's.
+    entry.check_is(&space_id, &request.file_id)?;
     Ok(Written { entry, manifest, size })
 }

@@ -3,7 +3,7 @@
 // declarations are complete and generic. Lines marked @ts-expect-error must NOT
 // type-check — they prove the types are strict, not `any`.
 import init, { Client, inspectManifest } from "coffer";
-import type { CofferError, KvChangeEvent, ManifestInfo } from "coffer";
+import type { CofferError, KvChangeEvent, ManifestInfo, SkippedEntry } from "coffer";
 
 declare const file: File;
 declare function refreshTodos(): void;
@@ -59,6 +59,9 @@ const token: string = await client.space.invite(spaceId, { role: "writer", maxUs
 const info: ManifestInfo = inspectManifest(manifest);
 const usage: number = (await client.space.usage(spaceId)).usedBytes;
 client.kv.on("resync", (e) => e.seq);
+const skipped: SkippedEntry[] = (await client.space.list()).skipped;
+const firstSpace: string | undefined = (await client.space.list())[0]?.id;
+const skippedCodes: CofferError["code"][] = mine.skipped.map((s) => s.code);
 const typed = client.kv.on<{ title: string }>("change", (e: KvChangeEvent<{ title: string }>) => e.data?.title);
 try {
   await client.signOut();
@@ -77,5 +80,7 @@ await client.storage.writeFile({ data: file });
 await client.storage.readByManifest(manifest, { as: "text" });
 // @ts-expect-error — set options are typed
 await client.kv.set("a", "b", 1, { encrypt: "yes" });
+// @ts-expect-error — a listing's skipped entries are read-only
+inSpace.skipped = [];
 
-export { again, existed, ids, shared, mine, inSpace, asBlob, asStream, bytes, token, info, usage, typed };
+export { again, existed, ids, shared, mine, inSpace, asBlob, asStream, bytes, token, info, usage, typed, skipped, firstSpace, skippedCodes };

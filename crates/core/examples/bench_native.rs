@@ -88,7 +88,7 @@ fn main() {
     stages.push(("pipeline", plain.len(), write));
     stages.push(("rebuild", sealed.len(), median_ms(runs, || drop(black_box(rebuild())))));
     let fetch_path = median_ms(runs, || {
-        let mut got = decode_shard_batch(black_box(&batch), k).expect("a well-formed batch");
+        let mut got = decode_shard_batch(black_box(&batch), k, shard_len).expect("a well-formed batch");
         erasure::drop_bad_shards(&mut got, &addresses[..k], shard_len);
         got.extend(std::iter::repeat_n(None, m));
         drop(black_box(erasure::reconstruct(got, &addresses, k, m, sealed.len())));

@@ -21,8 +21,10 @@
 //! | `GET /v1/kv/feed` (websocket) | [`ClientFrame`]s | [`ServerFrame`]s |
 //!
 //! Any failure answers with the matching HTTP status and an [`ErrorBody`]. Shards,
-//! spaces and files are in [`storage`].
+//! spaces and files are in [`storage`]. What the SDK accepts as an answer — byte caps
+//! per answer and list elements read one by one — is in [`answer`].
 
+pub mod answer;
 pub mod storage;
 
 use serde::{Deserialize, Serialize};

@@ -15,6 +15,7 @@ use crate::ErrorCode;
 use crate::b64;
 use crate::manifest::MAX_MANIFEST_LEN;
 use crate::primitives::{NONCE_LEN, TAG_LEN, hkdf32, open, push_lp, seal};
+use crate::proto::storage::FileEntry;
 use crate::validate::{self, ValidationError};
 
 /// Bytes in a space key.
@@ -74,6 +75,21 @@ pub enum SpaceError {
     /// A manifest longer than any manifest can be.
     #[error("a manifest is at most {MAX_MANIFEST_LEN} characters")]
     ManifestTooLong,
+    /// The accelerator answered about another space or file than the one asked for.
+    #[error("the accelerator answered with the record of another space or file than the one asked for")]
+    OtherRecord,
+    /// An invite token whose key differs from the key this account already holds for
+    /// the space. The held key is kept: it came from this account's own sealed store.
+    #[error(
+        "this account already holds a different key for this space; the invite token's key was refused and yours kept (the token was altered, or mixed up)"
+    )]
+    KeyConflict,
+    /// An invite token whose key does not open the space's sealed name: it is not the
+    /// space's key.
+    #[error(
+        "the invite token's key is not this space's key (it does not open the space's name): the token was altered; ask for a new invite"
+    )]
+    InviteKeyMismatch,
     /// A space id or file id that is not a valid id.
     #[error(transparent)]
     Invalid(#[from] ValidationError),
@@ -87,7 +103,8 @@ impl SpaceError {
                 ErrorCode::InvalidInput
             }
             SpaceError::NameTooLong => ErrorCode::TooLarge,
-            SpaceError::NameDecrypt => ErrorCode::Integrity,
+            SpaceError::NameDecrypt | SpaceError::OtherRecord | SpaceError::InviteKeyMismatch => ErrorCode::Integrity,
+            SpaceError::KeyConflict => ErrorCode::Conflict,
             SpaceError::UnknownRecordVersion(_) | SpaceError::BadRecord | SpaceError::RecordDecrypt => {
                 ErrorCode::Integrity
             }
@@ -230,6 +247,25 @@ impl InviteToken {
     }
 }
 
+impl InviteToken {
+    /// Refuses a token whose key differs from `held`, the key this account already
+    /// holds for the space (if any): a tampered token must not replace a good key.
+    pub fn check_held_key(&self, held: Option<&SpaceKey>) -> Result<(), SpaceError> {
+        match held {
+            Some(held) if !bool::from(held.as_bytes().ct_eq(self.space_key.as_bytes())) => Err(SpaceError::KeyConflict),
+            _ => Ok(()),
+        }
+    }
+
+    /// Proves the token's key is the space's: the space's name is sealed under the
+    /// space key, bound to the space id, so only the right key opens it.
+    pub fn check_key(&self, sealed_name: &[u8]) -> Result<(), SpaceError> {
+        open_space_name(&self.space_key, &self.space_id, sealed_name)
+            .map(drop)
+            .map_err(|_| SpaceError::InviteKeyMismatch)
+    }
+}
+
 fn file_record_aad(space_id: &str, file_id: &str) -> Vec<u8> {
     let mut aad = LABEL_FILE_RECORD.to_vec();
     push_lp(&mut aad, space_id.as_bytes());
@@ -274,6 +310,14 @@ pub fn open_file_record(key: &SpaceKey, space_id: &str, file_id: &str, sealed: &
     let plain = open(&key.file_record_key(), &nonce, &file_record_aad(space_id, file_id), body)
         .ok_or(SpaceError::RecordDecrypt)?;
     String::from_utf8(plain).map_err(|_| SpaceError::BadRecord)
+}
+
+/// Opens the file record the accelerator answered for `space_id`/`file_id` into its
+/// manifest text; refuses an entry for any other file ([`SpaceError::OtherRecord`]).
+pub fn open_file_entry(key: &SpaceKey, space_id: &str, file_id: &str, entry: &FileEntry) -> Result<String, SpaceError> {
+    entry.check_is(space_id, file_id)?;
+    let sealed = b64::decode(&entry.sealed_record).ok_or(SpaceError::BadRecord)?;
+    open_file_record(key, space_id, file_id, &sealed)
 }
 
 fn space_name_aad(space_id: &str) -> Vec<u8> {
@@ -400,5 +444,46 @@ mod tests {
         let long = "x".repeat(MAX_MANIFEST_LEN + 1);
         assert_eq!(seal_file_record(&key, "spc_1", "f1", &long, [0; 12]), Err(SpaceError::ManifestTooLong));
         assert!(matches!(seal_file_record(&key, "", "f1", "m", [0; 12]), Err(SpaceError::Invalid(_))));
+    }
+
+    #[test]
+    fn an_invite_key_must_open_the_space_name_and_never_replaces_a_held_key() {
+        let t = token();
+        let sealed = seal_space_name(&t.space_key, &t.space_id, "Team", [5; 12]).unwrap();
+        t.check_key(&sealed).unwrap();
+        t.check_held_key(None).unwrap();
+        t.check_held_key(Some(&t.space_key)).unwrap();
+        let tampered = InviteToken { space_key: SpaceKey::from_bytes([9; 32]), ..t.clone() };
+        assert_eq!(tampered.check_key(&sealed), Err(SpaceError::InviteKeyMismatch));
+        assert_eq!(tampered.check_key(&sealed).unwrap_err().code(), ErrorCode::Integrity);
+        assert_eq!(tampered.check_held_key(Some(&t.space_key)), Err(SpaceError::KeyConflict));
+        assert_eq!(SpaceError::KeyConflict.code(), ErrorCode::Conflict);
+        let other_space = seal_space_name(&t.space_key, "spc_2", "Team", [5; 12]).unwrap();
+        assert_eq!(t.check_key(&other_space), Err(SpaceError::InviteKeyMismatch), "bound to the space id");
+        assert_eq!(t.check_key(b"garbage"), Err(SpaceError::InviteKeyMismatch));
+    }
+
+    #[test]
+    fn a_file_entry_opens_only_for_the_file_asked_for() {
+        let key = SpaceKey::from_bytes([7; 32]);
+        let entry = |space_id: &str, file_id: &str, record: &[u8]| FileEntry {
+            space_id: space_id.into(),
+            file_id: file_id.into(),
+            sealed_record: b64::encode(record),
+            stored_bytes: 1,
+            created_by: "u".into(),
+            created_at_ms: 1,
+        };
+        let a = seal_file_record(&key, "s", "a", "coffer1:a", [1; 12]).unwrap();
+        let b = seal_file_record(&key, "s", "b", "coffer1:b", [2; 12]).unwrap();
+        assert_eq!(open_file_entry(&key, "s", "a", &entry("s", "a", &a)).unwrap(), "coffer1:a");
+        // Another file's whole entry, or its record under the asked ids: both refused.
+        assert_eq!(open_file_entry(&key, "s", "a", &entry("s", "b", &b)), Err(SpaceError::OtherRecord));
+        assert_eq!(open_file_entry(&key, "s", "a", &entry("t", "a", &a)), Err(SpaceError::OtherRecord));
+        assert_eq!(open_file_entry(&key, "s", "a", &entry("s", "a", &b)), Err(SpaceError::RecordDecrypt));
+        assert_eq!(SpaceError::OtherRecord.code(), ErrorCode::Integrity);
+        let mut bad = entry("s", "a", &a);
+        bad.sealed_record = "not base64!".into();
+        assert_eq!(open_file_entry(&key, "s", "a", &bad), Err(SpaceError::BadRecord));
     }
 }

@@ -26,11 +26,15 @@
 //!
 //! `POST /v1/shards/fetch` answers `application/octet-stream`: for each requested
 //! address, in order, a 4-byte big-endian length followed by that many bytes, or the
-//! length [`SHARD_ABSENT`] and nothing when the accelerator does not have it.
+//! length [`SHARD_ABSENT`] and nothing when the accelerator does not have it. The
+//! reader knows every shard's length from the manifest and reads the answer with a
+//! [`ShardBatchDecoder`], which refuses a longer length prefix before reading on.
 
 use serde::{Deserialize, Serialize};
 
+use crate::ErrorCode;
 use crate::shard::ShardAddress;
+use crate::space::SpaceError;
 
 /// The largest shard a `PUT` accepts: the largest chunk (16 MiB) sealed (+16-byte
 /// tag) in one data shard, with room to spare.
@@ -103,12 +107,20 @@ pub struct SpaceInfo {
     pub created_at_ms: u64,
 }
 
-/// The caller's spaces.
+impl SpaceInfo {
+    /// Refuses an answer about another space than the one asked for.
+    pub fn check_is(&self, space_id: &str) -> Result<(), SpaceError> {
+        if self.space_id == space_id { Ok(()) } else { Err(SpaceError::OtherRecord) }
+    }
+}
+
+/// The caller's spaces. The SDK reads `SpaceListResponse<Listed<SpaceInfo>>`
+/// ([`Listed`](super::answer::Listed)), so one malformed space cannot hide the others.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct SpaceListResponse {
+pub struct SpaceListResponse<E = SpaceInfo> {
     /// Oldest first.
-    pub spaces: Vec<SpaceInfo>,
+    pub spaces: Vec<E>,
 }
 
 /// Registers an invite: only the hash of its secret reaches the accelerator.
@@ -161,12 +173,12 @@ pub struct Member {
     pub joined_at_ms: u64,
 }
 
-/// The members of a space.
+/// The members of a space (read by the SDK as `MembersResponse<Listed<Member>>`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct MembersResponse {
+pub struct MembersResponse<E = Member> {
     /// In joining order.
-    pub members: Vec<Member>,
+    pub members: Vec<E>,
 }
 
 /// Removes a member (owners only).
@@ -218,12 +230,22 @@ pub struct FileEntry {
     pub created_at_ms: u64,
 }
 
-/// The files of a space.
+impl FileEntry {
+    /// Refuses an entry for another file than the one asked for. The sealed record's
+    /// AAD binds its space and file id, but only to the ids it is opened with, so the
+    /// reader opens it with the ids it asked for and also checks the ids the entry
+    /// claims, which it reports.
+    pub fn check_is(&self, space_id: &str, file_id: &str) -> Result<(), SpaceError> {
+        if self.space_id == space_id && self.file_id == file_id { Ok(()) } else { Err(SpaceError::OtherRecord) }
+    }
+}
+
+/// The files of a space (read by the SDK as `FileListResponse<Listed<FileEntry>>`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct FileListResponse {
+pub struct FileListResponse<E = FileEntry> {
     /// Oldest first.
-    pub files: Vec<FileEntry>,
+    pub files: Vec<E>,
 }
 
 /// The answer to a file delete.
@@ -251,27 +273,165 @@ pub fn encode_shard_batch<'a>(shards: impl IntoIterator<Item = Option<&'a [u8]>>
     out
 }
 
-/// Reads a batch-fetch answer for `count` requested shards (the reader's side).
-/// `None` if it is cut short, too long or holds a shard over [`MAX_SHARD_BYTES`].
-pub fn decode_shard_batch(mut bytes: &[u8], count: usize) -> Option<Vec<Option<Vec<u8>>>> {
-    let mut out = Vec::with_capacity(count.min(MAX_BATCH_ADDRESSES));
-    for _ in 0..count {
-        let (len, rest) = bytes.split_first_chunk::<4>()?;
-        let len = u32::from_be_bytes(*len);
-        bytes = rest;
-        if len == SHARD_ABSENT {
-            out.push(None);
-            continue;
+/// Why a batch-fetch answer was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BatchError {
+    /// A length prefix larger than this chunk's shards are: nothing of it is read or
+    /// allocated, whatever it claims (up to 4 GiB).
+    #[error(
+        "the accelerator announced shard {index} of a batch as {declared} bytes, but this file's shards there are {expected} bytes; nothing more was read"
+    )]
+    LongShard {
+        /// Position of the shard in the batch.
+        index: usize,
+        /// The length the accelerator announced.
+        declared: u32,
+        /// The length every shard of this chunk has.
+        expected: usize,
+    },
+    /// Bytes after the last requested shard.
+    #[error("the accelerator sent more bytes than the {count} shards asked for")]
+    TrailingBytes {
+        /// Shards asked for.
+        count: usize,
+    },
+    /// The answer ended before every requested shard was framed.
+    #[error("the accelerator's batch of shards ended early")]
+    CutShort,
+}
+
+impl BatchError {
+    /// The stable code: `Integrity` when the accelerator sent what no valid answer
+    /// holds; `Network` for an answer cut short (a dropped connection looks like
+    /// that, and a retry may help).
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            BatchError::LongShard { .. } | BatchError::TrailingBytes { .. } => ErrorCode::Integrity,
+            BatchError::CutShort => ErrorCode::Network,
         }
-        let len = len as usize;
-        if len > MAX_SHARD_BYTES || len > bytes.len() {
-            return None;
-        }
-        let (shard, rest) = bytes.split_at(len);
-        out.push(Some(shard.to_vec()));
-        bytes = rest;
     }
-    bytes.is_empty().then_some(out)
+}
+
+/// Reads a batch-fetch answer as it arrives, for `count` shards that are each
+/// `shard_len` bytes long (every shard of a chunk is: [`crate::erasure::shard_len`] of
+/// the chunk's sealed length and `k`).
+///
+/// The expected lengths come from the manifest, so the answer is checked against them
+/// before anything is allocated: a length prefix over `shard_len` is refused at once
+/// ([`BatchError::LongShard`]), and so is any byte after the last frame. A shorter
+/// shard is kept: it is simply a bad shard, which erasure decoding treats as missing.
+/// At most [`ShardBatchDecoder::max_len`] bytes are ever accepted.
+#[derive(Debug)]
+pub struct ShardBatchDecoder {
+    count: usize,
+    shard_len: usize,
+    /// Bytes accepted so far.
+    taken: usize,
+    /// The shards read so far, in request order.
+    shards: Vec<Option<Vec<u8>>>,
+    /// The length prefix being read and how many of its bytes arrived.
+    prefix: ([u8; 4], usize),
+    /// The shard being read and its announced length (already checked).
+    body: Option<(Vec<u8>, usize)>,
+}
+
+impl ShardBatchDecoder {
+    /// A decoder for `count` shards of `shard_len` bytes.
+    pub fn new(count: usize, shard_len: usize) -> Self {
+        ShardBatchDecoder {
+            count,
+            shard_len,
+            taken: 0,
+            shards: Vec::with_capacity(count.min(MAX_BATCH_ADDRESSES)),
+            prefix: ([0; 4], 0),
+            body: None,
+        }
+    }
+
+    /// The longest valid answer: every shard present.
+    pub fn max_len(&self) -> usize {
+        self.count.saturating_mul(4 + self.shard_len)
+    }
+
+    /// Bytes a valid answer may still hold.
+    pub fn room(&self) -> usize {
+        self.max_len() - self.taken
+    }
+
+    /// Takes the next bytes of the answer, refusing them as soon as they cannot be
+    /// part of a valid one.
+    pub fn push(&mut self, mut bytes: &[u8]) -> Result<(), BatchError> {
+        while !bytes.is_empty() {
+            let used = match self.body.take() {
+                Some((shard, len)) => self.take_body(shard, len, bytes),
+                None => self.take_prefix(bytes)?,
+            };
+            self.taken += used;
+            bytes = &bytes[used..];
+        }
+        Ok(())
+    }
+
+    /// Every shard, once the answer has ended.
+    pub fn finish(self) -> Result<Vec<Option<Vec<u8>>>, BatchError> {
+        let complete = self.shards.len() == self.count && self.body.is_none() && self.prefix.1 == 0;
+        if complete { Ok(self.shards) } else { Err(BatchError::CutShort) }
+    }
+
+    fn take_body(&mut self, mut shard: Vec<u8>, len: usize, bytes: &[u8]) -> usize {
+        let used = (len - shard.len()).min(bytes.len());
+        shard.extend_from_slice(&bytes[..used]);
+        if shard.len() == len {
+            self.shards.push(Some(shard));
+        } else {
+            self.body = Some((shard, len));
+        }
+        used
+    }
+
+    fn take_prefix(&mut self, bytes: &[u8]) -> Result<usize, BatchError> {
+        if self.shards.len() == self.count {
+            return Err(BatchError::TrailingBytes { count: self.count });
+        }
+        let (prefix, have) = &mut self.prefix;
+        let used = (4 - *have).min(bytes.len());
+        prefix[*have..*have + used].copy_from_slice(&bytes[..used]);
+        *have += used;
+        if *have == 4 {
+            let declared = u32::from_be_bytes(*prefix);
+            self.prefix = ([0; 4], 0);
+            self.start_frame(declared)?;
+        }
+        Ok(used)
+    }
+
+    fn start_frame(&mut self, declared: u32) -> Result<(), BatchError> {
+        if declared == SHARD_ABSENT {
+            self.shards.push(None);
+            return Ok(());
+        }
+        let len = declared as usize;
+        if len > self.shard_len {
+            return Err(BatchError::LongShard { index: self.shards.len(), declared, expected: self.shard_len });
+        }
+        // Checked above: at most one shard's worth, known from the manifest.
+        let shard = Vec::with_capacity(len);
+        if len == 0 {
+            self.shards.push(Some(shard));
+        } else {
+            self.body = Some((shard, len));
+        }
+        Ok(())
+    }
+}
+
+/// Reads a whole batch-fetch answer for `count` shards of `shard_len` bytes (see
+/// [`ShardBatchDecoder`], which reads one as it arrives).
+pub fn decode_shard_batch(bytes: &[u8], count: usize, shard_len: usize) -> Result<Vec<Option<Vec<u8>>>, BatchError> {
+    let mut decoder = ShardBatchDecoder::new(count, shard_len);
+    decoder.push(bytes)?;
+    decoder.finish()
 }
 
 #[cfg(test)]
@@ -280,12 +440,43 @@ mod tests {
 
     #[test]
     fn shard_batches_round_trip_and_refuse_damage() {
-        let a = vec![1u8, 2, 3];
-        let batch = encode_shard_batch([Some(&a[..]), None, Some(&[][..])]);
-        assert_eq!(decode_shard_batch(&batch, 3), Some(vec![Some(a.clone()), None, Some(vec![])]));
-        assert_eq!(decode_shard_batch(&batch, 2), None, "trailing bytes");
-        assert_eq!(decode_shard_batch(&batch, 4), None, "cut short");
-        assert_eq!(decode_shard_batch(&batch[..5], 1), None, "shard cut short");
-        assert_eq!(decode_shard_batch(&u32::MAX.to_be_bytes()[..3], 1), None);
+        let (a, b) = (vec![1u8, 2, 3], vec![4u8, 5]);
+        let batch = encode_shard_batch([Some(&a[..]), None, Some(&b[..])]);
+        assert_eq!(decode_shard_batch(&batch, 3, 3), Ok(vec![Some(a.clone()), None, Some(b.clone())]), "short kept");
+        assert_eq!(decode_shard_batch(&batch, 2, 3), Err(BatchError::TrailingBytes { count: 2 }));
+        assert_eq!(decode_shard_batch(&batch, 4, 3), Err(BatchError::CutShort));
+        assert_eq!(decode_shard_batch(&batch[..5], 1, 3), Err(BatchError::CutShort), "shard cut short");
+        assert_eq!(decode_shard_batch(&u32::MAX.to_be_bytes()[..3], 1, 3), Err(BatchError::CutShort));
+        let long = BatchError::LongShard { index: 0, declared: 3, expected: 2 };
+        assert_eq!(decode_shard_batch(&batch, 3, 2), Err(long));
+        assert_eq!(decode_shard_batch(&encode_shard_batch([Some(&[][..])]), 1, 3), Ok(vec![Some(vec![])]));
+    }
+
+    #[test]
+    fn a_huge_length_prefix_is_refused_before_anything_is_allocated() {
+        let mut decoder = ShardBatchDecoder::new(4, 1_048_592);
+        let err = decoder.push(&(u32::MAX - 1).to_be_bytes()).unwrap_err();
+        assert_eq!(err, BatchError::LongShard { index: 0, declared: u32::MAX - 1, expected: 1_048_592 });
+        assert_eq!(err.code(), ErrorCode::Integrity);
+        assert_eq!(decoder.max_len(), 4 * (4 + 1_048_592));
+    }
+
+    #[test]
+    fn chunks_may_split_anywhere_and_the_room_shrinks_to_zero() {
+        let shards: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 7]).collect();
+        let batch = encode_shard_batch(shards.iter().enumerate().map(|(i, s)| (i != 2).then_some(&s[..])));
+        let want: Vec<_> = shards.iter().enumerate().map(|(i, s)| (i != 2).then(|| s.clone())).collect();
+        for step in 1..=batch.len() {
+            let mut decoder = ShardBatchDecoder::new(5, 7);
+            for piece in batch.chunks(step) {
+                decoder.push(piece).unwrap();
+            }
+            assert_eq!(decoder.room(), decoder.max_len() - batch.len());
+            assert_eq!(decoder.finish().unwrap(), want, "pieces of {step}");
+        }
+        let mut full = ShardBatchDecoder::new(1, 2);
+        full.push(&encode_shard_batch([Some(&[9, 9][..])])).unwrap();
+        assert_eq!(full.room(), 0);
+        assert_eq!(full.push(&[0]), Err(BatchError::TrailingBytes { count: 1 }));
     }
 }

@@ -1,0 +1,244 @@
+//! What the SDK accepts from the accelerator, before trusting any of it.
+//!
+//! A hostile or broken accelerator must not be able to make the SDK allocate without
+//! bound or drop good data because of one bad record. So every answer the SDK reads
+//! has a hard byte cap ([`Answer::MAX_BYTES`]) derived from the protocol's own limits,
+//! the bytes are collected as they arrive by a [`CappedBody`] that refuses the first
+//! byte past the cap, and the elements of list answers are read one by one
+//! ([`Listed`]) so a malformed element is reported, not fatal.
+//!
+//! A declared size (`Content-Length`) is never used to size anything: only bytes that
+//! actually arrived count.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+
+use super::storage::{
+    DeleteFileResponse, FileEntry, FileListResponse, InviteInfo, Member, MembersResponse, ShardsMissingResponse,
+    SpaceInfo, SpaceListResponse, UsageResponse,
+};
+use super::{
+    ChallengeResponse, ErrorBody, KvDeleteResponse, KvGetResponse, KvListResponse, KvWriteResponse, SaltResponse,
+    SessionInfo, SessionResponse,
+};
+use crate::ErrorCode;
+use crate::validate::MAX_VALUE_BYTES;
+
+/// Cap of every answer of a fixed shape (a session, a salt, a space, a file entry, an
+/// error). The largest valid one is a batch of 256 missing shard addresses (~17 KiB);
+/// a file entry, with the longest sealed manifest, is under 2 KiB.
+pub const MAX_SMALL_ANSWER_BYTES: usize = 64 * 1024;
+
+/// Cap of a kv read. A plain value's JSON text travels as a JSON string, where
+/// escaping (`"` → `\"`, a newline → `\n`) at most doubles it; a sealed value is
+/// smaller (base64 adds a third). Plus room for the envelope's fields.
+pub const MAX_KV_VALUE_ANSWER_BYTES: usize = 2 * MAX_VALUE_BYTES + MAX_SMALL_ANSWER_BYTES;
+
+/// Cap of a list answer (kv ids, spaces, members, files): generous, but finite, until
+/// the list routes are paged.
+pub const MAX_LIST_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+
+/// A JSON answer the SDK reads, with the most bytes a valid one can take.
+pub trait Answer: DeserializeOwned {
+    /// Bytes past which the answer is refused ([`AnswerTooLarge`]).
+    const MAX_BYTES: usize;
+}
+
+macro_rules! answers {
+    ($cap:expr => $($ty:ty),+ $(,)?) => {
+        $(impl Answer for $ty {
+            const MAX_BYTES: usize = $cap;
+        })+
+    };
+}
+
+answers!(MAX_SMALL_ANSWER_BYTES =>
+    ErrorBody, SaltResponse, SessionResponse, ChallengeResponse, SessionInfo, KvWriteResponse, KvDeleteResponse,
+    ShardsMissingResponse, SpaceInfo, InviteInfo, UsageResponse, FileEntry, DeleteFileResponse,
+);
+answers!(MAX_KV_VALUE_ANSWER_BYTES => KvGetResponse);
+answers!(MAX_LIST_ANSWER_BYTES =>
+    KvListResponse, SpaceListResponse<Listed<SpaceInfo>>, MembersResponse<Listed<Member>>,
+    FileListResponse<Listed<FileEntry>>,
+);
+
+/// An answer that went past its cap.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the accelerator's answer is over {cap} bytes, more than any valid answer to this request; it was not read further"
+)]
+pub struct AnswerTooLarge {
+    /// The cap that was passed.
+    pub cap: usize,
+}
+
+impl AnswerTooLarge {
+    /// The stable code: `TooLarge` (a list can outgrow its cap honestly, until paging).
+    pub fn code(&self) -> ErrorCode {
+        ErrorCode::TooLarge
+    }
+}
+
+/// An answer's bytes, collected as they arrive, never more than `cap`.
+#[derive(Debug)]
+pub struct CappedBody {
+    bytes: Vec<u8>,
+    cap: usize,
+}
+
+impl CappedBody {
+    /// An empty body that will hold at most `cap` bytes.
+    pub fn new(cap: usize) -> Self {
+        CappedBody { bytes: Vec::new(), cap }
+    }
+
+    /// Bytes that may still arrive.
+    pub fn room(&self) -> usize {
+        self.cap - self.bytes.len()
+    }
+
+    /// Appends bytes that arrived; refuses (keeping none of them) if they pass the cap.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<(), AnswerTooLarge> {
+        if bytes.len() > self.room() {
+            return Err(AnswerTooLarge { cap: self.cap });
+        }
+        self.bytes.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    /// What arrived.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
+/// A list element with an id a person can be told about when it is skipped.
+pub trait Entry {
+    /// The element's id field on the wire (`spaceId`, `fileId`, `userId`).
+    const ID_FIELD: &'static str;
+}
+
+impl Entry for SpaceInfo {
+    const ID_FIELD: &'static str = "spaceId";
+}
+
+impl Entry for Member {
+    const ID_FIELD: &'static str = "userId";
+}
+
+impl Entry for FileEntry {
+    const ID_FIELD: &'static str = "fileId";
+}
+
+/// One element of a list answer, read on its own: a malformed element becomes
+/// [`Listed::Malformed`] instead of failing the whole list, so one bad record never
+/// hides the good ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listed<T> {
+    /// A well-formed element.
+    Ok(T),
+    /// An element that is not a `T`.
+    Malformed {
+        /// Its id field, if it has a string one.
+        id: Option<String>,
+        /// Why it could not be read.
+        reason: String,
+    },
+}
+
+impl<'de, T: Entry + DeserializeOwned> Deserialize<'de> for Listed<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        Ok(match T::deserialize(&value) {
+            Ok(entry) => Listed::Ok(entry),
+            Err(e) => Listed::Malformed {
+                id: value.get(T::ID_FIELD).and_then(serde_json::Value::as_str).map(str::to_owned),
+                reason: e.to_string(),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kv::{KvKeys, KvScope};
+    use crate::manifest::MAX_MANIFEST_LEN;
+    use crate::proto::storage::Role;
+    use crate::shard::ShardAddress;
+    use crate::space::{self, SpaceKey};
+    use crate::{account::RootSecret, b64};
+
+    fn len_of<T: serde::Serialize>(answer: &T) -> usize {
+        serde_json::to_vec(answer).unwrap().len()
+    }
+
+    #[test]
+    fn the_largest_valid_answers_fit_their_caps() {
+        let keys = KvKeys::derive(&RootSecret::from_bytes([1; 32]));
+        let user = "u".repeat(64);
+        let scope = KvScope { user_id: &user, collection: "c", id: "i" };
+        // The worst case for escaping: a JSON string of escaped quotes, at the limit.
+        let quotes = format!("\"{}\"", "\\\"".repeat((MAX_VALUE_BYTES - 2) / 2));
+        crate::validate::value_json(&quotes).unwrap();
+        for encrypt in [false, true] {
+            let answer = KvGetResponse { value: Some(keys.encode(&scope, &quotes, encrypt, [0; 12])) };
+            assert!(len_of(&answer) <= KvGetResponse::MAX_BYTES, "encrypt {encrypt}: {}", len_of(&answer));
+        }
+
+        let key = SpaceKey::from_bytes([2; 32]);
+        let id = b64::encode([3u8; 16]);
+        let record = space::seal_file_record(&key, &id, &id, &"m".repeat(MAX_MANIFEST_LEN), [0; 12]).unwrap();
+        let entry = FileEntry {
+            space_id: id.clone(),
+            file_id: id.clone(),
+            sealed_record: b64::encode(record),
+            stored_bytes: u64::MAX,
+            created_by: "u".repeat(64),
+            created_at_ms: u64::MAX,
+        };
+        assert!(len_of(&entry) <= FileEntry::MAX_BYTES / 16);
+        let name = space::seal_space_name(&key, &id, &"n".repeat(space::MAX_SPACE_NAME_BYTES), [0; 12]).unwrap();
+        let info =
+            SpaceInfo { space_id: id, sealed_name: b64::encode(name), role: Role::Owner, created_at_ms: u64::MAX };
+        assert!(len_of(&info) <= SpaceInfo::MAX_BYTES / 16);
+        let missing =
+            ShardsMissingResponse { missing: vec![ShardAddress::of(b"x"); crate::proto::storage::MAX_BATCH_ADDRESSES] };
+        assert!(len_of(&missing) <= ShardsMissingResponse::MAX_BYTES);
+    }
+
+    #[test]
+    fn a_capped_body_refuses_the_first_byte_past_its_cap() {
+        let mut body = CappedBody::new(5);
+        body.push(b"abc").unwrap();
+        assert_eq!(body.room(), 2);
+        assert_eq!(body.push(b"def"), Err(AnswerTooLarge { cap: 5 }));
+        assert_eq!(body.room(), 2, "nothing of a refused push is kept");
+        body.push(b"de").unwrap();
+        assert_eq!(body.push(b""), Ok(()));
+        assert_eq!(body.push(b"f").unwrap_err().code(), ErrorCode::TooLarge);
+        assert_eq!(body.into_bytes(), b"abcde");
+    }
+
+    #[test]
+    fn one_malformed_element_does_not_fail_the_list() {
+        let text = r#"{"spaces": [
+            {"spaceId": "a", "sealedName": "x", "role": "owner", "createdAtMs": 1},
+            {"spaceId": "b", "sealedName": 7},
+            "not even an object",
+            {"spaceId": "c", "sealedName": "y", "role": "reader", "createdAtMs": 2}
+        ]}"#;
+        let list: SpaceListResponse<Listed<SpaceInfo>> = serde_json::from_str(text).unwrap();
+        let ids: Vec<_> = list
+            .spaces
+            .iter()
+            .map(|s| match s {
+                Listed::Ok(info) => format!("ok {}", info.space_id),
+                Listed::Malformed { id, .. } => format!("bad {id:?}"),
+            })
+            .collect();
+        assert_eq!(ids, ["ok a", "bad Some(\"b\")", "bad None", "ok c"]);
+        let Listed::Malformed { reason, .. } = &list.spaces[1] else { unreachable!() };
+        assert!(reason.contains("invalid type"), "{reason}");
+    }
+}

@@ -1,0 +1,89 @@
+//! Lists that one bad entry cannot break. `space.list()`, `space.members()` and
+//! `storage.listFiles()` return every entry that could be read; an entry that is
+//! malformed or fails to authenticate is left out and described in the array's
+//! `skipped` property (`{ id, code, message }[]`, non-enumerable, so the array still
+//! looks, compares and serializes like a plain one). A failure of the call itself —
+//! the network, the session — still rejects the promise.
+
+use coffer_core::ErrorCode;
+use coffer_core::proto::answer::Listed;
+use js_sys::{Array, Object};
+use wasm_bindgen::prelude::*;
+
+use crate::error::{SdkError, SdkResult};
+use crate::js::object;
+
+/// A list being built, with what was skipped.
+#[derive(Default)]
+pub struct Listing {
+    /// The entries that could be read, in order.
+    entries: Array,
+    /// `{ id, code, message }` of each entry left out.
+    skipped: Array,
+}
+
+/// Whether a failure is about one entry (it is skipped) rather than about the call.
+fn about_the_entry(e: &SdkError) -> bool {
+    matches!(e.code, ErrorCode::Integrity | ErrorCode::InvalidInput)
+}
+
+impl Listing {
+    /// Adds an entry that was read.
+    pub fn push(&self, entry: &JsValue) {
+        self.entries.push(entry);
+    }
+
+    /// Records an entry left out, and why.
+    pub fn skip(&self, id: Option<&str>, e: &SdkError) {
+        let id = id.map_or(JsValue::NULL, JsValue::from);
+        self.skipped.push(&object(&[
+            ("id", id),
+            ("code", e.code.as_str().into()),
+            ("message", e.message.as_str().into()),
+        ]));
+    }
+
+    /// The entry, if it could be read; `None` if it was skipped for a reason of its
+    /// own (it is malformed or does not authenticate); the error if the whole call
+    /// failed.
+    pub fn check<T>(&self, id: &str, entry: SdkResult<T>) -> SdkResult<Option<T>> {
+        match entry {
+            Ok(entry) => Ok(Some(entry)),
+            Err(e) if about_the_entry(&e) => {
+                self.skip(Some(id), &e);
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Adds the entry if it could be read (see [`Listing::check`]).
+    pub fn add(&self, id: &str, entry: SdkResult<JsValue>) -> SdkResult<()> {
+        if let Some(entry) = self.check(id, entry)? {
+            self.push(&entry);
+        }
+        Ok(())
+    }
+
+    /// A list answer's element if it is well formed; a malformed one is skipped
+    /// (`Integrity`: the accelerator sent what no valid answer holds).
+    pub fn well_formed<T>(&self, listed: Listed<T>) -> Option<T> {
+        match listed {
+            Listed::Ok(entry) => Some(entry),
+            Listed::Malformed { id, reason } => {
+                let e =
+                    SdkError::new(ErrorCode::Integrity, format!("the accelerator sent a malformed entry: {reason}"));
+                self.skip(id.as_deref(), &e);
+                None
+            }
+        }
+    }
+
+    /// The array handed to JS, with its `skipped` property (always there, maybe empty).
+    pub fn finish(self) -> JsValue {
+        let descriptor = object(&[("value", self.skipped.into())]);
+        // Defining a new property on a fresh array cannot fail.
+        Object::define_property(&self.entries, &"skipped".into(), descriptor.unchecked_ref());
+        self.entries.into()
+    }
+}
