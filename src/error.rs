@@ -7,7 +7,7 @@ use coffer_core::account::AccountError;
 use coffer_core::erasure::ErasureError;
 use coffer_core::kv::KvError;
 use coffer_core::manifest::ManifestError;
-use coffer_core::proto::answer::AnswerTooLarge;
+use coffer_core::proto::answer::{AnswerTooLarge, PagesStalled};
 use coffer_core::proto::storage::BatchError;
 use coffer_core::space::SpaceError;
 use coffer_core::validate::ValidationError;
@@ -72,6 +72,7 @@ from_core_errors!(
     ManifestError,
     ErasureError,
     AnswerTooLarge,
+    PagesStalled,
     BatchError,
 );
 

@@ -3,8 +3,10 @@
 use std::rc::Rc;
 
 use coffer_core::kv::KvScope;
+use coffer_core::proto::answer::PageWalk;
 use coffer_core::proto::{
     KvDeleteResponse, KvGetResponse, KvKeyRequest, KvListRequest, KvListResponse, KvSetRequest, KvWriteResponse,
+    PageQuery,
 };
 use coffer_core::validate;
 use js_sys::{Array, Function, Promise};
@@ -72,8 +74,15 @@ pub(crate) async fn remove(inner: &Inner, collection: String, id: String) -> Sdk
 /// The ids of a collection, sorted.
 pub(crate) async fn ids(inner: &Inner, collection: String) -> SdkResult<Vec<String>> {
     inner.user()?;
-    let answer: KvListResponse = inner.http.post("/v1/kv/list", &KvListRequest { collection }).await?;
-    Ok(answer.ids)
+    let (mut ids, mut pages) = (Vec::new(), PageWalk::default());
+    while let Some(after) = pages.next_after() {
+        let page = PageQuery { after: after.map(str::to_owned), limit: None };
+        let request = KvListRequest { collection: collection.clone(), page };
+        let answer: KvListResponse = inner.http.post("/v1/kv/list", &request).await?;
+        pages.answered(answer.ids.len(), answer.next)?;
+        ids.extend(answer.ids);
+    }
+    Ok(ids)
 }
 
 #[wasm_bindgen]

@@ -87,3 +87,11 @@ impl Listing {
         self.entries.into()
     }
 }
+
+/// `path` with the query string asking for the page after `after` (SPEC.md §7.4).
+pub fn page_path(path: &str, after: Option<&str>) -> String {
+    match after {
+        Some(after) => format!("{path}?after={}", js_sys::encode_uri_component(after)),
+        None => path.to_owned(),
+    }
+}

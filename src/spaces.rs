@@ -6,7 +6,7 @@
 use std::rc::Rc;
 
 use coffer_core::b64;
-use coffer_core::proto::answer::Listed;
+use coffer_core::proto::answer::{Listed, PageWalk};
 use coffer_core::proto::storage::{
     CreateInviteRequest, CreateSpaceRequest, InviteInfo, JoinSpaceRequest, Member, MembersResponse,
     RemoveMemberRequest, Role, SpaceInfo, SpaceListResponse, UsageResponse,
@@ -19,7 +19,7 @@ use crate::client::{Inner, call};
 use crate::error::{SdkError, SdkResult};
 use crate::js::{number, object};
 use crate::keyring;
-use crate::listing::Listing;
+use crate::listing::{Listing, page_path};
 use crate::options::{Options, string_arg};
 use crate::random;
 
@@ -123,10 +123,14 @@ impl Spaces {
     pub fn list(&self) -> Promise {
         call(&self.inner, Ok(()), move |inner, ()| async move {
             inner.user()?;
-            let answer: SpaceListResponse<Listed<SpaceInfo>> = inner.http.get("/v1/spaces").await?;
-            let listing = Listing::default();
-            for info in answer.spaces.into_iter().filter_map(|listed| listing.well_formed(listed)) {
-                listing.add(&info.space_id, describe(&inner, &info).await)?;
+            let (listing, mut pages) = (Listing::default(), PageWalk::default());
+            while let Some(after) = pages.next_after() {
+                let answer: SpaceListResponse<Listed<SpaceInfo>> =
+                    inner.http.get(&page_path("/v1/spaces", after)).await?;
+                pages.answered(answer.spaces.len(), answer.next)?;
+                for info in answer.spaces.into_iter().filter_map(|listed| listing.well_formed(listed)) {
+                    listing.add(&info.space_id, describe(&inner, &info).await)?;
+                }
             }
             Ok(listing.finish())
         })
@@ -200,15 +204,18 @@ impl Spaces {
         call(&self.inner, id_arg(&space_id), move |inner, space_id| async move {
             inner.user()?;
             let path = format!("{}/members", space_path(&space_id)?);
-            let answer: MembersResponse<Listed<Member>> = inner.http.get(&path).await?;
-            let listing = Listing::default();
-            for m in answer.members.into_iter().filter_map(|listed| listing.well_formed(listed)) {
-                listing.push(&object(&[
-                    ("userId", m.user_id.as_str().into()),
-                    ("username", m.username.as_str().into()),
-                    ("role", role_name(m.role).into()),
-                    ("joinedAt", number(m.joined_at_ms)),
-                ]));
+            let (listing, mut pages) = (Listing::default(), PageWalk::default());
+            while let Some(after) = pages.next_after() {
+                let answer: MembersResponse<Listed<Member>> = inner.http.get(&page_path(&path, after)).await?;
+                pages.answered(answer.members.len(), answer.next)?;
+                for m in answer.members.into_iter().filter_map(|listed| listing.well_formed(listed)) {
+                    listing.push(&object(&[
+                        ("userId", m.user_id.as_str().into()),
+                        ("username", m.username.as_str().into()),
+                        ("role", role_name(m.role).into()),
+                        ("joinedAt", number(m.joined_at_ms)),
+                    ]));
+                }
             }
             Ok(listing.finish())
         })

@@ -161,3 +161,21 @@ async fn bad_input_is_refused_with_codes() {
     // Nothing of the above was stored.
     assert_eq!(json(&wait(kv.list("todos".into())).await.unwrap()), "[]");
 }
+
+#[wasm_bindgen_test]
+async fn list_follows_the_pages() {
+    // More ids than one page of the accelerator's answer (1,000): `list` reads them all.
+    let client = sign_up(&unique("pages")).await;
+    let kv = client.kv();
+    let total = 1_050;
+    for batch in (0..total).collect::<Vec<_>>().chunks(50) {
+        let writes = batch.iter().map(|n| wait(kv.set("many".into(), format!("k{n:04}").into(), parse("1"), None)));
+        for written in futures_util::future::join_all(writes).await {
+            written.unwrap();
+        }
+    }
+    let ids = wait(kv.list("many".into())).await.unwrap();
+    let ids: Vec<String> = js_sys::Array::from(&ids).iter().map(|v| v.as_string().unwrap()).collect();
+    let expected: Vec<String> = (0..total).map(|n| format!("k{n:04}")).collect();
+    assert_eq!(ids, expected, "every id once, in order, across two pages");
+}

@@ -18,7 +18,7 @@ pub mod write;
 use std::rc::Rc;
 
 use coffer_core::manifest::{FileParams, Manifest};
-use coffer_core::proto::answer::Listed;
+use coffer_core::proto::answer::{Listed, PageWalk};
 use coffer_core::proto::storage::{DeleteFileResponse, FileEntry, FileListResponse};
 use coffer_core::space::{self, SpaceKey};
 use js_sys::{Array, Promise};
@@ -31,7 +31,7 @@ use crate::error::{SdkError, SdkResult};
 use crate::js::{number, object};
 use crate::json;
 use crate::keyring;
-use crate::listing::Listing;
+use crate::listing::{Listing, page_path};
 use crate::options::{Options, string_arg};
 use crate::spaces::space_path;
 use read::Output;
@@ -275,10 +275,15 @@ impl Storage {
                     }
                     Some(space_id) => {
                         let path = format!("{}/files", space_path(&space_id)?);
-                        let answer: FileListResponse<Listed<FileEntry>> = inner.http.get(&path).await?;
                         let key = keyring::require(&inner, &space_id).await?;
-                        for entry in answer.files.into_iter().filter_map(|listed| listing.well_formed(listed)) {
-                            listing.add(&entry.file_id, listed_stat(&key, &space_id, &entry))?;
+                        let mut pages = PageWalk::default();
+                        while let Some(after) = pages.next_after() {
+                            let answer: FileListResponse<Listed<FileEntry>> =
+                                inner.http.get(&page_path(&path, after)).await?;
+                            pages.answered(answer.files.len(), answer.next)?;
+                            for entry in answer.files.into_iter().filter_map(|listed| listing.well_formed(listed)) {
+                                listing.add(&entry.file_id, listed_stat(&key, &space_id, &entry))?;
+                            }
                         }
                     }
                 }

@@ -16,12 +16,12 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use coffer_core::ErrorCode;
-use coffer_core::proto::ErrorBody;
 use coffer_core::proto::storage::Role;
+use coffer_core::proto::{ErrorBody, MAX_PAGE_ENTRIES, PageQuery};
 use coffer_core::validate::ValidationError;
 use serde::de::DeserializeOwned;
 
-use crate::store::{Quota, StoreError};
+use crate::store::{PageRequest, Quota, StoreError};
 
 /// A failure to report to the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,6 +161,9 @@ impl From<StoreError> for ApiError {
                 ErrorCode::Forbidden,
                 "this invite has been used as many times as it allows; ask an owner of the space for a new one",
             ),
+            StoreError::BadCursor => ApiError::invalid(
+                "`after` is not a cursor this list handed out; start again from the first page without it",
+            ),
             StoreError::Backend(detail) => ApiError::internal(detail),
         }
     }
@@ -232,6 +235,43 @@ fn body_rejection(rejection: &BytesRejection) -> ApiError {
         ApiError::invalid("the request body could not be read")
     }
 }
+
+/// `axum::extract::Query`, except that a rejection is an `InvalidInput` [`ApiError`].
+#[derive(Debug, Clone)]
+pub struct Query<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Query(value)),
+            Err(rejection) => {
+                Err(ApiError::invalid(format!("the query string is malformed: {}", rejection.body_text())))
+            }
+        }
+    }
+}
+
+/// The page a list request asks for, checked: `limit` within 1 to
+/// [`MAX_PAGE_ENTRIES`] (the default), `after` no longer than any cursor.
+pub fn page_request(query: PageQuery) -> Result<PageRequest, ApiError> {
+    let limit = query.limit.unwrap_or(MAX_PAGE_ENTRIES);
+    if limit == 0 || limit > MAX_PAGE_ENTRIES {
+        return Err(ApiError::invalid(format!("limit must be 1 to {MAX_PAGE_ENTRIES}")));
+    }
+    if query.after.as_ref().is_some_and(|after| after.len() > MAX_CURSOR_BYTES) {
+        return Err(ApiError::invalid("`after` is longer than any cursor; pass the `next` of the previous page"));
+    }
+    Ok(PageRequest { after: query.after, limit: limit as usize })
+}
+
+/// Longest `after` accepted: a kv id (256 bytes) is the longest cursor.
+const MAX_CURSOR_BYTES: usize = 256;
 
 /// `axum::extract::Path`, except that a rejection is an `InvalidInput` [`ApiError`].
 #[derive(Debug, Clone)]

@@ -8,13 +8,14 @@
 //! references, so its manifest stops opening it ([`crate::gc`]).
 
 use axum::extract::State;
+use coffer_core::proto::PageQuery;
 use coffer_core::proto::storage::{
     CommitFileRequest, DeleteFileResponse, FileEntry, FileListResponse, MAX_FILE_SHARDS,
 };
 use coffer_core::shard::ADDRESS_HEX_LEN;
 
 use crate::auth::Authed;
-use crate::error::{ApiError, Json, Path};
+use crate::error::{ApiError, Json, Path, Query, page_request};
 use crate::server::{AppState, now_ms};
 use crate::spaces::{check_id, sealed_bytes};
 use crate::store::NewFile;
@@ -56,11 +57,13 @@ pub async fn list(
     State(state): State<AppState>,
     authed: Authed,
     Path(space_id): Path<String>,
+    Query(page): Query<PageQuery>,
 ) -> Result<Json<FileListResponse>, ApiError> {
     check_id(&space_id, "the space id")?;
+    let page = page_request(page)?;
     let actor = authed.session.user_id;
-    let files = state.records(move |r| r.files(&space_id, &actor)).await?;
-    Ok(Json(FileListResponse { files: files.iter().map(|f| f.to_wire()).collect() }))
+    let files = state.records(move |r| r.files(&space_id, &actor, &page)).await?;
+    Ok(Json(FileListResponse { files: files.items.iter().map(|f| f.to_wire()).collect(), next: files.next }))
 }
 
 /// `GET /v1/spaces/{space}/files/{file}` (members).

@@ -13,7 +13,7 @@ use coffer_core::proto::{
 use coffer_core::validate::{self, MAX_VALUE_BYTES};
 
 use crate::auth::Authed;
-use crate::error::{ApiError, Json};
+use crate::error::{ApiError, Json, page_request};
 use crate::server::AppState;
 use crate::store::StoredValue;
 
@@ -125,7 +125,8 @@ pub async fn list(
     Json(req): Json<KvListRequest>,
 ) -> Result<Json<KvListResponse>, ApiError> {
     validate::any_collection(&req.collection)?;
+    let page = page_request(req.page)?;
     let user_id = authed.session.user_id;
-    let ids = state.records(move |r| r.kv_list(&user_id, &req.collection)).await?;
-    Ok(Json(KvListResponse { ids }))
+    let ids = state.records(move |r| r.kv_list(&user_id, &req.collection, &page)).await?;
+    Ok(Json(KvListResponse { ids: ids.items, next: ids.next }))
 }

@@ -17,6 +17,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use coffer_core::b64;
+use coffer_core::proto::PageQuery;
 use coffer_core::proto::storage::{
     CreateInviteRequest, CreateSpaceRequest, ID_BYTES, InviteInfo, JoinSpaceRequest, MembersResponse,
     RemoveMemberRequest, Role, SpaceInfo, SpaceListResponse, UsageResponse, is_id,
@@ -24,7 +25,7 @@ use coffer_core::proto::storage::{
 use coffer_core::space::{INVITE_SECRET_LEN, InviteSecret, invite_secret_hash};
 
 use crate::auth::Authed;
-use crate::error::{ApiError, Json, Path};
+use crate::error::{ApiError, Json, Path, Query, page_request};
 use crate::server::{AppState, now_ms};
 use crate::store::Invite;
 
@@ -80,10 +81,15 @@ pub async fn create(
 }
 
 /// `GET /v1/spaces`: the caller's spaces with their role, oldest first.
-pub async fn list(State(state): State<AppState>, authed: Authed) -> Result<Json<SpaceListResponse>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    authed: Authed,
+    Query(page): Query<PageQuery>,
+) -> Result<Json<SpaceListResponse>, ApiError> {
+    let page = page_request(page)?;
     let user = authed.session.user_id;
-    let spaces = state.records(move |r| r.spaces_of(&user)).await?;
-    Ok(Json(SpaceListResponse { spaces: spaces.iter().map(|s| s.to_wire()).collect() }))
+    let spaces = state.records(move |r| r.spaces_of(&user, &page)).await?;
+    Ok(Json(SpaceListResponse { spaces: spaces.items.iter().map(|s| s.to_wire()).collect(), next: spaces.next }))
 }
 
 /// `POST /v1/spaces/{space}/invites` (owners): registers an invite's secret hash.
@@ -141,11 +147,13 @@ pub async fn members(
     State(state): State<AppState>,
     authed: Authed,
     Path(space_id): Path<String>,
+    Query(page): Query<PageQuery>,
 ) -> Result<Json<MembersResponse>, ApiError> {
     check_id(&space_id, "the space id")?;
+    let page = page_request(page)?;
     let actor = authed.session.user_id;
-    let members = state.records(move |r| r.members(&space_id, &actor)).await?;
-    Ok(Json(MembersResponse { members }))
+    let members = state.records(move |r| r.members(&space_id, &actor, &page)).await?;
+    Ok(Json(MembersResponse { members: members.items, next: members.next }))
 }
 
 /// `POST /v1/spaces/{space}/leave`: 204. The last member leaving deletes the space.

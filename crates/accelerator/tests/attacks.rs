@@ -516,3 +516,94 @@ async fn a_key_rewritten_many_times_keeps_one_change() {
     ada.set(&api, "c", "j", "1", false).await;
     assert_eq!(feed.change().await.seq, 201);
 }
+
+#[tokio::test]
+async fn a_hundred_thousand_ids_come_a_page_at_a_time() {
+    let server = TestServer::start(|_| {}).await;
+    let api = server.api();
+    let ada = sign_up(&api, "ada", "pw").await;
+    // 100,000 keys, written straight into the database (100,000 HTTP writes would
+    // only make the test slow); the accelerator reads them as its own.
+    {
+        let mut db = rusqlite::Connection::open(server.dir.path().join("accelerator.sqlite3")).unwrap();
+        db.busy_timeout(Duration::from_secs(30)).unwrap();
+        let tx = db.transaction().unwrap();
+        let mut insert = tx
+            .prepare("INSERT INTO kv (user_id, collection, id, plain_json, plain_mac) VALUES (?1, 'c', ?2, '1', ?3)")
+            .unwrap();
+        for n in 0..100_000 {
+            insert.execute(rusqlite::params![ada.user_id(), format!("k{n:06}"), [0u8; 32]]).unwrap();
+        }
+        drop(insert);
+        tx.commit().unwrap();
+    }
+    let list = |after: Option<String>, limit: Option<u32>| {
+        let req = coffer_core::proto::KvListRequest {
+            collection: "c".into(),
+            page: coffer_core::proto::PageQuery { after, limit },
+        };
+        let api = api.clone();
+        let token = ada.token().to_owned();
+        async move { api.post("/v1/kv/list", Some(&token), &req).await }
+    };
+    let (mut seen, mut pages, mut after) = (Vec::new(), 0, None);
+    loop {
+        let (status, body) = list(after, None).await;
+        assert_eq!(status, 200, "{body}");
+        let page: coffer_core::proto::KvListResponse = serde_json::from_value(body).unwrap();
+        assert!(page.ids.len() <= coffer_core::proto::MAX_PAGE_ENTRIES as usize, "a page is bounded");
+        seen.extend(page.ids);
+        pages += 1;
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 100_000, "every id once");
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "in order, no repeats");
+    assert_eq!(pages, 100);
+    // A smaller page on request; a larger one, or a forged cursor, is refused.
+    let (_, body) = list(None, Some(10)).await;
+    assert_eq!(body["ids"].as_array().unwrap().len(), 10);
+    Api::expect_error(list(None, Some(1001)).await, ErrorCode::InvalidInput);
+    Api::expect_error(list(None, Some(0)).await, ErrorCode::InvalidInput);
+    let space = ada.create_space(&api).await;
+    Api::expect_error(api.get(&space.path("/files?after=nonsense"), Some(ada.token())).await, ErrorCode::InvalidInput);
+    Api::expect_error(api.get("/v1/spaces?limit=x", Some(ada.token())).await, ErrorCode::InvalidInput);
+}
+
+#[tokio::test]
+async fn spaces_members_and_files_are_paged() {
+    let server = TestServer::start(|_| {}).await;
+    let api = server.api();
+    let ada = sign_up(&api, "ada", "pw").await;
+    let space = ada.create_space(&api).await;
+    let mut committed = Vec::new();
+    for _ in 0..5 {
+        committed.push(ada.commit(&api, &space, &[]).await.unwrap().file_id);
+        ada.create_space(&api).await;
+    }
+    let walk = |first: String, field: &'static str| {
+        let api = api.clone();
+        let token = ada.token().to_owned();
+        async move {
+            let (mut all, mut path) = (Vec::new(), first.clone());
+            loop {
+                let (status, body) = api.get(&path, Some(&token)).await;
+                assert_eq!(status, 200, "{body}");
+                let entries = body[field].as_array().unwrap().clone();
+                assert!(entries.len() <= 2);
+                all.extend(entries);
+                match body["next"].as_str() {
+                    Some(next) => path = format!("{first}&after={next}"),
+                    None => return all,
+                }
+            }
+        }
+    };
+    let files = walk(format!("{}?limit=2", space.path("/files")), "files").await;
+    let ids: Vec<String> = files.iter().map(|f| f["fileId"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids, committed, "oldest first, each once");
+    assert_eq!(walk("/v1/spaces?limit=2".into(), "spaces").await.len(), 6);
+    assert_eq!(walk(format!("{}?limit=2", space.path("/members")), "members").await.len(), 1);
+}

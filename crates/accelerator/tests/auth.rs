@@ -166,7 +166,7 @@ async fn an_expired_session_is_refused() {
     let api = server.api();
     let ada = sign_up(&api, "ada", "pw").await;
     Api::expect_error(api.get("/v1/auth/session", Some(ada.token())).await, ErrorCode::Unauthorized);
-    let list = KvListRequest { collection: "todos".into() };
+    let list = KvListRequest { collection: "todos".into(), page: PageQuery::default() };
     Api::expect_error(api.post("/v1/kv/list", Some(ada.token()), &list).await, ErrorCode::Unauthorized);
 }
 

@@ -5,6 +5,7 @@ mod common;
 use coffer_core::ErrorCode::{self, *};
 use coffer_core::b64;
 use coffer_core::kv::SEALED_VERSION;
+use coffer_core::proto::PageQuery;
 use coffer_core::proto::storage::SpaceListResponse;
 use coffer_core::proto::*;
 use coffer_core::validate::{MAX_NAME_BYTES, MAX_VALUE_BYTES};
@@ -66,7 +67,10 @@ async fn bad_names_are_invalid_input() {
         let set = json!({"collection": collection, "id": id, "value": {"kind": "plain", "json": "1", "mac": b64::encode([0u8; 32])}});
         Api::expect_error(api.post("/v1/kv/set", t, &set).await, InvalidInput);
     }
-    Api::expect_error(api.post("/v1/kv/list", t, &KvListRequest { collection: String::new() }).await, InvalidInput);
+    Api::expect_error(
+        api.post("/v1/kv/list", t, &KvListRequest { collection: String::new(), page: PageQuery::default() }).await,
+        InvalidInput,
+    );
     assert!(api.healthy().await);
 }
 

@@ -204,12 +204,32 @@ pub struct KvKeyRequest {
     pub id: String,
 }
 
-/// Names one collection.
+/// Entries one page of a list answer holds at most: the accelerator's default and
+/// its cap on `limit`. Every list route is paged (SPEC.md §7.4).
+pub const MAX_PAGE_ENTRIES: u32 = 1000;
+
+/// Which page of a list to answer: the query string of the `GET` list routes
+/// (`?after=…&limit=…`), and the same fields in [`KvListRequest`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageQuery {
+    /// The previous page's `next`; absent for the first page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// Entries wanted, 1 to [`MAX_PAGE_ENTRIES`] (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// Names one collection, and the page of its ids wanted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KvListRequest {
     /// Collection name.
     pub collection: String,
+    /// The page.
+    #[serde(flatten)]
+    pub page: PageQuery,
 }
 
 /// The answer to a write.
@@ -239,12 +259,15 @@ pub struct KvDeleteResponse {
     pub seq: Option<u64>,
 }
 
-/// The ids in a collection, in byte order.
+/// One page of the ids in a collection, in byte order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KvListResponse {
     /// Ids, sorted.
     pub ids: Vec<String>,
+    /// Where the next page starts (its `after`); `null` on the last page.
+    #[serde(default)]
+    pub next: Option<String>,
 }
 
 /// What kind of change a [`ChangeEvent`] records.

@@ -398,11 +398,13 @@ proptest! {
         round_trip(&v)?;
         round_trip(&KvSetRequest { collection: a.clone(), id: b.clone(), value: v.clone() })?;
         round_trip(&KvKeyRequest { collection: a.clone(), id: b })?;
-        round_trip(&KvListRequest { collection: a })?;
+        round_trip(&KvListRequest { collection: a.clone(), page: PageQuery::default() })?;
+        round_trip(&KvListRequest { collection: a.clone(), page: PageQuery { after: Some(a), limit: Some(7) } })?;
         round_trip(&KvWriteResponse { seq: n })?;
         round_trip(&KvGetResponse { value: Some(v) })?;
         round_trip(&KvDeleteResponse { existed, seq })?;
-        round_trip(&KvListResponse { ids })?;
+        round_trip(&KvListResponse { ids: ids.clone(), next: None })?;
+        round_trip(&KvListResponse { ids, next: Some("n".into()) })?;
     }
 
     #[test]

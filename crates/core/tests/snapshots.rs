@@ -113,12 +113,20 @@ fn kv_bodies() {
         ("KvValue::Plain", json(&plain())),
         ("KvSetRequest", json(&KvSetRequest { collection: "todos".into(), id: "t1".into(), value: sealed() })),
         ("KvKeyRequest", json(&KvKeyRequest { collection: "todos".into(), id: "t1".into() })),
-        ("KvListRequest", json(&KvListRequest { collection: "todos".into() })),
+        ("KvListRequest", json(&KvListRequest { collection: "todos".into(), page: PageQuery::default() })),
+        (
+            "KvListRequest (a later page)",
+            json(&KvListRequest {
+                collection: "todos".into(),
+                page: PageQuery { after: Some("t1000".into()), limit: Some(500) },
+            }),
+        ),
         ("KvWriteResponse", json(&KvWriteResponse { seq: 7 })),
         ("KvGetResponse", json(&KvGetResponse { value: Some(plain()) })),
         ("KvDeleteResponse existed", json(&KvDeleteResponse { existed: true, seq: Some(8) })),
         ("KvDeleteResponse absent", json(&KvDeleteResponse { existed: false, seq: None })),
-        ("KvListResponse", json(&KvListResponse { ids: vec!["a".into(), "b".into(), "é".into()] })),
+        ("KvListResponse", json(&KvListResponse { ids: vec!["a".into(), "b".into(), "é".into()], next: None })),
+        ("KvListResponse (more to come)", json(&KvListResponse { ids: vec!["a".into()], next: Some("a".into()) })),
     ]);
     insta::assert_snapshot!(text);
 }

@@ -109,6 +109,8 @@ pub enum StoreError {
     InviteExpired,
     /// The invite exists but has been used as often as it allows.
     InviteUsedUp,
+    /// A list's `after` is not a cursor this store handed out.
+    BadCursor,
     /// The database failed; the text is for the log, not for clients.
     Backend(String),
 }
@@ -130,9 +132,28 @@ impl std::fmt::Display for StoreError {
             StoreError::InviteInvalid => f.write_str("invite invalid"),
             StoreError::InviteExpired => f.write_str("invite expired"),
             StoreError::InviteUsedUp => f.write_str("invite used up"),
+            StoreError::BadCursor => f.write_str("bad cursor"),
             StoreError::Backend(detail) => write!(f, "database: {detail}"),
         }
     }
+}
+
+/// Which page of a list to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    /// The previous page's `next`, or `None` for the first page.
+    pub after: Option<String>,
+    /// Entries wanted (at least 1).
+    pub limit: usize,
+}
+
+/// One page of a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    /// The entries, in the list's order.
+    pub items: Vec<T>,
+    /// The cursor to ask for the next page with; `None` on the last page.
+    pub next: Option<String>,
 }
 
 /// The two limits on stored bytes.
@@ -476,8 +497,8 @@ pub trait Records: Send + Sync + 'static {
     /// returns its sequence number.
     fn kv_delete(&self, user_id: &str, collection: &str, id: &str) -> Result<Option<u64>, StoreError>;
 
-    /// The ids in a collection, in byte order.
-    fn kv_list(&self, user_id: &str, collection: &str) -> Result<Vec<String>, StoreError>;
+    /// A page of the ids in a collection, in byte order.
+    fn kv_list(&self, user_id: &str, collection: &str, page: &PageRequest) -> Result<Page<String>, StoreError>;
 
     /// The user's latest sequence number and up to `limit` retained changes after `after`.
     fn changes_after(&self, user_id: &str, after: u64, limit: usize) -> Result<ChangeWindow, StoreError>;
@@ -538,7 +559,7 @@ pub trait Records: Send + Sync + 'static {
     ) -> Result<Membership, StoreError>;
 
     /// The spaces `user_id` is a member of, oldest first.
-    fn spaces_of(&self, user_id: &str) -> Result<Vec<Membership>, StoreError>;
+    fn spaces_of(&self, user_id: &str, page: &PageRequest) -> Result<Page<Membership>, StoreError>;
 
     /// Registers an invite made by `actor`, who must own the space; drops the
     /// space's expired invites.
@@ -556,7 +577,7 @@ pub trait Records: Send + Sync + 'static {
     ) -> Result<Membership, StoreError>;
 
     /// The space's members in joining order; `actor` must be one.
-    fn members(&self, space_id: &str, actor: &str) -> Result<Vec<Member>, StoreError>;
+    fn members(&self, space_id: &str, actor: &str, page: &PageRequest) -> Result<Page<Member>, StoreError>;
 
     /// Takes `user_id` out of the space. The last member leaving deletes the space
     /// with its invites and files, refunding whoever paid for them; the shards that
@@ -578,7 +599,7 @@ pub trait Records: Send + Sync + 'static {
     fn commit_file(&self, file: &NewFile, quotas: Quotas) -> Result<FileRecord, StoreError>;
 
     /// The space's files, oldest first; `actor` must be a member.
-    fn files(&self, space_id: &str, actor: &str) -> Result<Vec<FileRecord>, StoreError>;
+    fn files(&self, space_id: &str, actor: &str, page: &PageRequest) -> Result<Page<FileRecord>, StoreError>;
 
     /// One file; `actor` must be a member.
     fn file(&self, space_id: &str, file_id: &str, actor: &str) -> Result<Option<FileRecord>, StoreError>;

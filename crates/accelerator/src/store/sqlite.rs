@@ -18,8 +18,8 @@ use rusqlite::types::Type;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
 use super::{
-    Challenge, Change, ChangeWindow, Credentials, FileRecord, Invite, Membership, NewFile, Quota, Quotas, Records,
-    Session, StoreError, StoredValue, User, file_cost, kv_cost, role_name, space_cost,
+    Challenge, Change, ChangeWindow, Credentials, FileRecord, Invite, Membership, NewFile, Page, PageRequest, Quota,
+    Quotas, Records, Session, StoreError, StoredValue, User, file_cost, kv_cost, role_name, space_cost,
 };
 
 /// The database file's name inside the data directory.
@@ -338,6 +338,31 @@ fn stored_value(
         )
         .optional()?;
     Ok(found.flatten())
+}
+
+/// The first `limit` of `rows` (each with its cursor), and the cursor of the last
+/// one kept if more followed. Queries ask for `limit + 1` rows to know.
+fn paged<T>(mut rows: Vec<(T, String)>, limit: usize) -> Page<T> {
+    let next = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|(_, cursor)| cursor.clone())
+    } else {
+        None
+    };
+    Page { items: rows.into_iter().map(|(item, _)| item).collect(), next }
+}
+
+/// The cursor of a row in a list ordered by (time, rowid): `"{ms}.{rowid}"`, read
+/// from the row's columns `ms_at` and `rowid_at`.
+fn cursor_at(row: &Row<'_>, ms_at: usize, rowid_at: usize) -> rusqlite::Result<String> {
+    Ok(format!("{}.{}", row.get::<_, i64>(ms_at)?, row.get::<_, i64>(rowid_at)?))
+}
+
+/// Where a page of a (time, rowid)-ordered list starts: after this position.
+fn position(page: &PageRequest) -> Result<(i64, i64), StoreError> {
+    let Some(after) = &page.after else { return Ok((i64::MIN, i64::MIN)) };
+    let (ms, rowid) = after.split_once('.').ok_or(StoreError::BadCursor)?;
+    Ok((ms.parse().map_err(|_| StoreError::BadCursor)?, rowid.parse().map_err(|_| StoreError::BadCursor)?))
 }
 
 /// The three value columns' contents for a value.
@@ -691,17 +716,19 @@ impl Records for SqliteRecords {
         Ok(Some(seq))
     }
 
-    fn kv_list(&self, user_id: &str, collection: &str) -> Result<Vec<String>, StoreError> {
+    fn kv_list(&self, user_id: &str, collection: &str, page: &PageRequest) -> Result<Page<String>, StoreError> {
         let conn = self.reader();
-        let mut stmt = conn
-            .prepare_cached("SELECT id FROM kv WHERE user_id = ?1 AND collection = ?2 ORDER BY id")
-            .map_err(backend)?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT id FROM kv WHERE user_id = ?1 AND collection = ?2 AND id > ?3 ORDER BY id LIMIT ?4",
+        )?;
+        let after = page.after.as_deref().unwrap_or("");
         let ids = stmt
-            .query_map(params![user_id, collection], |r| r.get(0))
-            .map_err(backend)?
-            .collect::<Result<Vec<String>, _>>()
-            .map_err(backend)?;
-        Ok(ids)
+            .query_map(params![user_id, collection, after, int(page.limit as u64 + 1)], |r| {
+                let id: String = r.get(0)?;
+                Ok((id.clone(), id))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(paged(ids, page.limit))
     }
 
     fn changes_after(&self, user_id: &str, after: u64, limit: usize) -> Result<ChangeWindow, StoreError> {
@@ -879,15 +906,21 @@ impl Records for SqliteRecords {
         })
     }
 
-    fn spaces_of(&self, user_id: &str) -> Result<Vec<Membership>, StoreError> {
+    fn spaces_of(&self, user_id: &str, page: &PageRequest) -> Result<Page<Membership>, StoreError> {
+        let (ms, rowid) = position(page)?;
         let conn = self.reader();
         let mut stmt = conn.prepare_cached(
-            "SELECT s.space_id, s.sealed_name, m.role, s.created_at_ms
+            "SELECT s.space_id, s.sealed_name, m.role, s.created_at_ms, s.rowid
              FROM members m JOIN spaces s ON s.space_id = m.space_id
-             WHERE m.user_id = ?1 ORDER BY s.created_at_ms, s.rowid",
+             WHERE m.user_id = ?1 AND (s.created_at_ms, s.rowid) > (?2, ?3)
+             ORDER BY s.created_at_ms, s.rowid LIMIT ?4",
         )?;
-        let spaces = stmt.query_map([user_id], membership_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(spaces)
+        let spaces = stmt
+            .query_map(params![user_id, ms, rowid, int(page.limit as u64 + 1)], |r| {
+                Ok((membership_from_row(r)?, cursor_at(r, 3, 4)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(paged(spaces, page.limit))
     }
 
     fn create_invite(&self, actor: &str, invite: &Invite, now_ms: u64) -> Result<(), StoreError> {
@@ -960,28 +993,31 @@ impl Records for SqliteRecords {
         Ok(member)
     }
 
-    fn members(&self, space_id: &str, actor: &str) -> Result<Vec<Member>, StoreError> {
+    fn members(&self, space_id: &str, actor: &str, page: &PageRequest) -> Result<Page<Member>, StoreError> {
+        let (ms, rowid) = position(page)?;
         let mut conn = self.reader();
         let tx = conn.transaction()?;
         require(&tx, space_id, actor, Role::Reader)?;
         let members = {
             let mut stmt = tx.prepare_cached(
-                "SELECT m.user_id, u.username, m.role, m.joined_at_ms
+                "SELECT m.user_id, u.username, m.role, m.joined_at_ms, m.rowid
                  FROM members m JOIN users u ON u.user_id = m.user_id
-                 WHERE m.space_id = ?1 ORDER BY m.joined_at_ms, m.rowid",
+                 WHERE m.space_id = ?1 AND (m.joined_at_ms, m.rowid) > (?2, ?3)
+                 ORDER BY m.joined_at_ms, m.rowid LIMIT ?4",
             )?;
-            stmt.query_map([space_id], |r| {
-                Ok(Member {
+            stmt.query_map(params![space_id, ms, rowid, int(page.limit as u64 + 1)], |r| {
+                let member = Member {
                     user_id: r.get(0)?,
                     username: r.get(1)?,
                     role: role_at(r, 2)?,
                     joined_at_ms: uint(r.get(3)?),
-                })
+                };
+                Ok((member, cursor_at(r, 3, 4)?))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?
         };
         tx.commit()?;
-        Ok(members)
+        Ok(paged(members, page.limit))
     }
 
     fn leave_space(&self, space_id: &str, user_id: &str) -> Result<Vec<ShardAddress>, StoreError> {
@@ -1140,18 +1176,23 @@ impl Records for SqliteRecords {
         })
     }
 
-    fn files(&self, space_id: &str, actor: &str) -> Result<Vec<FileRecord>, StoreError> {
+    fn files(&self, space_id: &str, actor: &str, page: &PageRequest) -> Result<Page<FileRecord>, StoreError> {
+        let (ms, rowid) = position(page)?;
         let mut conn = self.reader();
         let tx = conn.transaction()?;
         require(&tx, space_id, actor, Role::Reader)?;
         let files = {
             let mut stmt = tx.prepare_cached(&format!(
-                "SELECT {FILE_COLUMNS} FROM files WHERE space_id = ?1 ORDER BY created_at_ms, rowid"
+                "SELECT {FILE_COLUMNS}, rowid FROM files WHERE space_id = ?1 AND (created_at_ms, rowid) > (?2, ?3)
+                 ORDER BY created_at_ms, rowid LIMIT ?4"
             ))?;
-            stmt.query_map([space_id], file_from_row)?.collect::<rusqlite::Result<Vec<_>>>()?
+            stmt.query_map(params![space_id, ms, rowid, int(page.limit as u64 + 1)], |r| {
+                Ok((file_from_row(r)?, cursor_at(r, 5, 6)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?
         };
         tx.commit()?;
-        Ok(files)
+        Ok(paged(files, page.limit))
     }
 
     fn file(&self, space_id: &str, file_id: &str, actor: &str) -> Result<Option<FileRecord>, StoreError> {
@@ -1334,7 +1375,7 @@ mod tests {
         assert_eq!(version, SCHEMA_VERSION);
         assert!(db.user_by_name("ada").unwrap().is_some());
         db.create_space("s1", b"name", "id-ada", 5, u64::MAX).unwrap();
-        assert_eq!(db.spaces_of("id-ada").unwrap().len(), 1);
+        assert_eq!(db.spaces_of("id-ada", &PageRequest { after: None, limit: 10 }).unwrap().items.len(), 1);
 
         db.conn().pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
         drop(db);

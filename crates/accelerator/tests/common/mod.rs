@@ -368,7 +368,7 @@ impl Account {
 
     /// Lists a collection's ids.
     pub async fn list(&self, api: &Api, collection: &str) -> Vec<String> {
-        let req = KvListRequest { collection: collection.into() };
+        let req = KvListRequest { collection: collection.into(), page: PageQuery::default() };
         let answer: KvListResponse = api.call("/v1/kv/list", Some(self.token()), &req).await.expect("kv list");
         answer.ids
     }

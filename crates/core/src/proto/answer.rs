@@ -34,9 +34,15 @@ pub const MAX_SMALL_ANSWER_BYTES: usize = 64 * 1024;
 /// smaller (base64 adds a third). Plus room for the envelope's fields.
 pub const MAX_KV_VALUE_ANSWER_BYTES: usize = 2 * MAX_VALUE_BYTES + MAX_SMALL_ANSWER_BYTES;
 
-/// Cap of a list answer (kv ids, spaces, members, files): generous, but finite, until
-/// the list routes are paged.
-pub const MAX_LIST_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+/// The most bytes one entry of a list page can take: a file entry with the longest
+/// sealed manifest, a space with the longest sealed name (both under 2 KiB), a
+/// member, or a kv id (256 bytes, at most doubled by escaping).
+pub const MAX_LIST_ENTRY_BYTES: usize = 4 * 1024;
+
+/// Cap of one page of a list answer (kv ids, spaces, members, files): a full page of
+/// the largest entries ([`MAX_PAGE_ENTRIES`](super::MAX_PAGE_ENTRIES)), and room
+/// for the rest of the answer.
+pub const MAX_LIST_ANSWER_BYTES: usize = super::MAX_PAGE_ENTRIES as usize * MAX_LIST_ENTRY_BYTES + 64 * 1024;
 
 /// A JSON answer the SDK reads, with the most bytes a valid one can take.
 pub trait Answer: DeserializeOwned {
@@ -62,6 +68,49 @@ answers!(MAX_LIST_ANSWER_BYTES =>
     FileListResponse<Listed<FileEntry>>,
 );
 
+/// Walks a paged list (SPEC.md §7.4): the first page, then the page after each
+/// `next`, until a page has none. A hostile accelerator cannot keep a reader asking
+/// forever for the same page: a page that announces a next one must hold entries
+/// and move the cursor, or the walk fails with [`PagesStalled`].
+#[derive(Debug, Default)]
+pub struct PageWalk {
+    /// The cursor of the next page to ask for (`None`: the first page).
+    after: Option<String>,
+    /// Set once a page had no `next`.
+    done: bool,
+}
+
+/// A list's pages did not advance (an empty page with a `next`, or the same cursor
+/// again): the accelerator is not to be followed further.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the accelerator's list pages do not advance (an empty page, or the same cursor again)")]
+pub struct PagesStalled;
+
+impl PagesStalled {
+    /// The stable code: `Integrity` (no honest accelerator answers this way).
+    pub fn code(&self) -> ErrorCode {
+        ErrorCode::Integrity
+    }
+}
+
+impl PageWalk {
+    /// The `after` of the next page to ask for (`Some(None)` for the first), or
+    /// `None` once the list is done.
+    pub fn next_after(&self) -> Option<Option<&str>> {
+        (!self.done).then_some(self.after.as_deref())
+    }
+
+    /// Takes note of a page that held `entries` and said `next`.
+    pub fn answered(&mut self, entries: usize, next: Option<String>) -> Result<(), PagesStalled> {
+        match next {
+            None => self.done = true,
+            Some(next) if entries == 0 || self.after.as_ref() == Some(&next) => return Err(PagesStalled),
+            Some(next) => self.after = Some(next),
+        }
+        Ok(())
+    }
+}
+
 /// An answer that went past its cap.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
@@ -73,7 +122,7 @@ pub struct AnswerTooLarge {
 }
 
 impl AnswerTooLarge {
-    /// The stable code: `TooLarge` (a list can outgrow its cap honestly, until paging).
+    /// The stable code: `TooLarge`.
     pub fn code(&self) -> ErrorCode {
         ErrorCode::TooLarge
     }
@@ -197,14 +246,37 @@ mod tests {
             created_by: "u".repeat(64),
             created_at_ms: u64::MAX,
         };
-        assert!(len_of(&entry) <= FileEntry::MAX_BYTES / 16);
+        assert!(len_of(&entry) <= MAX_LIST_ENTRY_BYTES);
+        let full = crate::proto::storage::FileListResponse {
+            files: vec![entry.clone(); crate::proto::MAX_PAGE_ENTRIES as usize],
+            next: Some(format!("{}.{}", u64::MAX, i64::MAX)),
+        };
+        assert!(len_of(&full) <= MAX_LIST_ANSWER_BYTES, "a full page of the largest files: {}", len_of(&full));
+        let ids = crate::proto::KvListResponse {
+            ids: vec!["\"".repeat(256); crate::proto::MAX_PAGE_ENTRIES as usize],
+            next: Some("\"".repeat(256)),
+        };
+        assert!(len_of(&ids) <= MAX_LIST_ANSWER_BYTES, "a full page of the longest ids: {}", len_of(&ids));
         let name = space::seal_space_name(&key, &id, &"n".repeat(space::MAX_SPACE_NAME_BYTES), [0; 12]).unwrap();
         let info =
             SpaceInfo { space_id: id, sealed_name: b64::encode(name), role: Role::Owner, created_at_ms: u64::MAX };
-        assert!(len_of(&info) <= SpaceInfo::MAX_BYTES / 16);
+        assert!(len_of(&info) <= MAX_LIST_ENTRY_BYTES);
         let missing =
             ShardsMissingResponse { missing: vec![ShardAddress::of(b"x"); crate::proto::storage::MAX_BATCH_ADDRESSES] };
         assert!(len_of(&missing) <= ShardsMissingResponse::MAX_BYTES);
+    }
+
+    #[test]
+    fn a_page_walk_follows_next_and_refuses_a_stall() {
+        let mut walk = PageWalk::default();
+        assert_eq!(walk.next_after(), Some(None));
+        walk.answered(2, Some("b".into())).unwrap();
+        assert_eq!(walk.next_after(), Some(Some("b")));
+        assert_eq!(walk.answered(1, Some("b".into())), Err(PagesStalled), "the same cursor again");
+        assert_eq!(walk.answered(0, Some("c".into())), Err(PagesStalled), "an empty page that promises more");
+        walk.answered(1, Some("c".into())).unwrap();
+        walk.answered(0, None).unwrap();
+        assert_eq!(walk.next_after(), None, "done");
     }
 
     #[test]

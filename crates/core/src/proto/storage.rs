@@ -121,6 +121,9 @@ impl SpaceInfo {
 pub struct SpaceListResponse<E = SpaceInfo> {
     /// Oldest first.
     pub spaces: Vec<E>,
+    /// Where the next page starts (its `after`); `null` on the last page.
+    #[serde(default)]
+    pub next: Option<String>,
 }
 
 /// Registers an invite: only the hash of its secret reaches the accelerator.
@@ -179,6 +182,9 @@ pub struct Member {
 pub struct MembersResponse<E = Member> {
     /// In joining order.
     pub members: Vec<E>,
+    /// Where the next page starts (its `after`); `null` on the last page.
+    #[serde(default)]
+    pub next: Option<String>,
 }
 
 /// Removes a member (owners only).
@@ -246,6 +252,9 @@ impl FileEntry {
 pub struct FileListResponse<E = FileEntry> {
     /// Oldest first.
     pub files: Vec<E>,
+    /// Where the next page starts (its `after`); `null` on the last page.
+    #[serde(default)]
+    pub next: Option<String>,
 }
 
 /// The answer to a file delete.
