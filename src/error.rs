@@ -20,12 +20,15 @@ pub struct SdkError {
     pub code: ErrorCode,
     /// What happened and what to do about it.
     pub message: String,
+    /// For `RateLimited`: how long the accelerator asked to wait (its `Retry-After`),
+    /// in milliseconds; `retryAfterMs` on the JS error.
+    pub retry_after_ms: Option<u32>,
 }
 
 impl SdkError {
     /// A failure with the given code and message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        SdkError { code, message: message.into() }
+        SdkError { code, message: message.into(), retry_after_ms: None }
     }
 
     /// Bad input from the caller.
@@ -82,6 +85,9 @@ impl From<SdkError> for JsValue {
         error.set_name("CofferError");
         // Setting a property on a fresh Error object cannot fail.
         let _ = js_sys::Reflect::set(&error, &"code".into(), &e.code.as_str().into());
+        if let Some(ms) = e.retry_after_ms {
+            let _ = js_sys::Reflect::set(&error, &"retryAfterMs".into(), &f64::from(ms).into());
+        }
         error.into()
     }
 }

@@ -293,8 +293,16 @@ async fn error_from(response: Response) -> SdkError {
         Err(e) if e.code == ErrorCode::TooLarge => Vec::new(),
         Err(e) => return e,
     };
+    // Readable across origins because the accelerator exposes it (CORS).
+    let retry_after_ms = response
+        .headers()
+        .get("retry-after")
+        .ok()
+        .flatten()
+        .and_then(|text| text.trim().parse::<u32>().ok())
+        .map(|secs| secs.saturating_mul(1000));
     match serde_json::from_slice::<ErrorBody>(&bytes) {
-        Ok(body) => SdkError::new(body.code, body.message),
+        Ok(body) => SdkError { retry_after_ms, ..SdkError::new(body.code, body.message) },
         Err(_) => {
             let code = if status >= 500 { ErrorCode::Internal } else { ErrorCode::Network };
             SdkError::new(code, format!("the accelerator answered HTTP {status} without an error body"))

@@ -23,6 +23,12 @@ export type ErrorCode =
 export interface CofferError extends Error {
   name: "CofferError";
   code: ErrorCode;
+  /**
+   * With `RateLimited`: how long the accelerator asked to wait before trying again
+   * (its `Retry-After`), in milliseconds. The SDK's own retries (shard uploads and
+   * reads) already wait this long; an app that signs in again should too.
+   */
+  retryAfterMs?: number;
 }
 
 /** An entry a list left out, and why (see `Listing`). */

@@ -25,8 +25,13 @@ fn check_abort(signal: Option<&AbortSignal>) -> SdkResult<()> {
     if signal.is_some_and(AbortSignal::aborted) { Err(SdkError::aborted()) } else { Ok(()) }
 }
 
+/// The longest `Retry-After` a retry waits out; a longer one is reported instead.
+const MAX_RETRY_AFTER_MS: u32 = 60_000;
+
 /// Runs `request` until it succeeds, fails for good, or `ATTEMPTS` run out;
-/// network errors and 5xx answers are retried with exponential backoff and jitter.
+/// network errors, 5xx answers and `RateLimited` are retried with exponential
+/// backoff and jitter, never sooner than the accelerator's `Retry-After` asks (one
+/// over a minute is reported rather than waited out).
 pub async fn with_retry<T, F, Fut>(signal: Option<&AbortSignal>, mut request: F) -> SdkResult<T>
 where
     F: FnMut() -> Fut,
@@ -37,7 +42,11 @@ where
         check_abort(signal)?;
         match request().await {
             Err(e) if retryable(&e) && attempt + 1 < ATTEMPTS => {
-                timer::sleep(timer::backoff_ms(attempt, 200.0, 5_000.0)).await;
+                let asked = e.retry_after_ms.unwrap_or(0);
+                if asked > MAX_RETRY_AFTER_MS {
+                    return Err(e);
+                }
+                timer::sleep(timer::backoff_ms(attempt, 200.0, 5_000.0).max(asked)).await;
                 attempt += 1;
             }
             other => return other,

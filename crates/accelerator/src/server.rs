@@ -204,6 +204,8 @@ pub fn router(state: AppState) -> Router {
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        // So a page on another origin can read how long a `RateLimited` asks it to wait.
+        .expose_headers([header::RETRY_AFTER])
         .max_age(Duration::from_secs(3600));
 
     // A bug in a handler answers `Internal` as JSON, like every other failure,
