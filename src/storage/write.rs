@@ -141,7 +141,15 @@ pub async fn write(inner: &Inner, job: WriteJob) -> SdkResult<Written> {
     check_abort(signal)?;
     let file_id = b64::encode(random::bytes::<16>());
     let sealed = space::seal_file_record(&space_key, &space_id, &file_id, &manifest, random::bytes())?;
-    let request = CommitFileRequest { file_id, sealed_record: b64::encode(sealed), shards: addresses };
+    let request = CommitFileRequest {
+        file_id,
+        sealed_record: b64::encode(sealed),
+        shards: addresses,
+        size,
+        chunk_size: params.chunk_size,
+        data_shards: params.data_shards,
+        parity_shards: params.parity_shards,
+    };
     let path = format!("{}/files", space_path(&space_id)?);
     let entry: FileEntry = inner.http.post(&path, &request).await?;
     // The entry's ids are what the shared-files list records: they must be this file's.

@@ -161,6 +161,9 @@ impl From<StoreError> for ApiError {
                 ErrorCode::Forbidden,
                 "this invite has been used as many times as it allows; ask an owner of the space for a new one",
             ),
+            StoreError::OverDeclared { stored, bound } => ApiError::invalid(format!(
+                "the listed shards hold {stored} bytes, more than the {bound} a file of the declared size needs"
+            )),
             StoreError::BadCursor => ApiError::invalid(
                 "`after` is not a cursor this list handed out; start again from the first page without it",
             ),

@@ -1,5 +1,8 @@
 //! The file routes of a space: commit, list, get, delete.
 //!
+//! A commit declares the file's size and parameters, which bound the shards it may
+//! list and their bytes ([`coffer_core::manifest::FileParams::shard_bound`]).
+//!
 //! A file is visible only once committed: its shards are uploaded first (invisible,
 //! collected after the grace if nothing commits them), then one commit checks every
 //! listed shard is stored, meters their bytes against the space's quota and records
@@ -39,11 +42,28 @@ pub async fn commit(
     if req.shards.len() > MAX_FILE_SHARDS {
         return Err(ApiError::too_large(format!("a file lists at most {MAX_FILE_SHARDS} shards")));
     }
+    let params = req.params().map_err(|e| ApiError::invalid(e.to_string()))?;
+    let bound = params.shard_bound(req.size);
+    let mut distinct = req.shards.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() as u64 > bound.shards {
+        return Err(ApiError::invalid(format!(
+            "a file of {} bytes in {} B chunks, {} + {} shards, has at most {} shards; this commit lists {}",
+            req.size,
+            params.chunk_size,
+            params.data_shards,
+            params.parity_shards,
+            bound.shards,
+            distinct.len()
+        )));
+    }
     let file = NewFile {
         space_id,
         file_id: req.file_id,
         sealed_record,
-        shards: req.shards,
+        shards: distinct,
+        max_shard_bytes: bound.bytes,
         created_by: authed.session.user_id,
         created_at_ms: now_ms(),
     };

@@ -282,6 +282,7 @@ mod tests {
             file_id: id.into(),
             sealed_record: vec![1],
             shards: shards.to_vec(),
+            max_shard_bytes: u64::MAX,
             created_by: by.into(),
             created_at_ms: 0,
         }

@@ -607,3 +607,37 @@ async fn spaces_members_and_files_are_paged() {
     assert_eq!(walk("/v1/spaces?limit=2".into(), "spaces").await.len(), 6);
     assert_eq!(walk(format!("{}?limit=2", space.path("/members")), "members").await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_commit_lists_no_more_than_its_declared_size_needs() {
+    let server = TestServer::start(|_| {}).await;
+    let api = server.api();
+    let ada = sign_up(&api, "ada", "pw").await;
+    let space = ada.create_space(&api).await;
+    let shards = random_shards(100 * 1024);
+    ada.upload(&api, &shards).await;
+    let commit = |req: coffer_core::proto::storage::CommitFileRequest| {
+        let (api, token, path) = (api.clone(), ada.token().to_owned(), space.path("/files"));
+        async move { api.post(&path, Some(&token), &req).await }
+    };
+    let small = |size: u64| coffer_core::proto::storage::CommitFileRequest {
+        size,
+        chunk_size: 1024,
+        data_shards: 4,
+        parity_shards: 2,
+        ..commit_request(&addresses(&shards))
+    };
+    // An empty file needs no shard; one chunk of 1 KiB needs six small ones.
+    let msg = Api::expect_error(commit(small(0)).await, ErrorCode::InvalidInput);
+    assert!(msg.contains("at most 0 shards"), "{msg}");
+    let msg = Api::expect_error(commit(small(1000)).await, ErrorCode::InvalidInput);
+    assert!(msg.contains("more than the"), "{msg}");
+    // Parameters outside the format's bounds are refused.
+    let bad = coffer_core::proto::storage::CommitFileRequest { chunk_size: 5, ..small(1000) };
+    Api::expect_error(commit(bad).await, ErrorCode::InvalidInput);
+    // Declared as what it is, it commits.
+    let honest =
+        coffer_core::proto::storage::CommitFileRequest { size: 100 * 1024, chunk_size: 4 * 1024 * 1024, ..small(0) };
+    let (status, body) = commit(honest).await;
+    assert_eq!(status, 200, "{body}");
+}

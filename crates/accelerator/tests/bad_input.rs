@@ -192,23 +192,27 @@ async fn bad_space_and_file_input_is_refused_and_the_server_keeps_serving() {
         ("/v1/spaces/join".into(), json!({"spaceId": space.id, "secret": [1, 2]}), InvalidInput),
         (
             space.path("/files"),
-            json!({"fileId": short_id, "sealedRecord": sealed_text(50), "shards": [address]}),
+            json!({"fileId": short_id, "sealedRecord": sealed_text(50), "size": 1000, "chunkSize": 1024, "dataShards": 4, "parityShards": 2, "shards": [address]}),
             InvalidInput,
         ),
-        (space.path("/files"), json!({"fileId": new_id(), "sealedRecord": "***", "shards": [address]}), InvalidInput),
         (
             space.path("/files"),
-            json!({"fileId": new_id(), "sealedRecord": sealed_text(4097), "shards": [address]}),
+            json!({"fileId": new_id(), "sealedRecord": "***", "size": 1000, "chunkSize": 1024, "dataShards": 4, "parityShards": 2, "shards": [address]}),
+            InvalidInput,
+        ),
+        (
+            space.path("/files"),
+            json!({"fileId": new_id(), "sealedRecord": sealed_text(4097), "size": 1000, "chunkSize": 1024, "dataShards": 4, "parityShards": 2, "shards": [address]}),
             TooLarge,
         ),
         (
             space.path("/files"),
-            json!({"fileId": new_id(), "sealedRecord": sealed_text(50), "shards": ["abc"]}),
+            json!({"fileId": new_id(), "sealedRecord": sealed_text(50), "size": 1000, "chunkSize": 1024, "dataShards": 4, "parityShards": 2, "shards": ["abc"]}),
             InvalidInput,
         ),
         (
             space.path("/files"),
-            json!({"fileId": new_id(), "sealedRecord": sealed_text(50), "shards": address}),
+            json!({"fileId": new_id(), "sealedRecord": sealed_text(50), "size": 1000, "chunkSize": 1024, "dataShards": 4, "parityShards": 2, "shards": address}),
             InvalidInput,
         ),
         (space.path("/files"), json!({"fileId": new_id(), "sealedRecord": sealed_text(50)}), InvalidInput),

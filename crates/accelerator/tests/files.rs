@@ -48,7 +48,8 @@ async fn a_commit_needs_every_shard_and_meters_distinct_bytes() {
     assert_eq!(ada.files(&api, &space).await.unwrap(), std::slice::from_ref(&file));
 
     // The same file id again is a conflict.
-    let again = CommitFileRequest { file_id: file.file_id.clone(), sealed_record: sealed(99), shards: listed };
+    let again =
+        CommitFileRequest { file_id: file.file_id.clone(), sealed_record: sealed(99), ..commit_request(&listed) };
     let err = api.call::<FileEntry>(&space.path("/files"), Some(ada.token()), &again).await.unwrap_err();
     assert_eq!(err.code, Conflict);
     let missing = ada.get_json::<FileEntry>(&api, &space.path(&format!("/files/{}", new_id()))).await;

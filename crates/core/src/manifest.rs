@@ -221,6 +221,38 @@ impl FileParams {
     pub fn chunk_count(&self, size: u64) -> u64 {
         size.div_ceil(u64::from(self.chunk_size.max(1)))
     }
+
+    /// The most shards, and shard bytes, a file of `size` bytes written with these
+    /// parameters can need: every data chunk and every chunk-table node up to a
+    /// single root (a writer that puts the top level inline needs fewer), each as
+    /// `data + parity` shards of a full chunk's sealed length. The accelerator holds
+    /// a commit to it (SPEC.md F.5), so a file cannot pin more than its declared
+    /// size needs.
+    pub fn shard_bound(&self, size: u64) -> ShardBound {
+        let shape = Shape { params: *self, size };
+        let (mut pieces, mut level) = (0u64, 0u8);
+        loop {
+            let count = shape.count(level);
+            pieces = pieces.saturating_add(count);
+            if count <= 1 || level == u8::MAX {
+                break;
+            }
+            level += 1;
+        }
+        let shards = pieces.saturating_mul(self.total_shards() as u64);
+        let shard_len =
+            (u64::from(self.chunk_size) + CHUNK_OVERHEAD as u64).div_ceil(u64::from(self.data_shards.max(1)));
+        ShardBound { shards, bytes: shards.saturating_mul(shard_len) }
+    }
+}
+
+/// What a file can need on the accelerator at most ([`FileParams::shard_bound`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardBound {
+    /// Distinct shards.
+    pub shards: u64,
+    /// Their bytes in all.
+    pub bytes: u64,
 }
 
 /// Where one sealed chunk (or table node) lives: its key and its shards' addresses,
@@ -895,6 +927,27 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_shard_bound_covers_every_tree_a_writer_builds() {
+        for p in [params(MIN_CHUNK_SIZE, 1, 1), params(MIN_CHUNK_SIZE, 8, 4), params(4096, 4, 2)] {
+            let fanout = p.fanout();
+            for chunks in [0, 1, 2, fanout, fanout + 1, fanout * fanout + 3] {
+                let size = chunks * u64::from(p.chunk_size);
+                // `build` stores the table nodes it writes; the data chunks are all full.
+                let (_, tables) = build(p, size, "{}");
+                let per_piece = p.total_shards() as u64;
+                let shard_bytes = |sealed: u64| sealed.div_ceil(u64::from(p.data_shards)) * per_piece;
+                let shards = (chunks + tables.len() as u64) * per_piece;
+                let bytes = chunks * shard_bytes(u64::from(p.chunk_size) + CHUNK_OVERHEAD as u64)
+                    + tables.values().map(|(_, sealed)| shard_bytes(sealed.len() as u64)).sum::<u64>();
+                let bound = p.shard_bound(size);
+                assert!(shards <= bound.shards, "{p:?} {chunks} chunks: {shards} > {}", bound.shards);
+                assert!(bytes <= bound.bytes, "{p:?} {chunks} chunks: {bytes} > {}", bound.bytes);
+            }
+        }
+        assert_eq!(FileParams::default().shard_bound(0), ShardBound { shards: 0, bytes: 0 });
     }
 
     #[test]

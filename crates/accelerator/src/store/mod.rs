@@ -92,6 +92,13 @@ pub enum StoreError {
         /// Distinct shards listed.
         listed: usize,
     },
+    /// A commit's shards hold more bytes than its declared size needs.
+    OverDeclared {
+        /// Bytes the listed shards hold.
+        stored: u64,
+        /// The most a file of the declared size needs.
+        bound: u64,
+    },
     /// A write would take the space or the user past a limit.
     QuotaExceeded {
         /// Which limit.
@@ -133,6 +140,7 @@ impl std::fmt::Display for StoreError {
             StoreError::InviteExpired => f.write_str("invite expired"),
             StoreError::InviteUsedUp => f.write_str("invite used up"),
             StoreError::BadCursor => f.write_str("bad cursor"),
+            StoreError::OverDeclared { stored, bound } => write!(f, "shards hold {stored} > {bound} bytes"),
             StoreError::Backend(detail) => write!(f, "database: {detail}"),
         }
     }
@@ -397,6 +405,8 @@ pub struct NewFile {
     pub sealed_record: Vec<u8>,
     /// Every shard it needs, each once.
     pub shards: Vec<ShardAddress>,
+    /// The most bytes those shards may hold, from the file's declared size.
+    pub max_shard_bytes: u64,
     /// The committing user; must be a writer or owner of the space.
     pub created_by: String,
     /// When, milliseconds since the Unix epoch.

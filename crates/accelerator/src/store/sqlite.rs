@@ -1127,6 +1127,9 @@ impl Records for SqliteRecords {
         if missing > 0 {
             return Err(StoreError::MissingShards { missing, listed });
         }
+        if stored_bytes > file.max_shard_bytes {
+            return Err(StoreError::OverDeclared { stored: stored_bytes, bound: file.max_shard_bytes });
+        }
         let used = space_used_bytes(&tx, &file.space_id)?;
         if used.saturating_add(stored_bytes) > quotas.space_bytes {
             return Err(StoreError::QuotaExceeded {
@@ -1409,6 +1412,7 @@ mod tests {
             file_id: "f1".into(),
             sealed_record: vec![1; 30],
             shards: vec![a, b, a],
+            max_shard_bytes: u64::MAX,
             created_by: "id-ada".into(),
             created_at_ms: 300,
         };

@@ -557,7 +557,7 @@ impl Account {
 
     /// Commits a file listing these shards, with a fresh id.
     pub async fn commit(&self, api: &Api, space: &TestSpace, shards: &[ShardAddress]) -> Result<FileEntry, ErrorBody> {
-        let req = CommitFileRequest { file_id: new_id(), sealed_record: sealed(120), shards: shards.to_vec() };
+        let req = commit_request(shards);
         api.call(&space.path("/files"), Some(self.token()), &req).await
     }
 
@@ -603,5 +603,19 @@ impl Account {
             assert_eq!(status.as_u16(), err.code.http_status(), "status matches code");
             Err(err)
         }
+    }
+}
+
+/// A commit of `shards` as a file of up to four 4 MiB chunks, 4 + 2 (the declared
+/// size bounds what a commit may list).
+pub fn commit_request(shards: &[ShardAddress]) -> CommitFileRequest {
+    CommitFileRequest {
+        file_id: new_id(),
+        sealed_record: sealed(120),
+        shards: shards.to_vec(),
+        size: 16 * 1024 * 1024,
+        chunk_size: 4 * 1024 * 1024,
+        data_shards: 4,
+        parity_shards: 2,
     }
 }

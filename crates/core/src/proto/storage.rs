@@ -216,6 +216,28 @@ pub struct CommitFileRequest {
     pub sealed_record: String,
     /// Every shard the file needs, data and parity, chunk table included.
     pub shards: Vec<ShardAddress>,
+    /// The file's size in bytes as written. With the parameters below it bounds the
+    /// shards the commit may list and their bytes (`FileParams::shard_bound`, SPEC.md
+    /// F.5), so a file cannot pin more than its size needs.
+    pub size: u64,
+    /// Plaintext bytes per chunk (F.1).
+    pub chunk_size: u32,
+    /// Data shards per chunk (F.1).
+    pub data_shards: u8,
+    /// Parity shards per chunk (F.1).
+    pub parity_shards: u8,
+}
+
+impl CommitFileRequest {
+    /// The declared parameters, checked.
+    pub fn params(&self) -> Result<crate::manifest::FileParams, crate::manifest::ManifestError> {
+        let params = crate::manifest::FileParams {
+            chunk_size: self.chunk_size,
+            data_shards: self.data_shards,
+            parity_shards: self.parity_shards,
+        };
+        params.check().map(|()| params)
+    }
 }
 
 /// A committed file.
