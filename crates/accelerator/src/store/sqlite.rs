@@ -391,6 +391,11 @@ fn charge(conn: &Connection, user_id: &str, delta: i64, allowance: u64) -> Resul
     Ok(())
 }
 
+/// Moves an upload's deadline (never earlier); changes no row if there is no such
+/// upload. Parameters: user id, address, new deadline.
+const MOVE_DEADLINE: &str =
+    "UPDATE uploads SET expires_at_ms = max(expires_at_ms, ?3) WHERE user_id = ?1 AND address = ?2";
+
 /// `charge` for a refund, which is never refused.
 fn refund(conn: &Connection, user_id: &str, bytes: u64) -> Result<(), StoreError> {
     charge(conn, user_id, -int(bytes), u64::MAX)
@@ -782,10 +787,7 @@ impl Records for SqliteRecords {
              SET size = excluded.size, stored_at_ms = max(stored_at_ms, excluded.stored_at_ms)",
             params![address.as_bytes(), int(size), int(now_ms)],
         )?;
-        let moved = tx.execute(
-            "UPDATE uploads SET expires_at_ms = max(expires_at_ms, ?3) WHERE user_id = ?1 AND address = ?2",
-            params![user_id, address.as_bytes(), int(expires_at_ms)],
-        )?;
+        let moved = tx.execute(MOVE_DEADLINE, params![user_id, address.as_bytes(), int(expires_at_ms)])?;
         if moved == 0 {
             tx.execute(
                 "INSERT INTO uploads (user_id, address, size, expires_at_ms) VALUES (?1, ?2, ?3, ?4)",
@@ -807,9 +809,7 @@ impl Records for SqliteRecords {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let present = {
-            let mut stmt = tx.prepare_cached(
-                "UPDATE uploads SET expires_at_ms = max(expires_at_ms, ?3) WHERE user_id = ?1 AND address = ?2",
-            )?;
+            let mut stmt = tx.prepare_cached(MOVE_DEADLINE)?;
             addresses
                 .iter()
                 .map(|a| stmt.execute(params![user_id, a.as_bytes(), int(expires_at_ms)]).map(|n| n > 0))
