@@ -164,6 +164,10 @@ impl From<StoreError> for ApiError {
             StoreError::OverDeclared { stored, bound } => ApiError::invalid(format!(
                 "the listed shards hold {stored} bytes, more than the {bound} a file of the declared size needs"
             )),
+            StoreError::TooManyInvites { max } => ApiError::new(
+                ErrorCode::QuotaExceeded,
+                format!("this space has {max} invites that have not expired, the most it may; wait for some to expire"),
+            ),
             StoreError::BadCursor => ApiError::invalid(
                 "`after` is not a cursor this list handed out; start again from the first page without it",
             ),

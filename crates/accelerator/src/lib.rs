@@ -32,10 +32,13 @@
 //!   collector of shards no file references.
 //! - [`store`] — the [`store::Records`] trait and its SQLite backend; the
 //!   [`store::shards::ShardStore`] trait and its directory backend.
+//! - [`budget`] — room in memory for large request bodies (shard uploads, commits),
+//!   in all and per user.
 //! - [`bench`] — a websocket echo for `scripts/bench`, mounted only on request.
 
 pub mod auth;
 pub mod bench;
+pub mod budget;
 pub mod config;
 pub mod error;
 pub mod feed;

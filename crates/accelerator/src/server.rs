@@ -32,7 +32,7 @@ use crate::store::shard_dir::ShardDir;
 use crate::store::sqlite::SqliteRecords;
 use crate::store::{Records, StoreError};
 use crate::throttle::Throttle;
-use crate::{auth, bench, feed, files, gc, kv, shards, spaces};
+use crate::{auth, bench, budget, feed, files, gc, kv, shards, spaces};
 
 /// What every handler shares. Cheap to clone: everything is behind an `Arc`.
 #[derive(Clone)]
@@ -55,10 +55,10 @@ pub struct AppState {
     pub throttle: Arc<Throttle>,
     /// Room for feed websockets that have not authenticated yet.
     pub unauthenticated_sockets: Arc<Semaphore>,
-    /// Shard bytes uploads may hold in memory, in KiB permits ([`crate::shards`]).
-    pub upload_buffer: Arc<Semaphore>,
-    /// Shard uploads in flight per user.
-    pub uploads_per_user: Arc<crate::shards::PerUser>,
+    /// Bytes large request bodies may hold in memory, in KiB permits ([`crate::budget`]).
+    pub body_budget: Arc<Semaphore>,
+    /// Large request bodies in flight per user.
+    pub bodies_per_user: Arc<crate::budget::PerUser>,
     /// Pieces of shards being read from the store at this moment.
     pub shard_reads: Arc<Semaphore>,
 }
@@ -133,6 +133,8 @@ async fn request_timeout(
 /// Every route: the API under `/v1`, the package under `/pkg/`, the demo at `/`.
 pub fn router(state: AppState) -> Router {
     let config = Arc::clone(&state.config);
+    // Shard uploads and file commits wait for room for their bodies (crate::budget).
+    let budgeted = |max: usize| middleware::from_fn_with_state((state.clone(), max), budget::budgeted);
     let mut api = Router::new().route("/health", get(health));
     if config.bench_endpoints {
         api = api
@@ -157,7 +159,13 @@ pub fn router(state: AppState) -> Router {
         .route("/shards/fetch", post(shards::fetch))
         // Only the upload takes a body of shard size; the layer on this one method
         // overrides the JSON limit below.
-        .route("/shards/{address}", put(shards::put).layer(DefaultBodyLimit::max(MAX_SHARD_BYTES)).get(shards::get))
+        .route(
+            "/shards/{address}",
+            put(shards::put)
+                .layer(DefaultBodyLimit::max(MAX_SHARD_BYTES))
+                .layer(budgeted(MAX_SHARD_BYTES))
+                .get(shards::get),
+        )
         .route("/spaces", post(spaces::create).get(spaces::list))
         .route("/spaces/join", post(spaces::join))
         .route("/spaces/{space}/invites", post(spaces::invite))
@@ -167,7 +175,10 @@ pub fn router(state: AppState) -> Router {
         .route("/spaces/{space}/usage", get(spaces::usage))
         .route(
             "/spaces/{space}/files",
-            post(files::commit).layer(DefaultBodyLimit::max(files::MAX_COMMIT_BODY_BYTES)).get(files::list),
+            post(files::commit)
+                .layer(DefaultBodyLimit::max(files::MAX_COMMIT_BODY_BYTES))
+                .layer(budgeted(files::MAX_COMMIT_BODY_BYTES))
+                .get(files::list),
         )
         .route("/spaces/{space}/files/{file}", get(files::get).delete(files::delete))
         .fallback(no_route)
@@ -250,8 +261,8 @@ pub async fn serve(
         keeper,
         throttle: Arc::new(Throttle::new(&limits)),
         unauthenticated_sockets: Arc::new(Semaphore::new(limits.max_unauthenticated_sockets)),
-        upload_buffer: Arc::new(Semaphore::new(crate::shards::budget_permits(limits.upload_buffer_bytes))),
-        uploads_per_user: Arc::new(crate::shards::PerUser::new(limits.max_uploads_per_user)),
+        body_budget: Arc::new(Semaphore::new(crate::budget::permits(limits.upload_buffer_bytes))),
+        bodies_per_user: Arc::new(crate::budget::PerUser::new(limits.max_uploads_per_user)),
         shard_reads: Arc::new(Semaphore::new(limits.max_concurrent_shard_reads.max(1))),
         config: Arc::new(config),
         secret: Arc::new(secret),

@@ -16,13 +16,11 @@
 //! - **A batch is sized before it is sent.** `POST /v1/shards/fetch` looks up every
 //!   named shard's size (once per distinct address) and refuses with `TooLarge` an
 //!   answer over [`crate::config::Limits::max_fetch_bytes`] before sending a byte.
-//! - **Uploads are budgeted.** An upload must say its length; it waits for that many
-//!   bytes of [`crate::config::Limits::upload_buffer_bytes`] before its body is read,
-//!   and a user has at most [`crate::config::Limits::max_uploads_per_user`] in flight.
+//! - **Uploads are budgeted** by [`crate::budget`] before their bodies are read.
 
 use std::collections::HashMap;
 use std::io::{self, Read as _};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::body::{Body as ResponseBody, Bytes};
 use axum::extract::State;
@@ -32,23 +30,19 @@ use axum::http::header::{
 use axum::http::{HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use coffer_core::ErrorCode;
-use coffer_core::proto::storage::{
-    MAX_BATCH_ADDRESSES, MAX_SHARD_BYTES, SHARD_ABSENT, ShardsMissingResponse, ShardsRequest,
-};
+use coffer_core::proto::storage::{MAX_BATCH_ADDRESSES, SHARD_ABSENT, ShardsMissingResponse, ShardsRequest};
 use coffer_core::shard::ShardAddress;
 use futures_util::{StreamExt, TryStreamExt, stream};
 use tokio::sync::Semaphore;
 
 use crate::auth::Authed;
-use crate::error::{ApiError, Json, Path};
+use crate::error::{ApiError, Body, Json, Path};
 use crate::gc::Upload;
 use crate::server::{AppState, now_ms};
 use crate::store::shards::ShardReader;
 
 /// Bytes read from the store at a time when serving a shard.
 pub const PIECE: usize = 64 * 1024;
-/// Upload budget permits are counted in KiB.
-const PERMIT_BYTES: u64 = 1024;
 
 /// Headers of every shard answer. No cache may keep a shard (a deleted file's must
 /// stop being served); and should a browser ever be pointed at one, it downloads
@@ -61,61 +55,6 @@ const SHARD_HEADERS: [(HeaderName, &str); 5] = [
     (CONTENT_SECURITY_POLICY, "default-src 'none'; sandbox"),
 ];
 
-/// The upload budget's size in permits.
-pub fn budget_permits(bytes: u64) -> usize {
-    usize::try_from(bytes.div_ceil(PERMIT_BYTES)).unwrap_or(Semaphore::MAX_PERMITS).min(Semaphore::MAX_PERMITS)
-}
-
-/// Uploads in flight per user.
-pub struct PerUser {
-    /// Users with an upload in flight, and how many.
-    counts: Mutex<HashMap<String, usize>>,
-    /// How many one user may have.
-    cap: usize,
-}
-
-/// One upload in flight; counted until dropped.
-pub struct UploadSlot {
-    /// Where it is counted.
-    uploads: Arc<PerUser>,
-    /// Whose it is.
-    user_id: String,
-}
-
-impl PerUser {
-    /// Allows `cap` uploads in flight per user.
-    pub fn new(cap: usize) -> Self {
-        PerUser { counts: Mutex::new(HashMap::new()), cap: cap.max(1) }
-    }
-
-    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
-        self.counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// A slot for one more upload of `user_id`, unless they are at the cap.
-    pub fn enter(self: &Arc<Self>, user_id: &str) -> Option<UploadSlot> {
-        let mut counts = self.counts();
-        let n = counts.entry(user_id.to_owned()).or_insert(0);
-        if *n >= self.cap {
-            return None;
-        }
-        *n += 1;
-        Some(UploadSlot { uploads: Arc::clone(self), user_id: user_id.to_owned() })
-    }
-}
-
-impl Drop for UploadSlot {
-    fn drop(&mut self) {
-        let mut counts = self.uploads.counts();
-        if let Some(n) = counts.get_mut(&self.user_id) {
-            *n -= 1;
-            if *n == 0 {
-                counts.remove(&self.user_id);
-            }
-        }
-    }
-}
-
 fn batch_size(addresses: &[ShardAddress]) -> Result<(), ApiError> {
     if addresses.len() > MAX_BATCH_ADDRESSES {
         return Err(ApiError::too_large(format!(
@@ -126,44 +65,14 @@ fn batch_size(addresses: &[ShardAddress]) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The declared length of an upload (its `Content-Length`, or 0 for a request
-/// without a body), checked against the shard limit.
-fn declared_length(body: &ResponseBody) -> Result<usize, ApiError> {
-    let declared = usize::try_from(http_body::Body::size_hint(body).exact().unwrap_or(u64::MAX)).ok();
-    let Some(len) = declared.filter(|&n| n != usize::MAX) else {
-        return Err(ApiError::invalid("send the shard with a Content-Length header (not chunked)"));
-    };
-    if len > MAX_SHARD_BYTES {
-        return Err(ApiError::too_large(format!("a shard is at most {MAX_SHARD_BYTES} bytes; this one says {len}")));
-    }
-    Ok(len)
-}
-
 /// `PUT /v1/shards/{address}`: 204 once the shard is durable; `Integrity` (and
 /// nothing stored) if the body does not hash to the address. Idempotent.
 pub async fn put(
     State(state): State<AppState>,
     authed: Authed,
     Path(address): Path<ShardAddress>,
-    body: ResponseBody,
+    Body(bytes): Body,
 ) -> Result<StatusCode, ApiError> {
-    let len = declared_length(&body)?;
-    let _slot = state.uploads_per_user.enter(&authed.session.user_id).ok_or_else(|| {
-        ApiError::rate_limited(
-            format!("at most {} shard uploads at once per user; wait for one to finish", state.uploads_per_user.cap),
-            std::time::Duration::from_secs(1),
-        )
-    })?;
-    let permits = u32::try_from(budget_permits(len as u64).max(1)).unwrap_or(u32::MAX);
-    // Waits for room in the budget; the request timeout bounds the wait.
-    let _room = state
-        .upload_buffer
-        .acquire_many(permits)
-        .await
-        .map_err(|_| ApiError::internal("the upload budget was closed"))?;
-    let bytes = axum::body::to_bytes(body, len).await.map_err(|_| {
-        ApiError::invalid("the shard's body could not be read whole, or is longer than its Content-Length")
-    })?;
     let now = now_ms();
     let upload = Upload {
         user_id: authed.session.user_id,

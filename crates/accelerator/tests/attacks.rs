@@ -207,6 +207,24 @@ async fn uploads_need_a_length_and_a_place() {
     let answer = String::from_utf8_lossy(&drain(&mut stream).await.0).into_owned();
     assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("Content-Length"), "{answer}");
 
+    // A body declaring more than the route takes is refused before a byte of it is read.
+    let mut stream = connect_from(&server, 1).await.unwrap();
+    let head = format!(
+        "PUT /v1/shards/{address} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Length: 4294967296\r\nConnection: close\r\n\r\n",
+        ada.token()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let answer = String::from_utf8_lossy(&drain(&mut stream).await.0).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 413") && answer.contains("TooLarge"), "{answer}");
+    // So is a stranger's, before any room is held for it.
+    let mut stream = connect_from(&server, 1).await.unwrap();
+    let head =
+        format!("PUT /v1/shards/{address} HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nConnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let answer = String::from_utf8_lossy(&drain(&mut stream).await.0).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+
     // One upload in flight (its body still coming): a second one waits its turn.
     let mut first = connect_from(&server, 1).await.unwrap();
     let head = format!(

@@ -116,6 +116,11 @@ pub enum StoreError {
     InviteExpired,
     /// The invite exists but has been used as often as it allows.
     InviteUsedUp,
+    /// The space has as many live invites as it may.
+    TooManyInvites {
+        /// The limit.
+        max: u64,
+    },
     /// A list's `after` is not a cursor this store handed out.
     BadCursor,
     /// The database failed; the text is for the log, not for clients.
@@ -140,6 +145,7 @@ impl std::fmt::Display for StoreError {
             StoreError::InviteExpired => f.write_str("invite expired"),
             StoreError::InviteUsedUp => f.write_str("invite used up"),
             StoreError::BadCursor => f.write_str("bad cursor"),
+            StoreError::TooManyInvites { max } => write!(f, "{max} live invites"),
             StoreError::OverDeclared { stored, bound } => write!(f, "shards hold {stored} > {bound} bytes"),
             StoreError::Backend(detail) => write!(f, "database: {detail}"),
         }

@@ -391,6 +391,10 @@ fn charge(conn: &Connection, user_id: &str, delta: i64, allowance: u64) -> Resul
     Ok(())
 }
 
+/// Invites of one space that may be live (unexpired) at once: each is a row an
+/// owner adds for free, so their number is bounded rather than metered.
+pub const MAX_LIVE_INVITES: u64 = 1000;
+
 /// Moves an upload's deadline (never earlier); changes no row if there is no such
 /// upload. Parameters: user id, address, new deadline.
 const MOVE_DEADLINE: &str =
@@ -931,6 +935,14 @@ impl Records for SqliteRecords {
             "DELETE FROM invites WHERE space_id = ?1 AND expires_at_ms <= ?2",
             params![invite.space_id, int(now_ms)],
         )?;
+        let live: i64 = tx.query_row(
+            "SELECT count(*) FROM invites WHERE space_id = ?1 AND secret_hash <> ?2",
+            params![invite.space_id, invite.secret_hash],
+            |r| r.get(0),
+        )?;
+        if uint(live) >= MAX_LIVE_INVITES {
+            return Err(StoreError::TooManyInvites { max: MAX_LIVE_INVITES });
+        }
         // The same secret registered again replaces the invite (its uses start over).
         tx.execute(
             "INSERT INTO invites (space_id, secret_hash, role, expires_at_ms, max_uses, uses, created_by)
@@ -1320,6 +1332,31 @@ mod tests {
         db.kv_delete("id-ada", "c", "k").unwrap();
         db.kv_delete("id-ada", "c", "other").unwrap();
         assert_eq!(db.used_bytes("id-ada").unwrap(), 0, "deleting refunds");
+    }
+
+    #[test]
+    fn a_space_holds_a_bounded_number_of_live_invites() {
+        let (_dir, db) = open(10);
+        db.create_user(&user("ada", 1)).unwrap();
+        db.create_space("s", b"n", "id-ada", 0, u64::MAX).unwrap();
+        let invite = |n: u64, expires_at_ms: u64| Invite {
+            space_id: "s".into(),
+            secret_hash: {
+                let mut h = [0u8; 32];
+                h[..8].copy_from_slice(&n.to_be_bytes());
+                h
+            },
+            role: Role::Reader,
+            expires_at_ms,
+            max_uses: 1,
+        };
+        for n in 0..MAX_LIVE_INVITES {
+            db.create_invite("id-ada", &invite(n, 100), 0).unwrap();
+        }
+        let more = db.create_invite("id-ada", &invite(MAX_LIVE_INVITES, 100), 0);
+        assert_eq!(more, Err(StoreError::TooManyInvites { max: MAX_LIVE_INVITES }));
+        db.create_invite("id-ada", &invite(0, 200), 0).expect("the same secret again replaces its invite");
+        db.create_invite("id-ada", &invite(MAX_LIVE_INVITES, 300), 100).expect("expired ones make room");
     }
 
     #[test]
