@@ -26,7 +26,6 @@ use coffer_core::{ErrorCode, b64};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 
-use crate::config::canonical_origin;
 use crate::error::{ApiError, Json};
 use crate::listener::ClientAddress;
 use crate::server::{AppState, expiry_ms, now_ms};
@@ -212,7 +211,7 @@ async fn check_signed_challenge(
     username_must_be: Option<&str>,
 ) -> Result<User, ApiError> {
     let origins = &state.config.public_origins;
-    let origin = canonical_origin(origin).filter(|o| origins.contains(o)).ok_or_else(|| {
+    let origin = account::canonical_origin(origin).filter(|o| origins.contains(o)).ok_or_else(|| {
         ApiError::new(
             ErrorCode::Unauthorized,
             format!(

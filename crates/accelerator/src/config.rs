@@ -53,23 +53,6 @@ pub struct Config {
     pub public_origins: Vec<String>,
 }
 
-/// An origin in the URL standard's form: lower-case `scheme://host[:port]`, the
-/// scheme's default port left out, no path. `None` if `text` is not an http(s) origin.
-pub fn canonical_origin(text: &str) -> Option<String> {
-    let text = text.trim().trim_end_matches('/').to_ascii_lowercase();
-    let (scheme, rest) = text.split_once("://")?;
-    let default_port = match scheme {
-        "http" => ":80",
-        "https" => ":443",
-        _ => return None,
-    };
-    if rest.is_empty() || rest.contains(['/', '?', '#', '@']) {
-        return None;
-    }
-    let host = rest.strip_suffix(default_port).unwrap_or(rest);
-    Some(format!("{scheme}://{host}"))
-}
-
 /// The origins a listener on `address` answers at by default: its loopback names.
 pub fn default_origins(address: std::net::SocketAddr) -> Vec<String> {
     let port = match address.port() {
@@ -219,14 +202,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn origins_take_the_url_standards_form() {
-        assert_eq!(canonical_origin("HTTPS://Coffer.Example/").as_deref(), Some("https://coffer.example"));
-        assert_eq!(canonical_origin("https://coffer.example:443").as_deref(), Some("https://coffer.example"));
-        assert_eq!(canonical_origin("http://127.0.0.1:8080").as_deref(), Some("http://127.0.0.1:8080"));
-        assert_eq!(canonical_origin("http://h:80").as_deref(), Some("http://h"));
-        for bad in ["coffer.example", "ftp://x", "https://", "https://x/app", "https://u@x", "https://x?q"] {
-            assert_eq!(canonical_origin(bad), None, "{bad}");
-        }
+    fn default_origins_are_the_loopback_names() {
         let defaults = default_origins("127.0.0.1:8080".parse().unwrap());
         assert!(defaults.contains(&"http://127.0.0.1:8080".to_owned()));
         assert!(defaults.contains(&"http://localhost:8080".to_owned()));

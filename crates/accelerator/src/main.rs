@@ -68,7 +68,7 @@ struct Args {
 }
 
 fn parse_origin(text: &str) -> Result<String, String> {
-    coffer_accelerator::config::canonical_origin(text)
+    coffer_core::account::canonical_origin(text)
         .ok_or_else(|| format!("{text:?} is not an origin such as https://coffer.example (no path)"))
 }
 

@@ -157,6 +157,23 @@ pub struct LoginChallenge<'a> {
     pub challenge: &'a [u8],
 }
 
+/// An origin in the URL standard's form (SPEC.md §3.3, what a login signature binds): lower-case `scheme://host[:port]`, the
+/// scheme's default port left out, no path. `None` if `text` is not an http(s) origin.
+pub fn canonical_origin(text: &str) -> Option<String> {
+    let text = text.trim().trim_end_matches('/').to_ascii_lowercase();
+    let (scheme, rest) = text.split_once("://")?;
+    let default_port = match scheme {
+        "http" => ":80",
+        "https" => ":443",
+        _ => return None,
+    };
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@']) {
+        return None;
+    }
+    let host = rest.strip_suffix(default_port).unwrap_or(rest);
+    Some(format!("{scheme}://{host}"))
+}
+
 /// The message a login key signs:
 /// label ‖ lp(origin) ‖ lp(challenge_id) ‖ lp(username) ‖ challenge.
 pub fn login_message(login: &LoginChallenge<'_>) -> Vec<u8> {
@@ -263,6 +280,17 @@ mod tests {
 
     fn fast() -> KdfParams {
         KdfParams { mem_kib: KdfParams::MIN_MEM_KIB, iterations: 1, ..KdfParams::default() }
+    }
+
+    #[test]
+    fn origins_take_the_url_standards_form() {
+        assert_eq!(canonical_origin("HTTPS://Coffer.Example/").as_deref(), Some("https://coffer.example"));
+        assert_eq!(canonical_origin("https://coffer.example:443").as_deref(), Some("https://coffer.example"));
+        assert_eq!(canonical_origin("http://127.0.0.1:8080").as_deref(), Some("http://127.0.0.1:8080"));
+        assert_eq!(canonical_origin("http://h:80").as_deref(), Some("http://h"));
+        for bad in ["coffer.example", "ftp://x", "https://", "https://x/app", "https://u@x", "https://x?q"] {
+            assert_eq!(canonical_origin(bad), None, "{bad}");
+        }
     }
 
     #[test]
