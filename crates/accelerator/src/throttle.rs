@@ -201,9 +201,10 @@ impl Throttle {
     /// A challenge, login or password change for `username`: its bucket, and the
     /// wait its failed logins impose.
     pub fn username(&self, username: &str) -> Result<(), ApiError> {
-        let now = Instant::now();
-        self.failures.check(username, now).map_err(|w| refused("failed sign-ins for this username", w))?;
-        self.by_username.take(&username.to_owned(), now).map_err(|w| refused("sign-in attempts for this username", w))
+        self.login_allowed(username)?;
+        self.by_username
+            .take(&username.to_owned(), Instant::now())
+            .map_err(|w| refused("sign-in attempts for this username", w))
     }
 
     /// The wait `username`'s failed logins impose now, if any.
