@@ -1,17 +1,27 @@
-//! Request bodies held in memory: large bodies (shard uploads, file commits) wait
-//! for room in one budget before they are read, and each user has only so many in
-//! flight.
+//! Request bodies held in memory: every body waits for room in one budget before it
+//! is read, strangers send only small ones, and each user has only so many large
+//! ones in flight.
 //!
-//! A shard upload is read whole before it is hashed and stored (up to 16 MiB), and a
-//! commit's list of shards is parsed whole (up to ~67 MB). Without a budget, a
-//! thousand such requests at once would hold a thousand bodies. [`budgeted`] runs
-//! before the route's handler: it checks the session (strangers hold no room), takes
-//! a place among the user's bodies in flight
-//! ([`crate::config::Limits::max_uploads_per_user`]; one more is `RateLimited`), then
-//! waits for the body's declared length in the budget
-//! ([`crate::config::Limits::upload_buffer_bytes`]; the request timeout bounds the
-//! wait). Both are given back when the handler answers. A body must declare its
-//! length (`Content-Length`): a chunked one could not be budgeted and is refused.
+//! A body is read whole before its handler runs: a JSON request up to
+//! [`crate::config::Config::max_body_bytes`], a shard upload up to 16 MiB, a commit's
+//! list of shards up to ~67 MB. Without a budget, sixteen thousand connections each
+//! trickling one would hold sixteen thousand bodies. [`budgeted`] runs before the
+//! route's handler, with the route's [`Rule`]:
+//!
+//! - a body must declare its length (`Content-Length`; a chunked one could not be
+//!   budgeted and is refused), no more than the rule's `max` (`TooLarge`);
+//! - unless the route is open to [`Senders::Anyone`] (sign-in, whose bodies are a few
+//!   hundred bytes), the session is checked first, so strangers hold no room; the
+//!   session found is handed to the handler, which does not look it up again;
+//! - [`Senders::Uploaders`] (shard uploads, commits) also take a place among the
+//!   user's large bodies in flight ([`crate::config::Limits::max_uploads_per_user`];
+//!   one more is `RateLimited`);
+//! - then the body waits for its declared length in the budget
+//!   ([`crate::config::Limits::body_buffer_bytes`]; the request timeout bounds the
+//!   wait).
+//!
+//! Both are given back when the handler answers. A request without a body (every
+//! `GET`, the feed's upgrade) passes straight through.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -84,40 +94,78 @@ impl Drop for Slot {
     }
 }
 
-/// The middleware, for a route whose bodies are at most `max` bytes: see the module
-/// docs. A body declaring more is `TooLarge` before anything is read or reserved.
-pub async fn budgeted(State((state, max)): State<(AppState, usize)>, request: Request, next: Next) -> Response {
-    match admit(&state, max, request).await {
-        Ok((request, _slot, _room)) => next.run(request).await,
+/// Who may send a route's bodies, and what each one holds while it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Senders {
+    /// Anyone, signed in or not (sign-up and sign-in): room in the budget only.
+    Anyone,
+    /// Signed-in users: room in the budget.
+    Users,
+    /// Signed-in users, each with a bounded number in flight: room in the budget and
+    /// a [`Slot`].
+    Uploaders,
+}
+
+/// A route's body rule: the longest body it takes and who may send one.
+#[derive(Debug, Clone, Copy)]
+pub struct Rule {
+    /// The longest body, in bytes.
+    pub max: usize,
+    /// Who may send one.
+    pub senders: Senders,
+}
+
+/// The middleware: see the module docs. A body declaring more than the rule's
+/// `max` is `TooLarge` before anything is read or reserved.
+pub async fn budgeted(State((state, rule)): State<(AppState, Rule)>, request: Request, next: Next) -> Response {
+    match admit(&state, rule, request).await {
+        Ok((request, _held)) => next.run(request).await,
         Err(err) => err.into_response(),
     }
 }
 
-async fn admit(
-    state: &AppState,
-    max: usize,
-    request: Request,
-) -> Result<(Request, Slot, tokio::sync::OwnedSemaphorePermit), ApiError> {
+/// What a body holds while its handler runs: nothing, or a slot and room.
+type Held = (Option<Slot>, Option<tokio::sync::OwnedSemaphorePermit>);
+
+async fn admit(state: &AppState, rule: Rule, request: Request) -> Result<(Request, Held), ApiError> {
     let (mut parts, body) = request.into_parts();
-    let authed = Authed::from_request_parts(&mut parts, state).await?;
-    let Some(len) = http_body::Body::size_hint(&body).exact() else {
+    let len = http_body::Body::size_hint(&body).exact();
+    if len == Some(0) {
+        return Ok((Request::from_parts(parts, body), (None, None)));
+    }
+    let authed = match rule.senders {
+        Senders::Anyone => None,
+        Senders::Users | Senders::Uploaders => Some(Authed::from_request_parts(&mut parts, state).await?),
+    };
+    let Some(len) = len else {
         return Err(ApiError::invalid("send this body with a Content-Length header (not chunked)"));
     };
-    if len > max as u64 {
-        return Err(ApiError::too_large(format!("this body says {len} bytes; the most this route takes is {max}")));
+    if len > rule.max as u64 {
+        return Err(ApiError::too_large(format!(
+            "this body says {len} bytes; the most this route takes is {}",
+            rule.max
+        )));
     }
-    let slot = state.bodies_per_user.enter(&authed.session.user_id).ok_or_else(|| {
-        ApiError::rate_limited(
-            format!("at most {} uploads at once per user; wait for one to finish", state.bodies_per_user.cap),
-            Duration::from_secs(1),
-        )
-    })?;
+    let slot = match (&authed, rule.senders) {
+        (Some(authed), Senders::Uploaders) => {
+            Some(state.bodies_per_user.enter(&authed.session.user_id).ok_or_else(|| {
+                ApiError::rate_limited(
+                    format!("at most {} uploads at once per user; wait for one to finish", state.bodies_per_user.cap),
+                    Duration::from_secs(1),
+                )
+            })?)
+        }
+        _ => None,
+    };
     let wanted = u32::try_from(permits(len).max(1)).unwrap_or(u32::MAX);
     let room = Arc::clone(&state.body_budget)
         .acquire_many_owned(wanted)
         .await
         .map_err(|_| ApiError::internal("the body budget was closed"))?;
-    Ok((Request::from_parts(parts, body), slot, room))
+    if let Some(authed) = authed {
+        parts.extensions.insert(authed);
+    }
+    Ok((Request::from_parts(parts, body), (slot, Some(room))))
 }
 
 #[cfg(test)]

@@ -90,9 +90,9 @@ pub struct Limits {
     pub max_unauthenticated_sockets: usize,
     /// Open feed websockets per user.
     pub max_feeds_per_user: usize,
-    /// Shard bytes held in memory by uploads in flight, in all; an upload waits
-    /// for room up to `request_timeout`.
-    pub upload_buffer_bytes: u64,
+    /// Bytes held in memory by request bodies being read, in all; a body waits for
+    /// room up to `request_timeout` ([`crate::budget`]).
+    pub body_buffer_bytes: u64,
     /// Shard uploads in flight per user.
     pub max_uploads_per_user: usize,
     /// Shard reads from the store at any one moment (each reads one 64 KiB piece).
@@ -133,7 +133,7 @@ impl Default for Limits {
             write_stall_timeout: Duration::from_secs(30),
             max_unauthenticated_sockets: 1024,
             max_feeds_per_user: 32,
-            upload_buffer_bytes: 256 * 1024 * 1024,
+            body_buffer_bytes: 256 * 1024 * 1024,
             max_uploads_per_user: 16,
             max_concurrent_shard_reads: 64,
             max_fetch_bytes: 96 * 1024 * 1024,

@@ -97,9 +97,9 @@ struct LimitArgs {
     /// Open feed websockets per user.
     #[arg(long, env = "MAX_FEEDS_PER_USER", default_value_t = Limits::default().max_feeds_per_user)]
     max_feeds_per_user: usize,
-    /// Shard bytes uploads in flight may hold in memory, in all.
-    #[arg(long, env = "UPLOAD_BUFFER_BYTES", default_value_t = Limits::default().upload_buffer_bytes)]
-    upload_buffer_bytes: u64,
+    /// Bytes request bodies being read may hold in memory, in all.
+    #[arg(long, env = "BODY_BUFFER_BYTES", alias = "upload-buffer-bytes", default_value_t = Limits::default().body_buffer_bytes)]
+    body_buffer_bytes: u64,
     /// Shard uploads in flight per user.
     #[arg(long, env = "MAX_UPLOADS_PER_USER", default_value_t = Limits::default().max_uploads_per_user)]
     max_uploads_per_user: usize,
@@ -153,7 +153,7 @@ impl LimitArgs {
             write_stall_timeout: Duration::from_secs(self.write_stall_timeout_secs),
             max_unauthenticated_sockets: self.max_unauthenticated_sockets,
             max_feeds_per_user: self.max_feeds_per_user,
-            upload_buffer_bytes: self.upload_buffer_bytes,
+            body_buffer_bytes: self.body_buffer_bytes,
             max_uploads_per_user: self.max_uploads_per_user,
             max_concurrent_shard_reads: self.max_concurrent_shard_reads,
             max_fetch_bytes: self.max_fetch_bytes,

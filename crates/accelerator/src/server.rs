@@ -23,6 +23,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::auth::ServerSecret;
+use crate::budget::{Rule, Senders};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::feed::FeedHub;
@@ -133,8 +134,10 @@ async fn request_timeout(
 /// Every route: the API under `/v1`, the package under `/pkg/`, the demo at `/`.
 pub fn router(state: AppState) -> Router {
     let config = Arc::clone(&state.config);
-    // Shard uploads and file commits wait for room for their bodies (crate::budget).
-    let budgeted = |max: usize| middleware::from_fn_with_state((state.clone(), max), budget::budgeted);
+    // Every body waits for room before it is read (crate::budget).
+    let budgeted = |max: usize, senders: Senders| {
+        middleware::from_fn_with_state((state.clone(), Rule { max, senders }), budget::budgeted)
+    };
     let mut api = Router::new().route("/health", get(health));
     if config.bench_endpoints {
         api = api
@@ -142,11 +145,20 @@ pub fn router(state: AppState) -> Router {
             .route("/bench/sink", post(bench::sink))
             .route("/bench/source", get(bench::source));
     }
-    let api = api
+    // Strangers may send these, so their bodies are small.
+    let sign_in = Router::new()
         .route("/auth/salt", post(auth::salt))
         .route("/auth/signup", post(auth::signup))
         .route("/auth/challenge", post(auth::challenge))
         .route("/auth/login", post(auth::login))
+        .route_layer(budgeted(auth::MAX_SIGN_IN_BODY_BYTES, Senders::Anyone))
+        .route_layer(DefaultBodyLimit::max(auth::MAX_SIGN_IN_BODY_BYTES));
+    // Shards are read by address, the capability: anyone may ask for a batch.
+    let fetch = Router::new()
+        .route("/shards/fetch", post(shards::fetch))
+        .route_layer(budgeted(shards::MAX_FETCH_BODY_BYTES, Senders::Anyone))
+        .route_layer(DefaultBodyLimit::max(shards::MAX_FETCH_BODY_BYTES));
+    let signed_in = Router::new()
         .route("/auth/session", get(auth::session))
         .route("/auth/password", post(auth::change_password))
         .route("/auth/signout", post(auth::signout))
@@ -156,16 +168,6 @@ pub fn router(state: AppState) -> Router {
         .route("/kv/list", post(kv::list))
         .route("/kv/feed", get(feed::upgrade))
         .route("/shards/missing", post(shards::missing))
-        .route("/shards/fetch", post(shards::fetch))
-        // Only the upload takes a body of shard size; the layer on this one method
-        // overrides the JSON limit below.
-        .route(
-            "/shards/{address}",
-            put(shards::put)
-                .layer(DefaultBodyLimit::max(MAX_SHARD_BYTES))
-                .layer(budgeted(MAX_SHARD_BYTES))
-                .get(shards::get),
-        )
         .route("/spaces", post(spaces::create).get(spaces::list))
         .route("/spaces/join", post(spaces::join))
         .route("/spaces/{space}/invites", post(spaces::invite))
@@ -173,14 +175,30 @@ pub fn router(state: AppState) -> Router {
         .route("/spaces/{space}/members/remove", post(spaces::remove_member))
         .route("/spaces/{space}/leave", post(spaces::leave))
         .route("/spaces/{space}/usage", get(spaces::usage))
+        .route("/spaces/{space}/files/{file}", get(files::get).delete(files::delete))
+        .route_layer(budgeted(config.max_body_bytes, Senders::Users));
+    // Only these take bodies larger than JSON's limit, each user a few at a time;
+    // the layers on the one method override the limit below.
+    let uploads = Router::new()
+        .route(
+            "/shards/{address}",
+            put(shards::put)
+                .layer(DefaultBodyLimit::max(MAX_SHARD_BYTES))
+                .layer(budgeted(MAX_SHARD_BYTES, Senders::Uploaders))
+                .get(shards::get),
+        )
         .route(
             "/spaces/{space}/files",
             post(files::commit)
                 .layer(DefaultBodyLimit::max(files::MAX_COMMIT_BODY_BYTES))
-                .layer(budgeted(files::MAX_COMMIT_BODY_BYTES))
+                .layer(budgeted(files::MAX_COMMIT_BODY_BYTES, Senders::Uploaders))
                 .get(files::list),
-        )
-        .route("/spaces/{space}/files/{file}", get(files::get).delete(files::delete))
+        );
+    let api = api
+        .merge(sign_in)
+        .merge(fetch)
+        .merge(signed_in)
+        .merge(uploads)
         .fallback(no_route)
         .method_not_allowed_fallback(no_route)
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
@@ -261,7 +279,7 @@ pub async fn serve(
         keeper,
         throttle: Arc::new(Throttle::new(&limits)),
         unauthenticated_sockets: Arc::new(Semaphore::new(limits.max_unauthenticated_sockets)),
-        body_budget: Arc::new(Semaphore::new(crate::budget::permits(limits.upload_buffer_bytes))),
+        body_budget: Arc::new(Semaphore::new(crate::budget::permits(limits.body_buffer_bytes))),
         bodies_per_user: Arc::new(crate::budget::PerUser::new(limits.max_uploads_per_user)),
         shard_reads: Arc::new(Semaphore::new(limits.max_concurrent_shard_reads.max(1))),
         config: Arc::new(config),

@@ -31,7 +31,7 @@ use axum::http::{HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use coffer_core::ErrorCode;
 use coffer_core::proto::storage::{MAX_BATCH_ADDRESSES, SHARD_ABSENT, ShardsMissingResponse, ShardsRequest};
-use coffer_core::shard::ShardAddress;
+use coffer_core::shard::{ADDRESS_HEX_LEN, ShardAddress};
 use futures_util::{StreamExt, TryStreamExt, stream};
 use tokio::sync::Semaphore;
 
@@ -54,6 +54,10 @@ const SHARD_HEADERS: [(HeaderName, &str); 5] = [
     (CONTENT_DISPOSITION, "attachment"),
     (CONTENT_SECURITY_POLICY, "default-src 'none'; sandbox"),
 ];
+
+/// The longest body `POST /v1/shards/fetch` takes: [`MAX_BATCH_ADDRESSES`] quoted
+/// addresses with their commas, and room for the rest.
+pub const MAX_FETCH_BODY_BYTES: usize = MAX_BATCH_ADDRESSES * (ADDRESS_HEX_LEN + 3) + 1024;
 
 fn batch_size(addresses: &[ShardAddress]) -> Result<(), ApiError> {
     if addresses.len() > MAX_BATCH_ADDRESSES {

@@ -242,6 +242,57 @@ async fn uploads_need_a_length_and_a_place() {
     assert_eq!(status, 204);
 }
 
+/// Sends a request head declaring a body of `len` bytes, and none of the body.
+async fn half_sent(server: &TestServer, path: &str, token: Option<&str>, len: usize) -> TcpStream {
+    let mut stream = connect_from(server, 1).await.unwrap();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\n\
+         Content-Length: {len}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+}
+
+async fn answer_of(stream: &mut TcpStream) -> String {
+    String::from_utf8_lossy(&drain(stream).await.0).into_owned()
+}
+
+#[tokio::test]
+async fn every_body_waits_for_room_and_strangers_send_only_small_ones() {
+    let server = TestServer::start(|c| c.limits.body_buffer_bytes = 64 * 1024).await;
+    let api = server.api();
+    let ada = sign_up(&api, "ada", "pw").await;
+    let bob = sign_up(&api, "bob", "pw").await;
+
+    // A stranger's sign-in body is small, refused before a byte of it is read.
+    let mut stream = half_sent(&server, "/v1/auth/challenge", None, 9 * 1024).await;
+    let answer = answer_of(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 413") && answer.contains("TooLarge"), "{answer}");
+    // A stranger's body on a signed-in route is refused before it is read.
+    let mut stream = half_sent(&server, "/v1/kv/set", None, 1000).await;
+    assert!(answer_of(&mut stream).await.starts_with("HTTP/1.1 401"));
+
+    // Ada's half-sent body of 60 KiB holds 60 of the 64 KiB: bob's 10 KiB value
+    // waits for room (a request with no body does not), and goes in once hers ends.
+    let mut held = half_sent(&server, "/v1/kv/set", Some(ada.token()), 60 * 1024).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let bob_set = {
+        let api = server.api();
+        let value = format!("\"{}\"", "v".repeat(10 * 1024));
+        tokio::spawn(async move { bob.set(&api, "c", "i", &value, true).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!bob_set.is_finished(), "bob's body waits while ada's holds the budget");
+    let (status, _) = api.get("/v1/spaces", Some(ada.token())).await;
+    assert_eq!(status, 200, "a request with no body needs no room");
+    held.write_all(&vec![b' '; 60 * 1024]).await.unwrap();
+    assert!(answer_of(&mut held).await.starts_with("HTTP/1.1 400"), "ada's blank body is not JSON");
+    let seq = tokio::time::timeout(PATIENCE, bob_set).await.expect("bob's value goes in").unwrap();
+    assert_eq!(seq, 1);
+    assert!(api.healthy().await);
+}
+
 #[tokio::test]
 async fn feed_sockets_are_capped_before_and_after_auth() {
     let server = TestServer::start(|c| {
