@@ -132,6 +132,10 @@ impl From<StoreError> for ApiError {
                  until the other members are removed",
             ),
             StoreError::NoSuchMember => ApiError::not_found("that user is not a member of this space"),
+            StoreError::CommitWithdrawn => ApiError::new(
+                ErrorCode::Forbidden,
+                "the space was deleted, or you lost the right to write in it, while this file was being committed",
+            ),
             StoreError::MissingShards { missing, listed } => ApiError::invalid(format!(
                 "{missing} of the file's {listed} shards are not stored: upload every shard before committing"
             )),

@@ -19,9 +19,9 @@ use coffer_core::shard::ADDRESS_HEX_LEN;
 
 use crate::auth::Authed;
 use crate::error::{ApiError, Json, Path, Query, page_request};
-use crate::server::{AppState, now_ms};
+use crate::server::{AppState, expiry_ms, now_ms};
 use crate::spaces::{check_id, sealed_bytes};
-use crate::store::NewFile;
+use crate::store::{NewFile, Withdrawn};
 
 /// Longest sealed file record, in bytes (one around the longest manifest is 1,052).
 pub const MAX_SEALED_RECORD_BYTES: usize = 4096;
@@ -68,8 +68,15 @@ pub async fn commit(
         created_at_ms: now_ms(),
     };
     let quotas = state.config.quotas();
-    let committed = state.records(move |r| r.commit_file(&file, quotas)).await?;
-    Ok(Json(committed.to_wire()))
+    let expires_at_ms = expiry_ms(state.config.shard_grace);
+    let (space_id, file_id) = (file.space_id.clone(), file.file_id.clone());
+    // The steps run on the blocking pool, to the end even if the client goes.
+    let committed = state.records(move |r| r.commit_file(&file, quotas, expires_at_ms)).await;
+    if committed.is_err() {
+        // A refusal after the first step abandoned the draft: its references go now.
+        state.unwind(Withdrawn::File { space_id, file_id }).await?;
+    }
+    Ok(Json(committed?.to_wire()))
 }
 
 /// `GET /v1/spaces/{space}/files` (members): oldest first.
@@ -110,10 +117,10 @@ pub async fn delete(
     check_id(&space_id, "the space id")?;
     check_id(&file_id, "the file id")?;
     let actor = authed.session.user_id;
-    let freed = state.records(move |r| r.delete_file(&space_id, &file_id, &actor)).await?;
-    let Some(freed) = freed else {
-        return Ok(Json(DeleteFileResponse { existed: false }));
-    };
-    state.keeper(move |keeper| keeper.free(&freed, u64::MAX)).await?;
-    Ok(Json(DeleteFileResponse { existed: true }))
+    let (space, file) = (space_id.clone(), file_id.clone());
+    let existed = state.records(move |r| r.delete_file(&space, &file, &actor)).await?;
+    if existed {
+        state.unwind(Withdrawn::File { space_id, file_id }).await?;
+    }
+    Ok(Json(DeleteFileResponse { existed }))
 }

@@ -52,7 +52,7 @@ use tokio::time::MissedTickBehavior;
 use crate::error::ApiError;
 use crate::server::now_ms;
 use crate::store::shards::ShardStore;
-use crate::store::{Quota, Records, StoreError};
+use crate::store::{Quota, Records, StoreError, Withdrawn};
 
 /// Records looked at per query while collecting; bounds what one pass holds.
 const BATCH: usize = 1024;
@@ -151,19 +151,38 @@ impl ShardKeeper {
             .collect()
     }
 
-    /// Frees each of `addresses` that, when its turn comes, no committed file
-    /// references and that was stamped before `stored_before_ms` (`u64::MAX`: at
+    /// Frees each of `addresses` that, when its turn comes, no file references, no
+    /// upload pins and that was stamped before `stored_before_ms` (`u64::MAX`: at
     /// once, whatever its age). Returns how many it freed.
+    ///
+    /// The records of each group of addresses that share a lock are dropped in one
+    /// transaction, under that lock, and then their bytes.
     pub fn free(&self, addresses: &[ShardAddress], stored_before_ms: u64) -> Result<usize, ApiError> {
+        let mut sorted = addresses.to_vec();
+        sorted.sort_unstable();
         let mut freed = 0;
-        for address in addresses {
-            let _held = self.locks.hold(address);
-            if self.records.forget_shard(address, stored_before_ms)? {
-                self.shards.delete(address).map_err(io_failure)?;
+        for group in sorted.chunk_by(|a, b| a.as_bytes()[0] == b.as_bytes()[0]) {
+            let _held = self.locks.hold(&group[0]);
+            for address in self.records.forget_shards(group, stored_before_ms)? {
+                self.shards.delete(&address).map_err(io_failure)?;
                 freed += 1;
             }
         }
         Ok(freed)
+    }
+
+    /// Takes a withdrawn file or space apart ([`Records::unwind`]) a step at a time,
+    /// freeing at once each shard no file references any more. Returns how many it
+    /// freed.
+    pub fn unwind(&self, what: &Withdrawn) -> Result<usize, ApiError> {
+        let mut freed = 0;
+        loop {
+            let step = self.records.unwind(what, self.records.step())?;
+            freed += self.free(&step.freed, u64::MAX)?;
+            if step.done {
+                return Ok(freed);
+            }
+        }
     }
 
     /// One collection: drops the uploads past their deadline at `now_ms`, then
@@ -172,6 +191,17 @@ impl ShardKeeper {
     pub fn collect(&self, now_ms: u64, stored_before_ms: u64) -> Result<usize, ApiError> {
         while self.records.expire_uploads(now_ms, BATCH)? == BATCH {}
         let mut freed = 0;
+        // Deletes and commits that stopped half-way (the accelerator stopped under
+        // them), and drafts past their deadline.
+        loop {
+            let withdrawn = self.records.withdrawn(now_ms, BATCH)?;
+            for what in &withdrawn {
+                freed += self.unwind(what)?;
+            }
+            if withdrawn.len() < BATCH {
+                break;
+            }
+        }
         loop {
             let candidates = self.records.collectable_shards(stored_before_ms, BATCH)?;
             freed += self.free(&candidates, stored_before_ms)?;
@@ -294,7 +324,7 @@ mod tests {
         let a = upload(&k, "u", b"a", 100);
         let b = upload(&k, "u", b"b", 100);
         let c = upload(&k, "u", b"c", 100);
-        k.records.commit_file(&file("f", "u", &[a]), Quotas::NONE).unwrap();
+        k.records.commit_file(&file("f", "u", &[a]), Quotas::NONE, u64::MAX).unwrap();
         // Uploading `b` again moves its deadline.
         upload(&k, "u", b"b", 500);
         assert_eq!(k.collect(200, 200).unwrap(), 1);
@@ -308,7 +338,7 @@ mod tests {
         assert_eq!(k.collect(1000, 1000).unwrap(), 1);
         // A commit after its shard was collected is refused, never dangling.
         assert_eq!(
-            k.records.commit_file(&file("g", "u", &[b]), Quotas::NONE),
+            k.records.commit_file(&file("g", "u", &[b]), Quotas::NONE, u64::MAX),
             Err(StoreError::MissingShards { missing: 1, listed: 1 })
         );
     }
@@ -329,12 +359,12 @@ mod tests {
         let b = upload(&k, "v", b"b", 0);
         // `v` cannot pin `u`'s upload by naming it.
         assert_eq!(
-            k.records.commit_file(&file("f", "v", &[a, b]), Quotas::NONE),
+            k.records.commit_file(&file("f", "v", &[a, b]), Quotas::NONE, u64::MAX),
             Err(StoreError::MissingShards { missing: 1, listed: 2 })
         );
-        k.records.commit_file(&file("f", "u", &[a]), Quotas::NONE).unwrap();
+        k.records.commit_file(&file("f", "u", &[a]), Quotas::NONE, u64::MAX).unwrap();
         // Once a file of the space uses it, any writer there may list it too.
-        k.records.commit_file(&file("g", "v", &[a, b]), Quotas::NONE).unwrap();
+        k.records.commit_file(&file("g", "v", &[a, b]), Quotas::NONE, u64::MAX).unwrap();
     }
 
     #[test]
@@ -355,7 +385,7 @@ mod tests {
         let err = k.store(&over, &[8; 10]).unwrap_err();
         assert_eq!(err.code, coffer_core::ErrorCode::QuotaExceeded);
         assert!(!k.shards.has(&over.address).unwrap(), "refused before a byte is written");
-        let committed = k.records.commit_file(&file("f", "u", &[a]), Quotas::NONE).unwrap();
+        let committed = k.records.commit_file(&file("f", "u", &[a]), Quotas::NONE, u64::MAX).unwrap();
         let charged = crate::store::file_cost(1000, 1, 1);
         assert_eq!(committed.stored_bytes, 1000);
         assert_eq!(k.records.used_bytes("u").unwrap(), base + charged, "the upload became the file");
@@ -370,15 +400,16 @@ mod tests {
     fn freeing_skips_shards_referenced_meanwhile() {
         let (_dir, k) = keeper();
         let a = upload(&k, "u", b"a", 0);
-        k.records.commit_file(&file("f", "u", &[a]), Quotas::NONE).unwrap();
-        k.records.commit_file(&file("g", "u", &[a]), Quotas::NONE).unwrap();
-        let freed = k.records.delete_file("s", "f", "u").unwrap().unwrap();
-        assert!(freed.is_empty(), "still referenced by g");
+        k.records.commit_file(&file("f", "u", &[a]), Quotas::NONE, u64::MAX).unwrap();
+        k.records.commit_file(&file("g", "u", &[a]), Quotas::NONE, u64::MAX).unwrap();
+        let withdrawn = |id: &str| Withdrawn::File { space_id: "s".into(), file_id: id.into() };
+        assert!(k.records.delete_file("s", "f", "u").unwrap());
+        assert_eq!(k.unwind(&withdrawn("f")).unwrap(), 0, "still referenced by g");
         // Even handed a stale candidate list, `free` re-checks under the lock.
         assert_eq!(k.free(&[a], u64::MAX).unwrap(), 0);
         assert!(k.shards.has(&a).unwrap());
-        let freed = k.records.delete_file("s", "g", "u").unwrap().unwrap();
-        assert_eq!(k.free(&freed, u64::MAX).unwrap(), 1);
+        assert!(k.records.delete_file("s", "g", "u").unwrap());
+        assert_eq!(k.unwind(&withdrawn("g")).unwrap(), 1);
         assert!(!k.shards.has(&a).unwrap());
     }
 

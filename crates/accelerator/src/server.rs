@@ -31,7 +31,7 @@ use crate::gc::ShardKeeper;
 use crate::listener::{self, Gate};
 use crate::store::shard_dir::ShardDir;
 use crate::store::sqlite::SqliteRecords;
-use crate::store::{Records, StoreError};
+use crate::store::{Records, StoreError, Withdrawn};
 use crate::throttle::Throttle;
 use crate::{auth, bench, budget, feed, files, gc, kv, shards, spaces};
 
@@ -89,6 +89,12 @@ impl AppState {
             Ok(result) => result,
             Err(join) => Err(ApiError::internal(format!("shard task failed: {join}"))),
         }
+    }
+
+    /// Takes a withdrawn file or space apart, a step at a time, freeing the shards no
+    /// file uses any more ([`ShardKeeper::unwind`]).
+    pub async fn unwind(&self, what: Withdrawn) -> Result<usize, ApiError> {
+        self.keeper(move |keeper| keeper.unwind(&what)).await
     }
 
     /// The shard keeper itself, for work that outlives one call (a streamed answer).

@@ -27,7 +27,7 @@ use coffer_core::space::{INVITE_SECRET_LEN, InviteSecret, invite_secret_hash};
 use crate::auth::Authed;
 use crate::error::{ApiError, Json, Path, Query, page_request};
 use crate::server::{AppState, now_ms};
-use crate::store::Invite;
+use crate::store::{Invite, Withdrawn};
 
 /// Longest sealed space name, in bytes (a sealed name is the name plus 29 bytes).
 pub const MAX_SEALED_NAME_BYTES: usize = 1024;
@@ -156,7 +156,8 @@ pub async fn members(
     Ok(Json(MembersResponse { members: members.items, next: members.next }))
 }
 
-/// `POST /v1/spaces/{space}/leave`: 204. The last member leaving deletes the space.
+/// `POST /v1/spaces/{space}/leave`: 204. The last member leaving deletes the space;
+/// its files' shards that no other file uses are freed before the answer.
 pub async fn leave(
     State(state): State<AppState>,
     authed: Authed,
@@ -164,9 +165,10 @@ pub async fn leave(
 ) -> Result<StatusCode, ApiError> {
     check_id(&space_id, "the space id")?;
     let user = authed.session.user_id;
-    let freed = state.records(move |r| r.leave_space(&space_id, &user)).await?;
-    if !freed.is_empty() {
-        state.keeper(move |keeper| keeper.free(&freed, u64::MAX)).await?;
+    let left = space_id.clone();
+    let gone = state.records(move |r| r.leave_space(&left, &user)).await?;
+    if gone {
+        state.unwind(Withdrawn::Space { space_id }).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -22,6 +22,8 @@ pub mod shard_dir;
 pub mod shards;
 pub mod sqlite;
 
+use std::ops::Range;
+
 use coffer_core::account::KdfParams;
 use coffer_core::b64;
 use coffer_core::proto::storage::{FileEntry, Member, Role, SpaceInfo};
@@ -92,6 +94,9 @@ pub enum StoreError {
         /// Distinct shards listed.
         listed: usize,
     },
+    /// A commit's draft was withdrawn while it was under way: the space went, or the
+    /// committer lost the right to write in it.
+    CommitWithdrawn,
     /// A commit's shards hold more bytes than its declared size needs.
     OverDeclared {
         /// Bytes the listed shards hold.
@@ -147,9 +152,37 @@ impl std::fmt::Display for StoreError {
             StoreError::BadCursor => f.write_str("bad cursor"),
             StoreError::TooManyInvites { max } => write!(f, "{max} live invites"),
             StoreError::OverDeclared { stored, bound } => write!(f, "shards hold {stored} > {bound} bytes"),
+            StoreError::CommitWithdrawn => f.write_str("commit withdrawn"),
             StoreError::Backend(detail) => write!(f, "database: {detail}"),
         }
     }
+}
+
+/// A file or space that was deleted and whose references are being dropped a
+/// [`Records::step`] at a time: it is invisible already, its bytes refunded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Withdrawn {
+    /// A deleted file, or an abandoned draft.
+    File {
+        /// Its space.
+        space_id: String,
+        /// Its id there.
+        file_id: String,
+    },
+    /// A space its last member left, with every file in it.
+    Space {
+        /// Its id.
+        space_id: String,
+    },
+}
+
+/// What one step of [`Records::unwind`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Unwound {
+    /// Shards that no file references any more: the caller frees them.
+    pub freed: Vec<ShardAddress>,
+    /// Whether nothing is left of it.
+    pub done: bool,
 }
 
 /// Which page of a list to read.
@@ -557,11 +590,12 @@ pub trait Records: Send + Sync + 'static {
     /// for the collector.
     fn collectable_shards(&self, stored_before_ms: u64, limit: usize) -> Result<Vec<ShardAddress>, StoreError>;
 
-    /// Drops a shard's record if, at this moment, no committed file references it,
-    /// no pending upload pins it, and it was stamped before `stored_before_ms`
-    /// (`u64::MAX`: however recently).
-    /// Returns whether it dropped it; the caller then deletes the bytes.
-    fn forget_shard(&self, address: &ShardAddress, stored_before_ms: u64) -> Result<bool, StoreError>;
+    /// Drops, in one transaction, the record of each of `addresses` that at this
+    /// moment no file references, no pending upload pins, and that was stamped
+    /// before `stored_before_ms` (`u64::MAX`: however recently). Returns those it
+    /// dropped; the caller then deletes their bytes.
+    fn forget_shards(&self, addresses: &[ShardAddress], stored_before_ms: u64)
+    -> Result<Vec<ShardAddress>, StoreError>;
 
     /// Creates a space with `owner` as its one member, charging [`space_cost`] to
     /// them within `allowance`; [`StoreError::SpaceTaken`] if the id exists.
@@ -595,10 +629,10 @@ pub trait Records: Send + Sync + 'static {
     /// The space's members in joining order; `actor` must be one.
     fn members(&self, space_id: &str, actor: &str, page: &PageRequest) -> Result<Page<Member>, StoreError>;
 
-    /// Takes `user_id` out of the space. The last member leaving deletes the space
-    /// with its invites and files, refunding whoever paid for them; the shards that
-    /// no other file references then are returned, for the caller to free.
-    fn leave_space(&self, space_id: &str, user_id: &str) -> Result<Vec<ShardAddress>, StoreError>;
+    /// Takes `user_id` out of the space. The last member leaving withdraws the space
+    /// with its invites and files, refunding whoever paid for them, and gets `true`:
+    /// [`Records::unwind`] then takes it apart.
+    fn leave_space(&self, space_id: &str, user_id: &str) -> Result<bool, StoreError>;
 
     /// `actor`, an owner, takes `user_id` out of the space.
     fn remove_member(&self, space_id: &str, actor: &str, user_id: &str) -> Result<(), StoreError>;
@@ -606,13 +640,56 @@ pub trait Records: Send + Sync + 'static {
     /// Bytes the space's committed files hold; `actor` must be a member.
     fn space_usage(&self, space_id: &str, actor: &str) -> Result<u64, StoreError>;
 
-    /// Commits a file if its creator may write in the space, its id is free, every
-    /// listed shard is stored and is either the creator's own pending upload or
-    /// already used by a file of the same space, and both the space and the creator
-    /// stay within `quotas`. The creator's uploads of those shards are settled: their
-    /// charge gives way to the file's [`file_cost`]. Either all of it becomes visible
-    /// or none.
-    fn commit_file(&self, file: &NewFile, quotas: Quotas) -> Result<FileRecord, StoreError>;
+    /// The most shards one transaction adds or drops: commits, deletes and a space's
+    /// end take as many steps as they need, and every other write gets its turn
+    /// between two of them.
+    fn step(&self) -> usize;
+
+    /// One step of a commit: adds `file.shards[range]` to the file's draft, which the
+    /// first step (`range.start == 0`) opens, invisible, under the file's id
+    /// ([`StoreError::FileTaken`] if the id is used). Each listed shard must be
+    /// stored and be either the creator's own pending upload or already used by a
+    /// committed file of the same space; the creator's uploads of them are settled
+    /// into the draft (their charge moves to it), which pins them until
+    /// `expires_at_ms`. A refused step changes nothing.
+    fn draft_file(&self, file: &NewFile, range: Range<usize>, expires_at_ms: u64) -> Result<(), StoreError>;
+
+    /// The last step of a commit: makes the draft, holding every listed shard, the
+    /// visible file, if its shards hold no more than the declared size needs and
+    /// both the space and the creator stay within `quotas` (the file costs
+    /// [`file_cost`]). A refused seal changes nothing.
+    fn seal_draft(&self, file: &NewFile, quotas: Quotas) -> Result<FileRecord, StoreError>;
+
+    /// Withdraws `creator`'s draft of a file, refunding what it was charged, for
+    /// [`Records::unwind`] to take apart. Nothing happens if there is none.
+    fn abandon_draft(&self, space_id: &str, file_id: &str, creator: &str) -> Result<(), StoreError>;
+
+    /// Commits a file: [`Records::draft_file`] a [`Records::step`] at a time, then
+    /// [`Records::seal_draft`]. Either the file becomes visible with all its shards
+    /// or it does not; a refused commit's draft is abandoned, for
+    /// [`crate::gc::ShardKeeper::unwind`] (or the collector) to take apart.
+    fn commit_file(&self, file: &NewFile, quotas: Quotas, expires_at_ms: u64) -> Result<FileRecord, StoreError> {
+        let step = self.step().max(1);
+        let mut start = 0;
+        let mut committed = || {
+            loop {
+                let end = (start + step).min(file.shards.len());
+                self.draft_file(file, start..end, expires_at_ms)?;
+                start = end;
+                if start == file.shards.len() {
+                    break;
+                }
+            }
+            self.seal_draft(file, quotas)
+        };
+        let result = committed();
+        // The first step opens the draft and is refused whole: after it, a refusal
+        // leaves a draft behind.
+        if result.is_err() && start > 0 {
+            self.abandon_draft(&file.space_id, &file.file_id, &file.created_by)?;
+        }
+        result
+    }
 
     /// The space's files, oldest first; `actor` must be a member.
     fn files(&self, space_id: &str, actor: &str, page: &PageRequest) -> Result<Page<FileRecord>, StoreError>;
@@ -620,8 +697,18 @@ pub trait Records: Send + Sync + 'static {
     /// One file; `actor` must be a member.
     fn file(&self, space_id: &str, file_id: &str, actor: &str) -> Result<Option<FileRecord>, StoreError>;
 
-    /// Deletes a file and refunds its committer; `actor` must be a writer or owner.
-    /// `None` if there was no such file, else the shards it referenced that no other
-    /// file references now, for the caller to free.
-    fn delete_file(&self, space_id: &str, file_id: &str, actor: &str) -> Result<Option<Vec<ShardAddress>>, StoreError>;
+    /// Withdraws a file, which `actor` must be a writer or owner to do: it is no
+    /// longer listed or counted, and its committer is refunded; [`Records::unwind`]
+    /// then drops its references. `false` if there was no such file.
+    fn delete_file(&self, space_id: &str, file_id: &str, actor: &str) -> Result<bool, StoreError>;
+
+    /// One step of taking a withdrawn file or space apart: drops up to `limit` of its
+    /// references (and, once none are left, the thing itself). Returns the shards
+    /// that no file references any more, for the caller to free.
+    fn unwind(&self, what: &Withdrawn, limit: usize) -> Result<Unwound, StoreError>;
+
+    /// Withdraws the drafts whose deadline passed by `now_ms` (a commit that never
+    /// finished: the accelerator stopped under it), then lists up to `limit` things
+    /// withdrawn and not yet taken apart, for the collector.
+    fn withdrawn(&self, now_ms: u64, limit: usize) -> Result<Vec<Withdrawn>, StoreError>;
 }

@@ -7,6 +7,7 @@
 //! order: the shard check, the quota check and the insert are one transaction, so no
 //! other commit, delete or collection can come between them.
 
+use std::ops::Range;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, TryLockError};
@@ -19,7 +20,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
 use super::{
     Challenge, Change, ChangeWindow, Credentials, FileRecord, Invite, Membership, NewFile, Page, PageRequest, Quota,
-    Quotas, Records, Session, StoreError, StoredValue, User, file_cost, kv_cost, role_name, space_cost,
+    Quotas, Records, Session, StoreError, StoredValue, Unwound, User, Withdrawn, file_cost, kv_cost, role_name,
+    space_cost,
 };
 
 /// The database file's name inside the data directory.
@@ -28,10 +30,24 @@ pub const FILE_NAME: &str = "accelerator.sqlite3";
 /// Each step takes the schema from version `i` to `i + 1` (`PRAGMA user_version`);
 /// opening runs the steps a database lacks, all in one transaction. Steps are never
 /// edited once released: a change is a new step.
-const MIGRATIONS: [&str; 3] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+const MIGRATIONS: [&str; 4] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
 
 /// The schema version this code writes.
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Work in steps: a file is a `draft` while its commit adds its shards a step at a
+/// time, `live` once sealed, `gone` once deleted while its references are dropped a
+/// step at a time; a space its last member left is `gone` until its files are.
+const SCHEMA_V4: &str = "
+ALTER TABLE files ADD COLUMN state TEXT NOT NULL DEFAULT 'live' CHECK (state IN ('draft', 'live', 'gone'));
+ALTER TABLE files ADD COLUMN shard_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE files ADD COLUMN expires_at_ms INTEGER NOT NULL DEFAULT 0;
+UPDATE files SET shard_count =
+    (SELECT count(*) FROM file_shards f WHERE f.space_id = files.space_id AND f.file_id = files.file_id);
+CREATE INDEX files_unsettled ON files(state, expires_at_ms) WHERE state <> 'live';
+ALTER TABLE spaces ADD COLUMN gone INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX spaces_gone ON spaces(space_id) WHERE gone = 1;
+";
 
 /// Metering: what each user stores, uploads pinned only by their uploader, and a
 /// change log that keeps only the latest change of each key. Existing data is
@@ -195,15 +211,23 @@ const READERS: usize = 4;
 
 /// [`Records`] in one SQLite file.
 pub struct SqliteRecords {
-    /// The one writing connection; the mutex serialises write transactions.
-    conn: Mutex<Connection>,
+    /// The one writing connection; the mutex serialises write transactions. It is
+    /// eventually fair: a write that has waited half a millisecond gets the next turn,
+    /// so the steps of a long commit or delete ([`Records::step`]) let it in.
+    conn: parking_lot::Mutex<Connection>,
     /// Connections for reads only ([`READERS`]).
     readers: Vec<Mutex<Connection>>,
     /// Where the next read waits when every reader is busy.
     next_reader: AtomicUsize,
     /// Change-log entries kept per user; older ones are pruned on write.
     retain: u64,
+    /// Shards one transaction adds or drops at most ([`Records::step`]).
+    step: usize,
 }
+
+/// Shards one transaction adds or drops at most, unless [`SqliteRecords::with_step`]
+/// says otherwise: a step of a commit takes a few milliseconds.
+pub const STEP: usize = 1024;
 
 /// Opens a read-only connection to the database at `path`.
 fn open_reader(path: &Path) -> Result<Connection, StoreError> {
@@ -266,7 +290,20 @@ impl SqliteRecords {
         tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(backend)?;
         tx.commit().map_err(backend)?;
         let readers = (0..READERS).map(|_| open_reader(&path).map(Mutex::new)).collect::<Result<_, _>>()?;
-        Ok(SqliteRecords { conn: Mutex::new(conn), readers, next_reader: AtomicUsize::new(0), retain: retain.max(1) })
+        Ok(SqliteRecords {
+            conn: parking_lot::Mutex::new(conn),
+            readers,
+            next_reader: AtomicUsize::new(0),
+            retain: retain.max(1),
+            step: STEP,
+        })
+    }
+
+    /// Makes [`Records::step`] `step` shards (at least one), so a test can watch
+    /// other writes come between the steps of a small commit.
+    pub fn with_step(mut self, step: usize) -> Self {
+        self.step = step.max(1);
+        self
     }
 
     /// A free read-only connection, or, when all are busy, a turn at one of them.
@@ -282,10 +319,10 @@ impl SqliteRecords {
         self.readers[turn].lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    fn conn(&self) -> parking_lot::MutexGuard<'_, Connection> {
         // A panic mid-transaction rolls that transaction back when it unwinds, so
         // the connection is still usable.
-        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.conn.lock()
     }
 }
 
@@ -497,9 +534,64 @@ fn head_count(conn: &Connection, space_id: &str) -> rusqlite::Result<(u64, u64)>
 
 /// Bytes the space's committed files hold.
 fn space_used_bytes(conn: &Connection, space_id: &str) -> rusqlite::Result<u64> {
-    conn.query_row("SELECT coalesce(sum(stored_bytes), 0) FROM files WHERE space_id = ?1", [space_id], |r| {
-        r.get(0).map(uint)
-    })
+    conn.query_row(
+        "SELECT coalesce(sum(stored_bytes), 0) FROM files WHERE space_id = ?1 AND state = 'live'",
+        [space_id],
+        |r| r.get(0).map(uint),
+    )
+}
+
+/// Withdraws files of a space that are not gone yet — `file_id`, or up to `limit`
+/// of any — refunding whoever paid for them. Returns how many it withdrew.
+fn withdraw_files(tx: &Connection, space_id: &str, file_id: Option<&str>, limit: usize) -> Result<usize, StoreError> {
+    let payers = {
+        let mut stmt = match file_id {
+            Some(_) => tx.prepare_cached(
+                "UPDATE files SET state = 'gone' WHERE space_id = ?1 AND file_id = ?2 AND state <> 'gone' AND ?3 > 0
+                 RETURNING created_by, charged_bytes",
+            )?,
+            None => tx.prepare_cached(
+                "UPDATE files SET state = 'gone' WHERE rowid IN
+                    (SELECT rowid FROM files WHERE space_id = ?1 AND state <> 'gone' LIMIT ?3)
+                 RETURNING created_by, charged_bytes",
+            )?,
+        };
+        let rows = stmt.query_map(params![space_id, file_id, int(limit as u64)], |r| {
+            Ok((r.get::<_, String>(0)?, uint(r.get(1)?)))
+        })?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    for (payer, bytes) in &payers {
+        refund(tx, payer, *bytes)?;
+    }
+    Ok(payers.len())
+}
+
+/// Drops up to `limit` references held by files of a space — `file_id`'s, or any —
+/// which must all be gone, and returns the shards no file references any more.
+fn drop_references(
+    tx: &Connection,
+    space_id: &str,
+    file_id: Option<&str>,
+    limit: usize,
+) -> Result<Vec<ShardAddress>, StoreError> {
+    let addresses = {
+        let mut stmt = match file_id {
+            Some(_) => tx.prepare_cached(
+                "DELETE FROM file_shards WHERE space_id = ?1 AND file_id = ?2 AND address IN
+                    (SELECT address FROM file_shards WHERE space_id = ?1 AND file_id = ?2 LIMIT ?3)
+                 RETURNING address",
+            )?,
+            None => tx.prepare_cached(
+                "DELETE FROM file_shards WHERE (space_id, file_id, address) IN
+                    (SELECT space_id, file_id, address FROM file_shards WHERE space_id = ?1 LIMIT ?3)
+                 RETURNING address",
+            )?,
+        };
+        let rows = stmt.query_map(params![space_id, file_id, int(limit as u64)], |r| r.get::<_, [u8; 32]>(0))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()?
+    };
+    Ok(unreferenced(tx, addresses)?)
 }
 
 /// Of these addresses, those that no committed file references.
@@ -866,14 +958,28 @@ impl Records for SqliteRecords {
         Ok(found)
     }
 
-    fn forget_shard(&self, address: &ShardAddress, stored_before_ms: u64) -> Result<bool, StoreError> {
-        let dropped = self.conn().execute(
-            "DELETE FROM shards WHERE address = ?1 AND stored_at_ms < ?2
-             AND NOT EXISTS (SELECT 1 FROM file_shards WHERE address = ?1)
-             AND NOT EXISTS (SELECT 1 FROM uploads WHERE address = ?1)",
-            params![address.as_bytes(), int(stored_before_ms)],
-        )?;
-        Ok(dropped > 0)
+    fn forget_shards(
+        &self,
+        addresses: &[ShardAddress],
+        stored_before_ms: u64,
+    ) -> Result<Vec<ShardAddress>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut dropped = Vec::new();
+        {
+            let mut stmt = tx.prepare_cached(
+                "DELETE FROM shards WHERE address = ?1 AND stored_at_ms < ?2
+                 AND NOT EXISTS (SELECT 1 FROM file_shards WHERE address = ?1)
+                 AND NOT EXISTS (SELECT 1 FROM uploads WHERE address = ?1)",
+            )?;
+            for address in addresses {
+                if stmt.execute(params![address.as_bytes(), int(stored_before_ms)])? > 0 {
+                    dropped.push(*address);
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(dropped)
     }
 
     fn create_space(
@@ -1032,40 +1138,28 @@ impl Records for SqliteRecords {
         Ok(paged(members, page.limit))
     }
 
-    fn leave_space(&self, space_id: &str, user_id: &str) -> Result<Vec<ShardAddress>, StoreError> {
+    fn leave_space(&self, space_id: &str, user_id: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let role = require(&tx, space_id, user_id, Role::Reader)?;
         let (members, owners) = head_count(&tx, space_id)?;
-        if members > 1 {
-            if role == Role::Owner && owners == 1 {
-                return Err(StoreError::LastOwner);
-            }
-            tx.execute("DELETE FROM members WHERE space_id = ?1 AND user_id = ?2", params![space_id, user_id])?;
-            tx.commit()?;
-            return Ok(Vec::new());
+        if members > 1 && role == Role::Owner && owners == 1 {
+            return Err(StoreError::LastOwner);
         }
-        // The last member: the space goes, and with it its invites and files; whoever
-        // paid for them is refunded.
-        let addresses = {
-            let mut stmt = tx.prepare_cached("SELECT DISTINCT address FROM file_shards WHERE space_id = ?1")?;
-            stmt.query_map([space_id], |r| r.get::<_, [u8; 32]>(0))?.collect::<rusqlite::Result<Vec<_>>>()?
-        };
-        let payers = {
-            let mut stmt = tx.prepare_cached(
-                "SELECT created_by, charged_bytes FROM files WHERE space_id = ?1
-                 UNION ALL SELECT created_by, charged_bytes FROM spaces WHERE space_id = ?1",
+        tx.execute("DELETE FROM members WHERE space_id = ?1 AND user_id = ?2", params![space_id, user_id])?;
+        if members == 1 {
+            // The last member: the space goes, at once for everyone (no member is
+            // left to reach it) and a step at a time for its files (Records::unwind).
+            let (payer, bytes) = tx.query_row(
+                "UPDATE spaces SET gone = 1 WHERE space_id = ?1 RETURNING created_by, charged_bytes",
+                [space_id],
+                |r| Ok((r.get::<_, String>(0)?, uint(r.get(1)?))),
             )?;
-            stmt.query_map([space_id], |r| Ok((r.get::<_, String>(0)?, uint(r.get(1)?))))?
-                .collect::<rusqlite::Result<Vec<_>>>()?
-        };
-        for (user_id, bytes) in &payers {
-            refund(&tx, user_id, *bytes)?;
+            refund(&tx, &payer, bytes)?;
+            tx.execute("DELETE FROM invites WHERE space_id = ?1", [space_id])?;
         }
-        tx.execute("DELETE FROM spaces WHERE space_id = ?1", [space_id])?;
-        let free = unreferenced(&tx, addresses)?;
         tx.commit()?;
-        Ok(free)
+        Ok(members == 1)
     }
 
     fn remove_member(&self, space_id: &str, actor: &str, user_id: &str) -> Result<(), StoreError> {
@@ -1097,29 +1191,51 @@ impl Records for SqliteRecords {
         Ok(used)
     }
 
-    fn commit_file(&self, file: &NewFile, quotas: Quotas) -> Result<FileRecord, StoreError> {
+    fn step(&self) -> usize {
+        self.step
+    }
+
+    fn draft_file(&self, file: &NewFile, range: Range<usize>, expires_at_ms: u64) -> Result<(), StoreError> {
+        let slice = file.shards.get(range.clone()).ok_or(StoreError::Backend("a step past the list".into()))?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         require(&tx, &file.space_id, &file.created_by, Role::Writer)?;
-        let taken = tx
-            .query_row(
-                "SELECT 1 FROM files WHERE space_id = ?1 AND file_id = ?2",
-                params![file.space_id, file.file_id],
-                |_| Ok(()),
-            )
-            .optional()?;
-        if taken.is_some() {
-            return Err(StoreError::FileTaken);
+        if range.start == 0 {
+            let taken = tx
+                .query_row(
+                    "SELECT 1 FROM files WHERE space_id = ?1 AND file_id = ?2",
+                    params![file.space_id, file.file_id],
+                    |_| Ok(()),
+                )
+                .optional()?;
+            if taken.is_some() {
+                return Err(StoreError::FileTaken);
+            }
+            tx.execute(
+                &format!(
+                    "INSERT INTO files ({FILE_COLUMNS}, charged_bytes, state, expires_at_ms)
+                     VALUES (?1, ?2, x'', 0, ?3, ?4, 0, 'draft', ?5)"
+                ),
+                params![file.space_id, file.file_id, file.created_by, int(file.created_at_ms), int(expires_at_ms)],
+            )?;
         }
-        // The listed shards go into a table of this transaction, and each check is one
-        // set query over it. Presence is checked here, inside the transaction that adds
-        // the references: a shard collected a moment ago is missing now, and one present
-        // now cannot be collected once this commits (see crate::gc).
+        let drafted = tx
+            .query_row(
+                "SELECT stored_bytes FROM files WHERE space_id = ?1 AND file_id = ?2 AND state = 'draft' AND created_by = ?3",
+                params![file.space_id, file.file_id, file.created_by],
+                |r| r.get::<_, i64>(0),
+            )
+            .optional()?
+            .ok_or(StoreError::CommitWithdrawn)?;
+        // This step's shards go into a table of this transaction, and each check is
+        // one set query over it. Presence is checked here, inside the transaction that
+        // adds the references: a shard collected a moment ago is missing now, and one
+        // present now cannot be collected once this commits (see crate::gc).
         tx.execute("CREATE TEMP TABLE IF NOT EXISTS listed (address BLOB PRIMARY KEY) WITHOUT ROWID", [])?;
         tx.execute("DELETE FROM temp.listed", [])?;
         {
             let mut stmt = tx.prepare_cached("INSERT OR IGNORE INTO temp.listed (address) VALUES (?1)")?;
-            for address in &file.shards {
+            for address in slice {
                 stmt.execute([address.as_bytes()])?;
             }
         }
@@ -1127,17 +1243,64 @@ impl Records for SqliteRecords {
             "SELECT count(*), count(s.address), coalesce(sum(s.size), 0),
                     count(*) FILTER (WHERE s.address IS NOT NULL
                         AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.user_id = ?1 AND u.address = l.address)
-                        AND NOT EXISTS (SELECT 1 FROM file_shards f WHERE f.space_id = ?2 AND f.address = l.address))
+                        AND NOT EXISTS (SELECT 1 FROM file_shards f JOIN files x
+                                        ON x.space_id = f.space_id AND x.file_id = f.file_id
+                                        WHERE f.address = l.address AND f.space_id = ?2 AND x.state = 'live'))
              FROM temp.listed l LEFT JOIN shards s ON s.address = l.address",
             params![file.created_by, file.space_id],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
-        let (listed, stored_bytes) = (uint(listed) as usize, uint(stored_bytes));
         // A shard someone else uploaded counts as missing to this writer: they upload
         // it too (and pay for it), so no one pins another's shards by naming them.
-        let missing = (uint(listed as i64 - stored) + uint(not_theirs)) as usize;
+        let missing = (uint(listed - stored) + uint(not_theirs)) as usize;
         if missing > 0 {
-            return Err(StoreError::MissingShards { missing, listed });
+            return Err(StoreError::MissingShards { missing, listed: file.shards.len() });
+        }
+        let stored_bytes = uint(drafted).saturating_add(uint(stored_bytes));
+        if stored_bytes > file.max_shard_bytes {
+            return Err(StoreError::OverDeclared { stored: stored_bytes, bound: file.max_shard_bytes });
+        }
+        // The writer's uploads of these shards are settled into the draft: their
+        // charge moves to it.
+        let settled: i64 = tx.query_row(
+            "SELECT coalesce(sum(size), 0) FROM uploads WHERE user_id = ?1 AND address IN (SELECT address FROM temp.listed)",
+            [&file.created_by],
+            |r| r.get(0),
+        )?;
+        tx.execute(
+            "DELETE FROM uploads WHERE user_id = ?1 AND address IN (SELECT address FROM temp.listed)",
+            [&file.created_by],
+        )?;
+        tx.execute(
+            "INSERT INTO file_shards (space_id, file_id, address) SELECT ?1, ?2, address FROM temp.listed",
+            params![file.space_id, file.file_id],
+        )?;
+        tx.execute(
+            "UPDATE files SET stored_bytes = ?3, charged_bytes = charged_bytes + ?4,
+                              shard_count = shard_count + ?5, expires_at_ms = ?6
+             WHERE space_id = ?1 AND file_id = ?2",
+            params![file.space_id, file.file_id, int(stored_bytes), settled, listed, int(expires_at_ms)],
+        )?;
+        tx.execute("DELETE FROM temp.listed", [])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn seal_draft(&self, file: &NewFile, quotas: Quotas) -> Result<FileRecord, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        require(&tx, &file.space_id, &file.created_by, Role::Writer)?;
+        let (stored_bytes, settled, count) = tx
+            .query_row(
+                "SELECT stored_bytes, charged_bytes, shard_count FROM files
+                 WHERE space_id = ?1 AND file_id = ?2 AND state = 'draft' AND created_by = ?3",
+                params![file.space_id, file.file_id, file.created_by],
+                |r| Ok((uint(r.get(0)?), r.get::<_, i64>(1)?, uint(r.get(2)?))),
+            )
+            .optional()?
+            .ok_or(StoreError::CommitWithdrawn)?;
+        if count != file.shards.len() as u64 {
+            return Err(StoreError::Backend(format!("a draft of {count} shards sealed as {}", file.shards.len())));
         }
         if stored_bytes > file.max_shard_bytes {
             return Err(StoreError::OverDeclared { stored: stored_bytes, bound: file.max_shard_bytes });
@@ -1151,35 +1314,13 @@ impl Records for SqliteRecords {
                 quota: quotas.space_bytes,
             });
         }
-        // The writer's uploads of these shards are settled into the file.
-        let settled: i64 = tx.query_row(
-            "SELECT coalesce(sum(size), 0) FROM uploads WHERE user_id = ?1 AND address IN (SELECT address FROM temp.listed)",
-            [&file.created_by],
-            |r| r.get(0),
-        )?;
-        tx.execute(
-            "DELETE FROM uploads WHERE user_id = ?1 AND address IN (SELECT address FROM temp.listed)",
-            [&file.created_by],
-        )?;
-        let charged = file_cost(stored_bytes, listed, file.sealed_record.len());
+        let charged = file_cost(stored_bytes, file.shards.len(), file.sealed_record.len());
         charge(&tx, &file.created_by, int(charged) - settled, quotas.user_bytes)?;
         tx.execute(
-            &format!("INSERT INTO files ({FILE_COLUMNS}, charged_bytes) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
-            params![
-                file.space_id,
-                file.file_id,
-                file.sealed_record,
-                int(stored_bytes),
-                file.created_by,
-                int(file.created_at_ms),
-                int(charged)
-            ],
+            "UPDATE files SET state = 'live', sealed_record = ?3, charged_bytes = ?4, created_at_ms = ?5, expires_at_ms = 0
+             WHERE space_id = ?1 AND file_id = ?2",
+            params![file.space_id, file.file_id, file.sealed_record, int(charged), int(file.created_at_ms)],
         )?;
-        tx.execute(
-            "INSERT INTO file_shards (space_id, file_id, address) SELECT ?1, ?2, address FROM temp.listed",
-            params![file.space_id, file.file_id],
-        )?;
-        tx.execute("DELETE FROM temp.listed", [])?;
         tx.commit()?;
         Ok(FileRecord {
             space_id: file.space_id.clone(),
@@ -1191,6 +1332,110 @@ impl Records for SqliteRecords {
         })
     }
 
+    fn abandon_draft(&self, space_id: &str, file_id: &str, creator: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let draft = tx
+            .query_row(
+                "SELECT 1 FROM files WHERE space_id = ?1 AND file_id = ?2 AND state = 'draft' AND created_by = ?3",
+                params![space_id, file_id, creator],
+                |_| Ok(()),
+            )
+            .optional()?;
+        if draft.is_some() {
+            withdraw_files(&tx, space_id, Some(file_id), 1)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn unwind(&self, what: &Withdrawn, limit: usize) -> Result<Unwound, StoreError> {
+        let limit = limit.max(1);
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let unwound = match what {
+            Withdrawn::File { space_id, file_id } => {
+                let gone = tx
+                    .query_row(
+                        "SELECT 1 FROM files WHERE space_id = ?1 AND file_id = ?2 AND state = 'gone'",
+                        params![space_id, file_id],
+                        |_| Ok(()),
+                    )
+                    .optional()?;
+                if gone.is_none() {
+                    return Ok(Unwound { freed: Vec::new(), done: true });
+                }
+                let freed = drop_references(&tx, space_id, Some(file_id), limit)?;
+                let done = freed.len() < limit && {
+                    tx.execute(
+                        "DELETE FROM files WHERE space_id = ?1 AND file_id = ?2 AND state = 'gone'
+                                AND NOT EXISTS (SELECT 1 FROM file_shards WHERE space_id = ?1 AND file_id = ?2)",
+                        params![space_id, file_id],
+                    )? > 0
+                };
+                Unwound { freed, done }
+            }
+            Withdrawn::Space { space_id } => {
+                let gone = tx
+                    .query_row("SELECT 1 FROM spaces WHERE space_id = ?1 AND gone = 1", [space_id], |_| Ok(()))
+                    .optional()?;
+                if gone.is_none() {
+                    return Ok(Unwound { freed: Vec::new(), done: true });
+                }
+                // First every file is withdrawn, then their references go, then the
+                // files, then the space.
+                if withdraw_files(&tx, space_id, None, limit)? > 0 {
+                    Unwound::default()
+                } else {
+                    let freed = drop_references(&tx, space_id, None, limit)?;
+                    let done = freed.is_empty()
+                        && tx.execute(
+                            "DELETE FROM files WHERE rowid IN (SELECT rowid FROM files WHERE space_id = ?1 LIMIT ?2)",
+                            params![space_id, int(limit as u64)],
+                        )? == 0
+                        && tx.execute("DELETE FROM spaces WHERE space_id = ?1", [space_id])? > 0;
+                    Unwound { freed, done }
+                }
+            }
+        };
+        tx.commit()?;
+        Ok(unwound)
+    }
+
+    fn withdrawn(&self, now_ms: u64, limit: usize) -> Result<Vec<Withdrawn>, StoreError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let expired = {
+            let mut stmt = tx.prepare_cached(
+                "SELECT space_id, file_id FROM files WHERE state = 'draft' AND expires_at_ms <= ?1 LIMIT ?2",
+            )?;
+            stmt.query_map(params![int(now_ms), int(limit as u64)], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        for (space_id, file_id) in &expired {
+            withdraw_files(&tx, space_id, Some(file_id), 1)?;
+        }
+        let mut found = {
+            let mut stmt = tx.prepare_cached("SELECT space_id FROM spaces WHERE gone = 1 LIMIT ?1")?;
+            stmt.query_map([int(limit as u64)], |r| Ok(Withdrawn::Space { space_id: r.get(0)? }))?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        {
+            let mut stmt = tx.prepare_cached(
+                "SELECT space_id, file_id FROM files WHERE state = 'gone'
+                 AND NOT EXISTS (SELECT 1 FROM spaces s WHERE s.space_id = files.space_id AND s.gone = 1) LIMIT ?1",
+            )?;
+            let files = stmt
+                .query_map([int(limit as u64)], |r| Ok(Withdrawn::File { space_id: r.get(0)?, file_id: r.get(1)? }))?;
+            found.extend(files.collect::<rusqlite::Result<Vec<_>>>()?);
+        }
+        tx.commit()?;
+        found.truncate(limit);
+        Ok(found)
+    }
+
     fn files(&self, space_id: &str, actor: &str, page: &PageRequest) -> Result<Page<FileRecord>, StoreError> {
         let (ms, rowid) = position(page)?;
         let mut conn = self.reader();
@@ -1198,7 +1443,8 @@ impl Records for SqliteRecords {
         require(&tx, space_id, actor, Role::Reader)?;
         let files = {
             let mut stmt = tx.prepare_cached(&format!(
-                "SELECT {FILE_COLUMNS}, rowid FROM files WHERE space_id = ?1 AND (created_at_ms, rowid) > (?2, ?3)
+                "SELECT {FILE_COLUMNS}, rowid FROM files WHERE space_id = ?1 AND state = 'live'
+                 AND (created_at_ms, rowid) > (?2, ?3)
                  ORDER BY created_at_ms, rowid LIMIT ?4"
             ))?;
             stmt.query_map(params![space_id, ms, rowid, int(page.limit as u64 + 1)], |r| {
@@ -1216,7 +1462,7 @@ impl Records for SqliteRecords {
         require(&tx, space_id, actor, Role::Reader)?;
         let file = tx
             .query_row(
-                &format!("SELECT {FILE_COLUMNS} FROM files WHERE space_id = ?1 AND file_id = ?2"),
+                &format!("SELECT {FILE_COLUMNS} FROM files WHERE space_id = ?1 AND file_id = ?2 AND state = 'live'"),
                 params![space_id, file_id],
                 file_from_row,
             )
@@ -1225,28 +1471,22 @@ impl Records for SqliteRecords {
         Ok(file)
     }
 
-    fn delete_file(&self, space_id: &str, file_id: &str, actor: &str) -> Result<Option<Vec<ShardAddress>>, StoreError> {
+    fn delete_file(&self, space_id: &str, file_id: &str, actor: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         require(&tx, space_id, actor, Role::Writer)?;
-        let addresses = {
-            let mut stmt = tx.prepare_cached("SELECT address FROM file_shards WHERE space_id = ?1 AND file_id = ?2")?;
-            stmt.query_map(params![space_id, file_id], |r| r.get::<_, [u8; 32]>(0))?
-                .collect::<rusqlite::Result<Vec<_>>>()?
-        };
-        // Its file_shards rows go with it (ON DELETE CASCADE).
-        let deleted = tx
+        let live = tx
             .query_row(
-                "DELETE FROM files WHERE space_id = ?1 AND file_id = ?2 RETURNING created_by, charged_bytes",
+                "SELECT 1 FROM files WHERE space_id = ?1 AND file_id = ?2 AND state = 'live'",
                 params![space_id, file_id],
-                |r| Ok((r.get::<_, String>(0)?, uint(r.get(1)?))),
+                |_| Ok(()),
             )
             .optional()?;
-        let Some((payer, charged)) = deleted else { return Ok(None) };
-        refund(&tx, &payer, charged)?;
-        let free = unreferenced(&tx, addresses)?;
+        if live.is_some() {
+            withdraw_files(&tx, space_id, Some(file_id), 1)?;
+        }
         tx.commit()?;
-        Ok(Some(free))
+        Ok(live.is_some())
     }
 }
 
@@ -1448,7 +1688,7 @@ mod tests {
             space_id: "s1".into(),
             file_id: "f1".into(),
             sealed_record: vec![1; 30],
-            shards: vec![a, b, a],
+            shards: vec![a, b],
             max_shard_bytes: u64::MAX,
             created_by: "id-ada".into(),
             created_at_ms: 300,
@@ -1456,24 +1696,39 @@ mod tests {
         db.record_upload("id-ada", &a, 10, 300, 400).unwrap();
         let quotas = |space_bytes| Quotas { space_bytes, user_bytes: u64::MAX };
         assert_eq!(
-            db.commit_file(&file, quotas(29)),
+            db.commit_file(&file, quotas(29), u64::MAX),
             Err(StoreError::QuotaExceeded { limit: Quota::Space, used: 0, adding: 30, quota: 29 })
         );
-        assert_eq!(db.commit_file(&file, quotas(30)).unwrap().stored_bytes, 30, "each shard counted once");
+        // The refused commit's draft is withdrawn, its charge refunded and its uploads
+        // gone with it; taken apart, it frees its id.
+        let f1 = Withdrawn::File { space_id: "s1".into(), file_id: "f1".into() };
+        assert_eq!(db.withdrawn(0, 10).unwrap(), std::slice::from_ref(&f1));
+        assert_eq!(db.used_bytes("id-ada").unwrap(), space_cost(4));
+        assert!(db.unwind(&f1, 10).unwrap().done);
+        db.record_upload("id-ada", &a, 10, 300, 400).unwrap();
+        db.record_upload("id-ada", &b, 20, 300, 400).unwrap();
+        assert_eq!(db.commit_file(&file, quotas(30), u64::MAX).unwrap().stored_bytes, 30, "each shard counted once");
         assert!(db.collectable_shards(u64::MAX, 10).unwrap().is_empty(), "referenced shards are not candidates");
-        assert!(!db.forget_shard(&a, u64::MAX).unwrap(), "a referenced shard is kept");
+        assert!(db.forget_shards(&[a], u64::MAX).unwrap().is_empty(), "a referenced shard is kept");
         let more = NewFile { file_id: "f2".into(), shards: vec![ShardAddress::of(b"gone")], ..file.clone() };
-        assert_eq!(db.commit_file(&more, Quotas::NONE), Err(StoreError::MissingShards { missing: 1, listed: 1 }));
-        assert_eq!(db.commit_file(&file, Quotas::NONE), Err(StoreError::FileTaken));
+        assert_eq!(
+            db.commit_file(&more, Quotas::NONE, u64::MAX),
+            Err(StoreError::MissingShards { missing: 1, listed: 1 })
+        );
+        assert_eq!(db.commit_file(&file, Quotas::NONE, u64::MAX), Err(StoreError::FileTaken));
 
-        let mut freed = db.delete_file("s1", "f1", "id-ada").unwrap().unwrap();
-        freed.sort();
-        assert_eq!(freed, both);
-        assert_eq!(db.delete_file("s1", "f1", "id-ada").unwrap(), None);
-        assert!(db.forget_shard(&a, u64::MAX).unwrap());
+        assert!(db.delete_file("s1", "f1", "id-ada").unwrap());
+        assert!(db.files("s1", "id-ada", &PageRequest { after: None, limit: 10 }).unwrap().items.is_empty());
+        assert_eq!(db.withdrawn(0, 10).unwrap(), std::slice::from_ref(&f1));
+        let mut freed = db.unwind(&f1, 10).unwrap();
+        assert!(freed.done);
+        freed.freed.sort();
+        assert_eq!(freed.freed, both);
+        assert!(!db.delete_file("s1", "f1", "id-ada").unwrap());
+        assert_eq!(db.forget_shards(&[a], u64::MAX).unwrap(), [a]);
         assert!(!db.shard_recorded(&a).unwrap());
-        assert!(!db.forget_shard(&b, 150).unwrap(), "too recent for the collector");
-        assert!(db.forget_shard(&b, 301).unwrap());
+        assert!(db.forget_shards(&[b], 150).unwrap().is_empty(), "too recent for the collector");
+        assert_eq!(db.forget_shards(&[b], 301).unwrap(), [b]);
     }
 
     #[test]
