@@ -19,6 +19,10 @@ pub struct Config {
     /// How many kv change-log entries are kept per user. A feed client further
     /// behind than this is told to resync instead of replayed. At least 1.
     pub change_log_retain: u64,
+    /// The most shards one database transaction adds or drops: a commit, a delete
+    /// or a space's end of more takes several, and other writes come between them
+    /// ([`crate::store::Records::step`]). Tests make it small.
+    pub shards_per_step: usize,
     /// How long a session token stays valid after sign-in.
     pub session_ttl: Duration,
     /// How long a login challenge may be answered (tests shorten it to zero).
@@ -181,6 +185,7 @@ impl Config {
             www_dir: None,
             pkg_dir: None,
             change_log_retain: Self::DEFAULT_CHANGE_LOG_RETAIN,
+            shards_per_step: crate::store::sqlite::STEP,
             session_ttl: Self::DEFAULT_SESSION_TTL,
             challenge_ttl: Self::DEFAULT_CHALLENGE_TTL,
             feed_auth_timeout: Duration::from_secs(10),

@@ -6,9 +6,12 @@
 //! A file is visible only once committed: its shards are uploaded first (invisible,
 //! collected after the grace if nothing commits them), then one commit checks every
 //! listed shard is stored, meters their bytes against the space's quota and records
-//! the file with its sealed manifest, all in one transaction — so a refused commit
-//! leaves nothing visible. Deleting a file frees at once the shards no other file
-//! references, so its manifest stops opening it ([`crate::gc`]).
+//! the file with its sealed manifest. A large commit takes several transactions
+//! ([`crate::store::Records::commit_file`]), so other users' writes are never held
+//! up behind it, but it is checked whole before it starts and becomes visible in
+//! one step at its end — so a refused commit leaves nothing visible and the writer's
+//! uploads as they were. Deleting a file frees, before the answer, the shards no
+//! other file references, so its manifest stops opening it ([`crate::gc`]).
 
 use axum::extract::State;
 use coffer_core::proto::PageQuery;

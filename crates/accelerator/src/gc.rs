@@ -15,14 +15,18 @@
 //!    record; freeing one drops its record, then its bytes; both happen under the
 //!    lock of its address ([`ShardLocks`]). So whenever that lock is free, a
 //!    recorded shard has its bytes.
-//! 2. **Commit and collection are serialized on the record.** A commit checks that
-//!    every listed shard is recorded in the same transaction that inserts its
-//!    references; freeing drops a record only in a statement that first checks that
+//! 2. **Commit and collection are serialized on the record.** Each step of a commit
+//!    checks that its shards are recorded in the same transaction that inserts their
+//!    references (into the file's invisible draft, which pins them until its
+//!    deadline); freeing drops a record only in a statement that first checks that
 //!    no reference exists (and a foreign key refuses it otherwise). The database
-//!    orders the two: either the commit came first, and the shard is referenced and
-//!    stays; or the freeing came first, and the commit finds the shard missing and
-//!    is refused with "upload every shard before committing" — the writer uploads
-//!    it again and retries. Nothing half-written becomes visible either way.
+//!    orders the two: either the step came first, and the shard is referenced and
+//!    stays; or the freeing came first, and the step finds the shard missing and the
+//!    commit is refused with "upload every shard before committing" — the writer
+//!    uploads it again and retries. Nothing half-written becomes visible either way:
+//!    the draft becomes the file in one last step, and a refused commit's draft (or
+//!    one the accelerator stopped under, once its deadline passes) is withdrawn and
+//!    taken apart ([`ShardKeeper::unwind`]).
 //! 3. **An upload pins its shard for its uploader only, until a deadline.** A `PUT`
 //!    records the uploader's upload with a deadline one grace period away (moved on
 //!    by an idempotent upload again, and by the uploader's own
@@ -101,6 +105,47 @@ pub struct ShardKeeper {
     pub shards: Arc<dyn ShardStore>,
     /// Serialize storing and freeing per address.
     locks: ShardLocks,
+    /// What is being taken apart, so a delete and the collector never take the
+    /// same thing apart side by side (and a delete answers only once all of it is
+    /// freed, whoever started it).
+    unwinding: Claims,
+}
+
+/// Things being taken apart ([`ShardKeeper::unwind`]), one taker each.
+#[derive(Default)]
+struct Claims {
+    /// Claimed now.
+    held: Mutex<std::collections::HashSet<Withdrawn>>,
+    /// Wakes those waiting for a claim.
+    released: std::sync::Condvar,
+}
+
+/// A claim on one thing; released when dropped.
+struct Claim<'a> {
+    /// Where it is held.
+    claims: &'a Claims,
+    /// What.
+    what: Withdrawn,
+}
+
+impl Claims {
+    /// Claims `what`, waiting while someone else holds it.
+    fn claim(&self, what: &Withdrawn) -> Claim<'_> {
+        let mut held = self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        while held.contains(what) {
+            held = self.released.wait(held).unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        held.insert(what.clone());
+        Claim { claims: self, what: what.clone() }
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        let mut held = self.claims.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        held.remove(&self.what);
+        self.claims.released.notify_all();
+    }
 }
 
 fn io_failure(err: std::io::Error) -> ApiError {
@@ -110,7 +155,7 @@ fn io_failure(err: std::io::Error) -> ApiError {
 impl ShardKeeper {
     /// Keeps `shards` and `records` in step.
     pub fn new(records: Arc<dyn Records>, shards: Arc<dyn ShardStore>) -> Self {
-        ShardKeeper { records, shards, locks: ShardLocks::default() }
+        ShardKeeper { records, shards, locks: ShardLocks::default(), unwinding: Claims::default() }
     }
 
     /// Stores a shard `upload` made (already checked against its address) and
@@ -173,8 +218,11 @@ impl ShardKeeper {
 
     /// Takes a withdrawn file or space apart ([`Records::unwind`]) a step at a time,
     /// freeing at once each shard no file references any more. Returns how many it
+    /// freed. If something else (the collector, another delete) is taking the same
+    /// thing apart, waits for it to finish first, so that on return all of it is
     /// freed.
     pub fn unwind(&self, what: &Withdrawn) -> Result<usize, ApiError> {
+        let _claim = self.unwinding.claim(what);
         let mut freed = 0;
         loop {
             let step = self.records.unwind(what, self.records.step())?;
@@ -411,6 +459,23 @@ mod tests {
         assert!(k.records.delete_file("s", "g", "u").unwrap());
         assert_eq!(k.unwind(&withdrawn("g")).unwrap(), 1);
         assert!(!k.shards.has(&a).unwrap());
+    }
+
+    #[test]
+    fn the_collector_takes_apart_commits_that_never_finished() {
+        let (_dir, k) = keeper();
+        let base = k.records.used_bytes("u").unwrap();
+        let (a, b) = (upload(&k, "u", b"a", 0), upload(&k, "u", b"b", 0));
+        // The first step of a commit, then the accelerator stopped.
+        k.records.draft_file(&file("f", "u", &[a, b]), 0..1, 100).unwrap();
+        assert_eq!(k.collect(50, 0).unwrap(), 0, "before its deadline the draft pins its shard");
+        assert!(k.shards.has(&a).unwrap());
+        assert_eq!(k.records.used_bytes("u").unwrap(), base + 2, "one upload, one settled into the draft");
+        assert_eq!(k.collect(100, 0).unwrap(), 1, "at its deadline the draft goes, and its shard");
+        assert!(!k.shards.has(&a).unwrap() && k.shards.has(&b).unwrap());
+        assert_eq!(k.records.used_bytes("u").unwrap(), base, "the draft and the expired upload are refunded");
+        // Nothing of it is left: its id is free again.
+        k.records.draft_file(&file("f", "u", &[]), 0..0, 200).unwrap();
     }
 
     #[test]

@@ -267,8 +267,11 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     crate::store::private_dir(&config.data_dir)?;
     let secret = ServerSecret::load_or_create(&config.data_dir)?;
-    let records: Arc<dyn Records> =
-        Arc::new(SqliteRecords::open(&config.data_dir, config.change_log_retain).map_err(std::io::Error::other)?);
+    let records: Arc<dyn Records> = Arc::new(
+        SqliteRecords::open(&config.data_dir, config.change_log_retain)
+            .map_err(std::io::Error::other)?
+            .with_step(config.shards_per_step),
+    );
     let keeper = Arc::new(ShardKeeper::new(Arc::clone(&records), Arc::new(ShardDir::open(&config.data_dir)?)));
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);

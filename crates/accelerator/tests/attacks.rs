@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use coffer_accelerator::Config;
 use coffer_core::ErrorCode;
-use coffer_core::proto::storage::ShardsRequest;
+use coffer_core::proto::storage::{FileListResponse, ShardsRequest};
 use coffer_core::shard::ShardAddress;
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -709,4 +709,49 @@ async fn a_commit_lists_no_more_than_its_declared_size_needs() {
         coffer_core::proto::storage::CommitFileRequest { size: 100 * 1024, chunk_size: 4 * 1024 * 1024, ..small(0) };
     let (status, body) = commit(honest).await;
     assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn large_commits_deletes_and_space_ends_go_in_steps() {
+    // Four shards per transaction: every operation below takes several.
+    let server = TestServer::start(|c| c.shards_per_step = 4).await;
+    let api = server.api();
+    let ada = sign_up(&api, "ada", "pw").await;
+    let space = ada.create_space(&api).await;
+    let shards: Vec<_> = (0..4).flat_map(|_| random_shards(4096)).collect();
+    ada.upload(&api, &shards).await;
+    let listed = addresses(&shards);
+
+    // One shard never uploaded: refused before the first step, the uploads kept.
+    let mut more = listed.clone();
+    more.push(ShardAddress::of(b"never uploaded"));
+    let err = ada.commit(&api, &space, &more).await.unwrap_err();
+    assert_eq!(err.code, ErrorCode::InvalidInput, "{}", err.message);
+    assert!(ada.missing(&api, &listed).await.is_empty(), "the uploads are still pinned");
+
+    let file = ada.commit(&api, &space, &listed).await.unwrap();
+    assert_eq!(file.stored_bytes, total_len(&shards));
+    let answer = ada.get_json::<FileListResponse>(&api, &space.path("/files")).await.unwrap();
+    assert_eq!(answer.files.len(), 1);
+    for address in &listed {
+        assert!(api.has_shard(address).await);
+    }
+    assert!(ada.delete_file(&api, &space, &file.file_id).await.unwrap());
+    for address in &listed {
+        assert!(!api.has_shard(address).await, "freed before the delete answered");
+    }
+
+    // The last member leaves a space with files: all of it goes before the answer.
+    let other = ada.create_space(&api).await;
+    let shards: Vec<_> = (0..3).flat_map(|_| random_shards(4096)).collect();
+    ada.upload(&api, &shards).await;
+    ada.commit(&api, &other, &addresses(&shards)[..6]).await.unwrap();
+    ada.commit(&api, &other, &addresses(&shards)[6..]).await.unwrap();
+    ada.post_empty(&api, &other.path("/leave"), &serde_json::json!({})).await.unwrap();
+    for (address, _) in &shards {
+        assert!(!api.has_shard(address).await, "freed before leaving answered");
+    }
+    let (status, _) = api.get(&other.path("/files"), Some(ada.token())).await;
+    assert_eq!(status, 403, "the space is gone");
+    assert!(api.healthy().await);
 }

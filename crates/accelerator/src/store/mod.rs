@@ -160,7 +160,7 @@ impl std::fmt::Display for StoreError {
 
 /// A file or space that was deleted and whose references are being dropped a
 /// [`Records::step`] at a time: it is invisible already, its bytes refunded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Withdrawn {
     /// A deleted file, or an abandoned draft.
     File {
@@ -645,6 +645,13 @@ pub trait Records: Send + Sync + 'static {
     /// between two of them.
     fn step(&self) -> usize;
 
+    /// Checks, without writing, what [`Records::draft_file`] and
+    /// [`Records::seal_draft`] would check of the whole file — its id is free, every
+    /// shard may be listed, it fits its declared size and `quotas` — so a commit of
+    /// many steps is refused before its first one in all but a race, and its writer's
+    /// uploads stay as they were.
+    fn check_commit(&self, file: &NewFile, quotas: Quotas) -> Result<(), StoreError>;
+
     /// One step of a commit: adds `file.shards[range]` to the file's draft, which the
     /// first step (`range.start == 0`) opens, invisible, under the file's id
     /// ([`StoreError::FileTaken`] if the id is used). Each listed shard must be
@@ -664,12 +671,17 @@ pub trait Records: Send + Sync + 'static {
     /// [`Records::unwind`] to take apart. Nothing happens if there is none.
     fn abandon_draft(&self, space_id: &str, file_id: &str, creator: &str) -> Result<(), StoreError>;
 
-    /// Commits a file: [`Records::draft_file`] a [`Records::step`] at a time, then
+    /// Commits a file: [`Records::check_commit`] if it takes more than one step,
+    /// then [`Records::draft_file`] a [`Records::step`] at a time, then
     /// [`Records::seal_draft`]. Either the file becomes visible with all its shards
-    /// or it does not; a refused commit's draft is abandoned, for
-    /// [`crate::gc::ShardKeeper::unwind`] (or the collector) to take apart.
+    /// or it does not. A commit refused after its first step (something changed
+    /// since the check) abandons its draft, for [`crate::gc::ShardKeeper::unwind`]
+    /// (or the collector) to take apart.
     fn commit_file(&self, file: &NewFile, quotas: Quotas, expires_at_ms: u64) -> Result<FileRecord, StoreError> {
         let step = self.step().max(1);
+        if file.shards.len() > step {
+            self.check_commit(file, quotas)?;
+        }
         let mut start = 0;
         let mut committed = || {
             loop {

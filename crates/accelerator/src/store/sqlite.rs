@@ -1,11 +1,17 @@
 //! The embedded backend: one SQLite file (`accelerator.sqlite3`) in the data
-//! directory, in WAL mode, behind one mutex-guarded connection.
+//! directory, in WAL mode: one writing connection behind an eventually fair lock,
+//! read-only connections beside it.
 //!
-//! One connection keeps every transaction strictly ordered, which is what the change
-//! log needs (sequence numbers are assigned inside the write transaction), and a kv
-//! request holds it only for a few indexed statements. File commits lean on the same
-//! order: the shard check, the quota check and the insert are one transaction, so no
-//! other commit, delete or collection can come between them.
+//! One writer keeps every transaction strictly ordered, which is what the change log
+//! needs (sequence numbers are assigned inside the write transaction), and a kv
+//! request holds it only for a few indexed statements. No write holds it long: a
+//! commit, a delete or a space's end of many shards works in steps of at most
+//! [`Records::step`] shards, each its own transaction, and a write that has waited
+//! gets the lock between two steps. A commit of more than one step is first checked
+//! whole on a read-only connection of its own ([`Records::check_commit`]); its steps
+//! fill an invisible draft, and its last step makes the file visible, so it is still
+//! seen whole or not at all. Deleted files and spaces are invisible at once and are
+//! taken apart a step at a time ([`Records::unwind`]).
 
 use std::ops::Range;
 use std::path::Path;
@@ -217,6 +223,10 @@ pub struct SqliteRecords {
     conn: parking_lot::Mutex<Connection>,
     /// Connections for reads only ([`READERS`]).
     readers: Vec<Mutex<Connection>>,
+    /// A read-only connection that checks commits of more than one step before
+    /// their first step ([`Records::check_commit`]): large commits wait for each
+    /// other here, not in the readers' way.
+    checker: Mutex<Connection>,
     /// Where the next read waits when every reader is busy.
     next_reader: AtomicUsize,
     /// Change-log entries kept per user; older ones are pruned on write.
@@ -293,6 +303,7 @@ impl SqliteRecords {
         Ok(SqliteRecords {
             conn: parking_lot::Mutex::new(conn),
             readers,
+            checker: Mutex::new(open_reader(&path)?),
             next_reader: AtomicUsize::new(0),
             retain: retain.max(1),
             step: STEP,
@@ -604,6 +615,99 @@ fn unreferenced(conn: &Connection, addresses: Vec<[u8; 32]>) -> rusqlite::Result
         }
     }
     Ok(free)
+}
+
+/// What [`list_shards`] found.
+struct Listed {
+    /// Bytes the listed shards hold.
+    stored_bytes: u64,
+    /// Bytes of the writer's own pending uploads among them.
+    settled_bytes: u64,
+}
+
+/// Puts `shards` (distinct) in the connection's `temp.listed`, and checks with one
+/// set query over it that each is stored and is either `file`'s creator's own
+/// pending upload or already used by a live file of the same space. A shard someone
+/// else uploaded counts as missing to this writer: they upload it too (and pay for
+/// it), so no one pins another's shards by naming them.
+fn list_shards(conn: &Connection, file: &NewFile, shards: &[ShardAddress]) -> Result<Listed, StoreError> {
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS listed (address BLOB PRIMARY KEY) WITHOUT ROWID", [])?;
+    conn.execute("DELETE FROM temp.listed", [])?;
+    {
+        let mut stmt = conn.prepare_cached("INSERT OR IGNORE INTO temp.listed (address) VALUES (?1)")?;
+        for address in shards {
+            stmt.execute([address.as_bytes()])?;
+        }
+    }
+    let (listed, stored, stored_bytes, not_theirs, settled): (i64, i64, i64, i64, i64) = conn.query_row(
+        "SELECT count(*), count(s.address), coalesce(sum(s.size), 0),
+                count(*) FILTER (WHERE s.address IS NOT NULL AND u.address IS NULL
+                    AND NOT EXISTS (SELECT 1 FROM file_shards f JOIN files x
+                                    ON x.space_id = f.space_id AND x.file_id = f.file_id
+                                    WHERE f.address = l.address AND f.space_id = ?2 AND x.state = 'live')),
+                coalesce(sum(u.size), 0)
+         FROM temp.listed l LEFT JOIN shards s ON s.address = l.address
+         LEFT JOIN uploads u ON u.user_id = ?1 AND u.address = l.address",
+        params![file.created_by, file.space_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+    )?;
+    let missing = (uint(listed - stored) + uint(not_theirs)) as usize;
+    if missing > 0 {
+        return Err(StoreError::MissingShards { missing, listed: file.shards.len() });
+    }
+    Ok(Listed { stored_bytes: uint(stored_bytes), settled_bytes: uint(settled) })
+}
+
+/// Refuses a file whose id is used in its space.
+fn file_id_free(conn: &Connection, file: &NewFile) -> Result<(), StoreError> {
+    let taken = conn
+        .query_row(
+            "SELECT 1 FROM files WHERE space_id = ?1 AND file_id = ?2",
+            params![file.space_id, file.file_id],
+            |_| Ok(()),
+        )
+        .optional()?;
+    match taken {
+        Some(()) => Err(StoreError::FileTaken),
+        None => Ok(()),
+    }
+}
+
+/// Refuses a file whose shards hold `stored_bytes` if the space, or its creator
+/// (who has `settled_bytes` of them as pending uploads already charged), would go
+/// past `quotas`.
+fn fits(
+    conn: &Connection,
+    file: &NewFile,
+    stored_bytes: u64,
+    settled_bytes: u64,
+    quotas: Quotas,
+) -> Result<(), StoreError> {
+    if stored_bytes > file.max_shard_bytes {
+        return Err(StoreError::OverDeclared { stored: stored_bytes, bound: file.max_shard_bytes });
+    }
+    let used = space_used_bytes(conn, &file.space_id)?;
+    if used.saturating_add(stored_bytes) > quotas.space_bytes {
+        return Err(StoreError::QuotaExceeded {
+            limit: Quota::Space,
+            used,
+            adding: stored_bytes,
+            quota: quotas.space_bytes,
+        });
+    }
+    let cost = file_cost(stored_bytes, file.shards.len(), file.sealed_record.len());
+    let used: i64 =
+        conn.query_row("SELECT used_bytes FROM users WHERE user_id = ?1", [&file.created_by], |r| r.get(0))?;
+    let adding = cost.saturating_sub(settled_bytes);
+    if uint(used).saturating_add(adding) > quotas.user_bytes {
+        return Err(StoreError::QuotaExceeded {
+            limit: Quota::User,
+            used: uint(used),
+            adding,
+            quota: quotas.user_bytes,
+        });
+    }
+    Ok(())
 }
 
 const FILE_COLUMNS: &str = "space_id, file_id, sealed_record, stored_bytes, created_by, created_at_ms";
@@ -1195,22 +1299,25 @@ impl Records for SqliteRecords {
         self.step
     }
 
+    fn check_commit(&self, file: &NewFile, quotas: Quotas) -> Result<(), StoreError> {
+        let mut conn = self.checker.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let tx = conn.transaction()?;
+        require(&tx, &file.space_id, &file.created_by, Role::Writer)?;
+        file_id_free(&tx, file)?;
+        let listed = list_shards(&tx, file, &file.shards)?;
+        fits(&tx, file, listed.stored_bytes, listed.settled_bytes, quotas)?;
+        tx.execute("DELETE FROM temp.listed", [])?;
+        tx.commit()?;
+        Ok(())
+    }
+
     fn draft_file(&self, file: &NewFile, range: Range<usize>, expires_at_ms: u64) -> Result<(), StoreError> {
         let slice = file.shards.get(range.clone()).ok_or(StoreError::Backend("a step past the list".into()))?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         require(&tx, &file.space_id, &file.created_by, Role::Writer)?;
         if range.start == 0 {
-            let taken = tx
-                .query_row(
-                    "SELECT 1 FROM files WHERE space_id = ?1 AND file_id = ?2",
-                    params![file.space_id, file.file_id],
-                    |_| Ok(()),
-                )
-                .optional()?;
-            if taken.is_some() {
-                return Err(StoreError::FileTaken);
-            }
+            file_id_free(&tx, file)?;
             tx.execute(
                 &format!(
                     "INSERT INTO files ({FILE_COLUMNS}, charged_bytes, state, expires_at_ms)
@@ -1227,46 +1334,18 @@ impl Records for SqliteRecords {
             )
             .optional()?
             .ok_or(StoreError::CommitWithdrawn)?;
-        // This step's shards go into a table of this transaction, and each check is
-        // one set query over it. Presence is checked here, inside the transaction that
-        // adds the references: a shard collected a moment ago is missing now, and one
-        // present now cannot be collected once this commits (see crate::gc).
-        tx.execute("CREATE TEMP TABLE IF NOT EXISTS listed (address BLOB PRIMARY KEY) WITHOUT ROWID", [])?;
-        tx.execute("DELETE FROM temp.listed", [])?;
-        {
-            let mut stmt = tx.prepare_cached("INSERT OR IGNORE INTO temp.listed (address) VALUES (?1)")?;
-            for address in slice {
-                stmt.execute([address.as_bytes()])?;
-            }
-        }
-        let (listed, stored, stored_bytes, not_theirs): (i64, i64, i64, i64) = tx.query_row(
-            "SELECT count(*), count(s.address), coalesce(sum(s.size), 0),
-                    count(*) FILTER (WHERE s.address IS NOT NULL
-                        AND NOT EXISTS (SELECT 1 FROM uploads u WHERE u.user_id = ?1 AND u.address = l.address)
-                        AND NOT EXISTS (SELECT 1 FROM file_shards f JOIN files x
-                                        ON x.space_id = f.space_id AND x.file_id = f.file_id
-                                        WHERE f.address = l.address AND f.space_id = ?2 AND x.state = 'live'))
-             FROM temp.listed l LEFT JOIN shards s ON s.address = l.address",
-            params![file.created_by, file.space_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )?;
-        // A shard someone else uploaded counts as missing to this writer: they upload
-        // it too (and pay for it), so no one pins another's shards by naming them.
-        let missing = (uint(listed - stored) + uint(not_theirs)) as usize;
-        if missing > 0 {
-            return Err(StoreError::MissingShards { missing, listed: file.shards.len() });
-        }
-        let stored_bytes = uint(drafted).saturating_add(uint(stored_bytes));
+        // Presence is checked here, inside the transaction that adds the references:
+        // a shard collected a moment ago is missing now, and one present now cannot
+        // be collected once this commits (see crate::gc).
+        let listed = list_shards(&tx, file, slice)?;
+        let stored_bytes = uint(drafted).saturating_add(listed.stored_bytes);
         if stored_bytes > file.max_shard_bytes {
             return Err(StoreError::OverDeclared { stored: stored_bytes, bound: file.max_shard_bytes });
         }
         // The writer's uploads of these shards are settled into the draft: their
         // charge moves to it.
-        let settled: i64 = tx.query_row(
-            "SELECT coalesce(sum(size), 0) FROM uploads WHERE user_id = ?1 AND address IN (SELECT address FROM temp.listed)",
-            [&file.created_by],
-            |r| r.get(0),
-        )?;
+        let settled = int(listed.settled_bytes);
+        let listed = int(slice.len() as u64);
         tx.execute(
             "DELETE FROM uploads WHERE user_id = ?1 AND address IN (SELECT address FROM temp.listed)",
             [&file.created_by],
@@ -1302,20 +1381,9 @@ impl Records for SqliteRecords {
         if count != file.shards.len() as u64 {
             return Err(StoreError::Backend(format!("a draft of {count} shards sealed as {}", file.shards.len())));
         }
-        if stored_bytes > file.max_shard_bytes {
-            return Err(StoreError::OverDeclared { stored: stored_bytes, bound: file.max_shard_bytes });
-        }
-        let used = space_used_bytes(&tx, &file.space_id)?;
-        if used.saturating_add(stored_bytes) > quotas.space_bytes {
-            return Err(StoreError::QuotaExceeded {
-                limit: Quota::Space,
-                used,
-                adding: stored_bytes,
-                quota: quotas.space_bytes,
-            });
-        }
+        fits(&tx, file, stored_bytes, uint(settled), quotas)?;
         let charged = file_cost(stored_bytes, file.shards.len(), file.sealed_record.len());
-        charge(&tx, &file.created_by, int(charged) - settled, quotas.user_bytes)?;
+        charge(&tx, &file.created_by, int(charged) - settled, u64::MAX)?;
         tx.execute(
             "UPDATE files SET state = 'live', sealed_record = ?3, charged_bytes = ?4, created_at_ms = ?5, expires_at_ms = 0
              WHERE space_id = ?1 AND file_id = ?2",
@@ -1729,6 +1797,173 @@ mod tests {
         assert!(!db.shard_recorded(&a).unwrap());
         assert!(db.forget_shards(&[b], 150).unwrap().is_empty(), "too recent for the collector");
         assert_eq!(db.forget_shards(&[b], 301).unwrap(), [b]);
+    }
+
+    /// `n` shards of `size` bytes that `user_id` uploaded, pinned until `expires_at_ms`.
+    fn uploaded(db: &SqliteRecords, user_id: &str, n: u32, size: u64, expires_at_ms: u64) -> Vec<ShardAddress> {
+        let shards: Vec<ShardAddress> = (0..n).map(|i| ShardAddress::of(format!("{user_id}-{i}").as_bytes())).collect();
+        for address in &shards {
+            db.record_upload(user_id, address, size, 0, expires_at_ms).unwrap();
+        }
+        shards
+    }
+
+    fn new_file(space_id: &str, file_id: &str, created_by: &str, shards: Vec<ShardAddress>) -> NewFile {
+        NewFile {
+            space_id: space_id.into(),
+            file_id: file_id.into(),
+            sealed_record: vec![1; 40],
+            shards,
+            max_shard_bytes: u64::MAX,
+            created_by: created_by.into(),
+            created_at_ms: 1,
+        }
+    }
+
+    fn drafts(db: &SqliteRecords) -> i64 {
+        db.reader().query_row("SELECT count(*) FROM files WHERE state = 'draft'", [], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn other_writes_come_between_the_steps_of_a_commit() {
+        let (_dir, db) = open(10);
+        let db = std::sync::Arc::new(db.with_step(4));
+        db.create_user(&user("ada", 1)).unwrap();
+        db.create_user(&user("bob", 2)).unwrap();
+        db.create_space("s", b"name", "id-ada", 0, u64::MAX).unwrap();
+        let shards = uploaded(&db, "id-ada", 2000, 10, u64::MAX);
+        let file = new_file("s", "f", "id-ada", shards);
+        let committer = {
+            let db = std::sync::Arc::clone(&db);
+            std::thread::spawn(move || db.commit_file(&file, Quotas::NONE, u64::MAX))
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while drafts(&db) == 0 {
+            assert!(std::time::Instant::now() < deadline, "the commit never started");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        // Bob's write waits for one step at most, not for the whole commit.
+        db.kv_set("id-bob", "c", "k", &StoredValue::Sealed(vec![1; 29]), u64::MAX).unwrap();
+        assert_eq!(drafts(&db), 1, "bob's write went in between two steps of ada's commit");
+        let committed = committer.join().unwrap().unwrap();
+        assert_eq!(committed.stored_bytes, 20_000);
+        assert_eq!(drafts(&db), 0);
+        let charged = file_cost(20_000, 2000, 40) + space_cost(4);
+        assert_eq!(db.used_bytes("id-ada").unwrap(), charged, "the uploads became the file");
+    }
+
+    #[test]
+    fn a_commit_of_many_steps_is_refused_before_its_first() {
+        let (_dir, db) = open(10);
+        let db = db.with_step(2);
+        db.create_user(&user("ada", 1)).unwrap();
+        db.create_space("s", b"name", "id-ada", 0, u64::MAX).unwrap();
+        let shards = uploaded(&db, "id-ada", 5, 10, u64::MAX);
+        let used = db.used_bytes("id-ada").unwrap();
+        let mut listed = shards.clone();
+        listed.push(ShardAddress::of(b"never uploaded"));
+        let refusals = [
+            (new_file("s", "f", "id-ada", listed), Quotas::NONE),
+            (new_file("s", "f", "id-ada", shards.clone()), Quotas { space_bytes: 49, user_bytes: u64::MAX }),
+            (new_file("s", "f", "id-ada", shards.clone()), Quotas { space_bytes: u64::MAX, user_bytes: used + 10 }),
+            (NewFile { max_shard_bytes: 49, ..new_file("s", "f", "id-ada", shards.clone()) }, Quotas::NONE),
+        ];
+        for (file, quotas) in refusals {
+            let err = db.commit_file(&file, quotas, u64::MAX).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    StoreError::MissingShards { .. }
+                        | StoreError::QuotaExceeded { .. }
+                        | StoreError::OverDeclared { .. }
+                ),
+                "{err:?}"
+            );
+            assert_eq!(drafts(&db), 0, "refused before a draft was opened");
+            assert!(db.withdrawn(u64::MAX, 10).unwrap().is_empty());
+            assert_eq!(db.used_bytes("id-ada").unwrap(), used);
+            assert_eq!(db.touch_uploads("id-ada", &shards, u64::MAX).unwrap(), [true; 5], "the uploads stay");
+        }
+        db.commit_file(&new_file("s", "f", "id-ada", shards), Quotas::NONE, u64::MAX).unwrap();
+    }
+
+    #[test]
+    fn a_commit_that_never_finished_is_withdrawn_at_its_deadline() {
+        let (_dir, db) = open(10);
+        let db = db.with_step(2);
+        db.create_user(&user("ada", 1)).unwrap();
+        db.create_space("s", b"name", "id-ada", 0, u64::MAX).unwrap();
+        let shards = uploaded(&db, "id-ada", 5, 10, u64::MAX);
+        let base = space_cost(4);
+        let file = new_file("s", "f", "id-ada", shards.clone());
+        // Two steps, then the accelerator stops.
+        db.draft_file(&file, 0..2, 100).unwrap();
+        db.draft_file(&file, 2..4, 100).unwrap();
+        assert_eq!(db.used_bytes("id-ada").unwrap(), base + 50, "settled uploads moved their charge to the draft");
+        assert!(db.files("s", "id-ada", &PageRequest { after: None, limit: 10 }).unwrap().items.is_empty());
+        assert_eq!(db.draft_file(&new_file("s", "f", "id-ada", shards.clone()), 0..1, 100), Err(StoreError::FileTaken));
+        assert!(db.withdrawn(99, 10).unwrap().is_empty(), "before its deadline a draft is left alone");
+        let f = Withdrawn::File { space_id: "s".into(), file_id: "f".into() };
+        assert_eq!(db.withdrawn(100, 10).unwrap(), std::slice::from_ref(&f));
+        assert_eq!(db.used_bytes("id-ada").unwrap(), base + 10, "the draft is refunded; one upload is left");
+        let (mut freed, mut steps) = (Vec::new(), 0);
+        loop {
+            let step = db.unwind(&f, 2).unwrap();
+            freed.extend(step.freed);
+            steps += 1;
+            if step.done {
+                break;
+            }
+        }
+        assert!(steps > 1, "taken apart in steps");
+        freed.sort();
+        let mut settled = shards[..4].to_vec();
+        settled.sort();
+        assert_eq!(freed, settled);
+        assert!(db.withdrawn(100, 10).unwrap().is_empty());
+        // The id is free again.
+        db.record_upload("id-ada", &shards[0], 10, 0, u64::MAX).unwrap();
+        db.commit_file(&new_file("s", "f", "id-ada", vec![shards[0], shards[4]]), Quotas::NONE, u64::MAX).unwrap();
+    }
+
+    #[test]
+    fn a_space_its_last_member_left_goes_a_step_at_a_time() {
+        let (_dir, db) = open(10);
+        let db = db.with_step(2);
+        db.create_user(&user("ada", 1)).unwrap();
+        db.create_space("s", b"name", "id-ada", 0, u64::MAX).unwrap();
+        let mut all = Vec::new();
+        for f in ["f", "g", "h"] {
+            let shards: Vec<ShardAddress> = (0..3).map(|i| ShardAddress::of(format!("{f}{i}").as_bytes())).collect();
+            for a in &shards {
+                db.record_upload("id-ada", a, 10, 0, u64::MAX).unwrap();
+            }
+            db.commit_file(&new_file("s", f, "id-ada", shards.clone()), Quotas::NONE, u64::MAX).unwrap();
+            all.extend(shards);
+        }
+        assert!(db.leave_space("s", "id-ada").unwrap(), "the last member's leaving withdraws the space");
+        let none = PageRequest { after: None, limit: 10 };
+        assert!(db.spaces_of("id-ada", &none).unwrap().items.is_empty(), "gone for everyone at once");
+        let files = 3 * file_cost(30, 3, 40);
+        assert_eq!(db.used_bytes("id-ada").unwrap(), files, "the space is refunded; its files as they go");
+        let s = Withdrawn::Space { space_id: "s".into() };
+        assert_eq!(db.withdrawn(0, 10).unwrap(), std::slice::from_ref(&s));
+        let (mut freed, mut steps) = (Vec::new(), 0);
+        loop {
+            let step = db.unwind(&s, 2).unwrap();
+            freed.extend(step.freed);
+            steps += 1;
+            if step.done {
+                break;
+            }
+        }
+        assert!(steps > 5, "{steps} steps");
+        freed.sort();
+        all.sort();
+        assert_eq!(freed, all);
+        assert_eq!(db.used_bytes("id-ada").unwrap(), 0, "the space and its files are refunded");
+        assert!(db.withdrawn(0, 10).unwrap().is_empty());
+        db.create_space("s", b"name", "id-ada", 0, u64::MAX).unwrap();
     }
 
     #[test]
