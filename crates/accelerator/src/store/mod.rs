@@ -442,7 +442,8 @@ pub struct NewFile {
     pub file_id: String,
     /// The manifest sealed under the space key; opaque here.
     pub sealed_record: Vec<u8>,
-    /// Every shard it needs, each once.
+    /// Every shard it needs, each once, in order (so that each step of a large
+    /// commit touches neighbouring rows).
     pub shards: Vec<ShardAddress>,
     /// The most bytes those shards may hold, from the file's declared size.
     pub max_shard_bytes: u64,

@@ -236,7 +236,10 @@ pub struct SqliteRecords {
 }
 
 /// Shards one transaction adds or drops at most, unless [`SqliteRecords::with_step`]
-/// says otherwise: a step of a commit takes a few milliseconds.
+/// says otherwise. A step of a commit of sorted shards (as the commit route lists
+/// them) takes ~10 ms with its sync, which is about the longest another write waits
+/// for one; smaller steps wait a little less and make large commits much slower
+/// (`scripts/bench`'s large-commit table, `target/bench/commit.md`).
 pub const STEP: usize = 1024;
 
 /// Opens a read-only connection to the database at `path`.
