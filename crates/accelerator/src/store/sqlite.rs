@@ -582,13 +582,14 @@ fn withdraw_files(tx: &Connection, space_id: &str, file_id: Option<&str>, limit:
 }
 
 /// Drops up to `limit` references held by files of a space — `file_id`'s, or any —
-/// which must all be gone, and returns the shards no file references any more.
+/// which must all be gone. Returns how many it dropped, and the shards no file
+/// references any more.
 fn drop_references(
     tx: &Connection,
     space_id: &str,
     file_id: Option<&str>,
     limit: usize,
-) -> Result<Vec<ShardAddress>, StoreError> {
+) -> Result<(usize, Vec<ShardAddress>), StoreError> {
     let addresses = {
         let mut stmt = match file_id {
             Some(_) => tx.prepare_cached(
@@ -605,7 +606,7 @@ fn drop_references(
         let rows = stmt.query_map(params![space_id, file_id, int(limit as u64)], |r| r.get::<_, [u8; 32]>(0))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()?
     };
-    Ok(unreferenced(tx, addresses)?)
+    Ok((addresses.len(), unreferenced(tx, addresses)?))
 }
 
 /// Of these addresses, those that no committed file references.
@@ -1436,8 +1437,8 @@ impl Records for SqliteRecords {
                 if gone.is_none() {
                     return Ok(Unwound { freed: Vec::new(), done: true });
                 }
-                let freed = drop_references(&tx, space_id, Some(file_id), limit)?;
-                let done = freed.len() < limit && {
+                let (dropped, freed) = drop_references(&tx, space_id, Some(file_id), limit)?;
+                let done = dropped < limit && {
                     tx.execute(
                         "DELETE FROM files WHERE space_id = ?1 AND file_id = ?2 AND state = 'gone'
                                 AND NOT EXISTS (SELECT 1 FROM file_shards WHERE space_id = ?1 AND file_id = ?2)",
@@ -1458,8 +1459,8 @@ impl Records for SqliteRecords {
                 if withdraw_files(&tx, space_id, None, limit)? > 0 {
                     Unwound::default()
                 } else {
-                    let freed = drop_references(&tx, space_id, None, limit)?;
-                    let done = freed.is_empty()
+                    let (dropped, freed) = drop_references(&tx, space_id, None, limit)?;
+                    let done = dropped == 0
                         && tx.execute(
                             "DELETE FROM files WHERE rowid IN (SELECT rowid FROM files WHERE space_id = ?1 LIMIT ?2)",
                             params![space_id, int(limit as u64)],
@@ -1944,16 +1945,30 @@ mod tests {
             db.commit_file(&new_file("s", f, "id-ada", shards.clone()), Quotas::NONE, u64::MAX).unwrap();
             all.extend(shards);
         }
+        // h's shards are also used in another space: they stay.
+        db.create_space("t", b"name", "id-ada", 0, u64::MAX).unwrap();
+        for a in &all[6..] {
+            db.record_upload("id-ada", a, 10, 0, u64::MAX).unwrap();
+        }
+        db.commit_file(&new_file("t", "h", "id-ada", all[6..].to_vec()), Quotas::NONE, u64::MAX).unwrap();
+        let kept = db.used_bytes("id-ada").unwrap() - 3 * file_cost(30, 3, 40) - space_cost(4);
+        let references = || -> i64 {
+            db.reader().query_row("SELECT count(*) FROM file_shards WHERE space_id = 's'", [], |r| r.get(0)).unwrap()
+        };
         assert!(db.leave_space("s", "id-ada").unwrap(), "the last member's leaving withdraws the space");
         let none = PageRequest { after: None, limit: 10 };
-        assert!(db.spaces_of("id-ada", &none).unwrap().items.is_empty(), "gone for everyone at once");
+        let spaces: Vec<String> =
+            db.spaces_of("id-ada", &none).unwrap().items.into_iter().map(|m| m.space_id).collect();
+        assert_eq!(spaces, ["t"], "gone for everyone at once");
         let files = 3 * file_cost(30, 3, 40);
-        assert_eq!(db.used_bytes("id-ada").unwrap(), files, "the space is refunded; its files as they go");
+        assert_eq!(db.used_bytes("id-ada").unwrap(), kept + files, "the space is refunded; its files as they go");
         let s = Withdrawn::Space { space_id: "s".into() };
         assert_eq!(db.withdrawn(0, 10).unwrap(), std::slice::from_ref(&s));
         let (mut freed, mut steps) = (Vec::new(), 0);
         loop {
+            let before = references();
             let step = db.unwind(&s, 2).unwrap();
+            assert!(before - references() <= 2, "a step drops at most its limit of references");
             freed.extend(step.freed);
             steps += 1;
             if step.done {
@@ -1961,10 +1976,12 @@ mod tests {
             }
         }
         assert!(steps > 5, "{steps} steps");
+        assert_eq!(references(), 0);
         freed.sort();
-        all.sort();
-        assert_eq!(freed, all);
-        assert_eq!(db.used_bytes("id-ada").unwrap(), 0, "the space and its files are refunded");
+        let mut only_s = all[..6].to_vec();
+        only_s.sort();
+        assert_eq!(freed, only_s, "the shards another space uses stay");
+        assert_eq!(db.used_bytes("id-ada").unwrap(), kept, "the space and its files are refunded");
         assert!(db.withdrawn(0, 10).unwrap().is_empty());
         db.create_space("s", b"name", "id-ada", 0, u64::MAX).unwrap();
     }
