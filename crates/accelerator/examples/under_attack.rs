@@ -18,43 +18,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use coffer_core::account::{self, KdfParams, RootSecret};
 use coffer_core::b64;
-use coffer_core::proto::{KvKeyRequest, KvSetRequest, KvValue, SessionResponse, SignUpRequest};
+use coffer_core::proto::{KvKeyRequest, KvSetRequest, KvValue};
 use coffer_core::shard::ShardAddress;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
+
+mod common;
+use common::sign_up;
 
 /// How long each phase measures (the slow clients are closed after the 10 s header
 /// timeout, so a phase ends before that).
 const PHASE: Duration = Duration::from_secs(8);
 /// Requests per latency sample set, at least.
 const SAMPLES: usize = 400;
-
-fn random<const N: usize>() -> [u8; N] {
-    let mut bytes = [0u8; N];
-    getrandom::fill(&mut bytes).expect("randomness");
-    bytes
-}
-
-/// Signs up a user with the smallest allowed KDF cost and returns its token.
-async fn sign_up(http: &reqwest::Client, url: &str) -> String {
-    let username = format!("bench-{}", b64::encode(random::<6>()));
-    let salt: [u8; 16] = random();
-    let kdf = KdfParams { mem_kib: KdfParams::MIN_MEM_KIB, iterations: 1, ..KdfParams::default() };
-    let pwk = account::derive_password_key("bench", &salt, &kdf).expect("derive");
-    let root = RootSecret::from_bytes(random());
-    let req = SignUpRequest {
-        username: username.clone(),
-        salt: b64::encode(salt),
-        kdf,
-        login_public_key: b64::encode(pwk.login_key().public_key()),
-        wrapped_root: b64::encode(pwk.wrap_key().wrap(&root, &username, random())),
-    };
-    let answer = http.post(format!("{url}/v1/auth/signup")).json(&req).send().await.expect("sign up");
-    assert!(answer.status().is_success(), "sign-up refused: {}", answer.text().await.unwrap_or_default());
-    answer.json::<SessionResponse>().await.expect("session").token
-}
 
 /// Latency percentiles (p50, p99, in milliseconds) of sequential calls of `call`
 /// for `span` (and at least `SAMPLES` of them); a failed call counts as infinitely slow.
