@@ -88,7 +88,7 @@ fn run(shards: u32, step: usize) -> String {
         space_id: "s".into(),
         file_id: "f".into(),
         sealed_record: vec![1; 1000],
-        shards: addresses,
+        shards: addresses.into(),
         max_shard_bytes: u64::MAX,
         created_by: "id-ada".into(),
         created_at_ms: 1,

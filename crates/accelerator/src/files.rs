@@ -65,7 +65,7 @@ pub async fn commit(
         space_id,
         file_id: req.file_id,
         sealed_record,
-        shards: distinct,
+        shards: distinct.into(),
         max_shard_bytes: bound.bytes,
         created_by: authed.session.user_id,
         created_at_ms: now_ms(),

@@ -359,7 +359,7 @@ mod tests {
             space_id: "s".into(),
             file_id: id.into(),
             sealed_record: vec![1],
-            shards: shards.to_vec(),
+            shards: shards.into(),
             max_shard_bytes: u64::MAX,
             created_by: by.into(),
             created_at_ms: 0,

@@ -23,6 +23,7 @@ pub mod shards;
 pub mod sqlite;
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use coffer_core::account::KdfParams;
 use coffer_core::b64;
@@ -444,7 +445,7 @@ pub struct NewFile {
     pub sealed_record: Vec<u8>,
     /// Every shard it needs, each once, in order (so that each step of a large
     /// commit touches neighbouring rows).
-    pub shards: Vec<ShardAddress>,
+    pub shards: Arc<[ShardAddress]>,
     /// The most bytes those shards may hold, from the file's declared size.
     pub max_shard_bytes: u64,
     /// The committing user; must be a writer or owner of the space.

@@ -345,6 +345,12 @@ impl Account {
         KvScope { user_id: &self.session.user_id, collection, id }
     }
 
+    /// The request [`Account::set`] sends.
+    pub fn set_request(&self, collection: &str, id: &str, json: &str, encrypt: bool) -> KvSetRequest {
+        let value = self.keys.encode(&self.scope(collection, id), json, encrypt, random());
+        KvSetRequest { collection: collection.into(), id: id.into(), value }
+    }
+
     /// Sets a value the way the SDK does (sealed unless `encrypt` is false).
     pub async fn set(&self, api: &Api, collection: &str, id: &str, json: &str, encrypt: bool) -> u64 {
         let value = self.keys.encode(&self.scope(collection, id), json, encrypt, random());

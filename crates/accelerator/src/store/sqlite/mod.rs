@@ -1,13 +1,13 @@
 //! The embedded backend: one SQLite file (`accelerator.sqlite3`) in the data
-//! directory, in WAL mode: one writing connection behind an eventually fair lock,
-//! read-only connections beside it.
+//! directory, in WAL mode: one writing connection on a thread of its own that
+//! commits writes in batches ([`writer`]), read-only connections beside it.
 //!
-//! One writer keeps every transaction strictly ordered, which is what the change log
-//! needs (sequence numbers are assigned inside the write transaction), and a kv
-//! request holds it only for a few indexed statements. No write holds it long: a
-//! commit, a delete or a space's end of many shards works in steps of at most
-//! [`Records::step`] shards, each its own transaction, and a write that has waited
-//! gets the lock between two steps. A commit of more than one step is first checked
+//! One writer keeps every write strictly ordered, which is what the change log
+//! needs (sequence numbers are assigned inside the write), and a kv write is only a
+//! few indexed statements; the writes that wait while a batch syncs share the next
+//! sync. No write is held up long: a commit, a delete or a space's end of many
+//! shards works in steps of at most [`Records::step`] shards, each a write of its
+//! own, and the writes that arrived meanwhile go between two steps. A commit of more than one step is first checked
 //! whole on a read-only connection of its own ([`Records::check_commit`]); its steps
 //! fill an invisible draft, and its last step makes the file visible, so it is still
 //! seen whole or not at all. Deleted files and spaces are invisible at once and are
@@ -23,6 +23,10 @@ use coffer_core::proto::storage::{Member, Role};
 use coffer_core::shard::ShardAddress;
 use rusqlite::types::Type;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+
+mod writer;
+
+use writer::Writer;
 
 use super::{
     Challenge, Change, ChangeWindow, Credentials, FileRecord, Invite, Membership, NewFile, Page, PageRequest, Quota,
@@ -217,10 +221,10 @@ const READERS: usize = 4;
 
 /// [`Records`] in one SQLite file.
 pub struct SqliteRecords {
-    /// The one writing connection; the mutex serialises write transactions. It is
-    /// eventually fair: a write that has waited half a millisecond gets the next turn,
-    /// so the steps of a long commit or delete ([`Records::step`]) let it in.
-    conn: parking_lot::Mutex<Connection>,
+    /// The writing connection, on a thread of its own that commits writes in batches
+    /// ([`writer`]); writes are served in order of arrival, so the steps of a long
+    /// commit or delete ([`Records::step`]) let the others in.
+    writer: Writer,
     /// Connections for reads only ([`READERS`]).
     readers: Vec<Mutex<Connection>>,
     /// A read-only connection that checks commits of more than one step before
@@ -304,7 +308,7 @@ impl SqliteRecords {
         tx.commit().map_err(backend)?;
         let readers = (0..READERS).map(|_| open_reader(&path).map(Mutex::new)).collect::<Result<_, _>>()?;
         Ok(SqliteRecords {
-            conn: parking_lot::Mutex::new(conn),
+            writer: Writer::start(conn),
             readers,
             checker: Mutex::new(open_reader(&path)?),
             next_reader: AtomicUsize::new(0),
@@ -333,10 +337,14 @@ impl SqliteRecords {
         self.readers[turn].lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn conn(&self) -> parking_lot::MutexGuard<'_, Connection> {
-        // A panic mid-transaction rolls that transaction back when it unwinds, so
-        // the connection is still usable.
-        self.conn.lock()
+    /// Runs `write` on the writer ([`Writer::write`]): in a savepoint of its own, in
+    /// the next batch; answers once that batch is durable.
+    fn write<T, F>(&self, write: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.writer.write(write)
     }
 }
 
@@ -456,37 +464,31 @@ fn refund(conn: &Connection, user_id: &str, bytes: u64) -> Result<(), StoreError
     charge(conn, user_id, -int(bytes), u64::MAX)
 }
 
-impl SqliteRecords {
-    /// Appends a change, drops the key's earlier change and prunes the log, inside
-    /// the caller's transaction.
-    fn append_change(
-        &self,
-        tx: &rusqlite::Transaction<'_>,
-        user_id: &str,
-        collection: &str,
-        id: &str,
-        value: Option<&StoredValue>,
-    ) -> rusqlite::Result<u64> {
-        let seq: i64 =
-            tx.query_row("UPDATE users SET kv_seq = kv_seq + 1 WHERE user_id = ?1 RETURNING kv_seq", [user_id], |r| {
-                r.get(0)
-            })?;
-        let (sealed, json, mac) = value.map(value_columns).unwrap_or((None, None, None));
-        tx.execute(
-            "INSERT INTO kv_changes (user_id, seq, collection, id, sealed, plain_json, plain_mac)
+/// Appends a change to `user_id`'s log, drops the key's earlier change and prunes
+/// the log to its last `retain` entries, inside the caller's transaction.
+fn append_change(
+    tx: &Connection,
+    (user_id, retain): (&str, u64),
+    collection: &str,
+    id: &str,
+    value: Option<&StoredValue>,
+) -> rusqlite::Result<u64> {
+    let seq: i64 =
+        tx.query_row("UPDATE users SET kv_seq = kv_seq + 1 WHERE user_id = ?1 RETURNING kv_seq", [user_id], |r| {
+            r.get(0)
+        })?;
+    let (sealed, json, mac) = value.map(value_columns).unwrap_or((None, None, None));
+    tx.execute(
+        "INSERT INTO kv_changes (user_id, seq, collection, id, sealed, plain_json, plain_mac)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![user_id, seq, collection, id, sealed, json, mac],
-        )?;
-        tx.execute(
-            "DELETE FROM kv_changes WHERE user_id = ?1 AND collection = ?2 AND id = ?3 AND seq < ?4",
-            params![user_id, collection, id, seq],
-        )?;
-        tx.execute(
-            "DELETE FROM kv_changes WHERE user_id = ?1 AND seq <= ?2",
-            params![user_id, seq - int(self.retain)],
-        )?;
-        Ok(uint(seq))
-    }
+        params![user_id, seq, collection, id, sealed, json, mac],
+    )?;
+    tx.execute(
+        "DELETE FROM kv_changes WHERE user_id = ?1 AND collection = ?2 AND id = ?3 AND seq < ?4",
+        params![user_id, collection, id, seq],
+    )?;
+    tx.execute("DELETE FROM kv_changes WHERE user_id = ?1 AND seq <= ?2", params![user_id, seq - int(retain)])?;
+    Ok(uint(seq))
 }
 
 /// Reads a role stored as its wire name.
@@ -729,28 +731,32 @@ fn file_from_row(row: &Row<'_>) -> rusqlite::Result<FileRecord> {
 
 impl Records for SqliteRecords {
     fn create_user(&self, user: &User) -> Result<(), StoreError> {
-        let c = &user.credentials;
-        let result = self.conn().execute(
-            &format!("INSERT INTO users ({USER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)"),
-            params![
-                user.user_id,
-                user.username,
-                c.salt,
-                c.kdf.alg,
-                c.kdf.mem_kib,
-                c.kdf.iterations,
-                c.kdf.parallelism,
-                c.login_public_key,
-                c.wrapped_root
-            ],
-        );
-        match result {
-            Ok(_) => Ok(()),
-            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
-                Err(StoreError::UsernameTaken)
+        let user = user.to_owned();
+        self.write(move |tx| {
+            let user = &user;
+            let c = &user.credentials;
+            let result = tx.execute(
+                &format!("INSERT INTO users ({USER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)"),
+                params![
+                    user.user_id,
+                    user.username,
+                    c.salt,
+                    c.kdf.alg,
+                    c.kdf.mem_kib,
+                    c.kdf.iterations,
+                    c.kdf.parallelism,
+                    c.login_public_key,
+                    c.wrapped_root
+                ],
+            );
+            match result {
+                Ok(_) => Ok(()),
+                Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                    Err(StoreError::UsernameTaken)
+                }
+                Err(e) => Err(backend(e)),
             }
-            Err(e) => Err(backend(e)),
-        }
+        })
     }
 
     fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
@@ -767,33 +773,36 @@ impl Records for SqliteRecords {
         new: &Credentials,
         keep_session: &[u8; 32],
     ) -> Result<bool, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(backend)?;
-        let changed = tx
-            .execute(
-                "UPDATE users SET salt = ?3, kdf_alg = ?4, kdf_mem_kib = ?5, kdf_iterations = ?6,
+        let (user_id, expected_public_key, new, keep_session) =
+            (user_id.to_owned(), expected_public_key.to_owned(), new.to_owned(), keep_session.to_owned());
+        self.write(move |tx| {
+            let (user_id, expected_public_key, new, keep_session) =
+                (&user_id, &expected_public_key, &new, &keep_session);
+            let changed = tx
+                .execute(
+                    "UPDATE users SET salt = ?3, kdf_alg = ?4, kdf_mem_kib = ?5, kdf_iterations = ?6,
                         kdf_parallelism = ?7, login_public_key = ?8, wrapped_root = ?9
                  WHERE user_id = ?1 AND login_public_key = ?2",
-                params![
-                    user_id,
-                    expected_public_key,
-                    new.salt,
-                    new.kdf.alg,
-                    new.kdf.mem_kib,
-                    new.kdf.iterations,
-                    new.kdf.parallelism,
-                    new.login_public_key,
-                    new.wrapped_root
-                ],
-            )
-            .map_err(backend)?;
-        if changed == 0 {
-            return Ok(false);
-        }
-        tx.execute("DELETE FROM sessions WHERE user_id = ?1 AND token_hash <> ?2", params![user_id, keep_session])
-            .map_err(backend)?;
-        tx.commit().map_err(backend)?;
-        Ok(true)
+                    params![
+                        user_id,
+                        expected_public_key,
+                        new.salt,
+                        new.kdf.alg,
+                        new.kdf.mem_kib,
+                        new.kdf.iterations,
+                        new.kdf.parallelism,
+                        new.login_public_key,
+                        new.wrapped_root
+                    ],
+                )
+                .map_err(backend)?;
+            if changed == 0 {
+                return Ok(false);
+            }
+            tx.execute("DELETE FROM sessions WHERE user_id = ?1 AND token_hash <> ?2", params![user_id, keep_session])
+                .map_err(backend)?;
+            Ok(true)
+        })
     }
 
     fn create_session(
@@ -804,22 +813,24 @@ impl Records for SqliteRecords {
         now_ms: u64,
         keep_at_most: usize,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(backend)?;
-        tx.execute("DELETE FROM sessions WHERE expires_at_ms <= ?1", [int(now_ms)]).map_err(backend)?;
-        tx.execute(
-            "INSERT INTO sessions (token_hash, user_id, expires_at_ms) VALUES (?1, ?2, ?3)",
-            params![token_hash, user_id, int(expires_at_ms)],
-        )
-        .map_err(backend)?;
-        // Rowids grow with each insert, so the smallest are the oldest sessions.
-        tx.execute(
-            "DELETE FROM sessions WHERE user_id = ?1 AND rowid NOT IN
+        let (token_hash, user_id) = (token_hash.to_owned(), user_id.to_owned());
+        self.write(move |tx| {
+            let (token_hash, user_id) = (&token_hash, &user_id);
+            tx.execute("DELETE FROM sessions WHERE expires_at_ms <= ?1", [int(now_ms)]).map_err(backend)?;
+            tx.execute(
+                "INSERT INTO sessions (token_hash, user_id, expires_at_ms) VALUES (?1, ?2, ?3)",
+                params![token_hash, user_id, int(expires_at_ms)],
+            )
+            .map_err(backend)?;
+            // Rowids grow with each insert, so the smallest are the oldest sessions.
+            tx.execute(
+                "DELETE FROM sessions WHERE user_id = ?1 AND rowid NOT IN
                (SELECT rowid FROM sessions WHERE user_id = ?1 ORDER BY rowid DESC LIMIT ?2)",
-            params![user_id, int(keep_at_most.max(1) as u64)],
-        )
-        .map_err(backend)?;
-        tx.commit().map_err(backend)
+                params![user_id, int(keep_at_most.max(1) as u64)],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
     }
 
     fn session(&self, token_hash: &[u8; 32], now_ms: u64) -> Result<Option<Session>, StoreError> {
@@ -843,27 +854,34 @@ impl Records for SqliteRecords {
     }
 
     fn delete_session(&self, token_hash: &[u8; 32]) -> Result<Option<String>, StoreError> {
-        self.conn()
-            .query_row("DELETE FROM sessions WHERE token_hash = ?1 RETURNING user_id", [token_hash], |r| r.get(0))
-            .optional()
-            .map_err(backend)
+        let token_hash = token_hash.to_owned();
+        self.write(move |tx| {
+            let token_hash = &token_hash;
+            tx.query_row("DELETE FROM sessions WHERE token_hash = ?1 RETURNING user_id", [token_hash], |r| r.get(0))
+                .optional()
+                .map_err(backend)
+        })
     }
 
     fn create_challenge(&self, challenge: &Challenge, now_ms: u64) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(backend)?;
-        tx.execute("DELETE FROM challenges WHERE expires_at_ms <= ?1", [int(now_ms)]).map_err(backend)?;
-        tx.execute(
-            "INSERT INTO challenges (challenge_id, username, challenge, expires_at_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![challenge.challenge_id, challenge.username, challenge.challenge, int(challenge.expires_at_ms)],
-        )
-        .map_err(backend)?;
-        tx.commit().map_err(backend)
+        let challenge = challenge.to_owned();
+        self.write(move |tx| {
+            let challenge = &challenge;
+            tx.execute("DELETE FROM challenges WHERE expires_at_ms <= ?1", [int(now_ms)]).map_err(backend)?;
+            tx.execute(
+                "INSERT INTO challenges (challenge_id, username, challenge, expires_at_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![challenge.challenge_id, challenge.username, challenge.challenge, int(challenge.expires_at_ms)],
+            )
+            .map_err(backend)?;
+            Ok(())
+        })
     }
 
     fn take_challenge(&self, challenge_id: &str) -> Result<Option<Challenge>, StoreError> {
-        self.conn()
-            .query_row(
+        let challenge_id = challenge_id.to_owned();
+        self.write(move |tx| {
+            let challenge_id = &challenge_id;
+            tx.query_row(
                 "DELETE FROM challenges WHERE challenge_id = ?1
                  RETURNING challenge_id, username, challenge, expires_at_ms",
                 [challenge_id],
@@ -878,6 +896,7 @@ impl Records for SqliteRecords {
             )
             .optional()
             .map_err(backend)
+        })
     }
 
     fn kv_get(&self, user_id: &str, collection: &str, id: &str) -> Result<Option<StoredValue>, StoreError> {
@@ -892,37 +911,43 @@ impl Records for SqliteRecords {
         value: &StoredValue,
         allowance: u64,
     ) -> Result<u64, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(backend)?;
-        let old = stored_value(&tx, user_id, collection, id)?;
-        let delta = int(kv_cost(collection, id, value)) - old.as_ref().map_or(0, |v| int(kv_cost(collection, id, v)));
-        charge(&tx, user_id, delta, allowance)?;
-        let (sealed, json, mac) = value_columns(value);
-        tx.execute(
-            "INSERT INTO kv (user_id, collection, id, sealed, plain_json, plain_mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (user_id, collection, id)
-             DO UPDATE SET sealed = excluded.sealed, plain_json = excluded.plain_json, plain_mac = excluded.plain_mac",
-            params![user_id, collection, id, sealed, json, mac],
-        )
-        .map_err(backend)?;
-        let seq = self.append_change(&tx, user_id, collection, id, Some(value)).map_err(backend)?;
-        tx.commit().map_err(backend)?;
-        Ok(seq)
+        let (user_id, collection, id, value) =
+            (user_id.to_owned(), collection.to_owned(), id.to_owned(), value.to_owned());
+        let retain = self.retain;
+        self.write(move |tx| {
+            let (user_id, collection, id, value) = (&user_id, &collection, &id, &value);
+            let old = stored_value(tx, user_id, collection, id)?;
+            let delta =
+                int(kv_cost(collection, id, value)) - old.as_ref().map_or(0, |v| int(kv_cost(collection, id, v)));
+            charge(tx, user_id, delta, allowance)?;
+            let (sealed, json, mac) = value_columns(value);
+            tx.execute(
+                "INSERT INTO kv (user_id, collection, id, sealed, plain_json, plain_mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (user_id, collection, id)
+                 DO UPDATE SET sealed = excluded.sealed, plain_json = excluded.plain_json, plain_mac = excluded.plain_mac",
+                params![user_id, collection, id, sealed, json, mac],
+            )
+            .map_err(backend)?;
+            let seq = append_change(tx, (user_id, retain), collection, id, Some(value)).map_err(backend)?;
+            Ok(seq)
+        })
     }
 
     fn kv_delete(&self, user_id: &str, collection: &str, id: &str) -> Result<Option<u64>, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(backend)?;
-        let Some(old) = stored_value(&tx, user_id, collection, id)? else { return Ok(None) };
-        tx.execute(
-            "DELETE FROM kv WHERE user_id = ?1 AND collection = ?2 AND id = ?3",
-            params![user_id, collection, id],
-        )
-        .map_err(backend)?;
-        refund(&tx, user_id, kv_cost(collection, id, &old))?;
-        let seq = self.append_change(&tx, user_id, collection, id, None).map_err(backend)?;
-        tx.commit().map_err(backend)?;
-        Ok(Some(seq))
+        let (user_id, collection, id) = (user_id.to_owned(), collection.to_owned(), id.to_owned());
+        let retain = self.retain;
+        self.write(move |tx| {
+            let (user_id, collection, id) = (&user_id, &collection, &id);
+            let Some(old) = stored_value(tx, user_id, collection, id)? else { return Ok(None) };
+            tx.execute(
+                "DELETE FROM kv WHERE user_id = ?1 AND collection = ?2 AND id = ?3",
+                params![user_id, collection, id],
+            )
+            .map_err(backend)?;
+            refund(tx, user_id, kv_cost(collection, id, &old))?;
+            let seq = append_change(tx, (user_id, retain), collection, id, None).map_err(backend)?;
+            Ok(Some(seq))
+        })
     }
 
     fn kv_list(&self, user_id: &str, collection: &str, page: &PageRequest) -> Result<Page<String>, StoreError> {
@@ -983,25 +1008,26 @@ impl Records for SqliteRecords {
         now_ms: u64,
         expires_at_ms: u64,
     ) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        tx.execute(
-            "INSERT INTO shards (address, size, stored_at_ms) VALUES (?1, ?2, ?3)
+        let (user_id, address) = (user_id.to_owned(), address.to_owned());
+        self.write(move |tx| {
+            let (user_id, address) = (&user_id, &address);
+            tx.execute(
+                "INSERT INTO shards (address, size, stored_at_ms) VALUES (?1, ?2, ?3)
              ON CONFLICT (address) DO UPDATE
              SET size = excluded.size, stored_at_ms = max(stored_at_ms, excluded.stored_at_ms)",
-            params![address.as_bytes(), int(size), int(now_ms)],
-        )?;
-        let moved = tx.execute(MOVE_DEADLINE, params![user_id, address.as_bytes(), int(expires_at_ms)])?;
-        if moved == 0 {
-            tx.execute(
-                "INSERT INTO uploads (user_id, address, size, expires_at_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![user_id, address.as_bytes(), int(size), int(expires_at_ms)],
+                params![address.as_bytes(), int(size), int(now_ms)],
             )?;
-            // Checked before the bytes were written (crate::gc); recorded whatever now.
-            charge(&tx, user_id, int(size), u64::MAX)?;
-        }
-        tx.commit()?;
-        Ok(())
+            let moved = tx.execute(MOVE_DEADLINE, params![user_id, address.as_bytes(), int(expires_at_ms)])?;
+            if moved == 0 {
+                tx.execute(
+                    "INSERT INTO uploads (user_id, address, size, expires_at_ms) VALUES (?1, ?2, ?3, ?4)",
+                    params![user_id, address.as_bytes(), int(size), int(expires_at_ms)],
+                )?;
+                // Checked before the bytes were written (crate::gc); recorded whatever now.
+                charge(tx, user_id, int(size), u64::MAX)?;
+            }
+            Ok(())
+        })
     }
 
     fn touch_uploads(
@@ -1010,36 +1036,38 @@ impl Records for SqliteRecords {
         addresses: &[ShardAddress],
         expires_at_ms: u64,
     ) -> Result<Vec<bool>, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let present = {
-            let mut stmt = tx.prepare_cached(MOVE_DEADLINE)?;
-            addresses
-                .iter()
-                .map(|a| stmt.execute(params![user_id, a.as_bytes(), int(expires_at_ms)]).map(|n| n > 0))
-                .collect::<rusqlite::Result<Vec<bool>>>()?
-        };
-        tx.commit()?;
-        Ok(present)
+        let (user_id, addresses) = (user_id.to_owned(), addresses.to_owned());
+        self.write(move |tx| {
+            let (user_id, addresses) = (&user_id, &addresses);
+            let present = {
+                let mut stmt = tx.prepare_cached(MOVE_DEADLINE)?;
+                addresses
+                    .iter()
+                    .map(|a| stmt.execute(params![user_id, a.as_bytes(), int(expires_at_ms)]).map(|n| n > 0))
+                    .collect::<rusqlite::Result<Vec<bool>>>()?
+            };
+            Ok(present)
+        })
     }
 
     fn expire_uploads(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let expired = {
-            let mut stmt = tx.prepare_cached(
-                "DELETE FROM uploads WHERE (user_id, address) IN
+        self.write(move |tx| {
+            let expired = {
+                let mut stmt = tx.prepare_cached(
+                    "DELETE FROM uploads WHERE (user_id, address) IN
                    (SELECT user_id, address FROM uploads WHERE expires_at_ms <= ?1 LIMIT ?2)
                  RETURNING user_id, size",
-            )?;
-            stmt.query_map(params![int(now_ms), int(limit as u64)], |r| Ok((r.get::<_, String>(0)?, uint(r.get(1)?))))?
+                )?;
+                stmt.query_map(params![int(now_ms), int(limit as u64)], |r| {
+                    Ok((r.get::<_, String>(0)?, uint(r.get(1)?)))
+                })?
                 .collect::<rusqlite::Result<Vec<_>>>()?
-        };
-        for (user_id, size) in &expired {
-            refund(&tx, user_id, *size)?;
-        }
-        tx.commit()?;
-        Ok(expired.len())
+            };
+            for (user_id, size) in &expired {
+                refund(tx, user_id, *size)?;
+            }
+            Ok(expired.len())
+        })
     }
 
     fn shard_recorded(&self, address: &ShardAddress) -> Result<bool, StoreError> {
@@ -1071,23 +1099,24 @@ impl Records for SqliteRecords {
         addresses: &[ShardAddress],
         stored_before_ms: u64,
     ) -> Result<Vec<ShardAddress>, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let mut dropped = Vec::new();
-        {
-            let mut stmt = tx.prepare_cached(
-                "DELETE FROM shards WHERE address = ?1 AND stored_at_ms < ?2
+        let addresses = addresses.to_owned();
+        self.write(move |tx| {
+            let addresses = &addresses;
+            let mut dropped = Vec::new();
+            {
+                let mut stmt = tx.prepare_cached(
+                    "DELETE FROM shards WHERE address = ?1 AND stored_at_ms < ?2
                  AND NOT EXISTS (SELECT 1 FROM file_shards WHERE address = ?1)
                  AND NOT EXISTS (SELECT 1 FROM uploads WHERE address = ?1)",
-            )?;
-            for address in addresses {
-                if stmt.execute(params![address.as_bytes(), int(stored_before_ms)])? > 0 {
-                    dropped.push(*address);
+                )?;
+                for address in addresses {
+                    if stmt.execute(params![address.as_bytes(), int(stored_before_ms)])? > 0 {
+                        dropped.push(*address);
+                    }
                 }
             }
-        }
-        tx.commit()?;
-        Ok(dropped)
+            Ok(dropped)
+        })
     }
 
     fn create_space(
@@ -1098,29 +1127,30 @@ impl Records for SqliteRecords {
         now_ms: u64,
         allowance: u64,
     ) -> Result<Membership, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let taken = tx.query_row("SELECT 1 FROM spaces WHERE space_id = ?1", [space_id], |_| Ok(())).optional()?;
-        if taken.is_some() {
-            return Err(StoreError::SpaceTaken);
-        }
-        let cost = space_cost(sealed_name.len());
-        charge(&tx, owner, int(cost), allowance)?;
-        tx.execute(
-            "INSERT INTO spaces (space_id, sealed_name, created_at_ms, created_by, charged_bytes)
+        let (space_id, sealed_name, owner) = (space_id.to_owned(), sealed_name.to_owned(), owner.to_owned());
+        self.write(move |tx| {
+            let (space_id, sealed_name, owner) = (&space_id, &sealed_name, &owner);
+            let taken = tx.query_row("SELECT 1 FROM spaces WHERE space_id = ?1", [space_id], |_| Ok(())).optional()?;
+            if taken.is_some() {
+                return Err(StoreError::SpaceTaken);
+            }
+            let cost = space_cost(sealed_name.len());
+            charge(tx, owner, int(cost), allowance)?;
+            tx.execute(
+                "INSERT INTO spaces (space_id, sealed_name, created_at_ms, created_by, charged_bytes)
              VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![space_id, sealed_name, int(now_ms), owner, int(cost)],
-        )?;
-        tx.execute(
-            "INSERT INTO members (space_id, user_id, role, joined_at_ms) VALUES (?1, ?2, 'owner', ?3)",
-            params![space_id, owner, int(now_ms)],
-        )?;
-        tx.commit()?;
-        Ok(Membership {
-            space_id: space_id.to_owned(),
-            sealed_name: sealed_name.to_vec(),
-            role: Role::Owner,
-            created_at_ms: now_ms,
+                params![space_id, sealed_name, int(now_ms), owner, int(cost)],
+            )?;
+            tx.execute(
+                "INSERT INTO members (space_id, user_id, role, joined_at_ms) VALUES (?1, ?2, 'owner', ?3)",
+                params![space_id, owner, int(now_ms)],
+            )?;
+            Ok(Membership {
+                space_id: space_id.to_owned(),
+                sealed_name: sealed_name.to_vec(),
+                role: Role::Owner,
+                created_at_ms: now_ms,
+            })
         })
     }
 
@@ -1142,39 +1172,40 @@ impl Records for SqliteRecords {
     }
 
     fn create_invite(&self, actor: &str, invite: &Invite, now_ms: u64) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        require(&tx, &invite.space_id, actor, Role::Owner)?;
-        tx.execute(
-            "DELETE FROM invites WHERE space_id = ?1 AND expires_at_ms <= ?2",
-            params![invite.space_id, int(now_ms)],
-        )?;
-        let live: i64 = tx.query_row(
-            "SELECT count(*) FROM invites WHERE space_id = ?1 AND secret_hash <> ?2",
-            params![invite.space_id, invite.secret_hash],
-            |r| r.get(0),
-        )?;
-        if uint(live) >= MAX_LIVE_INVITES {
-            return Err(StoreError::TooManyInvites { max: MAX_LIVE_INVITES });
-        }
-        // The same secret registered again replaces the invite (its uses start over).
-        tx.execute(
-            "INSERT INTO invites (space_id, secret_hash, role, expires_at_ms, max_uses, uses, created_by)
+        let (actor, invite) = (actor.to_owned(), invite.to_owned());
+        self.write(move |tx| {
+            let (actor, invite) = (&actor, &invite);
+            require(tx, &invite.space_id, actor, Role::Owner)?;
+            tx.execute(
+                "DELETE FROM invites WHERE space_id = ?1 AND expires_at_ms <= ?2",
+                params![invite.space_id, int(now_ms)],
+            )?;
+            let live: i64 = tx.query_row(
+                "SELECT count(*) FROM invites WHERE space_id = ?1 AND secret_hash <> ?2",
+                params![invite.space_id, invite.secret_hash],
+                |r| r.get(0),
+            )?;
+            if uint(live) >= MAX_LIVE_INVITES {
+                return Err(StoreError::TooManyInvites { max: MAX_LIVE_INVITES });
+            }
+            // The same secret registered again replaces the invite (its uses start over).
+            tx.execute(
+                "INSERT INTO invites (space_id, secret_hash, role, expires_at_ms, max_uses, uses, created_by)
              VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)
              ON CONFLICT (space_id, secret_hash) DO UPDATE SET role = excluded.role,
                  expires_at_ms = excluded.expires_at_ms, max_uses = excluded.max_uses, uses = 0,
                  created_by = excluded.created_by",
-            params![
-                invite.space_id,
-                invite.secret_hash,
-                role_name(invite.role),
-                int(invite.expires_at_ms),
-                invite.max_uses,
-                actor
-            ],
-        )?;
-        tx.commit()?;
-        Ok(())
+                params![
+                    invite.space_id,
+                    invite.secret_hash,
+                    role_name(invite.role),
+                    int(invite.expires_at_ms),
+                    invite.max_uses,
+                    actor
+                ],
+            )?;
+            Ok(())
+        })
     }
 
     fn join_space(
@@ -1184,39 +1215,40 @@ impl Records for SqliteRecords {
         user_id: &str,
         now_ms: u64,
     ) -> Result<Membership, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        // Found by the hash of the presented secret: the index compares hashes, which
-        // tells a guesser nothing about any secret.
-        let invite = tx
-            .query_row(
-                "SELECT role, expires_at_ms, max_uses, uses FROM invites WHERE space_id = ?1 AND secret_hash = ?2",
+        let (space_id, secret_hash, user_id) = (space_id.to_owned(), secret_hash.to_owned(), user_id.to_owned());
+        self.write(move |tx| {
+            let (space_id, secret_hash, user_id) = (&space_id, &secret_hash, &user_id);
+            // Found by the hash of the presented secret: the index compares hashes, which
+            // tells a guesser nothing about any secret.
+            let invite = tx
+                .query_row(
+                    "SELECT role, expires_at_ms, max_uses, uses FROM invites WHERE space_id = ?1 AND secret_hash = ?2",
+                    params![space_id, secret_hash],
+                    |r| Ok((role_at(r, 0)?, uint(r.get(1)?), uint(r.get(2)?), uint(r.get(3)?))),
+                )
+                .optional()?;
+            let (role, expires_at_ms, max_uses, uses) = invite.ok_or(StoreError::InviteInvalid)?;
+            if let Some(member) = membership(tx, space_id, user_id)? {
+                return Ok(member);
+            }
+            if now_ms >= expires_at_ms {
+                return Err(StoreError::InviteExpired);
+            }
+            if uses >= max_uses {
+                return Err(StoreError::InviteUsedUp);
+            }
+            tx.execute(
+                "UPDATE invites SET uses = uses + 1 WHERE space_id = ?1 AND secret_hash = ?2",
                 params![space_id, secret_hash],
-                |r| Ok((role_at(r, 0)?, uint(r.get(1)?), uint(r.get(2)?), uint(r.get(3)?))),
-            )
-            .optional()?;
-        let (role, expires_at_ms, max_uses, uses) = invite.ok_or(StoreError::InviteInvalid)?;
-        if let Some(member) = membership(&tx, space_id, user_id)? {
-            return Ok(member);
-        }
-        if now_ms >= expires_at_ms {
-            return Err(StoreError::InviteExpired);
-        }
-        if uses >= max_uses {
-            return Err(StoreError::InviteUsedUp);
-        }
-        tx.execute(
-            "UPDATE invites SET uses = uses + 1 WHERE space_id = ?1 AND secret_hash = ?2",
-            params![space_id, secret_hash],
-        )?;
-        tx.execute(
-            "INSERT INTO members (space_id, user_id, role, joined_at_ms) VALUES (?1, ?2, ?3, ?4)",
-            params![space_id, user_id, role_name(role), int(now_ms)],
-        )?;
-        let member =
-            membership(&tx, space_id, user_id)?.ok_or_else(|| StoreError::Backend("member vanished".into()))?;
-        tx.commit()?;
-        Ok(member)
+            )?;
+            tx.execute(
+                "INSERT INTO members (space_id, user_id, role, joined_at_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![space_id, user_id, role_name(role), int(now_ms)],
+            )?;
+            let member =
+                membership(tx, space_id, user_id)?.ok_or_else(|| StoreError::Backend("member vanished".into()))?;
+            Ok(member)
+        })
     }
 
     fn members(&self, space_id: &str, actor: &str, page: &PageRequest) -> Result<Page<Member>, StoreError> {
@@ -1247,47 +1279,49 @@ impl Records for SqliteRecords {
     }
 
     fn leave_space(&self, space_id: &str, user_id: &str) -> Result<bool, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let role = require(&tx, space_id, user_id, Role::Reader)?;
-        let (members, owners) = head_count(&tx, space_id)?;
-        if members > 1 && role == Role::Owner && owners == 1 {
-            return Err(StoreError::LastOwner);
-        }
-        tx.execute("DELETE FROM members WHERE space_id = ?1 AND user_id = ?2", params![space_id, user_id])?;
-        if members == 1 {
-            // The last member: the space goes, at once for everyone (no member is
-            // left to reach it) and a step at a time for its files (Records::unwind).
-            let (payer, bytes) = tx.query_row(
-                "UPDATE spaces SET gone = 1 WHERE space_id = ?1 RETURNING created_by, charged_bytes",
-                [space_id],
-                |r| Ok((r.get::<_, String>(0)?, uint(r.get(1)?))),
-            )?;
-            refund(&tx, &payer, bytes)?;
-            tx.execute("DELETE FROM invites WHERE space_id = ?1", [space_id])?;
-        }
-        tx.commit()?;
-        Ok(members == 1)
+        let (space_id, user_id) = (space_id.to_owned(), user_id.to_owned());
+        self.write(move |tx| {
+            let (space_id, user_id) = (&space_id, &user_id);
+            let role = require(tx, space_id, user_id, Role::Reader)?;
+            let (members, owners) = head_count(tx, space_id)?;
+            if members > 1 && role == Role::Owner && owners == 1 {
+                return Err(StoreError::LastOwner);
+            }
+            tx.execute("DELETE FROM members WHERE space_id = ?1 AND user_id = ?2", params![space_id, user_id])?;
+            if members == 1 {
+                // The last member: the space goes, at once for everyone (no member is
+                // left to reach it) and a step at a time for its files (Records::unwind).
+                let (payer, bytes) = tx.query_row(
+                    "UPDATE spaces SET gone = 1 WHERE space_id = ?1 RETURNING created_by, charged_bytes",
+                    [space_id],
+                    |r| Ok((r.get::<_, String>(0)?, uint(r.get(1)?))),
+                )?;
+                refund(tx, &payer, bytes)?;
+                tx.execute("DELETE FROM invites WHERE space_id = ?1", [space_id])?;
+            }
+            Ok(members == 1)
+        })
     }
 
     fn remove_member(&self, space_id: &str, actor: &str, user_id: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        require(&tx, space_id, actor, Role::Owner)?;
-        let role = tx
-            .query_row(
-                "SELECT role FROM members WHERE space_id = ?1 AND user_id = ?2",
-                params![space_id, user_id],
-                |r| role_at(r, 0),
-            )
-            .optional()?
-            .ok_or(StoreError::NoSuchMember)?;
-        if role == Role::Owner && head_count(&tx, space_id)?.1 == 1 {
-            return Err(StoreError::LastOwner);
-        }
-        tx.execute("DELETE FROM members WHERE space_id = ?1 AND user_id = ?2", params![space_id, user_id])?;
-        tx.commit()?;
-        Ok(())
+        let (space_id, actor, user_id) = (space_id.to_owned(), actor.to_owned(), user_id.to_owned());
+        self.write(move |tx| {
+            let (space_id, actor, user_id) = (&space_id, &actor, &user_id);
+            require(tx, space_id, actor, Role::Owner)?;
+            let role = tx
+                .query_row(
+                    "SELECT role FROM members WHERE space_id = ?1 AND user_id = ?2",
+                    params![space_id, user_id],
+                    |r| role_at(r, 0),
+                )
+                .optional()?
+                .ok_or(StoreError::NoSuchMember)?;
+            if role == Role::Owner && head_count(tx, space_id)?.1 == 1 {
+                return Err(StoreError::LastOwner);
+            }
+            tx.execute("DELETE FROM members WHERE space_id = ?1 AND user_id = ?2", params![space_id, user_id])?;
+            Ok(())
+        })
     }
 
     fn space_usage(&self, space_id: &str, actor: &str) -> Result<u64, StoreError> {
@@ -1316,196 +1350,202 @@ impl Records for SqliteRecords {
     }
 
     fn draft_file(&self, file: &NewFile, range: Range<usize>, expires_at_ms: u64) -> Result<(), StoreError> {
-        let slice = file.shards.get(range.clone()).ok_or(StoreError::Backend("a step past the list".into()))?;
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        require(&tx, &file.space_id, &file.created_by, Role::Writer)?;
-        if range.start == 0 {
-            file_id_free(&tx, file)?;
+        // Cheap: the list is shared, not copied.
+        let file = file.to_owned();
+        self.write(move |tx| {
+            let file = &file;
+            let slice = file.shards.get(range.clone()).ok_or(StoreError::Backend("a step past the list".into()))?;
+            require(tx, &file.space_id, &file.created_by, Role::Writer)?;
+            if range.start == 0 {
+                file_id_free(tx, file)?;
+                tx.execute(
+                    &format!(
+                        "INSERT INTO files ({FILE_COLUMNS}, charged_bytes, state, expires_at_ms)
+                         VALUES (?1, ?2, x'', 0, ?3, ?4, 0, 'draft', ?5)"
+                    ),
+                    params![file.space_id, file.file_id, file.created_by, int(file.created_at_ms), int(expires_at_ms)],
+                )?;
+            }
+            let drafted = tx
+                .query_row(
+                    "SELECT stored_bytes FROM files
+                     WHERE space_id = ?1 AND file_id = ?2 AND state = 'draft' AND created_by = ?3",
+                    params![file.space_id, file.file_id, file.created_by],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()?
+                .ok_or(StoreError::CommitWithdrawn)?;
+            // Presence is checked here, inside the transaction that adds the references:
+            // a shard collected a moment ago is missing now, and one present now cannot
+            // be collected once this commits (see crate::gc).
+            let listed = list_shards(tx, file, slice)?;
+            let stored_bytes = uint(drafted).saturating_add(listed.stored_bytes);
+            if stored_bytes > file.max_shard_bytes {
+                return Err(StoreError::OverDeclared { stored: stored_bytes, bound: file.max_shard_bytes });
+            }
+            // The writer's uploads of these shards are settled into the draft: their
+            // charge moves to it.
+            let settled = int(listed.settled_bytes);
+            let listed = int(slice.len() as u64);
             tx.execute(
-                &format!(
-                    "INSERT INTO files ({FILE_COLUMNS}, charged_bytes, state, expires_at_ms)
-                     VALUES (?1, ?2, x'', 0, ?3, ?4, 0, 'draft', ?5)"
-                ),
-                params![file.space_id, file.file_id, file.created_by, int(file.created_at_ms), int(expires_at_ms)],
+                "DELETE FROM uploads WHERE user_id = ?1 AND address IN (SELECT address FROM temp.listed)",
+                [&file.created_by],
             )?;
-        }
-        let drafted = tx
-            .query_row(
-                "SELECT stored_bytes FROM files WHERE space_id = ?1 AND file_id = ?2 AND state = 'draft' AND created_by = ?3",
-                params![file.space_id, file.file_id, file.created_by],
-                |r| r.get::<_, i64>(0),
-            )
-            .optional()?
-            .ok_or(StoreError::CommitWithdrawn)?;
-        // Presence is checked here, inside the transaction that adds the references:
-        // a shard collected a moment ago is missing now, and one present now cannot
-        // be collected once this commits (see crate::gc).
-        let listed = list_shards(&tx, file, slice)?;
-        let stored_bytes = uint(drafted).saturating_add(listed.stored_bytes);
-        if stored_bytes > file.max_shard_bytes {
-            return Err(StoreError::OverDeclared { stored: stored_bytes, bound: file.max_shard_bytes });
-        }
-        // The writer's uploads of these shards are settled into the draft: their
-        // charge moves to it.
-        let settled = int(listed.settled_bytes);
-        let listed = int(slice.len() as u64);
-        tx.execute(
-            "DELETE FROM uploads WHERE user_id = ?1 AND address IN (SELECT address FROM temp.listed)",
-            [&file.created_by],
-        )?;
-        tx.execute(
-            "INSERT INTO file_shards (space_id, file_id, address) SELECT ?1, ?2, address FROM temp.listed",
-            params![file.space_id, file.file_id],
-        )?;
-        tx.execute(
-            "UPDATE files SET stored_bytes = ?3, charged_bytes = charged_bytes + ?4,
-                              shard_count = shard_count + ?5, expires_at_ms = ?6
-             WHERE space_id = ?1 AND file_id = ?2",
-            params![file.space_id, file.file_id, int(stored_bytes), settled, listed, int(expires_at_ms)],
-        )?;
-        tx.execute("DELETE FROM temp.listed", [])?;
-        tx.commit()?;
-        Ok(())
+            tx.execute(
+                "INSERT INTO file_shards (space_id, file_id, address) SELECT ?1, ?2, address FROM temp.listed",
+                params![file.space_id, file.file_id],
+            )?;
+            tx.execute(
+                "UPDATE files SET stored_bytes = ?3, charged_bytes = charged_bytes + ?4,
+                                  shard_count = shard_count + ?5, expires_at_ms = ?6
+                 WHERE space_id = ?1 AND file_id = ?2",
+                params![file.space_id, file.file_id, int(stored_bytes), settled, listed, int(expires_at_ms)],
+            )?;
+            tx.execute("DELETE FROM temp.listed", [])?;
+            Ok(())
+        })
     }
 
     fn seal_draft(&self, file: &NewFile, quotas: Quotas) -> Result<FileRecord, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        require(&tx, &file.space_id, &file.created_by, Role::Writer)?;
-        let (stored_bytes, settled, count) = tx
-            .query_row(
-                "SELECT stored_bytes, charged_bytes, shard_count FROM files
-                 WHERE space_id = ?1 AND file_id = ?2 AND state = 'draft' AND created_by = ?3",
-                params![file.space_id, file.file_id, file.created_by],
-                |r| Ok((uint(r.get(0)?), r.get::<_, i64>(1)?, uint(r.get(2)?))),
-            )
-            .optional()?
-            .ok_or(StoreError::CommitWithdrawn)?;
-        if count != file.shards.len() as u64 {
-            return Err(StoreError::Backend(format!("a draft of {count} shards sealed as {}", file.shards.len())));
-        }
-        fits(&tx, file, stored_bytes, uint(settled), quotas)?;
-        let charged = file_cost(stored_bytes, file.shards.len(), file.sealed_record.len());
-        charge(&tx, &file.created_by, int(charged) - settled, u64::MAX)?;
-        tx.execute(
-            "UPDATE files SET state = 'live', sealed_record = ?3, charged_bytes = ?4, created_at_ms = ?5, expires_at_ms = 0
-             WHERE space_id = ?1 AND file_id = ?2",
-            params![file.space_id, file.file_id, file.sealed_record, int(charged), int(file.created_at_ms)],
-        )?;
-        tx.commit()?;
-        Ok(FileRecord {
-            space_id: file.space_id.clone(),
-            file_id: file.file_id.clone(),
-            sealed_record: file.sealed_record.clone(),
-            stored_bytes,
-            created_by: file.created_by.clone(),
-            created_at_ms: file.created_at_ms,
+        let file = file.to_owned();
+        self.write(move |tx| {
+            let file = &file;
+            require(tx, &file.space_id, &file.created_by, Role::Writer)?;
+            let (stored_bytes, settled, count) = tx
+                .query_row(
+                    "SELECT stored_bytes, charged_bytes, shard_count FROM files
+                     WHERE space_id = ?1 AND file_id = ?2 AND state = 'draft' AND created_by = ?3",
+                    params![file.space_id, file.file_id, file.created_by],
+                    |r| Ok((uint(r.get(0)?), r.get::<_, i64>(1)?, uint(r.get(2)?))),
+                )
+                .optional()?
+                .ok_or(StoreError::CommitWithdrawn)?;
+            if count != file.shards.len() as u64 {
+                return Err(StoreError::Backend(format!("a draft of {count} shards sealed as {}", file.shards.len())));
+            }
+            fits(tx, file, stored_bytes, uint(settled), quotas)?;
+            let charged = file_cost(stored_bytes, file.shards.len(), file.sealed_record.len());
+            charge(tx, &file.created_by, int(charged) - settled, u64::MAX)?;
+            tx.execute(
+                "UPDATE files SET state = 'live', sealed_record = ?3, charged_bytes = ?4, created_at_ms = ?5, expires_at_ms = 0
+                 WHERE space_id = ?1 AND file_id = ?2",
+                params![file.space_id, file.file_id, file.sealed_record, int(charged), int(file.created_at_ms)],
+            )?;
+            Ok(FileRecord {
+                space_id: file.space_id.clone(),
+                file_id: file.file_id.clone(),
+                sealed_record: file.sealed_record.clone(),
+                stored_bytes,
+                created_by: file.created_by.clone(),
+                created_at_ms: file.created_at_ms,
+        })
         })
     }
 
     fn abandon_draft(&self, space_id: &str, file_id: &str, creator: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let draft = tx
-            .query_row(
-                "SELECT 1 FROM files WHERE space_id = ?1 AND file_id = ?2 AND state = 'draft' AND created_by = ?3",
-                params![space_id, file_id, creator],
-                |_| Ok(()),
-            )
-            .optional()?;
-        if draft.is_some() {
-            withdraw_files(&tx, space_id, Some(file_id), 1)?;
-        }
-        tx.commit()?;
-        Ok(())
+        let (space_id, file_id, creator) = (space_id.to_owned(), file_id.to_owned(), creator.to_owned());
+        self.write(move |tx| {
+            let (space_id, file_id, creator) = (&space_id, &file_id, &creator);
+            let draft = tx
+                .query_row(
+                    "SELECT 1 FROM files WHERE space_id = ?1 AND file_id = ?2 AND state = 'draft' AND created_by = ?3",
+                    params![space_id, file_id, creator],
+                    |_| Ok(()),
+                )
+                .optional()?;
+            if draft.is_some() {
+                withdraw_files(tx, space_id, Some(file_id), 1)?;
+            }
+            Ok(())
+        })
     }
 
     fn unwind(&self, what: &Withdrawn, limit: usize) -> Result<Unwound, StoreError> {
         let limit = limit.max(1);
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let unwound = match what {
-            Withdrawn::File { space_id, file_id } => {
-                let gone = tx
-                    .query_row(
-                        "SELECT 1 FROM files WHERE space_id = ?1 AND file_id = ?2 AND state = 'gone'",
-                        params![space_id, file_id],
-                        |_| Ok(()),
-                    )
-                    .optional()?;
-                if gone.is_none() {
-                    return Ok(Unwound { freed: Vec::new(), done: true });
-                }
-                let (dropped, freed) = drop_references(&tx, space_id, Some(file_id), limit)?;
-                let done = dropped < limit && {
-                    tx.execute(
-                        "DELETE FROM files WHERE space_id = ?1 AND file_id = ?2 AND state = 'gone'
+        let what = what.to_owned();
+        self.write(move |tx| {
+            let what = &what;
+            let unwound = match what {
+                Withdrawn::File { space_id, file_id } => {
+                    let gone = tx
+                        .query_row(
+                            "SELECT 1 FROM files WHERE space_id = ?1 AND file_id = ?2 AND state = 'gone'",
+                            params![space_id, file_id],
+                            |_| Ok(()),
+                        )
+                        .optional()?;
+                    if gone.is_none() {
+                        return Ok(Unwound { freed: Vec::new(), done: true });
+                    }
+                    let (dropped, freed) = drop_references(tx, space_id, Some(file_id), limit)?;
+                    let done = dropped < limit && {
+                        tx.execute(
+                            "DELETE FROM files WHERE space_id = ?1 AND file_id = ?2 AND state = 'gone'
                                 AND NOT EXISTS (SELECT 1 FROM file_shards WHERE space_id = ?1 AND file_id = ?2)",
-                        params![space_id, file_id],
-                    )? > 0
-                };
-                Unwound { freed, done }
-            }
-            Withdrawn::Space { space_id } => {
-                let gone = tx
-                    .query_row("SELECT 1 FROM spaces WHERE space_id = ?1 AND gone = 1", [space_id], |_| Ok(()))
-                    .optional()?;
-                if gone.is_none() {
-                    return Ok(Unwound { freed: Vec::new(), done: true });
+                            params![space_id, file_id],
+                        )? > 0
+                    };
+                    Unwound { freed, done }
                 }
-                // First every file is withdrawn, then their references go, then the
-                // files, then the space.
-                if withdraw_files(&tx, space_id, None, limit)? > 0 {
-                    Unwound::default()
-                } else {
-                    let (dropped, freed) = drop_references(&tx, space_id, None, limit)?;
-                    let done = dropped == 0
+                Withdrawn::Space { space_id } => {
+                    let gone = tx
+                        .query_row("SELECT 1 FROM spaces WHERE space_id = ?1 AND gone = 1", [space_id], |_| Ok(()))
+                        .optional()?;
+                    if gone.is_none() {
+                        return Ok(Unwound { freed: Vec::new(), done: true });
+                    }
+                    // First every file is withdrawn, then their references go, then the
+                    // files, then the space.
+                    if withdraw_files(tx, space_id, None, limit)? > 0 {
+                        Unwound::default()
+                    } else {
+                        let (dropped, freed) = drop_references(tx, space_id, None, limit)?;
+                        let done = dropped == 0
                         && tx.execute(
                             "DELETE FROM files WHERE rowid IN (SELECT rowid FROM files WHERE space_id = ?1 LIMIT ?2)",
                             params![space_id, int(limit as u64)],
                         )? == 0
                         && tx.execute("DELETE FROM spaces WHERE space_id = ?1", [space_id])? > 0;
-                    Unwound { freed, done }
+                        Unwound { freed, done }
+                    }
                 }
-            }
-        };
-        tx.commit()?;
-        Ok(unwound)
+            };
+            Ok(unwound)
+        })
     }
 
     fn withdrawn(&self, now_ms: u64, limit: usize) -> Result<Vec<Withdrawn>, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        let expired = {
-            let mut stmt = tx.prepare_cached(
-                "SELECT space_id, file_id FROM files WHERE state = 'draft' AND expires_at_ms <= ?1 LIMIT ?2",
-            )?;
-            stmt.query_map(params![int(now_ms), int(limit as u64)], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?
-        };
-        for (space_id, file_id) in &expired {
-            withdraw_files(&tx, space_id, Some(file_id), 1)?;
-        }
-        let mut found = {
-            let mut stmt = tx.prepare_cached("SELECT space_id FROM spaces WHERE gone = 1 LIMIT ?1")?;
-            stmt.query_map([int(limit as u64)], |r| Ok(Withdrawn::Space { space_id: r.get(0)? }))?
+        self.write(move |tx| {
+            let expired = {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT space_id, file_id FROM files WHERE state = 'draft' AND expires_at_ms <= ?1 LIMIT ?2",
+                )?;
+                stmt.query_map(params![int(now_ms), int(limit as u64)], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })?
                 .collect::<rusqlite::Result<Vec<_>>>()?
-        };
-        {
-            let mut stmt = tx.prepare_cached(
-                "SELECT space_id, file_id FROM files WHERE state = 'gone'
+            };
+            for (space_id, file_id) in &expired {
+                withdraw_files(tx, space_id, Some(file_id), 1)?;
+            }
+            let mut found = {
+                let mut stmt = tx.prepare_cached("SELECT space_id FROM spaces WHERE gone = 1 LIMIT ?1")?;
+                stmt.query_map([int(limit as u64)], |r| Ok(Withdrawn::Space { space_id: r.get(0)? }))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT space_id, file_id FROM files WHERE state = 'gone'
                  AND NOT EXISTS (SELECT 1 FROM spaces s WHERE s.space_id = files.space_id AND s.gone = 1) LIMIT ?1",
-            )?;
-            let files = stmt
-                .query_map([int(limit as u64)], |r| Ok(Withdrawn::File { space_id: r.get(0)?, file_id: r.get(1)? }))?;
-            found.extend(files.collect::<rusqlite::Result<Vec<_>>>()?);
-        }
-        tx.commit()?;
-        found.truncate(limit);
-        Ok(found)
+                )?;
+                let files = stmt.query_map([int(limit as u64)], |r| {
+                    Ok(Withdrawn::File { space_id: r.get(0)?, file_id: r.get(1)? })
+                })?;
+                found.extend(files.collect::<rusqlite::Result<Vec<_>>>()?);
+            }
+            found.truncate(limit);
+            Ok(found)
+        })
     }
 
     fn files(&self, space_id: &str, actor: &str, page: &PageRequest) -> Result<Page<FileRecord>, StoreError> {
@@ -1544,21 +1584,22 @@ impl Records for SqliteRecords {
     }
 
     fn delete_file(&self, space_id: &str, file_id: &str, actor: &str) -> Result<bool, StoreError> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        require(&tx, space_id, actor, Role::Writer)?;
-        let live = tx
-            .query_row(
-                "SELECT 1 FROM files WHERE space_id = ?1 AND file_id = ?2 AND state = 'live'",
-                params![space_id, file_id],
-                |_| Ok(()),
-            )
-            .optional()?;
-        if live.is_some() {
-            withdraw_files(&tx, space_id, Some(file_id), 1)?;
-        }
-        tx.commit()?;
-        Ok(live.is_some())
+        let (space_id, file_id, actor) = (space_id.to_owned(), file_id.to_owned(), actor.to_owned());
+        self.write(move |tx| {
+            let (space_id, file_id, actor) = (&space_id, &file_id, &actor);
+            require(tx, space_id, actor, Role::Writer)?;
+            let live = tx
+                .query_row(
+                    "SELECT 1 FROM files WHERE space_id = ?1 AND file_id = ?2 AND state = 'live'",
+                    params![space_id, file_id],
+                    |_| Ok(()),
+                )
+                .optional()?;
+            if live.is_some() {
+                withdraw_files(tx, space_id, Some(file_id), 1)?;
+            }
+            Ok(live.is_some())
+        })
     }
 }
 
@@ -1723,13 +1764,13 @@ mod tests {
         db.create_user(&user("ada", 1)).unwrap();
         drop(db);
         let db = SqliteRecords::open(dir.path(), 10).unwrap();
-        let version: i64 = db.conn().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        let version: i64 = db.reader().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
         assert_eq!(version, SCHEMA_VERSION);
         assert!(db.user_by_name("ada").unwrap().is_some());
         db.create_space("s1", b"name", "id-ada", 5, u64::MAX).unwrap();
         assert_eq!(db.spaces_of("id-ada", &PageRequest { after: None, limit: 10 }).unwrap().items.len(), 1);
 
-        db.conn().pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        db.write(|tx| tx.pragma_update(None, "user_version", SCHEMA_VERSION + 1).map_err(backend)).unwrap();
         drop(db);
         assert!(SqliteRecords::open(dir.path(), 10).is_err(), "a newer schema is refused");
     }
@@ -1760,7 +1801,7 @@ mod tests {
             space_id: "s1".into(),
             file_id: "f1".into(),
             sealed_record: vec![1; 30],
-            shards: vec![a, b],
+            shards: vec![a, b].into(),
             max_shard_bytes: u64::MAX,
             created_by: "id-ada".into(),
             created_at_ms: 300,
@@ -1782,7 +1823,7 @@ mod tests {
         assert_eq!(db.commit_file(&file, quotas(30), u64::MAX).unwrap().stored_bytes, 30, "each shard counted once");
         assert!(db.collectable_shards(u64::MAX, 10).unwrap().is_empty(), "referenced shards are not candidates");
         assert!(db.forget_shards(&[a], u64::MAX).unwrap().is_empty(), "a referenced shard is kept");
-        let more = NewFile { file_id: "f2".into(), shards: vec![ShardAddress::of(b"gone")], ..file.clone() };
+        let more = NewFile { file_id: "f2".into(), shards: vec![ShardAddress::of(b"gone")].into(), ..file.clone() };
         assert_eq!(
             db.commit_file(&more, Quotas::NONE, u64::MAX),
             Err(StoreError::MissingShards { missing: 1, listed: 1 })
@@ -1817,7 +1858,7 @@ mod tests {
             space_id: space_id.into(),
             file_id: file_id.into(),
             sealed_record: vec![1; 40],
-            shards,
+            shards: shards.into(),
             max_shard_bytes: u64::MAX,
             created_by: created_by.into(),
             created_at_ms: 1,
