@@ -654,6 +654,11 @@ pub trait Records: Send + Sync + 'static {
     /// uploads stay as they were.
     fn check_commit(&self, file: &NewFile, quotas: Quotas) -> Result<(), StoreError>;
 
+    /// Commits a file that takes one step, in one transaction: what
+    /// [`Records::draft_file`] and [`Records::seal_draft`] do, and a refusal changes
+    /// nothing.
+    fn commit_whole(&self, file: &NewFile, quotas: Quotas) -> Result<FileRecord, StoreError>;
+
     /// One step of a commit: adds `file.shards[range]` to the file's draft, which the
     /// first step (`range.start == 0`) opens, invisible, under the file's id
     /// ([`StoreError::FileTaken`] if the id is used). Each listed shard must be
@@ -673,17 +678,18 @@ pub trait Records: Send + Sync + 'static {
     /// [`Records::unwind`] to take apart. Nothing happens if there is none.
     fn abandon_draft(&self, space_id: &str, file_id: &str, creator: &str) -> Result<(), StoreError>;
 
-    /// Commits a file: [`Records::check_commit`] if it takes more than one step,
-    /// then [`Records::draft_file`] a [`Records::step`] at a time, then
-    /// [`Records::seal_draft`]. Either the file becomes visible with all its shards
+    /// Commits a file: one that takes one step [`Records::commit_whole`]; a larger
+    /// one [`Records::check_commit`], then [`Records::draft_file`] a
+    /// [`Records::step`] at a time, then [`Records::seal_draft`]. Either the file becomes visible with all its shards
     /// or it does not. A commit refused after its first step (something changed
     /// since the check) abandons its draft, for [`crate::gc::ShardKeeper::unwind`]
     /// (or the collector) to take apart.
     fn commit_file(&self, file: &NewFile, quotas: Quotas, expires_at_ms: u64) -> Result<FileRecord, StoreError> {
         let step = self.step().max(1);
-        if file.shards.len() > step {
-            self.check_commit(file, quotas)?;
+        if file.shards.len() <= step {
+            return self.commit_whole(file, quotas);
         }
+        self.check_commit(file, quotas)?;
         let mut start = 0;
         let mut committed = || {
             loop {

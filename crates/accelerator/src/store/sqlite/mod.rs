@@ -716,6 +716,92 @@ fn fits(
     Ok(())
 }
 
+/// One step of a commit ([`Records::draft_file`]) in the caller's transaction.
+fn draft_step(tx: &Connection, file: &NewFile, range: Range<usize>, expires_at_ms: u64) -> Result<(), StoreError> {
+    let slice = file.shards.get(range.clone()).ok_or(StoreError::Backend("a step past the list".into()))?;
+    require(tx, &file.space_id, &file.created_by, Role::Writer)?;
+    if range.start == 0 {
+        file_id_free(tx, file)?;
+        tx.execute(
+            &format!(
+                "INSERT INTO files ({FILE_COLUMNS}, charged_bytes, state, expires_at_ms)
+                 VALUES (?1, ?2, x'', 0, ?3, ?4, 0, 'draft', ?5)"
+            ),
+            params![file.space_id, file.file_id, file.created_by, int(file.created_at_ms), int(expires_at_ms)],
+        )?;
+    }
+    let drafted = tx
+        .query_row(
+            "SELECT stored_bytes FROM files
+             WHERE space_id = ?1 AND file_id = ?2 AND state = 'draft' AND created_by = ?3",
+            params![file.space_id, file.file_id, file.created_by],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()?
+        .ok_or(StoreError::CommitWithdrawn)?;
+    // Presence is checked here, inside the transaction that adds the references:
+    // a shard collected a moment ago is missing now, and one present now cannot
+    // be collected once this commits (see crate::gc).
+    let listed = list_shards(tx, file, slice)?;
+    let stored_bytes = uint(drafted).saturating_add(listed.stored_bytes);
+    if stored_bytes > file.max_shard_bytes {
+        return Err(StoreError::OverDeclared { stored: stored_bytes, bound: file.max_shard_bytes });
+    }
+    // The writer's uploads of these shards are settled into the draft: their
+    // charge moves to it.
+    let settled = int(listed.settled_bytes);
+    let listed = int(slice.len() as u64);
+    tx.execute(
+        "DELETE FROM uploads WHERE user_id = ?1 AND address IN (SELECT address FROM temp.listed)",
+        [&file.created_by],
+    )?;
+    tx.execute(
+        "INSERT INTO file_shards (space_id, file_id, address) SELECT ?1, ?2, address FROM temp.listed",
+        params![file.space_id, file.file_id],
+    )?;
+    tx.execute(
+        "UPDATE files SET stored_bytes = ?3, charged_bytes = charged_bytes + ?4,
+                          shard_count = shard_count + ?5, expires_at_ms = ?6
+         WHERE space_id = ?1 AND file_id = ?2",
+        params![file.space_id, file.file_id, int(stored_bytes), settled, listed, int(expires_at_ms)],
+    )?;
+    tx.execute("DELETE FROM temp.listed", [])?;
+    Ok(())
+}
+
+/// The last step of a commit ([`Records::seal_draft`]) in the caller's transaction.
+fn seal(tx: &Connection, file: &NewFile, quotas: Quotas) -> Result<FileRecord, StoreError> {
+    require(tx, &file.space_id, &file.created_by, Role::Writer)?;
+    let (stored_bytes, settled, count) = tx
+        .query_row(
+            "SELECT stored_bytes, charged_bytes, shard_count FROM files
+             WHERE space_id = ?1 AND file_id = ?2 AND state = 'draft' AND created_by = ?3",
+            params![file.space_id, file.file_id, file.created_by],
+            |r| Ok((uint(r.get(0)?), r.get::<_, i64>(1)?, uint(r.get(2)?))),
+        )
+        .optional()?
+        .ok_or(StoreError::CommitWithdrawn)?;
+    if count != file.shards.len() as u64 {
+        return Err(StoreError::Backend(format!("a draft of {count} shards sealed as {}", file.shards.len())));
+    }
+    fits(tx, file, stored_bytes, uint(settled), quotas)?;
+    let charged = file_cost(stored_bytes, file.shards.len(), file.sealed_record.len());
+    charge(tx, &file.created_by, int(charged) - settled, u64::MAX)?;
+    tx.execute(
+        "UPDATE files SET state = 'live', sealed_record = ?3, charged_bytes = ?4, created_at_ms = ?5, expires_at_ms = 0
+         WHERE space_id = ?1 AND file_id = ?2",
+        params![file.space_id, file.file_id, file.sealed_record, int(charged), int(file.created_at_ms)],
+    )?;
+    Ok(FileRecord {
+        space_id: file.space_id.clone(),
+        file_id: file.file_id.clone(),
+        sealed_record: file.sealed_record.clone(),
+        stored_bytes,
+        created_by: file.created_by.clone(),
+        created_at_ms: file.created_at_ms,
+    })
+}
+
 const FILE_COLUMNS: &str = "space_id, file_id, sealed_record, stored_bytes, created_by, created_at_ms";
 
 fn file_from_row(row: &Row<'_>) -> rusqlite::Result<FileRecord> {
@@ -1349,97 +1435,23 @@ impl Records for SqliteRecords {
         Ok(())
     }
 
+    fn commit_whole(&self, file: &NewFile, quotas: Quotas) -> Result<FileRecord, StoreError> {
+        let file = file.to_owned();
+        self.write(move |tx| {
+            draft_step(tx, &file, 0..file.shards.len(), 0)?;
+            seal(tx, &file, quotas)
+        })
+    }
+
     fn draft_file(&self, file: &NewFile, range: Range<usize>, expires_at_ms: u64) -> Result<(), StoreError> {
         // Cheap: the list is shared, not copied.
         let file = file.to_owned();
-        self.write(move |tx| {
-            let file = &file;
-            let slice = file.shards.get(range.clone()).ok_or(StoreError::Backend("a step past the list".into()))?;
-            require(tx, &file.space_id, &file.created_by, Role::Writer)?;
-            if range.start == 0 {
-                file_id_free(tx, file)?;
-                tx.execute(
-                    &format!(
-                        "INSERT INTO files ({FILE_COLUMNS}, charged_bytes, state, expires_at_ms)
-                         VALUES (?1, ?2, x'', 0, ?3, ?4, 0, 'draft', ?5)"
-                    ),
-                    params![file.space_id, file.file_id, file.created_by, int(file.created_at_ms), int(expires_at_ms)],
-                )?;
-            }
-            let drafted = tx
-                .query_row(
-                    "SELECT stored_bytes FROM files
-                     WHERE space_id = ?1 AND file_id = ?2 AND state = 'draft' AND created_by = ?3",
-                    params![file.space_id, file.file_id, file.created_by],
-                    |r| r.get::<_, i64>(0),
-                )
-                .optional()?
-                .ok_or(StoreError::CommitWithdrawn)?;
-            // Presence is checked here, inside the transaction that adds the references:
-            // a shard collected a moment ago is missing now, and one present now cannot
-            // be collected once this commits (see crate::gc).
-            let listed = list_shards(tx, file, slice)?;
-            let stored_bytes = uint(drafted).saturating_add(listed.stored_bytes);
-            if stored_bytes > file.max_shard_bytes {
-                return Err(StoreError::OverDeclared { stored: stored_bytes, bound: file.max_shard_bytes });
-            }
-            // The writer's uploads of these shards are settled into the draft: their
-            // charge moves to it.
-            let settled = int(listed.settled_bytes);
-            let listed = int(slice.len() as u64);
-            tx.execute(
-                "DELETE FROM uploads WHERE user_id = ?1 AND address IN (SELECT address FROM temp.listed)",
-                [&file.created_by],
-            )?;
-            tx.execute(
-                "INSERT INTO file_shards (space_id, file_id, address) SELECT ?1, ?2, address FROM temp.listed",
-                params![file.space_id, file.file_id],
-            )?;
-            tx.execute(
-                "UPDATE files SET stored_bytes = ?3, charged_bytes = charged_bytes + ?4,
-                                  shard_count = shard_count + ?5, expires_at_ms = ?6
-                 WHERE space_id = ?1 AND file_id = ?2",
-                params![file.space_id, file.file_id, int(stored_bytes), settled, listed, int(expires_at_ms)],
-            )?;
-            tx.execute("DELETE FROM temp.listed", [])?;
-            Ok(())
-        })
+        self.write(move |tx| draft_step(tx, &file, range, expires_at_ms))
     }
 
     fn seal_draft(&self, file: &NewFile, quotas: Quotas) -> Result<FileRecord, StoreError> {
         let file = file.to_owned();
-        self.write(move |tx| {
-            let file = &file;
-            require(tx, &file.space_id, &file.created_by, Role::Writer)?;
-            let (stored_bytes, settled, count) = tx
-                .query_row(
-                    "SELECT stored_bytes, charged_bytes, shard_count FROM files
-                     WHERE space_id = ?1 AND file_id = ?2 AND state = 'draft' AND created_by = ?3",
-                    params![file.space_id, file.file_id, file.created_by],
-                    |r| Ok((uint(r.get(0)?), r.get::<_, i64>(1)?, uint(r.get(2)?))),
-                )
-                .optional()?
-                .ok_or(StoreError::CommitWithdrawn)?;
-            if count != file.shards.len() as u64 {
-                return Err(StoreError::Backend(format!("a draft of {count} shards sealed as {}", file.shards.len())));
-            }
-            fits(tx, file, stored_bytes, uint(settled), quotas)?;
-            let charged = file_cost(stored_bytes, file.shards.len(), file.sealed_record.len());
-            charge(tx, &file.created_by, int(charged) - settled, u64::MAX)?;
-            tx.execute(
-                "UPDATE files SET state = 'live', sealed_record = ?3, charged_bytes = ?4, created_at_ms = ?5, expires_at_ms = 0
-                 WHERE space_id = ?1 AND file_id = ?2",
-                params![file.space_id, file.file_id, file.sealed_record, int(charged), int(file.created_at_ms)],
-            )?;
-            Ok(FileRecord {
-                space_id: file.space_id.clone(),
-                file_id: file.file_id.clone(),
-                sealed_record: file.sealed_record.clone(),
-                stored_bytes,
-                created_by: file.created_by.clone(),
-                created_at_ms: file.created_at_ms,
-        })
-        })
+        self.write(move |tx| seal(tx, &file, quotas))
     }
 
     fn abandon_draft(&self, space_id: &str, file_id: &str, creator: &str) -> Result<(), StoreError> {
@@ -1812,14 +1824,10 @@ mod tests {
             db.commit_file(&file, quotas(29), u64::MAX),
             Err(StoreError::QuotaExceeded { limit: Quota::Space, used: 0, adding: 30, quota: 29 })
         );
-        // The refused commit's draft is withdrawn, its charge refunded and its uploads
-        // gone with it; taken apart, it frees its id.
-        let f1 = Withdrawn::File { space_id: "s1".into(), file_id: "f1".into() };
-        assert_eq!(db.withdrawn(0, 10).unwrap(), std::slice::from_ref(&f1));
-        assert_eq!(db.used_bytes("id-ada").unwrap(), space_cost(4));
-        assert!(db.unwind(&f1, 10).unwrap().done);
-        db.record_upload("id-ada", &a, 10, 300, 400).unwrap();
-        db.record_upload("id-ada", &b, 20, 300, 400).unwrap();
+        // Refused in one step: nothing changed, the uploads still charged and pinned.
+        assert!(db.withdrawn(u64::MAX, 10).unwrap().is_empty());
+        assert_eq!(db.used_bytes("id-ada").unwrap(), space_cost(4) + 30);
+        assert_eq!(db.touch_uploads("id-ada", &[a, b], 400).unwrap(), [true, true]);
         assert_eq!(db.commit_file(&file, quotas(30), u64::MAX).unwrap().stored_bytes, 30, "each shard counted once");
         assert!(db.collectable_shards(u64::MAX, 10).unwrap().is_empty(), "referenced shards are not candidates");
         assert!(db.forget_shards(&[a], u64::MAX).unwrap().is_empty(), "a referenced shard is kept");
@@ -1831,6 +1839,7 @@ mod tests {
         assert_eq!(db.commit_file(&file, Quotas::NONE, u64::MAX), Err(StoreError::FileTaken));
 
         assert!(db.delete_file("s1", "f1", "id-ada").unwrap());
+        let f1 = Withdrawn::File { space_id: "s1".into(), file_id: "f1".into() };
         assert!(db.files("s1", "id-ada", &PageRequest { after: None, limit: 10 }).unwrap().items.is_empty());
         assert_eq!(db.withdrawn(0, 10).unwrap(), std::slice::from_ref(&f1));
         let mut freed = db.unwind(&f1, 10).unwrap();
