@@ -214,6 +214,36 @@ CREATE TABLE file_shards (
 CREATE INDEX file_shards_by_address ON file_shards(address);
 ";
 
+/// Statements through the connection's cache of prepared statements: the writer
+/// runs the same few statements thousands of times a second, and preparing one
+/// costs more than running it.
+trait Cached {
+    /// `execute`, prepared once.
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+    /// `query_row`, prepared once.
+    fn row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&Row<'_>) -> rusqlite::Result<T>;
+}
+
+impl Cached for Connection {
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+
+    fn row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+}
+
+/// Prepared statements each connection keeps: more than the store has.
+const STATEMENT_CACHE: usize = 256;
+
 /// Read-only connections beside the writer: reads never wait for a write (WAL lets
 /// them read the last committed state while it runs), nor for each other up to this
 /// many at once.
@@ -251,6 +281,7 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(backend)?;
     conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 
@@ -293,8 +324,9 @@ impl SqliteRecords {
         // FULL: a write the client saw acknowledged survives a power cut.
         conn.pragma_update(None, "synchronous", "FULL").map_err(backend)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(backend)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(backend)?;
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(backend)?;
+        let version: i64 = conn.row("PRAGMA user_version", [], |r| r.get(0)).map_err(backend)?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::Backend(format!(
                 "database schema version {version} is newer than this accelerator ({SCHEMA_VERSION}); upgrade it"
@@ -390,7 +422,7 @@ fn stored_value(
     id: &str,
 ) -> Result<Option<StoredValue>, StoreError> {
     let found = conn
-        .query_row(
+        .row(
             "SELECT sealed, plain_json, plain_mac FROM kv WHERE user_id = ?1 AND collection = ?2 AND id = ?3",
             params![user_id, collection, id],
             |r| value_from_row(r, 0),
@@ -436,7 +468,7 @@ fn value_columns(value: &StoredValue) -> (Option<&[u8]>, Option<&str>, Option<&[
 /// growth that would pass `allowance` is refused with nothing changed (a shrink
 /// never is).
 fn charge(conn: &Connection, user_id: &str, delta: i64, allowance: u64) -> Result<(), StoreError> {
-    let used: i64 = conn.query_row("SELECT used_bytes FROM users WHERE user_id = ?1", [user_id], |r| r.get(0))?;
+    let used: i64 = conn.row("SELECT used_bytes FROM users WHERE user_id = ?1", [user_id], |r| r.get(0))?;
     let after = used.saturating_add(delta).max(0);
     if delta > 0 && uint(after) > allowance {
         return Err(StoreError::QuotaExceeded {
@@ -446,7 +478,7 @@ fn charge(conn: &Connection, user_id: &str, delta: i64, allowance: u64) -> Resul
             quota: allowance,
         });
     }
-    conn.execute("UPDATE users SET used_bytes = ?2 WHERE user_id = ?1", params![user_id, after])?;
+    conn.exec("UPDATE users SET used_bytes = ?2 WHERE user_id = ?1", params![user_id, after])?;
     Ok(())
 }
 
@@ -474,20 +506,20 @@ fn append_change(
     value: Option<&StoredValue>,
 ) -> rusqlite::Result<u64> {
     let seq: i64 =
-        tx.query_row("UPDATE users SET kv_seq = kv_seq + 1 WHERE user_id = ?1 RETURNING kv_seq", [user_id], |r| {
-            r.get(0)
-        })?;
+        tx.row("UPDATE users SET kv_seq = kv_seq + 1 WHERE user_id = ?1 RETURNING kv_seq", [user_id], |r| r.get(0))?;
+    // The key's earlier change goes first, found by key (kv_changes_by_key): the log
+    // keeps one change per key.
+    tx.exec(
+        "DELETE FROM kv_changes WHERE user_id = ?1 AND collection = ?2 AND id = ?3",
+        params![user_id, collection, id],
+    )?;
     let (sealed, json, mac) = value.map(value_columns).unwrap_or((None, None, None));
-    tx.execute(
+    tx.exec(
         "INSERT INTO kv_changes (user_id, seq, collection, id, sealed, plain_json, plain_mac)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         params![user_id, seq, collection, id, sealed, json, mac],
     )?;
-    tx.execute(
-        "DELETE FROM kv_changes WHERE user_id = ?1 AND collection = ?2 AND id = ?3 AND seq < ?4",
-        params![user_id, collection, id, seq],
-    )?;
-    tx.execute("DELETE FROM kv_changes WHERE user_id = ?1 AND seq <= ?2", params![user_id, seq - int(retain)])?;
+    tx.exec("DELETE FROM kv_changes WHERE user_id = ?1 AND seq <= ?2", params![user_id, seq - int(retain)])?;
     Ok(uint(seq))
 }
 
@@ -507,7 +539,7 @@ fn role_at(row: &Row<'_>, at: usize) -> rusqlite::Result<Role> {
 /// members below `needed`.
 fn require(conn: &Connection, space_id: &str, user_id: &str, needed: Role) -> Result<Role, StoreError> {
     let role = conn
-        .query_row("SELECT role FROM members WHERE space_id = ?1 AND user_id = ?2", params![space_id, user_id], |r| {
+        .row("SELECT role FROM members WHERE space_id = ?1 AND user_id = ?2", params![space_id, user_id], |r| {
             role_at(r, 0)
         })
         .optional()?;
@@ -520,7 +552,7 @@ fn require(conn: &Connection, space_id: &str, user_id: &str, needed: Role) -> Re
 
 /// `user_id`'s membership of the space, if any.
 fn membership(conn: &Connection, space_id: &str, user_id: &str) -> rusqlite::Result<Option<Membership>> {
-    conn.query_row(
+    conn.row(
         "SELECT s.space_id, s.sealed_name, m.role, s.created_at_ms
          FROM members m JOIN spaces s ON s.space_id = m.space_id
          WHERE m.space_id = ?1 AND m.user_id = ?2",
@@ -541,7 +573,7 @@ fn membership_from_row(row: &Row<'_>) -> rusqlite::Result<Membership> {
 
 /// How many members, and how many owners, the space has.
 fn head_count(conn: &Connection, space_id: &str) -> rusqlite::Result<(u64, u64)> {
-    conn.query_row(
+    conn.row(
         "SELECT count(*), count(*) FILTER (WHERE role = 'owner') FROM members WHERE space_id = ?1",
         [space_id],
         |r| Ok((uint(r.get(0)?), uint(r.get(1)?))),
@@ -550,7 +582,7 @@ fn head_count(conn: &Connection, space_id: &str) -> rusqlite::Result<(u64, u64)>
 
 /// Bytes the space's committed files hold.
 fn space_used_bytes(conn: &Connection, space_id: &str) -> rusqlite::Result<u64> {
-    conn.query_row(
+    conn.row(
         "SELECT coalesce(sum(stored_bytes), 0) FROM files WHERE space_id = ?1 AND state = 'live'",
         [space_id],
         |r| r.get(0).map(uint),
@@ -637,15 +669,15 @@ struct Listed {
 /// else uploaded counts as missing to this writer: they upload it too (and pay for
 /// it), so no one pins another's shards by naming them.
 fn list_shards(conn: &Connection, file: &NewFile, shards: &[ShardAddress]) -> Result<Listed, StoreError> {
-    conn.execute("CREATE TEMP TABLE IF NOT EXISTS listed (address BLOB PRIMARY KEY) WITHOUT ROWID", [])?;
-    conn.execute("DELETE FROM temp.listed", [])?;
+    conn.exec("CREATE TEMP TABLE IF NOT EXISTS listed (address BLOB PRIMARY KEY) WITHOUT ROWID", [])?;
+    conn.exec("DELETE FROM temp.listed", [])?;
     {
         let mut stmt = conn.prepare_cached("INSERT OR IGNORE INTO temp.listed (address) VALUES (?1)")?;
         for address in shards {
             stmt.execute([address.as_bytes()])?;
         }
     }
-    let (listed, stored, stored_bytes, not_theirs, settled): (i64, i64, i64, i64, i64) = conn.query_row(
+    let (listed, stored, stored_bytes, not_theirs, settled): (i64, i64, i64, i64, i64) = conn.row(
         "SELECT count(*), count(s.address), coalesce(sum(s.size), 0),
                 count(*) FILTER (WHERE s.address IS NOT NULL AND u.address IS NULL
                     AND NOT EXISTS (SELECT 1 FROM file_shards f JOIN files x
@@ -667,11 +699,9 @@ fn list_shards(conn: &Connection, file: &NewFile, shards: &[ShardAddress]) -> Re
 /// Refuses a file whose id is used in its space.
 fn file_id_free(conn: &Connection, file: &NewFile) -> Result<(), StoreError> {
     let taken = conn
-        .query_row(
-            "SELECT 1 FROM files WHERE space_id = ?1 AND file_id = ?2",
-            params![file.space_id, file.file_id],
-            |_| Ok(()),
-        )
+        .row("SELECT 1 FROM files WHERE space_id = ?1 AND file_id = ?2", params![file.space_id, file.file_id], |_| {
+            Ok(())
+        })
         .optional()?;
     match taken {
         Some(()) => Err(StoreError::FileTaken),
@@ -702,8 +732,7 @@ fn fits(
         });
     }
     let cost = file_cost(stored_bytes, file.shards.len(), file.sealed_record.len());
-    let used: i64 =
-        conn.query_row("SELECT used_bytes FROM users WHERE user_id = ?1", [&file.created_by], |r| r.get(0))?;
+    let used: i64 = conn.row("SELECT used_bytes FROM users WHERE user_id = ?1", [&file.created_by], |r| r.get(0))?;
     let adding = cost.saturating_sub(settled_bytes);
     if uint(used).saturating_add(adding) > quotas.user_bytes {
         return Err(StoreError::QuotaExceeded {
@@ -722,7 +751,7 @@ fn draft_step(tx: &Connection, file: &NewFile, range: Range<usize>, expires_at_m
     require(tx, &file.space_id, &file.created_by, Role::Writer)?;
     if range.start == 0 {
         file_id_free(tx, file)?;
-        tx.execute(
+        tx.exec(
             &format!(
                 "INSERT INTO files ({FILE_COLUMNS}, charged_bytes, state, expires_at_ms)
                  VALUES (?1, ?2, x'', 0, ?3, ?4, 0, 'draft', ?5)"
@@ -731,7 +760,7 @@ fn draft_step(tx: &Connection, file: &NewFile, range: Range<usize>, expires_at_m
         )?;
     }
     let drafted = tx
-        .query_row(
+        .row(
             "SELECT stored_bytes FROM files
              WHERE space_id = ?1 AND file_id = ?2 AND state = 'draft' AND created_by = ?3",
             params![file.space_id, file.file_id, file.created_by],
@@ -751,21 +780,21 @@ fn draft_step(tx: &Connection, file: &NewFile, range: Range<usize>, expires_at_m
     // charge moves to it.
     let settled = int(listed.settled_bytes);
     let listed = int(slice.len() as u64);
-    tx.execute(
+    tx.exec(
         "DELETE FROM uploads WHERE user_id = ?1 AND address IN (SELECT address FROM temp.listed)",
         [&file.created_by],
     )?;
-    tx.execute(
+    tx.exec(
         "INSERT INTO file_shards (space_id, file_id, address) SELECT ?1, ?2, address FROM temp.listed",
         params![file.space_id, file.file_id],
     )?;
-    tx.execute(
+    tx.exec(
         "UPDATE files SET stored_bytes = ?3, charged_bytes = charged_bytes + ?4,
                           shard_count = shard_count + ?5, expires_at_ms = ?6
          WHERE space_id = ?1 AND file_id = ?2",
         params![file.space_id, file.file_id, int(stored_bytes), settled, listed, int(expires_at_ms)],
     )?;
-    tx.execute("DELETE FROM temp.listed", [])?;
+    tx.exec("DELETE FROM temp.listed", [])?;
     Ok(())
 }
 
@@ -773,7 +802,7 @@ fn draft_step(tx: &Connection, file: &NewFile, range: Range<usize>, expires_at_m
 fn seal(tx: &Connection, file: &NewFile, quotas: Quotas) -> Result<FileRecord, StoreError> {
     require(tx, &file.space_id, &file.created_by, Role::Writer)?;
     let (stored_bytes, settled, count) = tx
-        .query_row(
+        .row(
             "SELECT stored_bytes, charged_bytes, shard_count FROM files
              WHERE space_id = ?1 AND file_id = ?2 AND state = 'draft' AND created_by = ?3",
             params![file.space_id, file.file_id, file.created_by],
@@ -787,7 +816,7 @@ fn seal(tx: &Connection, file: &NewFile, quotas: Quotas) -> Result<FileRecord, S
     fits(tx, file, stored_bytes, uint(settled), quotas)?;
     let charged = file_cost(stored_bytes, file.shards.len(), file.sealed_record.len());
     charge(tx, &file.created_by, int(charged) - settled, u64::MAX)?;
-    tx.execute(
+    tx.exec(
         "UPDATE files SET state = 'live', sealed_record = ?3, charged_bytes = ?4, created_at_ms = ?5, expires_at_ms = 0
          WHERE space_id = ?1 AND file_id = ?2",
         params![file.space_id, file.file_id, file.sealed_record, int(charged), int(file.created_at_ms)],
@@ -821,7 +850,7 @@ impl Records for SqliteRecords {
         self.write(move |tx| {
             let user = &user;
             let c = &user.credentials;
-            let result = tx.execute(
+            let result = tx.exec(
                 &format!("INSERT INTO users ({USER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)"),
                 params![
                     user.user_id,
@@ -847,7 +876,7 @@ impl Records for SqliteRecords {
 
     fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError> {
         self.reader()
-            .query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?1"), [username], user_from_row)
+            .row(&format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?1"), [username], user_from_row)
             .optional()
             .map_err(backend)
     }
@@ -885,7 +914,7 @@ impl Records for SqliteRecords {
             if changed == 0 {
                 return Ok(false);
             }
-            tx.execute("DELETE FROM sessions WHERE user_id = ?1 AND token_hash <> ?2", params![user_id, keep_session])
+            tx.exec("DELETE FROM sessions WHERE user_id = ?1 AND token_hash <> ?2", params![user_id, keep_session])
                 .map_err(backend)?;
             Ok(true)
         })
@@ -902,14 +931,14 @@ impl Records for SqliteRecords {
         let (token_hash, user_id) = (token_hash.to_owned(), user_id.to_owned());
         self.write(move |tx| {
             let (token_hash, user_id) = (&token_hash, &user_id);
-            tx.execute("DELETE FROM sessions WHERE expires_at_ms <= ?1", [int(now_ms)]).map_err(backend)?;
-            tx.execute(
+            tx.exec("DELETE FROM sessions WHERE expires_at_ms <= ?1", [int(now_ms)]).map_err(backend)?;
+            tx.exec(
                 "INSERT INTO sessions (token_hash, user_id, expires_at_ms) VALUES (?1, ?2, ?3)",
                 params![token_hash, user_id, int(expires_at_ms)],
             )
             .map_err(backend)?;
             // Rowids grow with each insert, so the smallest are the oldest sessions.
-            tx.execute(
+            tx.exec(
                 "DELETE FROM sessions WHERE user_id = ?1 AND rowid NOT IN
                (SELECT rowid FROM sessions WHERE user_id = ?1 ORDER BY rowid DESC LIMIT ?2)",
                 params![user_id, int(keep_at_most.max(1) as u64)],
@@ -921,7 +950,7 @@ impl Records for SqliteRecords {
 
     fn session(&self, token_hash: &[u8; 32], now_ms: u64) -> Result<Option<Session>, StoreError> {
         self.reader()
-            .query_row(
+            .row(
                 "SELECT s.user_id, u.username, u.kv_seq, s.expires_at_ms
                  FROM sessions s JOIN users u ON u.user_id = s.user_id
                  WHERE s.token_hash = ?1 AND s.expires_at_ms > ?2",
@@ -943,7 +972,7 @@ impl Records for SqliteRecords {
         let token_hash = token_hash.to_owned();
         self.write(move |tx| {
             let token_hash = &token_hash;
-            tx.query_row("DELETE FROM sessions WHERE token_hash = ?1 RETURNING user_id", [token_hash], |r| r.get(0))
+            tx.row("DELETE FROM sessions WHERE token_hash = ?1 RETURNING user_id", [token_hash], |r| r.get(0))
                 .optional()
                 .map_err(backend)
         })
@@ -953,8 +982,8 @@ impl Records for SqliteRecords {
         let challenge = challenge.to_owned();
         self.write(move |tx| {
             let challenge = &challenge;
-            tx.execute("DELETE FROM challenges WHERE expires_at_ms <= ?1", [int(now_ms)]).map_err(backend)?;
-            tx.execute(
+            tx.exec("DELETE FROM challenges WHERE expires_at_ms <= ?1", [int(now_ms)]).map_err(backend)?;
+            tx.exec(
                 "INSERT INTO challenges (challenge_id, username, challenge, expires_at_ms) VALUES (?1, ?2, ?3, ?4)",
                 params![challenge.challenge_id, challenge.username, challenge.challenge, int(challenge.expires_at_ms)],
             )
@@ -967,7 +996,7 @@ impl Records for SqliteRecords {
         let challenge_id = challenge_id.to_owned();
         self.write(move |tx| {
             let challenge_id = &challenge_id;
-            tx.query_row(
+            tx.row(
                 "DELETE FROM challenges WHERE challenge_id = ?1
                  RETURNING challenge_id, username, challenge, expires_at_ms",
                 [challenge_id],
@@ -1007,7 +1036,7 @@ impl Records for SqliteRecords {
                 int(kv_cost(collection, id, value)) - old.as_ref().map_or(0, |v| int(kv_cost(collection, id, v)));
             charge(tx, user_id, delta, allowance)?;
             let (sealed, json, mac) = value_columns(value);
-            tx.execute(
+            tx.exec(
                 "INSERT INTO kv (user_id, collection, id, sealed, plain_json, plain_mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (user_id, collection, id)
                  DO UPDATE SET sealed = excluded.sealed, plain_json = excluded.plain_json, plain_mac = excluded.plain_mac",
@@ -1025,7 +1054,7 @@ impl Records for SqliteRecords {
         self.write(move |tx| {
             let (user_id, collection, id) = (&user_id, &collection, &id);
             let Some(old) = stored_value(tx, user_id, collection, id)? else { return Ok(None) };
-            tx.execute(
+            tx.exec(
                 "DELETE FROM kv WHERE user_id = ?1 AND collection = ?2 AND id = ?3",
                 params![user_id, collection, id],
             )
@@ -1056,7 +1085,7 @@ impl Records for SqliteRecords {
         // One read transaction: the head and the changes come from the same snapshot.
         let tx = conn.transaction().map_err(backend)?;
         let head: i64 = tx
-            .query_row("SELECT kv_seq FROM users WHERE user_id = ?1", [user_id], |r| r.get(0))
+            .row("SELECT kv_seq FROM users WHERE user_id = ?1", [user_id], |r| r.get(0))
             .optional()
             .map_err(backend)?
             .unwrap_or(0);
@@ -1097,15 +1126,15 @@ impl Records for SqliteRecords {
         let (user_id, address) = (user_id.to_owned(), address.to_owned());
         self.write(move |tx| {
             let (user_id, address) = (&user_id, &address);
-            tx.execute(
+            tx.exec(
                 "INSERT INTO shards (address, size, stored_at_ms) VALUES (?1, ?2, ?3)
              ON CONFLICT (address) DO UPDATE
              SET size = excluded.size, stored_at_ms = max(stored_at_ms, excluded.stored_at_ms)",
                 params![address.as_bytes(), int(size), int(now_ms)],
             )?;
-            let moved = tx.execute(MOVE_DEADLINE, params![user_id, address.as_bytes(), int(expires_at_ms)])?;
+            let moved = tx.exec(MOVE_DEADLINE, params![user_id, address.as_bytes(), int(expires_at_ms)])?;
             if moved == 0 {
-                tx.execute(
+                tx.exec(
                     "INSERT INTO uploads (user_id, address, size, expires_at_ms) VALUES (?1, ?2, ?3, ?4)",
                     params![user_id, address.as_bytes(), int(size), int(expires_at_ms)],
                 )?;
@@ -1216,18 +1245,18 @@ impl Records for SqliteRecords {
         let (space_id, sealed_name, owner) = (space_id.to_owned(), sealed_name.to_owned(), owner.to_owned());
         self.write(move |tx| {
             let (space_id, sealed_name, owner) = (&space_id, &sealed_name, &owner);
-            let taken = tx.query_row("SELECT 1 FROM spaces WHERE space_id = ?1", [space_id], |_| Ok(())).optional()?;
+            let taken = tx.row("SELECT 1 FROM spaces WHERE space_id = ?1", [space_id], |_| Ok(())).optional()?;
             if taken.is_some() {
                 return Err(StoreError::SpaceTaken);
             }
             let cost = space_cost(sealed_name.len());
             charge(tx, owner, int(cost), allowance)?;
-            tx.execute(
+            tx.exec(
                 "INSERT INTO spaces (space_id, sealed_name, created_at_ms, created_by, charged_bytes)
              VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![space_id, sealed_name, int(now_ms), owner, int(cost)],
             )?;
-            tx.execute(
+            tx.exec(
                 "INSERT INTO members (space_id, user_id, role, joined_at_ms) VALUES (?1, ?2, 'owner', ?3)",
                 params![space_id, owner, int(now_ms)],
             )?;
@@ -1262,11 +1291,11 @@ impl Records for SqliteRecords {
         self.write(move |tx| {
             let (actor, invite) = (&actor, &invite);
             require(tx, &invite.space_id, actor, Role::Owner)?;
-            tx.execute(
+            tx.exec(
                 "DELETE FROM invites WHERE space_id = ?1 AND expires_at_ms <= ?2",
                 params![invite.space_id, int(now_ms)],
             )?;
-            let live: i64 = tx.query_row(
+            let live: i64 = tx.row(
                 "SELECT count(*) FROM invites WHERE space_id = ?1 AND secret_hash <> ?2",
                 params![invite.space_id, invite.secret_hash],
                 |r| r.get(0),
@@ -1275,7 +1304,7 @@ impl Records for SqliteRecords {
                 return Err(StoreError::TooManyInvites { max: MAX_LIVE_INVITES });
             }
             // The same secret registered again replaces the invite (its uses start over).
-            tx.execute(
+            tx.exec(
                 "INSERT INTO invites (space_id, secret_hash, role, expires_at_ms, max_uses, uses, created_by)
              VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)
              ON CONFLICT (space_id, secret_hash) DO UPDATE SET role = excluded.role,
@@ -1307,7 +1336,7 @@ impl Records for SqliteRecords {
             // Found by the hash of the presented secret: the index compares hashes, which
             // tells a guesser nothing about any secret.
             let invite = tx
-                .query_row(
+                .row(
                     "SELECT role, expires_at_ms, max_uses, uses FROM invites WHERE space_id = ?1 AND secret_hash = ?2",
                     params![space_id, secret_hash],
                     |r| Ok((role_at(r, 0)?, uint(r.get(1)?), uint(r.get(2)?), uint(r.get(3)?))),
@@ -1323,11 +1352,11 @@ impl Records for SqliteRecords {
             if uses >= max_uses {
                 return Err(StoreError::InviteUsedUp);
             }
-            tx.execute(
+            tx.exec(
                 "UPDATE invites SET uses = uses + 1 WHERE space_id = ?1 AND secret_hash = ?2",
                 params![space_id, secret_hash],
             )?;
-            tx.execute(
+            tx.exec(
                 "INSERT INTO members (space_id, user_id, role, joined_at_ms) VALUES (?1, ?2, ?3, ?4)",
                 params![space_id, user_id, role_name(role), int(now_ms)],
             )?;
@@ -1373,17 +1402,17 @@ impl Records for SqliteRecords {
             if members > 1 && role == Role::Owner && owners == 1 {
                 return Err(StoreError::LastOwner);
             }
-            tx.execute("DELETE FROM members WHERE space_id = ?1 AND user_id = ?2", params![space_id, user_id])?;
+            tx.exec("DELETE FROM members WHERE space_id = ?1 AND user_id = ?2", params![space_id, user_id])?;
             if members == 1 {
                 // The last member: the space goes, at once for everyone (no member is
                 // left to reach it) and a step at a time for its files (Records::unwind).
-                let (payer, bytes) = tx.query_row(
+                let (payer, bytes) = tx.row(
                     "UPDATE spaces SET gone = 1 WHERE space_id = ?1 RETURNING created_by, charged_bytes",
                     [space_id],
                     |r| Ok((r.get::<_, String>(0)?, uint(r.get(1)?))),
                 )?;
                 refund(tx, &payer, bytes)?;
-                tx.execute("DELETE FROM invites WHERE space_id = ?1", [space_id])?;
+                tx.exec("DELETE FROM invites WHERE space_id = ?1", [space_id])?;
             }
             Ok(members == 1)
         })
@@ -1395,17 +1424,15 @@ impl Records for SqliteRecords {
             let (space_id, actor, user_id) = (&space_id, &actor, &user_id);
             require(tx, space_id, actor, Role::Owner)?;
             let role = tx
-                .query_row(
-                    "SELECT role FROM members WHERE space_id = ?1 AND user_id = ?2",
-                    params![space_id, user_id],
-                    |r| role_at(r, 0),
-                )
+                .row("SELECT role FROM members WHERE space_id = ?1 AND user_id = ?2", params![space_id, user_id], |r| {
+                    role_at(r, 0)
+                })
                 .optional()?
                 .ok_or(StoreError::NoSuchMember)?;
             if role == Role::Owner && head_count(tx, space_id)?.1 == 1 {
                 return Err(StoreError::LastOwner);
             }
-            tx.execute("DELETE FROM members WHERE space_id = ?1 AND user_id = ?2", params![space_id, user_id])?;
+            tx.exec("DELETE FROM members WHERE space_id = ?1 AND user_id = ?2", params![space_id, user_id])?;
             Ok(())
         })
     }
@@ -1430,7 +1457,7 @@ impl Records for SqliteRecords {
         file_id_free(&tx, file)?;
         let listed = list_shards(&tx, file, &file.shards)?;
         fits(&tx, file, listed.stored_bytes, listed.settled_bytes, quotas)?;
-        tx.execute("DELETE FROM temp.listed", [])?;
+        tx.exec("DELETE FROM temp.listed", [])?;
         tx.commit()?;
         Ok(())
     }
@@ -1459,7 +1486,7 @@ impl Records for SqliteRecords {
         self.write(move |tx| {
             let (space_id, file_id, creator) = (&space_id, &file_id, &creator);
             let draft = tx
-                .query_row(
+                .row(
                     "SELECT 1 FROM files WHERE space_id = ?1 AND file_id = ?2 AND state = 'draft' AND created_by = ?3",
                     params![space_id, file_id, creator],
                     |_| Ok(()),
@@ -1480,7 +1507,7 @@ impl Records for SqliteRecords {
             let unwound = match what {
                 Withdrawn::File { space_id, file_id } => {
                     let gone = tx
-                        .query_row(
+                        .row(
                             "SELECT 1 FROM files WHERE space_id = ?1 AND file_id = ?2 AND state = 'gone'",
                             params![space_id, file_id],
                             |_| Ok(()),
@@ -1491,7 +1518,7 @@ impl Records for SqliteRecords {
                     }
                     let (dropped, freed) = drop_references(tx, space_id, Some(file_id), limit)?;
                     let done = dropped < limit && {
-                        tx.execute(
+                        tx.exec(
                             "DELETE FROM files WHERE space_id = ?1 AND file_id = ?2 AND state = 'gone'
                                 AND NOT EXISTS (SELECT 1 FROM file_shards WHERE space_id = ?1 AND file_id = ?2)",
                             params![space_id, file_id],
@@ -1501,7 +1528,7 @@ impl Records for SqliteRecords {
                 }
                 Withdrawn::Space { space_id } => {
                     let gone = tx
-                        .query_row("SELECT 1 FROM spaces WHERE space_id = ?1 AND gone = 1", [space_id], |_| Ok(()))
+                        .row("SELECT 1 FROM spaces WHERE space_id = ?1 AND gone = 1", [space_id], |_| Ok(()))
                         .optional()?;
                     if gone.is_none() {
                         return Ok(Unwound { freed: Vec::new(), done: true });
@@ -1513,11 +1540,11 @@ impl Records for SqliteRecords {
                     } else {
                         let (dropped, freed) = drop_references(tx, space_id, None, limit)?;
                         let done = dropped == 0
-                        && tx.execute(
+                        && tx.exec(
                             "DELETE FROM files WHERE rowid IN (SELECT rowid FROM files WHERE space_id = ?1 LIMIT ?2)",
                             params![space_id, int(limit as u64)],
                         )? == 0
-                        && tx.execute("DELETE FROM spaces WHERE space_id = ?1", [space_id])? > 0;
+                        && tx.exec("DELETE FROM spaces WHERE space_id = ?1", [space_id])? > 0;
                         Unwound { freed, done }
                     }
                 }
@@ -1585,7 +1612,7 @@ impl Records for SqliteRecords {
         let tx = conn.transaction()?;
         require(&tx, space_id, actor, Role::Reader)?;
         let file = tx
-            .query_row(
+            .row(
                 &format!("SELECT {FILE_COLUMNS} FROM files WHERE space_id = ?1 AND file_id = ?2 AND state = 'live'"),
                 params![space_id, file_id],
                 file_from_row,
@@ -1601,7 +1628,7 @@ impl Records for SqliteRecords {
             let (space_id, file_id, actor) = (&space_id, &file_id, &actor);
             require(tx, space_id, actor, Role::Writer)?;
             let live = tx
-                .query_row(
+                .row(
                     "SELECT 1 FROM files WHERE space_id = ?1 AND file_id = ?2 AND state = 'live'",
                     params![space_id, file_id],
                     |_| Ok(()),
