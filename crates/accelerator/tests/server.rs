@@ -68,3 +68,43 @@ async fn any_origin_may_call_the_api_with_a_bearer_header() {
         http.get(format!("{}/v1/health", server.url)).header("origin", "https://app.example").send().await.unwrap();
     assert_eq!(answer.headers()["access-control-allow-origin"], "*");
 }
+
+/// SPEC.md's route table, as (method, path) with every `{…}` filled in and the
+/// query dropped.
+fn spec_routes() -> Vec<(String, String)> {
+    let spec = include_str!("../../core/SPEC.md");
+    let table = spec.split("### 7.1 Routes").nth(1).unwrap().split("###").next().unwrap();
+    table
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .filter_map(|cell| cell.split('`').next())
+        .map(|route| {
+            let (method, path) = route.split_once(' ').unwrap();
+            let path = path.split('?').next().unwrap();
+            let filled: Vec<String> = path
+                .split('/')
+                .map(|part| match part {
+                    "{address}" => "a".repeat(64),
+                    p if p.starts_with('{') => "AAAAAAAAAAAAAAAAAAAAAA".into(),
+                    p => p.into(),
+                })
+                .collect();
+            (method.to_owned(), filled.join("/"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_route_in_the_spec_is_served() {
+    let server = TestServer::start(|_| {}).await;
+    let http = reqwest::Client::new();
+    let routes = spec_routes();
+    assert!(routes.len() >= 28, "the table lists every route ({} found)", routes.len());
+    for (method, path) in routes {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let answer = http.request(method.clone(), format!("{}{path}", server.url)).send().await.unwrap();
+        let status = answer.status();
+        let body = answer.text().await.unwrap();
+        assert!(!body.contains("no route"), "{method} {path} is in SPEC.md but not served: {status} {body}");
+    }
+}
