@@ -32,9 +32,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 
-use crate::auth::Authed;
 use crate::error::ApiError;
-use crate::server::AppState;
+use crate::session::Authed;
+use crate::state::AppState;
 
 /// Budget permits are counted in KiB.
 const PERMIT_BYTES: u64 = 1024;

@@ -34,9 +34,9 @@ pub struct Config {
     pub feed_ping_interval: Duration,
     /// The largest JSON request body accepted; larger ones get `TooLarge`. Shard
     /// uploads and file commits have their own limits (`MAX_SHARD_BYTES`,
-    /// [`crate::files::MAX_COMMIT_BODY_BYTES`]).
+    /// [`crate::routes::files::MAX_COMMIT_BODY_BYTES`]).
     pub max_body_bytes: usize,
-    /// Mounts the measuring aids of [`crate::bench`] (`scripts/bench` turns this on).
+    /// Mounts the measuring aids of [`crate::routes::bench`] (`scripts/bench` turns this on).
     pub bench_endpoints: bool,
     /// How long an uploaded shard that no committed file references is kept before
     /// the collector removes it: long enough for any upload to reach its commit.

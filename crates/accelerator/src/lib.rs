@@ -12,43 +12,41 @@
 //!
 //! # Layout
 //!
+//! The layers, each using only those below it:
+//!
+//! - [`server`] — opens the stores, builds the shared state, starts the collector
+//!   and serves until shutdown; [`listener`] — the accept loop: connection caps,
+//!   header and write-stall timeouts, the descriptor limit.
+//! - [`routes`] — the router (body rules, request timeout, CORS, the demo with its
+//!   security headers) and the routes, a module per group: [`routes::auth`] (salt,
+//!   sign-up, challenge, login, session, password, sign-out),
+//!   [`routes::kv`], [`routes::feed`] (the change-feed websocket and the hub that
+//!   wakes it), [`routes::shards`], [`routes::spaces`], [`routes::files`],
+//!   [`routes::bench`] (measuring aids, mounted only on request).
+//! - [`budget`] — room in memory for request bodies, in all and per user;
+//!   [`throttle`] — sign-in rate limits per address and username, and the growing
+//!   wait after failed logins; [`error`] — [`error::ApiError`], the one error type
+//!   (status + `{code, message}`), and extractors whose rejections are `ApiError`s.
+//! - [`state`] — what every route shares: records, shards, limits, the clock;
+//!   [`session`] — the bearer extractor; [`hub`] — wakes a user's feeds;
+//!   [`secret`] — the server secret.
+//! - [`gc`] — the collector's loop.
+//! - [`store`] — the [`store::Records`] trait and its SQLite backend, the
+//!   [`store::shards::ShardStore`] trait and its directory backend, and the
+//!   [`store::keeper::ShardKeeper`] that keeps the two in step.
 //! - [`config`] — [`Config`]: data directory, static directories, limits.
-//! - [`server`] — shared state, router, CORS, body and time limits, static files
-//!   with their security headers, shutdown.
-//! - [`listener`] — the accept loop: connection caps, header and write-stall
-//!   timeouts, the descriptor limit.
-//! - [`throttle`] — sign-in rate limits per address and username, and the growing
-//!   wait after failed logins.
-//! - [`error`] — [`error::ApiError`], the one error type (status + `{code, message}`),
-//!   and the [`error::Json`] extractor whose rejections are `ApiError`s too.
-//! - [`auth`] — salt, sign-up, challenge, login, session, password change, sign-out;
-//!   the `Authorization: Bearer` extractor.
-//! - [`kv`] — set, get, delete, list.
-//! - [`feed`] — the change-feed websocket and the hub that wakes it.
-//! - [`shards`] — upload, read, "which are missing", batch read.
-//! - [`spaces`] — create, list, invite, join, members, leave, remove, usage.
-//! - [`files`] — commit, list, get, delete.
-//! - [`gc`] — storing and freeing shards in step with their records, and the
-//!   collector of shards no file references.
-//! - [`store`] — the [`store::Records`] trait and its SQLite backend; the
-//!   [`store::shards::ShardStore`] trait and its directory backend.
-//! - [`budget`] — room in memory for large request bodies (shard uploads, commits),
-//!   in all and per user.
-//! - [`bench`] — a websocket echo for `scripts/bench`, mounted only on request.
 
-pub mod auth;
-pub mod bench;
 pub mod budget;
 pub mod config;
 pub mod error;
-pub mod feed;
-pub mod files;
 pub mod gc;
-pub mod kv;
+pub mod hub;
 pub mod listener;
+pub mod routes;
+pub mod secret;
 pub mod server;
-pub mod shards;
-pub mod spaces;
+pub mod session;
+pub mod state;
 pub mod store;
 pub mod throttle;
 

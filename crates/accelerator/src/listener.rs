@@ -19,7 +19,7 @@
 //!   at start, and the connection cap is lowered to fit what is left.
 //!
 //! The request timeout (headers to answer, body included) is a layer on the router
-//! ([`crate::server::router`]). Shutdown is graceful: idle connections close, open
+//! ([`crate::routes::router`]). Shutdown is graceful: idle connections close, open
 //! requests finish (for up to [`DRAIN`]).
 
 use std::collections::HashMap;

@@ -77,7 +77,7 @@ async fn unknown_username_salt_looks_like_a_known_one() {
 
     // Stable across a restart: the server secret is kept in the data directory.
     let dir = server.stop().await;
-    let secret = dir.path().join(coffer_accelerator::auth::SECRET_FILE);
+    let secret = dir.path().join(coffer_accelerator::secret::SECRET_FILE);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -3,7 +3,7 @@
 //! the shards each file references.
 //!
 //! [`Records`] is a synchronous trait so that a backend can be any blocking
-//! database client; handlers call it through [`crate::server::AppState::records`],
+//! database client; handlers call it through [`crate::state::AppState::records`],
 //! which runs it on tokio's blocking pool. [`sqlite::SqliteRecords`] is the embedded
 //! default; a PostgreSQL backend for several accelerators would implement the same
 //! trait without touching the routes.
@@ -18,6 +18,7 @@
 //! stored, how large each is and when it was last put, which is what metering and
 //! the collector ([`crate::gc`]) need.
 
+pub mod keeper;
 pub mod shard_dir;
 pub mod shards;
 pub mod sqlite;
@@ -682,7 +683,7 @@ pub trait Records: Send + Sync + 'static {
     /// one [`Records::check_commit`], then [`Records::draft_file`] a
     /// [`Records::step`] at a time, then [`Records::seal_draft`]. Either the file becomes visible with all its shards
     /// or it does not. A commit refused after its first step (something changed
-    /// since the check) abandons its draft, for [`crate::gc::ShardKeeper::unwind`]
+    /// since the check) abandons its draft, for [`crate::store::keeper::ShardKeeper::unwind`]
     /// (or the collector) to take apart.
     fn commit_file(&self, file: &NewFile, quotas: Quotas, expires_at_ms: u64) -> Result<FileRecord, StoreError> {
         let step = self.step().max(1);

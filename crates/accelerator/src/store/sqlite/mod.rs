@@ -24,7 +24,7 @@ use coffer_core::shard::ShardAddress;
 use rusqlite::types::Type;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
-mod writer;
+pub mod writer;
 
 use writer::Writer;
 

@@ -20,10 +20,10 @@ use coffer_core::proto::storage::{
 };
 use coffer_core::shard::ADDRESS_HEX_LEN;
 
-use crate::auth::Authed;
 use crate::error::{ApiError, Json, Path, Query, page_request};
-use crate::server::{AppState, expiry_ms, now_ms};
-use crate::spaces::{check_id, sealed_bytes};
+use crate::routes::spaces::{check_id, sealed_bytes};
+use crate::session::Authed;
+use crate::state::{AppState, expiry_ms, now_ms};
 use crate::store::{NewFile, Withdrawn};
 
 /// Longest sealed file record, in bytes (one around the longest manifest is 1,052).

@@ -35,10 +35,10 @@ use coffer_core::shard::{ADDRESS_HEX_LEN, ShardAddress};
 use futures_util::{StreamExt, TryStreamExt, stream};
 use tokio::sync::Semaphore;
 
-use crate::auth::Authed;
 use crate::error::{ApiError, Body, Json, Path};
-use crate::gc::Upload;
-use crate::server::{AppState, now_ms};
+use crate::session::Authed;
+use crate::state::{AppState, now_ms};
+use crate::store::keeper::Upload;
 use crate::store::shards::ShardReader;
 
 /// Bytes read from the store at a time when serving a shard.
@@ -94,7 +94,7 @@ pub async fn put(
                     "the body does not hash to the shard's address (BLAKE3); nothing was stored",
                 ));
             }
-            keeper.store(&upload, &bytes)
+            Ok(keeper.store(&upload, &bytes)?)
         })
         .await?;
     Ok(StatusCode::NO_CONTENT)

@@ -12,9 +12,9 @@ use coffer_core::proto::{
 };
 use coffer_core::validate::{self, MAX_VALUE_BYTES};
 
-use crate::auth::Authed;
 use crate::error::{ApiError, Json, page_request};
-use crate::server::AppState;
+use crate::session::Authed;
+use crate::state::AppState;
 use crate::store::StoredValue;
 
 /// AES-256-GCM nonce bytes in a sealed envelope.

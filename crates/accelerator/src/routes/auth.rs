@@ -9,13 +9,8 @@
 //! `Unauthorized` message, and the salt of an unknown username is a stable made-up
 //! one, so neither reveals whether a username exists.
 
-use std::io::Write as _;
-use std::path::Path;
-
-use axum::extract::{FromRequestParts, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::http::header::AUTHORIZATION;
-use axum::http::request::Parts;
 use coffer_core::account::{self, KdfParams, SALT_LEN, WRAPPED_ROOT_LEN, WRAPPED_ROOT_VERSION};
 use coffer_core::proto::{
     ChallengeRequest, ChallengeResponse, ChangePasswordRequest, LoginRequest, SaltRequest, SaltResponse, SessionInfo,
@@ -23,76 +18,17 @@ use coffer_core::proto::{
 };
 use coffer_core::validate;
 use coffer_core::{ErrorCode, b64};
-use hmac::{Hmac, KeyInit, Mac};
+
 use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, Json};
 use crate::listener::ClientAddress;
-use crate::server::{AppState, expiry_ms, now_ms};
-use crate::store::{Challenge, Credentials, Session, User};
-
-/// The server secret's file name inside the data directory.
-pub const SECRET_FILE: &str = "server-secret";
+use crate::session::Authed;
+use crate::state::{AppState, expiry_ms, now_ms};
+use crate::store::{Challenge, Credentials, User};
 
 /// Longest challenge id accepted (ids are 22 characters; this leaves room).
 const MAX_CHALLENGE_ID_LEN: usize = 64;
-
-/// 32 random bytes created once per data directory; keys the made-up salts of
-/// unknown usernames, so they are stable across restarts and unguessable.
-pub struct ServerSecret {
-    /// The HMAC key; never leaves this process.
-    key: [u8; 32],
-    /// The public half of a login key nobody holds, derived from the secret: logins
-    /// for unknown usernames are checked against it, so they cost what a wrong
-    /// password costs.
-    pub stand_in_key: [u8; 32],
-}
-
-impl ServerSecret {
-    /// Reads the secret from `data_dir`, creating it (mode 0600) on first start.
-    pub fn load_or_create(data_dir: &Path) -> std::io::Result<Self> {
-        let path = data_dir.join(SECRET_FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                let bytes: [u8; 32] = bytes.try_into().map_err(|_| {
-                    std::io::Error::other(format!("{} is not 32 bytes; remove it to make a new one", path.display()))
-                })?;
-                return Ok(ServerSecret::from_key(bytes));
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        let secret: [u8; 32] = random().map_err(|e| std::io::Error::other(e.message.into_owned()))?;
-        // Written beside, then renamed into place: a crash never leaves a short file.
-        let tmp = data_dir.join(format!("{SECRET_FILE}.tmp"));
-        let mut file = crate::store::private_file_options().truncate(true).open(&tmp)?;
-        file.write_all(&secret)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-        Ok(ServerSecret::from_key(secret))
-    }
-
-    fn from_key(key: [u8; 32]) -> Self {
-        let seed = Self::hmac(&key, b"coffer accelerator: stand-in login key");
-        let stand_in_key = account::PasswordKey::from_bytes(seed).login_key().public_key();
-        ServerSecret { key, stand_in_key }
-    }
-
-    fn hmac(key: &[u8; 32], message: &[u8]) -> [u8; 32] {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
-        mac.update(message);
-        mac.finalize().into_bytes().into()
-    }
-
-    /// The made-up salt for an unknown username: the first 16 bytes of
-    /// HMAC-SHA256(secret, username).
-    pub fn fake_salt(&self, username: &str) -> [u8; SALT_LEN] {
-        let tag = Self::hmac(&self.key, username.as_bytes());
-        let mut salt = [0u8; SALT_LEN];
-        salt.copy_from_slice(&tag[..SALT_LEN]);
-        salt
-    }
-}
 
 /// `N` bytes from the operating system's random source.
 pub fn random<const N: usize>() -> Result<[u8; N], ApiError> {
@@ -101,54 +37,9 @@ pub fn random<const N: usize>() -> Result<[u8; N], ApiError> {
     Ok(bytes)
 }
 
-/// The stored form of a session token: SHA-256 of its bytes. `None` if the text
-/// is not a token this accelerator could have issued.
-pub fn token_hash(token: &str) -> Option<[u8; 32]> {
-    let bytes: [u8; 32] = b64::decode_array(token)?;
-    Some(Sha256::digest(bytes).into())
-}
-
 /// The longest body a sign-up or sign-in route takes (the largest valid one, with a
 /// username of 128 bytes and a long origin, is under 2 KiB).
 pub const MAX_SIGN_IN_BODY_BYTES: usize = 8 * 1024;
-
-/// A request made with a live session (`Authorization: Bearer <token>`).
-#[derive(Clone)]
-pub struct Authed {
-    /// The session and its user.
-    pub session: Session,
-    /// The token's hash, to revoke or keep this very session.
-    pub token_hash: [u8; 32],
-}
-
-impl Authed {
-    /// Checks a bearer token against the records.
-    pub async fn from_token(state: &AppState, token: &str) -> Result<Self, ApiError> {
-        let hash = token_hash(token).ok_or_else(ApiError::unauthorized)?;
-        let now = now_ms();
-        let session = state.records(move |r| r.session(&hash, now)).await?.ok_or_else(ApiError::unauthorized)?;
-        Ok(Authed { session, token_hash: hash })
-    }
-}
-
-impl FromRequestParts<AppState> for Authed {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        // Found already where the body was budgeted (crate::budget).
-        if let Some(authed) = parts.extensions.get::<Authed>() {
-            return Ok(authed.clone());
-        }
-        let header = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
-        let token = header.strip_prefix("Bearer ").ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::Unauthorized,
-                "sign in first: send the session token as `Authorization: Bearer <token>`",
-            )
-        })?;
-        Authed::from_token(state, token.trim()).await
-    }
-}
 
 fn decode_fixed<const N: usize>(text: &str, what: &'static str) -> Result<[u8; N], ApiError> {
     b64::decode_array(text).ok_or_else(|| ApiError::invalid(format!("{what} must be {N} bytes of base64url")))

@@ -24,9 +24,9 @@ use coffer_core::proto::storage::{
 };
 use coffer_core::space::{INVITE_SECRET_LEN, InviteSecret, invite_secret_hash};
 
-use crate::auth::Authed;
 use crate::error::{ApiError, Json, Path, Query, page_request};
-use crate::server::{AppState, now_ms};
+use crate::session::Authed;
+use crate::state::{AppState, now_ms};
 use crate::store::{Invite, Withdrawn};
 
 /// Longest sealed space name, in bytes (a sealed name is the name plus 29 bytes).
