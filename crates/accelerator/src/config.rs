@@ -2,6 +2,7 @@
 //! the few limits an operator may want to change. `main.rs` fills it from flags and
 //! environment variables; tests build it directly with short limits.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -79,8 +80,13 @@ pub struct Limits {
     /// answered `RateLimited` and closed. Lowered at start to fit the process's
     /// descriptor limit.
     pub max_connections: usize,
-    /// Open connections from one client address.
+    /// Open connections from one client address. Trusted proxies are exempt.
     pub max_connections_per_address: usize,
+    /// Proxies (haproxy, a load balancer) whose `X-Forwarded-For` is believed: a
+    /// request through one counts, for the sign-in rate limits, against the client
+    /// the proxy names, and the proxy's own connections are not capped per address.
+    /// Empty (the default): the header is ignored, and every address is a client's.
+    pub trusted_proxies: Vec<IpAddr>,
     /// How long a client may take to send a request's headers, counted from the
     /// moment the connection is idle (so it is also the keep-alive idle timeout).
     pub header_read_timeout: Duration,
@@ -132,6 +138,7 @@ impl Default for Limits {
         Limits {
             max_connections: 16_384,
             max_connections_per_address: 512,
+            trusted_proxies: Vec::new(),
             header_read_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(120),
             write_stall_timeout: Duration::from_secs(30),

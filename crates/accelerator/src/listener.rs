@@ -25,7 +25,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -238,7 +238,9 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Some(slot) = gate.admit(peer.ip(), max_connections, limits.max_connections_per_address) else {
+        let per_address_cap =
+            if limits.trusted_proxies.contains(&peer.ip()) { usize::MAX } else { limits.max_connections_per_address };
+        let Some(slot) = gate.admit(peer.ip(), max_connections, per_address_cap) else {
             // Best effort: the refusal fits any socket buffer, and is never waited on.
             let _ = stream.try_write(REFUSAL);
             continue;
@@ -282,18 +284,6 @@ pub async fn serve(
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     // The guard `wait_for` returns is not `Send`: drop it here, not in a select.
     let _ = stop.wait_for(|stopping| *stopping).await.map(|_| ());
-}
-
-/// The address a request came from, as the accept loop saw it (`None` for a
-/// request that did not come through it, such as one a test hands the router).
-pub struct ClientAddress(pub Option<IpAddr>);
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddress {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddress(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip())))
-    }
 }
 
 #[cfg(test)]

@@ -82,6 +82,9 @@ struct LimitArgs {
     /// Open connections from one client address.
     #[arg(long, env = "MAX_CONNECTIONS_PER_ADDRESS", default_value_t = Limits::default().max_connections_per_address)]
     max_connections_per_address: usize,
+    /// A proxy whose X-Forwarded-For is believed (repeat it, or comma-separate them).
+    #[arg(long = "trusted-proxy", env = "TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Vec<std::net::IpAddr>,
     /// Seconds a client may take to send a request's headers (also the keep-alive idle timeout).
     #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = Limits::default().header_read_timeout.as_secs())]
     header_read_timeout_secs: u64,
@@ -148,6 +151,7 @@ impl LimitArgs {
         Limits {
             max_connections: self.max_connections,
             max_connections_per_address: self.max_connections_per_address,
+            trusted_proxies: self.trusted_proxies,
             header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             write_stall_timeout: Duration::from_secs(self.write_stall_timeout_secs),

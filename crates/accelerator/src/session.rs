@@ -1,7 +1,9 @@
-//! Who is calling: the `Authorization: Bearer <token>` extractor, and the form a
-//! session token is stored in.
+//! Who is calling: the `Authorization: Bearer <token>` extractor and the form a
+//! session token is stored in, and the client address a request came from.
 
-use axum::extract::FromRequestParts;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use coffer_core::{ErrorCode, b64};
@@ -53,5 +55,73 @@ impl FromRequestParts<AppState> for Authed {
             )
         })?;
         Authed::from_token(state, token.trim()).await
+    }
+}
+
+/// The address a request came from: the peer the accept loop saw or, when that
+/// peer is a trusted proxy ([`crate::config::Limits::trusted_proxies`]), the client its
+/// `X-Forwarded-For` names — the rightmost address in it that is not itself a
+/// trusted proxy, since each proxy appends the one it heard from and a client can
+/// write anything to the left. `None` for a request that did not come through the
+/// accept loop, such as one a test hands the router.
+pub struct ClientAddress(pub Option<IpAddr>);
+
+impl ClientAddress {
+    /// Where a request from `peer` with these headers came from.
+    pub fn of(peer: IpAddr, headers: &axum::http::HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+        if !trusted.contains(&peer) {
+            return peer;
+        }
+        let forwarded = headers.get_all("x-forwarded-for").iter().filter_map(|v| v.to_str().ok());
+        let hops: Vec<&str> = forwarded.flat_map(|v| v.split(',')).map(str::trim).collect();
+        for hop in hops.iter().rev() {
+            match hop.parse::<IpAddr>() {
+                Ok(address) if trusted.contains(&address) => continue,
+                Ok(address) => return address,
+                // Garbage where an address should be: stop believing the header there.
+                Err(_) => return peer,
+            }
+        }
+        peer
+    }
+}
+
+impl axum::extract::FromRequestParts<AppState> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip());
+        let trusted = &state.config.limits.trusted_proxies;
+        Ok(ClientAddress(peer.map(|peer| ClientAddress::of(peer, &parts.headers, trusted))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forwarded_address_is_believed_only_from_a_trusted_proxy() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let (proxy, inner, client) = (ip("10.0.0.1"), ip("10.0.0.2"), ip("203.0.113.7"));
+        let headers = |values: &[&str]| {
+            let mut map = axum::http::HeaderMap::new();
+            for v in values {
+                map.append("x-forwarded-for", v.parse().unwrap());
+            }
+            map
+        };
+        let trusted = [proxy, inner];
+        // The client wrote a lie on the left; each proxy appended what it heard from.
+        let forwarded = headers(&["198.51.100.1, 203.0.113.7", "10.0.0.2"]);
+        assert_eq!(ClientAddress::of(proxy, &forwarded, &trusted), client);
+        assert_eq!(ClientAddress::of(client, &forwarded, &trusted), client, "an untrusted peer is itself");
+        assert_eq!(ClientAddress::of(proxy, &headers(&[]), &trusted), proxy, "no header: the proxy");
+        assert_eq!(ClientAddress::of(proxy, &headers(&["junk"]), &trusted), proxy, "garbage: the proxy");
+        assert_eq!(ClientAddress::of(proxy, &headers(&["10.0.0.2"]), &trusted), proxy, "only proxies: the proxy");
+        assert_eq!(ClientAddress::of(proxy, &forwarded, &[]), proxy, "no trusted proxies: the header is ignored");
     }
 }

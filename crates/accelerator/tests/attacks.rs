@@ -755,3 +755,47 @@ async fn large_commits_deletes_and_space_ends_go_in_steps() {
     assert_eq!(status, 403, "the space is gone");
     assert!(api.healthy().await);
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_client_is_limited_on_its_own() {
+    let proxy: IpAddr = [127, 0, 0, 1].into();
+    let server = TestServer::start(move |c| {
+        c.limits.trusted_proxies = vec![proxy];
+        c.limits.max_connections_per_address = 2;
+    })
+    .await;
+    let challenge = |forwarded: &'static str, username: String| {
+        let (http, url) = (reqwest::Client::new(), server.url.clone());
+        async move {
+            let request = http.post(format!("{url}/v1/auth/challenge")).header("x-forwarded-for", forwarded);
+            request.json(&serde_json::json!({ "username": username })).send().await.unwrap().status()
+        }
+    };
+    // One client's flood, forwarded by the proxy, is limited...
+    let mut limited = 0;
+    for n in 0..200 {
+        limited += usize::from(challenge("198.51.100.9, 203.0.113.7", format!("u{n}")).await == 429);
+    }
+    assert!(limited > 50, "the forwarded client is limited ({limited} of 200)");
+    // ...and another client behind the same proxy is not.
+    assert_eq!(challenge("203.0.113.8", "fresh".into()).await, 200);
+
+    // The proxy's connections are not capped per address; another address's are.
+    let mut open = Vec::new();
+    for _ in 0..4 {
+        let mut stream = connect_from(&server, 1).await.unwrap();
+        stream.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 12];
+        stream.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"HTTP/1.1 200", "the proxy's connection is served");
+        open.push(stream);
+    }
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(connect_from(&server, 5).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut third = connect_from(&server, 5).await.unwrap();
+    let answer = String::from_utf8_lossy(&drain(&mut third).await.0).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+}

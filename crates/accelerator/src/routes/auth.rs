@@ -22,8 +22,7 @@ use coffer_core::{ErrorCode, b64};
 use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, Json};
-use crate::listener::ClientAddress;
-use crate::session::Authed;
+use crate::session::{Authed, ClientAddress};
 use crate::state::{AppState, expiry_ms, now_ms};
 use crate::store::{Challenge, Credentials, User};
 
