@@ -76,8 +76,11 @@ pub async fn commit(
     // The steps run on the blocking pool, to the end even if the client goes.
     let committed = state.records(move |r| r.commit_file(&file, quotas, expires_at_ms)).await;
     if committed.is_err() {
-        // A refusal after the first step abandoned the draft: its references go now.
-        state.unwind(Withdrawn::File { space_id, file_id }).await?;
+        // A refusal after the first step abandoned the draft: its references go now
+        // (or, if that fails, at the collector's next pass). The answer is the refusal.
+        if let Err(err) = state.unwind(Withdrawn::File { space_id, file_id }).await {
+            tracing::warn!(message = %err.message, "an abandoned draft is left to the collector");
+        }
     }
     Ok(Json(committed?.to_wire()))
 }
