@@ -38,181 +38,22 @@ use super::{
 pub const FILE_NAME: &str = "accelerator.sqlite3";
 
 /// Each step takes the schema from version `i` to `i + 1` (`PRAGMA user_version`);
-/// opening runs the steps a database lacks, all in one transaction. Steps are never
-/// edited once released: a change is a new step.
+/// opening runs the steps a database lacks, all in one transaction. The steps are
+/// the files in `migrations/sqlite/`, in order; one is never edited once released:
+/// a change is a new file.
 const MIGRATIONS: [&str; 4] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
 
 /// The schema version this code writes.
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Work in steps: a file is a `draft` while its commit adds its shards a step at a
-/// time, `live` once sealed, `gone` once deleted while its references are dropped a
-/// step at a time; a space its last member left is `gone` until its files are.
-const SCHEMA_V4: &str = "
-ALTER TABLE files ADD COLUMN state TEXT NOT NULL DEFAULT 'live' CHECK (state IN ('draft', 'live', 'gone'));
-ALTER TABLE files ADD COLUMN shard_count INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE files ADD COLUMN expires_at_ms INTEGER NOT NULL DEFAULT 0;
-UPDATE files SET shard_count =
-    (SELECT count(*) FROM file_shards f WHERE f.space_id = files.space_id AND f.file_id = files.file_id);
-CREATE INDEX files_unsettled ON files(state, expires_at_ms) WHERE state <> 'live';
-ALTER TABLE spaces ADD COLUMN gone INTEGER NOT NULL DEFAULT 0;
-CREATE INDEX spaces_gone ON spaces(space_id) WHERE gone = 1;
-";
-
-/// Metering: what each user stores, uploads pinned only by their uploader, and a
-/// change log that keeps only the latest change of each key. Existing data is
-/// charged as it stands; the log drops the changes later ones replaced.
-const SCHEMA_V3: &str = "
-ALTER TABLE users ADD COLUMN used_bytes INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE files ADD COLUMN charged_bytes INTEGER NOT NULL DEFAULT 0;
-ALTER TABLE spaces ADD COLUMN created_by TEXT NOT NULL DEFAULT '';
-ALTER TABLE spaces ADD COLUMN charged_bytes INTEGER NOT NULL DEFAULT 0;
-
--- A shard its uploader has not committed yet: it pins the shard, and costs the
--- uploader its size, until the deadline passes or the uploader commits it.
-CREATE TABLE uploads (
-    user_id       TEXT NOT NULL REFERENCES users(user_id),
-    address       BLOB NOT NULL REFERENCES shards(address),
-    size          INTEGER NOT NULL,
-    expires_at_ms INTEGER NOT NULL,
-    PRIMARY KEY (user_id, address)
-) STRICT, WITHOUT ROWID;
-CREATE INDEX uploads_by_address ON uploads(address);
-CREATE INDEX uploads_by_expiry ON uploads(expires_at_ms);
-
-CREATE INDEX kv_changes_by_key ON kv_changes(user_id, collection, id);
-DELETE FROM kv_changes WHERE EXISTS (
-    SELECT 1 FROM kv_changes later WHERE later.user_id = kv_changes.user_id
-    AND later.collection = kv_changes.collection AND later.id = kv_changes.id AND later.seq > kv_changes.seq);
-
-UPDATE files SET charged_bytes = stored_bytes + length(sealed_record) + 128
-    + 64 * (SELECT count(*) FROM file_shards f WHERE f.space_id = files.space_id AND f.file_id = files.file_id);
-UPDATE spaces SET charged_bytes = length(sealed_name) + 128,
-    created_by = coalesce((SELECT user_id FROM members m WHERE m.space_id = spaces.space_id AND m.role = 'owner'
-                           ORDER BY m.joined_at_ms LIMIT 1), '');
-UPDATE users SET used_bytes =
-      coalesce((SELECT sum(length(CAST(collection AS BLOB)) + length(CAST(id AS BLOB)) + coalesce(length(sealed), 0)
-                         + coalesce(length(CAST(plain_json AS BLOB)), 0) + coalesce(length(plain_mac), 0) + 64)
-                FROM kv WHERE kv.user_id = users.user_id), 0)
-    + coalesce((SELECT sum(charged_bytes) FROM files WHERE files.created_by = users.user_id), 0)
-    + coalesce((SELECT sum(charged_bytes) FROM spaces WHERE spaces.created_by = users.user_id), 0);
-";
-
 /// Accounts, sessions, challenges, kv values and the kv change log.
-const SCHEMA_V1: &str = "
-CREATE TABLE IF NOT EXISTS users (
-    user_id          TEXT PRIMARY KEY,
-    username         TEXT NOT NULL UNIQUE,
-    salt             BLOB NOT NULL,
-    kdf_alg          TEXT NOT NULL,
-    kdf_mem_kib      INTEGER NOT NULL,
-    kdf_iterations   INTEGER NOT NULL,
-    kdf_parallelism  INTEGER NOT NULL,
-    login_public_key BLOB NOT NULL,
-    wrapped_root     BLOB NOT NULL,
-    kv_seq           INTEGER NOT NULL DEFAULT 0
-) STRICT;
-
-CREATE TABLE IF NOT EXISTS sessions (
-    token_hash    BLOB PRIMARY KEY,
-    user_id       TEXT NOT NULL REFERENCES users(user_id),
-    expires_at_ms INTEGER NOT NULL
-) STRICT;
-CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions(user_id);
-CREATE INDEX IF NOT EXISTS sessions_by_expiry ON sessions(expires_at_ms);
-
-CREATE TABLE IF NOT EXISTS challenges (
-    challenge_id  TEXT PRIMARY KEY,
-    username      TEXT NOT NULL,
-    challenge     BLOB NOT NULL,
-    expires_at_ms INTEGER NOT NULL
-) STRICT;
-CREATE INDEX IF NOT EXISTS challenges_by_expiry ON challenges(expires_at_ms);
-
--- A value is either sealed (an opaque envelope) or plain (JSON text + MAC).
-CREATE TABLE IF NOT EXISTS kv (
-    user_id    TEXT NOT NULL REFERENCES users(user_id),
-    collection TEXT NOT NULL,
-    id         TEXT NOT NULL,
-    sealed     BLOB,
-    plain_json TEXT,
-    plain_mac  BLOB,
-    PRIMARY KEY (user_id, collection, id),
-    CHECK ((sealed IS NULL) <> (plain_json IS NULL))
-) STRICT;
-
--- Each user's change log; a delete has no value.
-CREATE TABLE IF NOT EXISTS kv_changes (
-    user_id    TEXT NOT NULL REFERENCES users(user_id),
-    seq        INTEGER NOT NULL,
-    collection TEXT NOT NULL,
-    id         TEXT NOT NULL,
-    sealed     BLOB,
-    plain_json TEXT,
-    plain_mac  BLOB,
-    PRIMARY KEY (user_id, seq)
-) STRICT;
-";
-
+const SCHEMA_V1: &str = include_str!("../../../migrations/sqlite/0001_accounts_and_kv.sql");
 /// Shards, spaces, members, invites, files and the shards each file references.
-const SCHEMA_V2: &str = "
--- Every stored shard. stored_at_ms is when it was last put or reported present;
--- one that no file references is collected once that is older than the grace.
-CREATE TABLE shards (
-    address      BLOB PRIMARY KEY CHECK (length(address) = 32),
-    size         INTEGER NOT NULL,
-    stored_at_ms INTEGER NOT NULL
-) STRICT, WITHOUT ROWID;
-CREATE INDEX shards_by_age ON shards(stored_at_ms);
-
-CREATE TABLE spaces (
-    space_id      TEXT PRIMARY KEY,
-    sealed_name   BLOB NOT NULL,
-    created_at_ms INTEGER NOT NULL
-) STRICT;
-
-CREATE TABLE members (
-    space_id     TEXT NOT NULL REFERENCES spaces(space_id) ON DELETE CASCADE,
-    user_id      TEXT NOT NULL REFERENCES users(user_id),
-    role         TEXT NOT NULL CHECK (role IN ('reader', 'writer', 'owner')),
-    joined_at_ms INTEGER NOT NULL,
-    PRIMARY KEY (space_id, user_id)
-) STRICT;
-CREATE INDEX members_by_user ON members(user_id);
-
--- Only the hash of an invite's secret; the secret and the space key never arrive.
-CREATE TABLE invites (
-    space_id      TEXT NOT NULL REFERENCES spaces(space_id) ON DELETE CASCADE,
-    secret_hash   BLOB NOT NULL,
-    role          TEXT NOT NULL CHECK (role IN ('reader', 'writer')),
-    expires_at_ms INTEGER NOT NULL,
-    max_uses      INTEGER NOT NULL,
-    uses          INTEGER NOT NULL DEFAULT 0,
-    created_by    TEXT NOT NULL,
-    PRIMARY KEY (space_id, secret_hash)
-) STRICT;
-
-CREATE TABLE files (
-    space_id      TEXT NOT NULL REFERENCES spaces(space_id) ON DELETE CASCADE,
-    file_id       TEXT NOT NULL,
-    sealed_record BLOB NOT NULL,
-    stored_bytes  INTEGER NOT NULL,
-    created_by    TEXT NOT NULL,
-    created_at_ms INTEGER NOT NULL,
-    PRIMARY KEY (space_id, file_id)
-) STRICT;
-
--- The references that keep shards alive. A shard's record cannot be dropped while
--- a row here names it (the foreign key refuses).
-CREATE TABLE file_shards (
-    space_id TEXT NOT NULL,
-    file_id  TEXT NOT NULL,
-    address  BLOB NOT NULL REFERENCES shards(address),
-    PRIMARY KEY (space_id, file_id, address),
-    FOREIGN KEY (space_id, file_id) REFERENCES files(space_id, file_id) ON DELETE CASCADE
-) STRICT, WITHOUT ROWID;
-CREATE INDEX file_shards_by_address ON file_shards(address);
-";
+const SCHEMA_V2: &str = include_str!("../../../migrations/sqlite/0002_spaces_and_files.sql");
+/// Metering: allowances, uploads pinned by their uploader, one change per key.
+const SCHEMA_V3: &str = include_str!("../../../migrations/sqlite/0003_metering.sql");
+/// Work in steps: drafts, withdrawn files and spaces.
+const SCHEMA_V4: &str = include_str!("../../../migrations/sqlite/0004_steps.sql");
 
 /// Statements through the connection's cache of prepared statements: the writer
 /// runs the same few statements thousands of times a second, and preparing one
