@@ -68,10 +68,15 @@ test("no change event is lost, duplicated or reordered across an accelerator cra
     });
   const { events, committed } = await page.evaluate(() => ({ events: window.events, committed: [...window.committed] }));
 
+  // In order, never repeated. A sequence number may be skipped only where a later
+  // change replaced that key's change (SPEC §7.3): a write retried after the crash
+  // whose first attempt had committed. Every committed key still arrives (below).
   const seqs = events.map((e) => e.seq);
   for (let i = 1; i < seqs.length; i++) {
-    assert.equal(seqs[i], seqs[i - 1] + 1, `events arrive in order with no gap or repeat (at ${i}: ${seqs[i - 1]} → ${seqs[i]})`);
+    assert.ok(seqs[i] > seqs[i - 1], `events arrive in order with no repeat (at ${i}: ${seqs[i - 1]} → ${seqs[i]})`);
   }
+  const holes = seqs.at(-1) - seqs[0] + 1 - seqs.length;
+  assert.ok(holes <= 2, `at most the writes in flight at the crash were retried (${holes} skipped)`);
   const seen = new Set(events.map((e) => e.id));
   for (const id of committed) assert.ok(seen.has(id), `committed write ${id} reached the other device`);
   for (const e of events) assert.equal(`k${e.n}`, e.id, "each event carries its own decrypted value");
