@@ -42,14 +42,14 @@ fn user(name: &str) -> User {
 type Sample = (Instant, Duration);
 
 /// Writes kv values as `id-bob`, one after another, until `stop`.
-fn writer(db: Arc<SqliteRecords>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<Sample>> {
-    std::thread::spawn(move || {
+fn writer(db: Arc<dyn Records>, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Vec<Sample>> {
+    tokio::spawn(async move {
         let value = StoredValue::Sealed(vec![7; 100]);
         let mut samples = Vec::new();
         let mut i = 0u64;
         while !stop.load(Ordering::Relaxed) {
             let start = Instant::now();
-            db.kv_set("id-bob", "c", &format!("k{}", i % 64), &value, u64::MAX).expect("kv set");
+            db.kv_set("id-bob", "c", &format!("k{}", i % 64), &value, u64::MAX).await.expect("kv set");
             samples.push((start, start.elapsed()));
             i += 1;
         }
@@ -70,19 +70,19 @@ fn spread(samples: &[Sample], span: (Instant, Instant)) -> String {
 }
 
 /// One run: a fresh store taking `step` shards per transaction.
-fn run(shards: u32, step: usize) -> String {
+async fn run(shards: u32, step: usize) -> String {
     let dir = tempfile::tempdir().expect("temp dir");
-    let db = Arc::new(SqliteRecords::open(dir.path(), 1000).expect("open").with_step(step));
+    let db: Arc<dyn Records> = Arc::new(SqliteRecords::open(dir.path(), 1000).expect("open").with_step(step));
     for name in ["ada", "bob"] {
-        db.create_user(&user(name)).expect("user");
+        db.create_user(&user(name)).await.expect("user");
     }
-    db.create_space("s", b"name", "id-ada", 0, u64::MAX).expect("space");
+    db.create_space("s", b"name", "id-ada", 0, u64::MAX).await.expect("space");
     let mut addresses: Vec<ShardAddress> = (0..shards).map(|i| ShardAddress::of(&i.to_le_bytes())).collect();
     // The commit route lists them sorted, so each step's shards are neighbours in
     // every index.
     addresses.sort_unstable();
     for address in &addresses {
-        db.record_upload("id-ada", address, 1000, 0, u64::MAX).expect("upload");
+        db.record_upload("id-ada", address, 1000, 0, u64::MAX).await.expect("upload");
     }
     let file = NewFile {
         space_id: "s".into(),
@@ -96,26 +96,26 @@ fn run(shards: u32, step: usize) -> String {
 
     let stop = Arc::new(AtomicBool::new(false));
     let bob = writer(Arc::clone(&db), Arc::clone(&stop));
-    std::thread::sleep(Duration::from_secs(1));
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let rest = (Instant::now() - Duration::from_secs(1), Instant::now());
     let started = Instant::now();
-    db.commit_file(&file, Quotas::NONE, u64::MAX).expect("commit");
+    db.commit_file(&file, Quotas::NONE, u64::MAX).await.expect("commit");
     let committed = Instant::now();
-    db.delete_file("s", "f", "id-ada").expect("delete");
+    db.delete_file("s", "f", "id-ada").await.expect("delete");
     let what = Withdrawn::File { space_id: "s".into(), file_id: "f".into() };
     let mut freed = 0;
     loop {
-        let step = db.unwind(&what, db.step()).expect("unwind");
-        freed += db.forget_shards(&step.freed, u64::MAX).expect("forget").len();
+        let step = db.unwind(&what, db.step()).await.expect("unwind");
+        freed += db.forget_shards(&step.freed, u64::MAX).await.expect("forget").len();
         if step.done {
             break;
         }
     }
     let deleted = Instant::now();
     assert_eq!(freed, shards as usize, "every shard freed");
-    std::thread::sleep(Duration::from_millis(200));
+    tokio::time::sleep(Duration::from_millis(200)).await;
     stop.store(true, Ordering::Relaxed);
-    let samples = bob.join().expect("writer");
+    let samples = bob.await.expect("writer");
     let mode = if step >= shards as usize { "one transaction (before)".to_owned() } else { format!("steps of {step}") };
     format!(
         "| {mode} | {:.2} s | {:.2} s | {} | {} | {} |",
@@ -127,7 +127,8 @@ fn run(shards: u32, step: usize) -> String {
     )
 }
 
-fn main() {
+#[tokio::main]
+async fn main() {
     let mut args = std::env::args().skip(1);
     let shards: u32 = args.next().map(|n| n.parse().expect("a shard count")).unwrap_or(100_000);
     let mut steps: Vec<usize> = args.map(|n| n.parse().expect("a step")).collect();
@@ -141,7 +142,7 @@ fn main() {
          |---|---|---|---|---|---|\n"
     );
     for step in steps {
-        table.push_str(&run(shards, step));
+        table.push_str(&run(shards, step).await);
         table.push('\n');
     }
     println!("{table}");

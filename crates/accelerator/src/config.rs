@@ -22,7 +22,7 @@ pub struct Config {
     pub change_log_retain: u64,
     /// The most shards one database transaction adds or drops: a commit, a delete
     /// or a space's end of more takes several, and other writes come between them
-    /// ([`crate::store::Records::step`]). Tests make it small.
+    /// ([`crate::store::Files::step`]). Tests make it small.
     pub shards_per_step: usize,
     /// How long a session token stays valid after sign-in.
     pub session_ttl: Duration,

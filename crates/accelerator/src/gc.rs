@@ -22,11 +22,9 @@ pub async fn run(keeper: Arc<ShardKeeper>, grace: Duration, interval: Duration, 
         if *shutdown.borrow() {
             return;
         }
-        let k = Arc::clone(&keeper);
-        match tokio::task::spawn_blocking(move || k.sweep_unrecorded(&format!("{byte:02x}"))).await {
-            Ok(Ok(n)) => swept += n,
-            Ok(Err(e)) => tracing::error!(%e, "shard sweep failed"),
-            Err(e) => tracing::error!(%e, "shard sweep task failed"),
+        match keeper.sweep_unrecorded(&format!("{byte:02x}")).await {
+            Ok(n) => swept += n,
+            Err(e) => tracing::error!(%e, "shard sweep failed"),
         }
     }
     if swept > 0 {
@@ -41,14 +39,12 @@ pub async fn run(keeper: Arc<ShardKeeper>, grace: Duration, interval: Duration, 
             _ = ticker.tick() => {}
             changed = shutdown.changed() => if changed.is_err() || *shutdown.borrow() { return },
         }
-        let k = Arc::clone(&keeper);
         let now = now_ms();
         let stored_before_ms = now.saturating_sub(grace_ms);
-        match tokio::task::spawn_blocking(move || k.collect(now, stored_before_ms)).await {
-            Ok(Ok(0)) => {}
-            Ok(Err(e)) => tracing::error!(%e, "shard collection failed"),
-            Ok(Ok(freed)) => tracing::info!(freed, "collected unreferenced shards"),
-            Err(e) => tracing::error!(%e, "shard collection task failed"),
+        match keeper.collect(now, stored_before_ms).await {
+            Ok(0) => {}
+            Err(e) => tracing::error!(%e, "shard collection failed"),
+            Ok(freed) => tracing::info!(freed, "collected unreferenced shards"),
         }
     }
 }

@@ -34,7 +34,7 @@ impl Authed {
     pub async fn from_token(state: &AppState, token: &str) -> Result<Self, ApiError> {
         let hash = token_hash(token).ok_or_else(ApiError::unauthorized)?;
         let now = now_ms();
-        let session = state.records(move |r| r.session(&hash, now)).await?.ok_or_else(ApiError::unauthorized)?;
+        let session = state.records.session(&hash, now).await?.ok_or_else(ApiError::unauthorized)?;
         Ok(Authed { session, token_hash: hash })
     }
 }

@@ -11,13 +11,13 @@ use crate::error::ApiError;
 use crate::hub::FeedHub;
 use crate::secret::ServerSecret;
 use crate::store::keeper::ShardKeeper;
-use crate::store::{Records, StoreError, Withdrawn};
+use crate::store::{Records, Withdrawn};
 use crate::throttle::Throttle;
 
 /// What every handler shares. Cheap to clone: everything is behind an `Arc`.
 #[derive(Clone)]
 pub struct AppState {
-    /// The records backend, behind the [`Records`] trait so it can be swapped.
+    /// The records backend, behind the [`Records`] traits so it can be swapped.
     pub(crate) records: Arc<dyn Records>,
     /// The shard store with the same records, kept in step ([`crate::gc`]).
     pub(crate) keeper: Arc<ShardKeeper>,
@@ -44,41 +44,10 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Runs a [`Records`] call on the blocking pool and maps its error.
-    pub async fn records<T, F>(&self, call: F) -> Result<T, ApiError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&dyn Records) -> Result<T, StoreError> + Send + 'static,
-    {
-        let records = Arc::clone(&self.records);
-        match tokio::task::spawn_blocking(move || call(&*records)).await {
-            Ok(result) => result.map_err(ApiError::from),
-            Err(join) => Err(ApiError::internal(format!("records task failed: {join}"))),
-        }
-    }
-
-    /// Runs a call on the shard store and its records on the blocking pool.
-    pub async fn keeper<T, F>(&self, call: F) -> Result<T, ApiError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&ShardKeeper) -> Result<T, ApiError> + Send + 'static,
-    {
-        let keeper = self.shard_keeper();
-        match tokio::task::spawn_blocking(move || call(&keeper)).await {
-            Ok(result) => result,
-            Err(join) => Err(ApiError::internal(format!("shard task failed: {join}"))),
-        }
-    }
-
     /// Takes a withdrawn file or space apart, a step at a time, freeing the shards no
     /// file uses any more ([`ShardKeeper::unwind`]).
     pub async fn unwind(&self, what: Withdrawn) -> Result<usize, ApiError> {
-        self.keeper(move |keeper| Ok(keeper.unwind(&what)?)).await
-    }
-
-    /// The shard keeper itself, for work that outlives one call (a streamed answer).
-    pub fn shard_keeper(&self) -> Arc<ShardKeeper> {
-        Arc::clone(&self.keeper)
+        Ok(self.keeper.unwind(&what).await?)
     }
 }
 

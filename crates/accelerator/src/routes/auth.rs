@@ -81,10 +81,8 @@ async fn open_session(state: &AppState, user: User) -> Result<Json<SessionRespon
     let token: [u8; 32] = random()?;
     let hash: [u8; 32] = Sha256::digest(token).into();
     let expires_at_ms = expiry_ms(state.config.session_ttl);
-    let user_id = user.user_id.clone();
-    let now = now_ms();
     let keep = state.config.limits.max_sessions_per_user;
-    state.records(move |r| r.create_session(&hash, &user_id, expires_at_ms, now, keep)).await?;
+    state.records.create_session(&hash, &user.user_id, expires_at_ms, now_ms(), keep).await?;
     state.feed.wake(&user.user_id);
     Ok(Json(SessionResponse {
         token: b64::encode(token),
@@ -120,8 +118,7 @@ async fn check_signed_challenge(
             ),
         )
     })?;
-    let id = challenge_id.clone();
-    let challenge = state.records(move |r| r.take_challenge(&id)).await?;
+    let challenge = state.records.take_challenge(&challenge_id).await?;
     let challenge = challenge.ok_or_else(ApiError::sign_in_failed)?;
     if now_ms() >= challenge.expires_at_ms {
         return Err(ApiError::sign_in_failed());
@@ -130,8 +127,7 @@ async fn check_signed_challenge(
         return Err(ApiError::sign_in_failed());
     }
     state.throttle.login_allowed(&challenge.username)?;
-    let username = challenge.username.clone();
-    let user = state.records(move |r| r.user_by_name(&username)).await?;
+    let user = state.records.user_by_name(&challenge.username).await?;
     let key = user.as_ref().map_or(state.secret.stand_in_key, |u| u.credentials.login_public_key);
     let login = account::LoginChallenge {
         origin: &origin,
@@ -153,8 +149,7 @@ pub async fn salt(
 ) -> Result<Json<SaltResponse>, ApiError> {
     state.throttle.address(from)?;
     validate::username(&req.username)?;
-    let username = req.username.clone();
-    let user = state.records(move |r| r.user_by_name(&username)).await?;
+    let user = state.records.user_by_name(&req.username).await?;
     Ok(Json(match user {
         Some(user) => SaltResponse { salt: b64::encode(user.credentials.salt), kdf: user.credentials.kdf },
         None => SaltResponse { salt: b64::encode(state.secret.fake_salt(&req.username)), kdf: KdfParams::default() },
@@ -171,8 +166,7 @@ pub async fn signup(
     validate::username(&req.username)?;
     let credentials = credentials(&req.salt, &req.kdf, &req.login_public_key, &req.wrapped_root)?;
     let user = User { user_id: b64::encode(random::<16>()?), username: req.username, credentials, kv_seq: 0 };
-    let record = user.clone();
-    state.records(move |r| r.create_user(&record)).await?;
+    state.records.create_user(&user).await?;
     open_session(&state, user).await
 }
 
@@ -198,7 +192,7 @@ pub async fn challenge(
         expires_in_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
     };
     let now = now_ms();
-    state.records(move |r| r.create_challenge(&challenge, now)).await?;
+    state.records.create_challenge(&challenge, now).await?;
     Ok(Json(response))
 }
 
@@ -239,9 +233,7 @@ pub async fn change_password(
         return Err(ApiError::sign_in_failed());
     }
     let old_key = user.credentials.login_public_key;
-    let keep = authed.token_hash;
-    let user_id = user.user_id.clone();
-    let replaced = state.records(move |r| r.replace_credentials(&user_id, &old_key, &new, &keep)).await?;
+    let replaced = state.records.replace_credentials(&user.user_id, &old_key, &new, &authed.token_hash).await?;
     if !replaced {
         // Another password change won the race; this one's signature is stale.
         return Err(ApiError::sign_in_failed());
@@ -254,8 +246,7 @@ pub async fn change_password(
 
 /// `POST /v1/auth/signout`: revokes the session. 204.
 pub async fn signout(State(state): State<AppState>, authed: Authed) -> Result<StatusCode, ApiError> {
-    let hash = authed.token_hash;
-    if let Some(user_id) = state.records(move |r| r.delete_session(&hash)).await? {
+    if let Some(user_id) = state.records.delete_session(&authed.token_hash).await? {
         state.feed.wake(&user_id);
     }
     Ok(StatusCode::NO_CONTENT)

@@ -89,6 +89,12 @@ impl From<ApiError> for End {
     }
 }
 
+impl From<crate::store::StoreError> for End {
+    fn from(err: crate::store::StoreError) -> Self {
+        End::from(ApiError::from(err))
+    }
+}
+
 async fn serve_socket(state: AppState, socket: WebSocket, unauthenticated: OwnedSemaphorePermit) {
     // Keeps `run` waiting until this feed has closed.
     let _alive = state.feed_alive.clone();
@@ -178,9 +184,8 @@ impl Feed {
             );
             return Err(End::Error(err, CLOSE_POLICY));
         };
-        let uid = user_id.clone();
         // Nothing is after `u64::MAX`: this reads just the head.
-        let head = self.state.records(move |r| r.changes_after(&uid, u64::MAX, 0)).await?.head;
+        let head = self.state.records.changes_after(&user_id, u64::MAX, 0).await?.head;
         self.send(&ServerFrame::Ready { seq: head }).await?;
         self.last = since.unwrap_or(head);
         self.pump(&user_id).await?;
@@ -211,8 +216,7 @@ impl Feed {
     /// Sends every change after `last`, in order; `Resync` if the log has a gap.
     async fn pump(&mut self, user_id: &str) -> Result<(), End> {
         loop {
-            let (uid, after) = (user_id.to_owned(), self.last);
-            let window = self.state.records(move |r| r.changes_after(&uid, after, BATCH)).await?;
+            let window = self.state.records.changes_after(user_id, self.last, BATCH).await?;
             // Holes above the floor are changes a later change of the same key
             // replaced; below it the log may have been pruned.
             let gap = self.last < window.floor || self.last > window.head;
@@ -234,7 +238,7 @@ impl Feed {
 
     async fn check_session(&self, token_hash: [u8; 32]) -> Result<(), End> {
         let now = now_ms();
-        let session = self.state.records(move |r| r.session(&token_hash, now)).await?;
+        let session = self.state.records.session(&token_hash, now).await?;
         match session {
             Some(_) => Ok(()),
             None => Err(End::Error(

@@ -7,11 +7,13 @@
 //! collected after the grace if nothing commits them), then one commit checks every
 //! listed shard is stored, meters their bytes against the space's quota and records
 //! the file with its sealed manifest. A large commit takes several transactions
-//! ([`crate::store::Records::commit_file`]), so other users' writes are never held
+//! ([`crate::store::Files::commit_file`]), so other users' writes are never held
 //! up behind it, but it is checked whole before it starts and becomes visible in
 //! one step at its end — so a refused commit leaves nothing visible and the writer's
 //! uploads as they were. Deleting a file frees, before the answer, the shards no
 //! other file references, so its manifest stops opening it ([`crate::gc`]).
+
+use std::sync::Arc;
 
 use axum::extract::State;
 use coffer_core::proto::PageQuery;
@@ -73,8 +75,11 @@ pub async fn commit(
     let quotas = state.config.quotas();
     let expires_at_ms = expiry_ms(state.config.shard_grace);
     let (space_id, file_id) = (file.space_id.clone(), file.file_id.clone());
-    // The steps run on the blocking pool, to the end even if the client goes.
-    let committed = state.records(move |r| r.commit_file(&file, quotas, expires_at_ms)).await;
+    // The steps run to the end even if the client goes.
+    let records = Arc::clone(&state.records);
+    let committed = tokio::spawn(async move { records.commit_file(&file, quotas, expires_at_ms).await })
+        .await
+        .map_err(ApiError::internal)?;
     if committed.is_err() {
         // A refusal after the first step abandoned the draft: its references go now
         // (or, if that fails, at the collector's next pass). The answer is the refusal.
@@ -95,7 +100,7 @@ pub async fn list(
     check_id(&space_id, "the space id")?;
     let page = page_request(page)?;
     let actor = authed.session.user_id;
-    let files = state.records(move |r| r.files(&space_id, &actor, &page)).await?;
+    let files = state.records.files(&space_id, &actor, &page).await?;
     Ok(Json(FileListResponse { files: files.items.iter().map(|f| f.to_wire()).collect(), next: files.next }))
 }
 
@@ -108,7 +113,7 @@ pub async fn get(
     check_id(&space_id, "the space id")?;
     check_id(&file_id, "the file id")?;
     let actor = authed.session.user_id;
-    let file = state.records(move |r| r.file(&space_id, &file_id, &actor)).await?;
+    let file = state.records.file(&space_id, &file_id, &actor).await?;
     let file = file.ok_or_else(|| ApiError::not_found("no file with that id in this space"))?;
     Ok(Json(file.to_wire()))
 }
@@ -123,8 +128,7 @@ pub async fn delete(
     check_id(&space_id, "the space id")?;
     check_id(&file_id, "the file id")?;
     let actor = authed.session.user_id;
-    let (space, file) = (space_id.clone(), file_id.clone());
-    let existed = state.records(move |r| r.delete_file(&space, &file, &actor)).await?;
+    let existed = state.records.delete_file(&space_id, &file_id, &actor).await?;
     if existed {
         state.unwind(Withdrawn::File { space_id, file_id }).await?;
     }

@@ -83,9 +83,8 @@ pub async fn set(
     key(&req.collection, &req.id)?;
     let value = stored_value(req.value)?;
     let user_id = authed.session.user_id;
-    let uid = user_id.clone();
     let allowance = state.config.user_allowance_bytes;
-    let seq = state.records(move |r| r.kv_set(&uid, &req.collection, &req.id, &value, allowance)).await?;
+    let seq = state.records.kv_set(&user_id, &req.collection, &req.id, &value, allowance).await?;
     state.feed.wake(&user_id);
     Ok(Json(KvWriteResponse { seq }))
 }
@@ -98,7 +97,7 @@ pub async fn get(
 ) -> Result<Json<KvGetResponse>, ApiError> {
     key(&req.collection, &req.id)?;
     let user_id = authed.session.user_id;
-    let found = state.records(move |r| r.kv_get(&user_id, &req.collection, &req.id)).await?;
+    let found = state.records.kv_get(&user_id, &req.collection, &req.id).await?;
     Ok(Json(KvGetResponse { value: found.map(|value| value.to_wire()) }))
 }
 
@@ -110,8 +109,7 @@ pub async fn delete(
 ) -> Result<Json<KvDeleteResponse>, ApiError> {
     key(&req.collection, &req.id)?;
     let user_id = authed.session.user_id;
-    let uid = user_id.clone();
-    let seq = state.records(move |r| r.kv_delete(&uid, &req.collection, &req.id)).await?;
+    let seq = state.records.kv_delete(&user_id, &req.collection, &req.id).await?;
     if seq.is_some() {
         state.feed.wake(&user_id);
     }
@@ -127,6 +125,6 @@ pub async fn list(
     validate::any_collection(&req.collection)?;
     let page = page_request(req.page)?;
     let user_id = authed.session.user_id;
-    let ids = state.records(move |r| r.kv_list(&user_id, &req.collection, &page)).await?;
+    let ids = state.records.kv_list(&user_id, &req.collection, &page).await?;
     Ok(Json(KvListResponse { ids: ids.items, next: ids.next }))
 }

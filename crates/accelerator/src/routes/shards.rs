@@ -19,7 +19,7 @@
 //! - **Uploads are budgeted** by [`crate::budget`] before their bodies are read.
 
 use std::collections::HashMap;
-use std::io::{self, Read as _};
+use std::io;
 use std::sync::Arc;
 
 use axum::body::{Body as ResponseBody, Bytes};
@@ -39,10 +39,8 @@ use crate::error::{ApiError, Body, Json, Path};
 use crate::session::Authed;
 use crate::state::{AppState, now_ms};
 use crate::store::keeper::Upload;
+pub use crate::store::shards::PIECE;
 use crate::store::shards::ShardReader;
-
-/// Bytes read from the store at a time when serving a shard.
-pub const PIECE: usize = 64 * 1024;
 
 /// Headers of every shard answer. No cache may keep a shard (a deleted file's must
 /// stop being served); and should a browser ever be pointed at one, it downloads
@@ -85,45 +83,34 @@ pub async fn put(
         expires_at_ms: now.saturating_add(grace_ms(&state)),
         allowance: state.config.user_allowance_bytes,
     };
-    state
-        .keeper(move |keeper| {
-            // Hashing up to 16 MiB takes milliseconds: done here, off the async threads.
-            if !address.matches(&bytes) {
-                return Err(ApiError::new(
-                    ErrorCode::Integrity,
-                    "the body does not hash to the shard's address (BLAKE3); nothing was stored",
-                ));
-            }
-            Ok(keeper.store(&upload, &bytes)?)
-        })
-        .await?;
+    // Hashing up to 16 MiB takes milliseconds: done off the async threads.
+    let hashed = bytes.clone();
+    let matches = tokio::task::spawn_blocking(move || address.matches(&hashed)).await.map_err(ApiError::internal)?;
+    if !matches {
+        return Err(ApiError::new(
+            ErrorCode::Integrity,
+            "the body does not hash to the shard's address (BLAKE3); nothing was stored",
+        ));
+    }
+    state.keeper.store(&upload, bytes).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A stored shard's bytes as a stream of pieces, each read on the blocking pool
-/// under a permit of `reads`.
+/// A stored shard's bytes as a stream of pieces, each read under a permit of
+/// `reads`.
 fn pieces(reader: ShardReader, reads: Arc<Semaphore>) -> impl futures_util::Stream<Item = io::Result<Bytes>> {
     stream::try_unfold(reader.bytes, move |mut bytes| {
         let reads = Arc::clone(&reads);
         async move {
             let _permit = reads.acquire_owned().await.map_err(io::Error::other)?;
-            let (bytes, piece) = tokio::task::spawn_blocking(move || {
-                let mut piece = vec![0; PIECE];
-                let n = bytes.read(&mut piece)?;
-                piece.truncate(n);
-                Ok::<_, io::Error>((bytes, piece))
-            })
-            .await
-            .map_err(io::Error::other)??;
-            Ok((!piece.is_empty()).then(|| (Bytes::from(piece), bytes)))
+            Ok(bytes.try_next().await?.map(|piece| (piece, bytes)))
         }
     })
 }
 
-/// Opens a shard on the blocking pool.
+/// Opens a shard.
 async fn open(state: &AppState, address: ShardAddress) -> io::Result<Option<ShardReader>> {
-    let keeper = state.shard_keeper();
-    tokio::task::spawn_blocking(move || keeper.shards.open(&address)).await.map_err(io::Error::other)?
+    state.keeper.shards.open(&address).await
 }
 
 /// `GET /v1/shards/{address}`: the shard's bytes, to anyone, streamed.
@@ -154,25 +141,21 @@ pub async fn missing(
     batch_size(&req.addresses)?;
     let expires_at_ms = now_ms().saturating_add(grace_ms(&state));
     let user_id = authed.session.user_id;
-    let missing = state
-        .keeper(move |keeper| {
-            let present = keeper.present(&user_id, &req.addresses, expires_at_ms)?;
-            Ok(req.addresses.iter().zip(present).filter(|(_, present)| !present).map(|(a, _)| *a).collect())
-        })
-        .await?;
+    let present = state.keeper.present(&user_id, &req.addresses, expires_at_ms).await?;
+    let missing = req.addresses.iter().zip(present).filter(|(_, present)| !present).map(|(a, _)| *a).collect();
     Ok(Json(ShardsMissingResponse { missing }))
 }
 
 /// The bytes a batch answer takes: each named shard's frame, repeats included.
 /// Looks each distinct shard's size up once.
-fn batch_bytes(state: &AppState, addresses: &[ShardAddress]) -> Result<u64, ApiError> {
+async fn batch_bytes(state: &AppState, addresses: &[ShardAddress]) -> Result<u64, ApiError> {
     let mut sizes: HashMap<ShardAddress, u64> = HashMap::new();
     let mut total = 0u64;
     for address in addresses {
         let size = match sizes.get(address) {
             Some(&size) => size,
             None => {
-                let size = state.shard_keeper().shards.size(address).map_err(ApiError::internal)?.unwrap_or(0);
+                let size = state.keeper.shards.size(address).await.map_err(ApiError::internal)?.unwrap_or(0);
                 sizes.insert(*address, size);
                 size
             }
@@ -188,10 +171,7 @@ fn batch_bytes(state: &AppState, addresses: &[ShardAddress]) -> Result<u64, ApiE
 pub async fn fetch(State(state): State<AppState>, Json(req): Json<ShardsRequest>) -> Result<Response, ApiError> {
     batch_size(&req.addresses)?;
     let limit = state.config.limits.max_fetch_bytes;
-    let sized = state.clone();
-    let addresses = req.addresses.clone();
-    let total =
-        tokio::task::spawn_blocking(move || batch_bytes(&sized, &addresses)).await.map_err(ApiError::internal)??;
+    let total = batch_bytes(&state, &req.addresses).await?;
     if total > limit {
         return Err(ApiError::too_large(format!(
             "these shards add up to {total} bytes; one request answers at most {limit}: ask for fewer at a time"

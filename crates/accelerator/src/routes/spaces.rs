@@ -76,7 +76,7 @@ pub async fn create(
     let user = authed.session.user_id;
     let now = now_ms();
     let allowance = state.config.user_allowance_bytes;
-    let space = state.records(move |r| r.create_space(&req.space_id, &name, &user, now, allowance)).await?;
+    let space = state.records.create_space(&req.space_id, &name, &user, now, allowance).await?;
     Ok(Json(space.to_wire()))
 }
 
@@ -88,7 +88,7 @@ pub async fn list(
 ) -> Result<Json<SpaceListResponse>, ApiError> {
     let page = page_request(page)?;
     let user = authed.session.user_id;
-    let spaces = state.records(move |r| r.spaces_of(&user, &page)).await?;
+    let spaces = state.records.spaces_of(&user, &page).await?;
     Ok(Json(SpaceListResponse { spaces: spaces.items.iter().map(|s| s.to_wire()).collect(), next: spaces.next }))
 }
 
@@ -121,7 +121,7 @@ pub async fn invite(
     let invite = Invite { space_id, secret_hash, role: req.role, expires_at_ms: now.saturating_add(ttl), max_uses };
     let info = InviteInfo { role: invite.role, expires_at_ms: invite.expires_at_ms, max_uses };
     let actor = authed.session.user_id;
-    state.records(move |r| r.create_invite(&actor, &invite, now)).await?;
+    state.records.create_invite(&actor, &invite, now).await?;
     Ok(Json(info))
 }
 
@@ -138,7 +138,7 @@ pub async fn join(
     let hash = invite_secret_hash(&req.space_id, &InviteSecret::from_bytes(secret));
     let user = authed.session.user_id;
     let now = now_ms();
-    let space = state.records(move |r| r.join_space(&req.space_id, &hash, &user, now)).await?;
+    let space = state.records.join_space(&req.space_id, &hash, &user, now).await?;
     Ok(Json(space.to_wire()))
 }
 
@@ -152,7 +152,7 @@ pub async fn members(
     check_id(&space_id, "the space id")?;
     let page = page_request(page)?;
     let actor = authed.session.user_id;
-    let members = state.records(move |r| r.members(&space_id, &actor, &page)).await?;
+    let members = state.records.members(&space_id, &actor, &page).await?;
     Ok(Json(MembersResponse { members: members.items, next: members.next }))
 }
 
@@ -165,8 +165,7 @@ pub async fn leave(
 ) -> Result<StatusCode, ApiError> {
     check_id(&space_id, "the space id")?;
     let user = authed.session.user_id;
-    let left = space_id.clone();
-    let gone = state.records(move |r| r.leave_space(&left, &user)).await?;
+    let gone = state.records.leave_space(&space_id, &user).await?;
     if gone {
         state.unwind(Withdrawn::Space { space_id }).await?;
     }
@@ -185,7 +184,7 @@ pub async fn remove_member(
         return Err(ApiError::invalid(format!("userId must be {USER_ID_BYTES} bytes of base64url")));
     }
     let actor = authed.session.user_id;
-    state.records(move |r| r.remove_member(&space_id, &actor, &req.user_id)).await?;
+    state.records.remove_member(&space_id, &actor, &req.user_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -197,6 +196,6 @@ pub async fn usage(
 ) -> Result<Json<UsageResponse>, ApiError> {
     check_id(&space_id, "the space id")?;
     let actor = authed.session.user_id;
-    let used_bytes = state.records(move |r| r.space_usage(&space_id, &actor)).await?;
+    let used_bytes = state.records.space_usage(&space_id, &actor).await?;
     Ok(Json(UsageResponse { used_bytes, quota_bytes: state.config.space_quota_bytes }))
 }

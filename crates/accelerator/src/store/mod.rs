@@ -2,11 +2,10 @@
 //! values and each user's kv change log; shards, spaces, members, invites, files and
 //! the shards each file references.
 //!
-//! [`Records`] is a synchronous trait so that a backend can be any blocking
-//! database client; handlers call it through [`crate::state::AppState::records`],
-//! which runs it on tokio's blocking pool. [`sqlite::SqliteRecords`] is the embedded
-//! default; a PostgreSQL backend for several accelerators would implement the same
-//! trait without touching the routes.
+//! The records are four async traits, one per domain — [`Accounts`], [`Kv`],
+//! [`Spaces`], [`Files`] — which a backend implements together ([`Records`]).
+//! [`sqlite::SqliteRecords`] is the embedded default. The same cases run against
+//! every backend (`tests/store/`), so a behaviour cannot differ between them.
 //!
 //! Every kv method takes the user id first and every query is keyed by it, so one
 //! user can never reach another's values. Every space method takes the acting user
@@ -16,7 +15,7 @@
 //! Shard bytes are not records: they live in a [`shards::ShardStore`]
 //! ([`shard_dir::ShardDir`] on disk). The `shards` records say which addresses are
 //! stored, how large each is and when it was last put, which is what metering and
-//! the collector ([`crate::gc`]) need.
+//! the collector ([`keeper`]) need.
 
 pub mod keeper;
 pub mod shard_dir;
@@ -31,6 +30,8 @@ use coffer_core::b64;
 use coffer_core::proto::storage::{FileEntry, Member, Role, SpaceInfo};
 use coffer_core::proto::{ChangeEvent, ChangeOp, KvValue};
 use coffer_core::shard::ShardAddress;
+
+pub use async_trait::async_trait;
 
 /// Creates `dir` if needed and makes it accessible to this user only (0700 on
 /// Unix): the database and the shards inside are nobody else's business.
@@ -161,7 +162,7 @@ impl std::fmt::Display for StoreError {
 }
 
 /// A file or space that was deleted and whose references are being dropped a
-/// [`Records::step`] at a time: it is invisible already, its bytes refunded.
+/// [`Files::step`] at a time: it is invisible already, its bytes refunded.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Withdrawn {
     /// A deleted file, or an abandoned draft.
@@ -178,7 +179,7 @@ pub enum Withdrawn {
     },
 }
 
-/// What one step of [`Records::unwind`] did.
+/// What one step of [`Files::unwind`] did.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Unwound {
     /// Shards that no file references any more: the caller frees them.
@@ -229,6 +230,10 @@ impl Quotas {
     /// No limit at all (tests of other behaviour).
     pub const NONE: Quotas = Quotas { space_bytes: u64::MAX, user_bytes: u64::MAX };
 }
+
+/// Invites of one space that may be live (unexpired) at once: each is a row an
+/// owner adds for free, so their number is bounded rather than metered.
+pub const MAX_LIVE_INVITES: u64 = 1000;
 
 /// What one kv row costs besides its names and value: keys, index entries, the row.
 pub const KV_ROW_BYTES: u64 = 64;
@@ -486,19 +491,19 @@ impl FileRecord {
     }
 }
 
-/// The accelerator's records. Implementations must be safe to call from many
-/// threads at once; each method is one transaction.
-pub trait Records: Send + Sync + 'static {
+/// Accounts, their sessions and sign-in challenges, and what each user is charged.
+#[async_trait]
+pub trait Accounts: Send + Sync + 'static {
     /// Creates an account; [`StoreError::UsernameTaken`] if the name exists.
-    fn create_user(&self, user: &User) -> Result<(), StoreError>;
+    async fn create_user(&self, user: &User) -> Result<(), StoreError>;
 
     /// Finds an account by username.
-    fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError>;
+    async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError>;
 
     /// Replaces a user's credentials if the current login key is still
     /// `expected_public_key`, and revokes every session except `keep_session`.
     /// Returns `false` (changing nothing) if the key had already changed.
-    fn replace_credentials(
+    async fn replace_credentials(
         &self,
         user_id: &str,
         expected_public_key: &[u8; 32],
@@ -508,7 +513,7 @@ pub trait Records: Send + Sync + 'static {
 
     /// Records a session under the hash of its token, dropping expired ones and,
     /// beyond the newest `keep_at_most` of the user's sessions, the oldest.
-    fn create_session(
+    async fn create_session(
         &self,
         token_hash: &[u8; 32],
         user_id: &str,
@@ -518,24 +523,31 @@ pub trait Records: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// The session with this token hash, if it exists and has not expired at `now_ms`.
-    fn session(&self, token_hash: &[u8; 32], now_ms: u64) -> Result<Option<Session>, StoreError>;
+    async fn session(&self, token_hash: &[u8; 32], now_ms: u64) -> Result<Option<Session>, StoreError>;
 
     /// Revokes a session. Returns the user it belonged to, if any.
-    fn delete_session(&self, token_hash: &[u8; 32]) -> Result<Option<String>, StoreError>;
+    async fn delete_session(&self, token_hash: &[u8; 32]) -> Result<Option<String>, StoreError>;
 
     /// Records a challenge, dropping expired ones.
-    fn create_challenge(&self, challenge: &Challenge, now_ms: u64) -> Result<(), StoreError>;
+    async fn create_challenge(&self, challenge: &Challenge, now_ms: u64) -> Result<(), StoreError>;
 
     /// Removes and returns a challenge: each is answered at most once.
-    fn take_challenge(&self, challenge_id: &str) -> Result<Option<Challenge>, StoreError>;
+    async fn take_challenge(&self, challenge_id: &str) -> Result<Option<Challenge>, StoreError>;
 
+    /// Bytes counted against `user_id`'s allowance.
+    async fn used_bytes(&self, user_id: &str) -> Result<u64, StoreError>;
+}
+
+/// Each user's kv values and their change log.
+#[async_trait]
+pub trait Kv: Send + Sync + 'static {
     /// Reads one value.
-    fn kv_get(&self, user_id: &str, collection: &str, id: &str) -> Result<Option<StoredValue>, StoreError>;
+    async fn kv_get(&self, user_id: &str, collection: &str, id: &str) -> Result<Option<StoredValue>, StoreError>;
 
     /// Writes one value and appends the change to the log, in one transaction,
     /// charging the difference in [`kv_cost`] to the user within `allowance`. The
     /// log keeps only this latest change of the key. Returns its sequence number.
-    fn kv_set(
+    async fn kv_set(
         &self,
         user_id: &str,
         collection: &str,
@@ -547,22 +559,70 @@ pub trait Records: Send + Sync + 'static {
     /// Deletes one value and refunds its cost; if it existed, appends the change to
     /// the log in the same transaction (replacing the key's earlier change) and
     /// returns its sequence number.
-    fn kv_delete(&self, user_id: &str, collection: &str, id: &str) -> Result<Option<u64>, StoreError>;
+    async fn kv_delete(&self, user_id: &str, collection: &str, id: &str) -> Result<Option<u64>, StoreError>;
 
     /// A page of the ids in a collection, in byte order.
-    fn kv_list(&self, user_id: &str, collection: &str, page: &PageRequest) -> Result<Page<String>, StoreError>;
+    async fn kv_list(&self, user_id: &str, collection: &str, page: &PageRequest) -> Result<Page<String>, StoreError>;
 
     /// The user's latest sequence number and up to `limit` retained changes after `after`.
-    fn changes_after(&self, user_id: &str, after: u64, limit: usize) -> Result<ChangeWindow, StoreError>;
+    async fn changes_after(&self, user_id: &str, after: u64, limit: usize) -> Result<ChangeWindow, StoreError>;
+}
 
-    /// Bytes counted against `user_id`'s allowance.
-    fn used_bytes(&self, user_id: &str) -> Result<u64, StoreError>;
+/// Spaces, their members and invites.
+#[async_trait]
+pub trait Spaces: Send + Sync + 'static {
+    /// Creates a space with `owner` as its one member, charging [`space_cost`] to
+    /// them within `allowance`; [`StoreError::SpaceTaken`] if the id exists.
+    async fn create_space(
+        &self,
+        space_id: &str,
+        sealed_name: &[u8],
+        owner: &str,
+        now_ms: u64,
+        allowance: u64,
+    ) -> Result<Membership, StoreError>;
 
+    /// The spaces `user_id` is a member of, oldest first.
+    async fn spaces_of(&self, user_id: &str, page: &PageRequest) -> Result<Page<Membership>, StoreError>;
+
+    /// Registers an invite made by `actor`, who must own the space; drops the
+    /// space's expired invites.
+    async fn create_invite(&self, actor: &str, invite: &Invite, now_ms: u64) -> Result<(), StoreError>;
+
+    /// Adds `user_id` to the space through the invite with this secret hash, using
+    /// one of its uses. A user who is already a member gets their membership back
+    /// and the invite is not used.
+    async fn join_space(
+        &self,
+        space_id: &str,
+        secret_hash: &[u8; 32],
+        user_id: &str,
+        now_ms: u64,
+    ) -> Result<Membership, StoreError>;
+
+    /// The space's members in joining order; `actor` must be one.
+    async fn members(&self, space_id: &str, actor: &str, page: &PageRequest) -> Result<Page<Member>, StoreError>;
+
+    /// Takes `user_id` out of the space. The last member leaving withdraws the space
+    /// with its invites and files, refunding whoever paid for them, and gets `true`:
+    /// [`Files::unwind`] then takes it apart.
+    async fn leave_space(&self, space_id: &str, user_id: &str) -> Result<bool, StoreError>;
+
+    /// `actor`, an owner, takes `user_id` out of the space.
+    async fn remove_member(&self, space_id: &str, actor: &str, user_id: &str) -> Result<(), StoreError>;
+
+    /// Bytes the space's committed files hold; `actor` must be a member.
+    async fn space_usage(&self, space_id: &str, actor: &str) -> Result<u64, StoreError>;
+}
+
+/// Shard records, uploads, files and the shards each file references.
+#[async_trait]
+pub trait Files: Send + Sync + 'static {
     /// Records that `user_id` uploaded a shard (after its bytes are durable): the
     /// shard's record (re-stamped to `now_ms`, never earlier than it was), and the
     /// user's upload of it, which pins it until `expires_at_ms` and is charged to them
     /// until then or until they commit it. Uploading it again moves the deadline.
-    fn record_upload(
+    async fn record_upload(
         &self,
         user_id: &str,
         address: &ShardAddress,
@@ -574,7 +634,7 @@ pub trait Records: Send + Sync + 'static {
     /// For each address, in order, whether `user_id` has an upload of it pending;
     /// each one's deadline moves to `expires_at_ms`. Other users' uploads are not
     /// seen and not moved.
-    fn touch_uploads(
+    async fn touch_uploads(
         &self,
         user_id: &str,
         addresses: &[ShardAddress],
@@ -583,82 +643,42 @@ pub trait Records: Send + Sync + 'static {
 
     /// Drops up to `limit` uploads whose deadline is at or before `now_ms`, refunding
     /// their uploaders. Returns how many it dropped.
-    fn expire_uploads(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError>;
+    async fn expire_uploads(&self, now_ms: u64, limit: usize) -> Result<usize, StoreError>;
 
     /// Whether a shard is recorded under `address`.
-    fn shard_recorded(&self, address: &ShardAddress) -> Result<bool, StoreError>;
+    async fn shard_recorded(&self, address: &ShardAddress) -> Result<bool, StoreError>;
 
     /// Up to `limit` recorded shards that no committed file references, no pending
     /// upload pins, and whose `stored_at` is before `stored_before_ms`: candidates
     /// for the collector.
-    fn collectable_shards(&self, stored_before_ms: u64, limit: usize) -> Result<Vec<ShardAddress>, StoreError>;
+    async fn collectable_shards(&self, stored_before_ms: u64, limit: usize) -> Result<Vec<ShardAddress>, StoreError>;
 
     /// Drops, in one transaction, the record of each of `addresses` that at this
     /// moment no file references, no pending upload pins, and that was stamped
     /// before `stored_before_ms` (`u64::MAX`: however recently). Returns those it
     /// dropped; the caller then deletes their bytes.
-    fn forget_shards(&self, addresses: &[ShardAddress], stored_before_ms: u64)
-    -> Result<Vec<ShardAddress>, StoreError>;
-
-    /// Creates a space with `owner` as its one member, charging [`space_cost`] to
-    /// them within `allowance`; [`StoreError::SpaceTaken`] if the id exists.
-    fn create_space(
+    async fn forget_shards(
         &self,
-        space_id: &str,
-        sealed_name: &[u8],
-        owner: &str,
-        now_ms: u64,
-        allowance: u64,
-    ) -> Result<Membership, StoreError>;
-
-    /// The spaces `user_id` is a member of, oldest first.
-    fn spaces_of(&self, user_id: &str, page: &PageRequest) -> Result<Page<Membership>, StoreError>;
-
-    /// Registers an invite made by `actor`, who must own the space; drops the
-    /// space's expired invites.
-    fn create_invite(&self, actor: &str, invite: &Invite, now_ms: u64) -> Result<(), StoreError>;
-
-    /// Adds `user_id` to the space through the invite with this secret hash, using
-    /// one of its uses. A user who is already a member gets their membership back
-    /// and the invite is not used.
-    fn join_space(
-        &self,
-        space_id: &str,
-        secret_hash: &[u8; 32],
-        user_id: &str,
-        now_ms: u64,
-    ) -> Result<Membership, StoreError>;
-
-    /// The space's members in joining order; `actor` must be one.
-    fn members(&self, space_id: &str, actor: &str, page: &PageRequest) -> Result<Page<Member>, StoreError>;
-
-    /// Takes `user_id` out of the space. The last member leaving withdraws the space
-    /// with its invites and files, refunding whoever paid for them, and gets `true`:
-    /// [`Records::unwind`] then takes it apart.
-    fn leave_space(&self, space_id: &str, user_id: &str) -> Result<bool, StoreError>;
-
-    /// `actor`, an owner, takes `user_id` out of the space.
-    fn remove_member(&self, space_id: &str, actor: &str, user_id: &str) -> Result<(), StoreError>;
-
-    /// Bytes the space's committed files hold; `actor` must be a member.
-    fn space_usage(&self, space_id: &str, actor: &str) -> Result<u64, StoreError>;
+        addresses: &[ShardAddress],
+        stored_before_ms: u64,
+    ) -> Result<Vec<ShardAddress>, StoreError>;
 
     /// The most shards one transaction adds or drops: commits, deletes and a space's
     /// end take as many steps as they need, and every other write gets its turn
     /// between two of them.
     fn step(&self) -> usize;
 
-    /// Checks, without writing, what [`Records::draft_file`] and
-    /// [`Records::seal_draft`] would check of the whole file — its id is free, every
+    /// Checks, without writing, what [`Files::draft_file`] and
+    /// [`Files::seal_draft`] would check of the whole file — its id is free, every
     /// shard may be listed, it fits its declared size and `quotas` — so a commit of
     /// many steps is refused before its first one in all but a race, and its writer's
     /// uploads stay as they were.
-    fn check_commit(&self, file: &NewFile, quotas: Quotas) -> Result<(), StoreError>;
+    async fn check_commit(&self, file: &NewFile, quotas: Quotas) -> Result<(), StoreError>;
 
     /// Commits a file that takes one step, in one transaction: what
-    /// [`Records::draft_file`] and [`Records::seal_draft`] do, and a refusal changes
+    /// [`Files::draft_file`] and [`Files::seal_draft`] do, and a refusal changes
     /// nothing.
-    fn commit_whole(&self, file: &NewFile, quotas: Quotas) -> Result<FileRecord, StoreError>;
+    async fn commit_whole(&self, file: &NewFile, quotas: Quotas) -> Result<FileRecord, StoreError>;
 
     /// One step of a commit: adds `file.shards[range]` to the file's draft, which the
     /// first step (`range.start == 0`) opens, invisible, under the file's id
@@ -667,69 +687,77 @@ pub trait Records: Send + Sync + 'static {
     /// committed file of the same space; the creator's uploads of them are settled
     /// into the draft (their charge moves to it), which pins them until
     /// `expires_at_ms`. A refused step changes nothing.
-    fn draft_file(&self, file: &NewFile, range: Range<usize>, expires_at_ms: u64) -> Result<(), StoreError>;
+    async fn draft_file(&self, file: &NewFile, range: Range<usize>, expires_at_ms: u64) -> Result<(), StoreError>;
 
     /// The last step of a commit: makes the draft, holding every listed shard, the
     /// visible file, if its shards hold no more than the declared size needs and
     /// both the space and the creator stay within `quotas` (the file costs
     /// [`file_cost`]). A refused seal changes nothing.
-    fn seal_draft(&self, file: &NewFile, quotas: Quotas) -> Result<FileRecord, StoreError>;
+    async fn seal_draft(&self, file: &NewFile, quotas: Quotas) -> Result<FileRecord, StoreError>;
 
     /// Withdraws `creator`'s draft of a file, refunding what it was charged, for
-    /// [`Records::unwind`] to take apart. Nothing happens if there is none.
-    fn abandon_draft(&self, space_id: &str, file_id: &str, creator: &str) -> Result<(), StoreError>;
+    /// [`Files::unwind`] to take apart. Nothing happens if there is none.
+    async fn abandon_draft(&self, space_id: &str, file_id: &str, creator: &str) -> Result<(), StoreError>;
 
-    /// Commits a file: one that takes one step [`Records::commit_whole`]; a larger
-    /// one [`Records::check_commit`], then [`Records::draft_file`] a
-    /// [`Records::step`] at a time, then [`Records::seal_draft`]. Either the file becomes visible with all its shards
+    /// Commits a file: one that takes one step [`Files::commit_whole`]; a larger
+    /// one [`Files::check_commit`], then [`Files::draft_file`] a
+    /// [`Files::step`] at a time, then [`Files::seal_draft`]. Either the file becomes visible with all its shards
     /// or it does not. A commit refused after its first step (something changed
     /// since the check) abandons its draft, for [`crate::store::keeper::ShardKeeper::unwind`]
     /// (or the collector) to take apart.
-    fn commit_file(&self, file: &NewFile, quotas: Quotas, expires_at_ms: u64) -> Result<FileRecord, StoreError> {
+    async fn commit_file(&self, file: &NewFile, quotas: Quotas, expires_at_ms: u64) -> Result<FileRecord, StoreError> {
         let step = self.step().max(1);
         if file.shards.len() <= step {
-            return self.commit_whole(file, quotas);
+            return self.commit_whole(file, quotas).await;
         }
-        self.check_commit(file, quotas)?;
+        self.check_commit(file, quotas).await?;
         let mut start = 0;
-        let mut committed = || {
-            loop {
-                let end = (start + step).min(file.shards.len());
-                self.draft_file(file, start..end, expires_at_ms)?;
-                start = end;
-                if start == file.shards.len() {
-                    break;
-                }
+        let mut result = Ok(());
+        while start < file.shards.len() {
+            let end = (start + step).min(file.shards.len());
+            result = self.draft_file(file, start..end, expires_at_ms).await;
+            if result.is_err() {
+                break;
             }
-            self.seal_draft(file, quotas)
+            start = end;
+        }
+        let result = match result {
+            Ok(()) => self.seal_draft(file, quotas).await,
+            Err(err) => Err(err),
         };
-        let result = committed();
         // The first step opens the draft and is refused whole: after it, a refusal
         // leaves a draft behind.
         if result.is_err() && start > 0 {
-            self.abandon_draft(&file.space_id, &file.file_id, &file.created_by)?;
+            self.abandon_draft(&file.space_id, &file.file_id, &file.created_by).await?;
         }
         result
     }
 
     /// The space's files, oldest first; `actor` must be a member.
-    fn files(&self, space_id: &str, actor: &str, page: &PageRequest) -> Result<Page<FileRecord>, StoreError>;
+    async fn files(&self, space_id: &str, actor: &str, page: &PageRequest) -> Result<Page<FileRecord>, StoreError>;
 
     /// One file; `actor` must be a member.
-    fn file(&self, space_id: &str, file_id: &str, actor: &str) -> Result<Option<FileRecord>, StoreError>;
+    async fn file(&self, space_id: &str, file_id: &str, actor: &str) -> Result<Option<FileRecord>, StoreError>;
 
     /// Withdraws a file, which `actor` must be a writer or owner to do: it is no
-    /// longer listed or counted, and its committer is refunded; [`Records::unwind`]
+    /// longer listed or counted, and its committer is refunded; [`Files::unwind`]
     /// then drops its references. `false` if there was no such file.
-    fn delete_file(&self, space_id: &str, file_id: &str, actor: &str) -> Result<bool, StoreError>;
+    async fn delete_file(&self, space_id: &str, file_id: &str, actor: &str) -> Result<bool, StoreError>;
 
     /// One step of taking a withdrawn file or space apart: drops up to `limit` of its
     /// references (and, once none are left, the thing itself). Returns the shards
     /// that no file references any more, for the caller to free.
-    fn unwind(&self, what: &Withdrawn, limit: usize) -> Result<Unwound, StoreError>;
+    async fn unwind(&self, what: &Withdrawn, limit: usize) -> Result<Unwound, StoreError>;
 
     /// Withdraws the drafts whose deadline passed by `now_ms` (a commit that never
     /// finished: the accelerator stopped under it), then lists up to `limit` things
     /// withdrawn and not yet taken apart, for the collector.
-    fn withdrawn(&self, now_ms: u64, limit: usize) -> Result<Vec<Withdrawn>, StoreError>;
+    async fn withdrawn(&self, now_ms: u64, limit: usize) -> Result<Vec<Withdrawn>, StoreError>;
 }
+
+/// Every domain of the records in one backend. Implementations must be safe to call
+/// from many tasks at once, and on several accelerators sharing one database; each
+/// method is one transaction.
+pub trait Records: Accounts + Kv + Spaces + Files {}
+
+impl<T: Accounts + Kv + Spaces + Files> Records for T {}

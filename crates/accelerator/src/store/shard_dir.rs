@@ -16,25 +16,31 @@
 use std::fs::{self, File};
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use async_trait::async_trait;
+use bytes::Bytes;
 use coffer_core::shard::ShardAddress;
+use futures_util::{StreamExt as _, stream};
+use tokio::io::AsyncReadExt as _;
 
-use super::shards::{ShardReader, ShardStore};
+use super::shards::{PIECE, ShardReader, ShardStore};
 
 /// The store's folder inside the data directory.
 pub const DIR_NAME: &str = "shards";
 /// The folder of shards being written, inside the store's folder.
 const TMP_NAME: &str = "tmp";
 
-/// [`ShardStore`] in a directory.
+/// [`ShardStore`] in a directory. Cheap to clone: clones are the same store.
+#[derive(Clone)]
 pub struct ShardDir {
     /// `DATA_DIR/shards`.
     root: PathBuf,
     /// `DATA_DIR/shards/tmp`.
     tmp: PathBuf,
     /// Makes every temporary file name unique within this process.
-    next_tmp: AtomicU64,
+    next_tmp: Arc<AtomicU64>,
 }
 
 impl ShardDir {
@@ -52,7 +58,7 @@ impl ShardDir {
         }
         sync_dir(data_dir)?;
         sync_dir(&root)?;
-        Ok(ShardDir { root, tmp, next_tmp: AtomicU64::new(0) })
+        Ok(ShardDir { root, tmp, next_tmp: Arc::new(AtomicU64::new(0)) })
     }
 
     /// Where the shard with this address lives.
@@ -75,8 +81,14 @@ fn absent_is_none<T>(result: io::Result<T>) -> io::Result<Option<T>> {
     }
 }
 
-impl ShardStore for ShardDir {
-    fn put(&self, address: &ShardAddress, bytes: &[u8]) -> io::Result<()> {
+/// Runs a blocking file operation on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(call: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+    tokio::task::spawn_blocking(call).await.map_err(io::Error::other)?
+}
+
+/// The file operations, blocking; [`ShardStore`] runs them on the blocking pool.
+impl ShardDir {
+    fn put_now(&self, address: &ShardAddress, bytes: &[u8]) -> io::Result<()> {
         let folder = self.root.join(address.fan_out());
         if !folder.is_dir() {
             fs::create_dir_all(&folder)?;
@@ -97,27 +109,23 @@ impl ShardStore for ShardDir {
         sync_dir(&folder)
     }
 
-    fn get(&self, address: &ShardAddress) -> io::Result<Option<Vec<u8>>> {
-        absent_is_none(fs::read(self.path(address)))
-    }
-
-    fn open(&self, address: &ShardAddress) -> io::Result<Option<ShardReader>> {
+    fn open_now(&self, address: &ShardAddress) -> io::Result<Option<(File, u64)>> {
         let Some(file) = absent_is_none(File::open(self.path(address)))? else { return Ok(None) };
         let len = file.metadata()?.len();
-        Ok(Some(ShardReader { len, bytes: Box::new(file) }))
+        Ok(Some((file, len)))
     }
 
-    fn size(&self, address: &ShardAddress) -> io::Result<Option<u64>> {
+    fn size_now(&self, address: &ShardAddress) -> io::Result<Option<u64>> {
         Ok(absent_is_none(fs::metadata(self.path(address)))?.filter(|m| m.is_file()).map(|m| m.len()))
     }
 
-    fn delete(&self, address: &ShardAddress) -> io::Result<bool> {
+    fn delete_now(&self, address: &ShardAddress) -> io::Result<bool> {
         // No directory fsync: a delete that a crash undoes leaves a shard without a
         // record, which the collector's start-up sweep removes again.
         Ok(absent_is_none(fs::remove_file(self.path(address)))?.is_some())
     }
 
-    fn list(&self, prefix: &str) -> io::Result<Vec<ShardAddress>> {
+    fn list_now(&self, prefix: &str) -> io::Result<Vec<ShardAddress>> {
         if !prefix.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
             return Ok(Vec::new());
         }
@@ -146,59 +154,98 @@ impl ShardStore for ShardDir {
     }
 }
 
+#[async_trait]
+impl ShardStore for ShardDir {
+    async fn put(&self, address: &ShardAddress, bytes: Bytes) -> io::Result<()> {
+        let (dir, address) = (self.clone(), *address);
+        blocking(move || dir.put_now(&address, &bytes)).await
+    }
+
+    async fn get(&self, address: &ShardAddress) -> io::Result<Option<Bytes>> {
+        let path = self.path(address);
+        blocking(move || Ok(absent_is_none(fs::read(path))?.map(Bytes::from))).await
+    }
+
+    async fn open(&self, address: &ShardAddress) -> io::Result<Option<ShardReader>> {
+        let (dir, address) = (self.clone(), *address);
+        let Some((file, len)) = blocking(move || dir.open_now(&address)).await? else { return Ok(None) };
+        let pieces = stream::try_unfold(tokio::fs::File::from_std(file), |mut file| async move {
+            let mut piece = vec![0; PIECE];
+            let n = file.read(&mut piece).await?;
+            piece.truncate(n);
+            Ok((n > 0).then(|| (Bytes::from(piece), file)))
+        });
+        Ok(Some(ShardReader { len, bytes: pieces.boxed() }))
+    }
+
+    async fn size(&self, address: &ShardAddress) -> io::Result<Option<u64>> {
+        let (dir, address) = (self.clone(), *address);
+        blocking(move || dir.size_now(&address)).await
+    }
+
+    async fn delete(&self, address: &ShardAddress) -> io::Result<bool> {
+        let (dir, address) = (self.clone(), *address);
+        blocking(move || dir.delete_now(&address)).await
+    }
+
+    async fn list(&self, prefix: &str) -> io::Result<Vec<ShardAddress>> {
+        let (dir, prefix) = (self.clone(), prefix.to_owned());
+        blocking(move || dir.list_now(&prefix)).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn put_get_size_delete() {
+    #[tokio::test]
+    async fn put_get_size_delete() {
         let dir = tempfile::tempdir().unwrap();
         let store = ShardDir::open(dir.path()).unwrap();
         let bytes = b"sealed shard bytes".to_vec();
         let a = ShardAddress::of(&bytes);
-        assert_eq!(store.get(&a).unwrap(), None);
-        assert!(!store.has(&a).unwrap());
-        store.put(&a, &bytes).unwrap();
-        store.put(&a, &bytes).unwrap();
-        assert_eq!(store.get(&a).unwrap(), Some(bytes.clone()));
-        let mut reader = store.open(&a).unwrap().unwrap();
-        let mut read = Vec::new();
-        std::io::Read::read_to_end(&mut reader.bytes, &mut read).unwrap();
+        assert_eq!(store.get(&a).await.unwrap(), None);
+        assert!(!store.has(&a).await.unwrap());
+        store.put(&a, Bytes::from(bytes.clone())).await.unwrap();
+        store.put(&a, Bytes::from(bytes.clone())).await.unwrap();
+        assert_eq!(store.get(&a).await.unwrap(), Some(Bytes::from(bytes.clone())));
+        let reader = store.open(&a).await.unwrap().unwrap();
+        let read: Vec<u8> = reader.bytes.map(|piece| piece.unwrap().to_vec()).concat().await;
         assert_eq!((reader.len, read), (bytes.len() as u64, bytes.clone()));
-        assert!(store.open(&ShardAddress::of(b"other")).unwrap().is_none());
-        assert_eq!(store.size(&a).unwrap(), Some(bytes.len() as u64));
+        assert!(store.open(&ShardAddress::of(b"other")).await.unwrap().is_none());
+        assert_eq!(store.size(&a).await.unwrap(), Some(bytes.len() as u64));
         assert!(store.path(&a).starts_with(dir.path().join("shards").join(a.fan_out())));
-        assert_eq!(store.list(&a.fan_out()).unwrap(), [a]);
-        assert_eq!(store.list(&a.to_hex()[..1]).unwrap(), [a]);
-        assert!(store.list("zz").unwrap().is_empty());
-        assert!(store.delete(&a).unwrap());
-        assert!(!store.delete(&a).unwrap());
-        assert_eq!(store.get(&a).unwrap(), None);
+        assert_eq!(store.list(&a.fan_out()).await.unwrap(), [a]);
+        assert_eq!(store.list(&a.to_hex()[..1]).await.unwrap(), [a]);
+        assert!(store.list("zz").await.unwrap().is_empty());
+        assert!(store.delete(&a).await.unwrap());
+        assert!(!store.delete(&a).await.unwrap());
+        assert_eq!(store.get(&a).await.unwrap(), None);
         assert_eq!(fs::read_dir(dir.path().join("shards/tmp")).unwrap().count(), 0, "no temporary left");
     }
 
-    #[test]
-    fn a_put_replaces_a_damaged_shard() {
+    #[tokio::test]
+    async fn a_put_replaces_a_damaged_shard() {
         let dir = tempfile::tempdir().unwrap();
         let store = ShardDir::open(dir.path()).unwrap();
         let a = ShardAddress::of(b"right");
-        store.put(&a, b"right").unwrap();
+        store.put(&a, Bytes::from_static(b"right")).await.unwrap();
         fs::write(store.path(&a), b"rot").unwrap();
-        store.put(&a, b"right").unwrap();
-        assert_eq!(store.get(&a).unwrap().as_deref(), Some(&b"right"[..]));
+        store.put(&a, Bytes::from_static(b"right")).await.unwrap();
+        assert_eq!(store.get(&a).await.unwrap().as_deref(), Some(&b"right"[..]));
     }
 
-    #[test]
-    fn opening_removes_half_written_shards_and_ignores_strays() {
+    #[tokio::test]
+    async fn opening_removes_half_written_shards_and_ignores_strays() {
         let dir = tempfile::tempdir().unwrap();
         let store = ShardDir::open(dir.path()).unwrap();
         let a = ShardAddress::of(b"kept");
-        store.put(&a, b"kept").unwrap();
+        store.put(&a, Bytes::from_static(b"kept")).await.unwrap();
         fs::write(dir.path().join("shards/tmp/half"), b"ha").unwrap();
         fs::write(dir.path().join("shards").join(a.fan_out()).join("not-a-shard"), b"x").unwrap();
         drop(store);
         let store = ShardDir::open(dir.path()).unwrap();
         assert_eq!(fs::read_dir(dir.path().join("shards/tmp")).unwrap().count(), 0);
-        assert_eq!(store.list("").unwrap(), [a]);
+        assert_eq!(store.list("").await.unwrap(), [a]);
     }
 }

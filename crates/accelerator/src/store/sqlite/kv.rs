@@ -1,0 +1,203 @@
+//! Kv values and each user's change log in SQLite.
+
+use super::*;
+
+/// Reads a value from three columns (sealed, plain_json, plain_mac) starting at `at`.
+pub(super) fn value_from_row(row: &Row<'_>, at: usize) -> rusqlite::Result<Option<StoredValue>> {
+    let sealed: Option<Vec<u8>> = row.get(at)?;
+    let json: Option<String> = row.get(at + 1)?;
+    let mac: Option<[u8; 32]> = row.get(at + 2)?;
+    Ok(match (sealed, json, mac) {
+        (Some(bytes), _, _) => Some(StoredValue::Sealed(bytes)),
+        (None, Some(json), Some(mac)) => Some(StoredValue::Plain { json, mac }),
+        _ => None,
+    })
+}
+
+/// The stored value of one key.
+pub(super) fn stored_value(
+    conn: &Connection,
+    user_id: &str,
+    collection: &str,
+    id: &str,
+) -> Result<Option<StoredValue>, StoreError> {
+    let found = conn
+        .row(
+            "SELECT sealed, plain_json, plain_mac FROM kv WHERE user_id = ?1 AND collection = ?2 AND id = ?3",
+            params![user_id, collection, id],
+            |r| value_from_row(r, 0),
+        )
+        .optional()?;
+    Ok(found.flatten())
+}
+
+/// The three value columns' contents for a value.
+pub(super) fn value_columns(value: &StoredValue) -> (Option<&[u8]>, Option<&str>, Option<&[u8]>) {
+    match value {
+        StoredValue::Sealed(bytes) => (Some(bytes), None, None),
+        StoredValue::Plain { json, mac } => (None, Some(json), Some(mac)),
+    }
+}
+
+/// Appends a change to `user_id`'s log, drops the key's earlier change and prunes
+/// the log to its last `retain` entries, inside the caller's transaction.
+pub(super) fn append_change(
+    tx: &Connection,
+    (user_id, retain): (&str, u64),
+    collection: &str,
+    id: &str,
+    value: Option<&StoredValue>,
+) -> rusqlite::Result<u64> {
+    let seq: i64 =
+        tx.row("UPDATE users SET kv_seq = kv_seq + 1 WHERE user_id = ?1 RETURNING kv_seq", [user_id], |r| r.get(0))?;
+    // The key's earlier change goes first, found by key (kv_changes_by_key): the log
+    // keeps one change per key.
+    tx.exec(
+        "DELETE FROM kv_changes WHERE user_id = ?1 AND collection = ?2 AND id = ?3",
+        params![user_id, collection, id],
+    )?;
+    let (sealed, json, mac) = value.map(value_columns).unwrap_or((None, None, None));
+    tx.exec(
+        "INSERT INTO kv_changes (user_id, seq, collection, id, sealed, plain_json, plain_mac)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![user_id, seq, collection, id, sealed, json, mac],
+    )?;
+    tx.exec("DELETE FROM kv_changes WHERE user_id = ?1 AND seq <= ?2", params![user_id, seq - int(retain)])?;
+    Ok(uint(seq))
+}
+
+impl Db {
+    pub(super) fn kv_get(&self, user_id: &str, collection: &str, id: &str) -> Result<Option<StoredValue>, StoreError> {
+        stored_value(&self.reader(), user_id, collection, id)
+    }
+
+    pub(super) fn kv_set(
+        &self,
+        user_id: &str,
+        collection: &str,
+        id: &str,
+        value: &StoredValue,
+        allowance: u64,
+    ) -> Result<u64, StoreError> {
+        let (user_id, collection, id, value) =
+            (user_id.to_owned(), collection.to_owned(), id.to_owned(), value.to_owned());
+        let retain = self.retain;
+        self.write(move |tx| {
+            let (user_id, collection, id, value) = (&user_id, &collection, &id, &value);
+            let old = stored_value(tx, user_id, collection, id)?;
+            let delta =
+                int(kv_cost(collection, id, value)) - old.as_ref().map_or(0, |v| int(kv_cost(collection, id, v)));
+            charge(tx, user_id, delta, allowance)?;
+            let (sealed, json, mac) = value_columns(value);
+            tx.exec(
+                "INSERT INTO kv (user_id, collection, id, sealed, plain_json, plain_mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (user_id, collection, id)
+                 DO UPDATE SET sealed = excluded.sealed, plain_json = excluded.plain_json, plain_mac = excluded.plain_mac",
+                params![user_id, collection, id, sealed, json, mac],
+            )
+            .map_err(backend)?;
+            let seq = append_change(tx, (user_id, retain), collection, id, Some(value)).map_err(backend)?;
+            Ok(seq)
+        })
+    }
+
+    pub(super) fn kv_delete(&self, user_id: &str, collection: &str, id: &str) -> Result<Option<u64>, StoreError> {
+        let (user_id, collection, id) = (user_id.to_owned(), collection.to_owned(), id.to_owned());
+        let retain = self.retain;
+        self.write(move |tx| {
+            let (user_id, collection, id) = (&user_id, &collection, &id);
+            let Some(old) = stored_value(tx, user_id, collection, id)? else { return Ok(None) };
+            tx.exec(
+                "DELETE FROM kv WHERE user_id = ?1 AND collection = ?2 AND id = ?3",
+                params![user_id, collection, id],
+            )
+            .map_err(backend)?;
+            refund(tx, user_id, kv_cost(collection, id, &old))?;
+            let seq = append_change(tx, (user_id, retain), collection, id, None).map_err(backend)?;
+            Ok(Some(seq))
+        })
+    }
+
+    pub(super) fn kv_list(
+        &self,
+        user_id: &str,
+        collection: &str,
+        page: &PageRequest,
+    ) -> Result<Page<String>, StoreError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id FROM kv WHERE user_id = ?1 AND collection = ?2 AND id > ?3 ORDER BY id LIMIT ?4",
+        )?;
+        let after = page.after.as_deref().unwrap_or("");
+        let ids = stmt
+            .query_map(params![user_id, collection, after, int(page.limit as u64 + 1)], |r| {
+                let id: String = r.get(0)?;
+                Ok((id.clone(), id))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(paged(ids, page.limit))
+    }
+
+    pub(super) fn changes_after(&self, user_id: &str, after: u64, limit: usize) -> Result<ChangeWindow, StoreError> {
+        let mut conn = self.reader();
+        // One read transaction: the head and the changes come from the same snapshot.
+        let tx = conn.transaction().map_err(backend)?;
+        let head: i64 = tx
+            .row("SELECT kv_seq FROM users WHERE user_id = ?1", [user_id], |r| r.get(0))
+            .optional()
+            .map_err(backend)?
+            .unwrap_or(0);
+        let changes = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT seq, collection, id, sealed, plain_json, plain_mac FROM kv_changes
+                     WHERE user_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+                )
+                .map_err(backend)?;
+            stmt.query_map(params![user_id, int(after), int(limit as u64)], |r| {
+                Ok(Change { seq: uint(r.get(0)?), collection: r.get(1)?, id: r.get(2)?, value: value_from_row(r, 3)? })
+            })
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?
+        };
+        tx.commit().map_err(backend)?;
+        Ok(ChangeWindow { head: uint(head), floor: uint(head).saturating_sub(self.retain), changes })
+    }
+}
+
+#[async_trait]
+impl Kv for SqliteRecords {
+    async fn kv_get(&self, user_id: &str, collection: &str, id: &str) -> Result<Option<StoredValue>, StoreError> {
+        let (user_id, collection, id) = (user_id.to_owned(), collection.to_owned(), id.to_owned());
+        self.run(move |db| db.kv_get(&user_id, &collection, &id)).await
+    }
+
+    async fn kv_set(
+        &self,
+        user_id: &str,
+        collection: &str,
+        id: &str,
+        value: &StoredValue,
+        allowance: u64,
+    ) -> Result<u64, StoreError> {
+        let (user_id, collection, id, value) =
+            (user_id.to_owned(), collection.to_owned(), id.to_owned(), value.clone());
+        self.run(move |db| db.kv_set(&user_id, &collection, &id, &value, allowance)).await
+    }
+
+    async fn kv_delete(&self, user_id: &str, collection: &str, id: &str) -> Result<Option<u64>, StoreError> {
+        let (user_id, collection, id) = (user_id.to_owned(), collection.to_owned(), id.to_owned());
+        self.run(move |db| db.kv_delete(&user_id, &collection, &id)).await
+    }
+
+    async fn kv_list(&self, user_id: &str, collection: &str, page: &PageRequest) -> Result<Page<String>, StoreError> {
+        let (user_id, collection, page) = (user_id.to_owned(), collection.to_owned(), page.clone());
+        self.run(move |db| db.kv_list(&user_id, &collection, &page)).await
+    }
+
+    async fn changes_after(&self, user_id: &str, after: u64, limit: usize) -> Result<ChangeWindow, StoreError> {
+        let user_id = user_id.to_owned();
+        self.run(move |db| db.changes_after(&user_id, after, limit)).await
+    }
+}

@@ -1,0 +1,139 @@
+//! The store's conformance suite: every case runs against every backend, so a
+//! behaviour cannot differ between them.
+//!
+//! A case is an `async fn(Backend)`; [`conformance!`] makes one `#[tokio::test]` of
+//! it per backend, named `<backend>::<case>`. A backend is the records and the
+//! shard store an accelerator would use, opened fresh for the case.
+
+mod keeper;
+mod records;
+
+use std::sync::Arc;
+
+use coffer_accelerator::store::shard_dir::ShardDir;
+use coffer_accelerator::store::shards::ShardStore;
+use coffer_accelerator::store::sqlite::SqliteRecords;
+use coffer_accelerator::store::{Credentials, Records, User};
+
+/// How a case wants its backend.
+#[derive(Clone, Copy)]
+pub struct Options {
+    /// Change-log entries kept per user.
+    pub retain: u64,
+    /// Shards per step of a commit, a delete or a space's end.
+    pub step: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { retain: 10, step: 1024 }
+    }
+}
+
+/// The backends the suite runs against.
+#[derive(Clone, Copy, Debug)]
+pub enum Kind {
+    /// SQLite and a shard directory, in a temporary directory.
+    Sqlite,
+}
+
+/// A fresh backend for one case.
+pub struct Backend {
+    /// Which.
+    pub kind: Kind,
+    /// Its records.
+    pub records: Arc<dyn Records>,
+    /// Its shard store.
+    pub shards: Arc<dyn ShardStore>,
+    options: Options,
+    dir: tempfile::TempDir,
+}
+
+impl Backend {
+    /// Opens a fresh backend of `kind`.
+    pub async fn open(kind: Kind, options: Options) -> Backend {
+        let dir = tempfile::tempdir().unwrap();
+        let (records, shards) = match kind {
+            Kind::Sqlite => open_sqlite(dir.path(), options),
+        };
+        Backend { kind, records, shards, options, dir }
+    }
+
+    /// The same data through a new handle, as after a restart (the old handle is
+    /// dropped first).
+    pub async fn reopen(self) -> Backend {
+        let Backend { kind, records, shards, options, dir } = self;
+        drop((records, shards));
+        let (records, shards) = match kind {
+            Kind::Sqlite => open_sqlite(dir.path(), options),
+        };
+        Backend { kind, records, shards, options, dir }
+    }
+
+    /// Runs a `SELECT count(*) …` straight on the database: what a case checks of
+    /// the tables that no method shows (drafts, references).
+    pub async fn count(&self, sql: &str) -> i64 {
+        match self.kind {
+            Kind::Sqlite => {
+                let path = self.dir.path().join(coffer_accelerator::store::sqlite::FILE_NAME);
+                let conn = rusqlite::Connection::open(path).unwrap();
+                conn.query_row(sql, [], |r| r.get(0)).unwrap()
+            }
+        }
+    }
+}
+
+fn open_sqlite(dir: &std::path::Path, options: Options) -> (Arc<dyn Records>, Arc<dyn ShardStore>) {
+    let records = SqliteRecords::open(dir, options.retain).unwrap().with_step(options.step);
+    (Arc::new(records), Arc::new(ShardDir::open(dir).unwrap()))
+}
+
+/// A user named `name` (id `id-{name}`) whose login key is `[key; 32]`.
+pub fn user(name: &str, key: u8) -> User {
+    User {
+        user_id: format!("id-{name}"),
+        username: name.into(),
+        credentials: Credentials {
+            salt: [1; 16],
+            kdf: Default::default(),
+            login_public_key: [key; 32],
+            wrapped_root: vec![1; 61],
+        },
+        kv_seq: 0,
+    }
+}
+
+/// One `#[tokio::test]` per case and backend.
+macro_rules! conformance {
+    ($($module:ident :: $case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$module::$case(super::Kind::Sqlite).await
+                }
+            )*
+        }
+    };
+}
+
+conformance! {
+    records::log_is_pruned_to_retain,
+    records::reopening_keeps_everything,
+    records::a_key_rewritten_costs_one_value_in_the_log_and_the_allowance,
+    records::a_space_holds_a_bounded_number_of_live_invites,
+    records::challenges_are_taken_once,
+    records::credentials_change_only_from_the_expected_key,
+    records::signing_in_past_the_session_cap_revokes_the_oldest,
+    records::shard_stamps_references_and_collection,
+    records::other_writes_come_between_the_steps_of_a_commit,
+    records::a_commit_of_many_steps_is_refused_before_its_first,
+    records::a_commit_that_never_finished_is_withdrawn_at_its_deadline,
+    records::a_space_its_last_member_left_goes_a_step_at_a_time,
+    keeper::collection_takes_only_unpinned_unreferenced_shards,
+    keeper::a_commit_takes_only_its_writers_uploads_or_its_spaces_shards,
+    keeper::uploads_are_charged_until_committed_or_expired,
+    keeper::freeing_skips_shards_referenced_meanwhile,
+    keeper::the_collector_takes_apart_commits_that_never_finished,
+    keeper::the_sweep_removes_only_unrecorded_bytes,
+}

@@ -1,0 +1,384 @@
+//! The records' cases: accounts, kv and its log, spaces, commits in steps.
+
+use std::sync::Arc;
+
+use coffer_accelerator::store::{
+    Challenge, Invite, MAX_LIVE_INVITES, NewFile, PageRequest, Quota, Quotas, Records, StoreError, StoredValue,
+    Withdrawn, file_cost, kv_cost, space_cost,
+};
+use coffer_core::proto::storage::Role;
+use coffer_core::shard::ShardAddress;
+
+use super::{Backend, Kind, Options, user};
+
+/// Commits opened and not yet sealed or withdrawn.
+async fn drafts(b: &Backend) -> i64 {
+    b.count("SELECT count(*) FROM files WHERE state = 'draft'").await
+}
+
+pub async fn log_is_pruned_to_retain(kind: Kind) {
+    let b = Backend::open(kind, Options { retain: 3, ..Options::default() }).await;
+    let db = &b.records;
+    db.create_user(&user("ada", 1)).await.unwrap();
+    for i in 1..=5u64 {
+        let set = db.kv_set("id-ada", "c", &format!("k{i}"), &StoredValue::Sealed(vec![1; 29]), u64::MAX).await;
+        assert_eq!(set.unwrap(), i);
+    }
+    assert_eq!(db.kv_delete("id-ada", "c", "nope").await.unwrap(), None);
+    assert_eq!(db.kv_delete("id-ada", "c", "k1").await.unwrap(), Some(6));
+    let window = db.changes_after("id-ada", 0, 100).await.unwrap();
+    assert_eq!((window.head, window.floor), (6, 3));
+    let seqs: Vec<u64> = window.changes.iter().map(|c| c.seq).collect();
+    assert_eq!(seqs, [4, 5, 6], "only the last three are kept; a reader below the floor resyncs");
+    assert_eq!(window.changes[2].value, None);
+    let window = db.changes_after("id-ada", 4, 1).await.unwrap();
+    assert_eq!(window.changes.len(), 1, "limit respected");
+    assert_eq!(window.changes[0].seq, 5);
+}
+
+pub async fn reopening_keeps_everything(kind: Kind) {
+    let b = Backend::open(kind, Options::default()).await;
+    let db = &b.records;
+    db.create_user(&user("ada", 1)).await.unwrap();
+    let plain = StoredValue::Plain { json: "[1]".into(), mac: [9; 32] };
+    db.kv_set("id-ada", "c", "i", &plain, u64::MAX).await.unwrap();
+    let b = b.reopen().await;
+    let db = &b.records;
+    assert_eq!(db.kv_get("id-ada", "c", "i").await.unwrap(), Some(plain));
+    assert_eq!(db.user_by_name("ada").await.unwrap().unwrap().kv_seq, 1);
+    assert_eq!(db.create_user(&user("ada", 2)).await, Err(StoreError::UsernameTaken));
+}
+
+pub async fn a_key_rewritten_costs_one_value_in_the_log_and_the_allowance(kind: Kind) {
+    let b = Backend::open(kind, Options { retain: 10_000, ..Options::default() }).await;
+    let db = &b.records;
+    db.create_user(&user("ada", 1)).await.unwrap();
+    let value = StoredValue::Sealed(vec![1; 1000]);
+    for _ in 0..200 {
+        db.kv_set("id-ada", "c", "k", &value, u64::MAX).await.unwrap();
+    }
+    db.kv_set("id-ada", "c", "other", &value, u64::MAX).await.unwrap();
+    let window = db.changes_after("id-ada", 0, 1000).await.unwrap();
+    let seqs: Vec<u64> = window.changes.iter().map(|c| c.seq).collect();
+    assert_eq!(seqs, [200, 201], "only the latest change of each key is kept");
+    assert_eq!(window.floor, 0, "nothing pruned: the holes are replaced changes");
+    let cost = kv_cost("c", "k", &value);
+    assert_eq!(db.used_bytes("id-ada").await.unwrap(), cost + kv_cost("c", "other", &value));
+    // Past the allowance: refused, nothing written; a smaller value still fits.
+    let big = StoredValue::Sealed(vec![1; 5000]);
+    let used = db.used_bytes("id-ada").await.unwrap();
+    let err = db.kv_set("id-ada", "c", "k", &big, used + 100).await.unwrap_err();
+    assert!(matches!(err, StoreError::QuotaExceeded { limit: Quota::User, .. }), "{err:?}");
+    assert_eq!(db.kv_get("id-ada", "c", "k").await.unwrap(), Some(value));
+    db.kv_set("id-ada", "c", "k", &StoredValue::Sealed(vec![1; 10]), used).await.unwrap();
+    db.kv_delete("id-ada", "c", "k").await.unwrap();
+    db.kv_delete("id-ada", "c", "other").await.unwrap();
+    assert_eq!(db.used_bytes("id-ada").await.unwrap(), 0, "deleting refunds");
+}
+
+pub async fn a_space_holds_a_bounded_number_of_live_invites(kind: Kind) {
+    let b = Backend::open(kind, Options::default()).await;
+    let db = &b.records;
+    db.create_user(&user("ada", 1)).await.unwrap();
+    db.create_space("s", b"n", "id-ada", 0, u64::MAX).await.unwrap();
+    let invite = |n: u64, expires_at_ms: u64| Invite {
+        space_id: "s".into(),
+        secret_hash: {
+            let mut h = [0u8; 32];
+            h[..8].copy_from_slice(&n.to_be_bytes());
+            h
+        },
+        role: Role::Reader,
+        expires_at_ms,
+        max_uses: 1,
+    };
+    for n in 0..MAX_LIVE_INVITES {
+        db.create_invite("id-ada", &invite(n, 100), 0).await.unwrap();
+    }
+    let more = db.create_invite("id-ada", &invite(MAX_LIVE_INVITES, 100), 0).await;
+    assert_eq!(more, Err(StoreError::TooManyInvites { max: MAX_LIVE_INVITES }));
+    db.create_invite("id-ada", &invite(0, 200), 0).await.expect("the same secret again replaces its invite");
+    db.create_invite("id-ada", &invite(MAX_LIVE_INVITES, 300), 100).await.expect("expired ones make room");
+}
+
+pub async fn challenges_are_taken_once(kind: Kind) {
+    let b = Backend::open(kind, Options::default()).await;
+    let db = &b.records;
+    let ch = Challenge { challenge_id: "c1".into(), username: "ada".into(), challenge: [3; 32], expires_at_ms: 100 };
+    db.create_challenge(&ch, 0).await.unwrap();
+    assert_eq!(db.take_challenge("c1").await.unwrap(), Some(ch));
+    assert_eq!(db.take_challenge("c1").await.unwrap(), None);
+}
+
+pub async fn credentials_change_only_from_the_expected_key(kind: Kind) {
+    let b = Backend::open(kind, Options::default()).await;
+    let db = &b.records;
+    db.create_user(&user("ada", 1)).await.unwrap();
+    db.create_session(&[1; 32], "id-ada", 1_000, 0, 10).await.unwrap();
+    db.create_session(&[2; 32], "id-ada", 1_000, 0, 10).await.unwrap();
+    let new = user("ada", 7).credentials;
+    assert!(!db.replace_credentials("id-ada", &[9; 32], &new, &[1; 32]).await.unwrap(), "stale key");
+    assert!(db.session(&[2; 32], 0).await.unwrap().is_some(), "nothing revoked by a refused change");
+    assert!(db.replace_credentials("id-ada", &[1; 32], &new, &[1; 32]).await.unwrap());
+    assert_eq!(db.user_by_name("ada").await.unwrap().unwrap().credentials, new);
+    assert!(db.session(&[1; 32], 0).await.unwrap().is_some());
+    assert!(db.session(&[2; 32], 0).await.unwrap().is_none());
+    assert!(db.session(&[1; 32], 1_000).await.unwrap().is_none(), "expired at its expiry");
+}
+
+pub async fn signing_in_past_the_session_cap_revokes_the_oldest(kind: Kind) {
+    let b = Backend::open(kind, Options::default()).await;
+    let db = &b.records;
+    db.create_user(&user("ada", 1)).await.unwrap();
+    db.create_user(&user("bob", 2)).await.unwrap();
+    db.create_session(&[9; 32], "id-bob", 1_000, 0, 2).await.unwrap();
+    for n in 1..=4u8 {
+        db.create_session(&[n; 32], "id-ada", 1_000, 0, 2).await.unwrap();
+    }
+    let mut live = Vec::new();
+    for n in 1..=4u8 {
+        live.push(db.session(&[n; 32], 0).await.unwrap().is_some());
+    }
+    assert_eq!(live, [false, false, true, true]);
+    assert!(db.session(&[9; 32], 0).await.unwrap().is_some(), "another user's sessions are not counted");
+}
+
+pub async fn shard_stamps_references_and_collection(kind: Kind) {
+    let b = Backend::open(kind, Options::default()).await;
+    let db = &b.records;
+    db.create_user(&user("ada", 1)).await.unwrap();
+    db.create_space("s1", b"name", "id-ada", 0, u64::MAX).await.unwrap();
+    let (a, b) = (ShardAddress::of(b"a"), ShardAddress::of(b"b"));
+    db.record_upload("id-ada", &a, 10, 100, 100).await.unwrap();
+    db.record_upload("id-ada", &b, 20, 100, 100).await.unwrap();
+    db.record_upload("id-ada", &b, 20, 50, 100).await.unwrap();
+    assert!(db.collectable_shards(u64::MAX, 10).await.unwrap().is_empty(), "pinned by their uploads");
+    assert_eq!(db.expire_uploads(100, 10).await.unwrap(), 2);
+    let mut old = db.collectable_shards(101, 10).await.unwrap();
+    old.sort();
+    let mut both = vec![a, b];
+    both.sort();
+    assert_eq!(old, both);
+    assert!(db.collectable_shards(100, 10).await.unwrap().is_empty(), "a stamp never moves back");
+    db.record_upload("id-ada", &a, 10, 200, 300).await.unwrap();
+    db.record_upload("id-ada", &b, 20, 200, 300).await.unwrap();
+    assert_eq!(db.touch_uploads("id-ada", &[b, ShardAddress::of(b"c")], 400).await.unwrap(), [true, false]);
+    assert_eq!(db.expire_uploads(300, 10).await.unwrap(), 1, "a's upload ends; b's was moved");
+
+    let file = NewFile {
+        space_id: "s1".into(),
+        file_id: "f1".into(),
+        sealed_record: vec![1; 30],
+        shards: vec![a, b].into(),
+        max_shard_bytes: u64::MAX,
+        created_by: "id-ada".into(),
+        created_at_ms: 300,
+    };
+    db.record_upload("id-ada", &a, 10, 300, 400).await.unwrap();
+    let quotas = |space_bytes| Quotas { space_bytes, user_bytes: u64::MAX };
+    assert_eq!(
+        db.commit_file(&file, quotas(29), u64::MAX).await,
+        Err(StoreError::QuotaExceeded { limit: Quota::Space, used: 0, adding: 30, quota: 29 })
+    );
+    // Refused in one step: nothing changed, the uploads still charged and pinned.
+    assert!(db.withdrawn(u64::MAX, 10).await.unwrap().is_empty());
+    assert_eq!(db.used_bytes("id-ada").await.unwrap(), space_cost(4) + 30);
+    assert_eq!(db.touch_uploads("id-ada", &[a, b], 400).await.unwrap(), [true, true]);
+    assert_eq!(db.commit_file(&file, quotas(30), u64::MAX).await.unwrap().stored_bytes, 30, "each shard counted once");
+    assert!(db.collectable_shards(u64::MAX, 10).await.unwrap().is_empty(), "referenced shards are not candidates");
+    assert!(db.forget_shards(&[a], u64::MAX).await.unwrap().is_empty(), "a referenced shard is kept");
+    let more = NewFile { file_id: "f2".into(), shards: vec![ShardAddress::of(b"gone")].into(), ..file.clone() };
+    assert_eq!(
+        db.commit_file(&more, Quotas::NONE, u64::MAX).await,
+        Err(StoreError::MissingShards { missing: 1, listed: 1 })
+    );
+    assert_eq!(db.commit_file(&file, Quotas::NONE, u64::MAX).await, Err(StoreError::FileTaken));
+
+    assert!(db.delete_file("s1", "f1", "id-ada").await.unwrap());
+    let f1 = Withdrawn::File { space_id: "s1".into(), file_id: "f1".into() };
+    assert!(db.files("s1", "id-ada", &PageRequest { after: None, limit: 10 }).await.unwrap().items.is_empty());
+    assert_eq!(db.withdrawn(0, 10).await.unwrap(), std::slice::from_ref(&f1));
+    let mut freed = db.unwind(&f1, 10).await.unwrap();
+    assert!(freed.done);
+    freed.freed.sort();
+    assert_eq!(freed.freed, both);
+    assert!(!db.delete_file("s1", "f1", "id-ada").await.unwrap());
+    assert_eq!(db.forget_shards(&[a], u64::MAX).await.unwrap(), [a]);
+    assert!(!db.shard_recorded(&a).await.unwrap());
+    assert!(db.forget_shards(&[b], 150).await.unwrap().is_empty(), "too recent for the collector");
+    assert_eq!(db.forget_shards(&[b], 301).await.unwrap(), [b]);
+}
+
+/// `n` shards of `size` bytes that `user_id` uploaded, pinned until `expires_at_ms`.
+async fn uploaded(db: &Arc<dyn Records>, user_id: &str, n: u32, size: u64, expires_at_ms: u64) -> Vec<ShardAddress> {
+    let shards: Vec<ShardAddress> = (0..n).map(|i| ShardAddress::of(format!("{user_id}-{i}").as_bytes())).collect();
+    for address in &shards {
+        db.record_upload(user_id, address, size, 0, expires_at_ms).await.unwrap();
+    }
+    shards
+}
+
+fn new_file(space_id: &str, file_id: &str, created_by: &str, shards: Vec<ShardAddress>) -> NewFile {
+    NewFile {
+        space_id: space_id.into(),
+        file_id: file_id.into(),
+        sealed_record: vec![1; 40],
+        shards: shards.into(),
+        max_shard_bytes: u64::MAX,
+        created_by: created_by.into(),
+        created_at_ms: 1,
+    }
+}
+
+pub async fn other_writes_come_between_the_steps_of_a_commit(kind: Kind) {
+    let b = Backend::open(kind, Options { step: 4, ..Options::default() }).await;
+    let db = &b.records;
+    db.create_user(&user("ada", 1)).await.unwrap();
+    db.create_user(&user("bob", 2)).await.unwrap();
+    db.create_space("s", b"name", "id-ada", 0, u64::MAX).await.unwrap();
+    let shards = uploaded(db, "id-ada", 2000, 10, u64::MAX).await;
+    let file = new_file("s", "f", "id-ada", shards);
+    let committer = {
+        let (db, file) = (Arc::clone(db), file.clone());
+        tokio::spawn(async move { db.commit_file(&file, Quotas::NONE, u64::MAX).await })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while drafts(&b).await == 0 {
+        assert!(std::time::Instant::now() < deadline, "the commit never started");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    // Bob's write waits for one step at most, not for the whole commit.
+    db.kv_set("id-bob", "c", "k", &StoredValue::Sealed(vec![1; 29]), u64::MAX).await.unwrap();
+    assert_eq!(drafts(&b).await, 1, "bob's write went in between two steps of ada's commit");
+    let committed = committer.await.unwrap().unwrap();
+    assert_eq!(committed.stored_bytes, 20_000);
+    assert_eq!(drafts(&b).await, 0);
+    let charged = file_cost(20_000, 2000, 40) + space_cost(4);
+    assert_eq!(db.used_bytes("id-ada").await.unwrap(), charged, "the uploads became the file");
+}
+
+pub async fn a_commit_of_many_steps_is_refused_before_its_first(kind: Kind) {
+    let b = Backend::open(kind, Options { step: 2, ..Options::default() }).await;
+    let db = &b.records;
+    db.create_user(&user("ada", 1)).await.unwrap();
+    db.create_space("s", b"name", "id-ada", 0, u64::MAX).await.unwrap();
+    let shards = uploaded(db, "id-ada", 5, 10, u64::MAX).await;
+    let used = db.used_bytes("id-ada").await.unwrap();
+    let mut listed = shards.clone();
+    listed.push(ShardAddress::of(b"never uploaded"));
+    let refusals = [
+        (new_file("s", "f", "id-ada", listed), Quotas::NONE),
+        (new_file("s", "f", "id-ada", shards.clone()), Quotas { space_bytes: 49, user_bytes: u64::MAX }),
+        (new_file("s", "f", "id-ada", shards.clone()), Quotas { space_bytes: u64::MAX, user_bytes: used + 10 }),
+        (NewFile { max_shard_bytes: 49, ..new_file("s", "f", "id-ada", shards.clone()) }, Quotas::NONE),
+    ];
+    for (file, quotas) in refusals {
+        let err = db.commit_file(&file, quotas, u64::MAX).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::MissingShards { .. } | StoreError::QuotaExceeded { .. } | StoreError::OverDeclared { .. }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(drafts(&b).await, 0, "refused before a draft was opened");
+        assert!(db.withdrawn(u64::MAX, 10).await.unwrap().is_empty());
+        assert_eq!(db.used_bytes("id-ada").await.unwrap(), used);
+        assert_eq!(db.touch_uploads("id-ada", &shards, u64::MAX).await.unwrap(), [true; 5], "the uploads stay");
+    }
+    db.commit_file(&new_file("s", "f", "id-ada", shards), Quotas::NONE, u64::MAX).await.unwrap();
+}
+
+pub async fn a_commit_that_never_finished_is_withdrawn_at_its_deadline(kind: Kind) {
+    let b = Backend::open(kind, Options { step: 2, ..Options::default() }).await;
+    let db = &b.records;
+    db.create_user(&user("ada", 1)).await.unwrap();
+    db.create_space("s", b"name", "id-ada", 0, u64::MAX).await.unwrap();
+    let shards = uploaded(db, "id-ada", 5, 10, u64::MAX).await;
+    let base = space_cost(4);
+    let file = new_file("s", "f", "id-ada", shards.clone());
+    // Two steps, then the accelerator stops.
+    db.draft_file(&file, 0..2, 100).await.unwrap();
+    db.draft_file(&file, 2..4, 100).await.unwrap();
+    assert_eq!(db.used_bytes("id-ada").await.unwrap(), base + 50, "settled uploads moved their charge to the draft");
+    assert!(db.files("s", "id-ada", &PageRequest { after: None, limit: 10 }).await.unwrap().items.is_empty());
+    assert_eq!(
+        db.draft_file(&new_file("s", "f", "id-ada", shards.clone()), 0..1, 100).await,
+        Err(StoreError::FileTaken)
+    );
+    assert!(db.withdrawn(99, 10).await.unwrap().is_empty(), "before its deadline a draft is left alone");
+    let f = Withdrawn::File { space_id: "s".into(), file_id: "f".into() };
+    assert_eq!(db.withdrawn(100, 10).await.unwrap(), std::slice::from_ref(&f));
+    assert_eq!(db.used_bytes("id-ada").await.unwrap(), base + 10, "the draft is refunded; one upload is left");
+    let (mut freed, mut steps) = (Vec::new(), 0);
+    loop {
+        let step = db.unwind(&f, 2).await.unwrap();
+        freed.extend(step.freed);
+        steps += 1;
+        if step.done {
+            break;
+        }
+    }
+    assert!(steps > 1, "taken apart in steps");
+    freed.sort();
+    let mut settled = shards[..4].to_vec();
+    settled.sort();
+    assert_eq!(freed, settled);
+    assert!(db.withdrawn(100, 10).await.unwrap().is_empty());
+    // The id is free again.
+    db.record_upload("id-ada", &shards[0], 10, 0, u64::MAX).await.unwrap();
+    db.commit_file(&new_file("s", "f", "id-ada", vec![shards[0], shards[4]]), Quotas::NONE, u64::MAX).await.unwrap();
+}
+
+pub async fn a_space_its_last_member_left_goes_a_step_at_a_time(kind: Kind) {
+    let b = Backend::open(kind, Options { step: 2, ..Options::default() }).await;
+    let db = &b.records;
+    db.create_user(&user("ada", 1)).await.unwrap();
+    db.create_space("s", b"name", "id-ada", 0, u64::MAX).await.unwrap();
+    let mut all = Vec::new();
+    for f in ["f", "g", "h"] {
+        let shards: Vec<ShardAddress> = (0..3).map(|i| ShardAddress::of(format!("{f}{i}").as_bytes())).collect();
+        for a in &shards {
+            db.record_upload("id-ada", a, 10, 0, u64::MAX).await.unwrap();
+        }
+        db.commit_file(&new_file("s", f, "id-ada", shards.clone()), Quotas::NONE, u64::MAX).await.unwrap();
+        all.extend(shards);
+    }
+    // h's shards are also used in another space: they stay.
+    db.create_space("t", b"name", "id-ada", 0, u64::MAX).await.unwrap();
+    for a in &all[6..] {
+        db.record_upload("id-ada", a, 10, 0, u64::MAX).await.unwrap();
+    }
+    db.commit_file(&new_file("t", "h", "id-ada", all[6..].to_vec()), Quotas::NONE, u64::MAX).await.unwrap();
+    let kept = db.used_bytes("id-ada").await.unwrap() - 3 * file_cost(30, 3, 40) - space_cost(4);
+    let references = || b.count("SELECT count(*) FROM file_shards WHERE space_id = 's'");
+    assert!(db.leave_space("s", "id-ada").await.unwrap(), "the last member's leaving withdraws the space");
+    let none = PageRequest { after: None, limit: 10 };
+    let spaces: Vec<String> =
+        db.spaces_of("id-ada", &none).await.unwrap().items.into_iter().map(|m| m.space_id).collect();
+    assert_eq!(spaces, ["t"], "gone for everyone at once");
+    let files = 3 * file_cost(30, 3, 40);
+    assert_eq!(db.used_bytes("id-ada").await.unwrap(), kept + files, "the space is refunded; its files as they go");
+    let s = Withdrawn::Space { space_id: "s".into() };
+    assert_eq!(db.withdrawn(0, 10).await.unwrap(), std::slice::from_ref(&s));
+    let (mut freed, mut steps) = (Vec::new(), 0);
+    loop {
+        let before = references().await;
+        let step = db.unwind(&s, 2).await.unwrap();
+        assert!(before - references().await <= 2, "a step drops at most its limit of references");
+        freed.extend(step.freed);
+        steps += 1;
+        if step.done {
+            break;
+        }
+    }
+    assert!(steps > 5, "{steps} steps");
+    assert_eq!(references().await, 0);
+    freed.sort();
+    let mut only_s = all[..6].to_vec();
+    only_s.sort();
+    assert_eq!(freed, only_s, "the shards another space uses stay");
+    assert_eq!(db.used_bytes("id-ada").await.unwrap(), kept, "the space and its files are refunded");
+    assert!(db.withdrawn(0, 10).await.unwrap().is_empty());
+    db.create_space("s", b"name", "id-ada", 0, u64::MAX).await.unwrap();
+}
