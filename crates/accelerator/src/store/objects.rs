@@ -394,6 +394,21 @@ mod tests {
         assert_eq!(store.list("").await.unwrap(), [a]);
     }
 
+    /// `#[async_trait]` boxes each method's future as `Send`: they must be.
+    #[test]
+    fn its_futures_are_send() {
+        fn send<T: Send>(_: T) {}
+        let dir = tempfile::tempdir().unwrap();
+        let store = ObjectShards::open_dir(dir.path()).unwrap();
+        let a = ShardAddress::of(b"");
+        send(store.put(&a, Bytes::new()));
+        send(store.get(&a));
+        send(store.open(&a));
+        send(store.size(&a));
+        send(store.delete(&a));
+        send(store.list("00"));
+    }
+
     #[test]
     fn refuses_urls_it_does_not_know() {
         for url in ["gs://bucket", "s3://", "file://relative", "http://host/bucket"] {
