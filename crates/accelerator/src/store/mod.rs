@@ -18,6 +18,7 @@
 //! the collector ([`keeper`]) need.
 
 pub mod keeper;
+pub mod objects;
 pub mod shard_dir;
 pub mod shards;
 pub mod sqlite;
