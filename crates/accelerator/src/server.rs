@@ -17,7 +17,7 @@ use crate::secret::ServerSecret;
 use crate::state::AppState;
 use crate::store::Records;
 use crate::store::keeper::ShardKeeper;
-use crate::store::shard_dir::ShardDir;
+use crate::store::objects::ObjectShards;
 use crate::store::sqlite::SqliteRecords;
 use crate::throttle::Throttle;
 
@@ -35,7 +35,7 @@ pub async fn serve(
             .map_err(std::io::Error::other)?
             .with_step(config.shards_per_step),
     );
-    let keeper = Arc::new(ShardKeeper::new(Arc::clone(&records), Arc::new(ShardDir::open(&config.data_dir)?)));
+    let keeper = Arc::new(ShardKeeper::new(Arc::clone(&records), Arc::new(ObjectShards::embedded(&config.data_dir)?)));
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (feed_alive, mut feeds_done) = mpsc::channel::<()>(1);

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use coffer_accelerator::store::objects::ObjectShards;
+use coffer_accelerator::store::shards::ShardStore as _;
 use coffer_core::shard::ShardAddress;
 use futures_util::TryStreamExt as _;
 use object_store::aws::AmazonS3Builder;
@@ -249,20 +250,4 @@ async fn throughput() {
         let get = N as f64 / started.elapsed().as_secs_f64();
         println!("{name}: put {put:.0} MiB/s, get {get:.0} MiB/s (1 MiB shards, one at a time)");
     }
-    // Today's ShardDir, for comparison (same fsyncs: file, then folder).
-    use coffer_accelerator::store::shard_dir::ShardDir;
-    use coffer_accelerator::store::shards::ShardStore as _;
-    let dir = tempfile::tempdir().unwrap();
-    let old = ShardDir::open(dir.path()).unwrap();
-    let started = Instant::now();
-    for bytes in &shards {
-        old.put(&ShardAddress::of(bytes), bytes).unwrap();
-    }
-    let put = N as f64 / started.elapsed().as_secs_f64();
-    let started = Instant::now();
-    for bytes in &shards {
-        assert_eq!(old.get(&ShardAddress::of(bytes)).unwrap().unwrap().len(), bytes.len());
-    }
-    let get = N as f64 / started.elapsed().as_secs_f64();
-    println!("ShardDir: put {put:.0} MiB/s, get {get:.0} MiB/s (1 MiB shards, one at a time)");
 }

@@ -13,13 +13,12 @@
 //! ago cannot slip a write in between a check and the write.
 //!
 //! Shard bytes are not records: they live in a [`shards::ShardStore`]
-//! ([`shard_dir::ShardDir`] on disk). The `shards` records say which addresses are
+//! ([`objects::ObjectShards`]: a directory or an S3-compatible bucket). The `shards` records say which addresses are
 //! stored, how large each is and when it was last put, which is what metering and
 //! the collector ([`keeper`]) need.
 
 pub mod keeper;
 pub mod objects;
-pub mod shard_dir;
 pub mod shards;
 pub mod sqlite;
 

@@ -4,10 +4,9 @@
 //! # Keys
 //!
 //! Each shard is the object `{ff}/{address}`: the address in lowercase hex, in the
-//! folder of its first byte ([`ShardAddress::fan_out`], 256 folders) — exactly the
-//! file layout of [`super::shard_dir::ShardDir`], so a directory an embedded
-//! accelerator filled is read unchanged by pointing [`ObjectShards`] at its
-//! `DATA_DIR/shards`. In a bucket the same keys sit under the URL's prefix
+//! folder of its first byte ([`ShardAddress::fan_out`], 256 folders) — in a
+//! directory, exactly the file layout earlier embedded accelerators wrote under
+//! `DATA_DIR/shards`, which is read unchanged. In a bucket the same keys sit under the URL's prefix
 //! (`s3://bucket/coffer` → `coffer/3f/3f9a…e1`), and listing one fan-out folder is one
 //! paginated prefix listing.
 //!
@@ -30,8 +29,8 @@
 //! its put returns does not close that window, because the link is already visible
 //! before the data is on disk.
 //!
-//! So in a directory, [`ObjectShards::put`] keeps [`super::shard_dir::ShardDir`]'s
-//! write path, made create-only: the bytes go to a fresh 0600 file in `tmp/`, which
+//! So in a directory, [`ObjectShards`]'s put has a write path of its own,
+//! create-only: the bytes go to a fresh 0600 file in `tmp/`, which
 //! is fsynced, hard-linked to the key (the link fails if the key is taken: that is
 //! the create-only check), unlinked from `tmp/`, and the fan-out folder is fsynced so
 //! the link survives a power cut. Anything visible under a key was complete on disk
@@ -44,6 +43,7 @@ use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use coffer_core::shard::ShardAddress;
 use futures_util::stream::{self, BoxStream, StreamExt as _, TryStreamExt as _};
@@ -53,22 +53,12 @@ use object_store::path::Path;
 use object_store::prefix::PrefixStore;
 use object_store::{ClientConfigKey, GetResultPayload, ObjectStore, PutMode, PutPayload};
 
-/// The folder of shards being written, inside a store's directory (the same as
-/// [`super::shard_dir::ShardDir`]'s, so the two never leave each other strays).
+use super::shards::{PIECE, ShardReader, ShardStore};
+
+/// The store's folder inside an embedded accelerator's data directory.
+pub const DIR_NAME: &str = "shards";
+/// The folder of shards being written, inside a store's directory.
 const TMP_NAME: &str = "tmp";
-
-/// Bytes read from a file at a time when a shard in a directory is streamed.
-pub const PIECE: usize = 64 * 1024;
-
-/// A stored shard being read: its length, then its bytes piece by piece. (The
-/// async `ShardStore` trait brings the same struct to `shards.rs`; this one stands
-/// in for it until then.)
-pub struct ShardReader {
-    /// Its length in bytes.
-    pub len: u64,
-    /// Its bytes, from the start, one piece at a time.
-    pub bytes: BoxStream<'static, io::Result<Bytes>>,
-}
 
 /// Shard bytes in a directory or an S3-compatible bucket; see the module docs.
 pub struct ObjectShards {
@@ -175,17 +165,15 @@ impl ObjectShards {
         Ok(ObjectShards { store: Arc::new(store), dir: Some(Arc::new(dir)) })
     }
 
-    /// The embedded default: the store in `DATA_DIR/shards`, where
-    /// [`super::shard_dir::ShardDir::open`] keeps it.
+    /// The embedded default: the store in `DATA_DIR/shards`.
     pub fn embedded(data_dir: &FsPath) -> io::Result<Self> {
-        Self::open_dir(&data_dir.join(super::shard_dir::DIR_NAME))
+        Self::open_dir(&data_dir.join(DIR_NAME))
     }
+}
 
-    /// Stores `bytes` under `address`, create-only: a shard already stored there is
-    /// success (same address ⇒ same bytes). The caller has checked that they hash
-    /// to `address`. Durable and complete when it returns; never a partial shard
-    /// under the address.
-    pub async fn put(&self, address: &ShardAddress, bytes: Bytes) -> io::Result<()> {
+#[async_trait]
+impl ShardStore for ObjectShards {
+    async fn put(&self, address: &ShardAddress, bytes: Bytes) -> io::Result<()> {
         if let Some(dir) = &self.dir {
             let (dir, address) = (Arc::clone(dir), *address);
             return tokio::task::spawn_blocking(move || dir.put(&address, &bytes)).await.map_err(io::Error::other)?;
@@ -199,7 +187,7 @@ impl ObjectShards {
     }
 
     /// The shard's bytes, or `None` if it is not stored.
-    pub async fn get(&self, address: &ShardAddress) -> io::Result<Option<Bytes>> {
+    async fn get(&self, address: &ShardAddress) -> io::Result<Option<Bytes>> {
         match self.store.get(&key(address)).await {
             Ok(got) => Ok(Some(got.bytes().await?)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
@@ -210,7 +198,7 @@ impl ObjectShards {
     /// The stored shard opened for reading piece by piece — a file [`PIECE`] bytes
     /// at a time, a bucket's HTTP body as it arrives — so serving it holds one piece
     /// in memory rather than the whole shard; `None` if it is not stored.
-    pub async fn open(&self, address: &ShardAddress) -> io::Result<Option<ShardReader>> {
+    async fn open(&self, address: &ShardAddress) -> io::Result<Option<ShardReader>> {
         let got = match self.store.get(&key(address)).await {
             Ok(got) => got,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
@@ -226,7 +214,7 @@ impl ObjectShards {
     }
 
     /// The stored shard's length in bytes, or `None` if it is not stored.
-    pub async fn size(&self, address: &ShardAddress) -> io::Result<Option<u64>> {
+    async fn size(&self, address: &ShardAddress) -> io::Result<Option<u64>> {
         match self.store.head(&key(address)).await {
             Ok(meta) => Ok(Some(meta.size)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
@@ -238,8 +226,8 @@ impl ObjectShards {
     /// bucket's DELETE succeeds either way (S3 answers 204 for a missing key), so
     /// there it is `true` unless the store said 404. Asking first would cost a
     /// request per freed shard, and nothing acts on the answer.
-    pub async fn delete(&self, address: &ShardAddress) -> io::Result<bool> {
-        // No folder fsync in a directory (as ShardDir): a delete a crash undoes
+    async fn delete(&self, address: &ShardAddress) -> io::Result<bool> {
+        // No folder fsync in a directory: a delete a crash undoes
         // leaves a shard without a record, which the collector's start-up sweep removes.
         match self.store.delete(&key(address)).await {
             Ok(()) => Ok(true),
@@ -252,7 +240,7 @@ impl ObjectShards {
     /// select one 256th of the store), sorted. It lists only the fan-out folders
     /// the prefix can fall in, one at a time, so the collector's walk prefix by
     /// prefix holds at most a folder's addresses.
-    pub async fn list(&self, prefix: &str) -> io::Result<Vec<ShardAddress>> {
+    async fn list(&self, prefix: &str) -> io::Result<Vec<ShardAddress>> {
         if !prefix.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
             return Ok(Vec::new());
         }
@@ -341,36 +329,34 @@ impl DurableDir {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::shard_dir::ShardDir;
-    use crate::store::shards::ShardStore as _;
 
+    /// Earlier accelerators kept each shard in the file `shards/{ff}/{address}`;
+    /// the store reads such a directory unchanged, and writes the same layout.
     #[tokio::test]
-    async fn reads_a_directory_shard_dir_wrote() {
+    async fn reads_and_writes_the_embedded_layout() {
         let data = tempfile::tempdir().unwrap();
-        let old = ShardDir::open(data.path()).unwrap();
+        let path = |a: &ShardAddress| data.path().join(DIR_NAME).join(a.fan_out()).join(a.to_hex());
         let shards: Vec<Vec<u8>> =
             (0..40u32).map(|i| format!("shard {i}").repeat(i as usize + 1).into_bytes()).collect();
         for bytes in &shards {
-            old.put(&ShardAddress::of(bytes), bytes).unwrap();
+            let a = ShardAddress::of(bytes);
+            fs::create_dir_all(path(&a).parent().unwrap()).unwrap();
+            fs::write(path(&a), bytes).unwrap();
         }
-        drop(old);
-        let new = ObjectShards::embedded(data.path()).unwrap();
+        let store = ObjectShards::embedded(data.path()).unwrap();
         let mut all = Vec::new();
         for bytes in &shards {
             let a = ShardAddress::of(bytes);
-            assert_eq!(new.get(&a).await.unwrap().as_deref(), Some(&bytes[..]));
-            assert_eq!(new.size(&a).await.unwrap(), Some(bytes.len() as u64));
+            assert_eq!(store.get(&a).await.unwrap().as_deref(), Some(&bytes[..]));
+            assert_eq!(store.size(&a).await.unwrap(), Some(bytes.len() as u64));
             all.push(a);
         }
         all.sort();
-        assert_eq!(new.list("").await.unwrap(), all);
-        // And the other way: what ObjectShards writes, ShardDir reads.
-        let bytes = b"written by the new store".to_vec();
+        assert_eq!(store.list("").await.unwrap(), all);
+        let bytes = b"written by the store".to_vec();
         let a = ShardAddress::of(&bytes);
-        new.put(&a, Bytes::from(bytes.clone())).await.unwrap();
-        drop(new);
-        let old = ShardDir::open(data.path()).unwrap();
-        assert_eq!(old.get(&a).unwrap(), Some(bytes));
+        store.put(&a, Bytes::from(bytes.clone())).await.unwrap();
+        assert_eq!(fs::read(path(&a)).unwrap(), bytes);
     }
 
     #[tokio::test]

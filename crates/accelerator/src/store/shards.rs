@@ -2,8 +2,8 @@
 //!
 //! A shard store is content-addressed and knows nothing else: no sizes to meter, no
 //! owners, no reference counts. Those are records ([`super::Files`]); which shard
-//! may be removed, and when, is decided in [`super::keeper`]. [`super::shard_dir::ShardDir`]
-//! is the embedded default (a directory on disk).
+//! may be removed, and when, is decided in [`super::keeper`]. [`super::objects::ObjectShards`]
+//! keeps them in a directory (the embedded default) or an S3-compatible bucket.
 
 use std::io;
 

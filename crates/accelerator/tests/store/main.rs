@@ -10,7 +10,7 @@ mod records;
 
 use std::sync::Arc;
 
-use coffer_accelerator::store::shard_dir::ShardDir;
+use coffer_accelerator::store::objects::ObjectShards;
 use coffer_accelerator::store::shards::ShardStore;
 use coffer_accelerator::store::sqlite::SqliteRecords;
 use coffer_accelerator::store::{Credentials, Records, User};
@@ -85,7 +85,7 @@ impl Backend {
 
 fn open_sqlite(dir: &std::path::Path, options: Options) -> (Arc<dyn Records>, Arc<dyn ShardStore>) {
     let records = SqliteRecords::open(dir, options.retain).unwrap().with_step(options.step);
-    (Arc::new(records), Arc::new(ShardDir::open(dir).unwrap()))
+    (Arc::new(records), Arc::new(ObjectShards::embedded(dir).unwrap()))
 }
 
 /// A user named `name` (id `id-{name}`) whose login key is `[key; 32]`.
