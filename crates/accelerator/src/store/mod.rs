@@ -19,6 +19,7 @@
 //! the collector ([`crate::gc`]) need.
 
 pub mod keeper;
+pub mod postgres;
 pub mod shard_dir;
 pub mod shards;
 pub mod sqlite;
