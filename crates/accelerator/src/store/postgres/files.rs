@@ -545,8 +545,9 @@ impl PgRecords {
             )
             .await?;
             tx.commit().await?;
-            let dropped: std::collections::HashSet<ShardAddress> = addresses_of(&dropped)?.into_iter().collect();
-            Ok(addresses.iter().filter(|a| dropped.contains(a)).copied().collect())
+            // Each once, as given: an address listed twice was dropped once.
+            let mut dropped: std::collections::HashSet<ShardAddress> = addresses_of(&dropped)?.into_iter().collect();
+            Ok(addresses.iter().filter(|a| dropped.remove(a)).copied().collect())
         })
         .await
     }
