@@ -9,9 +9,16 @@ use std::time::Duration;
 /// Everything [`crate::run`] needs besides a listener.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Directory holding the SQLite database, the server secret and the shards
-    /// (`shards/`); created if missing.
+    /// Directory holding the SQLite database and the shards (`shards/`) when
+    /// [`Config::database`] and [`Config::shards`] do not say otherwise; created if
+    /// either is kept there, untouched otherwise.
     pub data_dir: PathBuf,
+    /// Where the records are: `None` for SQLite in [`Config::data_dir`]; a
+    /// `postgres://…` URL; or a SQLite file's path.
+    pub database: Option<String>,
+    /// Where the shards are: `None` for `DATA_DIR/shards`; `s3://bucket[/prefix]`
+    /// (configured by the standard `AWS_*` variables); or a directory.
+    pub shards: Option<String>,
     /// The demo app, served at `/` when set.
     pub www_dir: Option<PathBuf>,
     /// The npm package wasm-pack built, served at `/pkg/` when set, so the demo can
@@ -189,6 +196,8 @@ impl Config {
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Config {
             data_dir: data_dir.into(),
+            database: None,
+            shards: None,
             www_dir: None,
             pkg_dir: None,
             change_log_retain: Self::DEFAULT_CHANGE_LOG_RETAIN,

@@ -36,6 +36,7 @@
 //!   [`store::keeper::ShardKeeper`] that keeps the two in step.
 //! - [`config`] — [`Config`]: data directory, static directories, limits.
 
+pub mod backends;
 pub mod budget;
 pub mod config;
 pub mod error;

@@ -25,9 +25,19 @@ struct Args {
     /// Port to listen on (0 picks a free one).
     #[arg(long, env = "PORT", default_value_t = 8080)]
     port: u16,
-    /// Directory for the database and the server secret.
+    /// Directory for the SQLite database and the shards, unless --database and
+    /// --shards put them elsewhere.
     #[arg(long, env = "DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
+    /// The records: `postgres://user@host/db` (several accelerators share it), or
+    /// a SQLite file (default: DATA_DIR/accelerator.sqlite3).
+    #[arg(long, env = "COFFER_DATABASE")]
+    database: Option<String>,
+    /// The shards: `s3://bucket[/prefix]` (configured by AWS_ENDPOINT_URL,
+    /// AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ALLOW_HTTP), or a
+    /// directory (default: DATA_DIR/shards).
+    #[arg(long, env = "COFFER_SHARDS")]
+    shards: Option<String>,
     /// Directory served at `/` (the demo app).
     #[arg(long, env = "WWW_DIR")]
     www_dir: Option<PathBuf>,
@@ -190,6 +200,8 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let mut config = Config::new(args.data_dir);
+    config.database = args.database;
+    config.shards = args.shards;
     config.www_dir = args.www_dir;
     config.pkg_dir = args.pkg_dir;
     config.change_log_retain = args.change_log_retain;

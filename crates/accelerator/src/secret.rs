@@ -1,20 +1,22 @@
-//! The server secret: 32 random bytes created once per data directory. It keys the
-//! made-up salts of unknown usernames and the stand-in login key their logins are
-//! checked against, so an unknown name answers like a known one, stably across
-//! restarts.
+//! The server secret: 32 random bytes created once and kept in the records, so
+//! every accelerator on them shares it. It keys the made-up salts of unknown
+//! usernames and the stand-in login key their logins are checked against, so an
+//! unknown name answers like a known one, stably across restarts and instances.
 
-use std::io::Write as _;
 use std::path::Path;
 
 use coffer_core::account::{self, SALT_LEN};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-/// The server secret's file name inside the data directory.
+use crate::store::Records;
+
+/// Where embedded accelerators before the secret moved into the records kept it,
+/// inside the data directory; read once, to keep it.
 pub const SECRET_FILE: &str = "server-secret";
 
-/// 32 random bytes created once per data directory; keys the made-up salts of
-/// unknown usernames, so they are stable across restarts and unguessable.
+/// 32 random bytes created once per deployment; keys the made-up salts of unknown
+/// usernames, so they are stable across restarts and unguessable.
 pub struct ServerSecret {
     /// The HMAC key; never leaves this process.
     key: [u8; 32],
@@ -25,28 +27,20 @@ pub struct ServerSecret {
 }
 
 impl ServerSecret {
-    /// Reads the secret from `data_dir`, creating it (mode 0600) on first start.
-    pub fn load_or_create(data_dir: &Path) -> std::io::Result<Self> {
-        let path = data_dir.join(SECRET_FILE);
-        match std::fs::read(&path) {
-            Ok(bytes) => {
-                let bytes: [u8; 32] = bytes.try_into().map_err(|_| {
-                    std::io::Error::other(format!("{} is not 32 bytes; remove it to make a new one", path.display()))
-                })?;
-                return Ok(ServerSecret::from_key(bytes));
+    /// The secret the records keep ([`crate::store::Accounts::server_secret`]),
+    /// stored at the first start: the one in the file `legacy` if an earlier
+    /// version left one there, else fresh random bytes.
+    pub async fn load(records: &dyn Records, legacy: Option<&Path>) -> std::io::Result<Self> {
+        let candidate = match legacy.map(crate::backends::legacy_secret).transpose()?.flatten() {
+            Some(kept) => kept,
+            None => {
+                let mut fresh = [0u8; 32];
+                getrandom::fill(&mut fresh).map_err(|e| std::io::Error::other(format!("no randomness: {e}")))?;
+                fresh
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).map_err(|e| std::io::Error::other(format!("no randomness: {e}")))?;
-        // Written beside, then renamed into place: a crash never leaves a short file.
-        let tmp = data_dir.join(format!("{SECRET_FILE}.tmp"));
-        let mut file = crate::store::private_file_options().truncate(true).open(&tmp)?;
-        file.write_all(&secret)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-        Ok(ServerSecret::from_key(secret))
+        };
+        let key = records.server_secret(candidate).await.map_err(std::io::Error::other)?;
+        Ok(ServerSecret::from_key(key))
     }
 
     fn from_key(key: [u8; 32]) -> Self {

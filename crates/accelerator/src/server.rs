@@ -8,17 +8,14 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
 
+use crate::backends::{self, Opened};
 use crate::config::Config;
 use crate::gc;
 use crate::hub::FeedHub;
 use crate::listener::{self, Gate};
 use crate::routes::router;
-use crate::secret::ServerSecret;
 use crate::state::AppState;
-use crate::store::Records;
 use crate::store::keeper::ShardKeeper;
-use crate::store::objects::ObjectShards;
-use crate::store::sqlite::SqliteRecords;
 use crate::throttle::Throttle;
 
 /// Opens the records and the shard store, starts the collector, then serves
@@ -28,14 +25,8 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    crate::store::private_dir(&config.data_dir)?;
-    let secret = ServerSecret::load_or_create(&config.data_dir)?;
-    let records: Arc<dyn Records> = Arc::new(
-        SqliteRecords::open(&config.data_dir, config.change_log_retain)
-            .map_err(std::io::Error::other)?
-            .with_step(config.shards_per_step),
-    );
-    let keeper = Arc::new(ShardKeeper::new(Arc::clone(&records), Arc::new(ObjectShards::embedded(&config.data_dir)?)));
+    let Opened { records, shards, secret } = backends::open(&config).await?;
+    let keeper = Arc::new(ShardKeeper::new(Arc::clone(&records), shards));
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (feed_alive, mut feeds_done) = mpsc::channel::<()>(1);

@@ -19,6 +19,7 @@
 
 pub mod keeper;
 pub mod objects;
+pub mod postgres;
 pub mod shards;
 pub mod sqlite;
 
@@ -533,6 +534,12 @@ pub trait Accounts: Send + Sync + 'static {
 
     /// Removes and returns a challenge: each is answered at most once.
     async fn take_challenge(&self, challenge_id: &str) -> Result<Option<Challenge>, StoreError>;
+
+    /// The server secret ([`crate::secret`]) every accelerator on these records
+    /// shares: the stored one, or `candidate` stored now if there is none yet. Of
+    /// accelerators starting at once, the first to store wins and the others get
+    /// its secret.
+    async fn server_secret(&self, candidate: [u8; 32]) -> Result<[u8; 32], StoreError>;
 
     /// Bytes counted against `user_id`'s allowance.
     async fn used_bytes(&self, user_id: &str) -> Result<u64, StoreError>;

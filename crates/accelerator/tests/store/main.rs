@@ -1,16 +1,26 @@
 //! The store's conformance suite: every case runs against every backend, so a
 //! behaviour cannot differ between them.
 //!
-//! A case is an `async fn(Backend)`; [`conformance!`] makes one `#[tokio::test]` of
+//! A case is an `async fn(Kind)` that opens its backend; [`conformance!`] makes one `#[tokio::test]` of
 //! it per backend, named `<backend>::<case>`. A backend is the records and the
-//! shard store an accelerator would use, opened fresh for the case.
+//! shard store an accelerator would use, opened fresh for the case: SQLite and a
+//! directory; PostgreSQL (a database of the case's own on `COFFER_TEST_POSTGRES`)
+//! and an S3 bucket (moto's server, from `target/moto-venv`).
+
+#[path = "../common/moto.rs"]
+mod moto;
+#[path = "../common/postgres.rs"]
+mod pg;
 
 mod keeper;
+mod many;
 mod records;
+mod schema;
 
 use std::sync::Arc;
 
 use coffer_accelerator::store::objects::ObjectShards;
+use coffer_accelerator::store::postgres::PgRecords;
 use coffer_accelerator::store::shards::ShardStore;
 use coffer_accelerator::store::sqlite::SqliteRecords;
 use coffer_accelerator::store::{Credentials, Records, User};
@@ -35,6 +45,8 @@ impl Default for Options {
 pub enum Kind {
     /// SQLite and a shard directory, in a temporary directory.
     Sqlite,
+    /// PostgreSQL (a database of the case's own) and an S3 bucket (moto).
+    Postgres,
 }
 
 /// A fresh backend for one case.
@@ -47,45 +59,81 @@ pub struct Backend {
     pub shards: Arc<dyn ShardStore>,
     options: Options,
     dir: tempfile::TempDir,
+    /// PostgreSQL's database, and the S3 server, while the case runs.
+    remote: Option<(pg::Scratch, moto::Moto)>,
+}
+
+/// Where a backend's data is: a directory, or a database and a bucket.
+type Remote = Option<(pg::Scratch, moto::Moto)>;
+
+/// Opens the records (taking `step` shards per step) and the shards of the data
+/// in `dir` or `remote`.
+async fn connect(
+    dir: &std::path::Path,
+    remote: &Remote,
+    options: Options,
+    step: usize,
+) -> (Arc<dyn Records>, Arc<dyn ShardStore>) {
+    match remote {
+        None => {
+            let records = SqliteRecords::open(dir, options.retain).unwrap();
+            (Arc::new(records.with_step(step)), Arc::new(ObjectShards::embedded(dir).unwrap()))
+        }
+        Some((db, moto)) => {
+            let records = PgRecords::connect(&db.url(), options.retain).await.unwrap();
+            let shards = ObjectShards::from_url_with("s3://shards/coffer", moto.options()).unwrap();
+            (Arc::new(records.with_step(step)), Arc::new(shards))
+        }
+    }
 }
 
 impl Backend {
     /// Opens a fresh backend of `kind`.
     pub async fn open(kind: Kind, options: Options) -> Backend {
         let dir = tempfile::tempdir().unwrap();
-        let (records, shards) = match kind {
-            Kind::Sqlite => open_sqlite(dir.path(), options),
+        let remote = match kind {
+            Kind::Sqlite => None,
+            Kind::Postgres => {
+                let moto = moto::Moto::start();
+                moto.bucket("shards").await;
+                Some((pg::Scratch::new().await, moto))
+            }
         };
-        Backend { kind, records, shards, options, dir }
+        let (records, shards) = connect(dir.path(), &remote, options, options.step).await;
+        Backend { kind, records, shards, options, dir, remote }
     }
 
     /// The same data through a new handle, as after a restart (the old handle is
     /// dropped first).
     pub async fn reopen(self) -> Backend {
-        let Backend { kind, records, shards, options, dir } = self;
+        let Backend { kind, records, shards, options, dir, remote } = self;
         drop((records, shards));
-        let (records, shards) = match kind {
-            Kind::Sqlite => open_sqlite(dir.path(), options),
-        };
-        Backend { kind, records, shards, options, dir }
+        let (records, shards) = connect(dir.path(), &remote, options, options.step).await;
+        Backend { kind, records, shards, options, dir, remote }
+    }
+
+    /// Another accelerator on the same data, taking `step` shards per step, as
+    /// several would run side by side. SQLite serves one process: there it is the
+    /// same handle.
+    pub async fn another(&self, step: usize) -> Arc<dyn Records> {
+        match self.kind {
+            Kind::Sqlite => Arc::clone(&self.records),
+            Kind::Postgres => connect(self.dir.path(), &self.remote, self.options, step).await.0,
+        }
     }
 
     /// Runs a `SELECT count(*) …` straight on the database: what a case checks of
     /// the tables that no method shows (drafts, references).
     pub async fn count(&self, sql: &str) -> i64 {
-        match self.kind {
-            Kind::Sqlite => {
+        match &self.remote {
+            None => {
                 let path = self.dir.path().join(coffer_accelerator::store::sqlite::FILE_NAME);
                 let conn = rusqlite::Connection::open(path).unwrap();
                 conn.query_row(sql, [], |r| r.get(0)).unwrap()
             }
+            Some((db, _)) => db.client().await.query_one(sql, &[]).await.unwrap().get(0),
         }
     }
-}
-
-fn open_sqlite(dir: &std::path::Path, options: Options) -> (Arc<dyn Records>, Arc<dyn ShardStore>) {
-    let records = SqliteRecords::open(dir, options.retain).unwrap().with_step(options.step);
-    (Arc::new(records), Arc::new(ObjectShards::embedded(dir).unwrap()))
 }
 
 /// A user named `name` (id `id-{name}`) whose login key is `[key; 32]`.
@@ -114,6 +162,14 @@ macro_rules! conformance {
                 }
             )*
         }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$module::$case(super::Kind::Postgres).await
+                }
+            )*
+        }
     };
 }
 
@@ -136,4 +192,11 @@ conformance! {
     keeper::freeing_skips_shards_referenced_meanwhile,
     keeper::the_collector_takes_apart_commits_that_never_finished,
     keeper::the_sweep_removes_only_unrecorded_bytes,
+    records::kv_lists_in_byte_order_with_cursors,
+    records::membership_roles_invites_and_pages,
+    many::every_accelerator_gets_the_secret_stored_first,
+    many::concurrent_kv_writes_of_one_user_get_every_sequence_number_once,
+    many::concurrent_commits_into_one_space_never_pass_its_quota,
+    many::concurrent_joins_use_an_invite_exactly_as_often_as_it_allows,
+    many::concurrent_unwinds_of_files_sharing_a_shard_free_it,
 }

@@ -11,8 +11,11 @@ use coffer_core::shard::ShardAddress;
 
 use super::{Backend, Kind, Options, user};
 
+/// A page with every entry a case makes.
+const ALL: PageRequest = PageRequest { after: None, limit: 1000 };
+
 /// Commits opened and not yet sealed or withdrawn.
-async fn drafts(b: &Backend) -> i64 {
+pub async fn drafts(b: &Backend) -> i64 {
     b.count("SELECT count(*) FROM files WHERE state = 'draft'").await
 }
 
@@ -210,7 +213,13 @@ pub async fn shard_stamps_references_and_collection(kind: Kind) {
 }
 
 /// `n` shards of `size` bytes that `user_id` uploaded, pinned until `expires_at_ms`.
-async fn uploaded(db: &Arc<dyn Records>, user_id: &str, n: u32, size: u64, expires_at_ms: u64) -> Vec<ShardAddress> {
+pub async fn uploaded(
+    db: &Arc<dyn Records>,
+    user_id: &str,
+    n: u32,
+    size: u64,
+    expires_at_ms: u64,
+) -> Vec<ShardAddress> {
     let shards: Vec<ShardAddress> = (0..n).map(|i| ShardAddress::of(format!("{user_id}-{i}").as_bytes())).collect();
     for address in &shards {
         db.record_upload(user_id, address, size, 0, expires_at_ms).await.unwrap();
@@ -218,7 +227,7 @@ async fn uploaded(db: &Arc<dyn Records>, user_id: &str, n: u32, size: u64, expir
     shards
 }
 
-fn new_file(space_id: &str, file_id: &str, created_by: &str, shards: Vec<ShardAddress>) -> NewFile {
+pub fn new_file(space_id: &str, file_id: &str, created_by: &str, shards: Vec<ShardAddress>) -> NewFile {
     NewFile {
         space_id: space_id.into(),
         file_id: file_id.into(),
@@ -381,4 +390,57 @@ pub async fn a_space_its_last_member_left_goes_a_step_at_a_time(kind: Kind) {
     assert_eq!(db.used_bytes("id-ada").await.unwrap(), kept, "the space and its files are refunded");
     assert!(db.withdrawn(0, 10).await.unwrap().is_empty());
     db.create_space("s", b"name", "id-ada", 0, u64::MAX).await.unwrap();
+}
+
+pub async fn kv_lists_in_byte_order_with_cursors(kind: Kind) {
+    let b = Backend::open(kind, Options::default()).await;
+    let db = &b.records;
+    db.create_user(&user("ada", 1)).await.unwrap();
+    // Byte order, whatever the server's locale: "B" < "a" < "b" < "é".
+    for id in ["é", "b", "a", "B"] {
+        db.kv_set("id-ada", "c", id, &StoredValue::Sealed(vec![1]), u64::MAX).await.unwrap();
+    }
+    db.kv_set("id-ada", "other", "x", &StoredValue::Sealed(vec![1]), u64::MAX).await.unwrap();
+    let first = db.kv_list("id-ada", "c", &PageRequest { after: None, limit: 3 }).await.unwrap();
+    assert_eq!(first.items, ["B", "a", "b"]);
+    let rest = db.kv_list("id-ada", "c", &PageRequest { after: first.next, limit: 3 }).await.unwrap();
+    assert_eq!((rest.items, rest.next), (vec!["é".to_string()], None));
+}
+
+pub async fn membership_roles_invites_and_pages(kind: Kind) {
+    let b = Backend::open(kind, Options::default()).await;
+    let db = &b.records;
+    for (name, key) in [("ada", 1), ("bob", 2), ("cy", 3)] {
+        db.create_user(&user(name, key)).await.unwrap();
+    }
+    db.create_space("s", b"name", "id-ada", 5, u64::MAX).await.unwrap();
+    assert_eq!(db.create_space("s", b"name", "id-bob", 5, u64::MAX).await, Err(StoreError::SpaceTaken));
+    let invite =
+        Invite { space_id: "s".into(), secret_hash: [7; 32], role: Role::Writer, expires_at_ms: 50, max_uses: 1 };
+    assert_eq!(db.create_invite("id-bob", &invite, 0).await, Err(StoreError::NotMember));
+    db.create_invite("id-ada", &invite, 0).await.unwrap();
+    assert_eq!(db.join_space("s", &[8; 32], "id-bob", 0).await, Err(StoreError::InviteInvalid));
+    assert_eq!(db.join_space("s", &[7; 32], "id-bob", 50).await, Err(StoreError::InviteExpired));
+    assert_eq!(db.join_space("s", &[7; 32], "id-bob", 10).await.unwrap().role, Role::Writer);
+    assert_eq!(db.join_space("s", &[7; 32], "id-bob", 10).await.unwrap().role, Role::Writer, "a member again");
+    assert_eq!(db.join_space("s", &[7; 32], "id-cy", 10).await, Err(StoreError::InviteUsedUp));
+    assert_eq!(db.create_invite("id-bob", &invite, 0).await, Err(StoreError::RoleTooLow { needed: Role::Owner }));
+    assert_eq!(db.remove_member("s", "id-bob", "id-ada").await, Err(StoreError::RoleTooLow { needed: Role::Owner }));
+    assert_eq!(db.remove_member("s", "id-ada", "id-cy").await, Err(StoreError::NoSuchMember));
+    assert_eq!(db.remove_member("s", "id-ada", "id-ada").await, Err(StoreError::LastOwner));
+    assert_eq!(db.leave_space("s", "id-ada").await, Err(StoreError::LastOwner));
+    let first = db.members("s", "id-bob", &PageRequest { after: None, limit: 1 }).await.unwrap();
+    assert_eq!(first.items[0].user_id, "id-ada");
+    let rest = db.members("s", "id-bob", &PageRequest { after: first.next, limit: 1 }).await.unwrap();
+    assert_eq!((rest.items[0].user_id.as_str(), rest.next), ("id-bob", None));
+    let bad = PageRequest { after: Some("nope".into()), limit: 1 };
+    assert_eq!(db.members("s", "id-bob", &bad).await, Err(StoreError::BadCursor));
+    assert_eq!(db.members("s", "id-cy", &ALL).await, Err(StoreError::NotMember));
+    db.create_space("t", b"name", "id-bob", 1, u64::MAX).await.unwrap();
+    let spaces: Vec<String> =
+        db.spaces_of("id-bob", &ALL).await.unwrap().items.into_iter().map(|m| m.space_id).collect();
+    assert_eq!(spaces, ["t", "s"], "oldest first");
+    db.remove_member("s", "id-ada", "id-bob").await.unwrap();
+    assert_eq!(db.space_usage("s", "id-bob").await, Err(StoreError::NotMember));
+    assert_eq!(db.leave_space("t", "id-bob").await, Ok(true), "the last member leaves");
 }

@@ -25,6 +25,14 @@ pub(super) fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
 }
 
 impl Db {
+    pub(super) fn server_secret(&self, candidate: &[u8; 32]) -> Result<[u8; 32], StoreError> {
+        let candidate = *candidate;
+        self.write(move |tx| {
+            tx.exec("INSERT OR IGNORE INTO server_secret (only_row, secret) VALUES (1, ?1)", [candidate.as_slice()])?;
+            Ok(tx.row("SELECT secret FROM server_secret", [], |r| r.get(0))?)
+        })
+    }
+
     pub(super) fn create_user(&self, user: &User) -> Result<(), StoreError> {
         let user = user.to_owned();
         self.write(move |tx| {
@@ -257,6 +265,10 @@ impl Accounts for SqliteRecords {
     async fn take_challenge(&self, challenge_id: &str) -> Result<Option<Challenge>, StoreError> {
         let challenge_id = challenge_id.to_owned();
         self.run(move |db| db.take_challenge(&challenge_id)).await
+    }
+
+    async fn server_secret(&self, candidate: [u8; 32]) -> Result<[u8; 32], StoreError> {
+        self.run(move |db| db.server_secret(&candidate)).await
     }
 
     async fn used_bytes(&self, user_id: &str) -> Result<u64, StoreError> {

@@ -46,7 +46,7 @@ pub const FILE_NAME: &str = "accelerator.sqlite3";
 /// opening runs the steps a database lacks, all in one transaction. The steps are
 /// the files in `migrations/sqlite/`, in order; one is never edited once released:
 /// a change is a new file.
-const MIGRATIONS: [&str; 4] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
+const MIGRATIONS: [&str; 5] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
 
 /// The schema version this code writes.
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -59,6 +59,8 @@ const SCHEMA_V2: &str = include_str!("../../../migrations/sqlite/0002_spaces_and
 const SCHEMA_V3: &str = include_str!("../../../migrations/sqlite/0003_metering.sql");
 /// Work in steps: drafts, withdrawn files and spaces.
 const SCHEMA_V4: &str = include_str!("../../../migrations/sqlite/0004_steps.sql");
+/// The server secret, shared through the records.
+const SCHEMA_V5: &str = include_str!("../../../migrations/sqlite/0005_server_secret.sql");
 
 /// Statements through the connection's cache of prepared statements: the writer
 /// runs the same few statements thousands of times a second, and preparing one
@@ -162,7 +164,12 @@ impl SqliteRecords {
     /// Opens (or creates) the database in `data_dir`, keeping `retain` change-log
     /// entries per user.
     pub fn open(data_dir: &Path, retain: u64) -> Result<Self, StoreError> {
-        Ok(SqliteRecords(Arc::new(Db::open(data_dir, retain)?)))
+        Self::open_file(&data_dir.join(FILE_NAME), retain)
+    }
+
+    /// Opens (or creates) the database in the file at `path`.
+    pub fn open_file(path: &Path, retain: u64) -> Result<Self, StoreError> {
+        Ok(SqliteRecords(Arc::new(Db::open(path, retain)?)))
     }
 
     /// Makes [`Files::step`] `step` shards (at least one), so a test can watch
@@ -191,8 +198,8 @@ impl SqliteRecords {
 impl Db {
     /// Opens (or creates) the database in `data_dir`, keeping `retain` change-log
     /// entries per user.
-    fn open(data_dir: &Path, retain: u64) -> Result<Self, StoreError> {
-        let path = data_dir.join(FILE_NAME);
+    fn open(path: &Path, retain: u64) -> Result<Self, StoreError> {
+        let path = path.to_owned();
         // SQLite gives its -wal and -shm files the database file's mode: make that
         // 0600 before it opens (and mend files an older version left readable).
         let private = |path: &Path| -> std::io::Result<()> {

@@ -1,0 +1,221 @@
+//! Kv values and each user's change log.
+//!
+//! A write locks its user's row first ([`lock_user`]) and holds it to the commit,
+//! so the user's writes take turns on every accelerator: each increments `kv_seq`
+//! and appends its change under the lock, and sequence numbers are 1, 2, 3, … in
+//! commit order, none given twice or skipped. A reader that sees seq `n` committed
+//! sees every change before it.
+
+use deadpool_postgres::GenericClient;
+use tokio_postgres::Row;
+
+use super::accounts::{charge, lock_user, refund};
+use super::{Failure, PgRecords, exec, int, one, retry, row, rows, snapshot, uint};
+use crate::store::{Change, ChangeWindow, Kv, Page, PageRequest, StoreError, StoredValue, async_trait, kv_cost};
+
+/// The channel a kv write notifies on commit, with its user id as the payload:
+/// accelerators listening there wake their feeds (the listener is a later piece of
+/// work; the notification costs little and is delivered only if the write commits).
+pub const KV_CHANNEL: &str = "coffer_kv";
+
+/// Reads a value from three columns (sealed, plain_json, plain_mac) starting at `at`.
+fn value_from_row(row: &Row, at: usize) -> Result<Option<StoredValue>, Failure> {
+    let sealed: Option<Vec<u8>> = row.try_get(at)?;
+    let json: Option<String> = row.try_get(at + 1)?;
+    let mac: Option<Vec<u8>> = row.try_get(at + 2)?;
+    Ok(match (sealed, json, mac) {
+        (Some(bytes), _, _) => Some(StoredValue::Sealed(bytes)),
+        (None, Some(json), Some(mac)) => Some(StoredValue::Plain {
+            json,
+            mac: mac.try_into().map_err(|_| Failure::Store(StoreError::Backend("a MAC is not 32 bytes".into())))?,
+        }),
+        _ => None,
+    })
+}
+
+/// The three value columns' contents for a value.
+fn value_columns(value: &StoredValue) -> (Option<&[u8]>, Option<&str>, Option<&[u8]>) {
+    match value {
+        StoredValue::Sealed(bytes) => (Some(bytes), None, None),
+        StoredValue::Plain { json, mac } => (None, Some(json), Some(mac)),
+    }
+}
+
+/// The stored value of one key.
+async fn stored_value(
+    c: &impl GenericClient,
+    user_id: &str,
+    collection: &str,
+    id: &str,
+) -> Result<Option<StoredValue>, Failure> {
+    let found = row(
+        c,
+        "SELECT sealed, plain_json, plain_mac FROM kv WHERE user_id = $1 AND collection = $2 AND id = $3",
+        &[&user_id, &collection, &id],
+    )
+    .await?;
+    Ok(match found {
+        Some(r) => value_from_row(&r, 0)?,
+        None => None,
+    })
+}
+
+/// Appends a change to `user_id`'s log, drops the key's earlier change and prunes
+/// the log to its last `retain` entries, inside the caller's transaction, which
+/// holds the user's row lock. Notifies [`KV_CHANNEL`] on commit.
+async fn append_change(
+    tx: &impl GenericClient,
+    (user_id, retain): (&str, u64),
+    collection: &str,
+    id: &str,
+    value: Option<&StoredValue>,
+) -> Result<u64, Failure> {
+    let seq: i64 = one(tx, "UPDATE users SET kv_seq = kv_seq + 1 WHERE user_id = $1 RETURNING kv_seq", &[&user_id])
+        .await?
+        .try_get(0)?;
+    // The key's earlier change goes first (kv_changes_by_key): the log keeps one
+    // change per key.
+    exec(
+        tx,
+        "DELETE FROM kv_changes WHERE user_id = $1 AND collection = $2 AND id = $3",
+        &[&user_id, &collection, &id],
+    )
+    .await?;
+    let (sealed, json, mac) = value.map(value_columns).unwrap_or((None, None, None));
+    exec(
+        tx,
+        "INSERT INTO kv_changes (user_id, seq, collection, id, sealed, plain_json, plain_mac)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[&user_id, &seq, &collection, &id, &sealed, &json, &mac],
+    )
+    .await?;
+    exec(tx, "DELETE FROM kv_changes WHERE user_id = $1 AND seq <= $2", &[&user_id, &(seq - int(retain))]).await?;
+    // Where the change feed of other accelerators hears of it: delivered on commit.
+    exec(tx, "SELECT pg_notify($1, $2)", &[&KV_CHANNEL, &user_id]).await?;
+    Ok(uint(seq))
+}
+
+#[async_trait]
+impl Kv for PgRecords {
+    /// Reads one value.
+    async fn kv_get(&self, user_id: &str, collection: &str, id: &str) -> Result<Option<StoredValue>, StoreError> {
+        retry(|| async move {
+            let client = self.client().await?;
+            stored_value(&client, user_id, collection, id).await
+        })
+        .await
+    }
+
+    /// Writes one value and appends the change to the log, in one transaction,
+    /// charging the difference in [`kv_cost`] to the user within `allowance`. The
+    /// log keeps only this latest change of the key. Returns its sequence number.
+    async fn kv_set(
+        &self,
+        user_id: &str,
+        collection: &str,
+        id: &str,
+        value: &StoredValue,
+        allowance: u64,
+    ) -> Result<u64, StoreError> {
+        let retain = self.retain;
+        retry(|| async move {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            lock_user(&tx, user_id).await?;
+            let old = stored_value(&tx, user_id, collection, id).await?;
+            let delta =
+                int(kv_cost(collection, id, value)) - old.as_ref().map_or(0, |v| int(kv_cost(collection, id, v)));
+            charge(&tx, user_id, delta, allowance).await?;
+            let (sealed, json, mac) = value_columns(value);
+            exec(
+                &tx,
+                "INSERT INTO kv (user_id, collection, id, sealed, plain_json, plain_mac) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (user_id, collection, id)
+                 DO UPDATE SET sealed = excluded.sealed, plain_json = excluded.plain_json, plain_mac = excluded.plain_mac",
+                &[&user_id, &collection, &id, &sealed, &json, &mac],
+            )
+            .await?;
+            let seq = append_change(&tx, (user_id, retain), collection, id, Some(value)).await?;
+            tx.commit().await?;
+            Ok(seq)
+        })
+        .await
+    }
+
+    /// Deletes one value and refunds its cost; if it existed, appends the change to
+    /// the log in the same transaction (replacing the key's earlier change) and
+    /// returns its sequence number.
+    async fn kv_delete(&self, user_id: &str, collection: &str, id: &str) -> Result<Option<u64>, StoreError> {
+        let retain = self.retain;
+        retry(|| async move {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            lock_user(&tx, user_id).await?;
+            let Some(old) = stored_value(&tx, user_id, collection, id).await? else { return Ok(None) };
+            exec(
+                &tx,
+                "DELETE FROM kv WHERE user_id = $1 AND collection = $2 AND id = $3",
+                &[&user_id, &collection, &id],
+            )
+            .await?;
+            refund(&tx, user_id, kv_cost(collection, id, &old)).await?;
+            let seq = append_change(&tx, (user_id, retain), collection, id, None).await?;
+            tx.commit().await?;
+            Ok(Some(seq))
+        })
+        .await
+    }
+
+    /// A page of the ids in a collection, in byte order.
+    async fn kv_list(&self, user_id: &str, collection: &str, page: &PageRequest) -> Result<Page<String>, StoreError> {
+        let after = page.after.as_deref().unwrap_or("");
+        retry(|| async move {
+            let client = self.client().await?;
+            let found = rows(
+                &client,
+                "SELECT id FROM kv WHERE user_id = $1 AND collection = $2 AND id > $3 ORDER BY id LIMIT $4",
+                &[&user_id, &collection, &after, &super::page_rows(page)],
+            )
+            .await?;
+            let ids = found
+                .iter()
+                .map(|r| r.try_get::<_, String>(0).map(|id| (id.clone(), id)))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(super::paged(ids, page.limit))
+        })
+        .await
+    }
+
+    /// The user's latest sequence number and up to `limit` retained changes after `after`.
+    async fn changes_after(&self, user_id: &str, after: u64, limit: usize) -> Result<ChangeWindow, StoreError> {
+        let retain = self.retain;
+        retry(|| async move {
+            let mut client = self.client().await?;
+            // One snapshot: the head and the changes agree.
+            let tx = snapshot(&mut client).await?;
+            let head = row(&tx, "SELECT kv_seq FROM users WHERE user_id = $1", &[&user_id]).await?;
+            let head = uint(head.map(|r| r.try_get(0)).transpose()?.unwrap_or(0));
+            let found = rows(
+                &tx,
+                "SELECT seq, collection, id, sealed, plain_json, plain_mac FROM kv_changes
+                 WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                &[&user_id, &int(after), &int(limit as u64)],
+            )
+            .await?;
+            let changes = found
+                .iter()
+                .map(|r| {
+                    Ok(Change {
+                        seq: uint(r.try_get(0)?),
+                        collection: r.try_get(1)?,
+                        id: r.try_get(2)?,
+                        value: value_from_row(r, 3)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, Failure>>()?;
+            tx.commit().await?;
+            Ok(ChangeWindow { head, floor: head.saturating_sub(retain), changes })
+        })
+        .await
+    }
+}
