@@ -403,7 +403,7 @@ async fn sessions_per_user_are_capped_oldest_first() {
 #[tokio::test]
 async fn the_data_dir_is_private() {
     use std::os::unix::fs::PermissionsExt as _;
-    let server = TestServer::start(|_| {}).await;
+    let server = TestServer::start_embedded(|_| {}).await;
     let api = server.api();
     let ada = sign_up(&api, "ada", "pw").await;
     ada.set(&api, "c", "k", "1", false).await;
@@ -588,7 +588,7 @@ async fn a_key_rewritten_many_times_keeps_one_change() {
 
 #[tokio::test]
 async fn a_hundred_thousand_ids_come_a_page_at_a_time() {
-    let server = TestServer::start(|_| {}).await;
+    let server = TestServer::start_embedded(|_| {}).await;
     let api = server.api();
     let ada = sign_up(&api, "ada", "pw").await;
     // 100,000 keys, written straight into the database (100,000 HTTP writes would

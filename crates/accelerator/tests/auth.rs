@@ -76,8 +76,7 @@ async fn unknown_username_salt_looks_like_a_known_one() {
     assert_ne!(salt("somebody-else").await["salt"], unknown["salt"]);
 
     // Stable across a restart: the server secret is kept in the records.
-    let dir = server.stop().await;
-    let server = TestServer::start_in(dir, |_| {}).await;
+    let server = server.restart(|_| {}).await;
     let api = server.api();
     let (_, after) = api.post("/v1/auth/salt", None, &SaltRequest { username: "nobody".into() }).await;
     assert_eq!(after, unknown);

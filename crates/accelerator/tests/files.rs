@@ -87,7 +87,7 @@ async fn readers_read_writers_write() {
 
 #[tokio::test]
 async fn deleting_a_file_frees_its_shards_at_once_but_not_shared_ones() {
-    let server = TestServer::start(|_| {}).await;
+    let server = TestServer::start_embedded(|_| {}).await;
     let api = server.api();
     let ada = sign_up(&api, "ada", "pw").await;
     let space = ada.create_space(&api).await;
@@ -188,7 +188,7 @@ async fn an_upload_never_committed_is_collected_after_the_grace() {
 
 #[tokio::test]
 async fn shards_without_a_record_are_swept_at_start() {
-    let server = TestServer::start(|_| {}).await;
+    let server = TestServer::start_embedded(|_| {}).await;
     let api = server.api();
     let ada = sign_up(&api, "ada", "pw").await;
     let shards = shards_of(b"recorded");

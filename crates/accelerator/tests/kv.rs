@@ -91,7 +91,7 @@ fn files_contain(dir: &std::path::Path, needle: &[u8]) -> bool {
 
 #[tokio::test]
 async fn sealed_values_never_reach_the_disk_in_plaintext_plain_ones_do() {
-    let server = TestServer::start(|_| {}).await;
+    let server = TestServer::start_embedded(|_| {}).await;
     let api = server.api();
     let ada = sign_up(&api, "ada", "pw").await;
     let sealed_marker = "sealed-marker-7f3a9c1e";

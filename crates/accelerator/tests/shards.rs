@@ -11,7 +11,7 @@ use serde_json::json;
 
 #[tokio::test]
 async fn upload_then_read_without_a_session() {
-    let server = TestServer::start(|_| {}).await;
+    let server = TestServer::start_embedded(|_| {}).await;
     let api = server.api();
     let ada = sign_up(&api, "ada", "pw").await;
     let shards = shards_of(b"a chunk of some file");
@@ -108,7 +108,7 @@ async fn missing_and_fetch_answer_in_request_order() {
 
 #[tokio::test]
 async fn a_shard_removed_from_disk_is_missing_and_heals_on_upload() {
-    let server = TestServer::start(|_| {}).await;
+    let server = TestServer::start_embedded(|_| {}).await;
     let api = server.api();
     let ada = sign_up(&api, "ada", "pw").await;
     let shards = shards_of(b"chunk");

@@ -3,6 +3,9 @@
 //! the SDK does, using coffer-core's account, kv, chunk, erasure and space functions.
 #![allow(dead_code)]
 
+pub mod moto;
+pub mod postgres;
+
 use std::time::Duration;
 
 use coffer_accelerator::Config;
@@ -27,12 +30,60 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// Long enough never to fire on a healthy run; only stops a broken test from hanging.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
+/// Where a test server keeps its records and shards.
+pub enum Data {
+    /// SQLite and a shard directory in the data directory (the embedded default).
+    Embedded,
+    /// PostgreSQL (a database of the server's own) and an S3 bucket of its own.
+    Remote {
+        /// The database, dropped with the server.
+        db: postgres::Scratch,
+        /// `s3://{bucket}`.
+        shards: String,
+    },
+}
+
+/// The backend the tests run on: `COFFER_TEST_BACKEND=postgres` for PostgreSQL
+/// (`COFFER_TEST_POSTGRES`) and S3 (the `AWS_*` variables `eval "$(scripts/s3 up)"`
+/// prints; `scripts/test` runs the suites once on each); anything else, or
+/// nothing, for the embedded default.
+pub fn remote_backend() -> bool {
+    std::env::var("COFFER_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+impl Data {
+    /// Fresh data on the backend the tests run on.
+    pub async fn fresh() -> Data {
+        if !remote_backend() {
+            return Data::Embedded;
+        }
+        let endpoint = std::env::var("AWS_ENDPOINT_URL")
+            .expect("COFFER_TEST_BACKEND=postgres needs an S3 server: eval \"$(scripts/s3 up)\" first");
+        let db = postgres::Scratch::new().await;
+        // A bucket of its own, named after its database (moto takes an unsigned PUT).
+        let bucket = db.name.replace('_', "-");
+        let made = reqwest::Client::new().put(format!("{endpoint}/{bucket}")).send().await.expect("S3 server");
+        assert!(made.status().is_success(), "creating bucket {bucket}: {}", made.status());
+        Data::Remote { db, shards: format!("s3://{bucket}") }
+    }
+
+    /// Points `config` at this data.
+    fn configure(&self, config: &mut Config) {
+        if let Data::Remote { db, shards } = self {
+            config.database = Some(db.url());
+            config.shards = Some(shards.clone());
+        }
+    }
+}
+
 /// An accelerator running in this process.
 pub struct TestServer {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     /// The data directory, kept alive as long as the server (and across restarts).
     pub dir: tempfile::TempDir,
+    /// Where its records and shards are.
+    pub data: Data,
     /// Completes the shutdown future handed to `run`.
     stop: Option<oneshot::Sender<()>>,
     /// The server task, to wait for a clean stop.
@@ -40,29 +91,73 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts on a fresh temporary data directory; `tweak` adjusts the config.
+    /// Starts on fresh data on the backend the tests run on ([`remote_backend`]);
+    /// `tweak` adjusts the config.
     pub async fn start(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        Self::start_on(tempfile::tempdir().expect("tempdir"), Data::fresh().await, tweak).await
+    }
+
+    /// Starts on a fresh temporary data directory with the embedded backend, for
+    /// tests of what it keeps on disk.
+    pub async fn start_embedded(tweak: impl FnOnce(&mut Config)) -> TestServer {
         Self::start_in(tempfile::tempdir().expect("tempdir"), tweak).await
     }
 
-    /// Starts on an existing data directory (a restart).
+    /// Starts the embedded backend on an existing data directory (a restart).
     pub async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        Self::start_on(dir, Data::Embedded, tweak).await
+    }
+
+    /// Starts on `data`, with `dir` as the data directory.
+    pub async fn start_on(dir: tempfile::TempDir, data: Data, tweak: impl FnOnce(&mut Config)) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let mut config = Config::new(dir.path());
+        data.configure(&mut config);
         tweak(&mut config);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(coffer_accelerator::run(listener, config, async move {
             let _ = stopped.await;
         }));
-        TestServer { url, dir, stop: Some(stop), task: Some(task) }
+        TestServer { url, dir, data, stop: Some(stop), task: Some(task) }
+    }
+
+    /// Stops gracefully and starts again on the same data.
+    pub async fn restart(mut self, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        self.halt().await;
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
+        let data = std::mem::replace(&mut self.data, Data::Embedded);
+        Self::start_on(dir, data, tweak).await
+    }
+
+    /// Another accelerator on the same records and shards, as several run behind
+    /// one address (the remote backend only: SQLite serves one process).
+    pub async fn another(&self, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let Data::Remote { db, shards } = &self.data else { panic!("another accelerator needs the remote backend") };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::new(dir.path());
+        config.database = Some(db.url());
+        config.shards = Some(shards.clone());
+        tweak(&mut config);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(coffer_accelerator::run(listener, config, async move {
+            let _ = stopped.await;
+        }));
+        TestServer { url, dir, data: Data::Embedded, stop: Some(stop), task: Some(task) }
+    }
+
+    /// Shuts down gracefully.
+    async fn halt(&mut self) {
+        self.stop.take().expect("running").send(()).ok();
+        let task = self.task.take().expect("running");
+        tokio::time::timeout(PATIENCE, task).await.expect("stops").expect("joins").expect("run ok");
     }
 
     /// Shuts down gracefully and hands back the data directory.
     pub async fn stop(mut self) -> tempfile::TempDir {
-        self.stop.take().expect("running").send(()).ok();
-        let task = self.task.take().expect("running");
-        tokio::time::timeout(PATIENCE, task).await.expect("stops").expect("joins").expect("run ok");
+        self.halt().await;
         let dir = tempfile::tempdir().expect("tempdir");
         std::mem::replace(&mut self.dir, dir)
     }
