@@ -39,6 +39,8 @@ impl Database {
 
 /// The records, the shards and the server secret, opened.
 pub struct Opened {
+    /// Where the records are.
+    pub database: Database,
     /// The records.
     pub records: Arc<dyn Records>,
     /// The shard store.
@@ -80,7 +82,7 @@ pub async fn open(config: &Config) -> io::Result<Opened> {
         Database::Postgres(_) => None,
     };
     let secret = ServerSecret::load(&*records, legacy.as_deref()).await?;
-    Ok(Opened { records, shards, secret })
+    Ok(Opened { database, records, shards, secret })
 }
 
 /// The secret in the legacy file at `path`, if there is one.

@@ -40,6 +40,10 @@ pub struct Config {
     /// How often the feed pings an idle websocket, so proxies keep it open and dead
     /// peers are noticed.
     pub feed_ping_interval: Duration,
+    /// With several accelerators (PostgreSQL), how often every open feed reads its
+    /// log even if no notification came ([`crate::fanout`]): the longest a lost
+    /// notification delays an event.
+    pub feed_catch_up: Duration,
     /// The largest JSON request body accepted; larger ones get `TooLarge`. Shard
     /// uploads and file commits have their own limits (`MAX_SHARD_BYTES`,
     /// [`crate::routes::files::MAX_COMMIT_BODY_BYTES`]).
@@ -206,6 +210,7 @@ impl Config {
             challenge_ttl: Self::DEFAULT_CHALLENGE_TTL,
             feed_auth_timeout: Duration::from_secs(10),
             feed_ping_interval: Duration::from_secs(20),
+            feed_catch_up: Duration::from_secs(10),
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
             bench_endpoints: false,
             shard_grace: Self::DEFAULT_SHARD_GRACE,

@@ -33,6 +33,14 @@ impl FeedHub {
         Some(Subscription { rx: Some(tx.subscribe()), hub: Arc::clone(self), user_id: user_id.to_owned() })
     }
 
+    /// Wakes every open feed, so each reads its log: after wake-ups may have been
+    /// lost (another accelerator's, while not listening), and now and then in case.
+    pub fn wake_all(&self) {
+        for tx in self.users().values() {
+            tx.send_modify(|count| *count = count.wrapping_add(1));
+        }
+    }
+
     /// Wakes every open feed of `user_id` (none open: nothing to do).
     pub fn wake(&self, user_id: &str) {
         if let Some(tx) = self.users().get(user_id) {

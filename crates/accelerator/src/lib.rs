@@ -40,6 +40,7 @@ pub mod backends;
 pub mod budget;
 pub mod config;
 pub mod error;
+pub mod fanout;
 pub mod gc;
 pub mod hub;
 pub mod listener;

@@ -8,15 +8,15 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
 
-use crate::backends::{self, Opened};
+use crate::backends::{self, Database, Opened};
 use crate::config::Config;
-use crate::gc;
 use crate::hub::FeedHub;
 use crate::listener::{self, Gate};
 use crate::routes::router;
 use crate::state::AppState;
 use crate::store::keeper::ShardKeeper;
 use crate::throttle::Throttle;
+use crate::{fanout, gc};
 
 /// Opens the records and the shard store, starts the collector, then serves
 /// `listener` until `shutdown` completes.
@@ -25,7 +25,7 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let Opened { records, shards, secret } = backends::open(&config).await?;
+    let Opened { database, records, shards, secret } = backends::open(&config).await?;
     let keeper = Arc::new(ShardKeeper::new(Arc::clone(&records), shards));
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -37,6 +37,15 @@ pub async fn serve(
         config.public_origins = crate::config::default_origins(listener.local_addr()?);
     }
     let limits = config.limits.clone();
+    let feed = Arc::new(FeedHub::default());
+    // Other accelerators on the same records wake this one's feeds.
+    let fanout = match &database {
+        Database::Postgres(url) => {
+            let pg = url.parse().map_err(|e| std::io::Error::other(format!("bad PostgreSQL URL: {e}")))?;
+            Some(tokio::spawn(fanout::run(pg, Arc::clone(&feed), config.feed_catch_up, shutdown_rx.clone())))
+        }
+        Database::Sqlite(_) => None,
+    };
     let state = AppState {
         records,
         keeper,
@@ -47,7 +56,7 @@ pub async fn serve(
         shard_reads: Arc::new(Semaphore::new(limits.max_concurrent_shard_reads.max(1))),
         config: Arc::new(config),
         secret: Arc::new(secret),
-        feed: Arc::new(FeedHub::default()),
+        feed,
         shutdown: shutdown_rx,
         feed_alive,
     };
@@ -62,6 +71,9 @@ pub async fn serve(
 
     // Every clone of the state is gone once the last feed task ends.
     let _ = tokio::time::timeout(Duration::from_secs(5), feeds_done.recv()).await;
+    if let Some(fanout) = fanout {
+        let _ = tokio::time::timeout(Duration::from_secs(5), fanout).await;
+    }
     // The collector stops at its next tick; a pass under way finishes first.
     let _ = tokio::time::timeout(Duration::from_secs(5), collector).await;
     tracing::info!("stopped");

@@ -30,7 +30,9 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// Long enough never to fire on a healthy run; only stops a broken test from hanging.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
-/// Where a test server keeps its records and shards.
+/// Where a test server keeps its records and shards. (Made a few times per test:
+/// its size does not matter.)
+#[allow(clippy::large_enum_variant)]
 pub enum Data {
     /// SQLite and a shard directory in the data directory (the embedded default).
     Embedded,
@@ -38,8 +40,10 @@ pub enum Data {
     Remote {
         /// The database, dropped with the server.
         db: postgres::Scratch,
-        /// `s3://{bucket}`.
+        /// `s3://{bucket}`, or a directory every accelerator shares.
         shards: String,
+        /// That directory, kept while the data is.
+        shared_dir: Option<tempfile::TempDir>,
     },
 }
 
@@ -64,12 +68,21 @@ impl Data {
         let bucket = db.name.replace('_', "-");
         let made = reqwest::Client::new().put(format!("{endpoint}/{bucket}")).send().await.expect("S3 server");
         assert!(made.status().is_success(), "creating bucket {bucket}: {}", made.status());
-        Data::Remote { db, shards: format!("s3://{bucket}") }
+        Data::Remote { db, shards: format!("s3://{bucket}"), shared_dir: None }
+    }
+
+    /// A PostgreSQL database of its own and a shard directory several accelerators
+    /// share, whatever backend the tests run on: for what only several
+    /// accelerators on PostgreSQL show (the change fan-out).
+    pub async fn postgres() -> Data {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let shards = dir.path().join("shards").display().to_string();
+        Data::Remote { db: postgres::Scratch::new().await, shards, shared_dir: Some(dir) }
     }
 
     /// Points `config` at this data.
     fn configure(&self, config: &mut Config) {
-        if let Data::Remote { db, shards } = self {
+        if let Data::Remote { db, shards, .. } = self {
             config.database = Some(db.url());
             config.shards = Some(shards.clone());
         }
@@ -133,7 +146,9 @@ impl TestServer {
     /// Another accelerator on the same records and shards, as several run behind
     /// one address (the remote backend only: SQLite serves one process).
     pub async fn another(&self, tweak: impl FnOnce(&mut Config)) -> TestServer {
-        let Data::Remote { db, shards } = &self.data else { panic!("another accelerator needs the remote backend") };
+        let Data::Remote { db, shards, .. } = &self.data else {
+            panic!("another accelerator needs the remote backend")
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let dir = tempfile::tempdir().expect("tempdir");
@@ -511,8 +526,11 @@ impl Feed {
 
     /// The next server frame; `None` once the socket closes.
     pub async fn next(&mut self) -> Option<ServerFrame> {
+        // One deadline for the frame, however many pings come before it.
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            let msg = tokio::time::timeout(PATIENCE, self.ws.next()).await.expect("a frame within the test's patience");
+            let msg =
+                tokio::time::timeout_at(deadline, self.ws.next()).await.expect("a frame within the test's patience");
             match msg {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return None,
                 Some(Ok(Message::Text(text))) => {

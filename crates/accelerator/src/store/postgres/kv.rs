@@ -14,8 +14,8 @@ use super::{Failure, PgRecords, exec, int, one, retry, row, rows, snapshot, uint
 use crate::store::{Change, ChangeWindow, Kv, Page, PageRequest, StoreError, StoredValue, async_trait, kv_cost};
 
 /// The channel a kv write notifies on commit, with its user id as the payload:
-/// accelerators listening there wake their feeds (the listener is a later piece of
-/// work; the notification costs little and is delivered only if the write commits).
+/// accelerators listening there ([`super::listen`]) wake their feeds. It is sent
+/// only if the write commits.
 pub const KV_CHANNEL: &str = "coffer_kv";
 
 /// Reads a value from three columns (sealed, plain_json, plain_mac) starting at `at`.

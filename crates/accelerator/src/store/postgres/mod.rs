@@ -38,6 +38,7 @@
 pub mod accounts;
 pub mod files;
 pub mod kv;
+pub mod listen;
 pub mod spaces;
 
 use std::future::Future;
