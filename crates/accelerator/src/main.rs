@@ -48,6 +48,11 @@ struct Args {
     #[arg(long, env = "CHANGE_LOG_RETAIN", default_value_t = Config::DEFAULT_CHANGE_LOG_RETAIN,
           value_parser = clap::value_parser!(u64).range(1..))]
     change_log_retain: u64,
+    /// With several accelerators on PostgreSQL: how often, in seconds, every open
+    /// feed reads its log even if no notification came (the longest a lost one
+    /// delays an event).
+    #[arg(long, env = "FEED_CATCH_UP_SECS", default_value_t = Config::new("").feed_catch_up.as_secs())]
+    feed_catch_up_secs: u64,
     /// How long a session lasts, in seconds.
     #[arg(long, env = "SESSION_TTL_SECS", default_value_t = Config::DEFAULT_SESSION_TTL.as_secs())]
     session_ttl_secs: u64,
@@ -206,6 +211,7 @@ async fn main() -> std::process::ExitCode {
     config.pkg_dir = args.pkg_dir;
     config.change_log_retain = args.change_log_retain;
     config.session_ttl = Duration::from_secs(args.session_ttl_secs);
+    config.feed_catch_up = Duration::from_secs(args.feed_catch_up_secs.max(1));
     config.bench_endpoints = args.bench_endpoints;
     config.shard_grace = Duration::from_secs(args.shard_grace_secs);
     config.gc_interval = Duration::from_secs(args.gc_interval_secs);
