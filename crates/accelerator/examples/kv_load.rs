@@ -2,8 +2,11 @@
 //! accelerator answers with many clients in flight, and their latency.
 //!
 //! ```text
-//! cargo run --release -p coffer-accelerator --example kv_load -- http://127.0.0.1:PORT [CLIENTS [SECONDS]]
+//! cargo run --release -p coffer-accelerator --example kv_load -- CLIENTS SECONDS LABEL=URL...
 //! ```
+//!
+//! Each `LABEL=URL` is an accelerator to load in turn (one per backend, say), named
+//! `LABEL` in the table.
 //!
 //! `CLIENTS` (64) tasks, each with a request always in flight, on keep-alive
 //! connections, spread over 8 users; first `set` (a plain value of ~100 bytes, each
@@ -89,22 +92,29 @@ async fn load(http: &reqwest::Client, url: &str, tokens: &[String], clients: usi
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
-    let url = args.next().expect("the accelerator's URL");
     let clients: usize = args.next().map(|n| n.parse().expect("a client count")).unwrap_or(64);
     let span = Duration::from_secs(args.next().map(|n| n.parse().expect("seconds")).unwrap_or(10));
+    let targets: Vec<(String, String)> = args
+        .map(|target| {
+            let (label, url) = target.split_once('=').expect("LABEL=URL");
+            (label.to_owned(), url.to_owned())
+        })
+        .collect();
     let http = reqwest::Client::builder().pool_max_idle_per_host(clients).build().expect("http client");
-    let mut tokens = Vec::new();
-    for _ in 0..USERS {
-        tokens.push(sign_up(&http, &url).await);
-    }
-    let tokens = Arc::new(tokens);
     let mut table = String::from(
         "kv requests with many clients in flight, each a request at a time on a keep-alive connection.\n\n\
-         | op | clients | per second | p50 ms | p99 ms | failed |\n|---|---|---|---|---|---|\n",
+         | backend | op | clients | per second | p50 ms | p99 ms | failed |\n|---|---|---|---|---|---|---|\n",
     );
-    for op in [Op::Set, Op::Get] {
-        table.push_str(&load(&http, &url, &tokens, clients, span, op).await);
-        table.push('\n');
+    for (label, url) in &targets {
+        let mut tokens = Vec::new();
+        for _ in 0..USERS {
+            tokens.push(sign_up(&http, url).await);
+        }
+        let tokens = Arc::new(tokens);
+        for op in [Op::Set, Op::Get] {
+            table.push_str(&format!("| {label} {}", load(&http, url, &tokens, clients, span, op).await));
+            table.push('\n');
+        }
     }
     println!("{table}");
     std::fs::create_dir_all("target/bench").expect("target/bench");
