@@ -11,9 +11,17 @@
 //!
 //! # Why no committed file ever points at a collected shard
 //!
-//! 1. **Bytes and record move together.** Storing a shard writes its bytes, then its
-//!    record; freeing one drops its record, then its bytes; both happen under the
-//!    lock of its address ([`ShardLocks`]). So whenever that lock is free, a
+//! 1. **Bytes and record move together, on every accelerator.** Storing a shard
+//!    writes its bytes, then its record; freeing one drops its record, then its
+//!    bytes; both happen under a hold of its address that the records give
+//!    ([`super::Files::hold_shards`]). The hold is kept where the records are — in
+//!    PostgreSQL an advisory lock, in SQLite (one accelerator) a lock in the
+//!    process — so it reaches every accelerator sharing the records and the shard
+//!    store, and the collector may run on each of them. Without it, an upload on
+//!    one accelerator could land between another's dropping a shard's record and
+//!    deleting its bytes: its create-only put finds the bytes still there and
+//!    writes nothing, its record brings the shard back, and then the bytes go from
+//!    under the file it commits. With it, whenever no one holds an address, a
 //!    recorded shard has its bytes.
 //! 2. **Commit and collection are serialized on the record.** Each step of a commit
 //!    checks that its shards are recorded in the same transaction that inserts their
@@ -51,13 +59,25 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use coffer_core::shard::ShardAddress;
-use tokio::sync::{MutexGuard, Notify};
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use tokio::sync::Notify;
 
 use super::shards::ShardStore;
 use super::{Quota, Records, StoreError, Withdrawn};
 
 /// Records looked at per query while collecting; bounds what one pass holds.
 const BATCH: usize = 1024;
+
+/// Addresses freed under one hold, their records dropped in one transaction. Each
+/// held address is a lock in the records (in PostgreSQL one entry of its shared lock
+/// table, which has room for a few thousand at the default settings), and an upload
+/// of any of them waits until all their bytes are deleted: a few dozen keep both
+/// small and still spare most transactions.
+pub const FREE_BATCH: usize = 64;
+
+/// Shard deletions one freeing runs side by side, so a batch's hold is not kept
+/// for a round trip to the shard store per shard.
+const DELETES_AT_ONCE: usize = 16;
 
 /// One upload, as [`ShardKeeper::store`] records it.
 pub struct Upload {
@@ -73,26 +93,6 @@ pub struct Upload {
     pub allowance: u64,
 }
 
-/// One lock per fan-out folder (the first byte of an address): storing and freeing
-/// a shard hold its address's lock, so they never interleave for one address.
-pub struct ShardLocks(
-    /// Indexed by the address's first byte.
-    [tokio::sync::Mutex<()>; 256],
-);
-
-impl Default for ShardLocks {
-    fn default() -> Self {
-        ShardLocks(std::array::from_fn(|_| tokio::sync::Mutex::new(())))
-    }
-}
-
-impl ShardLocks {
-    /// Holds the lock of `address` until the guard drops.
-    pub async fn hold(&self, address: &ShardAddress) -> MutexGuard<'_, ()> {
-        self.0[usize::from(address.as_bytes()[0])].lock().await
-    }
-}
-
 /// The shard store and the records, kept in step. Every change to which shards
 /// exist goes through here.
 pub struct ShardKeeper {
@@ -100,8 +100,6 @@ pub struct ShardKeeper {
     pub records: Arc<dyn Records>,
     /// Shard bytes.
     pub shards: Arc<dyn ShardStore>,
-    /// Serialize storing and freeing per address.
-    locks: ShardLocks,
     /// What is being taken apart, so a delete and the collector never take the
     /// same thing apart side by side (and a delete answers only once all of it is
     /// freed, whoever started it).
@@ -158,7 +156,7 @@ fn io_failure(err: std::io::Error) -> StoreError {
 impl ShardKeeper {
     /// Keeps `shards` and `records` in step.
     pub fn new(records: Arc<dyn Records>, shards: Arc<dyn ShardStore>) -> Self {
-        ShardKeeper { records, shards, locks: ShardLocks::default(), unwinding: Claims::default() }
+        ShardKeeper { records, shards, unwinding: Claims::default() }
     }
 
     /// Stores a shard `upload` made (already checked against its address) and
@@ -172,7 +170,7 @@ impl ShardKeeper {
         if used.saturating_add(size) > upload.allowance {
             return Err(StoreError::QuotaExceeded { limit: Quota::User, used, adding: size, quota: upload.allowance });
         }
-        let _held = self.locks.hold(&upload.address).await;
+        let _held = self.records.hold_shards(std::slice::from_ref(&upload.address)).await?;
         self.shards.put(&upload.address, bytes).await.map_err(io_failure)?;
         self.records.record_upload(&upload.user_id, &upload.address, size, upload.now_ms, upload.expires_at_ms).await?;
         Ok(())
@@ -200,18 +198,27 @@ impl ShardKeeper {
     /// upload pins and that was stamped before `stored_before_ms` (`u64::MAX`: at
     /// once, whatever its age). Returns how many it freed.
     ///
-    /// The records of each group of addresses that share a lock are dropped in one
-    /// transaction, under that lock, and then their bytes.
+    /// The addresses are freed [`FREE_BATCH`] at a time: the batch is held, the
+    /// records of those that may go are dropped in one transaction, their bytes
+    /// deleted, and the hold let go.
     pub async fn free(&self, addresses: &[ShardAddress], stored_before_ms: u64) -> Result<usize, StoreError> {
         let mut sorted = addresses.to_vec();
         sorted.sort_unstable();
+        sorted.dedup();
         let mut freed = 0;
-        for group in sorted.chunk_by(|a, b| a.as_bytes()[0] == b.as_bytes()[0]) {
-            let _held = self.locks.hold(&group[0]).await;
-            for address in self.records.forget_shards(group, stored_before_ms).await? {
-                self.shards.delete(&address).await.map_err(io_failure)?;
-                freed += 1;
-            }
+        for batch in sorted.chunks(FREE_BATCH) {
+            let _held = self.records.hold_shards(batch).await?;
+            let forgotten = self.records.forget_shards(batch, stored_before_ms).await?;
+            freed += forgotten.len();
+            futures_util::stream::iter(forgotten)
+                .map(|address| {
+                    let shards = Arc::clone(&self.shards);
+                    async move { shards.delete(&address).await }
+                })
+                .buffer_unordered(DELETES_AT_ONCE)
+                .try_for_each(|_deleted| async { Ok(()) })
+                .await
+                .map_err(io_failure)?;
         }
         Ok(freed)
     }
@@ -266,7 +273,7 @@ impl ShardKeeper {
     pub async fn sweep_unrecorded(&self, prefix: &str) -> Result<usize, StoreError> {
         let mut deleted = 0;
         for address in self.shards.list(prefix).await.map_err(io_failure)? {
-            let _held = self.locks.hold(&address).await;
+            let _held = self.records.hold_shards(std::slice::from_ref(&address)).await?;
             if !self.records.shard_recorded(&address).await? {
                 self.shards.delete(&address).await.map_err(io_failure)?;
                 deleted += 1;

@@ -622,9 +622,45 @@ pub trait Spaces: Send + Sync + 'static {
     async fn space_usage(&self, space_id: &str, actor: &str) -> Result<u64, StoreError>;
 }
 
+/// A hold on some shard addresses ([`Files::hold_shards`]), released when dropped.
+///
+/// While one is held, no other hold on any of its addresses is granted — by these
+/// records or by any other accelerator's on the same data — so the shard keeper's
+/// "bytes, then record" and "record, then bytes" never interleave for one address
+/// ([`keeper`]).
+#[must_use = "the addresses are released when the hold drops"]
+pub struct ShardHold(
+    /// Whatever the backend releases on drop; never read.
+    #[allow(dead_code)]
+    Box<dyn Send + Sync>,
+);
+
+impl ShardHold {
+    /// A hold that lasts as long as `guard`: the backend releases its lock when
+    /// `guard` drops.
+    pub fn new(guard: impl Send + Sync + 'static) -> Self {
+        ShardHold(Box::new(guard))
+    }
+}
+
+impl std::fmt::Debug for ShardHold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ShardHold")
+    }
+}
+
 /// Shard records, uploads, files and the shards each file references.
 #[async_trait]
 pub trait Files: Send + Sync + 'static {
+    /// Waits until no one holds any of `addresses`, then holds them all until the
+    /// returned hold drops. A hold reaches every accelerator on these records: the
+    /// shard keeper stores and frees a shard only under its hold ([`keeper`]).
+    ///
+    /// Holders take their addresses in one order, so two holds of overlapping sets
+    /// never wait for each other in a circle; an address listed twice is held once.
+    /// A hold must not be asked for while the same task keeps another one.
+    async fn hold_shards(&self, addresses: &[ShardAddress]) -> Result<ShardHold, StoreError>;
+
     /// Records that `user_id` uploaded a shard (after its bytes are durable): the
     /// shard's record (re-stamped to `now_ms`, never earlier than it was), and the
     /// user's upload of it, which pins it until `expires_at_ms` and is charged to them

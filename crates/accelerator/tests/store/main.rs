@@ -12,6 +12,7 @@ mod moto;
 #[path = "../common/postgres.rs"]
 mod pg;
 
+mod holds;
 mod keeper;
 mod many;
 mod records;
@@ -192,6 +193,9 @@ conformance! {
     keeper::freeing_skips_shards_referenced_meanwhile,
     keeper::the_collector_takes_apart_commits_that_never_finished,
     keeper::the_sweep_removes_only_unrecorded_bytes,
+    holds::holds_wait_only_for_holds_of_the_same_address,
+    holds::holds_of_overlapping_sets_never_wait_in_a_circle,
+    holds::a_shard_freed_on_one_accelerator_while_stored_on_another_keeps_its_bytes,
     records::kv_lists_in_byte_order_with_cursors,
     records::membership_roles_invites_and_pages,
     many::every_accelerator_gets_the_secret_stored_first,

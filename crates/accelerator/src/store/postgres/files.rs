@@ -16,6 +16,9 @@
 //!
 //! Locks are taken in one order — space, file, user, shards, uploads — except where
 //! noted; PostgreSQL aborts the rare circle anyway, and the transaction is retried.
+//!
+//! Shard holds ([`Files::hold_shards`]) are session advisory locks, one per address,
+//! on connections of their own ([`PgHold`]).
 
 use std::ops::Range;
 
@@ -31,9 +34,53 @@ use super::{
     uint,
 };
 use crate::store::{
-    FileRecord, Files, NewFile, Page, PageRequest, Quota, Quotas, StoreError, Unwound, Withdrawn, async_trait,
-    file_cost,
+    FileRecord, Files, NewFile, Page, PageRequest, Quota, Quotas, ShardHold, StoreError, Unwound, Withdrawn,
+    async_trait, file_cost,
 };
+
+/// A shard hold: session advisory locks, one per address, on a connection from
+/// [`PgRecords`]' pool for holds, which every accelerator on the database sees.
+///
+/// A lock is keyed by the first eight bytes of its address (the address is a hash,
+/// so two addresses share a key about never, and if they do, one waits for the
+/// other a moment longer). Keys are taken in ascending order, so holds of
+/// overlapping sets never wait in a circle.
+///
+/// Dropping it gives the locks back — `pg_advisory_unlock_all()` in a task of its
+/// own, as drop cannot wait — and then the connection to its pool; a connection that
+/// fails at it is closed instead, and PostgreSQL releases a closed session's locks.
+/// A wait given up half-way (its future dropped) ends the same way: the unlock runs
+/// after the lock statement still under way on the connection. If the connection
+/// breaks while held, its locks go with it and the holder does not know: that takes
+/// the database or the network failing under a write, as a crash would.
+pub struct PgHold(
+    /// The connection whose session holds the locks; `None` once given back.
+    Option<deadpool_postgres::Object>,
+);
+
+/// The advisory lock key of `address`.
+fn hold_key(address: &ShardAddress) -> i64 {
+    let mut first = [0; 8];
+    first.copy_from_slice(&address.as_bytes()[..8]);
+    i64::from_be_bytes(first)
+}
+
+impl Drop for PgHold {
+    fn drop(&mut self) {
+        let Some(client) = self.0.take() else { return };
+        let give_back = async move {
+            if client.batch_execute("SELECT pg_advisory_unlock_all()").await.is_err() {
+                // Out of the pool: dropping it closes the session, and its locks go.
+                drop(deadpool_postgres::Object::take(client));
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(give_back)),
+            // No runtime left to run the connection either: it is closing already.
+            Err(_) => drop(give_back),
+        }
+    }
+}
 
 const FILE_COLUMNS: &str = "space_id, file_id, sealed_record, stored_bytes, created_by, created_at_ms";
 
@@ -365,6 +412,30 @@ async fn drop_references(
 
 #[async_trait]
 impl Files for PgRecords {
+    /// Waits until no one holds any of `addresses`, then holds them all until the
+    /// returned hold drops ([`PgHold`]).
+    async fn hold_shards(&self, addresses: &[ShardAddress]) -> Result<ShardHold, StoreError> {
+        let mut keys: Vec<i64> = addresses.iter().map(hold_key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let keys = &keys;
+        retry(|| async move {
+            // Made before the wait, so that a wait given up, or refused, still gives
+            // back whatever it took.
+            let hold = PgHold(Some(self.holds.get().await?));
+            if let Some(client) = &hold.0 {
+                one(
+                    client,
+                    "SELECT count(pg_advisory_lock(k)) FROM (SELECT k FROM unnest($1::bigint[]) AS k ORDER BY k) AS keys",
+                    &[keys],
+                )
+                .await?;
+            }
+            Ok(ShardHold::new(hold))
+        })
+        .await
+    }
+
     /// Records that `user_id` uploaded a shard (after its bytes are durable): the
     /// shard's record (re-stamped to `now_ms`, never earlier than it was), and the
     /// user's upload of it, which pins it until `expires_at_ms` and is charged to them

@@ -29,6 +29,10 @@
 //!   (`FOR KEY SHARE` by a step that references them, `FOR UPDATE` by the collector
 //!   before it drops one), so a shard is never dropped under a new reference.
 //!
+//! Storing and freeing a shard's bytes happen outside any transaction, so the
+//! shard keeper orders them by address with a session advisory lock
+//! ([`files::PgHold`]), which every accelerator on the database sees.
+//!
 //! A statement run after a lock is taken sees what the lock's previous holder
 //! committed (READ COMMITTED takes a snapshot per statement), so checks follow the
 //! lock. Reads of more than one statement run in a REPEATABLE READ snapshot.
@@ -76,6 +80,11 @@ pub const ATTEMPTS: u32 = 5;
 /// [`PgRecords::connect_with`] says otherwise.
 pub const POOL_SIZE: usize = 16;
 
+/// Connections kept at most for shard holds ([`super::Files::hold_shards`]) for each
+/// [`POOL_SIZE`] of the main pool (half as many, at least one): a hold keeps its
+/// connection while the shard's bytes are written or deleted.
+pub const HOLD_POOL_SHARE: usize = 2;
+
 /// Shards one transaction adds or drops at most, unless [`PgRecords::with_step`] says
 /// otherwise (as [`crate::store::sqlite::STEP`]).
 pub const STEP: usize = 1024;
@@ -84,6 +93,10 @@ pub const STEP: usize = 1024;
 pub struct PgRecords {
     /// Open connections, one taken per transaction.
     pool: Pool,
+    /// Connections that hold shard addresses ([`files::PgHold`]), one per hold, apart
+    /// from `pool`: holders wait for the transactions they run under a hold, never
+    /// the other way round, so they cannot take every connection those need.
+    holds: Pool,
     /// Change-log entries kept per user; older ones are pruned on write.
     retain: u64,
     /// Shards one transaction adds or drops at most ([`PgRecords::step`]).
@@ -250,7 +263,8 @@ impl PgRecords {
         Self::connect_with(url, retain, POOL_SIZE).await
     }
 
-    /// [`PgRecords::connect`] with at most `pool_size` connections open.
+    /// [`PgRecords::connect`] with at most `pool_size` connections open for
+    /// transactions, and half as many ([`HOLD_POOL_SHARE`]) for shard holds.
     pub async fn connect_with(url: &str, retain: u64, pool_size: usize) -> Result<Self, StoreError> {
         let config = url.parse().map_err(|e| StoreError::Backend(format!("bad PostgreSQL URL: {e}")))?;
         Self::connect_config(config, retain, pool_size).await
@@ -262,12 +276,19 @@ impl PgRecords {
         retain: u64,
         pool_size: usize,
     ) -> Result<Self, StoreError> {
-        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-        let pool = Pool::builder(manager)
-            .max_size(pool_size.max(1))
-            .build()
-            .map_err(|e| StoreError::Backend(format!("PostgreSQL pool: {e}")))?;
-        let records = PgRecords { pool, retain: retain.max(1), step: STEP };
+        // Fast recycling leaves a connection's session as it is: a hold's connection
+        // gives its locks back itself before it returns to its pool.
+        let pool_of = |size: usize| {
+            let manager =
+                Manager::from_config(config.clone(), NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+            Pool::builder(manager)
+                .max_size(size.max(1))
+                .build()
+                .map_err(|e| StoreError::Backend(format!("PostgreSQL pool: {e}")))
+        };
+        let pool = pool_of(pool_size)?;
+        let holds = pool_of(pool_size / HOLD_POOL_SHARE)?;
+        let records = PgRecords { pool, holds, retain: retain.max(1), step: STEP };
         records.migrate().await?;
         Ok(records)
     }

@@ -600,6 +600,10 @@ impl Files for SqliteRecords {
         self.0.step
     }
 
+    async fn hold_shards(&self, addresses: &[ShardAddress]) -> Result<ShardHold, StoreError> {
+        Ok(self.0.holds.hold(addresses).await)
+    }
+
     async fn record_upload(
         &self,
         user_id: &str,

@@ -26,6 +26,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
 
 mod accounts;
 mod files;
+mod holds;
 mod kv;
 mod spaces;
 pub mod writer;
@@ -34,8 +35,8 @@ use writer::Writer;
 
 use super::{
     Accounts, Challenge, Change, ChangeWindow, Credentials, FileRecord, Files, Invite, Kv, MAX_LIVE_INVITES,
-    Membership, NewFile, Page, PageRequest, Quota, Quotas, Session, Spaces, StoreError, StoredValue, Unwound, User,
-    Withdrawn, async_trait, file_cost, kv_cost, role_name, space_cost,
+    Membership, NewFile, Page, PageRequest, Quota, Quotas, Session, ShardHold, Spaces, StoreError, StoredValue,
+    Unwound, User, Withdrawn, async_trait, file_cost, kv_cost, role_name, space_cost,
 };
 use spaces::*;
 
@@ -119,6 +120,9 @@ pub struct Db {
     checker: Mutex<Connection>,
     /// Where the next read waits when every reader is busy.
     next_reader: AtomicUsize,
+    /// Shard addresses held ([`Files::hold_shards`]): in this process only, which
+    /// is all one SQLite file serves.
+    holds: Arc<holds::Holds>,
     /// Change-log entries kept per user; older ones are pruned on write.
     retain: u64,
     /// Shards one transaction adds or drops at most ([`Files::step`]).
@@ -235,6 +239,7 @@ impl Db {
             readers,
             checker: Mutex::new(open_reader(&path)?),
             next_reader: AtomicUsize::new(0),
+            holds: Arc::default(),
             retain: retain.max(1),
             step: STEP,
         })
