@@ -71,7 +71,7 @@ pub async fn open(config: &Config) -> io::Result<Opened> {
     };
     let shards: Arc<dyn ShardStore> = Arc::new(match &shards_url {
         None => ObjectShards::embedded(&config.data_dir)?,
-        Some(url) => ObjectShards::from_url(url)?,
+        Some(url) => ObjectShards::from_url_with(url, config.shard_options.iter().map(|(k, v)| (k, v.clone())))?,
     });
     // An embedded accelerator of an earlier version kept its secret in a file:
     // offering it keeps unknown usernames' made-up salts as they were.
