@@ -19,6 +19,11 @@ pub struct Config {
     /// Where the shards are: `None` for `DATA_DIR/shards`; `s3://bucket[/prefix]`
     /// (configured by the standard `AWS_*` variables); or a directory.
     pub shards: Option<String>,
+    /// S3 settings applied over the `AWS_*` variables when [`Config::shards`] is a
+    /// bucket: `object_store`'s keys (`aws_endpoint_url`, `aws_allow_http`, …), so
+    /// a process can point accelerators at different S3 servers without touching
+    /// its environment (tests do). Empty for a directory.
+    pub shard_options: Vec<(String, String)>,
     /// The demo app, served at `/` when set.
     pub www_dir: Option<PathBuf>,
     /// The npm package wasm-pack built, served at `/pkg/` when set, so the demo can
@@ -202,6 +207,7 @@ impl Config {
             data_dir: data_dir.into(),
             database: None,
             shards: None,
+            shard_options: Vec::new(),
             www_dir: None,
             pkg_dir: None,
             change_log_retain: Self::DEFAULT_CHANGE_LOG_RETAIN,

@@ -35,6 +35,9 @@
 //!   [`store::shards::ShardStore`] trait and its directory backend, and the
 //!   [`store::keeper::ShardKeeper`] that keeps the two in step.
 //! - [`config`] — [`Config`]: data directory, static directories, limits.
+//!
+//! Beside the server, [`migrate`] moves an embedded deployment (SQLite and a shard
+//! directory) to PostgreSQL and S3 (`accelerator migrate`).
 
 pub mod backends;
 pub mod budget;
@@ -44,6 +47,7 @@ pub mod fanout;
 pub mod gc;
 pub mod hub;
 pub mod listener;
+pub mod migrate;
 pub mod routes;
 pub mod secret;
 pub mod server;

@@ -2,22 +2,83 @@
 //!
 //! ```text
 //! accelerator --port 8080 --data-dir ./data --www-dir www --pkg-dir pkg
+//! accelerator migrate --from-data-dir ./data --to-database postgres://… --to-shards s3://bucket/prefix
 //! ```
 //!
-//! Every flag also reads an environment variable (`PORT`, `DATA_DIR`, …). Stops
-//! cleanly on Ctrl-C and SIGTERM.
+//! With no subcommand it serves; every flag also reads an environment variable
+//! (`PORT`, `DATA_DIR`, …). Stops cleanly on Ctrl-C and SIGTERM. `migrate` moves an
+//! embedded deployment to PostgreSQL and S3 ([`coffer_accelerator::migrate`]).
 
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use coffer_accelerator::Config;
 use coffer_accelerator::config::Limits;
+use coffer_accelerator::migrate::{self, Phase, Progress};
+use coffer_accelerator::store::objects::ObjectShards;
 
 /// Coffer's accelerator: sign-in, the kv store and its change feed, shards, spaces
-/// and files.
+/// and files. With no subcommand, it serves.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(version, about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    /// Something other than serving.
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Serving (the default).
+    #[command(flatten)]
+    serve: Args,
+}
+
+/// What the accelerator can do besides serving.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    Migrate(MigrateArgs),
+}
+
+/// Copy an embedded deployment (SQLite + shard directory) into PostgreSQL + S3, then
+/// verify every record and shard.
+///
+/// STOP THE ACCELERATOR FIRST, and start none on the target until this is done. The
+/// source is only read, never changed. An accelerator of this version running on the
+/// data directory is noticed (it holds DATA_DIR/accelerator.lock) and the migration
+/// refused; while the migration runs, none can start there. Earlier versions take no
+/// lock: make sure they are stopped.
+///
+/// The target database must hold no Coffer data (a new database, or one whose
+/// schema an accelerator created but which has no users): a migration never merges.
+/// Its schema is created by the accelerator's own migrations. All records are copied
+/// in one transaction, checked (row counts and SHA-256 per table) before it commits:
+/// a failed run leaves the database empty. Shards are copied first, create-only; a
+/// second run skips those already there. Login challenges are not copied (each lives
+/// a minute). The S3 bucket must exist; it is configured by AWS_ENDPOINT_URL,
+/// AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ALLOW_HTTP.
+///
+/// Afterwards, start the accelerators with --database and --shards set to the same
+/// target; the old data directory is left as it was, as a backup.
+#[derive(Debug, clap::Args)]
+struct MigrateArgs {
+    /// The embedded deployment's data directory (accelerator.sqlite3 and shards/).
+    #[arg(long, env = "DATA_DIR", default_value = "./data")]
+    from_data_dir: PathBuf,
+    /// The target database: postgres://user@host:port/db.
+    #[arg(long, env = "COFFER_DATABASE")]
+    to_database: String,
+    /// The target shard store: s3://bucket[/prefix] (or a directory).
+    #[arg(long, env = "COFFER_SHARDS")]
+    to_shards: String,
+    /// Only compare the target with the source (after an earlier migration); write nothing.
+    #[arg(long)]
+    verify_only: bool,
+    /// Shards copied or checked at once (each held in memory whole, up to 16 MiB).
+    #[arg(long, default_value_t = migrate::Options::default().concurrency as u64,
+          value_parser = clap::value_parser!(u64).range(1..1025))]
+    concurrency: u64,
+}
+
+/// Serving: every flag also reads an environment variable.
+#[derive(Debug, clap::Args)]
 struct Args {
     /// Address to listen on.
     #[arg(long, env = "HOST", default_value = "127.0.0.1")]
@@ -192,10 +253,16 @@ impl LimitArgs {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    // A migration prints its own progress; the log says only what went wrong.
+    let default_level = if cli.command.is_some() { "warn" } else { "info" };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_level.into()))
         .init();
-    let args = Args::parse();
+    let args = match cli.command {
+        Some(Command::Migrate(args)) => return run_migrate(args).await,
+        None => cli.serve,
+    };
 
     let listener = match tokio::net::TcpListener::bind((args.host.as_str(), args.port)).await {
         Ok(listener) => listener,
@@ -228,6 +295,52 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("accelerator: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `accelerator migrate`: progress on stderr, the report on stdout.
+async fn run_migrate(args: MigrateArgs) -> std::process::ExitCode {
+    let shards = match ObjectShards::from_url(&args.to_shards) {
+        Ok(shards) => shards,
+        Err(e) => {
+            eprintln!("accelerator migrate: {}: {e}", args.to_shards);
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let options = migrate::Options { concurrency: args.concurrency as usize, ..Default::default() };
+    // A line per table, and a line per second about shards.
+    let mut last = Instant::now();
+    let progress = move |p: Progress| match p {
+        Progress::Table { phase, table, rows } => {
+            let verb = if phase == Phase::Copy { "copied" } else { "verified" };
+            eprintln!("{verb} {table}: {rows} rows");
+        }
+        Progress::Shard { phase, done, total } => {
+            if done == total || last.elapsed() >= Duration::from_secs(1) {
+                last = Instant::now();
+                let verb = if phase == Phase::Copy { "copying" } else { "verifying" };
+                eprintln!("{verb} shards: {done}/{total}");
+            }
+        }
+    };
+    let dir = &args.from_data_dir;
+    let answer = if args.verify_only {
+        migrate::verify(dir, &args.to_database, &shards, &options, progress).await.map(|v| v.to_string())
+    } else {
+        migrate::migrate(dir, &args.to_database, &shards, &options, progress).await.map(|r| r.to_string())
+    };
+    match answer {
+        Ok(report) => {
+            println!("{report}");
+            if !args.verify_only {
+                println!("now start the accelerators with --database and --shards naming the target");
+            }
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("accelerator migrate: {e}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -25,7 +25,7 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let Opened { database, records, shards, secret } = backends::open(&config).await?;
+    let Opened { database, records, shards, secret, lock } = backends::open(&config).await?;
     let keeper = Arc::new(ShardKeeper::new(Arc::clone(&records), shards));
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -77,5 +77,6 @@ pub async fn serve(
     // The collector stops at its next tick; a pass under way finishes first.
     let _ = tokio::time::timeout(Duration::from_secs(5), collector).await;
     tracing::info!("stopped");
+    drop(lock);
     Ok(())
 }

@@ -50,7 +50,7 @@ pub const FILE_NAME: &str = "accelerator.sqlite3";
 const MIGRATIONS: [&str; 5] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
 
 /// The schema version this code writes.
-const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Accounts, sessions, challenges, kv values and the kv change log.
 const SCHEMA_V1: &str = include_str!("../../../migrations/sqlite/0001_accounts_and_kv.sql");
