@@ -165,10 +165,11 @@ async fn an_embedded_deployment_moves_to_postgres_and_s3() {
     assert_eq!(again, report.verified);
 
     let options: Vec<(String, String)> = moto.options().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-    let server = TestServer::start_on(tempfile::tempdir().unwrap(), Data::Remote { db, shards: url, shared_dir: None }, |c| {
-        c.shard_options = options
-    })
-    .await;
+    let server =
+        TestServer::start_on(tempfile::tempdir().unwrap(), Data::Remote { db, shards: url, shared_dir: None }, |c| {
+            c.shard_options = options
+        })
+        .await;
     let api = server.api();
 
     // Sessions came along: a device signed in before is still signed in.

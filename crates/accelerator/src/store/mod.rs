@@ -207,6 +207,26 @@ pub struct Page<T> {
     pub next: Option<String>,
 }
 
+/// The first `limit` of `rows` (each with its cursor), and the cursor of the last
+/// one kept if more followed: a backend asks for `limit + 1` rows to know.
+pub fn paged<T>(mut rows: Vec<(T, String)>, limit: usize) -> Page<T> {
+    let next = if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(|(_, cursor)| cursor.clone())
+    } else {
+        None
+    };
+    Page { items: rows.into_iter().map(|(item, _)| item).collect(), next }
+}
+
+/// Where a page of a list ordered by (time, row number) starts: after the position
+/// its cursor `"{ms}.{n}"` names, or before everything.
+pub fn position(page: &PageRequest) -> Result<(i64, i64), StoreError> {
+    let Some(after) = &page.after else { return Ok((i64::MIN, i64::MIN)) };
+    let (ms, n) = after.split_once('.').ok_or(StoreError::BadCursor)?;
+    Ok((ms.parse().map_err(|_| StoreError::BadCursor)?, n.parse().map_err(|_| StoreError::BadCursor)?))
+}
+
 /// The two limits on stored bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Quota {

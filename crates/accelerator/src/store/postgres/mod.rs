@@ -53,7 +53,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 
-use super::{Page, PageRequest, StoreError};
+use super::{PageRequest, StoreError};
+pub(crate) use super::{paged, position};
 
 /// Each migration takes the schema from the version before it to its own; starting
 /// applies those a database lacks, in one transaction, and records each in
@@ -226,29 +227,10 @@ pub(crate) fn uint(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-/// The first `limit` of `rows` (each with its cursor), and the cursor of the last
-/// one kept if more followed. Queries ask for `limit + 1` rows to know.
-pub(crate) fn paged<T>(mut rows: Vec<(T, String)>, limit: usize) -> Page<T> {
-    let next = if rows.len() > limit {
-        rows.truncate(limit);
-        rows.last().map(|(_, cursor)| cursor.clone())
-    } else {
-        None
-    };
-    Page { items: rows.into_iter().map(|(item, _)| item).collect(), next }
-}
-
 /// The cursor of a row in a list ordered by (time, n), read from its columns
 /// `ms_at` and `n_at`: `"{ms}.{n}"`, the form SQLite's cursors have.
 pub(crate) fn cursor_at(row: &Row, ms_at: usize, n_at: usize) -> Result<String, Failure> {
     Ok(format!("{}.{}", row.try_get::<_, i64>(ms_at)?, row.try_get::<_, i64>(n_at)?))
-}
-
-/// Where a page of a (time, n)-ordered list starts: after this position.
-pub(crate) fn position(page: &PageRequest) -> Result<(i64, i64), StoreError> {
-    let Some(after) = &page.after else { return Ok((i64::MIN, i64::MIN)) };
-    let (ms, n) = after.split_once('.').ok_or(StoreError::BadCursor)?;
-    Ok((ms.parse().map_err(|_| StoreError::BadCursor)?, n.parse().map_err(|_| StoreError::BadCursor)?))
 }
 
 /// Rows wanted for a page: one more than it holds, to know whether another follows.

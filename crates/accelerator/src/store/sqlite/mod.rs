@@ -36,7 +36,7 @@ use writer::Writer;
 use super::{
     Accounts, Challenge, Change, ChangeWindow, Credentials, FileRecord, Files, Invite, Kv, MAX_LIVE_INVITES,
     Membership, NewFile, Page, PageRequest, Quota, Quotas, Session, ShardHold, Spaces, StoreError, StoredValue,
-    Unwound, User, Withdrawn, async_trait, file_cost, kv_cost, role_name, space_cost,
+    Unwound, User, Withdrawn, async_trait, file_cost, kv_cost, paged, position, role_name, space_cost,
 };
 use spaces::*;
 
@@ -268,29 +268,10 @@ impl Db {
         self.writer.write(write)
     }
 }
-/// The first `limit` of `rows` (each with its cursor), and the cursor of the last
-/// one kept if more followed. Queries ask for `limit + 1` rows to know.
-pub(super) fn paged<T>(mut rows: Vec<(T, String)>, limit: usize) -> Page<T> {
-    let next = if rows.len() > limit {
-        rows.truncate(limit);
-        rows.last().map(|(_, cursor)| cursor.clone())
-    } else {
-        None
-    };
-    Page { items: rows.into_iter().map(|(item, _)| item).collect(), next }
-}
-
 /// The cursor of a row in a list ordered by (time, rowid): `"{ms}.{rowid}"`, read
 /// from the row's columns `ms_at` and `rowid_at`.
 pub(super) fn cursor_at(row: &Row<'_>, ms_at: usize, rowid_at: usize) -> rusqlite::Result<String> {
     Ok(format!("{}.{}", row.get::<_, i64>(ms_at)?, row.get::<_, i64>(rowid_at)?))
-}
-
-/// Where a page of a (time, rowid)-ordered list starts: after this position.
-pub(super) fn position(page: &PageRequest) -> Result<(i64, i64), StoreError> {
-    let Some(after) = &page.after else { return Ok((i64::MIN, i64::MIN)) };
-    let (ms, rowid) = after.split_once('.').ok_or(StoreError::BadCursor)?;
-    Ok((ms.parse().map_err(|_| StoreError::BadCursor)?, rowid.parse().map_err(|_| StoreError::BadCursor)?))
 }
 
 /// Adds `delta` bytes to what `user_id` stores, inside the caller's transaction. A
