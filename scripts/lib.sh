@@ -15,19 +15,33 @@ free_port() {
 }
 
 # Starts the accelerator in the background on a free port with a fresh data dir.
-# Sets ACCEL_PID, ACCEL_URL and ACCEL_DATA; stop it with stop_accelerator.
+# With COFFER_TEST_BACKEND=postgres its records go to a fresh database (on the server
+# scripts/postgres names) and its shards to a bucket on a moto server of its own.
+# Sets ACCEL_PID, ACCEL_URL, ACCEL_DATA and ACCEL_STORED, the environment that tells
+# the end-to-end tests where it keeps things (tests/e2e/browser.mjs: sharedStore);
+# stop it with stop_accelerator, which also drops the database.
 start_accelerator() {
-  local port
+  local port flags=()
   port=$(free_port)
   ACCEL_DATA=$(mktemp -d -t coffer-data.XXXXXX)
   ACCEL_URL="http://127.0.0.1:$port"
+  ACCEL_STORED=(COFFER_DATA_DIR="$ACCEL_DATA")
   cargo build --quiet --release -p coffer-accelerator
-  target/release/accelerator --port "$port" --data-dir "$ACCEL_DATA" --www-dir www --pkg-dir pkg "$@" \
+  if [ "${COFFER_TEST_BACKEND:-}" = postgres ]; then
+    ACCEL_DB_SERVER=$(scripts/postgres up)
+    ACCEL_DB="coffer_e2e_$$"
+    psql -X -q "$ACCEL_DB_SERVER" -c "CREATE DATABASE $ACCEL_DB"
+    eval "$(scripts/s3 up)"
+    curl -fsS -X PUT "$AWS_ENDPOINT_URL/coffer-e2e" >/dev/null
+    flags=(--database "${ACCEL_DB_SERVER%/*}/$ACCEL_DB" --shards s3://coffer-e2e)
+    ACCEL_STORED=(COFFER_STORED_DATABASE="${ACCEL_DB_SERVER%/*}/$ACCEL_DB" COFFER_STORED_BUCKET=coffer-e2e)
+  fi
+  target/release/accelerator --port "$port" --data-dir "$ACCEL_DATA" --www-dir www --pkg-dir pkg "${flags[@]}" "$@" \
     >"$ACCEL_DATA.log" 2>&1 &
   ACCEL_PID=$!
   for _ in $(seq 1 100); do
     if curl -fsS "$ACCEL_URL/v1/health" >/dev/null 2>&1; then
-      say "accelerator up at $ACCEL_URL (data in $ACCEL_DATA)"
+      say "accelerator up at $ACCEL_URL (${flags[*]:-data in $ACCEL_DATA})"
       return 0
     fi
     if ! kill -0 "$ACCEL_PID" 2>/dev/null; then break; fi
@@ -38,7 +52,8 @@ start_accelerator() {
   return 1
 }
 
-# Stops it and removes its data dir and log (KEEP_DATA=1 keeps them for a post-mortem).
+# Stops it and removes its data dir and log (KEEP_DATA=1 keeps them for a
+# post-mortem), its database and its S3 server.
 stop_accelerator() {
   if [ -n "${ACCEL_PID:-}" ] && kill -0 "$ACCEL_PID" 2>/dev/null; then
     kill -TERM "$ACCEL_PID" 2>/dev/null || true
@@ -47,6 +62,11 @@ stop_accelerator() {
   ACCEL_PID=
   if [ -n "${ACCEL_DATA:-}" ] && [ -z "${KEEP_DATA:-}" ]; then
     rm -rf "$ACCEL_DATA" "$ACCEL_DATA.log"
+  fi
+  if [ -n "${ACCEL_DB:-}" ]; then
+    scripts/s3 down
+    psql -X -q "$ACCEL_DB_SERVER" -c "DROP DATABASE IF EXISTS $ACCEL_DB WITH (FORCE)" || true
+    ACCEL_DB=
   fi
 }
 

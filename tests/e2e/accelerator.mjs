@@ -1,72 +1,75 @@
-// An accelerator of the test's own, for tests that need to crash it, restart it or
+// Accelerators of the tests' own, for tests that need to crash one, restart it or
 // start it with small limits. Uses the release binary scripts/test built.
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-const ROOT = new URL("../..", import.meta.url).pathname;
+import { remoteBackends } from "./remote.mjs";
+import { ROOT, exited, freePort, waitHealthy } from "./spawned.mjs";
+import { inDirectory } from "./stored.mjs";
+
 const BINARY = join(ROOT, "target/release/accelerator");
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-    server.on("error", reject);
-  });
-}
-
-async function waitHealthy(url, child) {
-  for (let i = 0; i < 200; i++) {
-    if (child.exitCode !== null) throw new Error(`the accelerator exited with ${child.exitCode}`);
-    try {
-      if ((await fetch(`${url}/v1/health`)).ok) return;
-    } catch {
-      // Not listening yet.
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error("the accelerator did not come up within 10 s");
-}
-
 /**
- * Starts an accelerator on a free port with a fresh data dir (serving www/ and pkg/).
- * `args` adds flags. Returns { url, dataDir, kill(signal), restart(), stop() };
- * `stop` also removes the data dir.
+ * Runs the accelerator on `port` with `flags` (serving www/ and pkg/), in `cwd`.
+ * Returns { url, kill(signal), restart(), stop() }: `kill` sends a signal (SIGKILL:
+ * a crash) and waits for the end, `restart` starts it again with the same flags,
+ * `stop` ends it with SIGTERM if it runs.
  */
-export async function startAccelerator(args = []) {
-  const port = await freePort();
-  const dataDir = mkdtempSync(join(tmpdir(), "coffer-e2e-"));
+export async function runAccelerator(port, flags, { cwd = ROOT, env = {} } = {}) {
   const url = `http://127.0.0.1:${port}`;
-  const flags = ["--port", String(port), "--data-dir", dataDir, "--www-dir", join(ROOT, "www"), "--pkg-dir", join(ROOT, "pkg"), ...args];
+  const all = ["--port", String(port), "--www-dir", join(ROOT, "www"), "--pkg-dir", join(ROOT, "pkg"), ...flags];
   let child;
   const start = async () => {
-    child = spawn(BINARY, flags, { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, RUST_LOG: "warn" } });
-    await waitHealthy(url, child);
+    child = spawn(BINARY, all, { cwd, stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, RUST_LOG: "warn", ...env } });
+    await waitHealthy(url, child, "the accelerator");
   };
-  const exited = () => new Promise((resolve) => (child.exitCode !== null ? resolve() : child.once("exit", resolve)));
   await start();
   return {
     url,
-    dataDir,
-    /** Sends a signal (SIGKILL: a crash) and waits for the process to end. */
     async kill(signal = "SIGKILL") {
       child.kill(signal);
-      await exited();
+      await exited(child);
     },
-    /** Starts it again on the same port and data dir. */
     restart: start,
-    /** Stops it cleanly and removes its data dir. */
     async stop() {
-      if (child.exitCode === null) {
+      if (child.exitCode === null && child.signalCode === null) {
         child.kill("SIGTERM");
-        await exited();
+        await exited(child);
       }
-      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Starts an accelerator on a free port with fresh storage: a data dir of its own,
+ * or with COFFER_TEST_BACKEND=postgres a database and an S3 bucket of its own
+ * (./remote.mjs). `args` adds flags. Returns { url, stored, kill(signal), restart(),
+ * stop() }, where `stored` reads what it keeps (./stored.mjs); `stop` also removes
+ * its storage.
+ */
+export async function startAccelerator(args = []) {
+  const dataDir = mkdtempSync(join(tmpdir(), "coffer-e2e-"));
+  const remote = process.env.COFFER_TEST_BACKEND === "postgres" ? await remoteBackends() : null;
+  const removeStorage = async () => {
+    rmSync(dataDir, { recursive: true, force: true });
+    await remote?.stop();
+  };
+  let running;
+  try {
+    const flags = ["--data-dir", dataDir, ...(remote?.flags ?? []), ...args];
+    running = await runAccelerator(await freePort(), flags, { env: remote?.env });
+  } catch (e) {
+    await removeStorage();
+    throw e;
+  }
+  return {
+    ...running,
+    stored: remote?.stored ?? inDirectory(dataDir),
+    async stop() {
+      await running.stop();
+      await removeStorage();
     },
   };
 }

@@ -1,4 +1,4 @@
-// Shared by the end-to-end tests: the accelerator's URL and data dir from the
+// Shared by the end-to-end tests: the accelerator's URL and storage from the
 // environment, Debian's Chromium through playwright-core, unique names.
 //
 // Run by scripts/test, or by hand against a running accelerator:
@@ -6,6 +6,8 @@
 
 import { randomBytes } from "node:crypto";
 import { chromium } from "playwright-core";
+
+import { inDirectory, inPostgresAndS3 } from "./stored.mjs";
 
 /** The accelerator under test (it also serves www/ and pkg/). */
 export function cofferUrl() {
@@ -19,13 +21,19 @@ export function cofferUrl() {
   return url.replace(/\/+$/, "");
 }
 
-/** The accelerator's data directory (for the at-rest test). */
-export function dataDir() {
-  const dir = process.env.COFFER_DATA_DIR;
-  if (!dir) {
-    throw new Error("COFFER_DATA_DIR is not set: point it at the running accelerator's --data-dir");
-  }
-  return dir;
+/**
+ * What the accelerator under test keeps (./stored.mjs), for the at-rest test: its
+ * data directory (COFFER_DATA_DIR), or its PostgreSQL database and S3 bucket
+ * (COFFER_STORED_DATABASE, COFFER_STORED_BUCKET, on the server AWS_ENDPOINT_URL names).
+ */
+export function sharedStore() {
+  const { COFFER_DATA_DIR: dir, COFFER_STORED_DATABASE: databaseUrl, COFFER_STORED_BUCKET: bucket, AWS_ENDPOINT_URL: endpoint } = process.env;
+  if (dir) return inDirectory(dir);
+  if (databaseUrl && bucket && endpoint) return inPostgresAndS3({ databaseUrl, endpoint, bucket });
+  throw new Error(
+    "say where the accelerator under test keeps its data: COFFER_DATA_DIR=its --data-dir, or " +
+      "COFFER_STORED_DATABASE=its --database, COFFER_STORED_BUCKET=its bucket and AWS_ENDPOINT_URL",
+  );
 }
 
 const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";

@@ -1,9 +1,10 @@
 // Files end to end, against an accelerator of this test's own (small quota, a
-// two-second shard grace, a collector every second) whose data dir the test reads
-// and damages from node:
+// two-second shard grace, a collector every second) whose storage — a data dir, or
+// PostgreSQL and S3 with COFFER_TEST_BACKEND=postgres — the test reads and damages
+// from node (./stored.mjs):
 //
 // - the storage examples of SEED-storage.txt, as written, with a real `File`;
-// - any m shards of every chunk deleted or corrupted on disk → identical bytes;
+// - any m shards of every chunk deleted or corrupted in storage → identical bytes;
 //   m + 1 → `Integrity`/`NotFound`, never wrong bytes (chunk-table nodes too);
 // - deleteFile frees the file's shards at once and its manifest stops opening it;
 // - over quota → `QuotaExceeded`, nothing visible, its shards collected;
@@ -13,15 +14,13 @@
 // - members read by id, non-members are refused, anyone reads by manifest.
 //
 // Timeouts only stop a broken run from hanging; nothing asserts on time. Waits
-// for the collector poll the disk with a bound.
+// for the collector poll the storage with a bound.
 
 import assert from "node:assert/strict";
-import { readdir, readFile, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import { startAccelerator } from "./accelerator.mjs";
-import { filesContaining, filesUnder } from "./disk.mjs";
+import { containing } from "./stored.mjs";
 import { closeQuietly, launch, newPage, randomHex, uniqueName } from "./browser.mjs";
 
 const QUOTA = 3_000_000;
@@ -30,45 +29,12 @@ const FLAGS = ["--space-quota-bytes", String(QUOTA), "--shard-grace-secs", Strin
 /** How long the collector may take, at most, before a test gives up (grace + a few passes, with room). */
 const COLLECT_BOUND_MS = 30_000;
 
-// ---- the accelerator's disk ---------------------------------------------------
+// ---- what the accelerator keeps ----------------------------------------------
 
-/** Where the accelerator keeps the shard with this address (store/shard_dir.rs). */
-const shardPath = (dataDir, hex) => join(dataDir, "shards", hex.slice(0, 2), hex);
-
-/** The addresses of every shard on disk (fan-out folders only; `tmp/` excluded). */
-async function shardsOnDisk(dataDir) {
-  const root = join(dataDir, "shards");
-  const found = new Set();
-  for (const folder of await readdir(root)) {
-    if (!/^[0-9a-f]{2}$/.test(folder)) continue;
-    for (const name of await readdir(join(root, folder)).catch(() => [])) {
-      if (/^[0-9a-f]{64}$/.test(name)) found.add(name);
-    }
-  }
-  return found;
-}
-
-/** Which of `addresses` still have a file on disk. */
-async function present(dataDir, addresses) {
-  const now = await shardsOnDisk(dataDir);
+/** Which of `addresses` are still stored. */
+async function present(stored, addresses) {
+  const now = await stored.shards();
   return addresses.filter((a) => now.has(a));
-}
-
-/**
- * Damages one shard on disk: `"delete"` removes its file, `"corrupt"` overwrites
- * bytes in place (same length, so only the hash can tell). Throws if the shard is
- * not where the layout says it is, so a wrong path cannot pass for damage.
- */
-async function damage(dataDir, hex, how) {
-  const path = shardPath(dataDir, hex);
-  const bytes = await readFile(path);
-  if (how === "delete") {
-    await rm(path);
-  } else {
-    for (let i = 0; i < bytes.length; i += 61) bytes[i] ^= 0x5a;
-    bytes[bytes.length - 1] ^= 0xff;
-    await writeFile(path, bytes);
-  }
 }
 
 /** Polls `remaining` (async, an array) until it is empty, or fails after `bound` ms. */
@@ -235,7 +201,7 @@ describe("files end to end on an accelerator of the test's own", { timeout: 600_
     assert.deepEqual(page.problems.filter((p) => !/status of 404/.test(p)), []);
   });
 
-  describe("damage on the accelerator's disk", () => {
+  describe("damage in the accelerator's storage", () => {
     const CHUNK = 65_536;
     const SIZE = 3 * CHUNK - 100;
     // Three 4 + 2 chunk refs fit in a manifest (≤ 1,023 characters) only beside
@@ -270,7 +236,7 @@ describe("files end to end on an accelerator of the test's own", { timeout: 600_
         for (const [c, ref] of info.refs.entries()) {
           assert.equal(ref.kind, "data");
           assert.equal(ref.shards.length, 6);
-          for (const { shard, how } of plan[c]) await damage(accelerator.dataDir, ref.shards[shard], how);
+          for (const { shard, how } of plan[c]) await accelerator.stored.damage(ref.shards[shard], how);
         }
         assert.deepEqual(await readBack(name), { ok: true, compare: "same" }, "byte-identical after m shards of every chunk were damaged");
         written.push({ name, info, plan });
@@ -285,7 +251,7 @@ describe("files end to end on an accelerator of the test's own", { timeout: 600_
         const c = i % 3;
         const damaged = new Set(plan[c].map((d) => d.shard));
         const extra = [0, 1, 2, 3, 4, 5].find((s) => !damaged.has(s));
-        await damage(accelerator.dataDir, info.refs[c].shards[extra], i % 2 ? "corrupt" : "delete");
+        await accelerator.stored.damage(info.refs[c].shards[extra], i % 2 ? "corrupt" : "delete");
         const read = await readBack(name);
         assert.equal(read.ok, false, `${name}: a read with 3 of 6 shards left must not resolve (got ${JSON.stringify(read)})`);
         assert.ok(["Integrity", "NotFound"].includes(read.code), `${name}: code ${read.code} (${read.message})`);
@@ -297,7 +263,7 @@ describe("files end to end on an accelerator of the test's own", { timeout: 600_
       const name = "all-gone";
       const { info } = await writeSeeded(name, SIZE, INLINE);
       assert.equal(info.depth, 0);
-      for (const hex of info.refs[1].shards) await damage(accelerator.dataDir, hex, "delete");
+      for (const hex of info.refs[1].shards) await accelerator.stored.damage(hex, "delete");
       const read = await readBack(name);
       assert.equal(read.ok, false, JSON.stringify(read));
       assert.equal(read.code, "NotFound", read.message);
@@ -309,12 +275,12 @@ describe("files end to end on an accelerator of the test's own", { timeout: 600_
       assert.ok(info.depth >= 1, `expected a chunk table, got depth ${info.depth}`);
       assert.ok(info.refs.length >= 1 && info.refs.every((r) => r.kind === "table"), JSON.stringify(info.refs.map((r) => r.kind)));
       for (const [i, ref] of info.refs.entries()) {
-        await damage(accelerator.dataDir, ref.shards[i % 4], "delete");
-        await damage(accelerator.dataDir, ref.shards[4 + (i % 2)], "corrupt");
+        await accelerator.stored.damage(ref.shards[i % 4], "delete");
+        await accelerator.stored.damage(ref.shards[4 + (i % 2)], "corrupt");
       }
       assert.deepEqual(await readBack(name), { ok: true, compare: "same" }, "byte-identical with m shards of each table node damaged");
       // Node 0 lost shards 0 and 4 above; a third one leaves it 3 of 6.
-      await damage(accelerator.dataDir, info.refs[0].shards[1], "corrupt");
+      await accelerator.stored.damage(info.refs[0].shards[1], "corrupt");
       const read = await readBack(name);
       assert.equal(read.ok, false, `a table node with 3 of 6 shards left must not resolve (got ${JSON.stringify(read)})`);
       assert.ok(["Integrity", "NotFound"].includes(read.code), `code ${read.code} (${read.message})`);
@@ -327,7 +293,7 @@ describe("files end to end on an accelerator of the test's own", { timeout: 600_
     assert.equal(info.depth, 0);
     const addresses = info.refs.flatMap((r) => r.shards);
     assert.equal(addresses.length, 18);
-    assert.deepEqual(await present(accelerator.dataDir, addresses), addresses, "every shard is on disk before the delete");
+    assert.deepEqual(await present(accelerator.stored, addresses), addresses, "every shard is stored before the delete");
     const out = await page.evaluate(
       async ({ spaceId, id, name }) => {
         const deleted = await owner.storage.deleteFile(spaceId, id);
@@ -337,7 +303,7 @@ describe("files end to end on an accelerator of the test's own", { timeout: 600_
       { spaceId, id, name },
     );
     assert.deepEqual(out, { deleted: true, read: { ok: false, code: "NotFound" } });
-    assert.deepEqual(await present(accelerator.dataDir, addresses), [], "no shard of the deleted file is left on disk");
+    assert.deepEqual(await present(accelerator.stored, addresses), [], "no shard of the deleted file is left");
   });
 
   it("a file over the space's quota → QuotaExceeded: not listed, usage unchanged, its shards collected", async () => {
@@ -350,7 +316,7 @@ describe("files end to end on an accelerator of the test's own", { timeout: 600_
     });
     assert.equal(setup.usage.quotaBytes, QUOTA);
     assert.ok(setup.usage.usedBytes > 10_000, `usage counts the small file's shards: ${JSON.stringify(setup.usage)}`);
-    const before = await shardsOnDisk(accelerator.dataDir);
+    const before = await accelerator.stored.shards();
 
     // 2.5 MB of plaintext is about 3.75 MB of shards (4 data + 2 parity): over 3 MB.
     const out = await page.evaluate(async () => {
@@ -373,9 +339,9 @@ describe("files end to end on an accelerator of the test's own", { timeout: 600_
     assert.deepEqual(out.usage, setup.usage, "usage is unchanged");
     assert.equal(out.small, "same");
 
-    const uploaded = [...(await shardsOnDisk(accelerator.dataDir))].filter((a) => !before.has(a));
+    const uploaded = [...(await accelerator.stored.shards())].filter((a) => !before.has(a));
     assert.ok(uploaded.length >= 6, `the refused file's shards were uploaded before the commit (${uploaded.length} new)`);
-    await untilNone(() => present(accelerator.dataDir, uploaded), "the refused file's shards are collected after the grace");
+    await untilNone(() => present(accelerator.stored, uploaded), "the refused file's shards are collected after the grace");
     const smallStill = await page.evaluate(async () => {
       const { spaceId, small, smallId } = window.quota;
       return T.compare((await owner.storage.readFile(spaceId, smallId)).data, small);
@@ -384,7 +350,7 @@ describe("files end to end on an accelerator of the test's own", { timeout: 600_
   });
 
   it("an upload aborted from onProgress → Aborted: nothing listed, its shards collected", async () => {
-    const before = await shardsOnDisk(accelerator.dataDir);
+    const before = await accelerator.stored.shards();
     const out = await page.evaluate(async () => {
       const { id: spaceId } = await owner.space.create({ name: "abort" });
       const controller = new AbortController();
@@ -416,18 +382,18 @@ describe("files end to end on an accelerator of the test's own", { timeout: 600_
     assert.deepEqual(out.write, { ok: false, code: "Aborted" });
     assert.equal(out.listed, 0, "nothing is listed in the space");
     assert.equal(out.mine, 0, "nothing is listed in listFiles()");
-    const uploaded = [...(await shardsOnDisk(accelerator.dataDir))].filter((a) => !before.has(a));
-    assert.ok(uploaded.length >= 18, `shards of the first chunks reached the disk (${uploaded.length})`);
+    const uploaded = [...(await accelerator.stored.shards())].filter((a) => !before.has(a));
+    assert.ok(uploaded.length >= 18, `shards of the first chunks were stored (${uploaded.length})`);
     // Uploads still in flight at the abort may land a little later: they are new
     // shards too, and must go the same way.
     await untilNone(
-      async () => [...(await shardsOnDisk(accelerator.dataDir))].filter((a) => !before.has(a)),
+      async () => [...(await accelerator.stored.shards())].filter((a) => !before.has(a)),
       "the aborted upload's shards are collected after the grace",
     );
   });
 
   it("an accelerator killed mid-upload leaves no visible partial file, and its shards are collected", async () => {
-    const before = await shardsOnDisk(accelerator.dataDir);
+    const before = await accelerator.stored.shards();
     const chunkSize = 65_536;
     const chunks = 40;
     // The first 30 shard uploads go through; the next ones are held in the browser
@@ -471,8 +437,8 @@ describe("files end to end on an accelerator of the test's own", { timeout: 600_
     assert.equal(write.ok, false, "the write cannot finish while the accelerator is down");
     assert.equal(write.code, "Network", JSON.stringify(write));
     assert.ok(write.progress < chunks * chunkSize, "it was killed mid-upload");
-    const uploaded = [...(await shardsOnDisk(accelerator.dataDir))].filter((a) => !before.has(a));
-    assert.ok(uploaded.length >= 24, `shards reached the disk before the crash (${uploaded.length})`);
+    const uploaded = [...(await accelerator.stored.shards())].filter((a) => !before.has(a));
+    assert.ok(uploaded.length >= 24, `shards were stored before the crash (${uploaded.length})`);
 
     await accelerator.restart();
     const out = await page.evaluate(async () => ({
@@ -480,9 +446,9 @@ describe("files end to end on an accelerator of the test's own", { timeout: 600_
       mine: (await owner.storage.listFiles()).filter((s) => s.metadata?.name === "crashed").length,
     }));
     assert.deepEqual(out, { listed: 0, mine: 0 }, "no partial file is visible after the restart");
-    assert.deepEqual(await readdir(join(accelerator.dataDir, "shards", "tmp")), [], "no half-written shard is left in tmp/");
+    assert.deepEqual(await accelerator.stored.halfWritten(), [], "no half-written shard is left behind");
     await untilNone(
-      async () => [...(await shardsOnDisk(accelerator.dataDir))].filter((a) => !before.has(a)),
+      async () => [...(await accelerator.stored.shards())].filter((a) => !before.has(a)),
       "the crashed upload's shards are collected after the grace",
     );
   });
@@ -503,12 +469,12 @@ describe("files end to end on an accelerator of the test's own", { timeout: 600_
       };
     }, markers);
     assert.deepEqual(out, { roundTrip: true, spaceName: markers.space }, "the SDK stored and reads back file, name and space");
-    const dir = accelerator.dataDir;
-    assert.ok((await filesUnder(join(dir, "shards"))).length > 0, "there are shards to search");
-    assert.ok((await filesContaining(dir, markers.plain)).length > 0, "the search finds a value stored with encrypt: false");
-    assert.deepEqual(await filesContaining(dir, markers.bytes), [], "the file's bytes are nowhere on disk");
-    assert.deepEqual(await filesContaining(dir, markers.name), [], "the file's name is nowhere on disk");
-    assert.deepEqual(await filesContaining(dir, markers.space), [], "the space's name is nowhere on disk");
+    const { stored } = accelerator;
+    assert.ok((await stored.shards()).size > 0, "there are shards to search");
+    assert.ok((await containing(stored, markers.plain)).length > 0, "the search finds a value stored with encrypt: false");
+    assert.deepEqual(await containing(stored, markers.bytes), [], "the file's bytes are nowhere at rest");
+    assert.deepEqual(await containing(stored, markers.name), [], "the file's name is nowhere at rest");
+    assert.deepEqual(await containing(stored, markers.space), [], "the space's name is nowhere at rest");
   });
 
   it("a member who joined by invite reads by id; a non-member is Forbidden; anyone reads by manifest", async () => {
