@@ -3,8 +3,7 @@
 // - embedded: the files under its data directory, raw bytes (database, WAL and
 //   shared-memory files included), shards at `shards/<first two hex>/<hex>`;
 // - PostgreSQL + S3: every table's rows as PostgreSQL's binary COPY gives them (raw
-//   bytes, no hex or escapes), and every object in the bucket (moto answers
-//   unsigned requests).
+//   bytes, no hex or escapes), and every object in the bucket (on moto).
 //
 // The at-rest searches and the files tests use one interface for both.
 import { execFileSync } from "node:child_process";
@@ -30,6 +29,12 @@ function corrupt(bytes) {
 }
 
 const ADDRESS = /[0-9a-f]{64}$/;
+
+// moto checks no signature, only that a request says it is signed: an anonymous
+// request may list and write, but not read or delete, a private object.
+const SIGNED = {
+  authorization: "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0",
+};
 
 /** An embedded accelerator's data directory. */
 class InDirectory {
@@ -102,7 +107,7 @@ class InPostgresAndS3 {
     let token = null;
     do {
       const query = new URLSearchParams({ "list-type": "2", ...(this.prefix ? { prefix: `${this.prefix}/` } : {}), ...(token ? { "continuation-token": token } : {}) });
-      const answer = await fetch(`${this.endpoint}/${this.bucket}?${query}`);
+      const answer = await this.s3(`?${query}`);
       if (!answer.ok) throw new Error(`listing s3://${this.bucket}: HTTP ${answer.status}`);
       const xml = await answer.text();
       for (const [, body] of xml.matchAll(/<Contents>([\s\S]*?)<\/Contents>/g)) {
@@ -113,8 +118,9 @@ class InPostgresAndS3 {
     return objects;
   }
 
-  objectUrl(key) {
-    return `${this.endpoint}/${this.bucket}/${key}`;
+  /** A request to the bucket: `path` is `/key` or `?query`. */
+  s3(path, init = {}) {
+    return fetch(`${this.endpoint}/${this.bucket}${path}`, { ...init, headers: { ...SIGNED, ...init.headers } });
   }
 
   async *blobs() {
@@ -127,7 +133,7 @@ class InPostgresAndS3 {
       yield { name: `table ${table}`, bytes: rows };
     }
     for (const { key } of await this.objects()) {
-      const answer = await fetch(this.objectUrl(key));
+      const answer = await this.s3(`/${key}`);
       if (answer.status === 404) continue; // freed while we walked
       if (!answer.ok) throw new Error(`reading ${key}: HTTP ${answer.status}`);
       yield { name: `s3 ${key}`, bytes: Buffer.from(await answer.arrayBuffer()) };
@@ -147,11 +153,11 @@ class InPostgresAndS3 {
     const key = (await this.objects()).map((o) => o.key).find((k) => k.endsWith(hex));
     if (!key) throw new Error(`shard ${hex} is not in the bucket`);
     if (how === "delete") {
-      const answer = await fetch(this.objectUrl(key), { method: "DELETE" });
+      const answer = await this.s3(`/${key}`, { method: "DELETE" });
       if (!answer.ok) throw new Error(`deleting ${key}: HTTP ${answer.status}`);
     } else {
-      const bytes = Buffer.from(await (await fetch(this.objectUrl(key))).arrayBuffer());
-      const answer = await fetch(this.objectUrl(key), { method: "PUT", body: corrupt(bytes) });
+      const bytes = Buffer.from(await (await this.s3(`/${key}`)).arrayBuffer());
+      const answer = await this.s3(`/${key}`, { method: "PUT", body: corrupt(bytes) });
       if (!answer.ok) throw new Error(`overwriting ${key}: HTTP ${answer.status}`);
     }
   }

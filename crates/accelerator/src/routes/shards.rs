@@ -92,7 +92,10 @@ pub async fn put(
             "the body does not hash to the shard's address (BLAKE3); nothing was stored",
         ));
     }
-    state.keeper.store(&upload, bytes).await?;
+    // Runs to the end even if the client goes: a put cut off between the bytes
+    // landing and their record would leave bytes no collector pass knows of.
+    let keeper = Arc::clone(&state.keeper);
+    tokio::spawn(async move { keeper.store(&upload, bytes).await }).await.map_err(ApiError::internal)??;
     Ok(StatusCode::NO_CONTENT)
 }
 
