@@ -227,7 +227,7 @@ impl Feed {
             }
             let Some(newest) = window.changes.last().map(|c| c.seq) else { return Ok(()) };
             for change in &window.changes {
-                self.send(&ServerFrame::Change(change.to_event())).await?;
+                self.send(&ServerFrame::Change(change.into())).await?;
             }
             self.last = newest;
             if self.last >= window.head {

@@ -87,7 +87,7 @@ pub async fn commit(
             tracing::warn!(message = %err.message, "an abandoned draft is left to the collector");
         }
     }
-    Ok(Json(committed?.to_wire()))
+    Ok(Json(FileEntry::from(&committed?)))
 }
 
 /// `GET /v1/spaces/{space}/files` (members): oldest first.
@@ -101,7 +101,7 @@ pub async fn list(
     let page = page_request(page)?;
     let actor = authed.session.user_id;
     let files = state.records.files(&space_id, &actor, &page).await?;
-    Ok(Json(FileListResponse { files: files.items.iter().map(|f| f.to_wire()).collect(), next: files.next }))
+    Ok(Json(FileListResponse { files: files.items.iter().map(FileEntry::from).collect(), next: files.next }))
 }
 
 /// `GET /v1/spaces/{space}/files/{file}` (members).
@@ -115,7 +115,7 @@ pub async fn get(
     let actor = authed.session.user_id;
     let file = state.records.file(&space_id, &file_id, &actor).await?;
     let file = file.ok_or_else(|| ApiError::not_found("no file with that id in this space"))?;
-    Ok(Json(file.to_wire()))
+    Ok(Json(FileEntry::from(&file)))
 }
 
 /// `DELETE /v1/spaces/{space}/files/{file}` (writers and owners): frees the shards

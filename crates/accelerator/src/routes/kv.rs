@@ -98,7 +98,7 @@ pub async fn get(
     key(&req.collection, &req.id)?;
     let user_id = authed.session.user_id;
     let found = state.records.kv_get(&user_id, &req.collection, &req.id).await?;
-    Ok(Json(KvGetResponse { value: found.map(|value| value.to_wire()) }))
+    Ok(Json(KvGetResponse { value: found.as_ref().map(KvValue::from) }))
 }
 
 /// `POST /v1/kv/delete`.

@@ -8,6 +8,7 @@ pub mod files;
 pub mod kv;
 pub mod shards;
 pub mod spaces;
+pub mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;

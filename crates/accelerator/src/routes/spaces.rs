@@ -77,7 +77,7 @@ pub async fn create(
     let now = now_ms();
     let allowance = state.config.user_allowance_bytes;
     let space = state.records.create_space(&req.space_id, &name, &user, now, allowance).await?;
-    Ok(Json(space.to_wire()))
+    Ok(Json(SpaceInfo::from(&space)))
 }
 
 /// `GET /v1/spaces`: the caller's spaces with their role, oldest first.
@@ -89,7 +89,7 @@ pub async fn list(
     let page = page_request(page)?;
     let user = authed.session.user_id;
     let spaces = state.records.spaces_of(&user, &page).await?;
-    Ok(Json(SpaceListResponse { spaces: spaces.items.iter().map(|s| s.to_wire()).collect(), next: spaces.next }))
+    Ok(Json(SpaceListResponse { spaces: spaces.items.iter().map(SpaceInfo::from).collect(), next: spaces.next }))
 }
 
 /// `POST /v1/spaces/{space}/invites` (owners): registers an invite's secret hash.
@@ -139,7 +139,7 @@ pub async fn join(
     let user = authed.session.user_id;
     let now = now_ms();
     let space = state.records.join_space(&req.space_id, &hash, &user, now).await?;
-    Ok(Json(space.to_wire()))
+    Ok(Json(SpaceInfo::from(&space)))
 }
 
 /// `GET /v1/spaces/{space}/members` (members).

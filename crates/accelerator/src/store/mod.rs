@@ -27,9 +27,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use coffer_core::account::KdfParams;
-use coffer_core::b64;
-use coffer_core::proto::storage::{FileEntry, Member, Role, SpaceInfo};
-use coffer_core::proto::{ChangeEvent, ChangeOp, KvValue};
+use coffer_core::proto::storage::{Member, Role};
 use coffer_core::shard::ShardAddress;
 
 pub use async_trait::async_trait;
@@ -367,16 +365,6 @@ pub enum StoredValue {
     },
 }
 
-impl StoredValue {
-    /// The wire form.
-    pub fn to_wire(&self) -> KvValue {
-        match self {
-            StoredValue::Sealed(bytes) => KvValue::Sealed { envelope: b64::encode(bytes) },
-            StoredValue::Plain { json, mac } => KvValue::Plain { json: json.clone(), mac: b64::encode(mac) },
-        }
-    }
-}
-
 /// One entry of a user's change log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
@@ -388,19 +376,6 @@ pub struct Change {
     pub id: String,
     /// The value set, or `None` for a delete.
     pub value: Option<StoredValue>,
-}
-
-impl Change {
-    /// The wire form.
-    pub fn to_event(&self) -> ChangeEvent {
-        ChangeEvent {
-            seq: self.seq,
-            collection: self.collection.clone(),
-            id: self.id.clone(),
-            op: if self.value.is_some() { ChangeOp::Set } else { ChangeOp::Delete },
-            value: self.value.as_ref().map(StoredValue::to_wire),
-        }
-    }
 }
 
 /// A slice of a user's change log, read in one consistent snapshot.
@@ -432,18 +407,6 @@ pub struct Membership {
     pub role: Role,
     /// When the space was created, milliseconds since the Unix epoch.
     pub created_at_ms: u64,
-}
-
-impl Membership {
-    /// The wire form.
-    pub fn to_wire(&self) -> SpaceInfo {
-        SpaceInfo {
-            space_id: self.space_id.clone(),
-            sealed_name: b64::encode(&self.sealed_name),
-            role: self.role,
-            created_at_ms: self.created_at_ms,
-        }
-    }
 }
 
 /// An invite as stored: the hash of its secret, never the secret or the space key.
@@ -496,20 +459,6 @@ pub struct FileRecord {
     pub created_by: String,
     /// When, milliseconds since the Unix epoch.
     pub created_at_ms: u64,
-}
-
-impl FileRecord {
-    /// The wire form.
-    pub fn to_wire(&self) -> FileEntry {
-        FileEntry {
-            space_id: self.space_id.clone(),
-            file_id: self.file_id.clone(),
-            sealed_record: b64::encode(&self.sealed_record),
-            stored_bytes: self.stored_bytes,
-            created_by: self.created_by.clone(),
-            created_at_ms: self.created_at_ms,
-        }
-    }
 }
 
 /// Accounts, their sessions and sign-in challenges, and what each user is charged.
