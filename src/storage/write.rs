@@ -2,10 +2,9 @@
 //! upload them — a few chunks in flight at once — then commit the sealed manifest.
 //! Only the chunks in flight are ever in memory, whatever the file's size.
 
-use coffer_core::b64;
 use coffer_core::chunk::{ChunkKey, ChunkPos};
 use coffer_core::manifest::{ChunkRef, FileParams, Finish, ManifestBuilder, TableNode};
-use coffer_core::pipeline;
+use coffer_core::{ErrorCode, b64, pipeline};
 use coffer_core::proto::storage::{CommitFileRequest, FileEntry};
 use coffer_core::shard::ShardAddress;
 use coffer_core::space::{self, SpaceKey};
@@ -150,9 +149,28 @@ pub async fn write(inner: &Inner, job: WriteJob) -> SdkResult<Written> {
         data_shards: params.data_shards,
         parity_shards: params.parity_shards,
     };
-    let path = format!("{}/files", space_path(&space_id)?);
-    let entry: FileEntry = inner.http.post(&path, &request).await?;
+    let entry = commit(inner, &space_id, &request).await?;
     // The entry's ids are what the shared-files list records: they must be this file's.
     entry.check_is(&space_id, &request.file_id)?;
     Ok(Written { entry, manifest, size })
+}
+
+/// Commits, retried like a shard upload (an accelerator that went down mid-request,
+/// a proxy's 502). A commit is named by its random file id, so a retry whose first
+/// attempt went through is refused with `Conflict`: if the file under that id holds
+/// this very sealed record, that first attempt is the answer.
+async fn commit(inner: &Inner, space_id: &str, request: &CommitFileRequest) -> SdkResult<FileEntry> {
+    let path = format!("{}/files", space_path(space_id)?);
+    let attempted = std::cell::Cell::new(false);
+    shards::with_retry(None, || async {
+        let retry = attempted.replace(true);
+        match inner.http.post::<_, FileEntry>(&path, request).await {
+            Err(e) if retry && e.code == ErrorCode::Conflict => {
+                let earlier: FileEntry = inner.http.get(&format!("{path}/{}", request.file_id)).await.map_err(|_| e.clone())?;
+                if earlier.sealed_record == request.sealed_record { Ok(earlier) } else { Err(e) }
+            }
+            answer => answer,
+        }
+    })
+    .await
 }

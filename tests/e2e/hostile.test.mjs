@@ -7,6 +7,8 @@
 // - a shard batch announcing a 4 GiB shard, or running on past its last shard, fails
 //   with `Integrity` after a few bytes;
 // - readFile refuses another file's record (`Integrity`);
+// - a commit whose answer is lost after it went through is retried, and the
+//   Conflict the retry meets is this very file: one file, writeFile succeeds;
 // - one bad entry never hides the good ones: space.list, members and listFiles
 //   return the good entries and name the bad ones in `skipped`;
 // - a tampered invite token never replaces a member's key (`Conflict`) and is not
@@ -227,6 +229,37 @@ describe("a hostile accelerator", { timeout: 300_000 }, () => {
       assert.ok(retry !== undefined, "the refused shard was asked for again");
       // Not a speed figure: the retry must not come before the accelerator allowed it.
       assert.ok(retry - first >= 1_900, `retried ${retry - first} ms after a Retry-After of 2 s`);
+    });
+  });
+
+  describe("lost answers", () => {
+    it("a commit whose answer is lost after it went through is retried and counts once", async () => {
+      let commits = 0;
+      const { out, calls } = await underLie(
+        "POST",
+        /^\/v1\/spaces\/[^/]+\/files$/,
+        async ({ res, upstream }) => {
+          commits++;
+          if (commits > 1) return "pass";
+          // The accelerator commits; the answer dies on the way, as when a proxy's
+          // accelerator is killed just after.
+          const real = await upstream();
+          if (real.status !== 200) throw new Error(`the real commit failed: ${real.status}`);
+          res.writeHead(502, { "content-type": "text/html" });
+          res.end("<html>502 Bad Gateway</html>");
+        },
+        async () => {
+          const out = await T.settle(ada.storage.writeFile({ spaceId: space.id, data: T.bytes(5_000, 12), metadata: { name: "lost" } }));
+          const listed = (await ada.storage.listFiles({ spaceId: space.id })).filter((f) => f.metadata?.name === "lost");
+          // The other tests count this space's files: leave none behind.
+          for (const f of listed) await ada.storage.deleteFile(space.id, f.id);
+          return { ok: out.ok, code: out.code, id: out.value?.stat.id, listed: listed.map((f) => f.id) };
+        },
+      );
+      assert.equal(calls, 1, "the answer was lost once");
+      assert.equal(commits, 2, "the commit was sent again");
+      assert.equal(out.ok, true, `writeFile succeeds: ${out.code}`);
+      assert.deepEqual(out.listed, [out.id], "one file, the one writeFile answered with");
     });
   });
 
