@@ -1,7 +1,7 @@
 //! Change fan-out across accelerators: with PostgreSQL, several accelerators serve
 //! one deployment, and a device's feed may be open on one while another takes its
 //! other device's write. Every kv write notifies its user id on commit
-//! ([`crate::store::postgres::kv::KV_CHANNEL`]); here each accelerator listens on a
+//! ([`crate::store::postgres::listen::FEED_CHANNEL`]); here each accelerator listens on a
 //! connection of its own and wakes the feeds of that user, which read the log by
 //! cursor as they always do.
 //!

@@ -1,6 +1,7 @@
 //! Several accelerators on one PostgreSQL database: a device's feed on one hears
-//! the writes another takes ([`coffer_accelerator::fanout`]), and a lost
-//! notification delays an event but never loses it.
+//! the writes another takes, and closes when its session is signed out on another
+//! ([`coffer_accelerator::fanout`]); a lost notification delays an event but never
+//! loses it.
 
 mod common;
 
@@ -99,4 +100,20 @@ async fn without_notifications_every_feed_still_catches_up() {
     admin.batch_execute(&quiet_change(ada.user_id()).replace("SELECT pg_notify", "-- SELECT pg_notify")).await.unwrap();
     let change = feed.change().await;
     assert_eq!((change.seq, change.id.as_str()), (1, "quiet"), "read at the next catch-up");
+}
+
+#[tokio::test]
+async fn signing_out_on_one_accelerator_closes_the_feed_on_another() {
+    let quiet = |c: &mut coffer_accelerator::Config| {
+        c.feed_catch_up = NO_CATCH_UP;
+        c.feed_ping_interval = NO_CATCH_UP;
+    };
+    let one = TestServer::start_on(tempfile::tempdir().unwrap(), Data::postgres().await, quiet).await;
+    let two = one.another(quiet).await;
+    let ada = sign_up(&one.api(), "ada", "pw").await;
+    let (mut feed, _) = Feed::open(&two, ada.token(), None).await;
+    let (status, _) = one.api().post("/v1/auth/signout", Some(ada.token()), &()).await;
+    assert_eq!(status, 204);
+    // Neither a catch-up nor a ping comes within the test: the notification does it.
+    feed.expect_error_and_close(coffer_core::ErrorCode::Unauthorized).await;
 }

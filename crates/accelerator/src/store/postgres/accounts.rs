@@ -5,6 +5,7 @@ use coffer_core::account::KdfParams;
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
+use super::listen::wake_feeds;
 use super::{Failure, PgRecords, bytes32, exec, int, one, retry, row, uint, unique_violation};
 use crate::store::{Accounts, Challenge, Credentials, Quota, Session, StoreError, User, async_trait};
 
@@ -180,6 +181,8 @@ impl Accounts for PgRecords {
                 &[&user_id, &keep_session.as_slice()],
             )
             .await?;
+            // Feeds of the revoked sessions, on any accelerator, close.
+            wake_feeds(&tx, user_id).await?;
             tx.commit().await?;
             Ok(true)
         })
@@ -209,13 +212,16 @@ impl Accounts for PgRecords {
             )
             .await?;
             // n grows with each insert, so the smallest are the oldest sessions.
-            exec(
+            let evicted = exec(
                 &tx,
                 "DELETE FROM sessions WHERE user_id = $1 AND n NOT IN
                     (SELECT n FROM sessions WHERE user_id = $1 ORDER BY n DESC LIMIT $2)",
                 &[&user_id, &int(keep_at_most.max(1) as u64)],
             )
             .await?;
+            if evicted > 0 {
+                wake_feeds(&tx, user_id).await?;
+            }
             tx.commit().await?;
             Ok(())
         })
@@ -248,10 +254,16 @@ impl Accounts for PgRecords {
     /// Revokes a session. Returns the user it belonged to, if any.
     async fn delete_session(&self, token_hash: &[u8; 32]) -> Result<Option<String>, StoreError> {
         retry(|| async move {
-            let client = self.client().await?;
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
             let sql = "DELETE FROM sessions WHERE token_hash = $1 RETURNING user_id";
-            let deleted = row(&client, sql, &[&token_hash.as_slice()]).await?;
-            Ok(deleted.map(|r| r.try_get(0)).transpose()?)
+            let deleted: Option<String> =
+                row(&tx, sql, &[&token_hash.as_slice()]).await?.map(|r| r.try_get(0)).transpose()?;
+            if let Some(user_id) = &deleted {
+                wake_feeds(&tx, user_id).await?;
+            }
+            tx.commit().await?;
+            Ok(deleted)
         })
         .await
     }

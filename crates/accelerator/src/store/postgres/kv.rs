@@ -10,13 +10,9 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use super::accounts::{charge, lock_user, refund};
+use super::listen::wake_feeds;
 use super::{Failure, PgRecords, exec, int, one, retry, row, rows, snapshot, uint};
 use crate::store::{Change, ChangeWindow, Kv, Page, PageRequest, StoreError, StoredValue, async_trait, kv_cost};
-
-/// The channel a kv write notifies on commit, with its user id as the payload:
-/// accelerators listening there ([`super::listen`]) wake their feeds. It is sent
-/// only if the write commits.
-pub const KV_CHANNEL: &str = "coffer_kv";
 
 /// Reads a value from three columns (sealed, plain_json, plain_mac) starting at `at`.
 fn value_from_row(row: &Row, at: usize) -> Result<Option<StoredValue>, Failure> {
@@ -62,7 +58,7 @@ async fn stored_value(
 
 /// Appends a change to `user_id`'s log, drops the key's earlier change and prunes
 /// the log to its last `retain` entries, inside the caller's transaction, which
-/// holds the user's row lock. Notifies [`KV_CHANNEL`] on commit.
+/// holds the user's row lock. Wakes every accelerator's feeds of the user on commit ([`wake_feeds`]).
 async fn append_change(
     tx: &impl GenericClient,
     (user_id, retain): (&str, u64),
@@ -91,7 +87,7 @@ async fn append_change(
     .await?;
     exec(tx, "DELETE FROM kv_changes WHERE user_id = $1 AND seq <= $2", &[&user_id, &(seq - int(retain))]).await?;
     // Where the change feed of other accelerators hears of it: delivered on commit.
-    exec(tx, "SELECT pg_notify($1, $2)", &[&KV_CHANNEL, &user_id]).await?;
+    wake_feeds(tx, user_id).await?;
     Ok(uint(seq))
 }
 
