@@ -154,17 +154,6 @@ pub async fn open(config: &Config) -> io::Result<Opened> {
     Ok(Opened { database, records, shards, secret, lock })
 }
 
-/// The secret in the legacy file at `path`, if there is one.
-pub(crate) fn legacy_secret(path: &Path) -> io::Result<Option<[u8; 32]>> {
-    match std::fs::read(path) {
-        Ok(bytes) => bytes.try_into().map(Some).map_err(|_| {
-            io::Error::other(format!("{} is not 32 bytes; remove it to make a new secret", path.display()))
-        }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -683,7 +683,7 @@ impl Source {
             .map_err(|e| source_err(format!("{}: {e}", data_dir.display())))?
             .ok_or_else(|| MigrateError::SourceBusy(data_dir.to_owned()))?;
         let legacy_secret =
-            crate::backends::legacy_secret(&data_dir.join(SECRET_FILE)).map_err(|e| source_err(e.to_string()))?;
+            crate::secret::legacy_secret(&data_dir.join(SECRET_FILE)).map_err(|e| source_err(e.to_string()))?;
         let source =
             Source { db, shards: data_dir.join(DIR_NAME), legacy_secret, batch_rows: batch_rows.max(1), _lock: lock };
         let found: i64 = source.connect()?.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(source_err)?;

@@ -31,7 +31,7 @@ impl ServerSecret {
     /// stored at the first start: the one in the file `legacy` if an earlier
     /// version left one there, else fresh random bytes.
     pub async fn load(records: &dyn Records, legacy: Option<&Path>) -> std::io::Result<Self> {
-        let candidate = match legacy.map(crate::backends::legacy_secret).transpose()?.flatten() {
+        let candidate = match legacy.map(legacy_secret).transpose()?.flatten() {
             Some(kept) => kept,
             None => {
                 let mut fresh = [0u8; 32];
@@ -62,5 +62,16 @@ impl ServerSecret {
         let mut salt = [0u8; SALT_LEN];
         salt.copy_from_slice(&tag[..SALT_LEN]);
         salt
+    }
+}
+
+/// The secret in the legacy file at `path`, if there is one.
+pub(crate) fn legacy_secret(path: &Path) -> std::io::Result<Option<[u8; 32]>> {
+    match std::fs::read(path) {
+        Ok(bytes) => bytes.try_into().map(Some).map_err(|_| {
+            std::io::Error::other(format!("{} is not 32 bytes; remove it to make a new secret", path.display()))
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
