@@ -23,8 +23,7 @@
 //! Both are given back when the handler answers. A request without a body (every
 //! `GET`, the feed's upgrade) passes straight through.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{FromRequestParts, Request, State};
@@ -33,6 +32,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 
 use crate::error::ApiError;
+use crate::per_user::Slot;
 use crate::session::Authed;
 use crate::state::AppState;
 
@@ -42,56 +42,6 @@ const PERMIT_BYTES: u64 = 1024;
 /// The budget's size in permits.
 pub fn permits(bytes: u64) -> usize {
     usize::try_from(bytes.div_ceil(PERMIT_BYTES)).unwrap_or(Semaphore::MAX_PERMITS).min(Semaphore::MAX_PERMITS)
-}
-
-/// Budgeted bodies in flight per user.
-pub struct PerUser {
-    /// Users with a body in flight, and how many.
-    counts: Mutex<HashMap<String, usize>>,
-    /// How many one user may have.
-    cap: usize,
-}
-
-/// One body in flight; counted until dropped.
-pub struct Slot {
-    /// Where it is counted.
-    bodies: Arc<PerUser>,
-    /// Whose it is.
-    user_id: String,
-}
-
-impl PerUser {
-    /// Allows `cap` bodies in flight per user.
-    pub fn new(cap: usize) -> Self {
-        PerUser { counts: Mutex::new(HashMap::new()), cap: cap.max(1) }
-    }
-
-    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, usize>> {
-        self.counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// A slot for one more body of `user_id`, unless they are at the cap.
-    pub fn enter(self: &Arc<Self>, user_id: &str) -> Option<Slot> {
-        let mut counts = self.counts();
-        let n = counts.entry(user_id.to_owned()).or_insert(0);
-        if *n >= self.cap {
-            return None;
-        }
-        *n += 1;
-        Some(Slot { bodies: Arc::clone(self), user_id: user_id.to_owned() })
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut counts = self.bodies.counts();
-        if let Some(n) = counts.get_mut(&self.user_id) {
-            *n -= 1;
-            if *n == 0 {
-                counts.remove(&self.user_id);
-            }
-        }
-    }
 }
 
 /// Who may send a route's bodies, and what each one holds while it is read.
@@ -150,7 +100,7 @@ async fn admit(state: &AppState, rule: Rule, request: Request) -> Result<(Reques
         (Some(authed), Senders::Uploaders) => {
             Some(state.bodies_per_user.enter(&authed.session.user_id).ok_or_else(|| {
                 ApiError::rate_limited(
-                    format!("at most {} uploads at once per user; wait for one to finish", state.bodies_per_user.cap),
+                    format!("at most {} uploads at once per user; wait for one to finish", state.bodies_per_user.cap()),
                     Duration::from_secs(1),
                 )
             })?)
@@ -173,14 +123,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_user_holds_at_most_cap_slots() {
-        let bodies = Arc::new(PerUser::new(2));
-        let a = bodies.enter("ada").unwrap();
-        let _b = bodies.enter("ada").unwrap();
-        assert!(bodies.enter("ada").is_none());
-        assert!(bodies.enter("bob").is_some());
-        drop(a);
-        assert!(bodies.enter("ada").is_some());
+    fn permits_are_kibibytes_rounded_up() {
         assert_eq!(permits(1), 1);
         assert_eq!(permits(16 * 1024 * 1024), 16 * 1024);
     }

@@ -28,13 +28,16 @@
 //!   wait after failed logins; [`error`] — [`error::ApiError`], the one error type
 //!   (status + `{code, message}`), and extractors whose rejections are `ApiError`s.
 //! - [`state`] — what every route shares: records, shards, limits, the clock;
-//!   [`session`] — the bearer extractor; [`hub`] — wakes a user's feeds;
-//!   [`secret`] — the server secret.
-//! - [`gc`] — the collector's loop.
-//! - [`store`] — the [`store::Records`] trait and its SQLite backend, the
-//!   [`store::shards::ShardStore`] trait and its directory backend, and the
-//!   [`store::keeper::ShardKeeper`] that keeps the two in step.
-//! - [`config`] — [`Config`]: data directory, static directories, limits.
+//!   [`session`] — the bearer extractor; [`hub`] — wakes a user's feeds, and
+//!   [`fanout`] wakes them when another accelerator wrote; [`per_user`] — counts
+//!   per user; [`secret`] — the server secret.
+//! - [`gc`] — the collector's loop; [`backends`] — opens the records and shards the
+//!   config names.
+//! - [`store`] — the records' traits by domain ([`store::Records`]) with their
+//!   SQLite and PostgreSQL backends, the [`store::shards::ShardStore`] trait with
+//!   [`store::objects::ObjectShards`] (a directory or S3), and the
+//!   [`store::keeper::ShardKeeper`] that keeps records and shards in step.
+//! - [`config`] — [`Config`]: data directory, backends, static directories, limits.
 //!
 //! Beside the server, [`migrate`] moves an embedded deployment (SQLite and a shard
 //! directory) to PostgreSQL and S3 (`accelerator migrate`).
@@ -48,6 +51,7 @@ pub mod gc;
 pub mod hub;
 pub mod listener;
 pub mod migrate;
+pub mod per_user;
 pub mod routes;
 pub mod secret;
 pub mod server;

@@ -52,7 +52,7 @@ pub async fn serve(
         throttle: Arc::new(Throttle::new(&limits)),
         unauthenticated_sockets: Arc::new(Semaphore::new(limits.max_unauthenticated_sockets)),
         body_budget: Arc::new(Semaphore::new(crate::budget::permits(limits.body_buffer_bytes))),
-        bodies_per_user: Arc::new(crate::budget::PerUser::new(limits.max_uploads_per_user)),
+        bodies_per_user: Arc::new(crate::per_user::PerUser::new(limits.max_uploads_per_user)),
         shard_reads: Arc::new(Semaphore::new(limits.max_concurrent_shard_reads.max(1))),
         config: Arc::new(config),
         secret: Arc::new(secret),

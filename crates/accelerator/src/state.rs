@@ -38,7 +38,7 @@ pub struct AppState {
     /// Bytes large request bodies may hold in memory, in KiB permits ([`crate::budget`]).
     pub body_budget: Arc<Semaphore>,
     /// Large request bodies in flight per user.
-    pub bodies_per_user: Arc<crate::budget::PerUser>,
+    pub bodies_per_user: Arc<crate::per_user::PerUser>,
     /// Pieces of shards being read from the store at this moment.
     pub shard_reads: Arc<Semaphore>,
 }
