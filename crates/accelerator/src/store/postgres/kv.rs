@@ -7,12 +7,12 @@
 //! sees every change before it.
 
 use deadpool_postgres::GenericClient;
+use futures_util::TryFutureExt as _;
 use tokio_postgres::Row;
 
-use super::accounts::{charge, lock_user, refund};
 use super::listen::wake_feeds;
-use super::{Failure, PgRecords, exec, int, one, retry, row, rows, snapshot, uint};
-use crate::store::{Change, ChangeWindow, Kv, Page, PageRequest, StoreError, StoredValue, async_trait, kv_cost};
+use super::{Failure, Params, PgRecords, int, retry, row, rows, snapshot, uint};
+use crate::store::{Change, ChangeWindow, Kv, Page, PageRequest, Quota, StoreError, StoredValue, async_trait, kv_cost};
 
 /// Reads a value from three columns (sealed, plain_json, plain_mac) starting at `at`.
 fn value_from_row(row: &Row, at: usize) -> Result<Option<StoredValue>, Failure> {
@@ -56,39 +56,94 @@ async fn stored_value(
     })
 }
 
-/// Appends a change to `user_id`'s log, drops the key's earlier change and prunes
-/// the log to its last `retain` entries, inside the caller's transaction, which
-/// holds the user's row lock. Wakes every accelerator's feeds of the user on commit ([`wake_feeds`]).
-async fn append_change(
+/// Locks `user_id`'s row, held to the commit, so the user's writes take turns on
+/// every accelerator, and reads in the same statement what they store and the
+/// key's current value.
+async fn lock_with_value(
+    tx: &impl GenericClient,
+    user_id: &str,
+    collection: &str,
+    id: &str,
+) -> Result<(u64, Option<StoredValue>), Failure> {
+    let found = row(
+        tx,
+        "SELECT u.used_bytes, k.sealed, k.plain_json, k.plain_mac FROM users u
+         LEFT JOIN kv k ON k.user_id = u.user_id AND k.collection = $2 AND k.id = $3
+         WHERE u.user_id = $1 FOR UPDATE OF u",
+        &[&user_id, &collection, &id],
+    )
+    .await?;
+    let found = found.ok_or_else(|| Failure::Store(StoreError::Backend(format!("no user {user_id:?}"))))?;
+    Ok((uint(found.try_get(0)?), value_from_row(&found, 1)?))
+}
+
+/// What the user stores after adding `delta` to `used`; a growth past `allowance`
+/// is refused (a shrink never is).
+fn charged(used: u64, delta: i64, allowance: u64) -> Result<i64, Failure> {
+    let after = int(used).saturating_add(delta).max(0);
+    if delta > 0 && uint(after) > allowance {
+        return Err(
+            StoreError::QuotaExceeded { limit: Quota::User, used, adding: uint(delta), quota: allowance }.into()
+        );
+    }
+    Ok(after)
+}
+
+/// Writes (or, for `None`, deletes) the key's value, sets what the user stores to
+/// `used_after`, appends the change under the next sequence number, drops the key's
+/// earlier change, prunes the log to its last `retain` entries and wakes every
+/// accelerator's feeds of the user on commit ([`wake_feeds`]) — inside the caller's
+/// transaction, which holds the user's row lock ([`lock_with_value`]).
+///
+/// The statements are sent together and run in the order sent: one round trip, not
+/// six. Those after the `UPDATE` read the sequence number it set from the user's row.
+async fn write_change(
     tx: &impl GenericClient,
     (user_id, retain): (&str, u64),
     collection: &str,
     id: &str,
     value: Option<&StoredValue>,
+    used_after: i64,
 ) -> Result<u64, Failure> {
-    let seq: i64 = one(tx, "UPDATE users SET kv_seq = kv_seq + 1 WHERE user_id = $1 RETURNING kv_seq", &[&user_id])
-        .await?
-        .try_get(0)?;
-    // The key's earlier change goes first (kv_changes_by_key): the log keeps one
-    // change per key.
-    exec(
-        tx,
-        "DELETE FROM kv_changes WHERE user_id = $1 AND collection = $2 AND id = $3",
-        &[&user_id, &collection, &id],
-    )
-    .await?;
     let (sealed, json, mac) = value.map(value_columns).unwrap_or((None, None, None));
-    exec(
-        tx,
-        "INSERT INTO kv_changes (user_id, seq, collection, id, sealed, plain_json, plain_mac)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        &[&user_id, &seq, &collection, &id, &sealed, &json, &mac],
+    let write_value = match value {
+        Some(_) => {
+            "INSERT INTO kv (user_id, collection, id, sealed, plain_json, plain_mac) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (user_id, collection, id)
+             DO UPDATE SET sealed = excluded.sealed, plain_json = excluded.plain_json, plain_mac = excluded.plain_mac"
+        }
+        None => "DELETE FROM kv WHERE user_id = $1 AND collection = $2 AND id = $3",
+    };
+    let statements = futures_util::future::try_join_all(
+        [
+            write_value,
+            "UPDATE users SET used_bytes = $2, kv_seq = kv_seq + 1 WHERE user_id = $1 RETURNING kv_seq",
+            // The key's earlier change goes first (kv_changes_by_key): the log keeps
+            // one change per key.
+            "DELETE FROM kv_changes WHERE user_id = $1 AND collection = $2 AND id = $3",
+            "INSERT INTO kv_changes (user_id, seq, collection, id, sealed, plain_json, plain_mac)
+             SELECT $1, kv_seq, $2, $3, $4, $5, $6 FROM users WHERE user_id = $1",
+            "DELETE FROM kv_changes WHERE user_id = $1 AND seq <= (SELECT kv_seq FROM users WHERE user_id = $1) - $2",
+        ]
+        .map(|sql| tx.prepare_cached(sql)),
     )
     .await?;
-    exec(tx, "DELETE FROM kv_changes WHERE user_id = $1 AND seq <= $2", &[&user_id, &(seq - int(retain))]).await?;
-    // Where the change feed of other accelerators hears of it: delivered on commit.
-    wake_feeds(tx, user_id).await?;
-    Ok(uint(seq))
+    let [value_sql, seq_sql, drop_sql, append_sql, prune_sql] = &statements[..] else { unreachable!() };
+    let retain = int(retain);
+    let change: &Params<'_> = &[&user_id, &collection, &id, &sealed, &json, &mac];
+    let key: &Params<'_> = &[&user_id, &collection, &id];
+    let next: &Params<'_> = &[&user_id, &used_after];
+    let prune: &Params<'_> = &[&user_id, &retain];
+    let (_, seq, _, _, _, _) = futures_util::try_join!(
+        tx.execute(value_sql, if value.is_some() { change } else { key }).err_into::<Failure>(),
+        tx.query_one(seq_sql, next).err_into(),
+        tx.execute(drop_sql, key).err_into(),
+        tx.execute(append_sql, change).err_into(),
+        tx.execute(prune_sql, prune).err_into(),
+        // Where the change feed of other accelerators hears of it: delivered on commit.
+        wake_feeds(tx, user_id),
+    )?;
+    Ok(uint(seq.try_get(0)?))
 }
 
 #[async_trait]
@@ -117,21 +172,11 @@ impl Kv for PgRecords {
         retry(|| async move {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
-            lock_user(&tx, user_id).await?;
-            let old = stored_value(&tx, user_id, collection, id).await?;
+            let (used, old) = lock_with_value(&tx, user_id, collection, id).await?;
             let delta =
                 int(kv_cost(collection, id, value)) - old.as_ref().map_or(0, |v| int(kv_cost(collection, id, v)));
-            charge(&tx, user_id, delta, allowance).await?;
-            let (sealed, json, mac) = value_columns(value);
-            exec(
-                &tx,
-                "INSERT INTO kv (user_id, collection, id, sealed, plain_json, plain_mac) VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (user_id, collection, id)
-                 DO UPDATE SET sealed = excluded.sealed, plain_json = excluded.plain_json, plain_mac = excluded.plain_mac",
-                &[&user_id, &collection, &id, &sealed, &json, &mac],
-            )
-            .await?;
-            let seq = append_change(&tx, (user_id, retain), collection, id, Some(value)).await?;
+            let after = charged(used, delta, allowance)?;
+            let seq = write_change(&tx, (user_id, retain), collection, id, Some(value), after).await?;
             tx.commit().await?;
             Ok(seq)
         })
@@ -146,16 +191,10 @@ impl Kv for PgRecords {
         retry(|| async move {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
-            lock_user(&tx, user_id).await?;
-            let Some(old) = stored_value(&tx, user_id, collection, id).await? else { return Ok(None) };
-            exec(
-                &tx,
-                "DELETE FROM kv WHERE user_id = $1 AND collection = $2 AND id = $3",
-                &[&user_id, &collection, &id],
-            )
-            .await?;
-            refund(&tx, user_id, kv_cost(collection, id, &old)).await?;
-            let seq = append_change(&tx, (user_id, retain), collection, id, None).await?;
+            let (used, old) = lock_with_value(&tx, user_id, collection, id).await?;
+            let Some(old) = old else { return Ok(None) };
+            let after = charged(used, -int(kv_cost(collection, id, &old)), u64::MAX)?;
+            let seq = write_change(&tx, (user_id, retain), collection, id, None, after).await?;
             tx.commit().await?;
             Ok(Some(seq))
         })
