@@ -39,6 +39,10 @@ const DEMO_CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'
     img-src 'self' blob: data:; media-src 'self' blob:; connect-src 'self'; object-src 'none'; \
     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/// With `--bench-endpoints`, the pages may also connect to any loopback port.
+const BENCH_PAGES_CSP: &str = "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; \
+    connect-src 'self' http://127.0.0.1:*; object-src 'none'; base-uri 'none'";
+
 /// Answers a request that takes longer than the request timeout (its body included)
 /// with `Network`, and drops it.
 async fn request_timeout(
@@ -136,12 +140,14 @@ pub fn router(state: AppState) -> Router {
         // compilation in the browser requires.
         app = app.nest_service("/pkg", ServeDir::new(pkg));
     }
+    // The benchmark's pages report to a loopback server of its own (scripts/bench).
+    let csp = if config.bench_endpoints { BENCH_PAGES_CSP } else { DEMO_CSP };
     app = match &config.www_dir {
         Some(www) => app.fallback_service(
             ServiceBuilder::new()
                 .layer(SetResponseHeaderLayer::overriding(
                     header::CONTENT_SECURITY_POLICY,
-                    HeaderValue::from_static(DEMO_CSP),
+                    HeaderValue::from_static(csp),
                 ))
                 .layer(SetResponseHeaderLayer::overriding(
                     header::X_CONTENT_TYPE_OPTIONS,
