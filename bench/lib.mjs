@@ -4,7 +4,7 @@ import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { extname, join, normalize } from "node:path";
 import { chromium } from "playwright-core";
 
 /** The accelerator to measure against (scripts/bench starts one with --bench-endpoints). */
@@ -81,6 +81,52 @@ export async function runBare(pageUrl, { timeoutMs = 600_000, log = (m) => conso
       }
     }
   }
+}
+
+const TYPES = { ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".wasm": "application/wasm", ".json": "application/json" };
+
+/**
+ * Serves files on a loopback port of its own, with no Content-Security-Policy: the
+ * accelerator serves its --www-dir under the demo's CSP (`connect-src 'self'`),
+ * which refuses a page's requests to a report server or to S3. `routes` maps a URL
+ * prefix ("/", "/pkg/") to a directory. Resolves to `{ url, close() }`.
+ */
+export function servePages(routes) {
+  const server = http.createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
+    const prefix = Object.keys(routes).filter((p) => path.startsWith(p)).sort((a, b) => b.length - a.length)[0];
+    const rest = prefix === undefined ? null : normalize(path.slice(prefix.length));
+    let body;
+    try {
+      if (rest === null || rest.startsWith("..")) throw new Error("outside");
+      body = readFileSync(join(routes[prefix], rest));
+    } catch {
+      res.writeHead(404);
+      return void res.end();
+    }
+    res.writeHead(200, { "content-type": TYPES[extname(path)] ?? "application/octet-stream", "cache-control": "no-store" });
+    res.end(body);
+  });
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve({
+    url: `http://127.0.0.1:${server.address().port}`,
+    close: () => new Promise((ok) => server.close(ok)),
+  })));
+}
+
+/** CPU milliseconds `pid` has used so far (0 once it is gone). */
+export function processCpuMs(pid) {
+  return procStat(`/proc/${pid}/stat`)?.ms ?? 0;
+}
+
+/** The id of a running process with every one of `words` among its arguments (or a path ending in `/word`), or 0. */
+export function findProcess(...words) {
+  for (const name of readdirSync("/proc")) {
+    if (!/^\d+$/.test(name)) continue;
+    let args;
+    try { args = readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0"); } catch { continue; }
+    if (words.every((w) => args.includes(w) || args.some((a) => a.endsWith(`/${w}`)))) return Number(name);
+  }
+  return 0;
 }
 
 const TICK_MS = 10; // USER_HZ: /proc counts CPU time in 1/100 s on Linux
