@@ -48,6 +48,7 @@ async function startHaproxy(config, url) {
     await waitHealthy(url, child, "haproxy");
   } catch (e) {
     child.kill();
+    rmSync(dir, { recursive: true, force: true });
     throw new Error(`${e.message}; it said:\n${said}`);
   }
   return {
