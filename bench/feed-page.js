@@ -3,10 +3,7 @@
 // listener has it), rows measured in turns; reports to the node script (?report=…).
 // Parameters arrive as JSON in ?p=…: { rows: [{ a, b }], n, turns }. Times are ms.
 
-const query = new URLSearchParams(location.search);
-const reportUrl = query.get("report");
-const p = JSON.parse(query.get("p"));
-const post = (path, body) => fetch(`${reportUrl}${path}`, { method: "POST", body });
+import { p, post } from "./page.js";
 
 const time = async (f) => { const t = performance.now(); await f(); return performance.now() - t; };
 const roundTrip = (url) => time(() => fetch(`${url}/v1/health`).then((r) => r.text()));

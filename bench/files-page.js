@@ -2,35 +2,7 @@
 // and reports its figures to the node script (?report=…). Parameters arrive as JSON
 // in ?p=…: { phase, url, … }. Times are milliseconds or seconds as named.
 
-const query = new URLSearchParams(location.search);
-const reportUrl = query.get("report");
-const p = JSON.parse(query.get("p"));
-const post = (path, body) => fetch(`${reportUrl}${path}`, { method: "POST", body });
-const log = (message) => post("/log", message);
-
-const MIB = 1024 * 1024;
-const CHUNK = 4 * MIB, K = 4, M = 2, TAG = 16;
-
-function randomBytes(n) {
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i += 65536) crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
-  return out;
-}
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const seconds = async (f) => { const t = performance.now(); await f(); return (performance.now() - t) / 1000; };
-/** `seconds(f)`, with the node script told before and after (it reads CPU counters). */
-async function measured(name, f) {
-  await post("/mark", `start ${name}`);
-  const s = await seconds(f);
-  await post("/mark", `end ${name}`);
-  return s;
-}
-
-/** `n` jobs, `c` at a time. */
-async function pool(n, c, job) {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(n, c) }, async () => { while (next < n) await job(next++); }));
-}
+import { CHUNK, K, M, MIB, TAG, log, measured, median, p, pool, post, randomBytes, seconds } from "./page.js";
 
 /**
  * Main-thread tasks over 50 ms from now until the returned function is called, and

@@ -4,39 +4,10 @@
 // as JSON in ?p=…: { url, s3: { endpoint, bucket }, account, mib, runs, concurrency }.
 // Times are seconds.
 
-const query = new URLSearchParams(location.search);
-const reportUrl = query.get("report");
-const p = JSON.parse(query.get("p"));
-const post = (path, body) => fetch(`${reportUrl}${path}`, { method: "POST", body });
-const log = (message) => post("/log", message);
-
-const MIB = 1024 * 1024;
-const CHUNK = 4 * MIB, K = 4, M = 2, TAG = 16;
+import { CHUNK, K, M, MIB, TAG, log, measured, p, pool, post, randomBytes } from "./page.js";
 
 // moto checks no signature, only that a request says it is signed (tests/e2e/stored.mjs).
 const SIGNED = { authorization: "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0" };
-
-function randomBytes(n) {
-  const out = new Uint8Array(n);
-  for (let i = 0; i < n; i += 65536) crypto.getRandomValues(out.subarray(i, Math.min(n, i + 65536)));
-  return out;
-}
-
-/** `f`'s time in seconds, with the node script told before and after (it reads CPU counters). */
-async function measured(name, f) {
-  await post("/mark", `start ${name}`);
-  const t = performance.now();
-  await f();
-  const s = (performance.now() - t) / 1000;
-  await post("/mark", `end ${name}`);
-  return s;
-}
-
-/** `n` jobs, `c` at a time. */
-async function pool(n, c, job) {
-  let next = 0;
-  await Promise.all(Array.from({ length: Math.min(n, c) }, async () => { while (next < n) await job(next++); }));
-}
 
 async function ok(response) {
   if (!response.ok) throw new Error(`${response.url}: ${response.status} ${await response.text()}`);
