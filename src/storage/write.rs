@@ -4,10 +4,10 @@
 
 use coffer_core::chunk::{ChunkKey, ChunkPos};
 use coffer_core::manifest::{ChunkRef, FileParams, Finish, ManifestBuilder, TableNode};
-use coffer_core::{ErrorCode, b64, pipeline};
 use coffer_core::proto::storage::{CommitFileRequest, FileEntry};
 use coffer_core::shard::ShardAddress;
 use coffer_core::space::{self, SpaceKey};
+use coffer_core::{ErrorCode, b64, pipeline};
 use futures_util::{StreamExt, stream};
 use js_sys::{Function, Uint8Array};
 use web_sys::AbortSignal;
@@ -166,7 +166,8 @@ async fn commit(inner: &Inner, space_id: &str, request: &CommitFileRequest) -> S
         let retry = attempted.replace(true);
         match inner.http.post::<_, FileEntry>(&path, request).await {
             Err(e) if retry && e.code == ErrorCode::Conflict => {
-                let earlier: FileEntry = inner.http.get(&format!("{path}/{}", request.file_id)).await.map_err(|_| e.clone())?;
+                let earlier: FileEntry =
+                    inner.http.get(&format!("{path}/{}", request.file_id)).await.map_err(|_| e.clone())?;
                 if earlier.sealed_record == request.sealed_record { Ok(earlier) } else { Err(e) }
             }
             answer => answer,
