@@ -23,6 +23,7 @@ import { after, before, describe, it } from "node:test";
 
 import { startCluster } from "./cluster.mjs";
 import { closeQuietly, launch, newPage } from "./browser.mjs";
+import { installPageHelpers } from "./page-helpers.mjs";
 
 const MiB = 1024 * 1024;
 const QUOTA = 16 * MiB;
@@ -38,54 +39,6 @@ const FLAGS = [
   "--feed-catch-up-secs", String(FEED_CATCH_UP_SECS),
 ];
 
-/** Runs in the page: imports the package and defines helpers on `window.T`. */
-async function installHelpers() {
-  const coffer = await import("/pkg/coffer.js");
-  await coffer.default();
-  window.coffer = coffer;
-  window.T = {
-    /** `n` deterministic pseudo-random bytes (xorshift32). */
-    bytes(n, seed) {
-      const out = new Uint8Array(n);
-      let x = seed >>> 0 || 1;
-      for (let i = 0; i < n; i++) {
-        x ^= x << 13;
-        x >>>= 0;
-        x ^= x >>> 17;
-        x ^= x << 5;
-        x >>>= 0;
-        out[i] = x & 0xff;
-      }
-      return out;
-    },
-    /** "same", or where two byte arrays first differ. */
-    compare(a, b) {
-      if (a.length !== b.length) return `length ${a.length}, expected ${b.length}`;
-      for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return `differs at byte ${i}`;
-      return "same";
-    },
-    /** `{ ok: true, value }` or `{ ok: false, code, message }`: rejections as data. */
-    async settle(promise) {
-      try {
-        return { ok: true, value: await promise };
-      } catch (e) {
-        return { ok: false, code: e?.code, message: String(e?.message ?? e) };
-      }
-    },
-    /** Retries `write` while the answer is a lost connection or a proxy error. */
-    async untilDone(write) {
-      for (;;) {
-        try {
-          return await write();
-        } catch (e) {
-          if (e.code !== "Network" && e.code !== "Internal") throw e;
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      }
-    },
-  };
-}
-
 describe("three accelerators on PostgreSQL and S3 behind haproxy", { timeout: 600_000 }, () => {
   let cluster;
   let browser;
@@ -96,7 +49,7 @@ describe("three accelerators on PostgreSQL and S3 behind haproxy", { timeout: 60
     browser = await launch();
     ({ page } = await newPage(browser));
     await page.goto(`${cluster.url}/pkg/package.json`);
-    await page.evaluate(installHelpers);
+    await page.evaluate(installPageHelpers);
     // One account; each device is a sign-in at one address: a1, a2, a3 are pinned to
     // an instance, `proxied` goes through haproxy.
     await page.evaluate(

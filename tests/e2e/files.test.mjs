@@ -22,6 +22,7 @@ import { after, before, describe, it } from "node:test";
 import { startAccelerator } from "./accelerator.mjs";
 import { containing } from "./stored.mjs";
 import { closeQuietly, launch, newPage, randomHex, uniqueName } from "./browser.mjs";
+import { installPageHelpers } from "./page-helpers.mjs";
 
 const QUOTA = 3_000_000;
 const GRACE_SECS = 2;
@@ -51,53 +52,13 @@ async function untilNone(remaining, what, bound = COLLECT_BOUND_MS) {
 
 // ---- in the page --------------------------------------------------------------
 
-/** Runs in the page: imports the package and defines helpers on `window.T`. */
-async function installHelpers() {
-  const coffer = await import("/pkg/coffer.js");
-  await coffer.default();
-  window.coffer = coffer;
-  window.files = new Map(); // name → { bytes, manifest, stat, spaceId }
-  window.T = {
-    /** `n` deterministic pseudo-random bytes (xorshift32). */
-    bytes(n, seed) {
-      const out = new Uint8Array(n);
-      let x = seed >>> 0 || 1;
-      for (let i = 0; i < n; i++) {
-        x ^= x << 13;
-        x >>>= 0;
-        x ^= x >>> 17;
-        x ^= x << 5;
-        x >>>= 0;
-        out[i] = x & 0xff;
-      }
-      return out;
-    },
-    /** "same", or where two byte arrays first differ. */
-    compare(a, b) {
-      if (!(a instanceof Uint8Array)) return `not a Uint8Array: ${Object.prototype.toString.call(a)}`;
-      if (a.length !== b.length) return `length ${a.length}, expected ${b.length}`;
-      for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return `differs at byte ${i}`;
-      return "same";
-    },
-    /** `{ ok: true, value }` or `{ ok: false, code, name, message }`: rejections as data. */
-    async settle(promise) {
-      try {
-        return { ok: true, value: await promise };
-      } catch (e) {
-        return { ok: false, code: e?.code, name: e?.name, message: String(e?.message ?? e) };
-      }
-    },
-    async signUp(prefix) {
-      const username = `${prefix}-${crypto.randomUUID().slice(0, 12)}`;
-      return coffer.Client.signUp({ url: location.origin, username, password: `pw-${username}`, remember: "none" });
-    },
-  };
-}
-
 async function openPage(browser, url) {
   const { page } = await newPage(browser);
   await page.goto(`${url}/pkg/package.json`);
-  await page.evaluate(installHelpers);
+  await page.evaluate(installPageHelpers);
+  await page.evaluate(() => {
+    window.files = new Map(); // name → { bytes, manifest, stat, spaceId }
+  });
   return page;
 }
 

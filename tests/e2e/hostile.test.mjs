@@ -21,6 +21,7 @@ import { after, before, describe, it } from "node:test";
 
 import { closeQuietly, cofferUrl, launch, newPage } from "./browser.mjs";
 import { rewriteJson, sendEndless, sendJson, startHostile } from "./hostile.mjs";
+import { installPageHelpers } from "./page-helpers.mjs";
 
 const MiB = 1024 * 1024;
 /**
@@ -33,35 +34,14 @@ const KV_VALUE_CAP = 2 * 256 * 1024 + 64 * 1024;
 /** One page of a list: 1,000 entries of at most 4 KiB, and 64 KiB more. */
 const LIST_CAP = 1000 * 4096 + 64 * 1024;
 
-/** Runs in the page: imports the package from the hostile origin, defines `window.T`. */
-async function installHelpers() {
-  const coffer = await import("/pkg/coffer.js");
-  const wasm = await coffer.default();
-  window.coffer = coffer;
-  window.T = {
-    /** Bytes of wasm linear memory now (it only ever grows). */
-    memory: () => wasm.memory.buffer.byteLength,
-    /** `{ ok: true, value }` or `{ ok: false, code, message }`: rejections as data. */
-    async settle(promise) {
-      try {
-        return { ok: true, value: await promise };
-      } catch (e) {
-        return { ok: false, code: e?.code, name: e?.name, message: String(e?.message ?? e) };
-      }
-    },
+/** Runs in the page after `installPageHelpers`: this suite's own helpers on `window.T`. */
+function installHostileHelpers() {
+  Object.assign(window.T, {
     /** A list call's ids (of `key`) and its `skipped`, or its rejection. */
     async listing(promise, key) {
       const out = await T.settle(promise);
       if (!out.ok) return out;
       return { ok: true, ids: out.value.map((e) => e[key]), skipped: out.value.skipped, keys: Object.keys(out.value) };
-    },
-    async signUp(prefix) {
-      const username = `${prefix}-${crypto.randomUUID().slice(0, 12)}`;
-      return coffer.Client.signUp({ url: location.origin, username, password: `pw-${username}`, remember: "none" });
-    },
-    /** `n` bytes of a simple pattern. */
-    bytes(n, seed) {
-      return Uint8Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff);
     },
     /** An invite token with one byte of its space key flipped (its secret still valid). */
     tamperKey(token) {
@@ -73,7 +53,7 @@ async function installHelpers() {
       const text = btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
       return prefix + text;
     },
-  };
+  });
 }
 
 describe("a hostile accelerator", { timeout: 300_000 }, () => {
@@ -86,7 +66,8 @@ describe("a hostile accelerator", { timeout: 300_000 }, () => {
     browser = await launch();
     ({ page } = await newPage(browser));
     await page.goto(`${hostile.url}/pkg/package.json`);
-    await page.evaluate(installHelpers);
+    await page.evaluate(installPageHelpers);
+    await page.evaluate(installHostileHelpers);
     await page.evaluate(async () => {
       window.ada = await T.signUp("hostile");
       window.space = await ada.space.create({ name: "Ada's" });
