@@ -34,11 +34,14 @@ pub enum ErrorCode {
     Aborted,
     /// An unexpected failure on the accelerator; the request may be retried.
     Internal,
+    /// One of the SDK's file workers stopped mid-call (it crashed or ran out of
+    /// memory): the call failed and committed nothing; it may be retried.
+    WorkerFailed,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order (a unit test keeps it complete).
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::NotFound,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
@@ -51,6 +54,7 @@ impl ErrorCode {
         ErrorCode::RateLimited,
         ErrorCode::Aborted,
         ErrorCode::Internal,
+        ErrorCode::WorkerFailed,
     ];
 
     /// The stable string form, as used on the wire and in JavaScript.
@@ -68,6 +72,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "RateLimited",
             ErrorCode::Aborted => "Aborted",
             ErrorCode::Internal => "Internal",
+            ErrorCode::WorkerFailed => "WorkerFailed",
         }
     }
 
@@ -85,8 +90,15 @@ impl ErrorCode {
             ErrorCode::Conflict => 409,
             ErrorCode::RateLimited => 429,
             ErrorCode::Aborted => 499,
-            ErrorCode::Internal => 500,
+            ErrorCode::Internal | ErrorCode::WorkerFailed => 500,
         }
+    }
+}
+
+impl ErrorCode {
+    /// The code whose [`as_str`](Self::as_str) is `text`.
+    pub fn from_name(text: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|code| code.as_str() == text)
     }
 }
 
@@ -117,9 +129,18 @@ mod tests {
                 ErrorCode::RateLimited => 9,
                 ErrorCode::Aborted => 10,
                 ErrorCode::Internal => 11,
+                ErrorCode::WorkerFailed => 12,
             };
             assert_eq!(position, i, "{code}");
         }
+    }
+
+    #[test]
+    fn names_read_back() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::from_name(code.as_str()), Some(code));
+        }
+        assert_eq!(ErrorCode::from_name("internal"), None);
     }
 
     #[test]

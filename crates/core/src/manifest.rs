@@ -266,6 +266,21 @@ pub struct ChunkRef {
 }
 
 impl ChunkRef {
+    /// Its binary form, as a chunk-table node lists it: key ‖ addresses.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(CHUNK_KEY_LEN + ADDRESS_LEN * self.shards.len());
+        self.write(&mut out);
+        out
+    }
+
+    /// Decodes the binary form of a ref written with `params`.
+    pub fn from_bytes(bytes: &[u8], params: FileParams) -> Result<ChunkRef, ManifestError> {
+        if bytes.len() != params.ref_len() {
+            return Err(ManifestError::Inconsistent);
+        }
+        Ok(ChunkRef::read(bytes))
+    }
+
     fn write(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(self.key.as_bytes());
         for address in &self.shards {

@@ -1,11 +1,151 @@
-//! The pure steps of moving a file, between the formats and the network: turning a
-//! sealed chunk into addressed shards (writing), and walking a manifest's chunk tree
-//! in file order (reading). The SDK does the I/O around them.
+//! The pure steps of moving a file, between the formats and the network: what to
+//! store next and in what order (writing, [`ChunkWriter`]), turning a sealed chunk
+//! into addressed shards, and walking a manifest's chunk tree in file order
+//! (reading, [`ChunkWalk`]). The SDK does the I/O around them.
 
 use crate::chunk::{ChunkKey, ChunkPos};
 use crate::erasure::{self, ErasureError};
-use crate::manifest::{ChunkRef, ChunkTable, FileParams, Manifest, ManifestError};
+use crate::manifest::{
+    ChunkRef, ChunkTable, FileParams, Finish, MANIFEST_KEY_LEN, Manifest, ManifestBuilder, ManifestError, TableNode,
+};
 use crate::shard::ShardAddress;
+
+/// One thing a writer must store next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Put {
+    /// Data chunk `index`: read the file's bytes `start..end`, seal them at
+    /// [`ChunkPos::Data`]`(index)` under a fresh key, store the shards and report the
+    /// ref with [`ChunkWriter::data_stored`]. Several may be in flight at once;
+    /// reports come in file order.
+    Data {
+        /// Its index in the file.
+        index: u64,
+        /// First plaintext byte.
+        start: u64,
+        /// One past its last plaintext byte.
+        end: u64,
+    },
+    /// A chunk-table node: seal it at its position under a fresh key, store it and
+    /// report the ref with [`ChunkWriter::table_stored`] before any other report.
+    Table(TableNode),
+    /// Every step so far is handed out: report one in flight, then ask again.
+    Wait,
+    /// Everything is stored.
+    Done(Stored),
+}
+
+/// A finished write: what the commit sends.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// The manifest text: the file's read capability.
+    pub manifest: String,
+    /// Every shard the file stored (data chunks and table nodes), for the commit.
+    pub shards: Vec<ShardAddress>,
+}
+
+// Debug output never shows the manifest (a capability).
+impl std::fmt::Debug for Stored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Stored {{ manifest: <{} characters>, shards: {} }}", self.manifest.len(), self.shards.len())
+    }
+}
+
+/// Says what to store, in an order that keeps memory bounded: the write protocol as
+/// [`ChunkWalk`] is the read walk. The writer keeps up to as many data chunks in
+/// flight as it likes, asking [`next_step`](Self::next_step) for more while there
+/// is room, and [`Put::Wait`] when it should report one first. Table nodes (one per
+/// `fanout` refs of a level) and the manifest come from the [`ManifestBuilder`]
+/// inside, so at most one table node per level is ever held.
+pub struct ChunkWriter {
+    builder: ManifestBuilder,
+    size: u64,
+    /// Data chunks handed out.
+    handed: u64,
+    /// Data chunks reported stored (in order).
+    reported: u64,
+    /// A table node ready to hand out.
+    ready: Option<TableNode>,
+    /// A table node handed out and not yet reported.
+    table_out: bool,
+    /// Every shard stored so far.
+    shards: Vec<ShardAddress>,
+}
+
+impl ChunkWriter {
+    /// Starts writing a file of `size` bytes with `metadata` (JSON text);
+    /// `manifest_key` must be 32 fresh random bytes.
+    pub fn new(
+        params: FileParams,
+        size: u64,
+        metadata: &str,
+        manifest_key: [u8; MANIFEST_KEY_LEN],
+    ) -> Result<Self, ManifestError> {
+        let builder = ManifestBuilder::new(params, size, metadata, manifest_key)?;
+        let shards = Vec::with_capacity(
+            usize::try_from(builder.chunk_count()).unwrap_or(0).saturating_mul(params.total_shards()),
+        );
+        Ok(ChunkWriter { builder, size, handed: 0, reported: 0, ready: None, table_out: false, shards })
+    }
+
+    /// The parameters the file is written with.
+    pub fn params(&self) -> FileParams {
+        self.builder.params()
+    }
+
+    /// The next thing to store.
+    pub fn next_step(&mut self) -> Result<Put, ManifestError> {
+        if let Some(node) = self.ready.take() {
+            self.table_out = true;
+            return Ok(Put::Table(node));
+        }
+        let count = self.builder.chunk_count();
+        if self.handed < count {
+            let index = self.handed;
+            let start = index * u64::from(self.params().chunk_size);
+            let end = (start + u64::from(self.params().chunk_size)).min(self.size);
+            self.handed += 1;
+            return Ok(Put::Data { index, start, end });
+        }
+        if self.table_out || self.reported < count {
+            return Ok(Put::Wait);
+        }
+        match self.builder.finish()? {
+            Finish::StoreTable(node) => {
+                self.table_out = true;
+                Ok(Put::Table(node))
+            }
+            Finish::Manifest(manifest) => Ok(Put::Done(Stored { manifest, shards: std::mem::take(&mut self.shards) })),
+        }
+    }
+
+    /// Reports data chunk `index` stored; chunks are reported in file order, and not
+    /// while a table node is out.
+    pub fn data_stored(&mut self, index: u64, chunk_ref: ChunkRef) -> Result<(), ManifestError> {
+        if index != self.reported || index >= self.handed {
+            return Err(ManifestError::Sequence("report data chunks in file order, each once, after handing it out"));
+        }
+        if self.table_out || self.ready.is_some() {
+            return Err(ManifestError::Sequence("store the table node handed out, then report more chunks"));
+        }
+        let shards = chunk_ref.shards.clone();
+        self.ready = self.builder.push_chunk(chunk_ref)?;
+        self.shards.extend(shards);
+        self.reported += 1;
+        Ok(())
+    }
+
+    /// Reports the table node handed out last stored.
+    pub fn table_stored(&mut self, chunk_ref: ChunkRef) -> Result<(), ManifestError> {
+        if !self.table_out {
+            return Err(ManifestError::Sequence("table_stored without a table node handed out"));
+        }
+        let shards = chunk_ref.shards.clone();
+        self.ready = self.builder.table_stored(chunk_ref)?;
+        self.shards.extend(shards);
+        self.table_out = false;
+        Ok(())
+    }
+}
 
 /// A sealed chunk (or table node) cut into shards, ready to upload.
 pub struct EncodedChunk {
@@ -101,11 +241,11 @@ mod tests {
 
     use super::*;
     use crate::chunk::{open_at, seal_at};
-    use crate::manifest::{Finish, ManifestBuilder, TableNode};
 
-    /// Writes `file` through the builder into an in-memory shard store, then reads it
-    /// back through the walk; returns the bytes read and the tree depth.
-    fn round_trip(file: &[u8], params: FileParams) -> (Vec<u8>, u8) {
+    /// Writes `file` through the writer into an in-memory shard store, up to
+    /// `window` data chunks in flight, then reads it back through the walk; returns
+    /// the bytes read and the tree depth.
+    fn round_trip(file: &[u8], params: FileParams, window: usize) -> (Vec<u8>, u8) {
         let mut store: HashMap<ShardAddress, Vec<u8>> = HashMap::new();
         let mut next_key = 0u8;
         let mut put = |pos: ChunkPos, plaintext: &[u8]| -> ChunkRef {
@@ -118,23 +258,29 @@ mod tests {
             }
             encoded.chunk_ref
         };
-        let mut builder = ManifestBuilder::new(params, file.len() as u64, "{}", [9; 32]).unwrap();
-        let tables =
-            |b: &mut ManifestBuilder, mut node: Option<TableNode>, put: &mut dyn FnMut(ChunkPos, &[u8]) -> ChunkRef| {
-                while let Some(n) = node {
-                    node = b.table_stored(put(n.pos, &n.plaintext)).unwrap();
+        let mut writer = ChunkWriter::new(params, file.len() as u64, "{}", [9; 32]).unwrap();
+        let mut in_flight = std::collections::VecDeque::new();
+        let stored = loop {
+            let step = if in_flight.len() < window { writer.next_step().unwrap() } else { Put::Wait };
+            match step {
+                Put::Data { index, start, end } => {
+                    in_flight.push_back((index, put(ChunkPos::Data(index), &file[start as usize..end as usize])))
                 }
-            };
-        for (i, chunk) in file.chunks(params.chunk_size as usize).enumerate() {
-            let node = builder.push_chunk(put(ChunkPos::Data(i as u64), chunk)).unwrap();
-            tables(&mut builder, node, &mut put);
-        }
-        let text = loop {
-            match builder.finish().unwrap() {
-                Finish::Manifest(text) => break text,
-                Finish::StoreTable(node) => tables(&mut builder, Some(node), &mut put),
+                Put::Table(node) => writer.table_stored(put(node.pos, &node.plaintext)).unwrap(),
+                Put::Wait => {
+                    let (index, chunk_ref) = in_flight.pop_front().expect("Wait only while chunks are in flight");
+                    writer.data_stored(index, chunk_ref).unwrap();
+                }
+                Put::Done(stored) => break stored,
             }
         };
+        assert!(in_flight.is_empty());
+        let mut listed = stored.shards.clone();
+        listed.sort();
+        let mut held: Vec<_> = store.keys().copied().collect();
+        held.sort();
+        assert_eq!(listed, held, "the commit lists exactly the shards stored");
+        let text = stored.manifest;
 
         let manifest = Manifest::parse(&text).unwrap();
         let depth = manifest.depth();
@@ -166,11 +312,13 @@ mod tests {
         let params = FileParams { chunk_size: 1024, data_shards: 2, parity_shards: 1 };
         for size in [0usize, 1, 1023, 1024, 1025, 10 * 1024, 40 * 1024 + 7] {
             let file: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
-            let (back, _) = round_trip(&file, params);
-            assert_eq!(back, file, "size {size}");
+            for window in [1, 3, 64] {
+                let (back, _) = round_trip(&file, params, window);
+                assert_eq!(back, file, "size {size}, {window} in flight");
+            }
         }
         let file = vec![5u8; 40 * 1024];
-        assert!(round_trip(&file, params).1 >= 2, "the test reaches a two-level table");
+        assert!(round_trip(&file, params, 3).1 >= 2, "the test reaches a two-level table");
     }
 
     #[test]
@@ -188,5 +336,28 @@ mod tests {
         );
         assert_eq!(walk.next_step().unwrap(), None);
         assert!(walk.table_opened(b"x").is_err());
+    }
+
+    #[test]
+    fn reports_out_of_order_are_refused() {
+        let params = FileParams { chunk_size: 1024, data_shards: 2, parity_shards: 1 };
+        let chunk_ref = |n: u8| ChunkRef {
+            key: ChunkKey::from_bytes([n; 32]),
+            shards: (0..3).map(|i| ShardAddress::of(&[n, i])).collect(),
+        };
+        let mut writer = ChunkWriter::new(params, 3000, "{}", [1; 32]).unwrap();
+        assert!(writer.data_stored(0, chunk_ref(0)).is_err(), "a chunk not handed out");
+        assert!(matches!(writer.next_step().unwrap(), Put::Data { index: 0, start: 0, end: 1024 }));
+        assert!(matches!(writer.next_step().unwrap(), Put::Data { index: 1, .. }));
+        assert!(matches!(writer.next_step().unwrap(), Put::Data { index: 2, start: 2048, end: 3000 }));
+        assert_eq!(writer.next_step().unwrap(), Put::Wait);
+        assert!(writer.data_stored(1, chunk_ref(1)).is_err(), "chunk 1 before chunk 0");
+        assert!(writer.table_stored(chunk_ref(9)).is_err(), "no table node is out");
+        writer.data_stored(0, chunk_ref(0)).unwrap();
+        assert!(writer.data_stored(0, chunk_ref(0)).is_err(), "chunk 0 twice");
+        writer.data_stored(1, chunk_ref(1)).unwrap();
+        writer.data_stored(2, chunk_ref(2)).unwrap();
+        let Put::Done(stored) = writer.next_step().unwrap() else { panic!("three chunks fit inline") };
+        assert_eq!(stored.shards.len(), 9);
     }
 }
