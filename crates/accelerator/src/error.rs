@@ -5,6 +5,7 @@
 //! [`ErrorBody`] `{code, message}`: never plain text, never a `Debug` dump. Details
 //! of internal failures are logged, not sent.
 
+use coffer_core::Coded;
 use std::borrow::Cow;
 use std::time::Duration;
 

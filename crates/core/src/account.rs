@@ -12,8 +12,8 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::ErrorCode;
 use crate::primitives::{NONCE_LEN, TAG_LEN, hkdf32, open, push_lp, seal};
+use crate::{Coded, ErrorCode};
 
 /// HKDF label of the Ed25519 login key seed.
 pub const LABEL_LOGIN_KEY: &[u8] = b"coffer/v1/login-key";
@@ -93,9 +93,9 @@ pub enum AccountError {
     BadSignature,
 }
 
-impl AccountError {
+impl Coded for AccountError {
     /// The stable code for this failure.
-    pub fn code(&self) -> ErrorCode {
+    fn code(&self) -> ErrorCode {
         match self {
             AccountError::KdfParams | AccountError::Malformed => ErrorCode::InvalidInput,
             AccountError::UnknownVersion(_) => ErrorCode::InvalidInput,

@@ -13,8 +13,8 @@
 
 use zeroize::Zeroizing;
 
-use crate::ErrorCode;
 use crate::primitives::{NONCE_LEN, TAG_LEN, open, seal};
+use crate::{Coded, ErrorCode};
 
 /// Bytes in a chunk key.
 pub const CHUNK_KEY_LEN: usize = 32;
@@ -46,9 +46,9 @@ pub enum ChunkError {
     Decrypt,
 }
 
-impl ChunkError {
+impl Coded for ChunkError {
     /// The stable code for this failure.
-    pub fn code(&self) -> ErrorCode {
+    fn code(&self) -> ErrorCode {
         ErrorCode::Integrity
     }
 }

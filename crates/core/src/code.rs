@@ -95,6 +95,13 @@ impl ErrorCode {
     }
 }
 
+/// Every error family of the core: a message that says what to do (`Display`) and a
+/// stable code. The SDK turns any of them into a JS error through one conversion.
+pub trait Coded: std::fmt::Display {
+    /// The stable code for this failure.
+    fn code(&self) -> ErrorCode;
+}
+
 impl ErrorCode {
     /// The code whose [`as_str`](Self::as_str) is `text`.
     pub fn from_name(text: &str) -> Option<ErrorCode> {

@@ -13,8 +13,8 @@
 
 use reed_solomon_erasure::galois_8::ReedSolomon;
 
-use crate::ErrorCode;
 use crate::shard::ShardAddress;
+use crate::{Coded, ErrorCode};
 
 /// Fewest data shards per chunk.
 pub const MIN_DATA_SHARDS: usize = 1;
@@ -62,9 +62,9 @@ pub enum ErasureError {
     },
 }
 
-impl ErasureError {
+impl Coded for ErasureError {
     /// The stable code for this failure.
-    pub fn code(&self) -> ErrorCode {
+    fn code(&self) -> ErrorCode {
         match self {
             ErasureError::Shape { .. } | ErasureError::ShardCount { .. } => ErrorCode::InvalidInput,
             ErasureError::TooFewShards { .. } => ErrorCode::Integrity,
@@ -93,22 +93,55 @@ fn codec(data: usize, parity: usize) -> Result<ReedSolomon, ErasureError> {
     ReedSolomon::new(data, parity).map_err(|_| ErasureError::Shape { data, parity })
 }
 
+/// `data + parity` shards of equal length, back to back in one buffer: what
+/// [`encode_with`] fills, so a writer copies its bytes in once and hands the
+/// shards out as views.
+pub struct Stripes {
+    bytes: Vec<u8>,
+    shard_len: usize,
+}
+
+impl Stripes {
+    /// Bytes in each shard.
+    pub fn shard_len(&self) -> usize {
+        self.shard_len
+    }
+
+    /// Shard `i`: data shards first, then parity.
+    pub fn shard(&self, i: usize) -> &[u8] {
+        &self.bytes[i * self.shard_len..(i + 1) * self.shard_len]
+    }
+
+    /// Every shard, in order.
+    pub fn shards(&self) -> impl Iterator<Item = &[u8]> {
+        self.bytes.chunks_exact(self.shard_len)
+    }
+}
+
+/// Erasure-codes `len` bytes that `fill` writes into the start of a zeroed buffer of
+/// `data + parity` shards of [`shard_len`] bytes (the last data shard is zero-padded),
+/// then computes the parity shards in place. The bytes are copied once, by `fill`,
+/// from wherever they are.
+pub fn encode_with(
+    len: usize,
+    data: usize,
+    parity: usize,
+    fill: impl FnOnce(&mut [u8]),
+) -> Result<Stripes, ErasureError> {
+    let rs = codec(data, parity)?;
+    let shard_len = shard_len(len, data);
+    let mut bytes = vec![0u8; (data + parity) * shard_len];
+    fill(&mut bytes[..len]);
+    let mut shards: Vec<&mut [u8]> = bytes.chunks_exact_mut(shard_len).collect();
+    rs.encode(&mut shards).map_err(|_| ErasureError::Shape { data, parity })?;
+    Ok(Stripes { bytes, shard_len })
+}
+
 /// Splits `bytes` into `data` data shards and `parity` parity shards, each
 /// [`shard_len`] bytes; the last data shard is zero-padded.
 pub fn encode(bytes: &[u8], data: usize, parity: usize) -> Result<Vec<Vec<u8>>, ErasureError> {
-    let rs = codec(data, parity)?;
-    let len = shard_len(bytes.len(), data);
-    let mut shards: Vec<Vec<u8>> = (0..data + parity)
-        .map(|i| {
-            let start = (i * len).min(bytes.len());
-            let end = ((i + 1) * len).min(bytes.len());
-            let mut shard = if i < data { bytes[start..end].to_vec() } else { Vec::new() };
-            shard.resize(len, 0);
-            shard
-        })
-        .collect();
-    rs.encode(&mut shards).map_err(|_| ErasureError::Shape { data, parity })?;
-    Ok(shards)
+    let stripes = encode_with(bytes.len(), data, parity, |buffer| buffer.copy_from_slice(bytes))?;
+    Ok(stripes.shards().map(<[u8]>::to_vec).collect())
 }
 
 /// Turns every shard that is not `shard_len` bytes long or does not match its

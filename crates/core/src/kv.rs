@@ -10,11 +10,11 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::ErrorCode;
 use crate::account::RootSecret;
 use crate::b64;
 use crate::primitives::{NONCE_LEN, TAG_LEN, hkdf32, open, push_lp, seal};
 use crate::proto::KvValue;
+use crate::{Coded, ErrorCode};
 
 /// HKDF label of the kv seal key (DESIGN §3: kv key = HKDF(root, "coffer/v1/kv")).
 pub const LABEL_KV_SEAL: &[u8] = b"coffer/v1/kv";
@@ -51,9 +51,9 @@ pub enum KvError {
     NotJson,
 }
 
-impl KvError {
+impl Coded for KvError {
     /// The stable code for this failure.
-    pub fn code(&self) -> ErrorCode {
+    fn code(&self) -> ErrorCode {
         ErrorCode::Integrity
     }
 }

@@ -40,4 +40,4 @@ pub mod shard;
 pub mod space;
 pub mod validate;
 
-pub use code::ErrorCode;
+pub use code::{Coded, ErrorCode};

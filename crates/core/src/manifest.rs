@@ -31,12 +31,12 @@
 
 use zeroize::Zeroizing;
 
-use crate::ErrorCode;
 use crate::b64;
 use crate::chunk::{CHUNK_KEY_LEN, CHUNK_OVERHEAD, ChunkKey, ChunkPos};
 use crate::erasure;
 use crate::primitives::{NONCE_LEN, TAG_LEN, open, push_lp, seal};
 use crate::shard::{ADDRESS_LEN, ShardAddress};
+use crate::{Coded, ErrorCode};
 
 /// The manifest format version this SDK writes and reads.
 pub const MANIFEST_VERSION: u8 = 1;
@@ -145,9 +145,9 @@ pub enum ManifestError {
     NoSuchPosition,
 }
 
-impl ManifestError {
+impl Coded for ManifestError {
     /// The stable code for this failure.
-    pub fn code(&self) -> ErrorCode {
+    fn code(&self) -> ErrorCode {
         match self {
             ManifestError::Tampered | ManifestError::Inconsistent => ErrorCode::Integrity,
             ManifestError::FileTooLarge { .. } | ManifestError::MetadataTooLarge { .. } => ErrorCode::TooLarge,

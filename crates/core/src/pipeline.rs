@@ -157,9 +157,30 @@ pub struct EncodedChunk {
 
 /// Erasure-codes sealed bytes and addresses every shard.
 pub fn encode_sealed(key: ChunkKey, sealed: &[u8], params: FileParams) -> Result<EncodedChunk, ErasureError> {
-    let shards = erasure::encode(sealed, params.data(), params.parity())?;
-    let addresses = shards.iter().map(|s| ShardAddress::of(s)).collect();
-    Ok(EncodedChunk { chunk_ref: ChunkRef { key, shards: addresses }, shards })
+    let striped = encode_sealed_with(key, sealed.len(), params, |buffer| buffer.copy_from_slice(sealed))?;
+    let shards = striped.stripes.shards().map(<[u8]>::to_vec).collect();
+    Ok(EncodedChunk { chunk_ref: striped.chunk_ref, shards })
+}
+
+/// A sealed chunk cut into shards that lie back to back in one buffer.
+pub struct StripedChunk {
+    /// Its key and shard addresses, for the manifest.
+    pub chunk_ref: ChunkRef,
+    /// Data shards then parity shards, in the order of `chunk_ref.shards`.
+    pub stripes: erasure::Stripes,
+}
+
+/// Erasure-codes `len` sealed bytes that `fill` copies in (once, from wherever they
+/// are) and addresses every shard.
+pub fn encode_sealed_with(
+    key: ChunkKey,
+    len: usize,
+    params: FileParams,
+    fill: impl FnOnce(&mut [u8]),
+) -> Result<StripedChunk, ErasureError> {
+    let stripes = erasure::encode_with(len, params.data(), params.parity(), fill)?;
+    let addresses = stripes.shards().map(ShardAddress::of).collect();
+    Ok(StripedChunk { chunk_ref: ChunkRef { key, shards: addresses }, stripes })
 }
 
 /// One thing a reader must fetch next.

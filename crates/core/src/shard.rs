@@ -13,7 +13,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::ErrorCode;
+use crate::{Coded, ErrorCode};
 
 /// Bytes in a shard address (a BLAKE3-256 output).
 pub const ADDRESS_LEN: usize = 32;
@@ -29,9 +29,9 @@ pub enum ShardError {
     BadAddress,
 }
 
-impl ShardError {
+impl Coded for ShardError {
     /// The stable code for this failure.
-    pub fn code(&self) -> ErrorCode {
+    fn code(&self) -> ErrorCode {
         ErrorCode::InvalidInput
     }
 }

@@ -11,12 +11,12 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::ErrorCode;
 use crate::b64;
 use crate::manifest::MAX_MANIFEST_LEN;
 use crate::primitives::{NONCE_LEN, TAG_LEN, hkdf32, open, push_lp, seal};
 use crate::proto::storage::FileEntry;
 use crate::validate::{self, ValidationError};
+use crate::{Coded, ErrorCode};
 
 /// Bytes in a space key.
 pub const SPACE_KEY_LEN: usize = 32;
@@ -95,9 +95,9 @@ pub enum SpaceError {
     Invalid(#[from] ValidationError),
 }
 
-impl SpaceError {
+impl Coded for SpaceError {
     /// The stable code for this failure.
-    pub fn code(&self) -> ErrorCode {
+    fn code(&self) -> ErrorCode {
         match self {
             SpaceError::UnknownInviteVersion(_) | SpaceError::BadInvite | SpaceError::ManifestTooLong => {
                 ErrorCode::InvalidInput

@@ -1,7 +1,7 @@
 //! What a username, a collection, an id and a kv value may be. The SDK checks these
 //! before anything leaves the browser; the accelerator checks them again.
 
-use crate::ErrorCode;
+use crate::{Coded, ErrorCode};
 
 /// Longest collection name or id, in UTF-8 bytes.
 pub const MAX_NAME_BYTES: usize = 256;
@@ -57,9 +57,9 @@ pub enum ValidationError {
     NotJson(String),
 }
 
-impl ValidationError {
+impl Coded for ValidationError {
     /// The stable code for this failure.
-    pub fn code(&self) -> ErrorCode {
+    fn code(&self) -> ErrorCode {
         match self {
             ValidationError::ValueTooLarge { .. } => ErrorCode::TooLarge,
             _ => ErrorCode::InvalidInput,

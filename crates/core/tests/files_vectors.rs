@@ -17,6 +17,7 @@ mod files_common;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
+use coffer_core::Coded;
 use coffer_core::b64;
 use coffer_core::chunk::{ChunkKey, ChunkPos, open_at, seal_at};
 use coffer_core::erasure;

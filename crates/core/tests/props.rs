@@ -2,6 +2,7 @@
 //! Failures are persisted in `crates/core/proptest-regressions/props.txt` (commit it
 //! when it appears: those cases then run first, every time).
 
+use coffer_core::Coded;
 use coffer_core::account::{
     AccountError, KdfParams, LoginChallenge, PasswordKey, RootSecret, WRAPPED_ROOT_LEN, WRAPPED_ROOT_VERSION,
     verify_login,

@@ -3,6 +3,7 @@
 //! message shows up as a reviewable diff. After an intended change:
 //! `INSTA_UPDATE=always cargo test -p coffer-core --test snapshots`, then review the diff.
 
+use coffer_core::Coded;
 use coffer_core::account::{self, AccountError, KdfParams, PasswordKey, RootSecret, derive_password_key};
 use coffer_core::kv::{KvError, KvKeys, KvScope};
 use coffer_core::proto::*;

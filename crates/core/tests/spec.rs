@@ -1,6 +1,7 @@
 //! Keeps SPEC.md and the code from drifting apart: its constants table, its error-code
 //! table and its JSON examples are checked against the code.
 
+use coffer_core::Coded;
 use coffer_core::account::{self, KdfParams};
 use coffer_core::kv;
 use coffer_core::proto::{ClientFrame, KvValue, ServerFrame};

@@ -17,6 +17,7 @@
 
 mod common;
 
+use coffer_core::Coded;
 use coffer_core::account::{
     self, AccountError, KdfParams, LoginChallenge, PasswordKey, RootSecret, check_public_key, derive_password_key,
     verify_login,

@@ -21,8 +21,8 @@ use super::{
     ChallengeResponse, ErrorBody, KvDeleteResponse, KvGetResponse, KvListResponse, KvWriteResponse, SaltResponse,
     SessionInfo, SessionResponse,
 };
-use crate::ErrorCode;
 use crate::validate::MAX_VALUE_BYTES;
+use crate::{Coded, ErrorCode};
 
 /// Cap of every answer of a fixed shape (a session, a salt, a space, a file entry, an
 /// error). The largest valid one is a batch of 256 missing shard addresses (~17 KiB);
@@ -86,9 +86,9 @@ pub struct PageWalk {
 #[error("the accelerator's list pages do not advance (an empty page, or the same cursor again)")]
 pub struct PagesStalled;
 
-impl PagesStalled {
+impl Coded for PagesStalled {
     /// The stable code: `Integrity` (no honest accelerator answers this way).
-    pub fn code(&self) -> ErrorCode {
+    fn code(&self) -> ErrorCode {
         ErrorCode::Integrity
     }
 }
@@ -121,9 +121,9 @@ pub struct AnswerTooLarge {
     pub cap: usize,
 }
 
-impl AnswerTooLarge {
+impl Coded for AnswerTooLarge {
     /// The stable code: `TooLarge`.
-    pub fn code(&self) -> ErrorCode {
+    fn code(&self) -> ErrorCode {
         ErrorCode::TooLarge
     }
 }

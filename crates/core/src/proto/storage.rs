@@ -32,9 +32,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ErrorCode;
 use crate::shard::ShardAddress;
 use crate::space::SpaceError;
+use crate::{Coded, ErrorCode};
 
 /// The largest shard a `PUT` accepts: the largest chunk (16 MiB) sealed (+16-byte
 /// tag) in one data shard, with room to spare.
@@ -332,11 +332,11 @@ pub enum BatchError {
     CutShort,
 }
 
-impl BatchError {
+impl Coded for BatchError {
     /// The stable code: `Integrity` when the accelerator sent what no valid answer
     /// holds; `Network` for an answer cut short (a dropped connection looks like
     /// that, and a retry may help).
-    pub fn code(&self) -> ErrorCode {
+    fn code(&self) -> ErrorCode {
         match self {
             BatchError::LongShard { .. } | BatchError::TrailingBytes { .. } => ErrorCode::Integrity,
             BatchError::CutShort => ErrorCode::Network,
@@ -352,19 +352,60 @@ impl BatchError {
 /// before anything is allocated: a length prefix over `shard_len` is refused at once
 /// ([`BatchError::LongShard`]), and so is any byte after the last frame. A shorter
 /// shard is kept: it is simply a bad shard, which erasure decoding treats as missing.
-/// At most [`ShardBatchDecoder::max_len`] bytes are ever accepted.
+/// At most [`ShardBatchDecoder::max_len`] bytes are ever accepted. The shards land back
+/// to back in one buffer ([`ShardBatch`]), so whole data shards are already the
+/// sealed chunk, joined.
 #[derive(Debug)]
 pub struct ShardBatchDecoder {
     count: usize,
     shard_len: usize,
     /// Bytes accepted so far.
     taken: usize,
-    /// The shards read so far, in request order.
-    shards: Vec<Option<Vec<u8>>>,
+    /// The shards read so far, shard `i` at `i × shard_len`.
+    batch: ShardBatch,
     /// The length prefix being read and how many of its bytes arrived.
     prefix: ([u8; 4], usize),
-    /// The shard being read and its announced length (already checked).
-    body: Option<(Vec<u8>, usize)>,
+    /// The shard being read: bytes arrived, and its announced length (already checked).
+    body: Option<(usize, usize)>,
+}
+
+/// The shards of a batch answer, in request order, back to back in one buffer:
+/// shard `i` starts at `i × shard_len` (a short shard is followed by zeros).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShardBatch {
+    bytes: Vec<u8>,
+    shard_len: usize,
+    /// Each shard's length as it arrived; `None` when it was absent.
+    lens: Vec<Option<usize>>,
+}
+
+impl ShardBatch {
+    /// Shard `i` as it arrived; `None` if absent.
+    pub fn shard(&self, i: usize) -> Option<&[u8]> {
+        let len = (*self.lens.get(i)?)?;
+        Some(&self.bytes[i * self.shard_len..i * self.shard_len + len])
+    }
+
+    /// Every shard, copied out one by one (for erasure decoding).
+    pub fn into_shards(self) -> Vec<Option<Vec<u8>>> {
+        (0..self.lens.len()).map(|i| self.shard(i).map(<[u8]>::to_vec)).collect()
+    }
+
+    /// The sealed chunk of `len` bytes these shards are the data shards of, without a
+    /// copy — when every one of them is whole and matches its address (in
+    /// `addresses`, one per shard). Otherwise the batch comes back, to be rebuilt.
+    pub fn into_sealed(mut self, addresses: &[ShardAddress], len: usize) -> Result<Vec<u8>, ShardBatch> {
+        let whole = self.lens.len() == addresses.len()
+            && self.lens.len() * self.shard_len >= len
+            && (0..self.lens.len()).all(|i| {
+                self.lens[i] == Some(self.shard_len) && self.shard(i).is_some_and(|s| addresses[i].matches(s))
+            });
+        if !whole {
+            return Err(self);
+        }
+        self.bytes.truncate(len);
+        Ok(self.bytes)
+    }
 }
 
 impl ShardBatchDecoder {
@@ -374,7 +415,11 @@ impl ShardBatchDecoder {
             count,
             shard_len,
             taken: 0,
-            shards: Vec::with_capacity(count.min(MAX_BATCH_ADDRESSES)),
+            batch: ShardBatch {
+                bytes: Vec::new(),
+                shard_len,
+                lens: Vec::with_capacity(count.min(MAX_BATCH_ADDRESSES)),
+            },
             prefix: ([0; 4], 0),
             body: None,
         }
@@ -395,7 +440,7 @@ impl ShardBatchDecoder {
     pub fn push(&mut self, mut bytes: &[u8]) -> Result<(), BatchError> {
         while !bytes.is_empty() {
             let used = match self.body.take() {
-                Some((shard, len)) => self.take_body(shard, len, bytes),
+                Some((have, len)) => self.take_body(have, len, bytes),
                 None => self.take_prefix(bytes)?,
             };
             self.taken += used;
@@ -406,23 +451,29 @@ impl ShardBatchDecoder {
 
     /// Every shard, once the answer has ended.
     pub fn finish(self) -> Result<Vec<Option<Vec<u8>>>, BatchError> {
-        let complete = self.shards.len() == self.count && self.body.is_none() && self.prefix.1 == 0;
-        if complete { Ok(self.shards) } else { Err(BatchError::CutShort) }
+        self.finish_batch().map(ShardBatch::into_shards)
     }
 
-    fn take_body(&mut self, mut shard: Vec<u8>, len: usize, bytes: &[u8]) -> usize {
-        let used = (len - shard.len()).min(bytes.len());
-        shard.extend_from_slice(&bytes[..used]);
-        if shard.len() == len {
-            self.shards.push(Some(shard));
+    /// Every shard, in one buffer, once the answer has ended.
+    pub fn finish_batch(self) -> Result<ShardBatch, BatchError> {
+        let complete = self.batch.lens.len() == self.count && self.body.is_none() && self.prefix.1 == 0;
+        if complete { Ok(self.batch) } else { Err(BatchError::CutShort) }
+    }
+
+    fn take_body(&mut self, have: usize, len: usize, bytes: &[u8]) -> usize {
+        let used = (len - have).min(bytes.len());
+        let start = self.batch.lens.len() * self.shard_len + have;
+        self.batch.bytes[start..start + used].copy_from_slice(&bytes[..used]);
+        if have + used == len {
+            self.batch.lens.push(Some(len));
         } else {
-            self.body = Some((shard, len));
+            self.body = Some((have + used, len));
         }
         used
     }
 
     fn take_prefix(&mut self, bytes: &[u8]) -> Result<usize, BatchError> {
-        if self.shards.len() == self.count {
+        if self.batch.lens.len() == self.count {
             return Err(BatchError::TrailingBytes { count: self.count });
         }
         let (prefix, have) = &mut self.prefix;
@@ -438,20 +489,21 @@ impl ShardBatchDecoder {
     }
 
     fn start_frame(&mut self, declared: u32) -> Result<(), BatchError> {
+        let index = self.batch.lens.len();
         if declared == SHARD_ABSENT {
-            self.shards.push(None);
+            self.batch.lens.push(None);
             return Ok(());
         }
         let len = declared as usize;
         if len > self.shard_len {
-            return Err(BatchError::LongShard { index: self.shards.len(), declared, expected: self.shard_len });
+            return Err(BatchError::LongShard { index, declared, expected: self.shard_len });
         }
-        // Checked above: at most one shard's worth, known from the manifest.
-        let shard = Vec::with_capacity(len);
+        // Checked above: at most one more shard's worth, known from the manifest.
+        self.batch.bytes.resize((index + 1) * self.shard_len, 0);
         if len == 0 {
-            self.shards.push(Some(shard));
+            self.batch.lens.push(Some(0));
         } else {
-            self.body = Some((shard, len));
+            self.body = Some((0, len));
         }
         Ok(())
     }
@@ -509,5 +561,33 @@ mod tests {
         full.push(&encode_shard_batch([Some(&[9, 9][..])])).unwrap();
         assert_eq!(full.room(), 0);
         assert_eq!(full.push(&[0]), Err(BatchError::TrailingBytes { count: 1 }));
+    }
+
+    fn batch_of(shards: &[Option<&[u8]>], shard_len: usize) -> ShardBatch {
+        let mut decoder = ShardBatchDecoder::new(shards.len(), shard_len);
+        decoder.push(&encode_shard_batch(shards.iter().copied())).unwrap();
+        decoder.finish_batch().unwrap()
+    }
+
+    #[test]
+    fn whole_data_shards_are_the_sealed_chunk_and_anything_less_is_handed_back() {
+        let sealed: Vec<u8> = (0..10).collect();
+        let shards = crate::erasure::encode(&sealed, 4, 2).unwrap();
+        let addresses: Vec<_> = shards.iter().map(|s| ShardAddress::of(s)).collect();
+        let data: Vec<Option<&[u8]>> = shards[..4].iter().map(|s| Some(&s[..])).collect();
+        assert_eq!(batch_of(&data, 3).into_sealed(&addresses[..4], 10), Ok(sealed.clone()));
+
+        let mut damaged = shards[1].clone();
+        damaged[0] ^= 1;
+        let mut bad = data.clone();
+        bad[1] = Some(&damaged);
+        let back = batch_of(&bad, 3).into_sealed(&addresses[..4], 10).unwrap_err();
+        assert_eq!(back.shard(1), Some(&damaged[..]), "the batch comes back as it arrived");
+        let mut missing = data.clone();
+        missing[3] = None;
+        let back = batch_of(&missing, 3).into_sealed(&addresses[..4], 10).unwrap_err();
+        assert_eq!(back.into_shards()[3], None);
+        let short = [Some(&shards[0][..2]), data[1], data[2], data[3]];
+        assert!(batch_of(&short, 3).into_sealed(&addresses[..4], 10).is_err(), "a short shard is not whole");
     }
 }

@@ -2,6 +2,7 @@
 //! store, built only from the core's public API — the SDK's file pipeline in small.
 #![allow(dead_code)]
 
+use coffer_core::Coded;
 use std::collections::HashMap;
 
 use coffer_core::ErrorCode;
