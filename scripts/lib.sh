@@ -2,11 +2,25 @@
 
 say() { printf '\033[1m%s:\033[0m %s\n' "$(basename "$0")" "$*"; }
 
-# Builds the npm package into pkg/ (wasm-pack, release, ES module for the web).
+# Builds the npm package into pkg/ (wasm-pack with the size-oriented `wasm-release`
+# profile of Cargo.toml, ES module for the web), then shrinks its wasm.
 build_package() {
-  say "building the npm package into pkg/ (wasm-pack build --target web)"
-  wasm-pack --log-level warn build --target web --release --out-dir pkg
+  say "building the npm package into pkg/ (wasm-pack build --target web --profile wasm-release, wasm-opt)"
+  wasm-pack --log-level warn build --target web --profile wasm-release --out-dir pkg
+  shrink_wasm pkg/coffer_bg.wasm
   node scripts/merge-pkg-template.mjs
+}
+
+# Optimises a wasm file in place for size with wasm-opt from npm's `binaryen` (pinned
+# in package.json; scripts/setup installs it). Not wasm-pack's own wasm-opt step (off
+# in Cargo.toml): wasm-pack runs whatever wasm-opt is on PATH — Debian's binaryen 108
+# breaks current Rust output — or downloads binaryen from GitHub, which this network
+# refuses. The wasm features to allow come from the module's target_features section.
+# -Oz also drops the name section (function names: ~130 KB raw, ~37 KB gzipped);
+# -ocimfs 0 keeps binaryen from inlining functions into their only caller, which
+# made the module 13 KB larger gzipped (bench/package.mjs measures the result).
+shrink_wasm() {
+  node_modules/.bin/wasm-opt -Oz -ocimfs 0 --strip-producers --strip-target-features "$1" -o "$1"
 }
 
 # A TCP port nobody is listening on.
