@@ -2,15 +2,7 @@
 //! `name` is `"CofferError"`, whose `code` is a stable string (`NotFound`,
 //! `InvalidInput`, …) and whose message says what to do.
 
-use coffer_core::ErrorCode;
-use coffer_core::account::AccountError;
-use coffer_core::erasure::ErasureError;
-use coffer_core::kv::KvError;
-use coffer_core::manifest::ManifestError;
-use coffer_core::proto::answer::{AnswerTooLarge, PagesStalled};
-use coffer_core::proto::storage::BatchError;
-use coffer_core::space::SpaceError;
-use coffer_core::validate::ValidationError;
+use coffer_core::{Coded, ErrorCode};
 use wasm_bindgen::prelude::*;
 
 /// A failure on its way to JavaScript.
@@ -57,27 +49,11 @@ impl SdkError {
 
 /// Every core error family converts the same way: its own stable code and its
 /// message, which already says what to do.
-macro_rules! from_core_errors {
-    ($($family:ty),+ $(,)?) => {
-        $(impl From<$family> for SdkError {
-            fn from(e: $family) -> Self {
-                SdkError::new(e.code(), e.to_string())
-            }
-        })+
-    };
+impl<E: Coded> From<E> for SdkError {
+    fn from(e: E) -> Self {
+        SdkError::new(e.code(), e.to_string())
+    }
 }
-
-from_core_errors!(
-    ValidationError,
-    KvError,
-    AccountError,
-    SpaceError,
-    ManifestError,
-    ErasureError,
-    AnswerTooLarge,
-    PagesStalled,
-    BatchError,
-);
 
 impl From<SdkError> for JsValue {
     fn from(e: SdkError) -> JsValue {

@@ -18,9 +18,10 @@ use js_sys::{Function, Object, Reflect};
 use wasm_bindgen::prelude::*;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
-use crate::client::Inner;
 use crate::error::SdkError;
-use crate::events::EventKind;
+use crate::events::{EventKind, Events};
+use crate::http::Http;
+use crate::session::User;
 use crate::{json, timer};
 
 #[wasm_bindgen]
@@ -45,14 +46,22 @@ struct Handlers {
     _close: Closure<dyn FnMut(CloseEvent)>,
 }
 
+/// What a feed reads of its client.
+struct Parts {
+    http: Rc<Http>,
+    events: Rc<Events>,
+    user: Rc<User>,
+}
+
 /// One client's change feed.
 ///
-/// While it runs it holds its client: an app that keeps only the listener (and lets
-/// the `Client` object go) still gets its events. `stop` lets go, so a signed-out
-/// client, or one whose last listener was removed, can be collected.
+/// While it runs it holds what it reads of its client (the connection, the
+/// listeners, the user's keys): an app that keeps only the listener (and lets the
+/// `Client` object go) still gets its events. `stop` lets go, so a signed-out client,
+/// or one whose last listener was removed, can be collected.
 pub struct Feed {
-    /// The client's state, held until `stop`.
-    inner: RefCell<Option<Rc<Inner>>>,
+    /// What the feed reads of its client, held until `stop`.
+    parts: RefCell<Option<Rc<Parts>>>,
     /// The current socket, if connected or connecting.
     socket: RefCell<Option<WebSocket>>,
     /// Handlers of the current socket. Replaced only from `connect`, never from
@@ -69,10 +78,10 @@ pub struct Feed {
 }
 
 impl Feed {
-    /// Starts a feed that delivers changes after `since`.
-    pub fn start(inner: Rc<Inner>, since: u64) -> Rc<Feed> {
+    /// Starts a feed for `user` that delivers changes after `since` to `events`.
+    pub fn start(http: Rc<Http>, events: Rc<Events>, user: Rc<User>, since: u64) -> Rc<Feed> {
         let feed = Rc::new(Feed {
-            inner: RefCell::new(Some(inner)),
+            parts: RefCell::new(Some(Rc::new(Parts { http, events, user }))),
             socket: RefCell::new(None),
             handlers: RefCell::new(None),
             last_seq: Cell::new(since),
@@ -84,9 +93,9 @@ impl Feed {
         feed
     }
 
-    /// The client, while the feed runs.
-    fn inner(&self) -> Option<Rc<Inner>> {
-        self.inner.borrow().clone()
+    /// The client's parts, while the feed runs.
+    fn parts(&self) -> Option<Rc<Parts>> {
+        self.parts.borrow().clone()
     }
 
     /// The last sequence number delivered, to resume from later.
@@ -97,7 +106,7 @@ impl Feed {
     /// Closes the socket for good and lets go of the client.
     pub fn stop(&self) {
         self.stopped.set(true);
-        let inner = self.inner.borrow_mut().take();
+        let parts = self.parts.borrow_mut().take();
         if let Some(timer) = self.timer.borrow_mut().take() {
             clear_timeout(&timer);
         }
@@ -110,14 +119,14 @@ impl Feed {
             socket.set_onclose(None);
             let _ = socket.close();
         }
-        drop(inner);
+        drop(parts);
     }
 
     fn connect(self: &Rc<Self>) {
         if self.stopped.get() {
             return;
         }
-        let Some(inner) = self.inner() else { return };
+        let Some(parts) = self.parts() else { return };
         // Replacing the old socket's handlers is safe here: this runs from a timer or
         // from `start`, never inside one of them.
         if let Some(old) = self.socket.borrow_mut().take() {
@@ -126,7 +135,7 @@ impl Feed {
             old.set_onclose(None);
             let _ = old.close();
         }
-        let socket = match WebSocket::new(&inner.http.feed_url()) {
+        let socket = match WebSocket::new(&parts.http.feed_url()) {
             Ok(socket) => socket,
             Err(_) => return self.retry_later(),
         };
@@ -173,8 +182,8 @@ impl Feed {
     }
 
     fn on_open(&self) {
-        let Some(inner) = self.inner() else { return };
-        let Some(token) = inner.http.token() else {
+        let Some(parts) = self.parts() else { return };
+        let Some(token) = parts.http.token() else {
             return self.stop();
         };
         self.send(&ClientFrame::Auth { token, since: Some(self.last_seq.get()) });
@@ -221,10 +230,10 @@ impl Feed {
             ServerFrame::Change(change) => self.on_change(change),
             ServerFrame::Resync { seq } => {
                 self.last_seq.set(seq);
-                if let Some(inner) = self.inner() {
+                if let Some(parts) = self.parts() {
                     let payload = Object::new();
                     let _ = Reflect::set(&payload, &"seq".into(), &JsValue::from_f64(seq as f64));
-                    inner.events.emit(EventKind::Resync, payload.into());
+                    parts.events.emit(EventKind::Resync, payload.into());
                 }
             }
             ServerFrame::Error(body) => {
@@ -247,8 +256,8 @@ impl Feed {
         if change.collection.starts_with(RESERVED_PREFIX) {
             return;
         }
-        let Some(inner) = self.inner() else { return };
-        let Ok(user) = inner.user() else { return };
+        let Some(parts) = self.parts() else { return };
+        let user = &parts.user;
         let payload = Object::new();
         let set = |k: &str, v: &JsValue| {
             let _ = Reflect::set(&payload, &k.into(), v);
@@ -275,6 +284,6 @@ impl Feed {
                 set("error", &e.into());
             }
         }
-        inner.events.emit(EventKind::Change, payload.into());
+        parts.events.emit(EventKind::Change, payload.into());
     }
 }

@@ -20,6 +20,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{AbortSignal, ReadableStreamDefaultReader, Request, RequestInit, Response};
 
+use crate::copies;
 use crate::error::{SdkError, SdkResult, describe_js};
 
 #[wasm_bindgen]
@@ -102,7 +103,7 @@ impl Http {
     }
 
     /// `PUT path` with a binary body, expecting no answer body.
-    pub async fn put_bytes(&self, path: &str, bytes: &[u8], signal: Option<&AbortSignal>) -> SdkResult<()> {
+    pub async fn put_bytes(&self, path: &str, bytes: &Uint8Array, signal: Option<&AbortSignal>) -> SdkResult<()> {
         self.send("PUT", path, Body::Bytes(bytes), signal).await.map(discard)
     }
 
@@ -136,8 +137,7 @@ impl Http {
                 Some("application/json")
             }
             Body::Bytes(bytes) => {
-                // Copied into a JS buffer: a view on wasm memory could move under fetch.
-                init.set_body(&js_sys::Uint8Array::from(&bytes[..]));
+                init.set_body(bytes);
                 Some("application/octet-stream")
             }
         };
@@ -181,7 +181,7 @@ enum Body<'a> {
     /// JSON text.
     Json(String),
     /// Raw bytes.
-    Bytes(&'a [u8]),
+    Bytes(&'a Uint8Array),
 }
 
 impl Body<'_> {
@@ -257,6 +257,8 @@ async fn pump(
         let len = (chunk.length() as usize).min(sink.room().saturating_add(1));
         scratch.resize(len, 0);
         chunk.subarray(0, len as u32).copy_to(&mut scratch);
+        // Into wasm memory, then into the sink's own buffer.
+        copies::copied(2 * len);
         sink.push(&scratch)?;
     }
 }

@@ -7,9 +7,9 @@ use coffer_core::space::SpaceKey;
 use coffer_core::{ErrorCode, b64};
 use serde::{Deserialize, Serialize};
 
-use crate::client::Inner;
 use crate::error::{SdkError, SdkResult};
 use crate::kv;
+use crate::session::Session;
 
 /// The reserved collection of space keys.
 pub const SPACES: &str = "$spaces";
@@ -43,11 +43,11 @@ impl Keyring {
 }
 
 /// The key of a space, if this account holds it.
-pub async fn find(inner: &Inner, space_id: &str) -> SdkResult<Option<SpaceKey>> {
-    if let Some(key) = inner.keyring.cached(space_id) {
+pub async fn find(session: &Session, space_id: &str) -> SdkResult<Option<SpaceKey>> {
+    if let Some(key) = session.keyring.cached(space_id) {
         return Ok(Some(key));
     }
-    let Some(text) = kv::fetch(inner, SPACES.into(), space_id.into()).await? else {
+    let Some(text) = kv::fetch(session, SPACES.into(), space_id.into()).await? else {
         return Ok(None);
     };
     let entry: Entry = serde_json::from_str(&text)
@@ -55,13 +55,13 @@ pub async fn find(inner: &Inner, space_id: &str) -> SdkResult<Option<SpaceKey>> 
     let bytes = b64::decode_array::<32>(&entry.key)
         .ok_or_else(|| SdkError::new(ErrorCode::Integrity, "a stored space key is malformed"))?;
     let key = SpaceKey::from_bytes(bytes);
-    inner.keyring.remember(space_id, &key);
+    session.keyring.remember(space_id, &key);
     Ok(Some(key))
 }
 
 /// The key of a space, or `Forbidden` if this account holds none.
-pub async fn require(inner: &Inner, space_id: &str) -> SdkResult<SpaceKey> {
-    find(inner, space_id).await?.ok_or_else(|| {
+pub async fn require(session: &Session, space_id: &str) -> SdkResult<SpaceKey> {
+    find(session, space_id).await?.ok_or_else(|| {
         SdkError::new(
             ErrorCode::Forbidden,
             format!("this account is not a member of space {space_id:?} (no key for it): join it with an invite first"),
@@ -70,16 +70,16 @@ pub async fn require(inner: &Inner, space_id: &str) -> SdkResult<SpaceKey> {
 }
 
 /// Records a space key (sealed) for this account.
-pub async fn store(inner: &Inner, space_id: &str, key: &SpaceKey) -> SdkResult<()> {
+pub async fn store(session: &Session, space_id: &str, key: &SpaceKey) -> SdkResult<()> {
     let entry = Entry { key: b64::encode(key.as_bytes()) };
     let text = serde_json::to_string(&entry).expect("entries serialize");
-    kv::put(inner, SPACES.into(), space_id.into(), &text, true).await?;
-    inner.keyring.remember(space_id, key);
+    kv::put(session, SPACES.into(), space_id.into(), &text, true).await?;
+    session.keyring.remember(space_id, key);
     Ok(())
 }
 
 /// Forgets a space key (after leaving the space).
-pub async fn forget(inner: &Inner, space_id: &str) -> SdkResult<()> {
-    inner.keyring.cache.borrow_mut().remove(space_id);
-    kv::remove(inner, SPACES.into(), space_id.into()).await.map(drop)
+pub async fn forget(session: &Session, space_id: &str) -> SdkResult<()> {
+    session.keyring.cache.borrow_mut().remove(space_id);
+    kv::remove(session, SPACES.into(), space_id.into()).await.map(drop)
 }

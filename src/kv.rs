@@ -12,18 +12,18 @@ use coffer_core::validate;
 use js_sys::{Array, Function, Promise};
 use wasm_bindgen::prelude::*;
 
-use crate::client::{Inner, call};
 use crate::error::{SdkError, SdkResult};
 use crate::events::EventKind;
 use crate::json;
 use crate::options::{Options, string_arg};
 use crate::random;
+use crate::session::{Session, call};
 
 /// The per-user encrypted key/value store (`client.kv`). Typed in the `.d.ts` by
 /// the `Kv` interface in `types.d.ts`.
 #[wasm_bindgen]
 pub struct Kv {
-    inner: Rc<Inner>,
+    session: Rc<Session>,
 }
 
 /// A collection and id from JS arguments, checked.
@@ -37,8 +37,8 @@ fn key(collection: &JsValue, id: &JsValue) -> SdkResult<(String, String)> {
 
 impl Kv {
     /// A handle on the client's store.
-    pub fn new(inner: Rc<Inner>) -> Self {
-        Kv { inner }
+    pub fn new(session: Rc<Session>) -> Self {
+        Kv { session }
     }
 }
 
@@ -46,39 +46,39 @@ impl Kv {
 // for the SDK's own `$` collections (`$spaces`, `$files`).
 
 /// Seals (or MACs) JSON text and stores it.
-pub(crate) async fn put(inner: &Inner, collection: String, id: String, json: &str, encrypt: bool) -> SdkResult<()> {
-    let user = inner.user()?;
+pub(crate) async fn put(session: &Session, collection: String, id: String, json: &str, encrypt: bool) -> SdkResult<()> {
+    let user = session.user()?;
     let scope = KvScope { user_id: &user.user_id, collection: &collection, id: &id };
     let value = user.kv.encode(&scope, json, encrypt, random::bytes());
-    let _: KvWriteResponse = inner.http.post("/v1/kv/set", &KvSetRequest { collection, id, value }).await?;
+    let _: KvWriteResponse = session.http.post("/v1/kv/set", &KvSetRequest { collection, id, value }).await?;
     Ok(())
 }
 
 /// The JSON text stored under a key, authenticated; `None` if there is none.
-pub(crate) async fn fetch(inner: &Inner, collection: String, id: String) -> SdkResult<Option<String>> {
-    let user = inner.user()?;
+pub(crate) async fn fetch(session: &Session, collection: String, id: String) -> SdkResult<Option<String>> {
+    let user = session.user()?;
     let request = KvKeyRequest { collection, id };
-    let found: KvGetResponse = inner.http.post("/v1/kv/get", &request).await?;
+    let found: KvGetResponse = session.http.post("/v1/kv/get", &request).await?;
     let Some(value) = found.value else { return Ok(None) };
     let scope = KvScope { user_id: &user.user_id, collection: &request.collection, id: &request.id };
     Ok(Some(user.kv.decode(&scope, &value)?))
 }
 
 /// Deletes a key; whether it existed.
-pub(crate) async fn remove(inner: &Inner, collection: String, id: String) -> SdkResult<bool> {
-    inner.user()?;
-    let answer: KvDeleteResponse = inner.http.post("/v1/kv/delete", &KvKeyRequest { collection, id }).await?;
+pub(crate) async fn remove(session: &Session, collection: String, id: String) -> SdkResult<bool> {
+    session.user()?;
+    let answer: KvDeleteResponse = session.http.post("/v1/kv/delete", &KvKeyRequest { collection, id }).await?;
     Ok(answer.existed)
 }
 
 /// The ids of a collection, sorted.
-pub(crate) async fn ids(inner: &Inner, collection: String) -> SdkResult<Vec<String>> {
-    inner.user()?;
+pub(crate) async fn ids(session: &Session, collection: String) -> SdkResult<Vec<String>> {
+    session.user()?;
     let (mut ids, mut pages) = (Vec::new(), PageWalk::default());
     while let Some(after) = pages.next_after() {
         let page = PageQuery { after: after.map(str::to_owned), limit: None };
         let request = KvListRequest { collection: collection.clone(), page };
-        let answer: KvListResponse = inner.http.post("/v1/kv/list", &request).await?;
+        let answer: KvListResponse = session.http.post("/v1/kv/list", &request).await?;
         pages.answered(answer.ids.len(), answer.next)?;
         ids.extend(answer.ids);
     }
@@ -97,8 +97,8 @@ impl Kv {
             validate::value_json(&text)?;
             Ok::<_, SdkError>((collection, id, encrypt, text))
         })();
-        call(&self.inner, prepared, move |inner, (collection, id, encrypt, text)| async move {
-            put(&inner, collection, id, &text, encrypt).await?;
+        call(&self.session, prepared, move |session, (collection, id, encrypt, text)| async move {
+            put(&session, collection, id, &text, encrypt).await?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -106,8 +106,8 @@ impl Kv {
     /// Reads a value (decrypting it here), or `null` if there is none.
     #[wasm_bindgen(skip_typescript)]
     pub fn get(&self, collection: JsValue, id: JsValue) -> Promise {
-        call(&self.inner, key(&collection, &id), move |inner, (collection, id)| async move {
-            match fetch(&inner, collection, id).await? {
+        call(&self.session, key(&collection, &id), move |session, (collection, id)| async move {
+            match fetch(&session, collection, id).await? {
                 Some(text) => json::parse(&text),
                 None => Ok(JsValue::NULL),
             }
@@ -117,8 +117,8 @@ impl Kv {
     /// Deletes a value; resolves to whether it existed.
     #[wasm_bindgen(skip_typescript)]
     pub fn delete(&self, collection: JsValue, id: JsValue) -> Promise {
-        call(&self.inner, key(&collection, &id), move |inner, (collection, id)| async move {
-            Ok(JsValue::from_bool(remove(&inner, collection, id).await?))
+        call(&self.session, key(&collection, &id), move |session, (collection, id)| async move {
+            Ok(JsValue::from_bool(remove(&session, collection, id).await?))
         })
     }
 
@@ -126,13 +126,13 @@ impl Kv {
     #[wasm_bindgen(skip_typescript)]
     pub fn list(&self, collection: JsValue) -> Promise {
         call(
-            &self.inner,
+            &self.session,
             string_arg(&collection, "collection").and_then(|c| {
                 validate::collection(&c)?;
                 Ok(c)
             }),
-            move |inner, collection| async move {
-                let ids = ids(&inner, collection).await?;
+            move |session, collection| async move {
+                let ids = ids(&session, collection).await?;
                 Ok(JsValue::from(ids.into_iter().map(JsValue::from).collect::<Array>()))
             },
         )
@@ -145,14 +145,14 @@ impl Kv {
         let listener: Function = listener
             .dyn_into()
             .map_err(|_| SdkError::invalid("kv.on(event, listener): listener must be a function"))?;
-        self.inner.user()?;
-        let id = self.inner.events.add(kind, listener);
-        self.inner.ensure_feed();
-        let inner = Rc::downgrade(&self.inner);
+        self.session.user()?;
+        let id = self.session.events.add(kind, listener);
+        self.session.ensure_feed();
+        let session = Rc::downgrade(&self.session);
         let off = Closure::<dyn FnMut()>::new(move || {
-            if let Some(inner) = inner.upgrade() {
-                inner.events.remove(id);
-                inner.stop_feed_if_unheard();
+            if let Some(session) = session.upgrade() {
+                session.events.remove(id);
+                session.stop_feed_if_unheard();
             }
         });
         Ok(off.into_js_value().unchecked_into())

@@ -8,6 +8,7 @@
 //! # Layout
 //!
 //! - [`client`] — `Client`: sign-up, sign-in, resume, anonymous, sign-out.
+//! - [`session`] — the state a client's calls share; the classes below hold it.
 //! - [`kv`] — `client.kv`: get / set / delete / list / on.
 //! - [`storage`] — `client.storage`: write, read (bytes, Blob, stream), list, delete.
 //! - [`spaces`] — `client.space`: create, list, invite, join, members, leave, usage.
@@ -20,6 +21,7 @@
 //! - [`remember`] — what `remember` keeps in session/local storage.
 //! - [`error`] — the one conversion to a JS `Error` with a stable `code`.
 //! - [`options`], [`json`], [`js`], [`random`], [`timer`] — small boundary helpers.
+//! - [`copies`] — the bytes the file pipeline copies, counted for the benchmark.
 //! - `types.d.ts` — the hand-written TypeScript merged into the generated `.d.ts`.
 //! - `bench` — with the `bench` feature only: per-chunk benchmark entry points for
 //!   `scripts/bench` (never in the shipped package).
@@ -28,6 +30,7 @@ pub mod auth;
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod client;
+pub mod copies;
 pub mod error;
 pub mod events;
 pub mod feed;
@@ -40,6 +43,7 @@ pub mod listing;
 pub mod options;
 pub mod random;
 pub mod remember;
+pub mod session;
 pub mod spaces;
 pub mod storage;
 pub mod timer;

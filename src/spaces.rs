@@ -15,24 +15,24 @@ use coffer_core::space::{self, InviteSecret, InviteToken, SpaceError, SpaceKey};
 use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 
-use crate::client::{Inner, call};
 use crate::error::{SdkError, SdkResult};
 use crate::js::{number, object};
 use crate::keyring;
 use crate::listing::{Listing, page_path};
 use crate::options::{Options, string_arg};
 use crate::random;
+use crate::session::{Session, call};
 
 /// Shared spaces (`client.space`). Typed in the `.d.ts` by the `Spaces` interface.
 #[wasm_bindgen]
 pub struct Spaces {
-    inner: Rc<Inner>,
+    session: Rc<Session>,
 }
 
 impl Spaces {
     /// A handle on the client's spaces.
-    pub fn new(inner: Rc<Inner>) -> Self {
-        Spaces { inner }
+    pub fn new(session: Rc<Session>) -> Self {
+        Spaces { session }
     }
 }
 
@@ -65,8 +65,8 @@ pub fn space_path(space_id: &str) -> SdkResult<String> {
 
 /// A space as JS sees it: `{ id, name, role, createdAt }`; the name is `null` when
 /// this account holds no key for the space, and `Integrity` when it does not open.
-async fn describe(inner: &Inner, info: &SpaceInfo) -> SdkResult<JsValue> {
-    let name = match keyring::find(inner, &info.space_id).await? {
+async fn describe(session: &Session, info: &SpaceInfo) -> SdkResult<JsValue> {
+    let name = match keyring::find(session, &info.space_id).await? {
         Some(key) => {
             let sealed = b64::decode(&info.sealed_name).ok_or(SpaceError::NameDecrypt)?;
             JsValue::from(space::open_space_name(&key, &info.space_id, &sealed)?)
@@ -93,26 +93,26 @@ impl Spaces {
     #[wasm_bindgen(skip_typescript)]
     pub fn create(&self, options: JsValue) -> Promise {
         call(
-            &self.inner,
+            &self.session,
             Options::new(&options, "space.create options").and_then(|o| o.string("name")),
-            move |inner, name| async move {
-                inner.user()?;
+            move |session, name| async move {
+                session.user()?;
                 let space_id = b64::encode(random::bytes::<16>());
                 let key = SpaceKey::from_bytes(random::bytes());
                 let sealed = space::seal_space_name(&key, &space_id, &name, random::bytes())?;
                 // The key is recorded before the space exists, so a space is never
                 // created whose key was lost on the way.
-                keyring::store(&inner, &space_id, &key).await?;
+                keyring::store(&session, &space_id, &key).await?;
                 let request = CreateSpaceRequest { space_id: space_id.clone(), sealed_name: b64::encode(sealed) };
-                let info: SpaceInfo = match inner.http.post("/v1/spaces", &request).await {
+                let info: SpaceInfo = match session.http.post("/v1/spaces", &request).await {
                     Ok(info) => info,
                     Err(e) => {
-                        let _ = keyring::forget(&inner, &space_id).await;
+                        let _ = keyring::forget(&session, &space_id).await;
                         return Err(e);
                     }
                 };
                 info.check_is(&space_id)?;
-                describe(&inner, &info).await
+                describe(&session, &info).await
             },
         )
     }
@@ -121,15 +121,15 @@ impl Spaces {
     /// malformed or whose name does not open is listed in `skipped` instead.
     #[wasm_bindgen(skip_typescript)]
     pub fn list(&self) -> Promise {
-        call(&self.inner, Ok(()), move |inner, ()| async move {
-            inner.user()?;
+        call(&self.session, Ok(()), move |session, ()| async move {
+            session.user()?;
             let (listing, mut pages) = (Listing::default(), PageWalk::default());
             while let Some(after) = pages.next_after() {
                 let answer: SpaceListResponse<Listed<SpaceInfo>> =
-                    inner.http.get(&page_path("/v1/spaces", after)).await?;
+                    session.http.get(&page_path("/v1/spaces", after)).await?;
                 pages.answered(answer.spaces.len(), answer.next)?;
                 for info in answer.spaces.into_iter().filter_map(|listed| listing.well_formed(listed)) {
-                    listing.add(&info.space_id, describe(&inner, &info).await)?;
+                    listing.add(&info.space_id, describe(&session, &info).await)?;
                 }
             }
             Ok(listing.finish())
@@ -148,9 +148,9 @@ impl Spaces {
             let max_uses = o.optional_number("maxUses")?;
             Ok::<_, SdkError>((space_id, role, expires_in_ms, max_uses))
         })();
-        call(&self.inner, parsed, move |inner, (space_id, role, expires_in_ms, max_uses)| async move {
-            inner.user()?;
-            let key = keyring::require(&inner, &space_id).await?;
+        call(&self.session, parsed, move |session, (space_id, role, expires_in_ms, max_uses)| async move {
+            session.user()?;
+            let key = keyring::require(&session, &space_id).await?;
             let secret = InviteSecret::from_bytes(random::bytes());
             let request = CreateInviteRequest {
                 secret_hash: b64::encode(space::invite_secret_hash(&space_id, &secret)),
@@ -158,7 +158,7 @@ impl Spaces {
                 expires_in_ms: expires_in_ms.map(|ms| ms as u64),
                 max_uses: max_uses.map(|n| n as u32),
             };
-            let _: InviteInfo = inner.http.post(&format!("{}/invites", space_path(&space_id)?), &request).await?;
+            let _: InviteInfo = session.http.post(&format!("{}/invites", space_path(&space_id)?), &request).await?;
             let token = InviteToken { space_id, space_key: key, secret };
             let text = token.encode()?;
             Ok(JsValue::from(text.as_str()))
@@ -174,25 +174,25 @@ impl Spaces {
     #[wasm_bindgen(skip_typescript)]
     pub fn join(&self, token: JsValue) -> Promise {
         call(
-            &self.inner,
+            &self.session,
             string_arg(&token, "token").and_then(|t| Ok(InviteToken::parse(&t)?)),
-            move |inner, token| async move {
-                inner.user()?;
-                token.check_held_key(keyring::find(&inner, &token.space_id).await?.as_ref())?;
+            move |session, token| async move {
+                session.user()?;
+                token.check_held_key(keyring::find(&session, &token.space_id).await?.as_ref())?;
                 let request =
                     JoinSpaceRequest { space_id: token.space_id.clone(), secret: b64::encode(token.secret.as_bytes()) };
-                let info: SpaceInfo = inner.http.post("/v1/spaces/join", &request).await?;
+                let info: SpaceInfo = session.http.post("/v1/spaces/join", &request).await?;
                 info.check_is(&token.space_id)?;
                 token.check_key(&b64::decode(&info.sealed_name).unwrap_or_default())?;
                 // Joining again is harmless (it does not use up the invite), so if the key
                 // cannot be recorded the caller can simply retry the join.
-                keyring::store(&inner, &token.space_id, &token.space_key).await.map_err(|e| {
+                keyring::store(&session, &token.space_id, &token.space_key).await.map_err(|e| {
                     SdkError::new(
                         e.code,
                         format!("joined the space, but could not save its key ({}); call join again", e.message),
                     )
                 })?;
-                describe(&inner, &info).await
+                describe(&session, &info).await
             },
         )
     }
@@ -201,12 +201,12 @@ impl Spaces {
     /// entry is listed in `skipped` instead.
     #[wasm_bindgen(skip_typescript)]
     pub fn members(&self, space_id: JsValue) -> Promise {
-        call(&self.inner, id_arg(&space_id), move |inner, space_id| async move {
-            inner.user()?;
+        call(&self.session, id_arg(&space_id), move |session, space_id| async move {
+            session.user()?;
             let path = format!("{}/members", space_path(&space_id)?);
             let (listing, mut pages) = (Listing::default(), PageWalk::default());
             while let Some(after) = pages.next_after() {
-                let answer: MembersResponse<Listed<Member>> = inner.http.get(&page_path(&path, after)).await?;
+                let answer: MembersResponse<Listed<Member>> = session.http.get(&page_path(&path, after)).await?;
                 pages.answered(answer.members.len(), answer.next)?;
                 for m in answer.members.into_iter().filter_map(|listed| listing.well_formed(listed)) {
                     listing.push(&object(&[
@@ -224,10 +224,10 @@ impl Spaces {
     /// Leaves a space (the last owner cannot leave while others remain).
     #[wasm_bindgen(skip_typescript)]
     pub fn leave(&self, space_id: JsValue) -> Promise {
-        call(&self.inner, id_arg(&space_id), move |inner, space_id| async move {
-            inner.user()?;
-            inner.http.post_empty(&format!("{}/leave", space_path(&space_id)?), &()).await?;
-            keyring::forget(&inner, &space_id).await?;
+        call(&self.session, id_arg(&space_id), move |session, space_id| async move {
+            session.user()?;
+            session.http.post_empty(&format!("{}/leave", space_path(&space_id)?), &()).await?;
+            keyring::forget(&session, &space_id).await?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -236,10 +236,10 @@ impl Spaces {
     #[wasm_bindgen(skip_typescript, js_name = removeMember)]
     pub fn remove_member(&self, space_id: JsValue, user_id: JsValue) -> Promise {
         let parsed = id_arg(&space_id).and_then(|s| Ok((s, string_arg(&user_id, "userId")?)));
-        call(&self.inner, parsed, move |inner, (space_id, user_id)| async move {
-            inner.user()?;
+        call(&self.session, parsed, move |session, (space_id, user_id)| async move {
+            session.user()?;
             let path = format!("{}/members/remove", space_path(&space_id)?);
-            inner.http.post_empty(&path, &RemoveMemberRequest { user_id }).await?;
+            session.http.post_empty(&path, &RemoveMemberRequest { user_id }).await?;
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -247,9 +247,9 @@ impl Spaces {
     /// The space's metered bytes: `{ usedBytes, quotaBytes }`.
     #[wasm_bindgen(skip_typescript)]
     pub fn usage(&self, space_id: JsValue) -> Promise {
-        call(&self.inner, id_arg(&space_id), move |inner, space_id| async move {
-            inner.user()?;
-            let answer: UsageResponse = inner.http.get(&format!("{}/usage", space_path(&space_id)?)).await?;
+        call(&self.session, id_arg(&space_id), move |session, space_id| async move {
+            session.user()?;
+            let answer: UsageResponse = session.http.get(&format!("{}/usage", space_path(&space_id)?)).await?;
             Ok(object(&[("usedBytes", number(answer.used_bytes)), ("quotaBytes", number(answer.quota_bytes))]))
         })
     }

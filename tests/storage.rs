@@ -203,8 +203,8 @@ async fn webcrypto_and_wasm_seal_identically_and_open_each_other() {
         let key = ChunkKey::from_bytes([len as u8 ^ 0x5a; 32]);
         let pos = ChunkPos::Data(index);
         let plain = pattern(len, index as u32);
-        let by_browser = cipher::seal(Engine::WebCrypto, &key, pos, &plain).await.unwrap();
-        let by_wasm = cipher::seal(Engine::Wasm, &key, pos, &plain).await.unwrap();
+        let by_browser = cipher::seal(Engine::WebCrypto, &key, pos, &plain).await.unwrap().to_vec();
+        let by_wasm = cipher::seal(Engine::Wasm, &key, pos, &plain).await.unwrap().to_vec();
         assert_eq!(by_browser, by_wasm, "same key, nonce and AAD give the same bytes ({len} bytes)");
         let opened = cipher::open(Engine::Wasm, &key, pos, &by_browser).await.unwrap();
         assert_eq!(opened.to_vec(), plain.to_vec());

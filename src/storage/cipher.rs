@@ -9,6 +9,7 @@ use js_sys::Uint8Array;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 
+use crate::copies;
 use crate::error::{SdkError, SdkResult};
 
 #[wasm_bindgen(inline_js = r#"
@@ -59,10 +60,14 @@ fn integrity(pos: ChunkPos) -> SdkError {
     )
 }
 
-/// Seals one chunk (plaintext in a JS buffer); returns ciphertext ‖ tag.
-pub async fn seal(engine: Engine, key: &ChunkKey, pos: ChunkPos, plaintext: &Uint8Array) -> SdkResult<Vec<u8>> {
+/// Seals one chunk (plaintext in a JS buffer); returns ciphertext ‖ tag in a JS
+/// buffer of its own.
+pub async fn seal(engine: Engine, key: &ChunkKey, pos: ChunkPos, plaintext: &Uint8Array) -> SdkResult<Uint8Array> {
     match engine {
-        Engine::Wasm => Ok(chunk::seal_at(key, pos, &plaintext.to_vec())),
+        Engine::Wasm => {
+            copies::copied(2 * plaintext.length() as usize);
+            Ok(Uint8Array::from(&chunk::seal_at(key, pos, &plaintext.to_vec())[..]))
+        }
         Engine::WebCrypto => {
             let promise = subtle_seal(
                 &Uint8Array::from(&key.as_bytes()[..]),
@@ -76,7 +81,7 @@ pub async fn seal(engine: Engine, key: &ChunkKey, pos: ChunkPos, plaintext: &Uin
                     format!("WebCrypto refused to seal: {}", crate::error::describe_js(&e)),
                 )
             })?;
-            Ok(Uint8Array::new(&sealed).to_vec())
+            Ok(sealed.unchecked_into())
         }
     }
 }
@@ -86,6 +91,7 @@ pub async fn open(engine: Engine, key: &ChunkKey, pos: ChunkPos, sealed: &[u8]) 
     match engine {
         Engine::Wasm => {
             let plain = chunk::open_at(key, pos, sealed).map_err(|_| integrity(pos))?;
+            copies::copied(plain.len());
             Ok(Uint8Array::from(&plain[..]))
         }
         Engine::WebCrypto => {
@@ -95,6 +101,7 @@ pub async fn open(engine: Engine, key: &ChunkKey, pos: ChunkPos, sealed: &[u8]) 
                 &Uint8Array::from(&pos.aad()[..]),
                 &Uint8Array::from(sealed),
             );
+            copies::copied(sealed.len());
             let plain = JsFuture::from(promise).await.map_err(|_| integrity(pos))?;
             Ok(plain.unchecked_into())
         }

@@ -1,20 +1,27 @@
 //! `client.storage`: files of any size in shared spaces, readable by anyone given
 //! their manifest.
 //!
-//! - [`write`] — chunk, seal, erasure-code, upload, commit.
+//! - [`write`] — the writer's steps in order, chunks in flight, commit.
 //! - [`read`] — walk, fetch, rebuild, open; bytes, Blob or stream.
+//! - [`chunk`] — one chunk end to end: seal, code, upload; fetch, rebuild, open.
+//! - [`pool`] — where chunks run: the page's module workers, or inline.
+//! - [`worker`] — the worker's side: runs the jobs the page posts.
 //! - [`shards`] — uploads with retry; reads that check every shard.
 //! - [`cipher`] — AES-256-GCM through WebCrypto, or wasm as the fallback.
 //! - [`source`] — `Uint8Array | Blob | File`, read slice by slice.
 //! - [`shared`] — the `$files` record behind `listFiles()`.
 
+pub mod chunk;
 pub mod cipher;
+pub mod pool;
 pub mod read;
 pub mod shards;
 pub mod shared;
 pub mod source;
+pub mod worker;
 pub mod write;
 
+use coffer_core::Coded;
 use std::rc::Rc;
 
 use coffer_core::manifest::{FileParams, Manifest};
@@ -26,13 +33,13 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use web_sys::AbortSignal;
 
-use crate::client::{Inner, call, rejected};
 use crate::error::{SdkError, SdkResult};
 use crate::js::{number, object};
 use crate::json;
 use crate::keyring;
 use crate::listing::{Listing, page_path};
 use crate::options::{Options, string_arg};
+use crate::session::{Session, call, rejected};
 use crate::spaces::space_path;
 use read::Output;
 use shared::SharedFile;
@@ -42,13 +49,13 @@ use write::WriteJob;
 /// File storage (`client.storage`). Typed in the `.d.ts` by the `Storage` interface.
 #[wasm_bindgen]
 pub struct Storage {
-    inner: Rc<Inner>,
+    session: Rc<Session>,
 }
 
 impl Storage {
     /// A handle on the client's storage.
-    pub fn new(inner: Rc<Inner>) -> Self {
-        Storage { inner }
+    pub fn new(session: Rc<Session>) -> Self {
+        Storage { session }
     }
 }
 
@@ -127,9 +134,14 @@ fn mime_of(manifest: &Manifest) -> Option<String> {
 }
 
 /// Reads a parsed manifest into `{ data, stat }`.
-async fn read_into(inner: Rc<Inner>, manifest: Manifest, stat: JsValue, options: ReadOptions) -> SdkResult<JsValue> {
+async fn read_into(
+    session: Rc<Session>,
+    manifest: Manifest,
+    stat: JsValue,
+    options: ReadOptions,
+) -> SdkResult<JsValue> {
     let mime = mime_of(&manifest);
-    let data = read::read(inner, manifest, options.output, mime, options.progress, options.signal).await?;
+    let data = read::read(session, manifest, options.output, mime, options.progress, options.signal).await?;
     Ok(object(&[("data", data), ("stat", stat)]))
 }
 
@@ -181,14 +193,14 @@ impl Storage {
             Ok(p) => p,
             Err(e) => return rejected(e),
         };
-        let inner = Rc::clone(&self.inner);
+        let session = Rc::clone(&self.session);
         // Not `call`: a failure after the commit rejects with an error that also
         // carries the result.
         future_to_promise(async move {
-            inner.user()?;
-            let space_key = keyring::require(&inner, &space_id).await?;
+            session.user()?;
+            let space_key = keyring::require(&session, &space_id).await?;
             let job = WriteJob { space_id, space_key, source, metadata: metadata.clone(), params, progress, signal };
-            let written = write::write(&inner, job).await?;
+            let written = write::write(&session, job).await?;
             let manifest = parse_manifest(&written.manifest)?;
             let stat = entry_stat(&written.entry, &manifest)?;
             let record = SharedFile {
@@ -200,7 +212,7 @@ impl Storage {
                 created_at: written.entry.created_at_ms,
             };
             let result = object(&[("stat", stat), ("manifest", written.manifest.as_str().into())]);
-            if let Err(e) = shared::record(&inner, &record).await {
+            if let Err(e) = shared::record(&session, &record).await {
                 // The file is committed; say so, and hand over what the caller needs.
                 let error: JsValue = SdkError::new(
                     e.code,
@@ -226,13 +238,13 @@ impl Storage {
             let path = format!("{}/files/{file_id}", space_path(&space_id)?);
             Ok::<_, SdkError>((space_id, file_id, path, read_options(options)?))
         })();
-        call(&self.inner, parsed, move |inner, (space_id, file_id, path, options)| async move {
-            inner.user()?;
-            let entry: FileEntry = inner.http.get(&path).await?;
-            let key = keyring::require(&inner, &space_id).await?;
+        call(&self.session, parsed, move |session, (space_id, file_id, path, options)| async move {
+            session.user()?;
+            let entry: FileEntry = session.http.get(&path).await?;
+            let key = keyring::require(&session, &space_id).await?;
             let manifest = parse_manifest(&space::open_file_entry(&key, &space_id, &file_id, &entry)?)?;
             let stat = entry_stat(&entry, &manifest)?;
-            read_into(inner, manifest, stat, options).await
+            read_into(session, manifest, stat, options).await
         })
     }
 
@@ -243,9 +255,9 @@ impl Storage {
             let text = string_arg(&manifest, "manifest")?;
             Ok::<_, SdkError>((parse_manifest(text.trim())?, read_options(options)?))
         })();
-        call(&self.inner, parsed, move |inner, (manifest, options)| async move {
+        call(&self.session, parsed, move |session, (manifest, options)| async move {
             let stat = stat_object(None, None, manifest.size(), manifest.metadata(), &[])?;
-            read_into(inner, manifest, stat, options).await
+            read_into(session, manifest, stat, options).await
         })
     }
 
@@ -255,14 +267,14 @@ impl Storage {
     #[wasm_bindgen(skip_typescript, js_name = listFiles)]
     pub fn list_files(&self, options: Option<JsValue>) -> Promise {
         call(
-            &self.inner,
+            &self.session,
             Options::optional(options, "listFiles options").and_then(|o| o.optional_string("spaceId")),
-            move |inner, space_id| async move {
-                inner.user()?;
+            move |session, space_id| async move {
+                session.user()?;
                 let listing = Listing::default();
                 match space_id {
                     None => {
-                        for file in shared::all(&inner, &listing).await? {
+                        for file in shared::all(&session, &listing).await? {
                             let stat = stat_object(
                                 Some(&file.file_id),
                                 Some(&file.space_id),
@@ -275,11 +287,11 @@ impl Storage {
                     }
                     Some(space_id) => {
                         let path = format!("{}/files", space_path(&space_id)?);
-                        let key = keyring::require(&inner, &space_id).await?;
+                        let key = keyring::require(&session, &space_id).await?;
                         let mut pages = PageWalk::default();
                         while let Some(after) = pages.next_after() {
                             let answer: FileListResponse<Listed<FileEntry>> =
-                                inner.http.get(&page_path(&path, after)).await?;
+                                session.http.get(&page_path(&path, after)).await?;
                             pages.answered(answer.files.len(), answer.next)?;
                             for entry in answer.files.into_iter().filter_map(|listed| listing.well_formed(listed)) {
                                 listing.add(&entry.file_id, listed_stat(&key, &space_id, &entry))?;
@@ -301,10 +313,10 @@ impl Storage {
             let path = format!("{}/files/{file_id}", space_path(&space_id)?);
             Ok::<_, SdkError>((space_id, file_id, path))
         })();
-        call(&self.inner, parsed, move |inner, (space_id, file_id, path)| async move {
-            inner.user()?;
-            let answer: DeleteFileResponse = inner.http.delete(&path).await?;
-            shared::forget(&inner, &space_id, &file_id).await?;
+        call(&self.session, parsed, move |session, (space_id, file_id, path)| async move {
+            session.user()?;
+            let answer: DeleteFileResponse = session.http.delete(&path).await?;
+            shared::forget(&session, &space_id, &file_id).await?;
             Ok(JsValue::from_bool(answer.existed))
         })
     }

@@ -1,13 +1,14 @@
 //! Reading a file from its manifest: walk the chunk tree in file order, fetch and
-//! rebuild each chunk (a few at once), open it, and hand the plaintext out as one
-//! `Uint8Array`, a `Blob`, or a `ReadableStream` pulled a chunk at a time.
+//! rebuild each chunk (a few at once, on workers where the page has them), open it,
+//! and hand the plaintext out as one `Uint8Array`, a `Blob`, or a `ReadableStream`
+//! pulled a chunk at a time.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use coffer_core::ErrorCode;
 use coffer_core::chunk::ChunkPos;
-use coffer_core::manifest::{ChunkRef, Manifest};
+use coffer_core::manifest::Manifest;
 use coffer_core::pipeline::{ChunkWalk, Step};
 use futures_util::StreamExt;
 use futures_util::stream::{self, LocalBoxStream};
@@ -16,15 +17,15 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use web_sys::{AbortSignal, Blob, BlobPropertyBag};
 
-use super::cipher::{self, Engine};
-use super::shards;
-use crate::client::Inner;
+use super::chunk::{LoadChunk, check_abort};
+use super::pool;
+use crate::copies;
 use crate::error::{SdkError, SdkResult};
 use crate::js::report_progress;
-use crate::timer;
+use crate::session::Session;
 
 /// Chunks fetched and opened ahead of the reader.
-const IN_FLIGHT: usize = 3;
+const IN_FLIGHT: usize = 4;
 /// Largest file returned as one `Uint8Array`; larger ones need `as: "blob" | "stream"`.
 const MAX_BYTES_OUTPUT: u64 = 2 * 1024 * 1024 * 1024;
 
@@ -71,26 +72,25 @@ impl Output {
 
 /// Walks the chunk tree, opening table nodes as it meets them.
 struct Walker {
-    inner: Rc<Inner>,
+    session: Rc<Session>,
     walk: ChunkWalk,
-    engine: Engine,
     signal: Option<AbortSignal>,
     /// Set after an error: the stream ends there.
     failed: bool,
 }
 
 impl Walker {
-    async fn next_data(&mut self) -> SdkResult<Option<(u64, ChunkRef, usize)>> {
+    async fn next_data(&mut self) -> SdkResult<Option<LoadChunk>> {
         let params = self.walk.manifest().params();
         loop {
             match self.walk.next_step()? {
                 None => return Ok(None),
-                Some(Step::Data { index, chunk_ref, sealed_len }) => return Ok(Some((index, chunk_ref, sealed_len))),
+                Some(Step::Data { index, chunk_ref, sealed_len }) => {
+                    return Ok(Some(LoadChunk { pos: ChunkPos::Data(index), params, chunk_ref, sealed_len }));
+                }
                 Some(Step::Table { pos, chunk_ref, sealed_len }) => {
-                    let sealed =
-                        shards::fetch_chunk(&self.inner.http, &chunk_ref, params, sealed_len, self.signal.as_ref())
-                            .await?;
-                    let plain = cipher::open(self.engine, &chunk_ref.key, pos, &sealed).await?;
+                    let job = LoadChunk { pos, params, chunk_ref, sealed_len };
+                    let plain = pool::load(&self.session.http, job, self.signal.as_ref()).await?;
                     self.walk.table_opened(&plain.to_vec())?;
                 }
             }
@@ -100,19 +100,12 @@ impl Walker {
 
 /// The file's plaintext chunks, in order.
 pub fn chunks(
-    inner: Rc<Inner>,
+    session: Rc<Session>,
     manifest: Manifest,
     signal: Option<AbortSignal>,
 ) -> LocalBoxStream<'static, SdkResult<Uint8Array>> {
-    let params = manifest.params();
-    let engine = Engine::best();
-    let walker = Walker {
-        inner: Rc::clone(&inner),
-        walk: ChunkWalk::new(manifest),
-        engine,
-        signal: signal.clone(),
-        failed: false,
-    };
+    let walker =
+        Walker { session: Rc::clone(&session), walk: ChunkWalk::new(manifest), signal: signal.clone(), failed: false };
     let steps = stream::unfold(walker, |mut w| async move {
         if w.failed {
             return None;
@@ -128,16 +121,12 @@ pub fn chunks(
     });
     steps
         .map(move |step| {
-            let inner = Rc::clone(&inner);
+            let session = Rc::clone(&session);
             let signal = signal.clone();
             async move {
-                let (index, chunk_ref, sealed_len) = step?;
-                if signal.as_ref().is_some_and(AbortSignal::aborted) {
-                    return Err(SdkError::aborted());
-                }
-                let sealed = shards::fetch_chunk(&inner.http, &chunk_ref, params, sealed_len, signal.as_ref()).await?;
-                timer::yield_now().await;
-                cipher::open(engine, &chunk_ref.key, ChunkPos::Data(index), &sealed).await
+                let job = step?;
+                check_abort(signal.as_ref())?;
+                pool::load(&session.http, job, signal.as_ref()).await
             }
         })
         .buffered(IN_FLIGHT)
@@ -146,7 +135,7 @@ pub fn chunks(
 
 /// Reads the whole file into the requested output.
 pub async fn read(
-    inner: Rc<Inner>,
+    session: Rc<Session>,
     manifest: Manifest,
     output: Output,
     mime: Option<String>,
@@ -162,7 +151,7 @@ pub async fn read(
             ),
         ));
     }
-    let mut parts = chunks(inner, manifest, signal);
+    let mut parts = chunks(session, manifest, signal);
     match output {
         Output::Stream => Ok(stream_of(parts, size, progress)),
         Output::Bytes => {
@@ -172,6 +161,7 @@ pub async fn read(
             while let Some(chunk) = parts.next().await {
                 let chunk = chunk?;
                 out.set(&chunk, done as u32);
+                copies::copied(chunk.length() as usize);
                 done += u64::from(chunk.length());
                 report_progress(progress.as_ref(), done, size);
             }

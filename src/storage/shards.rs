@@ -5,9 +5,10 @@
 use coffer_core::ErrorCode;
 use coffer_core::erasure::{self, ErasureError};
 use coffer_core::manifest::{ChunkRef, FileParams};
-use coffer_core::proto::storage::{ShardBatchDecoder, ShardsRequest};
+use coffer_core::proto::storage::{ShardBatch, ShardBatchDecoder, ShardsRequest};
 use coffer_core::shard::ShardAddress;
 use futures_util::future::try_join_all;
+use js_sys::Uint8Array;
 use web_sys::AbortSignal;
 
 use crate::error::{SdkError, SdkResult};
@@ -58,7 +59,7 @@ where
 pub async fn upload(
     http: &Http,
     addresses: &[ShardAddress],
-    shards: &[Vec<u8>],
+    shards: &[Uint8Array],
     signal: Option<&AbortSignal>,
 ) -> SdkResult<()> {
     try_join_all(addresses.iter().zip(shards).map(|(address, shard)| async move {
@@ -77,22 +78,22 @@ async fn fetch_batch(
     addresses: &[ShardAddress],
     shard_len: usize,
     signal: Option<&AbortSignal>,
-) -> SdkResult<Vec<Option<Vec<u8>>>> {
+) -> SdkResult<ShardBatch> {
     let request = ShardsRequest { addresses: addresses.to_vec() };
     with_retry(signal, || async {
         let mut batch = ShardBatchDecoder::new(addresses.len(), shard_len);
         http.post_into("/v1/shards/fetch", &request, &mut batch, signal).await?;
-        Ok(batch.finish()?)
+        Ok(batch.finish_batch()?)
     })
     .await
 }
 
 /// Fetches and rebuilds one sealed chunk (or table node) of `sealed_len` bytes.
 ///
-/// The common case costs one request and one hash of each data shard: the data
-/// shards are fetched and handed to `reconstruct`, which checks each against its
-/// address. Only if one is missing or bad are all `k + m` shards fetched and rebuilt
-/// from parity. Fails with `Integrity` (or `NotFound` when no shard is left at all)
+/// The common case costs one request, one hash of each data shard and no copy: the
+/// data shards arrive back to back in one buffer, and when each is whole and matches
+/// its address that buffer is the sealed chunk. Otherwise the parity shards are
+/// fetched too and the chunk is rebuilt. Fails with `Integrity` (or `NotFound` when no shard is left at all)
 /// when fewer than `k` good shards exist — never with wrong bytes.
 pub async fn fetch_chunk(
     http: &Http,
@@ -103,15 +104,21 @@ pub async fn fetch_chunk(
 ) -> SdkResult<Vec<u8>> {
     let (k, m) = (params.data(), params.parity());
     let shard_len = erasure::shard_len(sealed_len, k);
-    let mut shards = fetch_batch(http, &chunk_ref.shards[..k], shard_len, signal).await?;
+    let batch = fetch_batch(http, &chunk_ref.shards[..k], shard_len, signal).await?;
     timer::yield_now().await;
+    // Whole, matching data shards are the sealed chunk already, joined in one buffer.
+    let batch = match batch.into_sealed(&chunk_ref.shards[..k], sealed_len) {
+        Ok(sealed) => return Ok(sealed),
+        Err(batch) => batch,
+    };
+    let mut shards = batch.into_shards();
     shards.extend(std::iter::repeat_n(None, m));
     match erasure::reconstruct(shards, &chunk_ref.shards, k, m, sealed_len) {
         Ok(sealed) => return Ok(sealed),
         Err(ErasureError::TooFewShards { .. }) => {}
         Err(e) => return Err(e.into()),
     }
-    let shards = fetch_batch(http, &chunk_ref.shards, shard_len, signal).await?;
+    let shards = fetch_batch(http, &chunk_ref.shards, shard_len, signal).await?.into_shards();
     timer::yield_now().await;
     if shards.iter().all(Option::is_none) {
         return Err(SdkError::new(

@@ -6,10 +6,10 @@ use coffer_core::ErrorCode;
 use serde::{Deserialize, Serialize};
 
 use super::shards::with_retry;
-use crate::client::Inner;
 use crate::error::{SdkError, SdkResult};
 use crate::kv;
 use crate::listing::Listing;
+use crate::session::Session;
 
 /// The reserved collection of shared files.
 pub const FILES: &str = "$files";
@@ -37,24 +37,24 @@ fn key(space_id: &str, file_id: &str) -> String {
 }
 
 /// Records a written file (retried on network failures).
-pub async fn record(inner: &Inner, file: &SharedFile) -> SdkResult<()> {
+pub async fn record(session: &Session, file: &SharedFile) -> SdkResult<()> {
     let text = serde_json::to_string(file).expect("records serialize");
     let id = key(&file.space_id, &file.file_id);
-    with_retry(None, || kv::put(inner, FILES.into(), id.clone(), &text, true)).await
+    with_retry(None, || kv::put(session, FILES.into(), id.clone(), &text, true)).await
 }
 
 /// Forgets a deleted file (retried on network failures).
-pub async fn forget(inner: &Inner, space_id: &str, file_id: &str) -> SdkResult<()> {
+pub async fn forget(session: &Session, space_id: &str, file_id: &str) -> SdkResult<()> {
     let id = key(space_id, file_id);
-    with_retry(None, || kv::remove(inner, FILES.into(), id.clone())).await.map(drop)
+    with_retry(None, || kv::remove(session, FILES.into(), id.clone())).await.map(drop)
 }
 
 /// Every recorded file that could be read, oldest first; a record that does not
 /// authenticate or is malformed goes to `listing`'s `skipped` instead.
-pub async fn all(inner: &Inner, listing: &Listing) -> SdkResult<Vec<SharedFile>> {
+pub async fn all(session: &Session, listing: &Listing) -> SdkResult<Vec<SharedFile>> {
     let mut out = Vec::new();
-    for id in kv::ids(inner, FILES.into()).await? {
-        let file = kv::fetch(inner, FILES.into(), id.clone()).await.and_then(|text| text.map(parse).transpose());
+    for id in kv::ids(session, FILES.into()).await? {
+        let file = kv::fetch(session, FILES.into(), id.clone()).await.and_then(|text| text.map(parse).transpose());
         if let Some(Some(file)) = listing.check(file_id_of(&id), file)? {
             out.push(file);
         }

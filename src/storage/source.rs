@@ -1,11 +1,13 @@
 //! What `writeFile` reads from: a `Uint8Array`, or a `Blob`/`File` read slice by
-//! slice so the whole file is never in memory at once.
+//! slice so the whole file is never in memory at once. A [`Part`] is one chunk's
+//! slice, read where the chunk is sealed (on the page or in a worker).
 
-use js_sys::Uint8Array;
+use js_sys::{ArrayBuffer, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::Blob;
 
+use crate::copies;
 use crate::error::{SdkError, SdkResult, describe_js};
 
 /// The bytes being written.
@@ -39,22 +41,15 @@ impl Source {
         }
     }
 
-    /// Bytes `[start, end)`, in a JS buffer.
-    pub async fn read(&self, start: u64, end: u64) -> SdkResult<Uint8Array> {
+    /// Bytes `[start, end)`, not yet read.
+    pub fn part(&self, start: u64, end: u64) -> SdkResult<Part> {
         match self {
-            Source::Bytes(bytes) => Ok(bytes.subarray(start as u32, end as u32)),
+            Source::Bytes(bytes) => Ok(Part::Bytes(bytes.subarray(start as u32, end as u32))),
             Source::Blob(blob) => {
                 let slice = blob
                     .slice_with_f64_and_f64(start as f64, end as f64)
                     .map_err(|e| SdkError::invalid(format!("cannot slice the Blob: {}", describe_js(&e))))?;
-                let buffer = JsFuture::from(slice.array_buffer()).await.map_err(|e| {
-                    SdkError::invalid(format!("cannot read the file (was it changed or removed?): {}", describe_js(&e)))
-                })?;
-                let bytes = Uint8Array::new(&buffer);
-                if u64::from(bytes.length()) != end - start {
-                    return Err(SdkError::invalid("the file changed size while it was being written"));
-                }
-                Ok(bytes)
+                Ok(Part::Blob(slice))
             }
         }
     }
@@ -72,5 +67,66 @@ impl Source {
             }
         }
         out.into()
+    }
+}
+
+/// One chunk's bytes, not yet read: a view of the caller's bytes, or a slice of
+/// their Blob (a handle: reading it is what costs).
+pub enum Part {
+    /// Bytes in memory.
+    Bytes(Uint8Array),
+    /// A slice of a Blob or File.
+    Blob(Blob),
+}
+
+impl Part {
+    /// A table node's plaintext.
+    pub fn from_vec(bytes: &[u8]) -> Part {
+        Part::Bytes(Uint8Array::from(bytes))
+    }
+
+    /// Reads the bytes (a Blob slice from the browser's store; bytes as they are).
+    pub async fn read(self) -> SdkResult<Uint8Array> {
+        match self {
+            Part::Bytes(bytes) => Ok(bytes),
+            Part::Blob(slice) => {
+                let expected = slice.size();
+                let buffer = JsFuture::from(slice.array_buffer()).await.map_err(|e| {
+                    SdkError::invalid(format!("cannot read the file (was it changed or removed?): {}", describe_js(&e)))
+                })?;
+                let bytes = Uint8Array::new(&buffer);
+                if f64::from(bytes.length()) != expected {
+                    return Err(SdkError::invalid("the file changed size while it was being written"));
+                }
+                copies::copied(bytes.length() as usize);
+                Ok(bytes)
+            }
+        }
+    }
+
+    /// What to post to a worker, and the buffer to transfer with it: bytes are copied
+    /// into a buffer of their own (the caller's must stay theirs), a Blob slice is
+    /// posted as the handle it is.
+    pub fn to_message(&self) -> (JsValue, Option<ArrayBuffer>) {
+        match self {
+            Part::Bytes(bytes) => {
+                let own = bytes.slice(0, bytes.length());
+                copies::copied(own.length() as usize);
+                let buffer = own.buffer();
+                (own.into(), Some(buffer))
+            }
+            Part::Blob(slice) => (slice.clone().into(), None),
+        }
+    }
+
+    /// A part posted by [`to_message`](Self::to_message).
+    pub fn from_message(value: JsValue) -> SdkResult<Part> {
+        match value.dyn_into::<Uint8Array>() {
+            Ok(bytes) => Ok(Part::Bytes(bytes)),
+            Err(value) => value
+                .dyn_into::<Blob>()
+                .map(Part::Blob)
+                .map_err(|_| SdkError::invalid("a chunk's bytes must be a Uint8Array or a Blob")),
+        }
     }
 }

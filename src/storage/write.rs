@@ -1,29 +1,33 @@
-//! Writing a file: read a slice, seal it under a fresh key, cut it into shards,
-//! upload them — a few chunks in flight at once — then commit the sealed manifest.
-//! Only the chunks in flight are ever in memory, whatever the file's size.
+//! Writing a file: the core's [`ChunkWriter`] says what to store in what order; each
+//! chunk is read, sealed under a fresh key, cut into shards and uploaded — on a
+//! worker where the page has them ([`pool`](super::pool)), a few chunks in flight at
+//! once — then the sealed manifest is committed. Only the chunks in flight are ever
+//! in memory, whatever the file's size.
 
-use coffer_core::chunk::{ChunkKey, ChunkPos};
-use coffer_core::manifest::{ChunkRef, FileParams, Finish, ManifestBuilder, TableNode};
+use coffer_core::chunk::ChunkPos;
+use coffer_core::manifest::FileParams;
+use coffer_core::pipeline::{ChunkWriter, Put, Stored};
 use coffer_core::proto::storage::{CommitFileRequest, FileEntry};
-use coffer_core::shard::ShardAddress;
 use coffer_core::space::{self, SpaceKey};
-use coffer_core::{ErrorCode, b64, pipeline};
-use futures_util::{StreamExt, stream};
-use js_sys::{Function, Uint8Array};
+use coffer_core::{ErrorCode, b64};
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
+use js_sys::Function;
 use web_sys::AbortSignal;
 
-use super::cipher::{self, Engine};
+use super::chunk::{StoreChunk, check_abort};
+use super::pool;
 use super::shards;
-use super::source::Source;
-use crate::client::Inner;
+use super::source::{Part, Source};
 use crate::error::{SdkError, SdkResult};
 use crate::js::report_progress;
+use crate::random;
+use crate::session::Session;
 use crate::spaces::space_path;
-use crate::{random, timer};
 
-/// Chunks sealed and uploading at once: enough to keep the network and the cipher
-/// busy together, few enough that wasm memory stays bounded (≈ 10 MiB per 4 MiB chunk).
-const IN_FLIGHT: usize = 3;
+/// Chunks sealed and uploading at once: enough to keep the network and every worker
+/// busy, few enough that memory stays bounded (≈ 10 MiB per 4 MiB chunk).
+const IN_FLIGHT: usize = 4;
 
 /// One `writeFile` call, checked.
 pub struct WriteJob {
@@ -53,103 +57,61 @@ pub struct Written {
     pub size: u64,
 }
 
-fn check_abort(signal: Option<&AbortSignal>) -> SdkResult<()> {
-    if signal.is_some_and(AbortSignal::aborted) { Err(SdkError::aborted()) } else { Ok(()) }
-}
-
-/// Seals, erasure-codes and uploads one chunk or table node; returns its ref.
-async fn store(
-    inner: &Inner,
-    engine: Engine,
-    params: FileParams,
-    signal: Option<&AbortSignal>,
-    pos: ChunkPos,
-    plaintext: Uint8Array,
-) -> SdkResult<ChunkRef> {
-    check_abort(signal)?;
-    let key = ChunkKey::from_bytes(random::bytes());
-    let sealed = cipher::seal(engine, &key, pos, &plaintext).await?;
-    drop(plaintext);
-    timer::yield_now().await;
-    let encoded = pipeline::encode_sealed(key, &sealed, params)?;
-    drop(sealed);
-    shards::upload(&inner.http, &encoded.chunk_ref.shards, &encoded.shards, signal).await?;
-    Ok(encoded.chunk_ref)
-}
-
-/// Stores table nodes the builder hands out until it has none pending.
-async fn store_tables(
-    inner: &Inner,
-    engine: Engine,
-    builder: &mut ManifestBuilder,
-    mut node: Option<TableNode>,
-    signal: Option<&AbortSignal>,
-    addresses: &mut Vec<ShardAddress>,
-) -> SdkResult<()> {
-    while let Some(TableNode { pos, plaintext }) = node {
-        let chunk_ref = store(inner, engine, builder.params(), signal, pos, Uint8Array::from(&plaintext[..])).await?;
-        addresses.extend_from_slice(&chunk_ref.shards);
-        node = builder.table_stored(chunk_ref)?;
+/// Stores every chunk and table node the writer asks for; returns the manifest and
+/// the shards to commit.
+async fn store_all(session: &Session, job: &WriteJob) -> SdkResult<Stored> {
+    let (http, signal, params) = (&session.http, job.signal.as_ref(), job.params);
+    let size = job.source.size();
+    let mut writer = ChunkWriter::new(params, size, &job.metadata, random::bytes())?;
+    let mut in_flight = FuturesOrdered::new();
+    let mut done = 0u64;
+    report_progress(job.progress.as_ref(), 0, size);
+    loop {
+        let step = if in_flight.len() < IN_FLIGHT { writer.next_step()? } else { Put::Wait };
+        match step {
+            Put::Data { index, start, end } => {
+                check_abort(signal)?;
+                let chunk = StoreChunk { pos: ChunkPos::Data(index), params, part: job.source.part(start, end)? };
+                in_flight.push_back(async move {
+                    Ok::<_, SdkError>((index, end - start, pool::store(http, chunk, signal).await?))
+                });
+            }
+            Put::Table(node) => {
+                let chunk = StoreChunk { pos: node.pos, params, part: Part::from_vec(&node.plaintext) };
+                writer.table_stored(pool::store(http, chunk, signal).await?)?;
+            }
+            Put::Wait => {
+                let (index, len, chunk_ref) = in_flight
+                    .next()
+                    .await
+                    .ok_or_else(|| SdkError::new(ErrorCode::Internal, "the writer waited with nothing in flight"))??;
+                writer.data_stored(index, chunk_ref)?;
+                done += len;
+                report_progress(job.progress.as_ref(), done, size);
+            }
+            Put::Done(stored) => return Ok(stored),
+        }
     }
-    Ok(())
 }
 
 /// Writes and commits a file.
-pub async fn write(inner: &Inner, job: WriteJob) -> SdkResult<Written> {
-    let WriteJob { space_id, space_key, source, metadata, params, progress, signal } = job;
-    let signal = signal.as_ref();
-    let engine = Engine::best();
+pub async fn write(session: &Session, job: WriteJob) -> SdkResult<Written> {
+    let Stored { manifest, shards } = store_all(session, &job).await?;
+    let WriteJob { space_id, space_key, source, params, signal, .. } = job;
+    check_abort(signal.as_ref())?;
     let size = source.size();
-    let mut builder = ManifestBuilder::new(params, size, &metadata, random::bytes())?;
-    let count = builder.chunk_count();
-    let chunk = u64::from(params.chunk_size);
-    let mut addresses = Vec::with_capacity((count as usize).saturating_mul(params.total_shards()));
-
-    let source = &source;
-    let mut chunks = stream::iter(0..count)
-        .map(|index| async move {
-            let start = index * chunk;
-            let end = (start + chunk).min(size);
-            check_abort(signal)?;
-            let plaintext = source.read(start, end).await?;
-            let chunk_ref = store(inner, engine, params, signal, ChunkPos::Data(index), plaintext).await?;
-            Ok::<_, SdkError>((chunk_ref, end - start))
-        })
-        .buffered(IN_FLIGHT);
-
-    let mut done = 0u64;
-    report_progress(progress.as_ref(), 0, size);
-    while let Some(result) = chunks.next().await {
-        let (chunk_ref, len) = result?;
-        addresses.extend_from_slice(&chunk_ref.shards);
-        let node = builder.push_chunk(chunk_ref)?;
-        store_tables(inner, engine, &mut builder, node, signal, &mut addresses).await?;
-        done += len;
-        report_progress(progress.as_ref(), done, size);
-    }
-    drop(chunks);
-    let manifest = loop {
-        match builder.finish()? {
-            Finish::Manifest(text) => break text,
-            Finish::StoreTable(node) => {
-                store_tables(inner, engine, &mut builder, Some(node), signal, &mut addresses).await?
-            }
-        }
-    };
-
-    check_abort(signal)?;
     let file_id = b64::encode(random::bytes::<16>());
     let sealed = space::seal_file_record(&space_key, &space_id, &file_id, &manifest, random::bytes())?;
     let request = CommitFileRequest {
         file_id,
         sealed_record: b64::encode(sealed),
-        shards: addresses,
+        shards,
         size,
         chunk_size: params.chunk_size,
         data_shards: params.data_shards,
         parity_shards: params.parity_shards,
     };
-    let entry = commit(inner, &space_id, &request).await?;
+    let entry = commit(session, &space_id, &request).await?;
     // The entry's ids are what the shared-files list records: they must be this file's.
     entry.check_is(&space_id, &request.file_id)?;
     Ok(Written { entry, manifest, size })
@@ -159,15 +121,15 @@ pub async fn write(inner: &Inner, job: WriteJob) -> SdkResult<Written> {
 /// a proxy's 502). A commit is named by its random file id, so a retry whose first
 /// attempt went through is refused with `Conflict`: if the file under that id holds
 /// this very sealed record, that first attempt is the answer.
-async fn commit(inner: &Inner, space_id: &str, request: &CommitFileRequest) -> SdkResult<FileEntry> {
+async fn commit(session: &Session, space_id: &str, request: &CommitFileRequest) -> SdkResult<FileEntry> {
     let path = format!("{}/files", space_path(space_id)?);
     let attempted = std::cell::Cell::new(false);
     shards::with_retry(None, || async {
         let retry = attempted.replace(true);
-        match inner.http.post::<_, FileEntry>(&path, request).await {
+        match session.http.post::<_, FileEntry>(&path, request).await {
             Err(e) if retry && e.code == ErrorCode::Conflict => {
                 let earlier: FileEntry =
-                    inner.http.get(&format!("{path}/{}", request.file_id)).await.map_err(|_| e.clone())?;
+                    session.http.get(&format!("{path}/{}", request.file_id)).await.map_err(|_| e.clone())?;
                 if earlier.sealed_record == request.sealed_record { Ok(earlier) } else { Err(e) }
             }
             answer => answer,

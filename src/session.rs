@@ -1,0 +1,139 @@
+//! The state every call of one client shares: the accelerator connection, the
+//! signed-in user, the app's listeners, the change feed and the cached space keys.
+//! `Client`, `client.kv`, `client.space` and `client.storage` each hold the
+//! [`Session`]; the file pipeline gets only its [`Http`], and the feed only the parts
+//! it reads, so nothing here imports the classes built on it.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::rc::Rc;
+
+use coffer_core::account::RootSecret;
+use coffer_core::kv::KvKeys;
+use js_sys::Promise;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::future_to_promise;
+
+use crate::error::{SdkError, SdkResult};
+use crate::events::Events;
+use crate::feed::Feed;
+use crate::http::Http;
+use crate::keyring::Keyring;
+use crate::remember;
+
+/// The signed-in user's identity and keys.
+pub struct User {
+    /// Stable account id, bound into every kv envelope.
+    pub user_id: String,
+    /// The username signed in with.
+    pub username: String,
+    /// The root secret; every data key derives from it.
+    pub root: RootSecret,
+    /// kv seal and MAC keys, derived once.
+    pub kv: KvKeys,
+}
+
+/// State shared by a `Client` and everything it hands out.
+pub struct Session {
+    /// Requests to the accelerator, carrying the session token.
+    pub http: Rc<Http>,
+    /// The signed-in user; `None` for an anonymous or signed-out client.
+    user: RefCell<Option<Rc<User>>>,
+    /// The app's listeners.
+    pub events: Rc<Events>,
+    /// The change feed, started by the first listener.
+    feed: RefCell<Option<Rc<Feed>>>,
+    /// The user's kv sequence number at sign-in: the feed starts after it.
+    pub kv_seq: Cell<u64>,
+    /// Space keys held by this account, cached.
+    pub keyring: Keyring,
+}
+
+impl Session {
+    /// A session with nobody signed in yet.
+    pub fn new(http: Http) -> Rc<Self> {
+        Rc::new(Session {
+            http: Rc::new(http),
+            user: RefCell::new(None),
+            events: Rc::new(Events::default()),
+            feed: RefCell::new(None),
+            kv_seq: Cell::new(0),
+            keyring: Keyring::default(),
+        })
+    }
+
+    /// The signed-in user, or `Unauthorized`.
+    pub fn user(&self) -> SdkResult<Rc<User>> {
+        self.signed_in_user().ok_or_else(SdkError::signed_out)
+    }
+
+    /// The signed-in user, if any.
+    pub fn signed_in_user(&self) -> Option<Rc<User>> {
+        self.user.borrow().clone()
+    }
+
+    /// Starts the change feed if it is not running.
+    pub fn ensure_feed(&self) {
+        if self.feed.borrow().is_some() {
+            return;
+        }
+        let Some(user) = self.user.borrow().clone() else { return };
+        let feed = Feed::start(Rc::clone(&self.http), Rc::clone(&self.events), user, self.kv_seq.get());
+        *self.feed.borrow_mut() = Some(feed);
+    }
+
+    /// Stops the change feed once nobody listens, keeping its position so a later
+    /// listener resumes where it stopped.
+    pub fn stop_feed_if_unheard(&self) {
+        if self.events.has_any() {
+            return;
+        }
+        if let Some(feed) = self.feed.borrow_mut().take() {
+            self.kv_seq.set(feed.last_seq());
+            feed.stop();
+        }
+    }
+
+    /// Signs `user_id` in with its session token and root secret.
+    pub fn sign_in_as(&self, user_id: String, username: String, token: String, root: RootSecret, kv_seq: u64) {
+        self.http.set_token(Some(token));
+        self.kv_seq.set(kv_seq);
+        let kv = KvKeys::derive(&root);
+        *self.user.borrow_mut() = Some(Rc::new(User { user_id, username, root, kv }));
+    }
+
+    /// Signs out on this device: no user, no feed, no cached keys, nothing remembered.
+    pub fn forget(&self) {
+        if let Some(feed) = self.feed.borrow_mut().take() {
+            feed.stop();
+        }
+        *self.user.borrow_mut() = None;
+        self.keyring.clear();
+        self.http.set_token(None);
+        remember::clear(self.http.base());
+    }
+}
+
+/// Runs an SDK future as a JS Promise whose rejections are `CofferError`s.
+pub fn promise<T: Into<JsValue>>(future: impl Future<Output = SdkResult<T>> + 'static) -> Promise {
+    future_to_promise(async move { future.await.map(Into::into).map_err(Into::into) })
+}
+
+/// A rejected Promise, for input refused before any work starts.
+pub fn rejected(error: SdkError) -> Promise {
+    Promise::reject(&error.into())
+}
+
+/// The shape of every async method: the arguments are checked (and copied out of
+/// the caller's objects) now, the rest runs as a Promise; a refusal of either kind
+/// rejects it with a `CofferError`.
+pub fn call<P, F, Fut>(session: &Rc<Session>, checked: SdkResult<P>, run: F) -> Promise
+where
+    F: FnOnce(Rc<Session>, P) -> Fut,
+    Fut: Future<Output = SdkResult<JsValue>> + 'static,
+{
+    match checked {
+        Ok(args) => promise(run(Rc::clone(session), args)),
+        Err(e) => rejected(e),
+    }
+}

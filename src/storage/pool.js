@@ -1,0 +1,168 @@
+// The page's side of Coffer's file workers: a few module workers running
+// coffer-worker.js (shipped next to coffer.js), each with its own instance of the
+// SDK's wasm, take chunks to seal and upload, or to fetch and open. pool.rs decides
+// what to hand out; this file starts workers, routes their answers, and reports a
+// worker that cannot start ("Unavailable": the SDK then works inline) or that
+// stopped mid-call ("WorkerFailed").
+
+/** How many workers this page should run: 0 where workers are unavailable. */
+export function poolSize() {
+  const inWorker = typeof WorkerGlobalScope === "function" && globalThis instanceof WorkerGlobalScope;
+  if (inWorker || typeof Worker !== "function") return 0;
+  return Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 4));
+}
+
+/** A worker that does not say it is ready within this long is taken as unavailable. */
+const START_MS = 20_000;
+/** A worker idle this long is stopped, giving its memory back. */
+const IDLE_MS = 15_000;
+
+const failure = (code, message) => Object.assign(new Error(message), { code });
+
+class Slot {
+  constructor(pool, module) {
+    this.pool = pool;
+    this.jobs = new Map(); // id → { resolve, reject }
+    this.waiting = []; // [message, transfer] posted once ready
+    this.ready = false;
+    this.idle = null;
+    this.stats = { memory: 0, copied: 0 };
+    this.worker = new Worker(new URL("../../../../coffer-worker.js", import.meta.url), { type: "module" });
+    this.worker.onmessage = ({ data }) => this.answer(data);
+    this.worker.onerror = (event) => {
+      event.preventDefault();
+      this.fail(event.message || "the worker failed to load or threw");
+    };
+    this.worker.onmessageerror = () => this.fail("a message from the worker could not be read");
+    this.startTimer = setTimeout(() => this.fail(`the worker did not start within ${START_MS} ms`), START_MS);
+    this.worker.postMessage({ module });
+  }
+
+  answer(data) {
+    if (data.ready) {
+      clearTimeout(this.startTimer);
+      this.ready = true;
+      for (const [message, transfer] of this.waiting.splice(0)) this.worker.postMessage(message, transfer);
+      return;
+    }
+    if (data.failed !== undefined) return this.fail(data.failed);
+    if (data.stats) this.pool.noted(this, data.stats);
+    const job = this.jobs.get(data.id);
+    if (!job) return; // cancelled
+    this.jobs.delete(data.id);
+    this.pool.done(data.id);
+    if (data.error) job.reject(failure(data.error.code, data.error.message));
+    else job.resolve(data.ok);
+    this.armIdle();
+  }
+
+  post(id, message, transfer) {
+    clearTimeout(this.idle);
+    return new Promise((resolve, reject) => {
+      this.jobs.set(id, { resolve, reject });
+      if (this.ready) this.worker.postMessage(message, transfer);
+      else this.waiting.push([message, transfer]);
+    });
+  }
+
+  cancel(id) {
+    if (this.jobs.delete(id)) {
+      this.waiting = this.waiting.filter(([message]) => message.id !== id);
+      if (this.ready) this.worker.postMessage({ cancel: id });
+      this.armIdle();
+    }
+  }
+
+  armIdle() {
+    clearTimeout(this.idle);
+    if (this.jobs.size === 0) this.idle = setTimeout(() => this.stop(), IDLE_MS);
+  }
+
+  /** The worker is gone: every job it held fails, and the pool forgets it. */
+  fail(reason) {
+    const started = this.ready;
+    this.stop();
+    const error = started
+      ? failure("WorkerFailed", `a Coffer file worker stopped mid-call (${reason}); nothing was committed, try again`)
+      : failure("Unavailable", `Coffer's file worker could not start (${reason})`);
+    if (!started) this.pool.unavailable(error);
+    for (const job of this.jobs.values()) job.reject(error);
+    this.jobs.clear();
+  }
+
+  stop() {
+    clearTimeout(this.startTimer);
+    clearTimeout(this.idle);
+    this.worker.terminate();
+    this.pool.forget(this);
+  }
+}
+
+export class Pool {
+  constructor(size, module) {
+    this.size = size;
+    this.module = module;
+    this.slots = [];
+    this.where = new Map(); // job id → slot
+    this.broken = null;
+    this.totals = { started: 0, retiredCopied: 0, peakMemory: 0 };
+  }
+
+  /** Sends `message` (with `transfer`) to the least busy worker; resolves to its answer. */
+  run(id, message, transfer) {
+    if (this.broken) return Promise.reject(this.broken);
+    let slot = this.slots.find((s) => s.jobs.size === 0);
+    if (!slot && this.slots.length < this.size) {
+      try {
+        slot = new Slot(this, this.module);
+      } catch (error) {
+        this.unavailable(failure("Unavailable", `Coffer's file worker could not start (${error?.message ?? error})`));
+        return Promise.reject(this.broken);
+      }
+      this.slots.push(slot);
+      this.totals.started += 1;
+    }
+    slot ??= this.slots.reduce((a, b) => (b.jobs.size < a.jobs.size ? b : a));
+    this.where.set(id, slot);
+    return slot.post(id, { ...message, id }, transfer);
+  }
+
+  /** Stops job `id` (its answer, if any, is dropped). */
+  cancel(id) {
+    this.where.get(id)?.cancel(id);
+    this.where.delete(id);
+  }
+
+  /** For the benchmark: workers running and started, their wasm memory now and at its
+   * peak (summed over the workers), and the bytes they copied (src/copies.rs). */
+  stats() {
+    const live = this.slots.reduce((sum, s) => ({ memory: sum.memory + s.stats.memory, copied: sum.copied + s.stats.copied }), { memory: 0, copied: 0 });
+    return {
+      workers: this.slots.length,
+      started: this.totals.started,
+      wasmBytes: live.memory,
+      peakWasmBytes: this.totals.peakMemory,
+      copiedBytes: live.copied + this.totals.retiredCopied,
+    };
+  }
+
+  noted(slot, stats) {
+    slot.stats = stats;
+    const memory = this.slots.reduce((sum, s) => sum + s.stats.memory, 0);
+    this.totals.peakMemory = Math.max(this.totals.peakMemory, memory);
+  }
+
+  done(id) {
+    this.where.delete(id);
+  }
+
+  forget(slot) {
+    if (this.slots.includes(slot)) this.totals.retiredCopied += slot.stats.copied;
+    this.slots = this.slots.filter((s) => s !== slot);
+    for (const [id, s] of this.where) if (s === slot) this.where.delete(id);
+  }
+
+  unavailable(error) {
+    this.broken ??= error;
+  }
+}
