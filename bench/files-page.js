@@ -140,7 +140,9 @@ async function stages({ runs }) {
 
 // ---------------------------------------------------------------------------------
 // writeFile / readFile beside plain fetch moving the same wire bytes.
-async function e2e({ url, account, sizesMib, runs, concurrency: C }) {
+async function e2e({ url, account, sizesMib, runs, concurrency: C, inline = false }) {
+  // `inline`: no Worker, so the SDK seals and opens on the page (as before workers).
+  if (inline) globalThis.Worker = undefined;
   const sdk = await import("/pkg/coffer.js");
   const bench = await import("/bench-pkg/coffer.js");
   await sdk.default();
@@ -182,19 +184,26 @@ async function e2e({ url, account, sizesMib, runs, concurrency: C }) {
       // The Blob is built (and readable) before the clock starts.
       const data = fileBlob(bytes);
       await data.slice(bytes - 1).arrayBuffer();
+      // Bytes the SDK copied (src/copies.rs): the page's instance and every worker's.
+      const copied = () => sdk.copiedBytes() + (sdk.fileWorkerStats()?.copiedBytes ?? 0);
       let stop = watchLongTasks();
       let written;
-      out.write = await measured(`${mib} write`, async () => {
+      let before = copied();
+      out.write = await measured(`${mib} ${inline ? "inlineWrite" : "write"}`, async () => {
         written = await client.storage.writeFile({ spaceId, data, metadata: { name: "bench.bin" } });
       });
+      out.writeCopied = copied() - before;
       out.writeLong = await stop();
       stop = watchLongTasks();
       let got = 0;
-      out.read = await measured(`${mib} read`, async () => {
+      before = copied();
+      out.read = await measured(`${mib} ${inline ? "inlineRead" : "read"}`, async () => {
         const { data } = await client.storage.readFile(spaceId, written.stat.id, { as: "stream" });
         got = await drain(data);
       });
+      out.readCopied = copied() - before;
       out.readLong = await stop();
+      out.workers = sdk.fileWorkerStats()?.started ?? 0;
       if (got !== bytes) throw new Error(`read ${got} bytes of ${bytes}`);
 
       // Floor C: the bytes a read fetches (data shards only), from a source route,
@@ -219,7 +228,7 @@ async function e2e({ url, account, sizesMib, runs, concurrency: C }) {
 // Peak wasm memory: a fresh page (so a fresh wasm memory, which only ever grows)
 // for the write, and another for the read.
 async function bigWrite({ url, account, spaceId, mib }) {
-  const { default: init, Client } = await import("/pkg/coffer.js");
+  const { default: init, Client, fileWorkerStats } = await import("/pkg/coffer.js");
   const { memory } = await init();
   const client = await Client.signIn({ url, ...account, remember: "none" });
   const start = memory.buffer.byteLength;
@@ -229,11 +238,11 @@ async function bigWrite({ url, account, spaceId, mib }) {
   const s = await seconds(async () => {
     written = await client.storage.writeFile({ spaceId, data, onProgress: watch.look });
   });
-  return { start, peak: watch.stop(), seconds: s, manifest: written.manifest, id: written.stat.id };
+  return { start, peak: watch.stop(), workers: fileWorkerStats(), seconds: s, manifest: written.manifest, id: written.stat.id };
 }
 
 async function bigRead({ url, account, spaceId, mib, manifest, id }) {
-  const { default: init, Client } = await import("/pkg/coffer.js");
+  const { default: init, Client, fileWorkerStats } = await import("/pkg/coffer.js");
   const { memory } = await init();
   const reader = await Client.anonymous({ url });
   const start = memory.buffer.byteLength;
@@ -244,11 +253,12 @@ async function bigRead({ url, account, spaceId, mib, manifest, id }) {
     got = await drain(data);
   });
   const peak = watch.stop();
+  const workers = fileWorkerStats();
   if (got !== mib * MIB) throw new Error(`read ${got} bytes of ${mib * MIB}`);
   // Measured; now free the disk.
   const client = await Client.signIn({ url, ...account, remember: "none" });
   await client.storage.deleteFile(spaceId, id);
-  return { start, peak, seconds: s };
+  return { start, peak, workers, seconds: s };
 }
 
 const phases = { stages, e2e, bigWrite, bigRead };
