@@ -12,6 +12,17 @@ export function poolSize() {
   return Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 4));
 }
 
+/** `promise`, or a rejection with code "Aborted" as soon as `signal` fires. */
+export function abortable(promise, signal) {
+  if (!signal) return promise;
+  return new Promise((resolve, reject) => {
+    const aborted = () => reject(Object.assign(new Error("the operation was aborted by its AbortSignal"), { code: "Aborted" }));
+    if (signal.aborted) return aborted();
+    signal.addEventListener("abort", aborted, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", aborted));
+  });
+}
+
 /** A worker that does not say it is ready within this long is taken as unavailable. */
 const START_MS = 20_000;
 /** A worker idle this long is stopped, giving its memory back. */

@@ -41,6 +41,9 @@ extern "C" {
     fn cancel(this: &JsPool, id: u32);
     #[wasm_bindgen(method)]
     fn stats(this: &JsPool) -> JsValue;
+
+    #[wasm_bindgen(js_name = abortable)]
+    fn abortable_promise(promise: Promise, signal: Option<AbortSignal>) -> Promise;
 }
 
 /// A chunk job as it crosses to a worker.
@@ -218,22 +221,6 @@ fn code_name(error: &JsValue) -> Option<String> {
 fn worker_error(error: &JsValue) -> SdkError {
     let code = code_name(error).and_then(|name| ErrorCode::from_name(&name)).unwrap_or(ErrorCode::Internal);
     SdkError::new(code, describe_js(error))
-}
-
-#[wasm_bindgen(inline_js = r#"
-export function abortable(promise, signal) {
-  if (!signal) return promise;
-  return new Promise((resolve, reject) => {
-    const aborted = () => reject(Object.assign(new Error("the operation was aborted by its AbortSignal"), { code: "Aborted" }));
-    if (signal.aborted) return aborted();
-    signal.addEventListener("abort", aborted, { once: true });
-    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", aborted));
-  });
-}
-"#)]
-extern "C" {
-    #[wasm_bindgen(js_name = abortable)]
-    fn abortable_promise(promise: Promise, signal: Option<AbortSignal>) -> Promise;
 }
 
 /// `promise`, or `Aborted` as soon as `signal` fires.
