@@ -46,11 +46,14 @@ struct Handlers {
     _close: Closure<dyn FnMut(CloseEvent)>,
 }
 
-/// What a feed reads of its client.
+/// What a feed reads of its client, and the client itself, held so an app that
+/// keeps only its listener still gets events (the client holds the feed in turn;
+/// `stop` breaks the cycle).
 struct Parts {
     http: Rc<Http>,
     events: Rc<Events>,
     user: Rc<User>,
+    _client: Rc<dyn std::any::Any>,
 }
 
 /// One client's change feed.
@@ -79,9 +82,15 @@ pub struct Feed {
 
 impl Feed {
     /// Starts a feed for `user` that delivers changes after `since` to `events`.
-    pub fn start(http: Rc<Http>, events: Rc<Events>, user: Rc<User>, since: u64) -> Rc<Feed> {
+    pub fn start(
+        client: Rc<dyn std::any::Any>,
+        http: Rc<Http>,
+        events: Rc<Events>,
+        user: Rc<User>,
+        since: u64,
+    ) -> Rc<Feed> {
         let feed = Rc::new(Feed {
-            parts: RefCell::new(Some(Rc::new(Parts { http, events, user }))),
+            parts: RefCell::new(Some(Rc::new(Parts { http, events, user, _client: client }))),
             socket: RefCell::new(None),
             handlers: RefCell::new(None),
             last_seq: Cell::new(since),

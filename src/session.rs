@@ -73,12 +73,13 @@ impl Session {
     }
 
     /// Starts the change feed if it is not running.
-    pub fn ensure_feed(&self) {
+    pub fn ensure_feed(self: &Rc<Self>) {
         if self.feed.borrow().is_some() {
             return;
         }
         let Some(user) = self.user.borrow().clone() else { return };
-        let feed = Feed::start(Rc::clone(&self.http), Rc::clone(&self.events), user, self.kv_seq.get());
+        let client: Rc<dyn std::any::Any> = Rc::clone(self) as Rc<dyn std::any::Any>;
+        let feed = Feed::start(client, Rc::clone(&self.http), Rc::clone(&self.events), user, self.kv_seq.get());
         *self.feed.borrow_mut() = Some(feed);
     }
 
