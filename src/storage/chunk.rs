@@ -9,10 +9,10 @@ use js_sys::Uint8Array;
 use web_sys::AbortSignal;
 
 use super::cipher::{self, Engine};
-use super::shards;
+use super::shards::{self, check_abort};
 use super::source::Part;
 use crate::copies;
-use crate::error::{SdkError, SdkResult};
+use crate::error::SdkResult;
 use crate::http::Http;
 use crate::{random, timer};
 
@@ -36,10 +36,6 @@ pub struct LoadChunk {
     pub chunk_ref: ChunkRef,
     /// What its shards rebuild.
     pub sealed_len: usize,
-}
-
-pub(super) fn check_abort(signal: Option<&AbortSignal>) -> SdkResult<()> {
-    if signal.is_some_and(AbortSignal::aborted) { Err(SdkError::aborted()) } else { Ok(()) }
 }
 
 /// Reads, seals, erasure-codes and uploads one chunk or table node; returns its ref.

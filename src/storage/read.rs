@@ -17,8 +17,9 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use web_sys::{AbortSignal, Blob, BlobPropertyBag};
 
-use super::chunk::{LoadChunk, check_abort};
+use super::chunk::LoadChunk;
 use super::pool;
+use super::shards::check_abort;
 use crate::copies;
 use crate::error::{SdkError, SdkResult};
 use crate::js::report_progress;

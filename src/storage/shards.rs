@@ -22,7 +22,8 @@ fn retryable(e: &SdkError) -> bool {
     matches!(e.code, ErrorCode::Network | ErrorCode::Internal | ErrorCode::RateLimited)
 }
 
-fn check_abort(signal: Option<&AbortSignal>) -> SdkResult<()> {
+/// `Aborted` once `signal` has fired.
+pub(super) fn check_abort(signal: Option<&AbortSignal>) -> SdkResult<()> {
     if signal.is_some_and(AbortSignal::aborted) { Err(SdkError::aborted()) } else { Ok(()) }
 }
 

@@ -15,9 +15,9 @@ use futures_util::stream::FuturesOrdered;
 use js_sys::Function;
 use web_sys::AbortSignal;
 
-use super::chunk::{StoreChunk, check_abort};
+use super::chunk::StoreChunk;
 use super::pool;
-use super::shards;
+use super::shards::{self, check_abort};
 use super::source::{Part, Source};
 use crate::error::{SdkError, SdkResult};
 use crate::js::report_progress;
