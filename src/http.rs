@@ -199,29 +199,21 @@ fn broken_read(e: &JsValue, signal: Option<&AbortSignal>) -> SdkError {
 
 /// Where an answer's bytes go as they arrive.
 pub trait Sink {
-    /// Bytes a valid answer may still hold.
-    fn room(&self) -> usize;
-    /// Takes the next bytes; refuses them if no valid answer holds them.
-    fn push(&mut self, bytes: &[u8]) -> SdkResult<()>;
+    /// Takes the next `len` bytes, which `fill(at, into)` copies (bytes
+    /// `at..at + into.len()` of them) straight into their place; refuses them — before
+    /// any byte past a valid answer is copied — if no valid answer holds them.
+    fn push_from(&mut self, len: usize, fill: impl FnMut(usize, &mut [u8])) -> SdkResult<()>;
 }
 
 impl Sink for CappedBody {
-    fn room(&self) -> usize {
-        CappedBody::room(self)
-    }
-
-    fn push(&mut self, bytes: &[u8]) -> SdkResult<()> {
-        Ok(CappedBody::push(self, bytes)?)
+    fn push_from(&mut self, len: usize, fill: impl FnMut(usize, &mut [u8])) -> SdkResult<()> {
+        Ok(CappedBody::push_from(self, len, fill)?)
     }
 }
 
 impl Sink for ShardBatchDecoder {
-    fn room(&self) -> usize {
-        ShardBatchDecoder::room(self)
-    }
-
-    fn push(&mut self, bytes: &[u8]) -> SdkResult<()> {
-        Ok(ShardBatchDecoder::push(self, bytes)?)
+    fn push_from(&mut self, len: usize, fill: impl FnMut(usize, &mut [u8])) -> SdkResult<()> {
+        Ok(ShardBatchDecoder::push_from(self, len, fill)?)
     }
 }
 
@@ -238,15 +230,13 @@ async fn stream_into(response: &Response, sink: &mut impl Sink, signal: Option<&
     result
 }
 
-/// Moves chunks from `reader` to `sink`. A chunk is copied into wasm memory only up to
-/// one byte past the sink's room — enough for the sink to refuse it — so an
-/// oversized chunk is never copied whole.
+/// Moves chunks from `reader` to `sink`, each byte copied once, from the chunk
+/// straight into its place in the sink's buffer (never past what the sink accepts).
 async fn pump(
     reader: &ReadableStreamDefaultReader,
     sink: &mut impl Sink,
     signal: Option<&AbortSignal>,
 ) -> SdkResult<()> {
-    let mut scratch = Vec::new();
     loop {
         let step = JsFuture::from(reader.read()).await.map_err(|e| broken_read(&e, signal))?;
         if Reflect::get(&step, &"done".into()).is_ok_and(|done| done.is_truthy()) {
@@ -254,12 +244,10 @@ async fn pump(
         }
         let chunk: Uint8Array =
             Reflect::get(&step, &"value".into()).map_err(|e| broken_read(&e, signal))?.unchecked_into();
-        let len = (chunk.length() as usize).min(sink.room().saturating_add(1));
-        scratch.resize(len, 0);
-        chunk.subarray(0, len as u32).copy_to(&mut scratch);
-        // Into wasm memory, then into the sink's own buffer.
-        copies::copied(2 * len);
-        sink.push(&scratch)?;
+        sink.push_from(chunk.length() as usize, |at, into| {
+            chunk.subarray(at as u32, (at + into.len()) as u32).copy_to(into);
+            copies::copied(into.len());
+        })?;
     }
 }
 

@@ -148,10 +148,19 @@ impl CappedBody {
 
     /// Appends bytes that arrived; refuses (keeping none of them) if they pass the cap.
     pub fn push(&mut self, bytes: &[u8]) -> Result<(), AnswerTooLarge> {
-        if bytes.len() > self.room() {
+        self.push_from(bytes.len(), |at, into| into.copy_from_slice(&bytes[at..at + into.len()]))
+    }
+
+    /// Appends `len` bytes straight from where they arrived: `fill(at, into)` copies
+    /// arrived bytes `at..at + into.len()` into `into`. Refuses them, copying none, if
+    /// they pass the cap.
+    pub fn push_from(&mut self, len: usize, fill: impl FnOnce(usize, &mut [u8])) -> Result<(), AnswerTooLarge> {
+        if len > self.room() {
             return Err(AnswerTooLarge { cap: self.cap });
         }
-        self.bytes.extend_from_slice(bytes);
+        let start = self.bytes.len();
+        self.bytes.resize(start + len, 0);
+        fill(0, &mut self.bytes[start..]);
         Ok(())
     }
 

@@ -437,14 +437,25 @@ impl ShardBatchDecoder {
 
     /// Takes the next bytes of the answer, refusing them as soon as they cannot be
     /// part of a valid one.
-    pub fn push(&mut self, mut bytes: &[u8]) -> Result<(), BatchError> {
-        while !bytes.is_empty() {
+    pub fn push(&mut self, bytes: &[u8]) -> Result<(), BatchError> {
+        self.push_from(bytes.len(), |at, into| into.copy_from_slice(&bytes[at..at + into.len()]))
+    }
+
+    /// Takes the next `len` bytes of the answer straight from where they arrived:
+    /// `fill(at, into)` copies arrived bytes `at..at + into.len()` into `into`, which
+    /// is their place in the batch (or in a length prefix). Refuses them as soon as
+    /// they cannot be part of a valid answer, before the bytes past that point are
+    /// copied anywhere.
+    pub fn push_from(&mut self, len: usize, mut fill: impl FnMut(usize, &mut [u8])) -> Result<(), BatchError> {
+        let mut at = 0;
+        while at < len {
+            let left = len - at;
             let used = match self.body.take() {
-                Some((have, len)) => self.take_body(have, len, bytes),
-                None => self.take_prefix(bytes)?,
+                Some((have, shard)) => self.take_body(have, shard, left, |into| fill(at, into)),
+                None => self.take_prefix(left, |into| fill(at, into))?,
             };
             self.taken += used;
-            bytes = &bytes[used..];
+            at += used;
         }
         Ok(())
     }
@@ -460,10 +471,10 @@ impl ShardBatchDecoder {
         if complete { Ok(self.batch) } else { Err(BatchError::CutShort) }
     }
 
-    fn take_body(&mut self, have: usize, len: usize, bytes: &[u8]) -> usize {
-        let used = (len - have).min(bytes.len());
+    fn take_body(&mut self, have: usize, len: usize, left: usize, fill: impl FnOnce(&mut [u8])) -> usize {
+        let used = (len - have).min(left);
         let start = self.batch.lens.len() * self.shard_len + have;
-        self.batch.bytes[start..start + used].copy_from_slice(&bytes[..used]);
+        fill(&mut self.batch.bytes[start..start + used]);
         if have + used == len {
             self.batch.lens.push(Some(len));
         } else {
@@ -472,13 +483,13 @@ impl ShardBatchDecoder {
         used
     }
 
-    fn take_prefix(&mut self, bytes: &[u8]) -> Result<usize, BatchError> {
+    fn take_prefix(&mut self, left: usize, fill: impl FnOnce(&mut [u8])) -> Result<usize, BatchError> {
         if self.batch.lens.len() == self.count {
             return Err(BatchError::TrailingBytes { count: self.count });
         }
         let (prefix, have) = &mut self.prefix;
-        let used = (4 - *have).min(bytes.len());
-        prefix[*have..*have + used].copy_from_slice(&bytes[..used]);
+        let used = (4 - *have).min(left);
+        fill(&mut prefix[*have..*have + used]);
         *have += used;
         if *have == 4 {
             let declared = u32::from_be_bytes(*prefix);
@@ -561,6 +572,31 @@ mod tests {
         full.push(&encode_shard_batch([Some(&[9, 9][..])])).unwrap();
         assert_eq!(full.room(), 0);
         assert_eq!(full.push(&[0]), Err(BatchError::TrailingBytes { count: 1 }));
+    }
+
+    #[test]
+    fn push_from_copies_nothing_past_the_point_of_refusal() {
+        // Counts the bytes `fill` is asked for, out of an answer that arrives whole.
+        let copied_of = |answer: &[u8], count: usize, shard_len: usize| {
+            let mut decoder = ShardBatchDecoder::new(count, shard_len);
+            let mut copied = 0;
+            let result = decoder.push_from(answer.len(), |at, into| {
+                into.copy_from_slice(&answer[at..at + into.len()]);
+                copied += into.len();
+            });
+            (result, copied)
+        };
+        let shard = vec![7u8; 1000];
+        let mut answer = encode_shard_batch([Some(&shard[..])]);
+        let valid = answer.len();
+        answer.extend(std::iter::repeat_n(0xee, 1 << 20));
+        assert_eq!(copied_of(&answer, 1, 1000), (Err(BatchError::TrailingBytes { count: 1 }), valid));
+        let long = encode_shard_batch([Some(&shard[..])]);
+        let refused = BatchError::LongShard { index: 0, declared: 1000, expected: 999 };
+        assert_eq!(copied_of(&long, 1, 999), (Err(refused), 4), "only the length prefix");
+        let mut decoder = ShardBatchDecoder::new(1, 1000);
+        decoder.push_from(valid, |at, into| into.copy_from_slice(&answer[at..at + into.len()])).unwrap();
+        assert_eq!(decoder.finish().unwrap(), vec![Some(shard)]);
     }
 
     fn batch_of(shards: &[Option<&[u8]>], shard_len: usize) -> ShardBatch {
