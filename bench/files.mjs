@@ -153,11 +153,11 @@ const cpuRows = [
     ? [inline.results, key === "inlineWrite" ? "write" : "read"]
     : [bigRuns, key];
   const wall = (runs.reduce((a, r) => a + r[field], 0) / runs.length) * 1000 / perChunk;
-  const roles = ["rendererMain", "rendererOther", "network", "browser", "chromiumOther", "accelerator"];
+  const roles = ["rendererMain", "rendererWorkers", "rendererOther", "network", "browser", "chromiumOther", "accelerator"];
   const total = roles.reduce((a, role) => a + ms(role), 0);
   return [label, wall.toFixed(1), ...roles.map((role) => ms(role).toFixed(1)), total.toFixed(1), (total / wall).toFixed(2)];
 });
-const cpuTable = table(["operation", "wall", "renderer main thread", "renderer other threads", "network service",
+const cpuTable = table(["operation", "wall", "renderer main thread", "file workers", "renderer other threads", "network service",
   "browser process", "other Chromium", "accelerator", "CPU total", "cores busy"], cpuRows);
 
 {

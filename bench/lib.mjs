@@ -1,11 +1,15 @@
 // Shared by the benchmark scripts: Debian's Chromium (driven by Playwright, or bare
 // for measurements that DevTools would distort) and markdown tables.
-import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import http from "node:http";
-import { tmpdir } from "node:os";
 import { extname, join, normalize } from "node:path";
 import { chromium } from "playwright-core";
+
+import { CHROMIUM_ARGS, runBare } from "../tests/e2e/browser.mjs";
+
+// A Chromium no DevTools client is attached to: shared with the tests that measure
+// the same way (the demo's responsiveness).
+export { runBare };
 
 /** The accelerator to measure against (scripts/bench starts one with --bench-endpoints). */
 export function acceleratorUrl() {
@@ -14,73 +18,9 @@ export function acceleratorUrl() {
   return url;
 }
 
-/** Flags that keep Chromium quiet on a closed network. */
-const FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"];
-
 /** Debian's Chromium, headless, driven by Playwright. */
 export function launch() {
-  return chromium.launch({ executablePath: "/usr/bin/chromium", args: FLAGS });
-}
-
-/**
- * Opens `pageUrl` in a headless Chromium that no DevTools client is attached to, and
- * resolves to what the page reports. With Playwright's DevTools session on a page
- * (its Network domain reports request bodies), ArrayBuffer uploads run ~10× slower
- * here and add long tasks, so anything that uploads is measured this way.
- *
- * The page gets `report` (a URL on a little server here) in its query string as
- * `?report=…`, and POSTs plain text to `${report}/log` (printed), `${report}/mark`
- * (`onMark(text, browserPid)` is called before the answer), `${report}/result`
- * (JSON: resolves) or `${report}/error` (rejects). Chromium is stopped either way.
- */
-export async function runBare(pageUrl, { timeoutMs = 600_000, log = (m) => console.error(m), onMark = () => {} } = {}) {
-  const profile = mkdtempSync(join(tmpdir(), "coffer-bench-chromium-"));
-  let browser;
-  let server;
-  try {
-    return await new Promise((resolve, reject) => {
-      server = http.createServer((req, res) => {
-        let body = "";
-        req.setEncoding("utf8");
-        req.on("data", (d) => (body += d));
-        req.on("end", () => {
-          if (req.url === "/mark") onMark(body, browser.pid);
-          res.writeHead(204, { "access-control-allow-origin": "*" });
-          res.end();
-          if (req.url === "/log") log(body);
-          else if (req.url === "/result") resolve(JSON.parse(body));
-          else if (req.url === "/error") reject(new Error(`the bench page failed: ${body}`));
-        });
-      });
-      server.listen(0, "127.0.0.1", () => {
-        const report = `http://127.0.0.1:${server.address().port}`;
-        const url = new URL(pageUrl);
-        url.searchParams.set("report", report);
-        browser = spawn("/usr/bin/chromium", ["--headless", ...FLAGS, `--user-data-dir=${profile}`, url.href],
-                        { stdio: ["ignore", "ignore", "ignore"] });
-        browser.on("exit", (code) => reject(new Error(`Chromium exited (${code}) before the page reported`)));
-      });
-      setTimeout(() => reject(new Error(`no result from ${pageUrl} within ${timeoutMs / 1000} s`)), timeoutMs).unref();
-    });
-  } finally {
-    if (browser && browser.exitCode === null && browser.signalCode === null) {
-      const exited = new Promise((ok) => browser.once("exit", ok));
-      browser.kill("SIGTERM");
-      await exited;
-    }
-    server?.close();
-    // Its helper processes may still be writing their last state into the profile.
-    for (let attempt = 1; ; attempt++) {
-      try {
-        rmSync(profile, { recursive: true, force: true });
-        break;
-      } catch (e) {
-        if (attempt === 20) throw e;
-        await new Promise((ok) => setTimeout(ok, 250));
-      }
-    }
-  }
+  return chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS });
 }
 
 const TYPES = { ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".wasm": "application/wasm", ".json": "application/json" };
@@ -141,13 +81,19 @@ function procStat(path) {
   }
 }
 
+/** A thread's name (Chromium names a dedicated worker's thread "DedicatedWorker thread"). */
+function threadName(pid, tid) {
+  try { return readFileSync(`/proc/${pid}/task/${tid}/comm`, "utf8").trim(); } catch { return ""; }
+}
+
 /**
  * CPU milliseconds used so far, by role: Chromium's processes under `browserPid`
- * (the renderer's main thread apart from its other threads, the network service,
+ * (the renderer's main thread, its dedicated workers' threads and its other threads
+ * — WebCrypto's and the compositor's among them — apart, the network service,
  * the browser process, the rest) and the accelerator (`acceleratorPid`).
  */
 export function cpuByRole(browserPid, acceleratorPid) {
-  const out = { rendererMain: 0, rendererOther: 0, network: 0, browser: 0, chromiumOther: 0, accelerator: 0 };
+  const out = { rendererMain: 0, rendererWorkers: 0, rendererOther: 0, network: 0, browser: 0, chromiumOther: 0, accelerator: 0 };
   const parents = new Map();
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
@@ -166,7 +112,9 @@ export function cpuByRole(browserPid, acceleratorPid) {
     if (cmdline.includes("--type=renderer")) {
       for (const tid of readdirSync(`/proc/${pid}/task`)) {
         const ms = procStat(`/proc/${pid}/task/${tid}/stat`)?.ms ?? 0;
-        if (Number(tid) === pid) out.rendererMain += ms; else out.rendererOther += ms;
+        if (Number(tid) === pid) out.rendererMain += ms;
+        else if (threadName(pid, tid).startsWith("DedicatedWorker")) out.rendererWorkers += ms;
+        else out.rendererOther += ms;
       }
     } else {
       const ms = procStat(`/proc/${pid}/stat`)?.ms ?? 0;

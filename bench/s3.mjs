@@ -69,7 +69,7 @@ try {
   };
   const inBrowser = (browserPid) => {
     const c = cpuByRole(browserPid, accelPid);
-    return { client: c.rendererMain + c.rendererOther + c.network + c.browser + c.chromiumOther, accelerator: c.accelerator, moto: processCpuMs(motoPid) };
+    return { client: c.rendererMain + c.rendererWorkers + c.rendererOther + c.network + c.browser + c.chromiumOther, accelerator: c.accelerator, moto: processCpuMs(motoPid) };
   };
   const inNode = () => {
     const u = process.cpuUsage();

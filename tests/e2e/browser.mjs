@@ -4,7 +4,12 @@
 // Run by scripts/test, or by hand against a running accelerator:
 //   COFFER_URL=http://127.0.0.1:8080 COFFER_DATA_DIR=./data node --test --test-concurrency=1 tests/e2e/
 
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import http from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { chromium } from "playwright-core";
 
 import { inDirectory, inPostgresAndS3 } from "./stored.mjs";
@@ -39,7 +44,7 @@ export function sharedStore() {
 const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 // Without the background-networking flags Chromium keeps calling hosts the closed
 // network refuses; see TOOLCHAIN.md.
-const ARGS = [
+export const CHROMIUM_ARGS = [
   "--no-sandbox",
   "--disable-gpu",
   "--disable-dev-shm-usage",
@@ -52,7 +57,68 @@ const ARGS = [
 
 /** A headless Chromium. Close it in an `after` hook. */
 export function launch() {
-  return chromium.launch({ executablePath: CHROMIUM, args: ARGS });
+  return chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+}
+
+/**
+ * Opens `pageUrl` in a headless Chromium that no DevTools client is attached to, and
+ * resolves to what the page reports. With Playwright's DevTools session on a page
+ * (its Network domain reports request bodies), ArrayBuffer uploads run ~10× slower
+ * here and add long tasks, so anything that uploads is measured this way (the
+ * benchmarks, and the demo's responsiveness test).
+ *
+ * The page gets `report` (a URL on a little server here) in its query string as
+ * `?report=…`, and POSTs plain text to `${report}/log` (printed), `${report}/mark`
+ * (`onMark(text, browserPid)` is called before the answer), `${report}/result`
+ * (JSON: resolves) or `${report}/error` (rejects). Chromium is stopped either way.
+ */
+export async function runBare(pageUrl, { timeoutMs = 600_000, log = (m) => console.error(m), onMark = () => {} } = {}) {
+  const profile = mkdtempSync(join(tmpdir(), "coffer-bare-chromium-"));
+  let browser;
+  let server;
+  try {
+    return await new Promise((resolve, reject) => {
+      server = http.createServer((req, res) => {
+        let body = "";
+        req.setEncoding("utf8");
+        req.on("data", (d) => (body += d));
+        req.on("end", () => {
+          if (req.url === "/mark") onMark(body, browser.pid);
+          res.writeHead(204, { "access-control-allow-origin": "*" });
+          res.end();
+          if (req.url === "/log") log(body);
+          else if (req.url === "/result") resolve(JSON.parse(body));
+          else if (req.url === "/error") reject(new Error(`the page failed: ${body}`));
+        });
+      });
+      server.listen(0, "127.0.0.1", () => {
+        const report = `http://127.0.0.1:${server.address().port}`;
+        const url = new URL(pageUrl);
+        url.searchParams.set("report", report);
+        browser = spawn(CHROMIUM, ["--headless", ...CHROMIUM_ARGS, `--user-data-dir=${profile}`, url.href],
+                        { stdio: ["ignore", "ignore", "ignore"] });
+        browser.on("exit", (code) => reject(new Error(`Chromium exited (${code}) before the page reported`)));
+      });
+      setTimeout(() => reject(new Error(`no result from ${pageUrl} within ${timeoutMs / 1000} s`)), timeoutMs).unref();
+    });
+  } finally {
+    if (browser && browser.exitCode === null && browser.signalCode === null) {
+      const exited = new Promise((ok) => browser.once("exit", ok));
+      browser.kill("SIGTERM");
+      await exited;
+    }
+    server?.close();
+    // Its helper processes may still be writing their last state into the profile.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        rmSync(profile, { recursive: true, force: true });
+        break;
+      } catch (e) {
+        if (attempt === 20) throw e;
+        await new Promise((ok) => setTimeout(ok, 250));
+      }
+    }
+  }
 }
 
 /**
