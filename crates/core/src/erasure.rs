@@ -1,9 +1,13 @@
 //! Reed–Solomon erasure coding of sealed chunks (SPEC.md, "Erasure coding").
 //!
 //! [`encode`] splits bytes into `k` data shards (zero-padded to a common length) and
-//! adds `m` parity shards; any `k` of the `k + m` rebuild the bytes. The code is
-//! `reed-solomon-erasure`'s systematic code over GF(2⁸), so the data shards are the
-//! input itself, cut in `k` pieces.
+//! adds `m` parity shards; any `k` of the `k + m` rebuild the bytes. The code is the
+//! systematic Reed–Solomon code over GF(2⁸) that SPEC.md F.3 defines by its encoding
+//! matrix, so the data shards are the input itself, cut in `k` pieces. It is written
+//! here — the field in `gf256`, the matrices in `matrix`, the inner loop (SIMD128
+//! in the browser) in `mul_add` — and is byte for byte `reed-solomon-erasure` 6's
+//! `galois_8` code, which the tests check it against (`tests/erasure_crate.rs`); that
+//! crate's 64 KB multiplication table is not in the wasm.
 //!
 //! Erasure coding **does not detect corruption**: fed a wrong shard, the decoder
 //! returns wrong bytes without a word. So [`reconstruct`] first checks every shard
@@ -11,7 +15,11 @@
 //! wrong length — exactly like a missing one. The bytes it returns are then still
 //! sealed: the caller opens them with AES-GCM, which authenticates them.
 
-use reed_solomon_erasure::galois_8::ReedSolomon;
+mod gf256;
+mod matrix;
+mod mul_add;
+
+use mul_add::{Multiplier, mul_add_matrix};
 
 use crate::shard::ShardAddress;
 use crate::{Coded, ErrorCode};
@@ -88,11 +96,6 @@ pub fn shard_len(len: usize, data: usize) -> usize {
     len.div_ceil(data.max(1)).max(1)
 }
 
-fn codec(data: usize, parity: usize) -> Result<ReedSolomon, ErasureError> {
-    check_shape(data, parity)?;
-    ReedSolomon::new(data, parity).map_err(|_| ErasureError::Shape { data, parity })
-}
-
 /// `data + parity` shards of equal length, back to back in one buffer: what
 /// [`encode_with`] fills, so a writer copies its bytes in once and hands the
 /// shards out as views.
@@ -128,12 +131,16 @@ pub fn encode_with(
     parity: usize,
     fill: impl FnOnce(&mut [u8]),
 ) -> Result<Stripes, ErasureError> {
-    let rs = codec(data, parity)?;
+    check_shape(data, parity)?;
     let shard_len = shard_len(len, data);
     let mut bytes = vec![0u8; (data + parity) * shard_len];
     fill(&mut bytes[..len]);
-    let mut shards: Vec<&mut [u8]> = bytes.chunks_exact_mut(shard_len).collect();
-    rs.encode(&mut shards).map_err(|_| ErasureError::Shape { data, parity })?;
+    let encoding = matrix::encoding(data, parity);
+    let coefficients = multipliers((data..data + parity).map(|row| encoding.row(row)));
+    let (data_shards, parity_shards) = bytes.split_at_mut(data * shard_len);
+    let inputs: Vec<&[u8]> = data_shards.chunks_exact(shard_len).collect();
+    let mut outputs: Vec<&mut [u8]> = parity_shards.chunks_exact_mut(shard_len).collect();
+    mul_add_matrix(&coefficients, &inputs, &mut outputs);
     Ok(Stripes { bytes, shard_len })
 }
 
@@ -174,7 +181,7 @@ pub fn reconstruct(
     parity: usize,
     len: usize,
 ) -> Result<Vec<u8>, ErasureError> {
-    let rs = codec(data, parity)?;
+    check_shape(data, parity)?;
     let total = data + parity;
     if shards.len() != total || addresses.len() != total {
         return Err(ErasureError::ShardCount { expected: total, shards: shards.len(), addresses: addresses.len() });
@@ -184,7 +191,7 @@ pub fn reconstruct(
         return Err(ErasureError::TooFewShards { good, needed: data });
     }
     if shards[..data].iter().any(Option::is_none) {
-        rs.reconstruct_data(&mut shards).map_err(|_| ErasureError::TooFewShards { good, needed: data })?;
+        rebuild_data_shards(&mut shards, data, parity);
     }
     let mut out = Vec::with_capacity(len);
     for shard in shards.into_iter().take(data).flatten() {
@@ -193,6 +200,28 @@ pub fn reconstruct(
     }
     debug_assert_eq!(out.len(), len);
     Ok(out)
+}
+
+/// Fills in the missing data shards from the first `data` shards present, which
+/// must all be one length. The same shards as `reed-solomon-erasure` decodes from, so
+/// even shards that do not belong together decode to its bytes.
+fn rebuild_data_shards(shards: &mut [Option<Vec<u8>>], data: usize, parity: usize) {
+    let present: Vec<usize> = (0..shards.len()).filter(|&i| shards[i].is_some()).take(data).collect();
+    let missing: Vec<usize> = (0..data).filter(|&i| shards[i].is_none()).collect();
+    let decoding = matrix::decoding(data, parity, &present);
+    let coefficients = multipliers(missing.iter().map(|&row| decoding.row(row)));
+    let inputs: Vec<&[u8]> = shards.iter().flatten().take(data).map(Vec::as_slice).collect();
+    let mut rebuilt = vec![vec![0; inputs[0].len()]; missing.len()];
+    let mut outputs: Vec<&mut [u8]> = rebuilt.iter_mut().map(Vec::as_mut_slice).collect();
+    mul_add_matrix(&coefficients, &inputs, &mut outputs);
+    for (i, shard) in missing.into_iter().zip(rebuilt) {
+        shards[i] = Some(shard);
+    }
+}
+
+/// The kernel's multipliers for these rows of a matrix, row after row.
+fn multipliers<'a>(rows: impl Iterator<Item = &'a [u8]>) -> Vec<Multiplier> {
+    rows.flatten().map(|&factor| Multiplier::new(factor)).collect()
 }
 
 #[cfg(test)]
