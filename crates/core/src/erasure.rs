@@ -4,8 +4,9 @@
 //! adds `m` parity shards; any `k` of the `k + m` rebuild the bytes. The code is the
 //! systematic Reed–Solomon code over GF(2⁸) that SPEC.md F.3 defines by its encoding
 //! matrix, so the data shards are the input itself, cut in `k` pieces. It is written
-//! here — the field in `gf256`, the matrices in `matrix`, the inner loop (SIMD128
-//! in the browser) in `mul_add` — and is byte for byte `reed-solomon-erasure` 6's
+//! here — the matrices in `matrix`, the field and the inner loop (SIMD128 in the
+//! browser) in the `coffer-gf256` crate, which holds the vector code's `unsafe` — and
+//! is byte for byte `reed-solomon-erasure` 6's
 //! `galois_8` code, which the tests check it against (`tests/erasure_crate.rs`); that
 //! crate's 64 KB multiplication table is not in the wasm.
 //!
@@ -15,11 +16,9 @@
 //! wrong length — exactly like a missing one. The bytes it returns are then still
 //! sealed: the caller opens them with AES-GCM, which authenticates them.
 
-mod gf256;
 mod matrix;
-mod mul_add;
 
-use mul_add::{Multiplier, mul_add_matrix};
+use coffer_gf256::{Multiplier, mul_add_matrix};
 
 use crate::shard::ShardAddress;
 use crate::{Coded, ErrorCode};

@@ -24,9 +24,7 @@
 //! - [`manifest`] — the manifest (a file's read capability) and its chunk table.
 //! - [`space`] — space keys, invite tokens, sealed file records and space names.
 //! - [`pipeline`] — shards from a sealed chunk; the manifest's chunk tree in file order.
-// No `unsafe` but in the erasure code's SIMD kernels (`erasure::mul_add`), where each
-// block says why it holds.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 pub mod account;
 pub mod b64;

@@ -6,7 +6,7 @@
 //! make the parity. Any `k` rows are invertible, and their inverse times the `k`
 //! shards those rows made gives back the data shards.
 
-use super::gf256;
+use coffer_gf256::field as gf256;
 
 /// A `rows × cols` matrix, row by row.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 //! computed at compile time.
 
 /// x⁸ + x⁴ + x³ + x² + 1, the field's reduction polynomial (SPEC.md F.3).
-pub(super) const POLYNOMIAL: u16 = 0x11D;
+pub const POLYNOMIAL: u16 = 0x11D;
 
 /// `EXP[i] = 2^i`. Twice the period of 255, so that `EXP[log a + log b]` needs no
 /// reduction modulo 255.
@@ -42,7 +42,7 @@ const fn log_table() -> [u8; 256] {
 }
 
 /// `a · b`.
-pub(super) fn mul(a: u8, b: u8) -> u8 {
+pub fn mul(a: u8, b: u8) -> u8 {
     if a == 0 || b == 0 {
         return 0;
     }
@@ -50,13 +50,13 @@ pub(super) fn mul(a: u8, b: u8) -> u8 {
 }
 
 /// `a⁻¹`, the `b` with `a · b = 1`. Panics on 0, which has none.
-pub(super) fn inv(a: u8) -> u8 {
+pub fn inv(a: u8) -> u8 {
     assert_ne!(a, 0, "0 has no inverse in GF(2⁸)");
     EXP[255 - usize::from(LOG[usize::from(a)])]
 }
 
 /// `a^n`, with `0^0 = 1` (the Vandermonde matrix's first row is `0^c`).
-pub(super) fn pow(a: u8, n: usize) -> u8 {
+pub fn pow(a: u8, n: usize) -> u8 {
     if n == 0 {
         1
     } else if a == 0 {

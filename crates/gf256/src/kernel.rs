@@ -9,14 +9,14 @@
 //! instructions. Without either it looks each byte up in the constant's 256-byte
 //! product row.
 
-use super::gf256;
+use crate::field as gf256;
 
 /// Bytes of every shard the matrix product works on at a time: the inputs' blocks
 /// (at most 8 × 4 KiB) stay in the L1 cache while every output's block takes them in.
 const BLOCK: usize = 4096;
 
 /// Multiplication by one constant, prepared for the kernel.
-pub(super) struct Multiplier {
+pub struct Multiplier {
     factor: u8,
     /// `low[l] = c · l` and `high[h] = c · (h << 4)` for the 16 nibbles.
     low: [u8; 16],
@@ -28,7 +28,8 @@ pub(super) struct Multiplier {
 }
 
 impl Multiplier {
-    pub(super) fn new(factor: u8) -> Multiplier {
+    /// Prepares multiplication by `factor`.
+    pub fn new(factor: u8) -> Multiplier {
         let low: [u8; 16] = std::array::from_fn(|l| gf256::mul(factor, l as u8));
         let high: [u8; 16] = std::array::from_fn(|h| gf256::mul(factor, (h as u8) << 4));
         Multiplier {
@@ -49,7 +50,7 @@ impl Multiplier {
 /// `outputs[r] ^= Σ_c coefficients[r · n + c] · inputs[c]` for the `n = inputs.len()`
 /// inputs, all slices one length. [`BLOCK`] bytes of every slice at a time, so each
 /// output block sums its inputs while they are in cache.
-pub(super) fn mul_add_matrix(coefficients: &[Multiplier], inputs: &[&[u8]], outputs: &mut [&mut [u8]]) {
+pub fn mul_add_matrix(coefficients: &[Multiplier], inputs: &[&[u8]], outputs: &mut [&mut [u8]]) {
     let len = inputs.first().map_or(0, |input| input.len());
     assert!(inputs.iter().all(|input| input.len() == len) && outputs.iter().all(|output| output.len() == len));
     assert_eq!(coefficients.len(), inputs.len() * outputs.len());
@@ -64,7 +65,7 @@ pub(super) fn mul_add_matrix(coefficients: &[Multiplier], inputs: &[&[u8]], outp
 }
 
 /// `dst ^= c · src`, `c` being `by`'s constant.
-pub(super) fn mul_add(dst: &mut [u8], src: &[u8], by: &Multiplier) {
+pub fn mul_add(dst: &mut [u8], src: &[u8], by: &Multiplier) {
     assert_eq!(dst.len(), src.len());
     if by.factor == 0 {
         return;
