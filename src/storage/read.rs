@@ -26,7 +26,7 @@ use crate::js::report_progress;
 use crate::session::Session;
 
 /// Chunks fetched and opened ahead of the reader.
-const IN_FLIGHT: usize = 4;
+const IN_FLIGHT: usize = 6;
 /// Largest file returned as one `Uint8Array`; larger ones need `as: "blob" | "stream"`.
 const MAX_BYTES_OUTPUT: u64 = 2 * 1024 * 1024 * 1024;
 

@@ -509,7 +509,12 @@ impl ShardBatchDecoder {
         if len > self.shard_len {
             return Err(BatchError::LongShard { index, declared, expected: self.shard_len });
         }
-        // Checked above: at most one more shard's worth, known from the manifest.
+        // Room for every shard at the first one, so the buffer never moves (no copy
+        // on growth); its size is the manifest's, never the answer's. Then checked
+        // above: at most one more shard's worth.
+        if self.batch.bytes.capacity() == 0 {
+            self.batch.bytes.reserve_exact(self.count.saturating_mul(self.shard_len));
+        }
         self.batch.bytes.resize((index + 1) * self.shard_len, 0);
         if len == 0 {
             self.batch.lens.push(Some(0));
