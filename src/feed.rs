@@ -14,13 +14,15 @@ use coffer_core::ErrorCode;
 use coffer_core::kv::KvScope;
 use coffer_core::proto::{ChangeEvent, ChangeOp, ClientFrame, ServerFrame};
 use coffer_core::validate::RESERVED_PREFIX;
-use js_sys::{Function, Object, Reflect};
+use js_sys::Function;
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
 use crate::error::SdkError;
 use crate::events::{EventKind, Events};
 use crate::http::Http;
+use crate::js::to_js;
 use crate::session::User;
 use crate::{json, timer};
 
@@ -38,6 +40,29 @@ extern "C" {
 const BACKOFF_START_MS: f64 = 250.0;
 /// Longest retry delay.
 const BACKOFF_MAX_MS: f64 = 30_000.0;
+
+/// A `change` event (`KvChangeEvent` in types.d.ts).
+#[derive(Serialize)]
+struct ChangeView<'a> {
+    collection: &'a str,
+    id: &'a str,
+    seq: f64,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    /// The value as `JSON.parse` gives it back (exact JSON, see json.rs); `null` for
+    /// a delete or a value that failed authentication.
+    #[serde(with = "serde_wasm_bindgen::preserve")]
+    data: JsValue,
+    /// The `CofferError`, present only when the value failed authentication.
+    #[serde(with = "serde_wasm_bindgen::preserve", skip_serializing_if = "JsValue::is_undefined")]
+    error: JsValue,
+}
+
+/// A `resync` event (`KvResyncEvent`).
+#[derive(Serialize)]
+struct ResyncView {
+    seq: f64,
+}
 
 /// The websocket's event handlers, kept alive as long as their socket.
 struct Handlers {
@@ -240,9 +265,7 @@ impl Feed {
             ServerFrame::Resync { seq } => {
                 self.last_seq.set(seq);
                 if let Some(parts) = self.parts() {
-                    let payload = Object::new();
-                    let _ = Reflect::set(&payload, &"seq".into(), &JsValue::from_f64(seq as f64));
-                    parts.events.emit(EventKind::Resync, payload.into());
+                    parts.events.emit(EventKind::Resync, to_js(&ResyncView { seq: seq as f64 }));
                 }
             }
             ServerFrame::Error(body) => {
@@ -267,18 +290,10 @@ impl Feed {
         }
         let Some(parts) = self.parts() else { return };
         let user = &parts.user;
-        let payload = Object::new();
-        let set = |k: &str, v: &JsValue| {
-            let _ = Reflect::set(&payload, &k.into(), v);
-        };
-        set("collection", &change.collection.as_str().into());
-        set("id", &change.id.as_str().into());
-        set("seq", &JsValue::from_f64(change.seq as f64));
         let kind = match change.op {
             ChangeOp::Set => "set",
             ChangeOp::Delete => "delete",
         };
-        set("type", &kind.into());
         let data = match &change.value {
             None => Ok(JsValue::NULL),
             Some(value) => {
@@ -286,13 +301,18 @@ impl Feed {
                 user.kv.decode(&scope, value).map_err(SdkError::from).and_then(|text| json::parse(&text))
             }
         };
-        match data {
-            Ok(data) => set("data", &data),
-            Err(e) => {
-                set("data", &JsValue::NULL);
-                set("error", &e.into());
-            }
-        }
-        parts.events.emit(EventKind::Change, payload.into());
+        let (data, error) = match data {
+            Ok(data) => (data, JsValue::UNDEFINED),
+            Err(e) => (JsValue::NULL, e.into()),
+        };
+        let payload = to_js(&ChangeView {
+            collection: &change.collection,
+            id: &change.id,
+            seq: change.seq as f64,
+            kind,
+            data,
+            error,
+        });
+        parts.events.emit(EventKind::Change, payload);
     }
 }
