@@ -7,13 +7,14 @@ use coffer_core::account::RootSecret;
 use coffer_core::b64;
 use coffer_core::proto::{SessionInfo, SessionResponse};
 use js_sys::Promise;
+use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
 use crate::auth;
 use crate::error::{SdkError, SdkResult};
 use crate::http::Http;
 use crate::kv::Kv;
-use crate::options::Options;
+use crate::options::{self, Text};
 use crate::remember::{self, Remember, Saved};
 use crate::session::{Session, promise, rejected};
 use crate::spaces::Spaces;
@@ -46,21 +47,39 @@ pub struct Client {
     session: Rc<Session>,
 }
 
+/// `{ url, username, password, remember? }` of `signUp` and `signIn`.
+#[derive(Deserialize)]
 struct Credentials {
-    http: Http,
-    username: String,
-    password: String,
-    remember: Remember,
+    url: Text,
+    username: Text,
+    password: Text,
+    remember: Option<Remember>,
 }
 
-fn credentials(options: &JsValue, what: &'static str) -> SdkResult<Credentials> {
-    let options = Options::new(options, what)?;
-    Ok(Credentials {
-        http: Http::new(&options.string("url")?)?,
-        username: options.string("username")?,
-        password: options.string("password")?,
-        remember: Remember::parse(options.optional_string("remember")?.as_deref())?,
-    })
+/// `{ url }` of `resume` and `anonymous`.
+#[derive(Deserialize)]
+struct Url {
+    url: Text,
+}
+
+/// `{ currentPassword, newPassword }` of `changePassword`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ChangePassword {
+    current_password: Text,
+    new_password: Text,
+}
+
+/// The credentials, with the accelerator's URL checked.
+fn credentials(options: &JsValue, what: &str) -> SdkResult<(Http, Credentials)> {
+    let credentials: Credentials = options::read(options, what)?;
+    Ok((Http::new(&credentials.url.0)?, credentials))
+}
+
+/// The accelerator named by `{ url }`.
+fn url_option(options: &JsValue, what: &str) -> SdkResult<Http> {
+    let Url { url } = options::read(options, what)?;
+    Http::new(&url.0)
 }
 
 impl Client {
@@ -94,9 +113,9 @@ impl Client {
     /// username or options, `Network` if the accelerator cannot be reached.
     #[wasm_bindgen(js_name = signUp)]
     pub async fn sign_up(options: CredentialsOptions) -> Result<Client, JsValue> {
-        let c = credentials(&options, "signUp options")?;
-        let (session, root) = auth::sign_up(&c.http, &c.username, &c.password).await?;
-        Ok(Client::from_session(c.http, session, root, c.remember)?)
+        let (http, c) = credentials(&options, "signUp options")?;
+        let (session, root) = auth::sign_up(&http, &c.username.0, &c.password.0).await?;
+        Ok(Client::from_session(http, session, root, c.remember.unwrap_or_default())?)
     }
 
     /// Signs in to an existing account, on this or any device.
@@ -105,9 +124,9 @@ impl Client {
     /// told apart).
     #[wasm_bindgen(js_name = signIn)]
     pub async fn sign_in(options: CredentialsOptions) -> Result<Client, JsValue> {
-        let c = credentials(&options, "signIn options")?;
-        let (session, root) = auth::sign_in(&c.http, &c.username, &c.password).await?;
-        Ok(Client::from_session(c.http, session, root, c.remember)?)
+        let (http, c) = credentials(&options, "signIn options")?;
+        let (session, root) = auth::sign_in(&http, &c.username.0, &c.password.0).await?;
+        Ok(Client::from_session(http, session, root, c.remember.unwrap_or_default())?)
     }
 
     /// Picks up a session remembered by `signIn`/`signUp` (`remember: "session"` or
@@ -115,8 +134,7 @@ impl Client {
     /// accelerator no longer accepts it (expired, signed out elsewhere).
     #[wasm_bindgen(unchecked_return_type = "Promise<Client | null>")]
     pub async fn resume(options: UrlOptions) -> Result<JsValue, JsValue> {
-        let options = Options::new(&options, "resume options")?;
-        let http = Http::new(&options.string("url")?)?;
+        let http = url_option(&options, "resume options")?;
         let Some((_, saved)) = remember::load(http.base()) else {
             return Ok(JsValue::NULL);
         };
@@ -144,8 +162,7 @@ impl Client {
 
     /// A client with no account, for reading shared files by manifest.
     pub async fn anonymous(options: UrlOptions) -> Result<Client, JsValue> {
-        let options = Options::new(&options, "anonymous options")?;
-        let http = Http::new(&options.string("url")?)?;
+        let http = url_option(&options, "anonymous options")?;
         Ok(Client { session: Session::new(http) })
     }
 
@@ -176,12 +193,11 @@ impl Client {
     #[wasm_bindgen(js_name = changePassword, unchecked_return_type = "Promise<void>")]
     pub fn change_password(&self, options: ChangePasswordOptions) -> Promise {
         let session = Rc::clone(&self.session);
-        let parsed = Options::new(&options, "changePassword options")
-            .and_then(|o| Ok((o.string("currentPassword")?, o.string("newPassword")?)));
-        let (current, new) = match parsed {
-            Ok(p) => p,
-            Err(e) => return rejected(e),
-        };
+        let ChangePassword { current_password: Text(current), new_password: Text(new) } =
+            match options::read(&options, "changePassword options") {
+                Ok(parsed) => parsed,
+                Err(e) => return rejected(e),
+            };
         promise(async move {
             let user = session.user()?;
             auth::change_password(&session.http, &user.username, &user.root, &current, &new).await?;

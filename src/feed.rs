@@ -1,5 +1,6 @@
-//! The change feed: one websocket per signed-in client, authenticated in its first
-//! frame, resumed from the last sequence number after any disconnect.
+//! The change feed: one websocket per signed-in client (gloo-net's futures
+//! `WebSocket`), authenticated in its first frame, resumed from the last sequence
+//! number after any disconnect.
 //!
 //! Reconnects forever with exponential backoff (250 ms doubling to 30 s) and jitter
 //! (each delay drawn from its upper half). A change is delivered once, in order:
@@ -8,28 +9,29 @@
 //! each key (SPEC.md §7.3), and a pruned log is announced by `resync`.
 
 use std::cell::{Cell, RefCell};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use coffer_core::ErrorCode;
 use coffer_core::kv::KvScope;
 use coffer_core::proto::{ChangeEvent, ChangeOp, ClientFrame, ServerFrame};
 use coffer_core::validate::RESERVED_PREFIX;
-use js_sys::{Function, Object, Reflect};
+use futures_util::future::{AbortHandle, Abortable, poll_fn};
+use futures_util::{SinkExt, StreamExt};
+use gloo_net::websocket::futures::WebSocket;
+use gloo_net::websocket::{Message, State};
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
-use web_sys::{CloseEvent, MessageEvent, WebSocket};
+use wasm_bindgen_futures::spawn_local;
 
 use crate::error::SdkError;
 use crate::events::{EventKind, Events};
 use crate::http::Http;
+use crate::js::to_js;
 use crate::session::User;
 use crate::{json, timer};
 
 #[wasm_bindgen]
 extern "C" {
-    #[wasm_bindgen(js_name = setTimeout)]
-    fn set_timeout(callback: &Function, ms: i32) -> JsValue;
-    #[wasm_bindgen(js_name = clearTimeout)]
-    fn clear_timeout(handle: &JsValue);
     #[wasm_bindgen(js_namespace = console, js_name = warn)]
     fn console_warn(message: &str);
 }
@@ -39,11 +41,27 @@ const BACKOFF_START_MS: f64 = 250.0;
 /// Longest retry delay.
 const BACKOFF_MAX_MS: f64 = 30_000.0;
 
-/// The websocket's event handlers, kept alive as long as their socket.
-struct Handlers {
-    _open: Closure<dyn FnMut()>,
-    _message: Closure<dyn FnMut(MessageEvent)>,
-    _close: Closure<dyn FnMut(CloseEvent)>,
+/// A `change` event (`KvChangeEvent` in types.d.ts).
+#[derive(Serialize)]
+struct ChangeView<'a> {
+    collection: &'a str,
+    id: &'a str,
+    seq: f64,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    /// The value as `JSON.parse` gives it back (exact JSON, see json.rs); `null` for
+    /// a delete or a value that failed authentication.
+    #[serde(with = "serde_wasm_bindgen::preserve")]
+    data: JsValue,
+    /// The `CofferError`, present only when the value failed authentication.
+    #[serde(with = "serde_wasm_bindgen::preserve", skip_serializing_if = "JsValue::is_undefined")]
+    error: JsValue,
+}
+
+/// A `resync` event (`KvResyncEvent`).
+#[derive(Serialize)]
+struct ResyncView {
+    seq: f64,
 }
 
 /// What a feed reads of its client, and the client itself, held so an app that
@@ -65,19 +83,22 @@ struct Parts {
 pub struct Feed {
     /// What the feed reads of its client, held until `stop`.
     parts: RefCell<Option<Rc<Parts>>>,
-    /// The current socket, if connected or connecting.
-    socket: RefCell<Option<WebSocket>>,
-    /// Handlers of the current socket. Replaced only from `connect`, never from
-    /// inside a handler (a closure must not be dropped while it runs).
-    handlers: RefCell<Option<Handlers>>,
     /// The last sequence number delivered (or skipped as the SDK's own).
     last_seq: Cell<u64>,
-    /// Failed attempts since the last `ready`, for the backoff.
-    attempt: Cell<u32>,
-    /// Set by `stop`: no more reconnects.
-    stopped: Cell<bool>,
-    /// The pending reconnect timer.
-    timer: RefCell<Option<JsValue>>,
+    /// Ends the connect–read–retry loop; its socket closes as the loop is dropped.
+    halt: AbortHandle,
+}
+
+/// What the loop does after a frame.
+enum Flow {
+    /// Keep reading.
+    Read,
+    /// The accelerator accepted the session: the backoff starts over.
+    Ready,
+    /// Drop this connection and connect again after a backoff.
+    Reconnect,
+    /// Stop for good.
+    Stop,
 }
 
 impl Feed {
@@ -89,16 +110,17 @@ impl Feed {
         user: Rc<User>,
         since: u64,
     ) -> Rc<Feed> {
+        let (halt, registration) = AbortHandle::new_pair();
         let feed = Rc::new(Feed {
             parts: RefCell::new(Some(Rc::new(Parts { http, events, user, _client: client }))),
-            socket: RefCell::new(None),
-            handlers: RefCell::new(None),
             last_seq: Cell::new(since),
-            attempt: Cell::new(0),
-            stopped: Cell::new(false),
-            timer: RefCell::new(None),
+            halt,
         });
-        feed.connect();
+        // The loop holds the feed weakly: the session owns it.
+        let running = Abortable::new(run(Rc::downgrade(&feed)), registration);
+        spawn_local(async move {
+            let _ = running.await;
+        });
         feed
     }
 
@@ -114,146 +136,35 @@ impl Feed {
 
     /// Closes the socket for good and lets go of the client.
     pub fn stop(&self) {
-        self.stopped.set(true);
+        self.halt.abort();
         let parts = self.parts.borrow_mut().take();
-        if let Some(timer) = self.timer.borrow_mut().take() {
-            clear_timeout(&timer);
-        }
-        if let Some(socket) = self.socket.borrow_mut().take() {
-            // Detach the handlers first: the feed (and with it their closures) may be
-            // dropped before the socket's `close` event fires, and a dropped closure
-            // called from JS throws "closure invoked … after being dropped".
-            socket.set_onopen(None);
-            socket.set_onmessage(None);
-            socket.set_onclose(None);
-            let _ = socket.close();
-        }
         drop(parts);
     }
 
-    fn connect(self: &Rc<Self>) {
-        if self.stopped.get() {
-            return;
-        }
-        let Some(parts) = self.parts() else { return };
-        // Replacing the old socket's handlers is safe here: this runs from a timer or
-        // from `start`, never inside one of them.
-        if let Some(old) = self.socket.borrow_mut().take() {
-            old.set_onopen(None);
-            old.set_onmessage(None);
-            old.set_onclose(None);
-            let _ = old.close();
-        }
-        let socket = match WebSocket::new(&parts.http.feed_url()) {
-            Ok(socket) => socket,
-            Err(_) => return self.retry_later(),
-        };
-        let weak = Rc::downgrade(self);
-        let open = Closure::<dyn FnMut()>::new({
-            let weak = weak.clone();
-            move || {
-                if let Some(feed) = weak.upgrade() {
-                    feed.on_open();
-                }
-            }
-        });
-        let message = Closure::<dyn FnMut(MessageEvent)>::new({
-            let weak = weak.clone();
-            move |event: MessageEvent| {
-                if let Some(feed) = weak.upgrade() {
-                    feed.on_message(event);
-                }
-            }
-        });
-        let close = Closure::<dyn FnMut(CloseEvent)>::new(move |_event: CloseEvent| {
-            if let Some(feed) = weak.upgrade() {
-                feed.on_close();
-            }
-        });
-        socket.set_onopen(Some(open.as_ref().unchecked_ref()));
-        socket.set_onmessage(Some(message.as_ref().unchecked_ref()));
-        socket.set_onclose(Some(close.as_ref().unchecked_ref()));
-        *self.handlers.borrow_mut() = Some(Handlers { _open: open, _message: message, _close: close });
-        *self.socket.borrow_mut() = Some(socket);
-    }
-
-    fn send(&self, frame: &ClientFrame) {
-        if let Some(socket) = self.socket.borrow().as_ref() {
-            let _ = socket.send_with_str(&serde_json::to_string(frame).expect("frames serialize"));
-        }
-    }
-
-    /// Drops the current connection; `on_close` then schedules a resume.
-    fn reconnect(&self) {
-        if let Some(socket) = self.socket.borrow().as_ref() {
-            let _ = socket.close();
-        }
-    }
-
-    fn on_open(&self) {
-        let Some(parts) = self.parts() else { return };
-        let Some(token) = parts.http.token() else {
-            return self.stop();
-        };
-        self.send(&ClientFrame::Auth { token, since: Some(self.last_seq.get()) });
-    }
-
-    fn on_close(self: &Rc<Self>) {
-        self.socket.borrow_mut().take();
-        self.retry_later();
-    }
-
-    fn retry_later(self: &Rc<Self>) {
-        if self.stopped.get() {
-            return;
-        }
-        let attempt = self.attempt.get();
-        self.attempt.set(attempt.saturating_add(1));
-        let delay = timer::backoff_ms(attempt, BACKOFF_START_MS, BACKOFF_MAX_MS);
-        let weak = Rc::downgrade(self);
-        // Owned by JS and freed once it has run, so a retry scheduled from inside a
-        // retry never drops a running closure.
-        let callback = Closure::once_into_js(move || {
-            if let Some(feed) = weak.upgrade() {
-                feed.timer.borrow_mut().take();
-                feed.connect();
-            }
-        });
-        let handle = set_timeout(callback.unchecked_ref(), delay as i32);
-        *self.timer.borrow_mut() = Some(handle);
-    }
-
-    fn on_message(&self, event: MessageEvent) {
-        let Some(text) = event.data().as_string() else {
-            return;
-        };
-        let frame: ServerFrame = match serde_json::from_str(&text) {
+    /// Reads one text frame.
+    fn on_message(&self, text: &str) -> Flow {
+        let frame: ServerFrame = match serde_json::from_str(text) {
             Ok(frame) => frame,
             Err(_) => {
                 console_warn("coffer: unreadable frame on the change feed; reconnecting");
-                return self.reconnect();
+                return Flow::Reconnect;
             }
         };
         match frame {
-            ServerFrame::Ready { .. } => self.attempt.set(0),
+            ServerFrame::Ready { .. } => return Flow::Ready,
             ServerFrame::Change(change) => self.on_change(change),
             ServerFrame::Resync { seq } => {
                 self.last_seq.set(seq);
                 if let Some(parts) = self.parts() {
-                    let payload = Object::new();
-                    let _ = Reflect::set(&payload, &"seq".into(), &JsValue::from_f64(seq as f64));
-                    parts.events.emit(EventKind::Resync, payload.into());
+                    parts.events.emit(EventKind::Resync, to_js(&ResyncView { seq: seq as f64 }));
                 }
             }
             ServerFrame::Error(body) => {
                 console_warn(&format!("coffer: the change feed stopped: {} ({})", body.message, body.code));
-                if body.code == ErrorCode::Unauthorized {
-                    self.stop();
-                } else {
-                    self.reconnect();
-                }
+                return if body.code == ErrorCode::Unauthorized { Flow::Stop } else { Flow::Reconnect };
             }
         }
+        Flow::Read
     }
 
     fn on_change(&self, change: ChangeEvent) {
@@ -267,18 +178,10 @@ impl Feed {
         }
         let Some(parts) = self.parts() else { return };
         let user = &parts.user;
-        let payload = Object::new();
-        let set = |k: &str, v: &JsValue| {
-            let _ = Reflect::set(&payload, &k.into(), v);
-        };
-        set("collection", &change.collection.as_str().into());
-        set("id", &change.id.as_str().into());
-        set("seq", &JsValue::from_f64(change.seq as f64));
         let kind = match change.op {
             ChangeOp::Set => "set",
             ChangeOp::Delete => "delete",
         };
-        set("type", &kind.into());
         let data = match &change.value {
             None => Ok(JsValue::NULL),
             Some(value) => {
@@ -286,13 +189,80 @@ impl Feed {
                 user.kv.decode(&scope, value).map_err(SdkError::from).and_then(|text| json::parse(&text))
             }
         };
-        match data {
-            Ok(data) => set("data", &data),
-            Err(e) => {
-                set("data", &JsValue::NULL);
-                set("error", &e.into());
+        let (data, error) = match data {
+            Ok(data) => (data, JsValue::UNDEFINED),
+            Err(e) => (JsValue::NULL, e.into()),
+        };
+        let payload = to_js(&ChangeView {
+            collection: &change.collection,
+            id: &change.id,
+            seq: change.seq as f64,
+            kind,
+            data,
+            error,
+        });
+        parts.events.emit(EventKind::Change, payload);
+    }
+}
+
+/// A feed dropped without `stop` (its session gone) closes its socket too.
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.halt.abort();
+    }
+}
+
+/// Connects, reads, and connects again after a backoff, until the feed stops (or
+/// is dropped).
+async fn run(feed: Weak<Feed>) {
+    let mut attempt = 0u32;
+    loop {
+        match connection(&feed, &mut attempt).await {
+            Flow::Stop => {
+                if let Some(feed) = feed.upgrade() {
+                    feed.stop();
+                }
+                return;
+            }
+            _ => {
+                let delay = timer::backoff_ms(attempt, BACKOFF_START_MS, BACKOFF_MAX_MS);
+                attempt = attempt.saturating_add(1);
+                timer::sleep(delay).await;
             }
         }
-        parts.events.emit(EventKind::Change, payload.into());
     }
+}
+
+/// One connection, from opening to closing: `Reconnect` when it ends, `Stop` when
+/// the feed must not go on (stopped, dropped, signed out, refused).
+async fn connection(feed: &Weak<Feed>, attempt: &mut u32) -> Flow {
+    let Some((url, token, since)) = feed.upgrade().and_then(|feed| {
+        let parts = feed.parts()?;
+        Some((parts.http.feed_url(), parts.http.token(), feed.last_seq()))
+    }) else {
+        return Flow::Stop;
+    };
+    let Some(token) = token else { return Flow::Stop };
+    let Ok(mut socket) = WebSocket::open(&url) else { return Flow::Reconnect };
+    // gloo's sink is ready once the socket is no longer connecting: open, or failed
+    // (sending on a failed socket would log an error in the console).
+    let settled = poll_fn(|cx| socket.poll_ready_unpin(cx)).await;
+    if settled.is_err() || !matches!(socket.state(), State::Open) {
+        return Flow::Reconnect;
+    }
+    let auth = serde_json::to_string(&ClientFrame::Auth { token, since: Some(since) }).expect("frames serialize");
+    if socket.send(Message::Text(auth)).await.is_err() {
+        return Flow::Reconnect;
+    }
+    // Errors and the close arrive as items before the end; binary frames are not ours.
+    while let Some(item) = socket.next().await {
+        let Ok(Message::Text(text)) = item else { continue };
+        let Some(feed) = feed.upgrade() else { return Flow::Stop };
+        match feed.on_message(&text) {
+            Flow::Read => {}
+            Flow::Ready => *attempt = 0,
+            flow => return flow,
+        }
+    }
+    Flow::Reconnect
 }

@@ -1,6 +1,9 @@
 //! JSON over `fetch` to the accelerator: one place that builds requests, attaches the
 //! session token as a header (never in a URL) and turns every answer that is not a
-//! success into an [`SdkError`] with the accelerator's code and message.
+//! success into an [`SdkError`] with the accelerator's code and message. Written on
+//! `web_sys` directly, not gloo-net's `http` (README, *Dependencies*: its `send` traps
+//! when `fetch` rejects with an abort reason that is not an `Error`, its body readers
+//! have no cap, and the builder alone cost 2.5 KB gzipped).
 //!
 //! No answer is trusted with memory: every body is read as a stream into a [`Sink`]
 //! that knows the most bytes a valid answer can hold (a JSON answer's
@@ -152,6 +155,14 @@ impl Http {
             headers.set("content-type", content_type).expect("a valid header");
         }
         if let Some(token) = self.token.borrow().as_deref() {
+            // The token comes from the accelerator (or storage): one that no header can
+            // carry is refused here rather than trusted to `Headers.set`, which throws.
+            if !token.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(SdkError::new(
+                    ErrorCode::Integrity,
+                    "the session token holds characters no HTTP header can carry; sign in again",
+                ));
+            }
             headers.set("authorization", &format!("Bearer {token}")).expect("a valid header");
         }
         let response: Response = JsFuture::from(global_fetch(&request))

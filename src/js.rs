@@ -1,16 +1,17 @@
-//! Small conveniences for building the plain JS objects the API returns.
+//! The plain JS values the API returns.
 
-use js_sys::{Object, Reflect};
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
-/// A plain object from `(key, value)` pairs.
-pub fn object(pairs: &[(&str, JsValue)]) -> JsValue {
-    let out = Object::new();
-    for (key, value) in pairs {
-        // Defining a property on a fresh plain object cannot fail.
-        let _ = Reflect::set(&out, &(*key).into(), value);
-    }
-    out.into()
+/// A result struct as a plain JS object, through `serde-wasm-bindgen` (JSON-compatible
+/// settings: `None` becomes `null`, maps become objects). The structs hold strings,
+/// `f64` numbers (every size and time fits one exactly below 2^53; an accelerator's
+/// larger number shows as the nearest one rather than failing the call) and JS values
+/// kept as they are (`serde_wasm_bindgen::preserve`), so this cannot fail.
+pub fn to_js<T: Serialize + ?Sized>(value: &T) -> JsValue {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .expect("result structs hold only strings, numbers and JS values")
 }
 
 /// A JS number from a `u64` (exact below 2^53, which every size and time here is).

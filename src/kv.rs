@@ -10,12 +10,13 @@ use coffer_core::proto::{
 };
 use coffer_core::validate;
 use js_sys::{Array, Function, Promise};
+use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
 use crate::error::{SdkError, SdkResult};
 use crate::events::EventKind;
 use crate::json;
-use crate::options::{Options, string_arg};
+use crate::options::{self, Flag, string_arg};
 use crate::random;
 use crate::session::{Session, call};
 
@@ -24,6 +25,12 @@ use crate::session::{Session, call};
 #[wasm_bindgen]
 pub struct Kv {
     session: Rc<Session>,
+}
+
+/// `{ encrypt? }` of `set`.
+#[derive(Deserialize)]
+struct SetOptions {
+    encrypt: Option<Flag>,
 }
 
 /// A collection and id from JS arguments, checked.
@@ -92,7 +99,8 @@ impl Kv {
     pub fn set(&self, collection: JsValue, id: JsValue, value: JsValue, options: Option<JsValue>) -> Promise {
         let prepared = (|| {
             let (collection, id) = key(&collection, &id)?;
-            let encrypt = Options::optional(options, "kv.set options")?.optional_bool("encrypt")?.unwrap_or(true);
+            let SetOptions { encrypt } = options::read_optional(options, "kv.set options")?;
+            let encrypt = encrypt.is_none_or(|Flag(encrypt)| encrypt);
             let text = json::stringify(&value)?;
             validate::value_json(&text)?;
             Ok::<_, SdkError>((collection, id, encrypt, text))

@@ -7,11 +7,21 @@
 
 use coffer_core::ErrorCode;
 use coffer_core::proto::answer::Listed;
-use js_sys::{Array, Object};
+use js_sys::{Array, Object, Reflect};
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use crate::error::{SdkError, SdkResult};
-use crate::js::object;
+use crate::js::to_js;
+
+/// An entry left out (`SkippedEntry` in types.d.ts).
+#[derive(Serialize)]
+struct Skipped<'a> {
+    /// `null` when the entry has no readable id.
+    id: Option<&'a str>,
+    code: &'a str,
+    message: &'a str,
+}
 
 /// A list being built, with what was skipped.
 #[derive(Default)]
@@ -35,12 +45,7 @@ impl Listing {
 
     /// Records an entry left out, and why.
     pub fn skip(&self, id: Option<&str>, e: &SdkError) {
-        let id = id.map_or(JsValue::NULL, JsValue::from);
-        self.skipped.push(&object(&[
-            ("id", id),
-            ("code", e.code.as_str().into()),
-            ("message", e.message.as_str().into()),
-        ]));
+        self.skipped.push(&to_js(&Skipped { id, code: e.code.as_str(), message: &e.message }));
     }
 
     /// The entry, if it could be read; `None` if it was skipped for a reason of its
@@ -81,9 +86,12 @@ impl Listing {
 
     /// The array handed to JS, with its `skipped` property (always there, maybe empty).
     pub fn finish(self) -> JsValue {
-        let descriptor = object(&[("value", self.skipped.into())]);
+        // Not a result struct: a property descriptor, whose absent fields (enumerable,
+        // writable, configurable) default to false.
+        let descriptor = Object::new();
+        let _ = Reflect::set(&descriptor, &"value".into(), &self.skipped);
         // Defining a new property on a fresh array cannot fail.
-        Object::define_property(&self.entries, &"skipped".into(), descriptor.unchecked_ref());
+        Object::define_property(&self.entries, &"skipped".into(), &descriptor);
         self.entries.into()
     }
 }

@@ -15,28 +15,30 @@ use coffer_core::b64;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{SdkError, SdkResult};
+use crate::options::Text;
 
-/// Where a session is remembered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Where a session is remembered: the `remember` option, `"session"` by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(try_from = "Text")]
 pub enum Remember {
     /// Not at all.
     None,
     /// `sessionStorage`.
+    #[default]
     Session,
     /// `localStorage`.
     Local,
 }
 
-impl Remember {
-    /// Parses the `remember` option; `None` means the default.
-    pub fn parse(value: Option<&str>) -> SdkResult<Self> {
-        match value {
-            None | Some("session") => Ok(Remember::Session),
-            Some("none") => Ok(Remember::None),
-            Some("local") => Ok(Remember::Local),
-            Some(other) => {
-                Err(SdkError::invalid(format!("remember must be \"none\", \"session\" or \"local\", not {other:?}")))
-            }
+impl TryFrom<Text> for Remember {
+    type Error = String;
+
+    fn try_from(Text(name): Text) -> Result<Self, String> {
+        match name.as_str() {
+            "session" => Ok(Remember::Session),
+            "none" => Ok(Remember::None),
+            "local" => Ok(Remember::Local),
+            other => Err(format!("must be \"none\", \"session\" or \"local\", not {other:?}")),
         }
     }
 }

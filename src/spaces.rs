@@ -13,13 +13,14 @@ use coffer_core::proto::storage::{
 };
 use coffer_core::space::{self, InviteSecret, InviteToken, SpaceError, SpaceKey};
 use js_sys::Promise;
+use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 use crate::error::{SdkError, SdkResult};
-use crate::js::{number, object};
+use crate::js::to_js;
 use crate::keyring;
 use crate::listing::{Listing, page_path};
-use crate::options::{Options, string_arg};
+use crate::options::{self, Text, Whole, string_arg};
 use crate::random;
 use crate::session::{Session, call};
 
@@ -36,23 +37,67 @@ impl Spaces {
     }
 }
 
-/// The role's name in the JS API.
-pub fn role_name(role: Role) -> &'static str {
-    match role {
-        Role::Reader => "reader",
-        Role::Writer => "writer",
-        Role::Owner => "owner",
+/// The role an invite gives: `"reader"` (default) or `"writer"`.
+#[derive(Deserialize)]
+#[serde(try_from = "Text")]
+struct InviteRole(Role);
+
+impl TryFrom<Text> for InviteRole {
+    type Error = String;
+
+    fn try_from(Text(name): Text) -> Result<Self, String> {
+        match name.as_str() {
+            "reader" => Ok(InviteRole(Role::Reader)),
+            "writer" => Ok(InviteRole(Role::Writer)),
+            other => Err(format!("must be \"reader\" or \"writer\", not {other:?} (owners cannot be invited)")),
+        }
     }
 }
 
-fn parse_role(name: Option<String>) -> SdkResult<Role> {
-    match name.as_deref() {
-        None | Some("reader") => Ok(Role::Reader),
-        Some("writer") => Ok(Role::Writer),
-        Some(other) => Err(SdkError::invalid(format!(
-            "invite role must be \"reader\" or \"writer\", not {other:?} (owners cannot be invited)"
-        ))),
-    }
+/// `{ name }` of `create`.
+#[derive(Deserialize)]
+struct CreateOptions {
+    name: Text,
+}
+
+/// `{ role?, expiresIn?, maxUses? }` of `invite`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InviteOptions {
+    role: Option<InviteRole>,
+    expires_in: Option<Whole>,
+    max_uses: Option<Whole>,
+}
+
+/// A space as JS sees it (`SpaceInfo` in types.d.ts).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SpaceView {
+    id: String,
+    /// `null` when this account holds no key for the space.
+    name: Option<String>,
+    /// `"owner"`, `"writer"` or `"reader"` (the wire's names).
+    role: Role,
+    created_at: f64,
+}
+
+/// A member as JS sees it (`SpaceMember`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MemberView<'a> {
+    user_id: &'a str,
+    username: &'a str,
+    /// `"owner"`, `"writer"` or `"reader"` (the wire's names).
+    role: Role,
+    joined_at: f64,
+}
+
+/// A space's metered bytes (`SpaceUsage`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct UsageView {
+    used_bytes: f64,
+    quota_bytes: f64,
 }
 
 /// Base path of a space's routes, checking the id first.
@@ -69,16 +114,11 @@ async fn describe(session: &Session, info: &SpaceInfo) -> SdkResult<JsValue> {
     let name = match keyring::find(session, &info.space_id).await? {
         Some(key) => {
             let sealed = b64::decode(&info.sealed_name).ok_or(SpaceError::NameDecrypt)?;
-            JsValue::from(space::open_space_name(&key, &info.space_id, &sealed)?)
+            Some(space::open_space_name(&key, &info.space_id, &sealed)?)
         }
-        None => JsValue::NULL,
+        None => None,
     };
-    Ok(object(&[
-        ("id", info.space_id.as_str().into()),
-        ("name", name),
-        ("role", role_name(info.role).into()),
-        ("createdAt", number(info.created_at_ms)),
-    ]))
+    Ok(to_js(&SpaceView { id: info.space_id.clone(), name, role: info.role, created_at: info.created_at_ms as f64 }))
 }
 
 fn id_arg(value: &JsValue) -> SdkResult<String> {
@@ -94,7 +134,7 @@ impl Spaces {
     pub fn create(&self, options: JsValue) -> Promise {
         call(
             &self.session,
-            Options::new(&options, "space.create options").and_then(|o| o.string("name")),
+            options::read(&options, "space.create options").map(|CreateOptions { name: Text(name) }| name),
             move |session, name| async move {
                 session.user()?;
                 let space_id = b64::encode(random::bytes::<16>());
@@ -142,11 +182,9 @@ impl Spaces {
     pub fn invite(&self, space_id: JsValue, options: Option<JsValue>) -> Promise {
         let parsed = (|| {
             let space_id = id_arg(&space_id)?;
-            let o = Options::optional(options, "space.invite options")?;
-            let role = parse_role(o.optional_string("role")?)?;
-            let expires_in_ms = o.optional_number("expiresIn")?;
-            let max_uses = o.optional_number("maxUses")?;
-            Ok::<_, SdkError>((space_id, role, expires_in_ms, max_uses))
+            let o: InviteOptions = options::read_optional(options, "space.invite options")?;
+            let role = o.role.map_or(Role::Reader, |InviteRole(role)| role);
+            Ok::<_, SdkError>((space_id, role, o.expires_in, o.max_uses))
         })();
         call(&self.session, parsed, move |session, (space_id, role, expires_in_ms, max_uses)| async move {
             session.user()?;
@@ -155,8 +193,8 @@ impl Spaces {
             let request = CreateInviteRequest {
                 secret_hash: b64::encode(space::invite_secret_hash(&space_id, &secret)),
                 role,
-                expires_in_ms: expires_in_ms.map(|ms| ms as u64),
-                max_uses: max_uses.map(|n| n as u32),
+                expires_in_ms: expires_in_ms.map(|Whole(ms)| ms),
+                max_uses: max_uses.map(|Whole(n)| u32::try_from(n).unwrap_or(u32::MAX)),
             };
             let _: InviteInfo = session.http.post(&format!("{}/invites", space_path(&space_id)?), &request).await?;
             let token = InviteToken { space_id, space_key: key, secret };
@@ -209,12 +247,12 @@ impl Spaces {
                 let answer: MembersResponse<Listed<Member>> = session.http.get(&page_path(&path, after)).await?;
                 pages.answered(answer.members.len(), answer.next)?;
                 for m in answer.members.into_iter().filter_map(|listed| listing.well_formed(listed)) {
-                    listing.push(&object(&[
-                        ("userId", m.user_id.as_str().into()),
-                        ("username", m.username.as_str().into()),
-                        ("role", role_name(m.role).into()),
-                        ("joinedAt", number(m.joined_at_ms)),
-                    ]));
+                    listing.push(&to_js(&MemberView {
+                        user_id: &m.user_id,
+                        username: &m.username,
+                        role: m.role,
+                        joined_at: m.joined_at_ms as f64,
+                    }));
                 }
             }
             Ok(listing.finish())
@@ -250,7 +288,7 @@ impl Spaces {
         call(&self.session, id_arg(&space_id), move |session, space_id| async move {
             session.user()?;
             let answer: UsageResponse = session.http.get(&format!("{}/usage", space_path(&space_id)?)).await?;
-            Ok(object(&[("usedBytes", number(answer.used_bytes)), ("quotaBytes", number(answer.quota_bytes))]))
+            Ok(to_js(&UsageView { used_bytes: answer.used_bytes as f64, quota_bytes: answer.quota_bytes as f64 }))
         })
     }
 }

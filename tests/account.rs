@@ -56,6 +56,34 @@ async fn taken_username_and_bad_options_are_refused() {
     assert_eq!(rejected_code(Client::sign_in(unreachable.unchecked_into()).await).await, "Network");
 }
 
+/// Options are read into typed structs (serde-wasm-bindgen), but a refusal still
+/// names the call and the field in the SDK's words, not serde's.
+#[wasm_bindgen_test]
+async fn bad_options_name_the_call_and_the_field() {
+    async fn message(result: Result<Client, JsValue>) -> String {
+        let e = result.err().expect("a rejection");
+        assert_eq!(coffer::error::code_of(&e).as_deref(), Some("InvalidInput"));
+        e.unchecked_into::<js_sys::Error>().message().into()
+    }
+    let no_url = obj(&[("username", "x".into()), ("password", "y".into())]);
+    assert_eq!(message(Client::sign_in(no_url.unchecked_into()).await).await, "signIn options.url is required");
+    let number = obj(&[("url", URL.into()), ("username", 5.into()), ("password", "y".into())]);
+    assert_eq!(
+        message(Client::sign_up(number.unchecked_into()).await).await,
+        "signUp options.username must be a string"
+    );
+    let forever =
+        obj(&[("url", URL.into()), ("username", "x".into()), ("password", "y".into()), ("remember", "forever".into())]);
+    assert_eq!(
+        message(Client::sign_in(forever.unchecked_into()).await).await,
+        r#"signIn options.remember must be "none", "session" or "local", not "forever""#
+    );
+    assert_eq!(
+        message(Client::anonymous(JsValue::from(3).unchecked_into()).await).await,
+        "anonymous options must be an object"
+    );
+}
+
 #[wasm_bindgen_test]
 async fn sign_out_revokes_the_session() {
     let client = sign_up(&unique("signout")).await;

@@ -154,7 +154,10 @@ async fn bad_input_is_refused_with_codes() {
     let huge: JsValue = "x".repeat(256 * 1024).into();
     assert_eq!(code_of(kv.set("todos".into(), "big".into(), huge, None)).await, "TooLarge");
     let options = obj(&[("encrypt", "yes".into())]);
-    assert_eq!(code_of(kv.set("todos".into(), "o".into(), value.clone(), Some(options))).await, "InvalidInput");
+    let refused = wait(kv.set("todos".into(), "o".into(), value.clone(), Some(options))).await.unwrap_err();
+    assert_eq!(coffer::error::code_of(&refused).as_deref(), Some("InvalidInput"));
+    let message: String = refused.unchecked_into::<js_sys::Error>().message().into();
+    assert_eq!(message, "kv.set options.encrypt must be true or false");
     assert!(kv.on("chnage".into(), js_sys::Function::new_no_args("").into()).is_err());
     assert!(kv.on("change".into(), JsValue::from(3)).is_err());
 

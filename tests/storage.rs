@@ -252,6 +252,37 @@ async fn aborting_a_write_leaves_nothing_visible() {
     assert_eq!(get(&usage, "usedBytes"), 0);
 }
 
+/// `fetch` rejects with the signal's reason, which an app may make anything (a string
+/// here): the SDK still answers `Aborted`, and keeps working (a request path that
+/// assumed an `Error` would trap the wasm instead).
+#[wasm_bindgen_test]
+async fn an_abort_whose_reason_is_not_an_error_still_rejects_with_aborted() {
+    let http = coffer::http::Http::new(URL).unwrap();
+    let controller = web_sys::AbortController::new().unwrap();
+    controller.abort_with_reason(&"the user went elsewhere".into());
+    let put = http.put_bytes("/v1/shards/upload", &pattern(16, 1), Some(&controller.signal())).await;
+    assert_eq!(put.unwrap_err().code.as_str(), "Aborted");
+    let client = sign_up(&unique("reason")).await;
+    let space_id = space_of(&client, "Reason").await;
+    let controller = web_sys::AbortController::new().unwrap();
+    let signal = controller.signal();
+    // Aborted while the other chunks' shards are in flight.
+    let abort = Closure::<dyn FnMut(JsValue, JsValue)>::new(move |done: JsValue, _total: JsValue| {
+        if done.as_f64().unwrap() > 0.0 {
+            controller.abort_with_reason(&42.into());
+        }
+    });
+    let attempt = client.storage().write_file(obj(&[
+        ("spaceId", space_id.as_str().into()),
+        ("data", pattern(1 << 20, 2).into()),
+        ("chunkSize", (64 * 1024).into()),
+        ("onProgress", abort.as_ref().clone()),
+        ("signal", signal.into()),
+    ]));
+    assert_eq!(code_of(attempt).await, "Aborted");
+    write(&client, &space_id, &pattern(1000, 3).into(), &[]).await;
+}
+
 #[wasm_bindgen_test]
 async fn bad_storage_input_is_refused_with_codes() {
     let client = sign_up(&unique("badfiles")).await;

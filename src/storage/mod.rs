@@ -28,17 +28,17 @@ use coffer_core::manifest::{FileParams, Manifest};
 use coffer_core::proto::answer::{Listed, PageWalk};
 use coffer_core::proto::storage::{DeleteFileResponse, FileEntry, FileListResponse};
 use coffer_core::space::{self, SpaceKey};
-use js_sys::{Array, Promise};
+use js_sys::Promise;
+use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
-use web_sys::AbortSignal;
 
 use crate::error::{SdkError, SdkResult};
-use crate::js::{number, object};
+use crate::js::to_js;
 use crate::json;
 use crate::keyring;
 use crate::listing::{Listing, page_path};
-use crate::options::{Options, string_arg};
+use crate::options::{self, Callback, Signal, Text, Whole, string_arg};
 use crate::session::{Session, call, rejected};
 use crate::spaces::space_path;
 use read::Output;
@@ -59,36 +59,71 @@ impl Storage {
     }
 }
 
-/// The parts of a file's stat that every reader can know.
-fn stat_object(
-    id: Option<&str>,
-    space_id: Option<&str>,
-    size: u64,
-    metadata: &str,
-    extra: &[(&str, JsValue)],
-) -> SdkResult<JsValue> {
-    let mut pairs = vec![
-        ("id", id.map_or(JsValue::NULL, JsValue::from)),
-        ("spaceId", space_id.map_or(JsValue::NULL, JsValue::from)),
-        ("size", number(size)),
-        ("metadata", json::parse(metadata)?),
-    ];
-    pairs.extend(extra.iter().cloned());
-    Ok(object(&pairs))
+/// A file's stat as JS sees it (`FileStat` in types.d.ts); what only a space's
+/// members know is absent when read by manifest alone.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Stat {
+    /// `null` when read by manifest alone.
+    id: Option<String>,
+    space_id: Option<String>,
+    size: f64,
+    /// The metadata as `JSON.parse` gives it back (exact JSON, see json.rs).
+    #[serde(with = "serde_wasm_bindgen::preserve")]
+    metadata: JsValue,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_at: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stored_bytes: Option<f64>,
+    /// The read capability, in listings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    manifest: Option<String>,
 }
 
-fn entry_stat(entry: &FileEntry, manifest: &Manifest) -> SdkResult<JsValue> {
-    stat_object(
-        Some(&entry.file_id),
-        Some(&entry.space_id),
-        manifest.size(),
-        manifest.metadata(),
-        &[
-            ("createdAt", number(entry.created_at_ms)),
-            ("createdBy", entry.created_by.as_str().into()),
-            ("storedBytes", number(entry.stored_bytes)),
-        ],
-    )
+impl Stat {
+    /// What every reader of the file can know.
+    fn new(size: u64, metadata: &str) -> SdkResult<Stat> {
+        Ok(Stat {
+            id: None,
+            space_id: None,
+            size: size as f64,
+            metadata: json::parse(metadata)?,
+            created_at: None,
+            created_by: None,
+            stored_bytes: None,
+            manifest: None,
+        })
+    }
+
+    /// A file of a space, from its entry.
+    fn of_entry(entry: &FileEntry, manifest: &Manifest) -> SdkResult<Stat> {
+        Ok(Stat {
+            id: Some(entry.file_id.clone()),
+            space_id: Some(entry.space_id.clone()),
+            created_at: Some(entry.created_at_ms as f64),
+            created_by: Some(entry.created_by.clone()),
+            stored_bytes: Some(entry.stored_bytes as f64),
+            ..Stat::new(manifest.size(), manifest.metadata())?
+        })
+    }
+}
+
+/// What a read resolves to (`ReadResult`).
+#[derive(Serialize)]
+struct ReadResult {
+    /// A `Uint8Array`, `Blob` or `ReadableStream`.
+    #[serde(with = "serde_wasm_bindgen::preserve")]
+    data: JsValue,
+    stat: Stat,
+}
+
+/// What `writeFile` resolves to.
+#[derive(Serialize)]
+struct WriteResult<'a> {
+    stat: Stat,
+    manifest: &'a str,
 }
 
 fn parse_manifest(text: &str) -> SdkResult<Manifest> {
@@ -99,33 +134,44 @@ fn parse_manifest(text: &str) -> SdkResult<Manifest> {
 /// record opened with the ids asked for (an entry for another file is refused).
 fn listed_stat(key: &SpaceKey, space_id: &str, entry: &FileEntry) -> SdkResult<JsValue> {
     let text = space::open_file_entry(key, space_id, &entry.file_id, entry)?;
-    let stat = entry_stat(entry, &parse_manifest(&text)?)?;
-    let _ = js_sys::Reflect::set(&stat, &"manifest".into(), &text.as_str().into());
-    Ok(stat)
+    let stat = Stat::of_entry(entry, &parse_manifest(&text)?)?;
+    Ok(to_js(&Stat { manifest: Some(text), ..stat }))
 }
 
 /// `{ as?, onProgress?, signal? }` of the read calls.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct ReadOptions {
-    output: Output,
-    progress: Option<js_sys::Function>,
-    signal: Option<AbortSignal>,
+    #[serde(rename = "as")]
+    output: Option<Output>,
+    on_progress: Option<Callback>,
+    signal: Option<Signal>,
 }
 
-fn read_options(options: Option<JsValue>) -> SdkResult<ReadOptions> {
-    let o = Options::optional(options, "read options")?;
-    Ok(ReadOptions {
-        output: Output::parse(o.optional_string("as")?.as_deref())?,
-        progress: o.optional_function("onProgress")?,
-        signal: signal_option(&o)?,
-    })
+/// `{ spaceId, data, metadata?, onProgress?, signal?, chunkSize?, dataShards?,
+/// parityShards? }` of `writeFile`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WriteOptions {
+    space_id: Text,
+    /// `Uint8Array | Blob | File`, checked by [`Source::from_js`].
+    #[serde(with = "serde_wasm_bindgen::preserve")]
+    data: JsValue,
+    /// Any JSON value (`null` included); absent means the `File`'s name and type.
+    #[serde(default, with = "serde_wasm_bindgen::preserve")]
+    metadata: JsValue,
+    on_progress: Option<Callback>,
+    signal: Option<Signal>,
+    chunk_size: Option<Whole>,
+    data_shards: Option<Whole>,
+    parity_shards: Option<Whole>,
 }
 
-fn signal_option(o: &Options) -> SdkResult<Option<AbortSignal>> {
-    let value = o.raw("signal");
-    if value.is_undefined() || value.is_null() {
-        return Ok(None);
-    }
-    value.dyn_into::<AbortSignal>().map(Some).map_err(|_| SdkError::invalid("signal must be an AbortSignal"))
+/// `{ spaceId? }` of `listFiles`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListOptions {
+    space_id: Option<Text>,
 }
 
 fn mime_of(manifest: &Manifest) -> Option<String> {
@@ -134,34 +180,30 @@ fn mime_of(manifest: &Manifest) -> Option<String> {
 }
 
 /// Reads a parsed manifest into `{ data, stat }`.
-async fn read_into(
-    session: Rc<Session>,
-    manifest: Manifest,
-    stat: JsValue,
-    options: ReadOptions,
-) -> SdkResult<JsValue> {
+async fn read_into(session: Rc<Session>, manifest: Manifest, stat: Stat, options: ReadOptions) -> SdkResult<JsValue> {
     let mime = mime_of(&manifest);
-    let data = read::read(session, manifest, options.output, mime, options.progress, options.signal).await?;
-    Ok(object(&[("data", data), ("stat", stat)]))
+    let output = options.output.unwrap_or_default();
+    let progress = options.on_progress.map(|Callback(f)| f);
+    let signal = options.signal.map(|Signal(s)| s);
+    let data = read::read(session, manifest, output, mime, progress, signal).await?;
+    Ok(to_js(&ReadResult { data, stat }))
 }
 
-fn file_params(o: &Options) -> SdkResult<FileParams> {
+fn file_params(o: &WriteOptions) -> SdkResult<FileParams> {
     let defaults = FileParams::default();
-    let small = |name: &str, default: u8| -> SdkResult<u8> {
-        match o.optional_number(name)? {
+    let small = |value: &Option<Whole>, name: &str, default: u8| -> SdkResult<u8> {
+        match value {
             None => Ok(default),
-            Some(n) if n <= 255.0 => Ok(n as u8),
-            Some(_) => Err(SdkError::invalid(format!("{name} is out of range"))),
+            Some(Whole(n)) => u8::try_from(*n).map_err(|_| SdkError::invalid(format!("{name} is out of range"))),
         }
     };
     let params = FileParams {
-        chunk_size: match o.optional_number("chunkSize")? {
+        chunk_size: match &o.chunk_size {
             None => defaults.chunk_size,
-            Some(n) if n <= f64::from(u32::MAX) => n as u32,
-            Some(_) => return Err(SdkError::invalid("chunkSize is out of range")),
+            Some(Whole(n)) => u32::try_from(*n).map_err(|_| SdkError::invalid("chunkSize is out of range"))?,
         },
-        data_shards: small("dataShards", defaults.data_shards)?,
-        parity_shards: small("parityShards", defaults.parity_shards)?,
+        data_shards: small(&o.data_shards, "dataShards", defaults.data_shards)?,
+        parity_shards: small(&o.parity_shards, "parityShards", defaults.parity_shards)?,
     };
     params.check().map_err(|e| SdkError::invalid(format!("{e}")))?;
     Ok(params)
@@ -173,20 +215,19 @@ impl Storage {
     #[wasm_bindgen(skip_typescript, js_name = writeFile)]
     pub fn write_file(&self, options: JsValue) -> Promise {
         let parsed = (|| {
-            let o = Options::new(&options, "writeFile options")?;
-            let space_id = o.string("spaceId")?;
-            space_path(&space_id)?;
-            let source = Source::from_js(&o.raw("data"))?;
-            let metadata_value = o.raw("metadata");
-            let metadata_value = if metadata_value.is_undefined() { source.default_metadata() } else { metadata_value };
-            let metadata = json::stringify(&metadata_value)?;
+            let o: WriteOptions = options::read(&options, "writeFile options")?;
+            space_path(&o.space_id.0)?;
+            let source = Source::from_js(&o.data)?;
+            let metadata = if o.metadata.is_undefined() { source.default_metadata() } else { o.metadata.clone() };
+            let metadata = json::stringify(&metadata)?;
+            let params = file_params(&o)?;
             Ok::<_, SdkError>((
-                space_id,
+                o.space_id.0,
                 source,
                 metadata,
-                file_params(&o)?,
-                o.optional_function("onProgress")?,
-                signal_option(&o)?,
+                params,
+                o.on_progress.map(|Callback(f)| f),
+                o.signal.map(|Signal(s)| s),
             ))
         })();
         let (space_id, source, metadata, params, progress, signal) = match parsed {
@@ -202,7 +243,7 @@ impl Storage {
             let job = WriteJob { space_id, space_key, source, metadata: metadata.clone(), params, progress, signal };
             let written = write::write(&session, job).await?;
             let manifest = parse_manifest(&written.manifest)?;
-            let stat = entry_stat(&written.entry, &manifest)?;
+            let stat = Stat::of_entry(&written.entry, &manifest)?;
             let record = SharedFile {
                 space_id: written.entry.space_id.clone(),
                 file_id: written.entry.file_id.clone(),
@@ -211,7 +252,7 @@ impl Storage {
                 metadata,
                 created_at: written.entry.created_at_ms,
             };
-            let result = object(&[("stat", stat), ("manifest", written.manifest.as_str().into())]);
+            let result = to_js(&WriteResult { stat, manifest: &written.manifest });
             if let Err(e) = shared::record(&session, &record).await {
                 // The file is committed; say so, and hand over what the caller needs.
                 let error: JsValue = SdkError::new(
@@ -236,14 +277,15 @@ impl Storage {
             let space_id = string_arg(&space_id, "spaceId")?;
             let file_id = file_id_arg(&id)?;
             let path = format!("{}/files/{file_id}", space_path(&space_id)?);
-            Ok::<_, SdkError>((space_id, file_id, path, read_options(options)?))
+            let options: ReadOptions = options::read_optional(options, "read options")?;
+            Ok::<_, SdkError>((space_id, file_id, path, options))
         })();
         call(&self.session, parsed, move |session, (space_id, file_id, path, options)| async move {
             session.user()?;
             let entry: FileEntry = session.http.get(&path).await?;
             let key = keyring::require(&session, &space_id).await?;
             let manifest = parse_manifest(&space::open_file_entry(&key, &space_id, &file_id, &entry)?)?;
-            let stat = entry_stat(&entry, &manifest)?;
+            let stat = Stat::of_entry(&entry, &manifest)?;
             read_into(session, manifest, stat, options).await
         })
     }
@@ -253,10 +295,11 @@ impl Storage {
     pub fn read_by_manifest(&self, manifest: JsValue, options: Option<JsValue>) -> Promise {
         let parsed = (|| {
             let text = string_arg(&manifest, "manifest")?;
-            Ok::<_, SdkError>((parse_manifest(text.trim())?, read_options(options)?))
+            let options: ReadOptions = options::read_optional(options, "read options")?;
+            Ok::<_, SdkError>((parse_manifest(text.trim())?, options))
         })();
         call(&self.session, parsed, move |session, (manifest, options)| async move {
-            let stat = stat_object(None, None, manifest.size(), manifest.metadata(), &[])?;
+            let stat = Stat::new(manifest.size(), manifest.metadata())?;
             read_into(session, manifest, stat, options).await
         })
     }
@@ -268,21 +311,22 @@ impl Storage {
     pub fn list_files(&self, options: Option<JsValue>) -> Promise {
         call(
             &self.session,
-            Options::optional(options, "listFiles options").and_then(|o| o.optional_string("spaceId")),
+            options::read_optional(options, "listFiles options")
+                .map(|ListOptions { space_id }| space_id.map(|Text(id)| id)),
             move |session, space_id| async move {
                 session.user()?;
                 let listing = Listing::default();
                 match space_id {
                     None => {
                         for file in shared::all(&session, &listing).await? {
-                            let stat = stat_object(
-                                Some(&file.file_id),
-                                Some(&file.space_id),
-                                file.size,
-                                &file.metadata,
-                                &[("createdAt", number(file.created_at)), ("manifest", file.manifest.as_str().into())],
-                            );
-                            listing.add(&file.file_id, stat)?;
+                            let stat = Stat::new(file.size, &file.metadata).map(|stat| Stat {
+                                id: Some(file.file_id.clone()),
+                                space_id: Some(file.space_id),
+                                created_at: Some(file.created_at as f64),
+                                manifest: Some(file.manifest),
+                                ..stat
+                            });
+                            listing.add(&file.file_id, stat.map(|stat| to_js(&stat)))?;
                         }
                     }
                     Some(space_id) => {
@@ -330,6 +374,29 @@ fn file_id_arg(value: &JsValue) -> SdkResult<String> {
     Ok(id)
 }
 
+/// What `inspectManifest` tells (`ManifestInfo` in types.d.ts).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ManifestInfo {
+    size: f64,
+    chunk_size: u32,
+    data_shards: u8,
+    parity_shards: u8,
+    chunk_count: f64,
+    depth: u8,
+    refs: Vec<RefInfo>,
+}
+
+/// A chunk or table node the manifest lists directly.
+#[derive(Serialize)]
+struct RefInfo {
+    kind: &'static str,
+    level: u8,
+    index: f64,
+    /// Shard addresses, hex.
+    shards: Vec<String>,
+}
+
 /// Describes a manifest's structure without reading the file: its size, how it is
 /// cut and coded, and the shard addresses of each chunk (or top-level table node)
 /// the manifest lists directly. For diagnostics and tests; every address is public
@@ -343,29 +410,24 @@ fn file_id_arg(value: &JsValue) -> SdkResult<String> {
 pub fn inspect_manifest(manifest: &str) -> Result<JsValue, JsValue> {
     let manifest = parse_manifest(manifest.trim())?;
     let params = manifest.params();
-    let refs: Array = manifest
+    let refs = manifest
         .entries()
         .map(|(pos, chunk_ref)| {
             let (kind, level, index) = match pos {
                 coffer_core::chunk::ChunkPos::Data(index) => ("data", 0, index),
                 coffer_core::chunk::ChunkPos::Table { level, index } => ("table", level, index),
             };
-            let shards: Array = chunk_ref.shards.iter().map(|a| JsValue::from(a.to_hex())).collect();
-            object(&[
-                ("kind", kind.into()),
-                ("level", level.into()),
-                ("index", number(index)),
-                ("shards", shards.into()),
-            ])
+            let shards = chunk_ref.shards.iter().map(|a| a.to_hex()).collect();
+            RefInfo { kind, level, index: index as f64, shards }
         })
         .collect();
-    Ok(object(&[
-        ("size", number(manifest.size())),
-        ("chunkSize", params.chunk_size.into()),
-        ("dataShards", params.data_shards.into()),
-        ("parityShards", params.parity_shards.into()),
-        ("chunkCount", number(manifest.chunk_count())),
-        ("depth", manifest.depth().into()),
-        ("refs", refs.into()),
-    ]))
+    Ok(to_js(&ManifestInfo {
+        size: manifest.size() as f64,
+        chunk_size: params.chunk_size,
+        data_shards: params.data_shards,
+        parity_shards: params.parity_shards,
+        chunk_count: manifest.chunk_count() as f64,
+        depth: manifest.depth(),
+        refs,
+    }))
 }

@@ -13,6 +13,7 @@ use coffer_core::pipeline::{ChunkWalk, Step};
 use futures_util::StreamExt;
 use futures_util::stream::{self, LocalBoxStream};
 use js_sys::{Array, Function, Promise, Uint8Array};
+use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::future_to_promise;
 use web_sys::{AbortSignal, Blob, BlobPropertyBag};
@@ -23,6 +24,7 @@ use super::shards::check_abort;
 use crate::copies;
 use crate::error::{SdkError, SdkResult};
 use crate::js::report_progress;
+use crate::options::Text;
 use crate::session::Session;
 
 /// Chunks fetched and opened ahead of the reader.
@@ -46,10 +48,12 @@ extern "C" {
     fn pull_stream(pull: &Function, cancel: &Function) -> JsValue;
 }
 
-/// How `readFile` hands the bytes over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How `readFile` hands the bytes over: the `as` option, `"bytes"` by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(try_from = "Text")]
 pub enum Output {
     /// One `Uint8Array` (default).
+    #[default]
     Bytes,
     /// A `Blob` (the browser may keep it on disk).
     Blob,
@@ -57,16 +61,15 @@ pub enum Output {
     Stream,
 }
 
-impl Output {
-    /// Parses the `as` option.
-    pub fn parse(value: Option<&str>) -> SdkResult<Output> {
-        match value {
-            None | Some("bytes") => Ok(Output::Bytes),
-            Some("blob") => Ok(Output::Blob),
-            Some("stream") => Ok(Output::Stream),
-            Some(other) => {
-                Err(SdkError::invalid(format!("as must be \"bytes\", \"blob\" or \"stream\", not {other:?}")))
-            }
+impl TryFrom<Text> for Output {
+    type Error = String;
+
+    fn try_from(Text(name): Text) -> Result<Self, String> {
+        match name.as_str() {
+            "bytes" => Ok(Output::Bytes),
+            "blob" => Ok(Output::Blob),
+            "stream" => Ok(Output::Stream),
+            other => Err(format!("must be \"bytes\", \"blob\" or \"stream\", not {other:?}")),
         }
     }
 }
