@@ -5,25 +5,21 @@
 //! when `fetch` rejects with an abort reason that is not an `Error`, its body readers
 //! have no cap, and the builder alone cost 2.5 KB gzipped).
 //!
-//! No answer is trusted with memory: every body is read as a stream into a [`Sink`]
-//! that knows the most bytes a valid answer can hold (a JSON answer's
-//! [`Answer::MAX_BYTES`], a shard batch's exact length from the manifest). The first
-//! chunk past that is refused, the rest of the body is cancelled unread, and nothing
-//! is ever sized from a declared length such as `Content-Length`.
+//! No answer is trusted with memory: every body is read through [`crate::body`], into
+//! a sink that refuses the first byte past what a valid answer holds.
 
 use std::cell::RefCell;
 
 use coffer_core::ErrorCode;
 use coffer_core::proto::ErrorBody;
-use coffer_core::proto::answer::{Answer, CappedBody};
-use coffer_core::proto::storage::ShardBatchDecoder;
-use js_sys::{Reflect, Uint8Array};
+use coffer_core::proto::answer::Answer;
+use js_sys::Uint8Array;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{AbortSignal, ReadableStreamDefaultReader, Request, RequestInit, Response};
+use web_sys::{AbortSignal, Request, RequestInit, Response};
 
-use crate::copies;
+use crate::body::{Sink, read_capped, stream_into};
 use crate::error::{SdkError, SdkResult, describe_js};
 
 #[wasm_bindgen]
@@ -201,80 +197,12 @@ impl Body<'_> {
     }
 }
 
-fn broken_read(e: &JsValue, signal: Option<&AbortSignal>) -> SdkError {
-    if signal.is_some_and(AbortSignal::aborted) {
-        return SdkError::aborted();
-    }
-    SdkError::network(format!("the connection broke while reading an answer: {}", describe_js(e)))
-}
-
-/// Where an answer's bytes go as they arrive.
-pub trait Sink {
-    /// Takes the next `len` bytes, which `fill(at, into)` copies (bytes
-    /// `at..at + into.len()` of them) straight into their place; refuses them — before
-    /// any byte past a valid answer is copied — if no valid answer holds them.
-    fn push_from(&mut self, len: usize, fill: impl FnMut(usize, &mut [u8])) -> SdkResult<()>;
-}
-
-impl Sink for CappedBody {
-    fn push_from(&mut self, len: usize, fill: impl FnMut(usize, &mut [u8])) -> SdkResult<()> {
-        Ok(CappedBody::push_from(self, len, fill)?)
-    }
-}
-
-impl Sink for ShardBatchDecoder {
-    fn push_from(&mut self, len: usize, fill: impl FnMut(usize, &mut [u8])) -> SdkResult<()> {
-        Ok(ShardBatchDecoder::push_from(self, len, fill)?)
-    }
-}
-
-/// Reads `response`'s body into `sink` chunk by chunk. On any refusal or failure the
-/// body is cancelled, so the browser stops receiving what nobody will read.
-async fn stream_into(response: &Response, sink: &mut impl Sink, signal: Option<&AbortSignal>) -> SdkResult<()> {
-    let Some(body) = response.body() else { return Ok(()) };
-    let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
-    let result = pump(&reader, sink, signal).await;
-    if result.is_err() {
-        // Cancelling cannot fail in a way that matters here: the answer is refused anyway.
-        let _ = reader.cancel();
-    }
-    result
-}
-
-/// Moves chunks from `reader` to `sink`, each byte copied once, from the chunk
-/// straight into its place in the sink's buffer (never past what the sink accepts).
-async fn pump(
-    reader: &ReadableStreamDefaultReader,
-    sink: &mut impl Sink,
-    signal: Option<&AbortSignal>,
-) -> SdkResult<()> {
-    loop {
-        let step = JsFuture::from(reader.read()).await.map_err(|e| broken_read(&e, signal))?;
-        if Reflect::get(&step, &"done".into()).is_ok_and(|done| done.is_truthy()) {
-            return Ok(());
-        }
-        let chunk: Uint8Array =
-            Reflect::get(&step, &"value".into()).map_err(|e| broken_read(&e, signal))?.unchecked_into();
-        sink.push_from(chunk.length() as usize, |at, into| {
-            chunk.subarray(at as u32, (at + into.len()) as u32).copy_to(into);
-            copies::copied(into.len());
-        })?;
-    }
-}
-
 /// Drops an answer's body unread (routes that answer 204, or whose body is not used).
 fn discard(response: Response) {
     if let Some(body) = response.body() {
         // A cancelled body only tells the browser to stop receiving it.
         let _ = body.cancel();
     }
-}
-
-/// Reads at most `cap` bytes of `response`'s body.
-async fn read_capped(response: &Response, cap: usize) -> SdkResult<Vec<u8>> {
-    let mut body = CappedBody::new(cap);
-    stream_into(response, &mut body, None).await?;
-    Ok(body.into_bytes())
 }
 
 async fn read_json<R: Answer>(response: Response) -> SdkResult<R> {

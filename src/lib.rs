@@ -18,6 +18,7 @@
 //! - [`events`] — listeners and their after-the-call delivery.
 //! - [`auth`] — the account flows against the accelerator.
 //! - [`http`] — JSON over `fetch`, the session header, error bodies.
+//! - [`body`] — answers read as they arrive, capped by what a valid one holds.
 //! - [`remember`] — what `remember` keeps in session/local storage.
 //! - [`error`] — the one conversion to a JS `Error` with a stable `code`.
 //! - [`options`], [`json`], [`js`], [`random`], [`timer`] — small boundary helpers.
@@ -29,6 +30,7 @@
 pub mod auth;
 #[cfg(feature = "bench")]
 pub mod bench;
+pub mod body;
 pub mod client;
 pub mod copies;
 pub mod error;
