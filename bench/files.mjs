@@ -137,28 +137,32 @@ for (const mib of SIZES_MIB) {
   const perChunk = (key) => `${(med(runs, key) / runs[0].chunks / MIB).toFixed(1)} MiB`;
   copyRows.push([`${mib} MiB`, String(runs[0].workers), perChunk("writeCopied"), perChunk("readCopied")]);
 }
-// Where the time goes, per 4 MiB chunk of the largest file: wall time, and CPU time
-// by role (a sum over 2 cores can exceed the wall time).
-const big = Math.max(...SIZES_MIB);
-const bigRuns = e2e.results.filter((r) => r.mib === big);
-const perChunk = bigRuns[0].chunks;
-const cpuRows = [
+// Where the time goes, per 4 MiB chunk of each file: wall time, and CPU time by role
+// (a sum over 2 cores can exceed the wall time; cores busy = CPU ÷ wall).
+const ROLES = ["rendererMain", "rendererWorkers", "rendererOther", "network", "browser", "chromiumOther", "accelerator"];
+const OPERATIONS = [
   ["writeFile", "write"], ["writeFile inline (no workers)", "inlineWrite"], ["fetch POST → sink", "upSink"],
   ["fetch PUT → /v1/shards", "upShards"], ["readFile", "read"], ["readFile inline (no workers)", "inlineRead"],
   ["fetch GET ← source", "downSource"], ["fetch POST ← /v1/shards/fetch", "downShards"],
-].filter(([, key]) => cpu.has(`${big} ${key}`)).map(([label, key]) => {
-  const c = cpu.get(`${big} ${key}`);
-  const ms = (role) => c[role] / c.runs / perChunk;
-  const [runs, field] = key.startsWith("inline")
-    ? [inline.results, key === "inlineWrite" ? "write" : "read"]
-    : [bigRuns, key];
-  const wall = (runs.reduce((a, r) => a + r[field], 0) / runs.length) * 1000 / perChunk;
-  const roles = ["rendererMain", "rendererWorkers", "rendererOther", "network", "browser", "chromiumOther", "accelerator"];
-  const total = roles.reduce((a, role) => a + ms(role), 0);
-  return [label, wall.toFixed(1), ...roles.map((role) => ms(role).toFixed(1)), total.toFixed(1), (total / wall).toFixed(2)];
-});
-const cpuTable = table(["operation", "wall", "renderer main thread", "file workers", "renderer other threads", "network service",
-  "browser process", "other Chromium", "accelerator", "CPU total", "cores busy"], cpuRows);
+];
+const cpuRows = [];
+for (const mib of SIZES_MIB) {
+  const sized = e2e.results.filter((r) => r.mib === mib);
+  const perChunk = sized[0].chunks;
+  OPERATIONS.filter(([, key]) => cpu.has(`${mib} ${key}`)).forEach(([label, key], i) => {
+    const c = cpu.get(`${mib} ${key}`);
+    const ms = (role) => c[role] / c.runs / perChunk;
+    const [runs, field] = key.startsWith("inline")
+      ? [inline.results.filter((r) => r.mib === mib), key === "inlineWrite" ? "write" : "read"]
+      : [sized, key];
+    const wall = (runs.reduce((a, r) => a + r[field], 0) / runs.length) * 1000 / perChunk;
+    const total = ROLES.reduce((a, role) => a + ms(role), 0);
+    cpuRows.push([i === 0 ? `${mib} MiB` : "", label, wall.toFixed(1), ...ROLES.map((role) => ms(role).toFixed(1)),
+      total.toFixed(1), (total / wall).toFixed(2)]);
+  });
+}
+const cpuTable = table(["file", "operation", "wall", "renderer main thread", "file workers", "renderer other threads",
+  "network service", "browser process", "other Chromium", "accelerator", "CPU total", "cores busy"], cpuRows);
 
 {
   const mibInline = Math.max(...SIZES_MIB);
@@ -214,7 +218,7 @@ a read fetches the data shards only (one batch of 4 per chunk). Floors run ${CON
 bytes (the loopback limit); "/v1/shards" is the real route (BLAKE3 check, temp file, fsync, rename; batch read).
 SDK ÷ floor is the ratio of the file MB/s; the target is against the loopback floor.
 
-### Where the time goes: ms per 4 MiB chunk, ${big} MiB file, mean of ${RUNS} runs (CPU from /proc, 10 ms ticks; ${ACCEL_PID ? "" : "accelerator not counted: ACCEL_PID unset; "}2 cores)
+### Where the time goes: ms per 4 MiB chunk, mean of ${RUNS} runs (CPU from /proc, 10 ms ticks; ${ACCEL_PID ? "" : "accelerator not counted: ACCEL_PID unset; "}2 cores)
 
 ${cpuTable}
 
