@@ -357,15 +357,16 @@ describe("files end to end on an accelerator of the test's own", { timeout: 600_
     const before = await accelerator.stored.shards();
     const chunkSize = 65_536;
     const chunks = 40;
-    // The first 30 shard uploads go through; the next ones are held in the browser
-    // until the accelerator is dead, so the crash lands mid-upload whatever the speed.
+    // The first 30 shard uploads go through and are answered; the next ones are held
+    // in the browser until the accelerator is dead, so the crash lands mid-upload
+    // whatever the speed.
     const held = [];
-    let passed = 0;
+    const answered = [];
     const route = (r) => {
       if (r.request().method() !== "PUT") return r.continue();
-      if (passed < 30) {
-        passed += 1;
-        return r.continue();
+      if (answered.length < 30) {
+        answered.push(r.continue().then(() => r.request().response()));
+        return;
       }
       held.push(r);
     };
@@ -387,6 +388,8 @@ describe("files end to end on an accelerator of the test's own", { timeout: 600_
       { chunkSize, chunks },
     );
     await untilNone(async () => (held.length > 0 ? [] : ["nothing held yet"]), "uploads reach the held ones");
+    // Answered means stored: on a slow run, uploads let through were still on their way.
+    await Promise.all(answered);
     await accelerator.kill("SIGKILL");
     await page.unroute(`${accelerator.url}/v1/shards/*`, route);
     await Promise.all(held.map((r) => r.continue().catch(() => {})));
@@ -399,7 +402,7 @@ describe("files end to end on an accelerator of the test's own", { timeout: 600_
     assert.equal(write.code, "Network", JSON.stringify(write));
     assert.ok(write.progress < chunks * chunkSize, "it was killed mid-upload");
     const uploaded = [...(await accelerator.stored.shards())].filter((a) => !before.has(a));
-    assert.ok(uploaded.length >= 24, `shards were stored before the crash (${uploaded.length})`);
+    assert.ok(uploaded.length >= 30, `the uploads answered before the crash are stored (${uploaded.length})`);
 
     await accelerator.restart();
     const out = await page.evaluate(async () => ({
