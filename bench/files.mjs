@@ -22,6 +22,7 @@
 //   BENCH_BIG_MIB=1024       the file whose wasm memory is sampled (0 skips it)
 //   BENCH_CONCURRENCY=6      requests in flight for the plain-fetch floors
 import { readFileSync } from "node:fs";
+import { cpus } from "node:os";
 import { acceleratorUrl, cpuByRole, report, runBare, table } from "./lib.mjs";
 
 const url = acceleratorUrl();
@@ -146,6 +147,7 @@ const OPERATIONS = [
   ["fetch GET ← source", "downSource"], ["fetch POST ← /v1/shards/fetch", "downShards"],
 ];
 const cpuRows = [];
+const spent = new Map(); // "<MiB> <key>" → { wall, total } ms per chunk
 for (const mib of SIZES_MIB) {
   const sized = e2e.results.filter((r) => r.mib === mib);
   const perChunk = sized[0].chunks;
@@ -157,10 +159,26 @@ for (const mib of SIZES_MIB) {
       : [sized, key];
     const wall = (runs.reduce((a, r) => a + r[field], 0) / runs.length) * 1000 / perChunk;
     const total = ROLES.reduce((a, role) => a + ms(role), 0);
+    spent.set(`${mib} ${key}`, { wall, total });
     cpuRows.push([i === 0 ? `${mib} MiB` : "", label, wall.toFixed(1), ...ROLES.map((role) => ms(role).toFixed(1)),
       total.toFixed(1), (total / wall).toFixed(2)]);
   });
 }
+// What the CPU allows: with every core busy, a call that spends `total` ms of CPU per
+// chunk takes at least total ÷ cores ms per chunk, whatever else is done.
+const CORES = cpus().length;
+const ceilingRows = [];
+for (const mib of SIZES_MIB) {
+  for (const [label, key, floorKey, target] of [["writeFile", "write", "upSink", 0.7], ["readFile", "read", "downSource", 0.8]]) {
+    const sdk = spent.get(`${mib} ${key}`), floor = spent.get(`${mib} ${floorKey}`);
+    if (!sdk || !floor) continue;
+    const best = sdk.total / CORES;
+    ceilingRows.push([`${mib} MiB`, label, sdk.total.toFixed(1), floor.total.toFixed(1), best.toFixed(1), sdk.wall.toFixed(1),
+      floor.wall.toFixed(1), x2(floor.wall, best), x2(floor.wall, sdk.wall), `≥ ${target.toFixed(2)}×`]);
+  }
+}
+const ceilingTable = table(["file", "call", "CPU per chunk (ms)", "the floor's CPU per chunk", `least wall on ${CORES} cores`,
+  "wall", "the floor's wall", "at best ÷ floor", "measured ÷ floor", "target"], ceilingRows);
 const cpuTable = table(["file", "operation", "wall", "renderer main thread", "file workers", "renderer other threads",
   "network service", "browser process", "other Chromium", "accelerator", "CPU total", "cores busy"], cpuRows);
 
@@ -218,9 +236,16 @@ a read fetches the data shards only (one batch of 4 per chunk). Floors run ${CON
 bytes (the loopback limit); "/v1/shards" is the real route (BLAKE3 check, temp file, fsync, rename; batch read).
 SDK ÷ floor is the ratio of the file MB/s; the target is against the loopback floor.
 
-### Where the time goes: ms per 4 MiB chunk, mean of ${RUNS} runs (CPU from /proc, 10 ms ticks; ${ACCEL_PID ? "" : "accelerator not counted: ACCEL_PID unset; "}2 cores)
+### Where the time goes: ms per 4 MiB chunk, mean of ${RUNS} runs (CPU from /proc, 10 ms ticks; ${ACCEL_PID ? "" : "accelerator not counted: ACCEL_PID unset; "}${CORES} cores)
 
 ${cpuTable}
+
+What the CPU allows. A call that spends its CPU per chunk on ${CORES} cores can take no less than that ÷ ${CORES}
+per chunk; "at best ÷ floor" is the most the call could reach against its loopback floor (→ sink, ← source) on
+this machine if nothing waited on anything, and "measured" is what it reached. Where the two meet, the cores
+are the floor that stops the call; less CPU per chunk (or more cores: the pool runs up to 4 workers) moves it.
+
+${ceilingTable}
 
 ### Long tasks while a file moves (PerformanceObserver "longtask", ${sizes} MiB; target: none over 50 ms)
 
