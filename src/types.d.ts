@@ -300,6 +300,15 @@ export interface WriteFileOptions<M = Record<string, unknown>> {
 export interface ReadOptions {
   /** `"bytes"` (default) → `Uint8Array`; `"blob"` → `Blob`; `"stream"` → `ReadableStream<Uint8Array>`. */
   as?: "bytes" | "blob" | "stream";
+  /**
+   * First byte to read (default 0). Only the chunks that hold the range are fetched
+   * and opened. An offset past the end rejects with `InvalidInput`; one at the end
+   * reads nothing.
+   */
+  offset?: number;
+  /** Bytes to read from `offset` (default: to the end); a range past the end stops at the end. */
+  length?: number;
+  /** Counts the bytes of the range read, out of the range's length. */
   onProgress?: (doneBytes: number, totalBytes: number) => void;
   signal?: AbortSignal;
 }
@@ -332,9 +341,15 @@ export interface Storage {
    */
   writeFile<M = Record<string, unknown>>(options: WriteFileOptions<M>): Promise<{ stat: FileStat<M>; manifest: string }>;
   /**
-   * Reads a file of a space you belong to (`Forbidden` otherwise). The record the
+   * Reads a file of a space you belong to (`Forbidden` otherwise), or the part of
+   * it `{ offset, length }` names; `stat` is always the whole file's. The record the
    * accelerator answers with must be the one asked for — same space id and file id,
    * and sealed for them — or the read fails with `Integrity`.
+   * @example
+   * ```ts
+   * // bytes 1 MiB – 2 MiB of a video, to seek in it
+   * const { data } = await client.storage.readFile(spaceId, id, { offset: 1 << 20, length: 1 << 20 });
+   * ```
    */
   readFile(spaceId: string, id: string, options?: ReadOptions & { as?: "bytes" }): Promise<ReadResult<Uint8Array>>;
   readFile(spaceId: string, id: string, options: ReadOptions & { as: "blob" }): Promise<ReadResult<Blob>>;

@@ -25,6 +25,7 @@ use coffer_core::Coded;
 use std::rc::Rc;
 
 use coffer_core::manifest::{FileParams, Manifest};
+use coffer_core::pipeline::ChunkWalk;
 use coffer_core::proto::answer::{Listed, PageWalk};
 use coffer_core::proto::storage::{DeleteFileResponse, FileEntry, FileListResponse};
 use coffer_core::space::{self, SpaceKey};
@@ -138,12 +139,16 @@ fn listed_stat(key: &SpaceKey, space_id: &str, entry: &FileEntry) -> SdkResult<J
     Ok(to_js(&Stat { manifest: Some(text), ..stat }))
 }
 
-/// `{ as?, onProgress?, signal? }` of the read calls.
+/// `{ as?, offset?, length?, onProgress?, signal? }` of the read calls.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ReadOptions {
     #[serde(rename = "as")]
     output: Option<Output>,
+    /// First byte to read (0 by default).
+    offset: Option<Whole>,
+    /// Bytes to read from `offset` (to the end of the file by default, and at most).
+    length: Option<Whole>,
     on_progress: Option<Callback>,
     signal: Option<Signal>,
 }
@@ -179,13 +184,14 @@ fn mime_of(manifest: &Manifest) -> Option<String> {
     meta.get("type")?.as_str().map(str::to_owned)
 }
 
-/// Reads a parsed manifest into `{ data, stat }`.
+/// Reads a parsed manifest (all of it, or the range asked for) into `{ data, stat }`.
 async fn read_into(session: Rc<Session>, manifest: Manifest, stat: Stat, options: ReadOptions) -> SdkResult<JsValue> {
     let mime = mime_of(&manifest);
+    let walk = ChunkWalk::range(manifest, options.offset.map_or(0, |Whole(n)| n), options.length.map(|Whole(n)| n))?;
     let output = options.output.unwrap_or_default();
     let progress = options.on_progress.map(|Callback(f)| f);
     let signal = options.signal.map(|Signal(s)| s);
-    let data = read::read(session, manifest, output, mime, progress, signal).await?;
+    let data = read::read(session, walk, output, mime, progress, signal).await?;
     Ok(to_js(&ReadResult { data, stat }))
 }
 

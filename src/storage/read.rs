@@ -4,11 +4,11 @@
 //! pulled a chunk at a time.
 
 use std::cell::RefCell;
+use std::ops::Range;
 use std::rc::Rc;
 
 use coffer_core::ErrorCode;
 use coffer_core::chunk::ChunkPos;
-use coffer_core::manifest::Manifest;
 use coffer_core::pipeline::{ChunkWalk, Step};
 use futures_util::StreamExt;
 use futures_util::stream::{self, LocalBoxStream};
@@ -84,13 +84,14 @@ struct Walker {
 }
 
 impl Walker {
-    async fn next_data(&mut self) -> SdkResult<Option<LoadChunk>> {
+    /// The next data chunk to load, and the part of its plaintext to keep.
+    async fn next_data(&mut self) -> SdkResult<Option<(LoadChunk, Range<usize>)>> {
         let params = self.walk.manifest().params();
         loop {
             match self.walk.next_step()? {
                 None => return Ok(None),
-                Some(Step::Data { index, chunk_ref, sealed_len }) => {
-                    return Ok(Some(LoadChunk { pos: ChunkPos::Data(index), params, chunk_ref, sealed_len }));
+                Some(Step::Data { index, chunk_ref, sealed_len, keep }) => {
+                    return Ok(Some((LoadChunk { pos: ChunkPos::Data(index), params, chunk_ref, sealed_len }, keep)));
                 }
                 Some(Step::Table { pos, chunk_ref, sealed_len }) => {
                     let job = LoadChunk { pos, params, chunk_ref, sealed_len };
@@ -102,14 +103,14 @@ impl Walker {
     }
 }
 
-/// The file's plaintext chunks, in order.
+/// The plaintext the walk covers, a chunk (or the part of one in its range) at a
+/// time, in order.
 pub fn chunks(
     session: Rc<Session>,
-    manifest: Manifest,
+    walk: ChunkWalk,
     signal: Option<AbortSignal>,
 ) -> LocalBoxStream<'static, SdkResult<Uint8Array>> {
-    let walker =
-        Walker { session: Rc::clone(&session), walk: ChunkWalk::new(manifest), signal: signal.clone(), failed: false };
+    let walker = Walker { session: Rc::clone(&session), walk, signal: signal.clone(), failed: false };
     let steps = stream::unfold(walker, |mut w| async move {
         if w.failed {
             return None;
@@ -128,34 +129,41 @@ pub fn chunks(
             let session = Rc::clone(&session);
             let signal = signal.clone();
             async move {
-                let job = step?;
+                let (job, keep) = step?;
                 check_abort(signal.as_ref())?;
-                pool::load(&session.http, job, signal.as_ref()).await
+                let plain = pool::load(&session.http, job, signal.as_ref()).await?;
+                // A view, not a copy: whole chunks keep all of it.
+                Ok(if keep.len() == plain.length() as usize {
+                    plain
+                } else {
+                    plain.subarray(keep.start as u32, keep.end as u32)
+                })
             }
         })
         .buffered(IN_FLIGHT)
         .boxed_local()
 }
 
-/// Reads the whole file into the requested output.
+/// Reads the bytes the walk covers (the whole file, or a range of it) into the
+/// requested output.
 pub async fn read(
     session: Rc<Session>,
-    manifest: Manifest,
+    walk: ChunkWalk,
     output: Output,
     mime: Option<String>,
     progress: Option<Function>,
     signal: Option<AbortSignal>,
 ) -> SdkResult<JsValue> {
-    let size = manifest.size();
+    let size = walk.bytes().end - walk.bytes().start;
     if output == Output::Bytes && size > MAX_BYTES_OUTPUT {
         return Err(SdkError::new(
             ErrorCode::TooLarge,
             format!(
-                "this file is {size} bytes, too large for one Uint8Array: read it with {{ as: \"blob\" }} or {{ as: \"stream\" }}"
+                "this read is {size} bytes, too large for one Uint8Array: read it with {{ as: \"blob\" }} or {{ as: \"stream\" }}, or a smaller range"
             ),
         ));
     }
-    let mut parts = chunks(session, manifest, signal);
+    let mut parts = chunks(session, walk, signal);
     match output {
         Output::Stream => Ok(stream_of(parts, size, progress)),
         Output::Bytes => {

@@ -143,6 +143,14 @@ pub enum ManifestError {
     /// A position that is not part of this file.
     #[error("no such chunk or table node in this file")]
     NoSuchPosition,
+    /// A read that starts past the end of the file.
+    #[error("offset {offset} is past the end of this {size}-byte file")]
+    OffsetPastEnd {
+        /// Where the read was to start.
+        offset: u64,
+        /// The file's size.
+        size: u64,
+    },
 }
 
 impl Coded for ManifestError {
@@ -340,6 +348,21 @@ impl Shape {
         let below = self.count(level - 1);
         let start = index * self.params.fanout();
         Some((below - start).min(self.params.fanout()))
+    }
+
+    /// The data chunks under `pos`: itself, or every chunk its table node reaches.
+    fn data_span(&self, pos: ChunkPos) -> std::ops::Range<u64> {
+        let (level, index) = match pos {
+            ChunkPos::Data(index) => (0, index),
+            ChunkPos::Table { level, index } => (level, index),
+        };
+        let (mut start, mut end) = (index, index.saturating_add(1));
+        for _ in 0..level {
+            start = start.saturating_mul(self.params.fanout());
+            end = end.saturating_mul(self.params.fanout());
+        }
+        let count = self.count(0);
+        start.min(count)..end.min(count)
     }
 
     /// The position of entry `i` of the node at `pos`, or of the manifest (`None`).
@@ -791,6 +814,12 @@ impl Manifest {
             ChunkPos::Table { level, .. } if level > self.depth => None,
             _ => self.shape.plain_len(pos),
         }
+    }
+
+    /// The data chunks under `pos`, by index: itself, or every chunk a table node
+    /// reaches (empty for a position this file does not have).
+    pub fn data_span(&self, pos: ChunkPos) -> std::ops::Range<u64> {
+        self.shape.data_span(pos)
     }
 
     /// Sealed bytes at `pos` (what the shards rebuild): plaintext + tag. Pass this to

@@ -3,7 +3,9 @@
 //! into addressed shards, and walking a manifest's chunk tree in file order
 //! (reading, [`ChunkWalk`]). The SDK does the I/O around them.
 
-use crate::chunk::{ChunkKey, ChunkPos};
+use std::ops::Range;
+
+use crate::chunk::{CHUNK_OVERHEAD, ChunkKey, ChunkPos};
 use crate::erasure::{self, ErasureError};
 use crate::manifest::{
     ChunkRef, ChunkTable, FileParams, Finish, MANIFEST_KEY_LEN, Manifest, ManifestBuilder, ManifestError, TableNode,
@@ -204,14 +206,22 @@ pub enum Step {
         chunk_ref: ChunkRef,
         /// Sealed length: what the shards rebuild.
         sealed_len: usize,
+        /// The part of its plaintext the read wants: all of it, except where the
+        /// range starts or ends inside the chunk.
+        keep: Range<usize>,
     },
 }
 
 /// Walks a manifest's chunk tree depth first, so data chunks come out in file order
-/// while at most one table node per level is held.
+/// while at most one table node per level is held. A walk over a byte range visits
+/// only the table nodes and data chunks that hold part of it.
 pub struct ChunkWalk {
     /// The authenticated manifest.
     manifest: Manifest,
+    /// The plaintext bytes the read wants.
+    bytes: Range<u64>,
+    /// The data chunks that hold them.
+    chunks: Range<u64>,
     /// Refs still to visit, the next one last.
     stack: Vec<(ChunkPos, ChunkRef)>,
     /// The table node handed out and not yet opened.
@@ -219,11 +229,53 @@ pub struct ChunkWalk {
 }
 
 impl ChunkWalk {
-    /// Starts at the manifest's own refs.
+    /// Walks the whole file.
     pub fn new(manifest: Manifest) -> Self {
-        let mut stack: Vec<_> = manifest.entries().map(|(pos, r)| (pos, r.clone())).collect();
-        stack.reverse();
-        ChunkWalk { manifest, stack, awaiting: None }
+        let size = manifest.size();
+        Self::range(manifest, 0, None).unwrap_or_else(|_| unreachable!("offset 0 is within any file of {size} bytes"))
+    }
+
+    /// Walks the `length` bytes from `offset` (to the end of the file when `length`
+    /// is `None` or reaches past it). An offset past the end is refused; one at the
+    /// end reads nothing.
+    pub fn range(manifest: Manifest, offset: u64, length: Option<u64>) -> Result<Self, ManifestError> {
+        let size = manifest.size();
+        if offset > size {
+            return Err(ManifestError::OffsetPastEnd { offset, size });
+        }
+        let end = length.map_or(size, |length| offset.saturating_add(length).min(size));
+        let chunk = u64::from(manifest.params().chunk_size);
+        let chunks = if offset == end { 0..0 } else { offset / chunk..(end - 1) / chunk + 1 };
+        let mut walk = ChunkWalk { manifest, bytes: offset..end, chunks, stack: Vec::new(), awaiting: None };
+        let top: Vec<_> = walk.manifest.entries().map(|(pos, r)| (pos, r.clone())).collect();
+        walk.visit(top);
+        Ok(walk)
+    }
+
+    /// The plaintext bytes the walk hands out: `offset..end` of the file.
+    pub fn bytes(&self) -> Range<u64> {
+        self.bytes.clone()
+    }
+
+    /// Queues `refs` (in file order) to visit, leaving out those that hold no byte
+    /// of the range.
+    fn visit(&mut self, refs: Vec<(ChunkPos, ChunkRef)>) {
+        let wanted = |pos: ChunkPos| {
+            let span = self.manifest.data_span(pos);
+            span.start < self.chunks.end && self.chunks.start < span.end
+        };
+        let kept: Vec<_> = refs.into_iter().filter(|(pos, _)| wanted(*pos)).collect();
+        self.stack.extend(kept.into_iter().rev());
+    }
+
+    /// The part of data chunk `index`'s plaintext inside the range, from its
+    /// sealed length.
+    fn keep(&self, index: u64, sealed_len: usize) -> Range<usize> {
+        let len = sealed_len - CHUNK_OVERHEAD;
+        let start = index * u64::from(self.manifest.params().chunk_size);
+        let from = self.bytes.start.saturating_sub(start).min(len as u64);
+        let to = self.bytes.end.saturating_sub(start).min(len as u64);
+        from as usize..to as usize
     }
 
     /// The manifest being read.
@@ -239,7 +291,7 @@ impl ChunkWalk {
         let Some((pos, chunk_ref)) = self.stack.pop() else { return Ok(None) };
         let sealed_len = self.manifest.sealed_len(pos).ok_or(ManifestError::Inconsistent)?;
         Ok(Some(match pos {
-            ChunkPos::Data(index) => Step::Data { index, chunk_ref, sealed_len },
+            ChunkPos::Data(index) => Step::Data { index, chunk_ref, sealed_len, keep: self.keep(index, sealed_len) },
             ChunkPos::Table { .. } => {
                 self.awaiting = Some(pos);
                 Step::Table { pos, chunk_ref, sealed_len }
@@ -251,7 +303,7 @@ impl ChunkWalk {
     pub fn table_opened(&mut self, plaintext: &[u8]) -> Result<(), ManifestError> {
         let pos = self.awaiting.take().ok_or(ManifestError::Sequence("table_opened without a table node"))?;
         let table = ChunkTable::parse(&self.manifest, pos, plaintext)?;
-        self.stack.extend(table.entries().iter().rev().cloned());
+        self.visit(table.entries().to_vec());
         Ok(())
     }
 }
@@ -267,6 +319,17 @@ mod tests {
     /// `window` data chunks in flight, then reads it back through the walk; returns
     /// the bytes read and the tree depth.
     fn round_trip(file: &[u8], params: FileParams, window: usize) -> (Vec<u8>, u8) {
+        let (store, text) = write(file, params, window);
+        let manifest = Manifest::parse(&text).unwrap();
+        let depth = manifest.depth();
+        (read(&store, ChunkWalk::new(manifest)).0, depth)
+    }
+
+    type Store = HashMap<ShardAddress, Vec<u8>>;
+
+    /// Writes `file` into an in-memory shard store, up to `window` data chunks in
+    /// flight; returns the store and the manifest.
+    fn write(file: &[u8], params: FileParams, window: usize) -> (Store, String) {
         let mut store: HashMap<ShardAddress, Vec<u8>> = HashMap::new();
         let mut next_key = 0u8;
         let mut put = |pos: ChunkPos, plaintext: &[u8]| -> ChunkRef {
@@ -301,31 +364,86 @@ mod tests {
         let mut held: Vec<_> = store.keys().copied().collect();
         held.sort();
         assert_eq!(listed, held, "the commit lists exactly the shards stored");
-        let text = stored.manifest;
+        (store, stored.manifest)
+    }
 
-        let manifest = Manifest::parse(&text).unwrap();
-        let depth = manifest.depth();
-        let mut walk = ChunkWalk::new(manifest);
+    /// Reads what `walk` hands out from `store`; returns the bytes and the table
+    /// nodes and data chunks fetched.
+    fn read(store: &Store, mut walk: ChunkWalk) -> (Vec<u8>, Vec<ChunkPos>) {
+        let params = walk.manifest().params();
         let fetch = |r: &ChunkRef, len: usize| {
             let shards = r.shards.iter().map(|a| store.get(a).cloned()).collect();
             erasure::reconstruct(shards, &r.shards, params.data(), params.parity(), len).unwrap()
         };
-        let mut out = Vec::new();
-        let mut expected_index = 0;
+        let (mut out, mut fetched) = (Vec::new(), Vec::new());
+        let mut expected_index = None;
         while let Some(step) = walk.next_step().unwrap() {
             match step {
                 Step::Table { pos, chunk_ref, sealed_len } => {
+                    fetched.push(pos);
                     let plain = open_at(&chunk_ref.key, pos, &fetch(&chunk_ref, sealed_len)).unwrap();
                     walk.table_opened(&plain).unwrap();
                 }
-                Step::Data { index, chunk_ref, sealed_len } => {
-                    assert_eq!(index, expected_index, "data chunks come in file order");
-                    expected_index += 1;
-                    out.extend(open_at(&chunk_ref.key, ChunkPos::Data(index), &fetch(&chunk_ref, sealed_len)).unwrap());
+                Step::Data { index, chunk_ref, sealed_len, keep } => {
+                    if let Some(expected) = expected_index {
+                        assert_eq!(index, expected, "data chunks come in file order");
+                    }
+                    expected_index = Some(index + 1);
+                    fetched.push(ChunkPos::Data(index));
+                    let plain = open_at(&chunk_ref.key, ChunkPos::Data(index), &fetch(&chunk_ref, sealed_len)).unwrap();
+                    out.extend(&plain[keep]);
                 }
             }
         }
-        (out, depth)
+        (out, fetched)
+    }
+
+    #[test]
+    fn a_range_fetches_only_the_chunks_and_table_nodes_that_hold_it() {
+        // 1 KiB chunks, 2 + 1 shards: 7 refs per table node, so 80 chunks and a
+        // bit take two levels of table.
+        let params = FileParams { chunk_size: 1024, data_shards: 2, parity_shards: 1 };
+        let fanout = params.fanout();
+        let size = 40 * 1024 * 2 + 7;
+        let file: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
+        let (store, text) = write(&file, params, 4);
+        let manifest = Manifest::parse(&text).unwrap();
+        assert!(manifest.depth() >= 2, "the test reaches a two-level chunk table");
+        let size = size as u64;
+        let node = 1024 * fanout;
+        let edges = [0, 1, 1023, 1024, 1025, 2048, node - 1, node, node + 1, node * fanout - 1, node * fanout + 1];
+        let mut points: Vec<u64> =
+            edges.iter().chain(&[size - 1025, size - 8, size - 7, size - 1, size]).copied().collect();
+        points.retain(|&p| p <= size);
+        for &offset in &points {
+            for &end in points.iter().filter(|&&end| end >= offset) {
+                let walk = ChunkWalk::range(manifest.clone(), offset, Some(end - offset)).unwrap();
+                assert_eq!(walk.bytes(), offset..end);
+                let (back, fetched) = read(&store, walk);
+                assert_eq!(back, &file[offset as usize..end as usize], "bytes {offset}..{end}");
+                for pos in fetched {
+                    let span = manifest.data_span(pos);
+                    let held = span.start * 1024..(span.end * 1024).min(size);
+                    assert!(
+                        held.start < end && offset < held.end,
+                        "{pos:?} holds bytes {held:?}, none of {offset}..{end}"
+                    );
+                }
+            }
+        }
+        // A length past the end stops at the end; so does no length.
+        let (back, _) = read(&store, ChunkWalk::range(manifest.clone(), size - 3, Some(u64::MAX)).unwrap());
+        assert_eq!(back, &file[file.len() - 3..]);
+        let (back, _) = read(&store, ChunkWalk::range(manifest.clone(), 5000, None).unwrap());
+        assert_eq!(back, &file[5000..]);
+        // Nothing to read at the end, and nothing fetched for it.
+        let (back, fetched) = read(&store, ChunkWalk::range(manifest.clone(), size, None).unwrap());
+        assert!(back.is_empty() && fetched.is_empty());
+        // Past the end is refused.
+        assert!(matches!(
+            ChunkWalk::range(manifest, size + 1, Some(1)),
+            Err(ManifestError::OffsetPastEnd { offset, size: s }) if offset == size + 1 && s == size
+        ));
     }
 
     #[test]
