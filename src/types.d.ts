@@ -3,7 +3,7 @@
 export type ErrorCode =
   | "NotFound" | "Unauthorized" | "Forbidden" | "InvalidInput" | "TooLarge"
   | "QuotaExceeded" | "Integrity" | "Network" | "Conflict" | "RateLimited"
-  | "Aborted" | "Internal" | "WorkerFailed";
+  | "Aborted" | "Internal" | "WorkerFailed" | "FileChanged";
 
 /**
  * What every Coffer promise rejects with: a JS `Error` whose `name` is

@@ -107,6 +107,16 @@ async fn missing_and_fetch_answer_in_request_order() {
 }
 
 #[tokio::test]
+async fn missing_tells_the_grace_its_answer_holds_uploads_for() {
+    let server = TestServer::start(|config| config.shard_grace = std::time::Duration::from_secs(1234)).await;
+    let api = server.api();
+    let ada = sign_up(&api, "ada", "pw").await;
+    let req = ShardsRequest { addresses: vec![] };
+    let answer: ShardsMissingResponse = api.call("/v1/shards/missing", Some(ada.token()), &req).await.unwrap();
+    assert_eq!(answer, ShardsMissingResponse { missing: vec![], grace_ms: 1_234_000 });
+}
+
+#[tokio::test]
 async fn a_shard_removed_from_disk_is_missing_and_heals_on_upload() {
     let server = TestServer::start_embedded(|_| {}).await;
     let api = server.api();

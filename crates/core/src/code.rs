@@ -37,11 +37,14 @@ pub enum ErrorCode {
     /// One of the SDK's file workers stopped mid-call (it crashed or ran out of
     /// memory): the call failed and committed nothing; it may be retried.
     WorkerFailed,
+    /// The file given to resume an upload is not the one the upload began with (its
+    /// size, name, last-modified time or first chunk differ): start a new upload.
+    FileChanged,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order (a unit test keeps it complete).
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 14] = [
         ErrorCode::NotFound,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
@@ -55,6 +58,7 @@ impl ErrorCode {
         ErrorCode::Aborted,
         ErrorCode::Internal,
         ErrorCode::WorkerFailed,
+        ErrorCode::FileChanged,
     ];
 
     /// The stable string form, as used on the wire and in JavaScript.
@@ -73,6 +77,7 @@ impl ErrorCode {
             ErrorCode::Aborted => "Aborted",
             ErrorCode::Internal => "Internal",
             ErrorCode::WorkerFailed => "WorkerFailed",
+            ErrorCode::FileChanged => "FileChanged",
         }
     }
 
@@ -87,7 +92,7 @@ impl ErrorCode {
             ErrorCode::QuotaExceeded => 507,
             ErrorCode::Integrity => 422,
             ErrorCode::Network => 502,
-            ErrorCode::Conflict => 409,
+            ErrorCode::Conflict | ErrorCode::FileChanged => 409,
             ErrorCode::RateLimited => 429,
             ErrorCode::Aborted => 499,
             ErrorCode::Internal | ErrorCode::WorkerFailed => 500,
@@ -137,6 +142,7 @@ mod tests {
                 ErrorCode::Aborted => 10,
                 ErrorCode::Internal => 11,
                 ErrorCode::WorkerFailed => 12,
+                ErrorCode::FileChanged => 13,
             };
             assert_eq!(position, i, "{code}");
         }

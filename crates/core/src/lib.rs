@@ -24,18 +24,22 @@
 //! - [`manifest`] — the manifest (a file's read capability) and its chunk table.
 //! - [`space`] — space keys, invite tokens, sealed file records and space names.
 //! - [`pipeline`] — shards from a sealed chunk; the manifest's chunk tree in file order.
+//! - [`device`] — records kept on the device, sealed under the account's keys.
+//! - [`resume`] — a resumable upload's plan and the chunks it has stored.
 #![forbid(unsafe_code)]
 
 pub mod account;
 pub mod b64;
 pub mod chunk;
 pub mod code;
+pub mod device;
 pub mod erasure;
 pub mod kv;
 pub mod manifest;
 pub mod pipeline;
 mod primitives;
 pub mod proto;
+pub mod resume;
 pub mod shard;
 pub mod space;
 pub mod validate;

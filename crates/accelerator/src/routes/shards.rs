@@ -142,11 +142,12 @@ pub async fn missing(
     Json(req): Json<ShardsRequest>,
 ) -> Result<Json<ShardsMissingResponse>, ApiError> {
     batch_size(&req.addresses)?;
-    let expires_at_ms = now_ms().saturating_add(grace_ms(&state));
+    let grace_ms = grace_ms(&state);
+    let expires_at_ms = now_ms().saturating_add(grace_ms);
     let user_id = authed.session.user_id;
     let present = state.keeper.present(&user_id, &req.addresses, expires_at_ms).await?;
     let missing = req.addresses.iter().zip(present).filter(|(_, present)| !present).map(|(a, _)| *a).collect();
-    Ok(Json(ShardsMissingResponse { missing }))
+    Ok(Json(ShardsMissingResponse { missing, grace_ms }))
 }
 
 /// The bytes a batch answer takes: each named shard's frame, repeats included.

@@ -270,8 +270,10 @@ mod tests {
         let info =
             SpaceInfo { space_id: id, sealed_name: b64::encode(name), role: Role::Owner, created_at_ms: u64::MAX };
         assert!(len_of(&info) <= MAX_LIST_ENTRY_BYTES);
-        let missing =
-            ShardsMissingResponse { missing: vec![ShardAddress::of(b"x"); crate::proto::storage::MAX_BATCH_ADDRESSES] };
+        let missing = ShardsMissingResponse {
+            missing: vec![ShardAddress::of(b"x"); crate::proto::storage::MAX_BATCH_ADDRESSES],
+            grace_ms: u64::MAX,
+        };
         assert!(len_of(&missing) <= ShardsMissingResponse::MAX_BYTES);
     }
 

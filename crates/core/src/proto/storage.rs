@@ -80,6 +80,10 @@ pub struct ShardsRequest {
 pub struct ShardsMissingResponse {
     /// The requested addresses it does not have, in request order.
     pub missing: Vec<ShardAddress>,
+    /// How long from now the caller's own uncommitted uploads among the rest stay
+    /// held (the accelerator's grace period, which this request moved on): a
+    /// resumable upload's plan expires with it.
+    pub grace_ms: u64,
 }
 
 /// Creates a space. The client draws the id (so it can record the space key in its
