@@ -1,4 +1,4 @@
-//! What the SDK keeps on the device (SPEC.md F.10): records in the browser's
+//! What the SDK keeps on the device (SPEC.md D.1): records in the browser's
 //! IndexedDB, each sealed with AES-256-GCM under a key derived from the account's
 //! root secret and bound to its kind and id, so nothing kept there is plaintext and
 //! no record can stand in for another.

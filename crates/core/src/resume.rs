@@ -1,4 +1,4 @@
-//! Resumable uploads (SPEC.md F.11): what a writer keeps on the device so that an
+//! Resumable uploads (SPEC.md D.2): what a writer keeps on the device so that an
 //! upload cut off by a reload, a crash or a lost network can finish later, sending
 //! only what the accelerator does not hold yet.
 //!
