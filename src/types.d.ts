@@ -294,6 +294,42 @@ export interface WriteFileOptions<M = Record<string, unknown>> {
   dataShards?: number;
   /** Parity shards per chunk, 1–4 (default 2): that many may be lost. */
   parityShards?: number;
+  /**
+   * Keep a plan of this upload on the device (IndexedDB, sealed under the account's
+   * keys; default `false`), so that after a reload, a crash or a lost network
+   * `resumeUpload(id, file)` finishes it, sending only what the accelerator does not
+   * hold yet. A failed write's error then carries `uploadId`; the plan is deleted on
+   * commit and on abort, and expires with the accelerator's grace period.
+   */
+  resumable?: boolean;
+}
+
+/** A resumable upload begun on this device and not finished (`pendingUploads()`). */
+export interface PendingUpload<M = Record<string, unknown>> {
+  /** What `resumeUpload` and `discardUpload` take. */
+  id: string;
+  spaceId: string;
+  /** The `File`'s name; `null` for bytes or a `Blob`. */
+  name: string | null;
+  size: number;
+  /** The `File`'s `lastModified`; `null` for bytes or a `Blob`. */
+  lastModified: number | null;
+  /** The metadata the file will be committed with. */
+  metadata: M;
+  /** Bytes already stored: a resume sends at most `size - doneBytes`. */
+  doneBytes: number;
+  /** When the upload began, ms since the Unix epoch. */
+  createdAt: number;
+  /** When the plan is dropped (the accelerator collects unfinished uploads then). */
+  expiresAt: number;
+}
+
+/** Options of `resumeUpload`. */
+export interface ResumeUploadOptions {
+  /** Counts every byte of the file, those stored before included. */
+  onProgress?: (doneBytes: number, totalBytes: number) => void;
+  /** Aborts the upload (`Aborted`) and drops its plan. */
+  signal?: AbortSignal;
 }
 
 /** Options of the read calls. */
@@ -340,6 +376,30 @@ export interface Storage {
    * ```
    */
   writeFile<M = Record<string, unknown>>(options: WriteFileOptions<M>): Promise<{ stat: FileStat<M>; manifest: string }>;
+  /**
+   * Finishes a resumable upload this account began on this device
+   * (`writeFile({ resumable: true })`), given the same file again. Asks the
+   * accelerator which of the stored shards it still holds and sends only the rest;
+   * resolves like `writeFile`. Rejects with `FileChanged` if the file's size, name,
+   * last-modified time or first chunk differ (its plan is kept), `NotFound` if no
+   * such upload is pending here (finished, aborted, discarded or expired).
+   * @example
+   * ```ts
+   * for (const upload of await client.storage.pendingUploads()) {
+   *   const file = await askUserFor(upload.name);      // e.g. an <input type=file>
+   *   await client.storage.resumeUpload(upload.id, file, { onProgress });
+   * }
+   * ```
+   */
+  resumeUpload<M = Record<string, unknown>>(
+    id: string,
+    data: Uint8Array | Blob | File,
+    options?: ResumeUploadOptions,
+  ): Promise<{ stat: FileStat<M>; manifest: string }>;
+  /** The resumable uploads this account began on this device and has not finished, oldest first. */
+  pendingUploads(): Promise<PendingUpload[]>;
+  /** Drops a pending upload's plan; resolves to whether there was one. */
+  discardUpload(id: string): Promise<boolean>;
   /**
    * Reads a file of a space you belong to (`Forbidden` otherwise), or the part of
    * it `{ offset, length }` names; `stat` is always the whole file's. The record the

@@ -6,6 +6,7 @@
 //! - [`chunk`] — one chunk end to end: seal, code, upload; fetch, rebuild, open.
 //! - [`pool`] — where chunks run: the page's module workers, or inline.
 //! - [`worker`] — the worker's side: runs the jobs the page posts.
+//! - [`resume`] — resumable uploads: the plan kept on the device, and resuming it.
 //! - [`shards`] — uploads with retry; reads that check every shard.
 //! - [`cipher`] — AES-256-GCM through WebCrypto, or wasm as the fallback.
 //! - [`source`] — `Uint8Array | Blob | File`, read slice by slice.
@@ -15,13 +16,15 @@ pub mod chunk;
 pub mod cipher;
 pub mod pool;
 pub mod read;
+pub mod resume;
 pub mod shards;
 pub mod shared;
 pub mod source;
 pub mod worker;
 pub mod write;
 
-use coffer_core::Coded;
+use coffer_core::{Coded, ErrorCode};
+use std::collections::HashMap;
 use std::rc::Rc;
 
 use coffer_core::manifest::{FileParams, Manifest};
@@ -39,7 +42,7 @@ use crate::js::to_js;
 use crate::json;
 use crate::keyring;
 use crate::listing::{Listing, page_path};
-use crate::options::{self, Callback, Signal, Text, Whole, string_arg};
+use crate::options::{self, Callback, Flag, Signal, Text, Whole, string_arg};
 use crate::session::{Session, call, rejected};
 use crate::spaces::space_path;
 use read::Output;
@@ -170,6 +173,16 @@ struct WriteOptions {
     chunk_size: Option<Whole>,
     data_shards: Option<Whole>,
     parity_shards: Option<Whole>,
+    /// Keep a plan on this device so `resumeUpload` can finish the upload later.
+    resumable: Option<Flag>,
+}
+
+/// `{ onProgress?, signal? }` of `resumeUpload`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResumeOptions {
+    on_progress: Option<Callback>,
+    signal: Option<Signal>,
 }
 
 /// `{ spaceId? }` of `listFiles`.
@@ -215,6 +228,60 @@ fn file_params(o: &WriteOptions) -> SdkResult<FileParams> {
     Ok(params)
 }
 
+/// Writes, commits and records a file; resolves to `{ stat, manifest }`. A resumable
+/// upload's records are deleted once it is committed, or aborted; any other failure
+/// keeps them, and the error carries `uploadId` to resume with. A failure after the
+/// commit (recording it in the account's shared-files list) carries the `result`.
+async fn write_and_record(session: &Rc<Session>, job: WriteJob) -> Result<JsValue, JsValue> {
+    let space_key = keyring::require(session, &job.space_id).await?;
+    let space_id = job.space_id.clone();
+    let metadata = job.metadata.clone();
+    let recorder = job.recorder.clone();
+    let written = match write::write(session, job, space_key).await {
+        Ok(written) => written,
+        Err(e) => {
+            let Some(recorder) = recorder else { return Err(e.into()) };
+            if e.code == ErrorCode::Aborted {
+                recorder.forget().await?;
+                return Err(e.into());
+            }
+            let error: JsValue = e.into();
+            let _ = js_sys::Reflect::set(&error, &"uploadId".into(), &recorder.id.as_str().into());
+            return Err(error);
+        }
+    };
+    if let Some(recorder) = recorder {
+        // Committed: the plan is spent. Failing to delete it only leaves a plan that
+        // expires on its own.
+        let _ = recorder.forget().await;
+    }
+    let manifest = parse_manifest(&written.manifest)?;
+    let stat = Stat::of_entry(&written.entry, &manifest)?;
+    let record = SharedFile {
+        space_id,
+        file_id: written.entry.file_id.clone(),
+        manifest: written.manifest.clone(),
+        size: written.size,
+        metadata,
+        created_at: written.entry.created_at_ms,
+    };
+    let result = to_js(&WriteResult { stat, manifest: &written.manifest });
+    if let Err(e) = shared::record(session, &record).await {
+        // The file is committed; say so, and hand over what the caller needs.
+        let error: JsValue = SdkError::new(
+            e.code,
+            format!(
+                "the file was written (id {}), but recording it in your shared-files list failed: {}",
+                record.file_id, e.message
+            ),
+        )
+        .into();
+        let _ = js_sys::Reflect::set(&error, &"result".into(), &result);
+        return Err(error);
+    }
+    Ok(result)
+}
+
 #[wasm_bindgen]
 impl Storage {
     /// Writes a file into a space; resolves to `{ stat, manifest }`.
@@ -227,52 +294,84 @@ impl Storage {
             let metadata = if o.metadata.is_undefined() { source.default_metadata() } else { o.metadata.clone() };
             let metadata = json::stringify(&metadata)?;
             let params = file_params(&o)?;
-            Ok::<_, SdkError>((
-                o.space_id.0,
+            let resumable = o.resumable.is_some_and(|Flag(on)| on);
+            let job = WriteJob {
+                space_id: o.space_id.0,
                 source,
                 metadata,
                 params,
-                o.on_progress.map(|Callback(f)| f),
-                o.signal.map(|Signal(s)| s),
-            ))
+                progress: o.on_progress.map(|Callback(f)| f),
+                signal: o.signal.map(|Signal(s)| s),
+                held: HashMap::new(),
+                recorder: None,
+            };
+            Ok::<_, SdkError>((job, resumable))
         })();
-        let (space_id, source, metadata, params, progress, signal) = match parsed {
+        let (mut job, resumable) = match parsed {
             Ok(p) => p,
             Err(e) => return rejected(e),
         };
         let session = Rc::clone(&self.session);
-        // Not `call`: a failure after the commit rejects with an error that also
-        // carries the result.
+        // Not `call`: a failure can carry more than the error (see `write_and_record`).
         future_to_promise(async move {
-            session.user()?;
-            let space_key = keyring::require(&session, &space_id).await?;
-            let job = WriteJob { space_id, space_key, source, metadata: metadata.clone(), params, progress, signal };
-            let written = write::write(&session, job).await?;
-            let manifest = parse_manifest(&written.manifest)?;
-            let stat = Stat::of_entry(&written.entry, &manifest)?;
-            let record = SharedFile {
-                space_id: written.entry.space_id.clone(),
-                file_id: written.entry.file_id.clone(),
-                manifest: written.manifest.clone(),
-                size: written.size,
-                metadata,
-                created_at: written.entry.created_at_ms,
-            };
-            let result = to_js(&WriteResult { stat, manifest: &written.manifest });
-            if let Err(e) = shared::record(&session, &record).await {
-                // The file is committed; say so, and hand over what the caller needs.
-                let error: JsValue = SdkError::new(
-                    e.code,
-                    format!(
-                        "the file was written (id {}), but recording it in your shared-files list failed: {}",
-                        record.file_id, e.message
-                    ),
-                )
-                .into();
-                let _ = js_sys::Reflect::set(&error, &"result".into(), &result);
-                return Err(error);
+            let user = session.user()?;
+            if resumable {
+                let recorder =
+                    resume::begin(&session, &user, &job.space_id, &job.source, &job.metadata, job.params).await?;
+                job.recorder = Some(Rc::new(recorder));
             }
-            Ok(result)
+            write_and_record(&session, job).await
+        })
+    }
+
+    /// Finishes a resumable upload this device began (see `pendingUploads`), given
+    /// the same file again; resolves to `{ stat, manifest }` like `writeFile`.
+    #[wasm_bindgen(skip_typescript, js_name = resumeUpload)]
+    pub fn resume_upload(&self, id: JsValue, data: JsValue, options: Option<JsValue>) -> Promise {
+        let parsed = (|| {
+            let id = string_arg(&id, "id")?;
+            let source = Source::from_js(&data)?;
+            let options: ResumeOptions = options::read_optional(options, "resumeUpload options")?;
+            Ok::<_, SdkError>((id, source, options))
+        })();
+        let (id, source, options) = match parsed {
+            Ok(p) => p,
+            Err(e) => return rejected(e),
+        };
+        let session = Rc::clone(&self.session);
+        future_to_promise(async move {
+            let user = session.user()?;
+            let resume::Resumed { plan, held, recorder } = resume::resume(&session, &user, &id, &source).await?;
+            let job = WriteJob {
+                space_id: plan.space_id.clone(),
+                source,
+                metadata: plan.metadata.clone(),
+                params: plan.params(),
+                progress: options.on_progress.map(|Callback(f)| f),
+                signal: options.signal.map(|Signal(s)| s),
+                held,
+                recorder: Some(Rc::new(recorder)),
+            };
+            write_and_record(&session, job).await
+        })
+    }
+
+    /// The resumable uploads this account began on this device and has not finished,
+    /// oldest first (`PendingUpload[]`); expired ones are dropped.
+    #[wasm_bindgen(skip_typescript, js_name = pendingUploads)]
+    pub fn pending_uploads(&self) -> Promise {
+        call(&self.session, Ok(()), move |session, ()| async move {
+            let pending = resume::pending(&*session.user()?).await?;
+            Ok(to_js(&pending))
+        })
+    }
+
+    /// Drops a pending upload's plan from this device; resolves to whether there was
+    /// one. Its shards on the accelerator are collected after the grace period.
+    #[wasm_bindgen(skip_typescript, js_name = discardUpload)]
+    pub fn discard_upload(&self, id: JsValue) -> Promise {
+        call(&self.session, string_arg(&id, "id"), move |session, id| async move {
+            Ok(JsValue::from_bool(resume::discard(&*session.user()?, &id).await?))
         })
     }
 

@@ -4,8 +4,11 @@
 //! once — then the sealed manifest is committed. Only the chunks in flight are ever
 //! in memory, whatever the file's size.
 
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use coffer_core::chunk::ChunkPos;
-use coffer_core::manifest::FileParams;
+use coffer_core::manifest::{ChunkRef, FileParams};
 use coffer_core::pipeline::{ChunkWriter, Put, Stored};
 use coffer_core::proto::storage::{CommitFileRequest, FileEntry};
 use coffer_core::space::{self, SpaceKey};
@@ -17,6 +20,7 @@ use web_sys::AbortSignal;
 
 use super::chunk::StoreChunk;
 use super::pool;
+use super::resume::Recorder;
 use super::shards::{self, check_abort};
 use super::source::{Part, Source};
 use crate::error::{SdkError, SdkResult};
@@ -33,8 +37,6 @@ const IN_FLIGHT: usize = 4;
 pub struct WriteJob {
     /// The space it goes into.
     pub space_id: String,
-    /// That space's key (seals the file record).
-    pub space_key: SpaceKey,
     /// The bytes.
     pub source: Source,
     /// Metadata JSON text (at most 256 bytes).
@@ -45,6 +47,11 @@ pub struct WriteJob {
     pub progress: Option<Function>,
     /// Cancels the write.
     pub signal: Option<AbortSignal>,
+    /// Data chunks already stored by an earlier attempt (a resumed upload), by
+    /// index: taken as they are, not read again.
+    pub held: HashMap<u64, ChunkRef>,
+    /// Records each data chunk stored, for a resumable upload.
+    pub recorder: Option<Rc<Recorder>>,
 }
 
 /// What a finished write produced.
@@ -71,9 +78,20 @@ async fn store_all(session: &Session, job: &WriteJob) -> SdkResult<Stored> {
         match step {
             Put::Data { index, start, end } => {
                 check_abort(signal)?;
+                let held = job.held.get(&index).cloned();
                 let chunk = StoreChunk { pos: ChunkPos::Data(index), params, part: job.source.part(start, end)? };
                 in_flight.push_back(async move {
-                    Ok::<_, SdkError>((index, end - start, pool::store(http, chunk, signal).await?))
+                    let chunk_ref = match held {
+                        Some(chunk_ref) => chunk_ref,
+                        None => {
+                            let chunk_ref = pool::store(http, chunk, signal).await?;
+                            if let Some(recorder) = &job.recorder {
+                                recorder.chunk_done(index, &chunk_ref).await;
+                            }
+                            chunk_ref
+                        }
+                    };
+                    Ok::<_, SdkError>((index, end - start, chunk_ref))
                 });
             }
             Put::Table(node) => {
@@ -94,10 +112,10 @@ async fn store_all(session: &Session, job: &WriteJob) -> SdkResult<Stored> {
     }
 }
 
-/// Writes and commits a file.
-pub async fn write(session: &Session, job: WriteJob) -> SdkResult<Written> {
+/// Writes and commits a file; `space_key` seals its record.
+pub async fn write(session: &Session, job: WriteJob, space_key: SpaceKey) -> SdkResult<Written> {
     let Stored { manifest, shards } = store_all(session, &job).await?;
-    let WriteJob { space_id, space_key, source, params, signal, .. } = job;
+    let WriteJob { space_id, source, params, signal, .. } = job;
     check_abort(signal.as_ref())?;
     let size = source.size();
     let file_id = b64::encode(random::bytes::<16>());

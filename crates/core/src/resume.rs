@@ -138,6 +138,13 @@ impl UploadPlan {
     pub fn params(&self) -> FileParams {
         FileParams { chunk_size: self.chunk_size, data_shards: self.data_shards, parity_shards: self.parity_shards }
     }
+
+    /// The file's bytes that `done` holds (each chunk once, the last one short).
+    pub fn done_bytes(&self, done: &[ChunkDone]) -> u64 {
+        let chunk = u64::from(self.chunk_size);
+        let indices: std::collections::BTreeSet<u64> = done.iter().map(|d| d.index).collect();
+        indices.into_iter().map(|i| chunk.min(self.file.size.saturating_sub(i.saturating_mul(chunk)))).sum()
+    }
 }
 
 /// A data chunk the upload stored: `u64_be(index) ‖ ChunkRef` (F.5's binary ref).
@@ -219,6 +226,14 @@ mod tests {
             expires_at_ms: 2,
         };
         assert_eq!(UploadPlan::from_bytes(&plan.to_bytes()).unwrap(), plan);
+        let big = UploadPlan { file: FileIdentity { size: 2500, ..identity() }, ..plan.clone() };
+        let chunk =
+            |index| ChunkDone { index, chunk_ref: ChunkRef { key: ChunkKey::from_bytes([0; 32]), shards: vec![] } };
+        assert_eq!(
+            big.done_bytes(&[chunk(0), chunk(2), chunk(2), chunk(9)]),
+            1024 + 452,
+            "twice and past the end count once and not"
+        );
         let newer = String::from_utf8(plan.to_bytes()).unwrap().replace("\"v\":1", "\"v\":2");
         assert_eq!(UploadPlan::from_bytes(newer.as_bytes()), Err(ResumeError::UnknownVersion(2)));
         let bad = String::from_utf8(plan.to_bytes()).unwrap().replace("\"chunkSize\":1024", "\"chunkSize\":1");

@@ -1,0 +1,412 @@
+// Resumable uploads (`writeFile({ resumable: true })`, `pendingUploads`,
+// `resumeUpload`, `discardUpload`), through the real package in Chromium. The
+// shared accelerator sits behind a proxy that counts the shard bytes uploaded and
+// can cut uploads off; the expiry test runs an accelerator of its own with a
+// three-second grace period.
+//
+// - a page reloaded halfway through an upload resumes it after signing in again:
+//   it sends at most 55 % of what the whole upload sends, and the file reads back
+//   byte-identical; the plan is gone once committed;
+// - a network lost mid-upload fails the write with `uploadId`, and resuming with
+//   the same bytes finishes it;
+// - another file (size, name, time or first chunk) is refused with `FileChanged`
+//   and the plan is kept; an aborted upload leaves no plan; another account on the
+//   same device sees none of this one's;
+// - IndexedDB holds none of the file's name or metadata in plaintext;
+// - a plan expires with the accelerator's grace period.
+
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+
+import { startAccelerator } from "./accelerator.mjs";
+import { blankPageOnOrigin, closeQuietly, cofferUrl, launch, newPage, randomHex, uniqueName } from "./browser.mjs";
+import { startHostile } from "./hostile.mjs";
+import { installPageHelpers } from "./page-helpers.mjs";
+
+const MIB = 1024 * 1024;
+/** The reload test's file: 48 chunks of 1 MiB. */
+const SIZE = 48 * MIB;
+const CHUNK = MIB;
+
+/** Runs in the page: helpers of this test, beside `T`. */
+function installResumeHelpers() {
+  Object.assign(T, {
+    /** A file input to hand Playwright's files to. */
+    input() {
+      let input = document.querySelector("#file");
+      if (!input) {
+        input = document.createElement("input");
+        input.type = "file";
+        input.id = "file";
+        document.body.append(input);
+      }
+      return input;
+    },
+    file: () => document.querySelector("#file").files[0],
+    async sha256(blob) {
+      const digest = await crypto.subtle.digest("SHA-256", await blob.arrayBuffer());
+      return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+    },
+    /** Every row of every store of the SDK's IndexedDB database, as it is kept. */
+    async deviceRows() {
+      const db = await new Promise((resolve, reject) => {
+        const request = indexedDB.open("coffer");
+        request.onsuccess = () => resolve(request.result);
+        request.onerror = () => reject(request.error);
+      });
+      const out = {};
+      for (const name of db.objectStoreNames) {
+        out[name] = await new Promise((resolve, reject) => {
+          const request = db.transaction(name).objectStore(name).getAll();
+          request.onsuccess = () => resolve(request.result);
+          request.onerror = () => reject(request.error);
+        });
+      }
+      db.close();
+      return out;
+    },
+  });
+}
+
+/** Opens a page on the accelerator's origin with the helpers installed. */
+async function preparePage(page) {
+  await blankPageOnOrigin(page);
+  await page.evaluate(installPageHelpers);
+  await page.evaluate(installResumeHelpers);
+}
+
+/**
+ * Signs `who` up on the page, through `url`; the client is `window.client`. The
+ * session is remembered for the tab (`remember: "session"`), as an app that
+ * survives reloads keeps it.
+ */
+async function signUp(page, url, who, { remember = "session" } = {}) {
+  await page.evaluate(
+    async ({ url, who, remember }) => {
+      window.client = await coffer.Client.signUp({ url, username: who.username, password: who.password, remember });
+    },
+    { url, who, remember },
+  );
+}
+
+/** After a reload: the tab's remembered session, as `window.client`. */
+async function restore(page, url) {
+  const username = await page.evaluate(async (url) => {
+    window.client = await coffer.Client.resume({ url });
+    return client?.username;
+  }, url);
+  assert.ok(username, "the tab's session was remembered");
+}
+
+/** Starts a resumable write on the page; its outcome lands in `window.outcome`. */
+async function startWrite(page, options) {
+  await page.evaluate(async ({ spaceId, source, size, seed, chunkSize, metadata, abortable }) => {
+    window.progress = 0;
+    window.outcome = undefined;
+    window.abort = new AbortController();
+    const data = source === "input" ? T.file() : T.bytes(size, seed);
+    const write = client.storage.writeFile({
+      spaceId,
+      data,
+      metadata,
+      chunkSize,
+      resumable: true,
+      signal: abortable ? abort.signal : undefined,
+      onProgress: (done, total) => (window.progress = done / total),
+    });
+    write.then(
+      (value) => (window.outcome = { ok: true, value }),
+      (e) => (window.outcome = { ok: false, code: e.code, message: e.message, uploadId: e.uploadId }),
+    );
+  }, options);
+}
+
+async function untilProgress(page, fraction) {
+  await page.waitForFunction((f) => window.progress >= f || window.outcome, fraction, { polling: 10, timeout: 120_000 });
+  const outcome = await page.evaluate(() => window.outcome);
+  assert.equal(outcome, undefined, `the write ended before ${fraction} of it: ${JSON.stringify(outcome)}`);
+}
+
+describe("resumable uploads", { timeout: 600_000 }, () => {
+  let browser;
+  let proxy;
+  let dir;
+  /** Shard bytes PUT through the proxy since the last reset. */
+  let sent = 0;
+  /** While set, the proxy hangs up on every shard upload (a network that is gone). */
+  let offline = false;
+
+  before(async () => {
+    proxy = await startHostile(cofferUrl());
+    proxy.lie("PUT", /^\/v1\/shards\//, ({ body, res }) => {
+      if (!offline) {
+        sent += body.length;
+        return "pass";
+      }
+      res.destroy();
+    });
+    browser = await launch();
+    dir = mkdtempSync(join(tmpdir(), "coffer-resume-"));
+  });
+
+  after(async () => {
+    await closeQuietly(browser);
+    await proxy?.stop();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("a page reloaded halfway resumes: at most 55 % sent again, byte-identical, the plan gone", async () => {
+    const path = join(dir, "holiday-video.bin");
+    writeFileSync(path, randomBytes(SIZE));
+    utimesSync(path, new Date("2026-01-02T03:04:05Z"), new Date("2026-01-02T03:04:05Z"));
+    const who = { username: uniqueName("resume"), password: `pw-${randomHex(8)}` };
+    const { page } = await newPage(browser);
+    await preparePage(page);
+    await signUp(page, proxy.url, who);
+    const spaceId = await page.evaluate(async () => (await client.space.create({ name: "resume" })).id);
+
+    // What a whole upload of this file sends, for the measure.
+    await page.evaluate(() => T.input());
+    await page.setInputFiles("#file", path);
+    sent = 0;
+    await page.evaluate(async ({ spaceId, chunkSize }) => {
+      await client.storage.writeFile({ spaceId, data: T.file(), chunkSize });
+    }, { spaceId, chunkSize: CHUNK });
+    const whole = sent;
+
+    await startWrite(page, { spaceId, source: "input", chunkSize: CHUNK });
+    await untilProgress(page, 0.5);
+    await page.reload();
+
+    await preparePage(page);
+    await restore(page, proxy.url);
+    await page.evaluate(() => T.input());
+    await page.setInputFiles("#file", path);
+    const pending = await page.evaluate(() => client.storage.pendingUploads());
+    assert.equal(pending.length, 1, JSON.stringify(pending));
+    const [upload] = pending;
+    assert.equal(upload.spaceId, spaceId);
+    assert.equal(upload.name, "holiday-video.bin");
+    assert.equal(upload.size, SIZE);
+    assert.equal(upload.lastModified, Date.parse("2026-01-02T03:04:05Z"));
+    assert.equal(upload.metadata.name, "holiday-video.bin");
+    assert.ok(upload.doneBytes >= SIZE / 2, `done before the reload: ${upload.doneBytes}`);
+    assert.ok(upload.expiresAt > Date.now());
+
+    sent = 0;
+    const resumed = await page.evaluate(async (id) => {
+      const progress = [];
+      const { stat, manifest } = await client.storage.resumeUpload(id, T.file(), {
+        onProgress: (done, total) => progress.push(done / total),
+      });
+      const { data } = await client.storage.readFile(stat.spaceId, stat.id, { as: "blob" });
+      return {
+        stat,
+        manifest,
+        lastProgress: progress.at(-1),
+        same: (await T.sha256(data)) === (await T.sha256(T.file())),
+        pendingAfter: await client.storage.pendingUploads(),
+        rows: await T.deviceRows(),
+      };
+    }, upload.id);
+    const fraction = sent / whole;
+    console.log(`# resumed after a reload at half: sent ${sent} of ${whole} shard bytes (${(100 * fraction).toFixed(1)} %)`);
+    assert.ok(fraction <= 0.55, `the resume sent ${(100 * fraction).toFixed(1)} % of a whole upload`);
+    assert.ok(sent > 0, "the resume sent the rest");
+    assert.equal(resumed.same, true, "the file reads back byte-identical");
+    assert.equal(resumed.stat.size, SIZE);
+    assert.equal(resumed.lastProgress, 1);
+    assert.deepEqual(resumed.pendingAfter, []);
+    assert.deepEqual(resumed.rows.uploads, [], "the plan is deleted on commit");
+    assert.deepEqual(resumed.rows.upload_chunks, [], "and its chunks");
+    await page.context().close();
+  });
+
+  it("a network lost mid-upload: the error carries uploadId, and the same bytes resume it", async () => {
+    const { page } = await newPage(browser);
+    await preparePage(page);
+    await signUp(page, proxy.url, { username: uniqueName("offline"), password: "pw" });
+    const spaceId = await page.evaluate(async () => (await client.space.create({ name: "lost" })).id);
+    await startWrite(page, { spaceId, source: "bytes", size: 16 * MIB, seed: 5, chunkSize: MIB });
+    await untilProgress(page, 0.3);
+    offline = true;
+    let outcome;
+    try {
+      outcome = await page.waitForFunction(() => window.outcome, null, { polling: 50, timeout: 120_000 });
+      outcome = await outcome.jsonValue();
+    } finally {
+      offline = false;
+    }
+    assert.equal(outcome.ok, false);
+    assert.equal(outcome.code, "Network", outcome.message);
+    assert.match(outcome.uploadId, /^[A-Za-z0-9_-]{22}$/);
+    const out = await page.evaluate(async (id) => {
+      const bytes = T.bytes(16 * 1024 * 1024, 5);
+      const { stat } = await client.storage.resumeUpload(id, bytes);
+      const { data } = await client.storage.readFile(stat.spaceId, stat.id);
+      return { compared: T.compare(data, bytes), pending: await client.storage.pendingUploads() };
+    }, outcome.uploadId);
+    assert.equal(out.compared, "same");
+    assert.deepEqual(out.pending, []);
+    await page.context().close();
+  });
+
+  it("another file is refused with FileChanged and the plan kept; an abort leaves no plan; another account sees none", async () => {
+    const { page } = await newPage(browser);
+    await preparePage(page);
+    const who = { username: uniqueName("changed"), password: "pw" };
+    await signUp(page, proxy.url, who);
+    const spaceId = await page.evaluate(async () => (await client.space.create({ name: "changed" })).id);
+    const size = 8 * MIB;
+    await startWrite(page, { spaceId, source: "bytes", size, seed: 21, chunkSize: MIB });
+    await untilProgress(page, 0.25);
+    await page.reload();
+    await preparePage(page);
+    await restore(page, proxy.url);
+    const out = await page.evaluate(async (size) => {
+      const [upload] = await client.storage.pendingUploads();
+      const resume = (data) => T.settle(client.storage.resumeUpload(upload.id, data));
+      const bytes = T.bytes(size, 21);
+      const firstChunk = bytes.slice();
+      firstChunk[1000] ^= 1;
+      const lastChunk = bytes.slice();
+      lastChunk[size - 1] ^= 1;
+      const named = new File([bytes], "other.bin", { lastModified: 1 });
+      const outcomes = {
+        size: await resume(bytes.subarray(1)),
+        firstChunk: await resume(firstChunk),
+        named: await resume(named),
+      };
+      // Only the first chunk is fingerprinted: a change further on is not seen
+      // (the chunks already stored are not read again; the rest are what is given).
+      const missing = await T.settle(client.storage.resumeUpload("AAAAAAAAAAAAAAAAAAAAAA", bytes));
+      const right = await resume(bytes);
+      const { data } = await client.storage.readFile(right.value.stat.spaceId, right.value.stat.id);
+      return { outcomes, missing, right: right.ok, compared: T.compare(data, bytes), id: upload.id };
+    }, size);
+    for (const [what, outcome] of Object.entries(out.outcomes)) {
+      assert.equal(outcome.ok, false, what);
+      assert.equal(outcome.code, "FileChanged", `${what}: ${outcome.message}`);
+    }
+    assert.match(out.outcomes.size.message, /size differs/);
+    assert.match(out.outcomes.firstChunk.message, /first chunk/);
+    assert.match(out.outcomes.named.message, /name differs/);
+    assert.equal(out.missing.code, "NotFound");
+    assert.equal(out.right, true, "the plan was kept through the refusals");
+    assert.equal(out.compared, "same");
+
+    // An abort deletes the plan.
+    await startWrite(page, { spaceId, source: "bytes", size, seed: 22, chunkSize: MIB, abortable: true });
+    await untilProgress(page, 0.25);
+    const aborted = await page.evaluate(async () => {
+      abort.abort();
+      while (!window.outcome) await new Promise((r) => setTimeout(r, 10));
+      return { outcome: window.outcome, pending: await client.storage.pendingUploads(), rows: await T.deviceRows() };
+    });
+    assert.equal(aborted.outcome.code, "Aborted");
+    assert.deepEqual(aborted.pending, []);
+    assert.deepEqual(aborted.rows.uploads, []);
+    assert.deepEqual(aborted.rows.upload_chunks, []);
+
+    // A plan left behind is this account's alone.
+    await startWrite(page, { spaceId, source: "bytes", size, seed: 23, chunkSize: MIB });
+    await untilProgress(page, 0.25);
+    await page.reload();
+    await preparePage(page);
+    await signUp(page, proxy.url, { username: uniqueName("neighbour"), password: "pw" }, { remember: "none" });
+    const neighbour = await page.evaluate(async () => {
+      const rows = await T.deviceRows();
+      return {
+        rows: rows.uploads.length,
+        pending: await client.storage.pendingUploads(),
+        resumed: await T.settle(client.storage.resumeUpload(rows.uploads[0].id, T.bytes(8 * 1024 * 1024, 23))),
+        discarded: await client.storage.discardUpload(rows.uploads[0].id),
+      };
+    });
+    assert.equal(neighbour.rows, 1, "the first account's plan is on the device");
+    assert.deepEqual(neighbour.pending, []);
+    assert.equal(neighbour.resumed.code, "NotFound");
+    assert.match(neighbour.resumed.message, /another account/);
+    assert.equal(neighbour.discarded, false);
+    // The first account again, signed in straight at the accelerator (a sign-in is
+    // bound to the origin it is made for, which the proxy is not).
+    await page.evaluate(async (who) => {
+      window.client = await coffer.Client.signIn({ url: location.origin, ...who, remember: "none" });
+    }, who);
+    const own = await page.evaluate(async () => {
+      const [upload] = await client.storage.pendingUploads();
+      return { discarded: await client.storage.discardUpload(upload.id), pending: await client.storage.pendingUploads() };
+    });
+    assert.deepEqual(own, { discarded: true, pending: [] });
+    await page.context().close();
+  });
+
+  it("IndexedDB holds no plaintext of the file's name or metadata", async () => {
+    const { page } = await newPage(browser);
+    await preparePage(page);
+    await signUp(page, proxy.url, { username: uniqueName("at-rest"), password: "pw" });
+    const marker = `marker-${randomHex(8)}`;
+    const path = join(dir, `${marker}.bin`);
+    writeFileSync(path, randomBytes(8 * MIB));
+    await page.evaluate(() => T.input());
+    await page.setInputFiles("#file", path);
+    const spaceId = await page.evaluate(async () => (await client.space.create({ name: "at rest" })).id);
+    await startWrite(page, {
+      spaceId,
+      source: "input",
+      chunkSize: MIB,
+      metadata: { name: `${marker}.bin`, note: `${marker}-note` },
+    });
+    await untilProgress(page, 0.25);
+    const rows = await page.evaluate(async () => {
+      const rows = await T.deviceRows();
+      // Bytes as Latin-1 text, so a search finds any UTF-8 run of the marker.
+      const text = (value) =>
+        value instanceof Uint8Array ? String.fromCharCode(...value) : typeof value === "object" ? Object.values(value).map(text).join("|") : String(value);
+      return { count: rows.uploads.length + rows.upload_chunks.length, text: Object.values(rows).flat().map(text).join("\n") };
+    });
+    assert.ok(rows.count >= 2, `rows kept: ${rows.count} ${rows.text.slice(0, 300)} ${JSON.stringify(await page.evaluate(() => window.outcome))}`);
+    assert.ok(!rows.text.includes(marker), "the marker is on the device in plaintext");
+    assert.ok(!rows.text.includes(spaceId), "the space id is on the device in plaintext");
+    await page.evaluate(() => window.abort.abort());
+    await page.context().close();
+  });
+
+  it("a plan expires with the accelerator's grace period", async () => {
+    const own = await startAccelerator(["--shard-grace-secs", "3", "--gc-interval-secs", "1"]);
+    try {
+      const { page } = await newPage(browser);
+      await page.goto(`${own.url}/pkg/package.json`);
+      await page.evaluate(installPageHelpers);
+      await page.evaluate(installResumeHelpers);
+      const who = { username: uniqueName("expiry"), password: "pw" };
+      await signUp(page, own.url, who);
+      const spaceId = await page.evaluate(async () => (await client.space.create({ name: "expiry" })).id);
+      await startWrite(page, { spaceId, source: "bytes", size: 8 * MIB, seed: 31, chunkSize: MIB });
+      await untilProgress(page, 0.25);
+      const [plan] = await page.evaluate(() => client.storage.pendingUploads());
+      assert.equal(plan.expiresAt - plan.createdAt, 3000, "the plan lives as long as the grace period");
+      await page.reload();
+      await page.evaluate(installPageHelpers);
+      await page.evaluate(installResumeHelpers);
+      await restore(page, own.url);
+      await page.waitForFunction((at) => Date.now() > at, plan.expiresAt, { polling: 100, timeout: 30_000 });
+      const out = await page.evaluate(async (id) => ({
+        pending: await client.storage.pendingUploads(),
+        rows: await T.deviceRows(),
+        resumed: await T.settle(client.storage.resumeUpload(id, T.bytes(8 * 1024 * 1024, 31))),
+      }), plan.id);
+      assert.deepEqual(out.pending, []);
+      assert.deepEqual(out.rows.uploads, [], "the expired plan is deleted");
+      assert.deepEqual(out.rows.upload_chunks, []);
+      assert.equal(out.resumed.code, "NotFound");
+      await page.context().close();
+    } finally {
+      await own.stop();
+    }
+  });
+});
