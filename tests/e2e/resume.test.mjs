@@ -23,132 +23,28 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import { startAccelerator } from "./accelerator.mjs";
-import { blankPageOnOrigin, closeQuietly, cofferUrl, launch, newPage, randomHex, uniqueName } from "./browser.mjs";
-import { startHostile } from "./hostile.mjs";
+import { closeQuietly, cofferUrl, launch, newPage, randomHex, uniqueName } from "./browser.mjs";
 import { installPageHelpers } from "./page-helpers.mjs";
+import {
+  countingProxy,
+  installResumeHelpers,
+  preparePage,
+  restore,
+  signUp,
+  startWrite,
+  untilProgress,
+  uploadCutAndResumed,
+} from "./resume-page.mjs";
 
 const MIB = 1024 * 1024;
-/** The reload test's file: 48 chunks of 1 MiB. */
-const SIZE = 48 * MIB;
-const CHUNK = MIB;
-
-/** Runs in the page: helpers of this test, beside `T`. */
-function installResumeHelpers() {
-  Object.assign(T, {
-    /** A file input to hand Playwright's files to. */
-    input() {
-      let input = document.querySelector("#file");
-      if (!input) {
-        input = document.createElement("input");
-        input.type = "file";
-        input.id = "file";
-        document.body.append(input);
-      }
-      return input;
-    },
-    file: () => document.querySelector("#file").files[0],
-    async sha256(blob) {
-      const digest = await crypto.subtle.digest("SHA-256", await blob.arrayBuffer());
-      return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-    },
-    /** Every row of every store of the SDK's IndexedDB database, as it is kept. */
-    async deviceRows() {
-      const db = await new Promise((resolve, reject) => {
-        const request = indexedDB.open("coffer");
-        request.onsuccess = () => resolve(request.result);
-        request.onerror = () => reject(request.error);
-      });
-      const out = {};
-      for (const name of db.objectStoreNames) {
-        out[name] = await new Promise((resolve, reject) => {
-          const request = db.transaction(name).objectStore(name).getAll();
-          request.onsuccess = () => resolve(request.result);
-          request.onerror = () => reject(request.error);
-        });
-      }
-      db.close();
-      return out;
-    },
-  });
-}
-
-/** Opens a page on the accelerator's origin with the helpers installed. */
-async function preparePage(page) {
-  await blankPageOnOrigin(page);
-  await page.evaluate(installPageHelpers);
-  await page.evaluate(installResumeHelpers);
-}
-
-/**
- * Signs `who` up on the page, through `url`; the client is `window.client`. The
- * session is remembered for the tab (`remember: "session"`), as an app that
- * survives reloads keeps it.
- */
-async function signUp(page, url, who, { remember = "session" } = {}) {
-  await page.evaluate(
-    async ({ url, who, remember }) => {
-      window.client = await coffer.Client.signUp({ url, username: who.username, password: who.password, remember });
-    },
-    { url, who, remember },
-  );
-}
-
-/** After a reload: the tab's remembered session, as `window.client`. */
-async function restore(page, url) {
-  const username = await page.evaluate(async (url) => {
-    window.client = await coffer.Client.resume({ url });
-    return client?.username;
-  }, url);
-  assert.ok(username, "the tab's session was remembered");
-}
-
-/** Starts a resumable write on the page; its outcome lands in `window.outcome`. */
-async function startWrite(page, options) {
-  await page.evaluate(async ({ spaceId, source, size, seed, chunkSize, metadata, abortable }) => {
-    window.progress = 0;
-    window.outcome = undefined;
-    window.abort = new AbortController();
-    const data = source === "input" ? T.file() : T.bytes(size, seed);
-    const write = client.storage.writeFile({
-      spaceId,
-      data,
-      metadata,
-      chunkSize,
-      resumable: true,
-      signal: abortable ? abort.signal : undefined,
-      onProgress: (done, total) => (window.progress = done / total),
-    });
-    write.then(
-      (value) => (window.outcome = { ok: true, value }),
-      (e) => (window.outcome = { ok: false, code: e.code, message: e.message, uploadId: e.uploadId }),
-    );
-  }, options);
-}
-
-async function untilProgress(page, fraction) {
-  await page.waitForFunction((f) => window.progress >= f || window.outcome, fraction, { polling: 10, timeout: 120_000 });
-  const outcome = await page.evaluate(() => window.outcome);
-  assert.equal(outcome, undefined, `the write ended before ${fraction} of it: ${JSON.stringify(outcome)}`);
-}
 
 describe("resumable uploads", { timeout: 600_000 }, () => {
   let browser;
   let proxy;
   let dir;
-  /** Shard bytes PUT through the proxy since the last reset. */
-  let sent = 0;
-  /** While set, the proxy hangs up on every shard upload (a network that is gone). */
-  let offline = false;
 
   before(async () => {
-    proxy = await startHostile(cofferUrl());
-    proxy.lie("PUT", /^\/v1\/shards\//, ({ body, res }) => {
-      if (!offline) {
-        sent += body.length;
-        return "pass";
-      }
-      res.destroy();
-    });
+    proxy = await countingProxy(cofferUrl());
     browser = await launch();
     dir = mkdtempSync(join(tmpdir(), "coffer-resume-"));
   });
@@ -160,70 +56,39 @@ describe("resumable uploads", { timeout: 600_000 }, () => {
   });
 
   it("a page reloaded halfway resumes: at most 55 % sent again, byte-identical, the plan gone", async () => {
+    // 48 chunks of 1 MiB, with a name and a time of its own.
+    const size = 48 * MIB;
     const path = join(dir, "holiday-video.bin");
-    writeFileSync(path, randomBytes(SIZE));
-    utimesSync(path, new Date("2026-01-02T03:04:05Z"), new Date("2026-01-02T03:04:05Z"));
+    writeFileSync(path, randomBytes(size));
+    const time = new Date("2026-01-02T03:04:05Z");
+    utimesSync(path, time, time);
     const who = { username: uniqueName("resume"), password: `pw-${randomHex(8)}` };
-    const { page } = await newPage(browser);
-    await preparePage(page);
-    await signUp(page, proxy.url, who);
-    const spaceId = await page.evaluate(async () => (await client.space.create({ name: "resume" })).id);
+    const { whole, resumed, pending, spaceId, result } = await uploadCutAndResumed({
+      browser,
+      proxy,
+      who,
+      path,
+      chunkSize: MIB,
+      killAt: 0.5,
+    });
+    assert.equal(pending.spaceId, spaceId);
+    assert.equal(pending.name, "holiday-video.bin");
+    assert.equal(pending.size, size);
+    assert.equal(pending.lastModified, time.getTime());
+    assert.equal(pending.metadata.name, "holiday-video.bin");
+    assert.ok(pending.doneBytes >= size / 2, `done before the reload: ${pending.doneBytes}`);
+    assert.ok(pending.expiresAt > Date.now());
 
-    // What a whole upload of this file sends, for the measure.
-    await page.evaluate(() => T.input());
-    await page.setInputFiles("#file", path);
-    sent = 0;
-    await page.evaluate(async ({ spaceId, chunkSize }) => {
-      await client.storage.writeFile({ spaceId, data: T.file(), chunkSize });
-    }, { spaceId, chunkSize: CHUNK });
-    const whole = sent;
-
-    await startWrite(page, { spaceId, source: "input", chunkSize: CHUNK });
-    await untilProgress(page, 0.5);
-    await page.reload();
-
-    await preparePage(page);
-    await restore(page, proxy.url);
-    await page.evaluate(() => T.input());
-    await page.setInputFiles("#file", path);
-    const pending = await page.evaluate(() => client.storage.pendingUploads());
-    assert.equal(pending.length, 1, JSON.stringify(pending));
-    const [upload] = pending;
-    assert.equal(upload.spaceId, spaceId);
-    assert.equal(upload.name, "holiday-video.bin");
-    assert.equal(upload.size, SIZE);
-    assert.equal(upload.lastModified, Date.parse("2026-01-02T03:04:05Z"));
-    assert.equal(upload.metadata.name, "holiday-video.bin");
-    assert.ok(upload.doneBytes >= SIZE / 2, `done before the reload: ${upload.doneBytes}`);
-    assert.ok(upload.expiresAt > Date.now());
-
-    sent = 0;
-    const resumed = await page.evaluate(async (id) => {
-      const progress = [];
-      const { stat, manifest } = await client.storage.resumeUpload(id, T.file(), {
-        onProgress: (done, total) => progress.push(done / total),
-      });
-      const { data } = await client.storage.readFile(stat.spaceId, stat.id, { as: "blob" });
-      return {
-        stat,
-        manifest,
-        lastProgress: progress.at(-1),
-        same: (await T.sha256(data)) === (await T.sha256(T.file())),
-        pendingAfter: await client.storage.pendingUploads(),
-        rows: await T.deviceRows(),
-      };
-    }, upload.id);
-    const fraction = sent / whole;
-    console.log(`# resumed after a reload at half: sent ${sent} of ${whole} shard bytes (${(100 * fraction).toFixed(1)} %)`);
+    const fraction = resumed / whole;
+    console.log(`# resumed after a reload at half: sent ${resumed} of ${whole} shard bytes (${(100 * fraction).toFixed(1)} %)`);
     assert.ok(fraction <= 0.55, `the resume sent ${(100 * fraction).toFixed(1)} % of a whole upload`);
-    assert.ok(sent > 0, "the resume sent the rest");
-    assert.equal(resumed.same, true, "the file reads back byte-identical");
-    assert.equal(resumed.stat.size, SIZE);
-    assert.equal(resumed.lastProgress, 1);
-    assert.deepEqual(resumed.pendingAfter, []);
-    assert.deepEqual(resumed.rows.uploads, [], "the plan is deleted on commit");
-    assert.deepEqual(resumed.rows.upload_chunks, [], "and its chunks");
-    await page.context().close();
+    assert.ok(resumed > 0, "the resume sent the rest");
+    assert.equal(result.same, true, "the file reads back byte-identical");
+    assert.equal(result.stat.size, size);
+    assert.equal(result.lastProgress, 1);
+    assert.deepEqual(result.pendingAfter, []);
+    assert.deepEqual(result.rows.uploads, [], "the plan is deleted on commit");
+    assert.deepEqual(result.rows.upload_chunks, [], "and its chunks");
   });
 
   it("a network lost mid-upload: the error carries uploadId, and the same bytes resume it", async () => {
@@ -233,13 +98,13 @@ describe("resumable uploads", { timeout: 600_000 }, () => {
     const spaceId = await page.evaluate(async () => (await client.space.create({ name: "lost" })).id);
     await startWrite(page, { spaceId, source: "bytes", size: 16 * MIB, seed: 5, chunkSize: MIB });
     await untilProgress(page, 0.3);
-    offline = true;
+    proxy.setOffline(true);
     let outcome;
     try {
       outcome = await page.waitForFunction(() => window.outcome, null, { polling: 50, timeout: 120_000 });
       outcome = await outcome.jsonValue();
     } finally {
-      offline = false;
+      proxy.setOffline(false);
     }
     assert.equal(outcome.ok, false);
     assert.equal(outcome.code, "Network", outcome.message);
