@@ -44,6 +44,14 @@ export function shareLink(manifest) {
 /** Image types shown inline. No SVG: opened on its own, it could run script here. */
 const PREVIEW_IMAGES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp", "image/avif", "image/bmp"]);
 
+/** `"audio"` or `"video"` for a type a media element may play, else null. */
+export function mediaKind(type) {
+  const t = String(type || "").toLowerCase().split(";")[0].trim();
+  if (t.startsWith("audio/")) return "audio";
+  if (t.startsWith("video/")) return "video";
+  return null;
+}
+
 /** How a file of this type may be previewed: "image", "text" or null. */
 export function previewKind(type, name = "") {
   const t = String(type || "").toLowerCase().split(";")[0].trim();
