@@ -299,9 +299,11 @@ export interface WriteFileOptions<M = Record<string, unknown>> {
    * keys; default `false`), so that after a reload, a crash or a lost network
    * `resumeUpload(id, file)` finishes it, sending only what the accelerator does not
    * hold yet. A failed write's error then carries `uploadId`; the plan is deleted on
-   * commit and on abort, and expires with the accelerator's grace period.
+   * commit and on abort, and expires with the accelerator's grace period. With
+   * `{ context }`, any JSON of at most 1 KiB (which record the file is for, say) is
+   * kept with the plan, sealed too, and given back by `pendingUploads()`.
    */
-  resumable?: boolean;
+  resumable?: boolean | { context?: unknown };
 }
 
 /** A resumable upload begun on this device and not finished (`pendingUploads()`). */
@@ -316,6 +318,8 @@ export interface PendingUpload<M = Record<string, unknown>> {
   lastModified: number | null;
   /** The metadata the file will be committed with. */
   metadata: M;
+  /** What the app kept with the upload (`resumable: { context }`), or `null`. */
+  context: unknown;
   /** Bytes already stored: a resume sends at most `size - doneBytes`. */
   doneBytes: number;
   /** When the upload began, ms since the Unix epoch. */

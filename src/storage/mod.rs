@@ -42,7 +42,7 @@ use crate::js::to_js;
 use crate::json;
 use crate::keyring;
 use crate::listing::{Listing, page_path};
-use crate::options::{self, Callback, Flag, Signal, Text, Whole, string_arg};
+use crate::options::{self, Callback, Signal, Text, Whole, string_arg};
 use crate::session::{Session, call, rejected};
 use crate::spaces::space_path;
 use read::Output;
@@ -173,8 +173,31 @@ struct WriteOptions {
     chunk_size: Option<Whole>,
     data_shards: Option<Whole>,
     parity_shards: Option<Whole>,
-    /// Keep a plan on this device so `resumeUpload` can finish the upload later.
-    resumable: Option<Flag>,
+    /// `true | { context? }`: keep a plan on this device so `resumeUpload` can
+    /// finish the upload later; read by [`resumable_of`].
+    #[serde(default, with = "serde_wasm_bindgen::preserve")]
+    resumable: JsValue,
+}
+
+/// `resumable` of `writeFile`: `None` for no plan, else the app's context (JSON
+/// text) to keep with it, if any.
+fn resumable_of(value: &JsValue) -> SdkResult<Option<Option<String>>> {
+    if value.is_undefined() || value.is_null() || value.as_bool() == Some(false) {
+        return Ok(None);
+    }
+    if value.as_bool() == Some(true) {
+        return Ok(Some(None));
+    }
+    if !value.is_object() || js_sys::Array::is_array(value) {
+        return Err(SdkError::invalid("writeFile options.resumable must be true, false or { context }"));
+    }
+    let context = js_sys::Reflect::get(value, &"context".into()).unwrap_or(JsValue::UNDEFINED);
+    if context.is_undefined() {
+        return Ok(Some(None));
+    }
+    let text = json::stringify(&context)?;
+    coffer_core::resume::check_context(&text)?;
+    Ok(Some(Some(text)))
 }
 
 /// `{ onProgress?, signal? }` of `resumeUpload`.
@@ -294,7 +317,7 @@ impl Storage {
             let metadata = if o.metadata.is_undefined() { source.default_metadata() } else { o.metadata.clone() };
             let metadata = json::stringify(&metadata)?;
             let params = file_params(&o)?;
-            let resumable = o.resumable.is_some_and(|Flag(on)| on);
+            let resumable = resumable_of(&o.resumable)?;
             let job = WriteJob {
                 space_id: o.space_id.0,
                 source,
@@ -315,9 +338,8 @@ impl Storage {
         // Not `call`: a failure can carry more than the error (see `write_and_record`).
         future_to_promise(async move {
             let user = session.user()?;
-            if resumable {
-                let recorder =
-                    resume::begin(&session, &user, &job.space_id, &job.source, &job.metadata, job.params).await?;
+            if let Some(context) = resumable {
+                let recorder = resume::begin(&session, &user, &job, context).await?;
                 job.recorder = Some(Rc::new(recorder));
             }
             write_and_record(&session, job).await

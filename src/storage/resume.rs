@@ -18,6 +18,7 @@ use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 use super::source::Source;
+use super::write::WriteJob;
 use crate::device::{self, ChunkRow, PlanRow, UPLOAD_CHUNKS, UPLOADS};
 use crate::error::{SdkError, SdkResult};
 use crate::random;
@@ -64,6 +65,9 @@ pub struct Pending {
     /// The metadata the file will be committed with.
     #[serde(with = "serde_wasm_bindgen::preserve")]
     metadata: JsValue,
+    /// What the app kept with the upload (`resumable: { context }`), or `null`.
+    #[serde(with = "serde_wasm_bindgen::preserve")]
+    context: JsValue,
     /// Bytes already stored (chunks recorded).
     done_bytes: f64,
     created_at: f64,
@@ -116,23 +120,18 @@ fn seal_plan(keys: &DeviceKeys, id: &str, plan: &UploadPlan) -> PlanRow {
     }
 }
 
-/// Begins keeping a plan for a new upload of `source` into `space_id`.
-pub async fn begin(
-    session: &Session,
-    user: &User,
-    space_id: &str,
-    source: &Source,
-    metadata: &str,
-    params: FileParams,
-) -> SdkResult<Recorder> {
-    let file = identity_of(source, params.chunk_size).await?;
+/// Begins keeping a plan for the upload `job` is, with the app's `context` (JSON text).
+pub async fn begin(session: &Session, user: &User, job: &WriteJob, context: Option<String>) -> SdkResult<Recorder> {
+    let params = job.params;
+    let file = identity_of(&job.source, params.chunk_size).await?;
     let (_, grace_ms) = missing(session, &[]).await?;
     let created_at_ms = now_ms();
     let plan = UploadPlan {
         v: PLAN_VERSION,
-        space_id: space_id.to_owned(),
+        space_id: job.space_id.clone(),
         file,
-        metadata: metadata.to_owned(),
+        metadata: job.metadata.clone(),
+        context,
         chunk_size: params.chunk_size,
         data_shards: params.data_shards,
         parity_shards: params.parity_shards,
@@ -236,6 +235,10 @@ pub async fn pending(user: &User) -> SdkResult<Vec<Pending>> {
             size: plan.file.size as f64,
             last_modified: plan.file.last_modified.map(|t| t as f64),
             metadata: crate::json::parse(&plan.metadata)?,
+            context: match &plan.context {
+                Some(text) => crate::json::parse(text)?,
+                None => JsValue::NULL,
+            },
             done_bytes: done_bytes as f64,
             created_at: plan.created_at_ms as f64,
             expires_at: plan.expires_at_ms as f64,

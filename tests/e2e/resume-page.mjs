@@ -82,7 +82,7 @@ export async function restore(page, url) {
 
 /** Starts a resumable write on the page; its outcome lands in `window.outcome`. */
 export async function startWrite(page, options) {
-  await page.evaluate(async ({ spaceId, source, size, seed, chunkSize, metadata, abortable }) => {
+  await page.evaluate(async ({ spaceId, source, size, seed, chunkSize, metadata, abortable, context }) => {
     window.progress = 0;
     window.outcome = undefined;
     window.abort = new AbortController();
@@ -92,7 +92,7 @@ export async function startWrite(page, options) {
       data,
       metadata,
       chunkSize,
-      resumable: true,
+      resumable: context === undefined ? true : { context },
       signal: abortable ? abort.signal : undefined,
       onProgress: (done, total) => (window.progress = done / total),
     });
@@ -110,25 +110,50 @@ export async function untilProgress(page, fraction) {
 }
 
 /**
- * Starts a proxy to `upstream` that counts the shard bytes uploaded through it and,
- * while `offline` is set, hangs up on them. Resolves to `{ url, sent(), reset(),
- * setOffline(on), stop() }`.
+ * Starts a proxy to `upstream` that counts the shard bytes uploaded through it;
+ * while `offline` is set it hangs up on them, and past `holdAfter(bytes)` it holds
+ * them unanswered (an upload that cannot finish before the page is reloaded) until
+ * `release()`; `throttle(bytesPerSecond)` passes them no faster than that. Resolves to
+ * `{ url, sent(), reset(), setOffline(on), holdAfter(bytes), throttle(rate), release(),
+ * stop() }`.
  */
 export async function countingProxy(upstream) {
   const proxy = await startHostile(upstream);
   let sent = 0;
   let offline = false;
-  proxy.lie("PUT", /^\/v1\/shards\//, ({ body, res }) => {
+  let limit = Infinity;
+  let held = [];
+  let rate = Infinity;
+  let free = 0;
+  proxy.lie("PUT", /^\/v1\/shards\//, async ({ body, res }) => {
     if (offline) return void res.destroy();
+    if (sent + body.length > limit) return void held.push(res);
     sent += body.length;
+    if (rate !== Infinity) {
+      // One link of `rate` bytes a second, shared by every upload in arrival order.
+      free = Math.max(Date.now(), free) + (1000 * body.length) / rate;
+      await new Promise((resolve) => setTimeout(resolve, free - Date.now()));
+    }
     return "pass";
   });
+  const release = () => {
+    limit = Infinity;
+    rate = Infinity;
+    for (const res of held) res.destroy();
+    held = [];
+  };
   return {
     url: proxy.url,
     sent: () => sent,
     reset: () => (sent = 0),
     setOffline: (on) => (offline = on),
-    stop: () => proxy.stop(),
+    holdAfter: (bytes) => (limit = bytes),
+    throttle: (bytesPerSecond) => (rate = bytesPerSecond),
+    release,
+    stop: () => {
+      release();
+      return proxy.stop();
+    },
   };
 }
 
@@ -157,9 +182,14 @@ export async function uploadCutAndResumed({ browser, proxy, who, path, chunkSize
     );
     const whole = proxy.sent();
 
+    // Uploads past a little more than the cut wait unanswered, so the write is
+    // still under way when the page reloads, however fast this machine is.
+    proxy.reset();
+    proxy.holdAfter(whole * Math.min(1, killAt + 0.15));
     await startWrite(page, { spaceId, source: "input", chunkSize });
     await untilProgress(page, killAt);
     await page.reload();
+    proxy.release();
     await preparePage(page);
     await restore(page, proxy.url);
     await page.evaluate(() => T.input());

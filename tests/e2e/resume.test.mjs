@@ -37,6 +37,11 @@ import {
 } from "./resume-page.mjs";
 
 const MIB = 1024 * 1024;
+/**
+ * Shard uploads pass at this rate in the tests that cut a small upload off: slow
+ * enough that it is still under way when the test reloads or aborts.
+ */
+const SLOW = 4_000_000;
 
 describe("resumable uploads", { timeout: 600_000 }, () => {
   let browser;
@@ -96,9 +101,12 @@ describe("resumable uploads", { timeout: 600_000 }, () => {
     await preparePage(page);
     await signUp(page, proxy.url, { username: uniqueName("offline"), password: "pw" });
     const spaceId = await page.evaluate(async () => (await client.space.create({ name: "lost" })).id);
+    proxy.reset();
+    proxy.throttle(SLOW);
     await startWrite(page, { spaceId, source: "bytes", size: 16 * MIB, seed: 5, chunkSize: MIB });
     await untilProgress(page, 0.3);
     proxy.setOffline(true);
+    proxy.release();
     let outcome;
     try {
       outcome = await page.waitForFunction(() => window.outcome, null, { polling: 50, timeout: 120_000 });
@@ -127,13 +135,20 @@ describe("resumable uploads", { timeout: 600_000 }, () => {
     await signUp(page, proxy.url, who);
     const spaceId = await page.evaluate(async () => (await client.space.create({ name: "changed" })).id);
     const size = 8 * MIB;
-    await startWrite(page, { spaceId, source: "bytes", size, seed: 21, chunkSize: MIB });
+    proxy.reset();
+    proxy.throttle(SLOW);
+    await startWrite(page, { spaceId, source: "bytes", size, seed: 21, chunkSize: MIB, context: { todo: "t-21" } });
     await untilProgress(page, 0.25);
     await page.reload();
+    proxy.release();
     await preparePage(page);
     await restore(page, proxy.url);
     const out = await page.evaluate(async (size) => {
       const [upload] = await client.storage.pendingUploads();
+      const context = upload.context;
+      const tooMuch = await T.settle(
+        client.storage.writeFile({ spaceId: upload.spaceId, data: T.bytes(10, 1), resumable: { context: "x".repeat(2000) } }),
+      );
       const resume = (data) => T.settle(client.storage.resumeUpload(upload.id, data));
       const bytes = T.bytes(size, 21);
       const firstChunk = bytes.slice();
@@ -151,8 +166,10 @@ describe("resumable uploads", { timeout: 600_000 }, () => {
       const missing = await T.settle(client.storage.resumeUpload("AAAAAAAAAAAAAAAAAAAAAA", bytes));
       const right = await resume(bytes);
       const { data } = await client.storage.readFile(right.value.stat.spaceId, right.value.stat.id);
-      return { outcomes, missing, right: right.ok, compared: T.compare(data, bytes), id: upload.id };
+      return { outcomes, missing, right: right.ok, compared: T.compare(data, bytes), id: upload.id, context, tooMuch };
     }, size);
+    assert.deepEqual(out.context, { todo: "t-21" }, "the app's context comes back with the plan");
+    assert.equal(out.tooMuch.code, "TooLarge", out.tooMuch.message);
     for (const [what, outcome] of Object.entries(out.outcomes)) {
       assert.equal(outcome.ok, false, what);
       assert.equal(outcome.code, "FileChanged", `${what}: ${outcome.message}`);
@@ -165,6 +182,8 @@ describe("resumable uploads", { timeout: 600_000 }, () => {
     assert.equal(out.compared, "same");
 
     // An abort deletes the plan.
+    proxy.reset();
+    proxy.throttle(SLOW);
     await startWrite(page, { spaceId, source: "bytes", size, seed: 22, chunkSize: MIB, abortable: true });
     await untilProgress(page, 0.25);
     const aborted = await page.evaluate(async () => {
@@ -172,15 +191,19 @@ describe("resumable uploads", { timeout: 600_000 }, () => {
       while (!window.outcome) await new Promise((r) => setTimeout(r, 10));
       return { outcome: window.outcome, pending: await client.storage.pendingUploads(), rows: await T.deviceRows() };
     });
+    proxy.release();
     assert.equal(aborted.outcome.code, "Aborted");
     assert.deepEqual(aborted.pending, []);
     assert.deepEqual(aborted.rows.uploads, []);
     assert.deepEqual(aborted.rows.upload_chunks, []);
 
     // A plan left behind is this account's alone.
+    proxy.reset();
+    proxy.throttle(SLOW);
     await startWrite(page, { spaceId, source: "bytes", size, seed: 23, chunkSize: MIB });
     await untilProgress(page, 0.25);
     await page.reload();
+    proxy.release();
     await preparePage(page);
     await signUp(page, proxy.url, { username: uniqueName("neighbour"), password: "pw" }, { remember: "none" });
     const neighbour = await page.evaluate(async () => {
@@ -220,6 +243,8 @@ describe("resumable uploads", { timeout: 600_000 }, () => {
     await page.evaluate(() => T.input());
     await page.setInputFiles("#file", path);
     const spaceId = await page.evaluate(async () => (await client.space.create({ name: "at rest" })).id);
+    proxy.reset();
+    proxy.throttle(SLOW);
     await startWrite(page, {
       spaceId,
       source: "input",
@@ -237,28 +262,31 @@ describe("resumable uploads", { timeout: 600_000 }, () => {
     assert.ok(rows.count >= 2, `rows kept: ${rows.count} ${rows.text.slice(0, 300)} ${JSON.stringify(await page.evaluate(() => window.outcome))}`);
     assert.ok(!rows.text.includes(marker), "the marker is on the device in plaintext");
     assert.ok(!rows.text.includes(spaceId), "the space id is on the device in plaintext");
-    await page.evaluate(() => window.abort.abort());
+    proxy.release();
     await page.context().close();
   });
 
   it("a plan expires with the accelerator's grace period", async () => {
     const own = await startAccelerator(["--shard-grace-secs", "3", "--gc-interval-secs", "1"]);
+    const ownProxy = await countingProxy(own.url);
     try {
       const { page } = await newPage(browser);
       await page.goto(`${own.url}/pkg/package.json`);
       await page.evaluate(installPageHelpers);
       await page.evaluate(installResumeHelpers);
       const who = { username: uniqueName("expiry"), password: "pw" };
-      await signUp(page, own.url, who);
+      await signUp(page, ownProxy.url, who);
       const spaceId = await page.evaluate(async () => (await client.space.create({ name: "expiry" })).id);
+      ownProxy.throttle(SLOW);
       await startWrite(page, { spaceId, source: "bytes", size: 8 * MIB, seed: 31, chunkSize: MIB });
       await untilProgress(page, 0.25);
       const [plan] = await page.evaluate(() => client.storage.pendingUploads());
       assert.equal(plan.expiresAt - plan.createdAt, 3000, "the plan lives as long as the grace period");
       await page.reload();
+      ownProxy.release();
       await page.evaluate(installPageHelpers);
       await page.evaluate(installResumeHelpers);
-      await restore(page, own.url);
+      await restore(page, ownProxy.url);
       await page.waitForFunction((at) => Date.now() > at, plan.expiresAt, { polling: 100, timeout: 30_000 });
       const out = await page.evaluate(async (id) => ({
         pending: await client.storage.pendingUploads(),
@@ -271,6 +299,7 @@ describe("resumable uploads", { timeout: 600_000 }, () => {
       assert.equal(out.resumed.code, "NotFound");
       await page.context().close();
     } finally {
+      await ownProxy.stop();
       await own.stop();
     }
   });

@@ -20,6 +20,8 @@ use crate::{Coded, ErrorCode, b64};
 
 /// Version of the plan's JSON.
 pub const PLAN_VERSION: u8 = 1;
+/// Most bytes of JSON an app may keep with an upload (`resumable: { context }`).
+pub const MAX_CONTEXT_BYTES: usize = 1024;
 /// BLAKE3 `derive_key` context of a file's first-chunk fingerprint.
 pub const FINGERPRINT_CONTEXT: &str = "coffer/v1 upload first-chunk fingerprint";
 
@@ -33,6 +35,14 @@ pub enum ResumeError {
     /// A plan of a version this SDK does not know.
     #[error("this upload was begun by a newer SDK (plan version {0}); start a new upload")]
     UnknownVersion(u8),
+    /// An upload's context longer than [`MAX_CONTEXT_BYTES`] as JSON.
+    #[error("resumable.context is {len} bytes as JSON; the limit is {max}: keep an id, not the record")]
+    ContextTooLarge {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A plan or chunk record that opened but does not hold what it should.
     #[error("this upload's record on this device is malformed; start a new upload")]
     Malformed,
@@ -43,6 +53,7 @@ impl Coded for ResumeError {
     fn code(&self) -> ErrorCode {
         match self {
             ResumeError::FileChanged(_) => ErrorCode::FileChanged,
+            ResumeError::ContextTooLarge { .. } => ErrorCode::TooLarge,
             ResumeError::UnknownVersion(_) | ResumeError::Malformed => ErrorCode::Integrity,
         }
     }
@@ -81,6 +92,15 @@ impl FileIdentity {
     }
 }
 
+/// Refuses an upload's context that is not JSON text of at most [`MAX_CONTEXT_BYTES`].
+pub fn check_context(json: &str) -> Result<(), ResumeError> {
+    if json.len() > MAX_CONTEXT_BYTES {
+        return Err(ResumeError::ContextTooLarge { len: json.len(), max: MAX_CONTEXT_BYTES });
+    }
+    serde_json::from_str::<serde::de::IgnoredAny>(json).map_err(|_| ResumeError::Malformed)?;
+    Ok(())
+}
+
 /// A keyed digest of a file's first chunk (the first `chunk_size` bytes, or all of a
 /// smaller file), base64url. It is kept only inside a sealed plan.
 pub fn fingerprint(first_chunk: &[u8]) -> String {
@@ -101,6 +121,11 @@ pub struct UploadPlan {
     pub file: FileIdentity,
     /// Its metadata, JSON text.
     pub metadata: String,
+    /// What the app keeps with the upload to know it again after a reload (which
+    /// record the file is for, say): JSON text of at most [`MAX_CONTEXT_BYTES`], or
+    /// `None`.
+    #[serde(default)]
+    pub context: Option<String>,
     /// Plaintext bytes per chunk.
     pub chunk_size: u32,
     /// Data shards per chunk.
@@ -131,6 +156,9 @@ impl UploadPlan {
         }
         let plan: UploadPlan = serde_json::from_slice(bytes).map_err(|_| ResumeError::Malformed)?;
         plan.params().check().map_err(|_| ResumeError::Malformed)?;
+        if plan.context.as_deref().is_some_and(|c| check_context(c).is_err()) {
+            return Err(ResumeError::Malformed);
+        }
         Ok(plan)
     }
 
@@ -219,6 +247,7 @@ mod tests {
             space_id: "s".into(),
             file: identity(),
             metadata: "{}".into(),
+            context: Some("{\"todo\":\"t1\"}".into()),
             chunk_size: 1024,
             data_shards: 2,
             parity_shards: 1,
@@ -239,6 +268,16 @@ mod tests {
         let bad = String::from_utf8(plan.to_bytes()).unwrap().replace("\"chunkSize\":1024", "\"chunkSize\":1");
         assert_eq!(UploadPlan::from_bytes(bad.as_bytes()), Err(ResumeError::Malformed));
         assert_eq!(UploadPlan::from_bytes(b"[]"), Err(ResumeError::Malformed));
+        // A plan written before `context` existed reads as having none.
+        let older =
+            String::from_utf8(plan.to_bytes()).unwrap().replace(",\"context\":\"{\\\"todo\\\":\\\"t1\\\"}\"", "");
+        assert_eq!(UploadPlan::from_bytes(older.as_bytes()).unwrap().context, None, "{older}");
+        assert_eq!(check_context(&format!("\"{}\"", "x".repeat(MAX_CONTEXT_BYTES - 2))), Ok(()));
+        assert!(matches!(
+            check_context(&format!("\"{}\"", "x".repeat(MAX_CONTEXT_BYTES - 1))),
+            Err(ResumeError::ContextTooLarge { .. })
+        ));
+        assert_eq!(check_context("{"), Err(ResumeError::Malformed));
 
         let done = ChunkDone {
             index: 7,

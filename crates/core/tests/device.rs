@@ -64,6 +64,7 @@ fn the_constants_of_d3_match_the_code() {
         ("DEVICE_RECORD_VERSION", format!("`0x{:02x}`", device::DEVICE_RECORD_VERSION)),
         ("OWNER_TAG_LEN", device::OWNER_TAG_LEN.to_string()),
         ("PLAN_VERSION", resume::PLAN_VERSION.to_string()),
+        ("MAX_CONTEXT_BYTES", resume::MAX_CONTEXT_BYTES.to_string()),
         ("FINGERPRINT_CONTEXT", format!("`\"{}\"`", resume::FINGERPRINT_CONTEXT)),
     ];
     for (name, value) in constants {
