@@ -31,6 +31,7 @@ const ui = {
   openCount: $("open-count"),
   colophon: $("colophon"),
   attachInput: $("attach-input"),
+  resumeInput: $("resume-input"),
 };
 
 /**
@@ -80,6 +81,7 @@ async function attachFile(id, file) {
   const bar = view.upload(id, file.name, () => controller.abort());
   try {
     const attachment = await current.files.upload(file, {
+      todoId: id,
       onProgress: (done, total) => bar.progress(done, total),
       signal: controller.signal,
     });
@@ -89,11 +91,72 @@ async function attachFile(id, file) {
     }
   } catch (e) {
     if (e?.code === "Aborted") return;
+    if (e?.uploadId) {
+      // The connection went: offer to finish it, with the file still in hand.
+      showInterrupted(current, { id: e.uploadId, name: file.name, doneBytes: 0, size: file.size, context: { todoId: id } }, file);
+    }
     throw new Error(`Could not attach “${file.name}”: ${e?.message ?? e}`);
   } finally {
     bar.end();
     running.delete(controller);
     if (running.size === 0 && current.uploads.get(id) === running) current.uploads.delete(id);
+  }
+}
+
+/**
+ * Shows an interrupted upload under its to-do. "Resume" uses `file` if the page
+ * still has it, else asks for it again; "Discard" gives it up.
+ */
+function showInterrupted(current, upload, file = null) {
+  const todoId = upload.context.todoId;
+  const item = view.interrupted(todoId, upload, {
+    resume: () => {
+      if (file) return act(() => resumeFile(current, upload, file, item));
+      resuming = { current, upload, item };
+      ui.resumeInput.value = "";
+      ui.resumeInput.click();
+    },
+    discard: () => act(async () => {
+      item.end();
+      await current.files.discard(upload);
+    }),
+  });
+}
+
+/** The interrupted upload the file picker is choosing the file of. */
+let resuming = null;
+
+/** Finishes an interrupted upload with `file` and attaches it, with a progress bar. */
+async function resumeFile(current, upload, file, item) {
+  const todoId = upload.context.todoId;
+  const controller = new AbortController();
+  const running = current.uploads.get(todoId) ?? new Set();
+  current.uploads.set(todoId, running.add(controller));
+  item.end();
+  const bar = view.upload(todoId, file.name, () => controller.abort());
+  try {
+    const attachment = await current.files.resume(upload, file, {
+      onProgress: (done, total) => bar.progress(done, total),
+      signal: controller.signal,
+    });
+    if (!(await current.store.attach(todoId, attachment))) await current.files.remove(attachment);
+  } catch (e) {
+    if (e?.code === "Aborted") return;
+    // Not the same file, or the connection went again: keep offering it.
+    if (e?.code === "FileChanged" || e?.code === "Network") showInterrupted(current, upload, e.code === "Network" ? file : null);
+    const why = e?.code === "FileChanged" ? `that is not the file the upload began with (${e.message})` : e?.message ?? e;
+    throw new Error(`Could not finish uploading “${upload.name ?? file.name}”: ${why}`);
+  } finally {
+    bar.end();
+    running.delete(controller);
+    if (running.size === 0 && current.uploads.get(todoId) === running) current.uploads.delete(todoId);
+  }
+}
+
+/** Lists the uploads a reload cut off under their to-dos. */
+async function showInterruptedUploads(current) {
+  for (const upload of await current.files.interrupted()) {
+    if (current.store.items.has(upload.context.todoId)) showInterrupted(current, upload);
   }
 }
 
@@ -175,6 +238,7 @@ async function enter(client) {
   document.body.dataset.state = "loading";
   try {
     await store.load();
+    await showInterruptedUploads(session);
   } catch (e) {
     showError(ui.todoError, e);
   }
@@ -268,6 +332,15 @@ ui.attachInput.addEventListener("change", () => {
   ui.attachInput.value = "";
   if (!session || !id) return;
   for (const file of picked) act(() => attachFile(id, file));
+});
+
+ui.resumeInput.addEventListener("change", () => {
+  const [file] = ui.resumeInput.files;
+  const picked = resuming;
+  resuming = null;
+  ui.resumeInput.value = "";
+  if (!file || !picked || picked.current !== session) return;
+  act(() => resumeFile(picked.current, picked.upload, file, picked.item));
 });
 
 ui.signOut.addEventListener("click", () => leave());

@@ -2,6 +2,8 @@
 // for the user ("My to-dos"), whose id it remembers in kv. A to-do keeps each
 // attachment's manifest (the read capability) in its own sealed kv value, so any of
 // the user's devices opens it with `readByManifest`, whichever space it is in.
+// Uploads are resumable: one cut off by a reload or a lost network is kept (sealed)
+// on this device with its to-do's id, and finishes when the file is given again.
 
 import { fileMetadata } from "./files.js";
 
@@ -9,6 +11,18 @@ const SETTINGS = "settings";
 const SPACE_SETTING = "attachments-space";
 /** Smaller than the SDK's 4 MiB default, so the progress bar moves for photo-sized files. */
 const CHUNK_SIZE = 1024 * 1024;
+
+/** The attachment a to-do keeps for a written file. */
+function attachmentOf({ stat, manifest }, name, spaceId) {
+  return {
+    name: String(stat.metadata?.name ?? name),
+    type: String(stat.metadata?.type ?? ""),
+    size: stat.size,
+    manifest,
+    spaceId: stat.spaceId ?? spaceId,
+    fileId: stat.id,
+  };
+}
 
 export class AttachmentStore {
   /** @param {import("/pkg/coffer.js").Client} client */
@@ -51,11 +65,14 @@ export class AttachmentStore {
   }
 
   /**
-   * Uploads a file; resolves to the attachment to keep in the to-do.
+   * Uploads a file for the to-do `todoId`; resolves to the attachment to keep in it.
+   * The upload is resumable: cut off by a reload or a lost network, it is listed by
+   * `interrupted()` and finished by `resume()`; a failure that it carries
+   * `uploadId` for can be resumed at once.
    * @param {File} file
-   * @param {{ onProgress?: (done: number, total: number) => void, signal?: AbortSignal }} options
+   * @param {{ todoId: string, onProgress?: (done: number, total: number) => void, signal?: AbortSignal }} options
    */
-  async upload(file, { onProgress, signal } = {}) {
+  async upload(file, { todoId, onProgress, signal } = {}) {
     const write = async (spaceId) => {
       try {
         return await this.client.storage.writeFile({
@@ -63,6 +80,7 @@ export class AttachmentStore {
           data: file,
           metadata: fileMetadata(file),
           chunkSize: CHUNK_SIZE,
+          resumable: { context: { todoId } },
           onProgress,
           signal,
         });
@@ -70,6 +88,8 @@ export class AttachmentStore {
         // Written, but not recorded in the account's list of shared files: the
         // to-do keeps its own record, so the attachment is fine.
         if (e?.result?.manifest) return e.result;
+        // Only a lost connection is worth resuming; anything else starts afresh.
+        if (e?.uploadId && e.code !== "Network") await this.client.storage.discardUpload(e.uploadId);
         throw e;
       }
     };
@@ -83,15 +103,33 @@ export class AttachmentStore {
       spaceId = await this.space({ fresh: true });
       written = await write(spaceId);
     }
-    const { stat, manifest } = written;
-    return {
-      name: String(stat.metadata?.name ?? file.name),
-      type: String(stat.metadata?.type ?? ""),
-      size: stat.size,
-      manifest,
-      spaceId: stat.spaceId ?? spaceId,
-      fileId: stat.id,
-    };
+    return attachmentOf(written, file.name, spaceId);
+  }
+
+  /** This device's uploads that a reload or a lost network cut off, with their to-do's id. */
+  async interrupted() {
+    const pending = await this.client.storage.pendingUploads();
+    return pending.filter((upload) => typeof upload.context?.todoId === "string");
+  }
+
+  /**
+   * Finishes an interrupted upload given the same file again; resolves to the
+   * attachment. Rejects with `FileChanged` for another file.
+   */
+  async resume(upload, file, { onProgress, signal } = {}) {
+    let written;
+    try {
+      written = await this.client.storage.resumeUpload(upload.id, file, { onProgress, signal });
+    } catch (e) {
+      if (!e?.result?.manifest) throw e;
+      written = e.result;
+    }
+    return attachmentOf(written, file.name, upload.spaceId);
+  }
+
+  /** Gives an interrupted upload up. */
+  async discard(upload) {
+    await this.client.storage.discardUpload(upload.id);
   }
 
   /** Reads an attachment back as a Blob. */

@@ -253,6 +253,46 @@ export function createListView(list, actions) {
     };
   }
 
+  /**
+   * Shows an upload that a reload or a lost network cut off, under its to-do:
+   * how far it got, "Resume" (`resume()`) and "Discard" (`discard()`); returns
+   * its handle `{ end() }` (a no-op if the to-do is not shown).
+   */
+  function interrupted(todoId, { name, doneBytes, size }, { resume, discard }) {
+    const li = rows.get(todoId);
+    if (!li) return { end() {} };
+    const files = li.querySelector(".attachments");
+    const item = document.createElement("li");
+    item.className = "upload interrupted";
+    item.dataset.testid = "interrupted-upload";
+    const label = document.createElement("span");
+    label.className = "upload-name";
+    label.textContent = name ?? "file";
+    const note = document.createElement("span");
+    note.className = "upload-percent muted";
+    note.textContent = `${Math.floor((100 * doneBytes) / Math.max(size, 1))}% · interrupted`;
+    const again = document.createElement("button");
+    again.type = "button";
+    again.className = "link-button";
+    again.dataset.testid = "upload-resume";
+    again.textContent = "Resume";
+    again.title = `Choose “${name}” again to finish uploading it`;
+    again.addEventListener("click", resume);
+    const drop = iconButton("cancel", "upload-discard", ICONS.close);
+    drop.setAttribute("aria-label", `Discard the interrupted upload of “${name}”`);
+    drop.title = "Discard";
+    drop.addEventListener("click", discard);
+    item.append(label, note, again, drop);
+    files.append(item);
+    files.hidden = false;
+    return {
+      end() {
+        item.remove();
+        files.hidden = files.children.length === 0;
+      },
+    };
+  }
+
   function startEdit(li) {
     if (li.classList.contains("editing")) return;
     const id = li.dataset.id;
@@ -321,7 +361,7 @@ export function createListView(list, actions) {
     list.replaceChildren();
   }
 
-  return { render, clear, upload };
+  return { render, clear, upload, interrupted };
 }
 
 function svg(path, size = 18) {

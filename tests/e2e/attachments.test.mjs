@@ -7,7 +7,9 @@
 
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { mkdir, readFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 
@@ -326,6 +328,49 @@ describe("demo attachments: attach, download, share, open without signing in", {
     assert.equal(await row(page, "Maybe attach this").getByTestId("attachment").count(), 0);
     assert.equal(await row(page, "Maybe attach this").getByTestId("attachments").isVisible(), false);
     assert.equal(await page.getByTestId("todo-error").isVisible(), false);
+  });
+
+  it("an upload cut off by a reload is offered again, and the same file finishes it", async () => {
+    const { page } = a;
+    const dir = await mkdtemp(join(tmpdir(), "coffer-attach-"));
+    const path = join(dir, "rough-cut.bin");
+    const bytes = randomBytes(12 * 1024 * 1024 + 5);
+    await writeFile(path, bytes);
+    await addTodo(page, "Edit the rough cut");
+    // The first 30 shard uploads (five 1 MiB chunks) go through; the rest wait, so
+    // the reload lands mid-upload.
+    let passed = 0;
+    const hold = (r) => (r.request().method() !== "PUT" || ++passed <= 30 ? r.continue() : undefined);
+    await page.route(`${BASE}/v1/shards/*`, hold);
+    await attach(page, "Edit the rough cut", path);
+    await page.waitForFunction(() => document.querySelector("[data-testid=upload-progress]")?.value >= 0.3);
+    await page.unroute(`${BASE}/v1/shards/*`, hold);
+    await page.reload();
+    await page.waitForFunction(() => document.body.dataset.state === "ready");
+
+    const item = row(page, "Edit the rough cut").getByTestId("interrupted-upload");
+    await item.waitFor({ state: "visible" });
+    assert.match(await item.textContent(), /rough-cut\.bin.*\d+% · interrupted/);
+    await page.screenshot({ path: `${SHOTS}attachments-interrupted.png`, fullPage: true, animations: "disabled" });
+    const [chooser] = await Promise.all([page.waitForEvent("filechooser"), item.getByTestId("upload-resume").click()]);
+    await chooser.setFiles(path);
+    await chip(page, "Edit the rough cut", "rough-cut.bin").waitFor();
+    assert.equal(await row(page, "Edit the rough cut").getByTestId("interrupted-upload").count(), 0);
+    const got = await download(page, chip(page, "Edit the rough cut", "rough-cut.bin").getByTestId("attachment-open"));
+    assert.ok(got.bytes.equals(bytes), "the resumed attachment downloads byte-identical");
+    const plans = await page.evaluate(
+      () =>
+        new Promise((resolve, reject) => {
+          const request = indexedDB.open("coffer");
+          request.onsuccess = () => {
+            const count = request.result.transaction("uploads").objectStore("uploads").count();
+            count.onsuccess = () => resolve(count.result);
+          };
+          request.onerror = () => reject(request.error);
+        }),
+    );
+    assert.equal(plans, 0, "no upload plan is left on the device");
+    await rm(dir, { recursive: true, force: true });
   });
 
   it("a damaged or empty link says so", async () => {
