@@ -11,7 +11,7 @@ use coffer_core::b64;
 use coffer_core::device::{DeviceKeys, RecordKind};
 use coffer_core::manifest::{ChunkRef, FileParams};
 use coffer_core::proto::storage::{MAX_BATCH_ADDRESSES, ShardsMissingResponse, ShardsRequest};
-use coffer_core::resume::{ChunkDone, FileIdentity, PLAN_VERSION, UploadPlan, fingerprint};
+use coffer_core::resume::{ChunkDone, FileIdentity, MAX_PLAN_LIFETIME_MS, PLAN_VERSION, UploadPlan, fingerprint};
 use coffer_core::shard::ShardAddress;
 use coffer_core::{Coded, ErrorCode};
 use serde::Serialize;
@@ -104,7 +104,8 @@ async fn missing(session: &Session, addresses: &[ShardAddress]) -> SdkResult<(Ha
         missing.extend(answer.missing);
         grace_ms = grace_ms.min(answer.grace_ms);
     }
-    Ok((missing, grace_ms))
+    // An accelerator's word on the grace period is capped: a plan never lingers long.
+    Ok((missing, grace_ms.min(MAX_PLAN_LIFETIME_MS)))
 }
 
 fn now_ms() -> u64 {

@@ -20,6 +20,8 @@ use crate::{Coded, ErrorCode, b64};
 
 /// Version of the plan's JSON.
 pub const PLAN_VERSION: u8 = 1;
+/// The longest a plan is kept, whatever grace period an accelerator claims: 30 days.
+pub const MAX_PLAN_LIFETIME_MS: u64 = 30 * 24 * 3600 * 1000;
 /// Most bytes of JSON an app may keep with an upload (`resumable: { context }`).
 pub const MAX_CONTEXT_BYTES: usize = 1024;
 /// BLAKE3 `derive_key` context of a file's first-chunk fingerprint.

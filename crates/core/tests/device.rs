@@ -65,6 +65,7 @@ fn the_constants_of_d3_match_the_code() {
         ("OWNER_TAG_LEN", device::OWNER_TAG_LEN.to_string()),
         ("PLAN_VERSION", resume::PLAN_VERSION.to_string()),
         ("MAX_CONTEXT_BYTES", resume::MAX_CONTEXT_BYTES.to_string()),
+        ("MAX_PLAN_LIFETIME_MS", resume::MAX_PLAN_LIFETIME_MS.to_string()),
         ("FINGERPRINT_CONTEXT", format!("`\"{}\"`", resume::FINGERPRINT_CONTEXT)),
     ];
     for (name, value) in constants {
