@@ -216,15 +216,8 @@ export function createListView(list, actions) {
    * `{ progress(done, total), end() }` (a no-op if the to-do is not shown).
    */
   function upload(todoId, name, cancel) {
-    const li = rows.get(todoId);
-    if (!li) return { progress() {}, end() {} };
-    const files = li.querySelector(".attachments");
-    const item = document.createElement("li");
-    item.className = "upload";
-    item.dataset.testid = "upload";
-    const label = document.createElement("span");
-    label.className = "upload-name";
-    label.textContent = name;
+    const shown = uploadItem(todoId, "upload", "upload", name);
+    if (!shown) return { progress() {}, end() {} };
     const bar = document.createElement("progress");
     bar.max = 1;
     bar.value = 0;
@@ -237,14 +230,37 @@ export function createListView(list, actions) {
     stop.setAttribute("aria-label", `Cancel uploading “${name}”`);
     stop.title = "Cancel";
     stop.addEventListener("click", cancel);
-    item.append(label, bar, percent, stop);
-    files.append(item);
-    files.hidden = false;
+    shown.show(shown.label, bar, percent, stop);
     return {
       progress(done, total) {
         const fraction = total > 0 ? done / total : 1;
         bar.value = fraction;
         percent.textContent = `${Math.floor(fraction * 100)}%`;
+      },
+      end: shown.end,
+    };
+  }
+
+  /**
+   * A row for an upload under a to-do's attachments: `{ label, show(...parts), end() }`
+   * (`show` puts the parts in it, after the name), or null if the to-do is not shown.
+   */
+  function uploadItem(todoId, className, testid, name) {
+    const li = rows.get(todoId);
+    if (!li) return null;
+    const files = li.querySelector(".attachments");
+    const item = document.createElement("li");
+    item.className = className;
+    item.dataset.testid = testid;
+    const label = document.createElement("span");
+    label.className = "upload-name";
+    label.textContent = name;
+    return {
+      label,
+      show(...parts) {
+        item.append(...parts);
+        files.append(item);
+        files.hidden = false;
       },
       end() {
         item.remove();
@@ -259,15 +275,8 @@ export function createListView(list, actions) {
    * its handle `{ end() }` (a no-op if the to-do is not shown).
    */
   function interrupted(todoId, { name, doneBytes, size }, { resume, discard }) {
-    const li = rows.get(todoId);
-    if (!li) return { end() {} };
-    const files = li.querySelector(".attachments");
-    const item = document.createElement("li");
-    item.className = "upload interrupted";
-    item.dataset.testid = "interrupted-upload";
-    const label = document.createElement("span");
-    label.className = "upload-name";
-    label.textContent = name ?? "file";
+    const shown = uploadItem(todoId, "upload interrupted", "interrupted-upload", name ?? "file");
+    if (!shown) return { end() {} };
     const note = document.createElement("span");
     note.className = "upload-percent muted";
     note.textContent = `${Math.floor((100 * doneBytes) / Math.max(size, 1))}% · interrupted`;
@@ -282,15 +291,8 @@ export function createListView(list, actions) {
     drop.setAttribute("aria-label", `Discard the interrupted upload of “${name}”`);
     drop.title = "Discard";
     drop.addEventListener("click", discard);
-    item.append(label, note, again, drop);
-    files.append(item);
-    files.hidden = false;
-    return {
-      end() {
-        item.remove();
-        files.hidden = files.children.length === 0;
-      },
-    };
+    shown.show(shown.label, note, again, drop);
+    return { end: shown.end };
   }
 
   function startEdit(li) {
