@@ -29,6 +29,16 @@ export interface CofferError extends Error {
    * reads) already wait this long; an app that signs in again should too.
    */
   retryAfterMs?: number;
+  /**
+   * From a `writeFile({ resumable })` that failed (other than `Aborted`): the id to
+   * finish it with, `storage.resumeUpload(uploadId, file)`.
+   */
+  uploadId?: string;
+  /**
+   * From `writeFile`/`resumeUpload` when the file was committed but recording it in
+   * the account's shared-files list failed: what the call would have resolved to.
+   */
+  result?: { stat: FileStat; manifest: string };
 }
 
 /** An entry a list left out, and why (see `Listing`). */

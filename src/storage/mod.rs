@@ -256,11 +256,14 @@ fn file_params(o: &WriteOptions) -> SdkResult<FileParams> {
 /// keeps them, and the error carries `uploadId` to resume with. A failure after the
 /// commit (recording it in the account's shared-files list) carries the `result`.
 async fn write_and_record(session: &Rc<Session>, job: WriteJob) -> Result<JsValue, JsValue> {
-    let space_key = keyring::require(session, &job.space_id).await?;
     let space_id = job.space_id.clone();
     let metadata = job.metadata.clone();
     let recorder = job.recorder.clone();
-    let written = match write::write(session, job, space_key).await {
+    let written = async {
+        let space_key = keyring::require(session, &job.space_id).await?;
+        write::write(session, job, space_key).await
+    };
+    let written = match written.await {
         Ok(written) => written,
         Err(e) => {
             let Some(recorder) = recorder else { return Err(e.into()) };
