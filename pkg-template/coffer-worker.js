@@ -1,4 +1,4 @@
-// Coffer's file worker. The SDK starts a few of these itself (see pool.js in the
+// Coffer's file worker. The SDK starts a few of these itself (see browser.js in the
 // SDK's source) to seal, erasure-code and upload chunks, and to fetch and open them,
 // off the page's main thread. Nothing to configure: it is found next to coffer.js.
 //
@@ -9,7 +9,7 @@ import init, { copiedBytes, runWorkerJob } from "./coffer.js";
 const running = new Map(); // job id → AbortController
 let wasm;
 
-/** What the page's benchmark reads of each worker (pool.js sums it). */
+/** What the page's benchmark reads of each worker (browser.js sums it). */
 const stats = () => ({ memory: wasm.memory.buffer.byteLength, copied: copiedBytes() });
 
 function onJob({ data }) {

@@ -1,5 +1,5 @@
 //! What the SDK keeps on this device: rows of the `coffer` IndexedDB database
-//! (`device/idb.js`), each one's content a record sealed by the core
+//! (`browser.js`), each one's content a record sealed by the core
 //! ([`coffer_core::device`], SPEC.md "On the device"). This module moves rows; it
 //! never sees a secret in the clear except as the core opens it.
 
@@ -14,7 +14,7 @@ use coffer_core::ErrorCode;
 use crate::error::{SdkError, SdkResult, describe_js};
 use crate::js::to_js;
 
-#[wasm_bindgen(module = "/src/device/idb.js")]
+#[wasm_bindgen(module = "/src/browser.js")]
 extern "C" {
     #[wasm_bindgen(js_name = idbPut)]
     fn idb_put(store: &str, value: &JsValue) -> Promise;

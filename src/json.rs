@@ -7,25 +7,7 @@ use wasm_bindgen::prelude::*;
 
 use crate::error::{SdkError, SdkResult, describe_js};
 
-#[wasm_bindgen(inline_js = r#"
-export function strictStringify(value) {
-  const text = JSON.stringify(value, function (key, v) {
-    const where = key === "" ? "the value" : `property ${JSON.stringify(key)}`;
-    const t = typeof v;
-    if (t === "function" || t === "symbol" || t === "bigint") {
-      throw new TypeError(`${where} is a ${t}, which JSON cannot hold`);
-    }
-    if (t === "number" && !Number.isFinite(v)) {
-      throw new TypeError(`${where} is ${v}, which JSON cannot hold`);
-    }
-    if (v === undefined && (key === "" || Array.isArray(this))) {
-      throw new TypeError(`${where} is undefined, which JSON cannot hold (use null)`);
-    }
-    return v;
-  });
-  return text;
-}
-"#)]
+#[wasm_bindgen(module = "/src/browser.js")]
 extern "C" {
     #[wasm_bindgen(catch, js_name = strictStringify)]
     fn strict_stringify(value: &JsValue) -> Result<String, JsValue>;

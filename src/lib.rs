@@ -20,7 +20,7 @@
 //! - [`http`] — JSON over `fetch`, the session header, error bodies.
 //! - [`body`] — answers read as they arrive, capped by what a valid one holds.
 //! - [`remember`] — what `remember` keeps in session/local storage.
-//! - [`device`] — what the SDK keeps in IndexedDB (`device/idb.js`), sealed.
+//! - [`device`] — what the SDK keeps in IndexedDB (`browser.js`), sealed.
 //! - [`error`] — the one conversion to a JS `Error` with a stable `code`.
 //! - [`options`], [`json`], [`js`], [`random`], [`timer`] — small boundary helpers.
 //! - [`copies`] — the bytes the file pipeline copies, counted for the benchmark.

@@ -12,22 +12,7 @@ use wasm_bindgen_futures::JsFuture;
 use crate::copies;
 use crate::error::{SdkError, SdkResult};
 
-#[wasm_bindgen(inline_js = r#"
-export function subtleAvailable() {
-  return typeof globalThis.crypto === "object" && typeof globalThis.crypto.subtle === "object";
-}
-async function importKey(raw, usage) {
-  return crypto.subtle.importKey("raw", raw, { name: "AES-GCM" }, false, [usage]);
-}
-export async function subtleSeal(raw, iv, aad, plaintext) {
-  const key = await importKey(raw, "encrypt");
-  return new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: aad, tagLength: 128 }, key, plaintext));
-}
-export async function subtleOpen(raw, iv, aad, sealed) {
-  const key = await importKey(raw, "decrypt");
-  return new Uint8Array(await crypto.subtle.decrypt({ name: "AES-GCM", iv, additionalData: aad, tagLength: 128 }, key, sealed));
-}
-"#)]
+#[wasm_bindgen(module = "/src/browser.js")]
 extern "C" {
     #[wasm_bindgen(js_name = subtleAvailable)]
     fn subtle_available() -> bool;

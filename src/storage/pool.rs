@@ -1,5 +1,5 @@
 //! Where chunks are sealed and opened: in a pool of module workers when the page can
-//! start them (`pool.js`, one per core up to four, shared by every client of the
+//! start them (`browser.js`, one per core up to four, shared by every client of the
 //! page), else right here. Either way the same code runs ([`chunk`](super::chunk));
 //! the page keeps only the scheduling, the progress and the manifest.
 //!
@@ -26,7 +26,7 @@ use super::cipher::Engine;
 use crate::error::{SdkError, SdkResult, describe_js};
 use crate::http::Http;
 
-#[wasm_bindgen(module = "/src/storage/pool.js")]
+#[wasm_bindgen(module = "/src/browser.js")]
 extern "C" {
     #[wasm_bindgen(js_name = poolSize)]
     fn pool_size() -> u32;

@@ -32,17 +32,7 @@ const IN_FLIGHT: usize = 6;
 /// Largest file returned as one `Uint8Array`; larger ones need `as: "blob" | "stream"`.
 const MAX_BYTES_OUTPUT: u64 = 2 * 1024 * 1024 * 1024;
 
-#[wasm_bindgen(inline_js = r#"
-export function pullStream(pull, cancel) {
-  return new ReadableStream({
-    async pull(controller) {
-      const chunk = await pull();
-      if (chunk === null) controller.close(); else controller.enqueue(chunk);
-    },
-    cancel() { cancel(); },
-  });
-}
-"#)]
+#[wasm_bindgen(module = "/src/browser.js")]
 extern "C" {
     #[wasm_bindgen(js_name = pullStream)]
     fn pull_stream(pull: &Function, cancel: &Function) -> JsValue;

@@ -1,4 +1,4 @@
-// The file pipeline off the page's main thread (src/storage/pool.rs, pool.js and
+// The file pipeline off the page's main thread (src/storage/pool.rs, browser.js and
 // the package's coffer-worker.js), through the real package in Chromium against the
 // shared accelerator:
 //
