@@ -26,6 +26,7 @@
 //! - [`pipeline`] — shards from a sealed chunk; the manifest's chunk tree in file order.
 //! - [`device`] — records kept on the device, sealed under the account's keys.
 //! - [`resume`] — a resumable upload's plan and the chunks it has stored.
+//! - [`tabs`] — what the tabs of one account say to each other: names and messages.
 #![forbid(unsafe_code)]
 
 pub mod account;
@@ -42,6 +43,7 @@ pub mod proto;
 pub mod resume;
 pub mod shard;
 pub mod space;
+pub mod tabs;
 pub mod validate;
 
 pub use code::{Coded, ErrorCode};

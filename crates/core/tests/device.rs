@@ -1,12 +1,15 @@
 //! What the SDK keeps on the device (SPEC.md "On the device"): a record re-derived
-//! from the SPEC's text with the primitives directly, its bytes pinned, and the
-//! section's constants checked against the code.
+//! from the SPEC's text with the primitives directly, its bytes pinned, the
+//! section's constants checked against the code, and D.4's tab messages read from
+//! the SPEC's text.
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use coffer_core::account::RootSecret;
 use coffer_core::device::{self, DeviceKeys, RecordKind};
+use coffer_core::proto::ServerFrame;
 use coffer_core::resume::{self, fingerprint};
+use coffer_core::tabs::{self, TabMessage};
 use hkdf::Hkdf;
 use sha2::Sha256;
 
@@ -67,6 +70,12 @@ fn the_constants_of_d3_match_the_code() {
         ("MAX_CONTEXT_BYTES", resume::MAX_CONTEXT_BYTES.to_string()),
         ("MAX_PLAN_LIFETIME_MS", resume::MAX_PLAN_LIFETIME_MS.to_string()),
         ("FINGERPRINT_CONTEXT", format!("`\"{}\"`", resume::FINGERPRINT_CONTEXT)),
+        ("TABS_CHANNEL_PREFIX", format!("`\"{}\"`", tabs::TABS_CHANNEL_PREFIX)),
+        ("FEED_LOCK_PREFIX", format!("`\"{}\"`", tabs::FEED_LOCK_PREFIX)),
+        ("UPLOAD_LOCK_PREFIX", format!("`\"{}\"`", tabs::UPLOAD_LOCK_PREFIX)),
+        ("REWIND_GATHER_MS", tabs::REWIND_GATHER_MS.to_string()),
+        ("HELLO_WAIT_MS", tabs::HELLO_WAIT_MS.to_string()),
+        ("SESSION_TAG_CONTEXT", format!("`\"{}\"`", tabs::SESSION_TAG_CONTEXT)),
     ];
     for (name, value) in constants {
         let start = format!("| `{name}` |");
@@ -75,4 +84,41 @@ fn the_constants_of_d3_match_the_code() {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
         assert_eq!(cells[2], value, "SPEC.md D.3 gives `{name}` another value than the code");
     }
+}
+
+#[test]
+fn the_tab_messages_of_d4_are_the_codes() {
+    let spec = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/SPEC.md")).unwrap();
+    let section = &spec[spec.find("\n## D.4 Tabs").expect("SPEC.md has D.4")..];
+    let block = section.split("```json\n").nth(1).and_then(|b| b.split("```").next()).expect("D.4 shows messages");
+    let messages: Vec<TabMessage> = block
+        .lines()
+        .map(|line| {
+            let message = TabMessage::from_text(line).unwrap_or_else(|| panic!("D.4's {line} is a message"));
+            assert_eq!(message.to_text(), line, "a message is written as D.4 shows it");
+            message
+        })
+        .collect();
+    let TabMessage::Frame { text } = &messages[0] else { panic!("D.4 shows a frame first") };
+    let frame: ServerFrame = serde_json::from_str(text).expect("a frame carries a feed frame (§7.3)");
+    assert!(matches!(frame, ServerFrame::Change(ref c) if c.seq == 7));
+    assert_eq!(
+        messages[1..],
+        [
+            TabMessage::Hello { since: 6, id: 3_141_592_653 },
+            TabMessage::CaughtUp { id: 3_141_592_653 },
+            TabMessage::Leader,
+            TabMessage::SignedOut { session: tabs::session_tag("example-token") },
+        ],
+        "D.4 shows every kind of message"
+    );
+    // Another version's message is ignored, not misread.
+    for unknown in [r#"{"type":"hello","since":1}"#, r#"{"type":"promote","who":1}"#, "not json", r#"{"since":3}"#] {
+        assert_eq!(TabMessage::from_text(unknown), None, "{unknown}");
+    }
+    let digest = blake3::derive_key("coffer/v1 tab session tag", b"example-token");
+    assert_eq!(tabs::session_tag("example-token"), hex(&digest[..16]), "D.4's session tag, from its text");
+    assert_eq!(tabs::channel_name("ab12"), "coffer/v1/tabs/ab12");
+    assert_eq!(tabs::feed_lock("ab12"), "coffer/v1/feed/ab12");
+    assert_eq!(tabs::upload_lock("u1"), "coffer/v1/upload/u1");
 }
