@@ -9,6 +9,7 @@
 // - a ReadableStream pulled from Rust .................... storage/read.rs
 // - AES-GCM through WebCrypto ............................ storage/cipher.rs
 // - the `coffer` IndexedDB database ...................... device.rs
+// - what the tabs of one user share (channel, Web Locks) .. tabs.rs
 // - the page's pool of file workers ...................... storage/pool.rs
 
 // ---- JSON ---------------------------------------------------------------------
@@ -161,6 +162,71 @@ export async function idbDelete(ranges) {
     tx.objectStore(store).delete(upper === undefined ? lower : IDBKeyRange.bound(lower, upper));
   }
   await committed(tx);
+}
+
+// ---- Tabs ---------------------------------------------------------------------
+//
+// The tabs (and clients) of one signed-in user on this origin talk over a
+// BroadcastChannel, and Web Locks make one of them the change feed's leader
+// (SPEC.md D.4). Where the page has neither, each client works alone.
+
+/** A BroadcastChannel carrying text, and the Web Locks its users take. */
+export class Tabs {
+  constructor(name, onMessage) {
+    this.channel = typeof BroadcastChannel === "function" ? new BroadcastChannel(name) : null;
+    if (this.channel) this.channel.onmessage = ({ data }) => typeof data === "string" && onMessage(data);
+  }
+
+  /** Whether other tabs can be reached and a leader elected. */
+  shared() {
+    return this.channel !== null && typeof globalThis.navigator?.locks?.request === "function";
+  }
+
+  post(text) {
+    this.channel?.postMessage(text);
+  }
+
+  close() {
+    this.channel?.close();
+    this.channel = null;
+  }
+}
+
+/**
+ * Waits for the Web Lock `name` and holds it: calls `granted()` once it is held.
+ * Returns a function that lets it go (or stops waiting for it).
+ */
+export function holdLock(name, granted) {
+  const stop = new AbortController();
+  let release;
+  const held = new Promise((resolve) => (release = resolve));
+  navigator.locks
+    .request(name, { signal: stop.signal }, () => {
+      granted();
+      return held;
+    })
+    .catch(() => {}); // stopped while waiting
+  return () => {
+    stop.abort();
+    release();
+  };
+}
+
+/**
+ * The Web Lock `name` if no one holds it: a function that lets it go, or `null` if
+ * it is held elsewhere. Where the page has no Web Locks, always granted.
+ */
+export async function tryLock(name) {
+  if (typeof globalThis.navigator?.locks?.request !== "function") return () => {};
+  let release;
+  const held = new Promise((resolve) => (release = resolve));
+  const granted = await new Promise((answer) => {
+    navigator.locks.request(name, { ifAvailable: true }, (lock) => {
+      answer(lock !== null);
+      return lock ? held : undefined;
+    });
+  });
+  return granted ? release : null;
 }
 
 // ---- File workers -------------------------------------------------------------

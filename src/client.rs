@@ -6,15 +6,16 @@ use coffer_core::ErrorCode;
 use coffer_core::account::RootSecret;
 use coffer_core::b64;
 use coffer_core::proto::{SessionInfo, SessionResponse};
-use js_sys::Promise;
+use js_sys::{Function, Promise};
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
 use crate::auth;
 use crate::error::{SdkError, SdkResult};
+use crate::events::EventKind;
 use crate::http::Http;
 use crate::kv::Kv;
-use crate::options::{self, Text};
+use crate::options::{self, Text, string_arg};
 use crate::remember::{self, Remember, Saved};
 use crate::session::{Session, promise, rejected};
 use crate::spaces::Spaces;
@@ -186,6 +187,19 @@ impl Client {
                 _ => Ok(JsValue::UNDEFINED),
             }
         })
+    }
+
+    /// Listens for `"signout"`: the account signed out in another tab (or another
+    /// client) on this origin, so this client is signed out too. Returns a function
+    /// that stops listening.
+    #[wasm_bindgen(unchecked_return_type = "Unsubscribe")]
+    pub fn on(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "\"signout\"")] event: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "(event: ClientSignOutEvent) => void")] listener: JsValue,
+    ) -> Result<Function, JsValue> {
+        let kind = EventKind::parse_client(&string_arg(&event, "event")?)?;
+        Ok(self.session.listen(kind, listener, "client.on")?)
     }
 
     /// Changes the password. The root secret (and so all data) stays the same; it is

@@ -26,16 +26,31 @@ pub enum EventKind {
     Change,
     /// The change feed fell too far behind: reload the view.
     Resync,
+    /// The account signed out in another tab (`client.on("signout")`).
+    SignOut,
 }
 
 impl EventKind {
-    /// Parses the name passed to `on(name, …)`.
-    pub fn parse(name: &str) -> Result<Self, SdkError> {
+    /// Parses the name passed to `kv.on(name, …)`.
+    pub fn parse_kv(name: &str) -> Result<Self, SdkError> {
         match name {
             "change" => Ok(EventKind::Change),
             "resync" => Ok(EventKind::Resync),
             other => Err(SdkError::invalid(format!("unknown event {other:?}: kv emits \"change\" and \"resync\""))),
         }
+    }
+
+    /// Parses the name passed to `client.on(name, …)`.
+    pub fn parse_client(name: &str) -> Result<Self, SdkError> {
+        match name {
+            "signout" => Ok(EventKind::SignOut),
+            other => Err(SdkError::invalid(format!("unknown event {other:?}: a client emits \"signout\""))),
+        }
+    }
+
+    /// Whether listeners of this kind need the change feed.
+    fn needs_feed(self) -> bool {
+        matches!(self, EventKind::Change | EventKind::Resync)
     }
 }
 
@@ -77,9 +92,9 @@ impl Events {
         self.listeners.borrow().iter().any(|l| l.kind == kind)
     }
 
-    /// Whether anyone listens at all.
-    pub fn has_any(&self) -> bool {
-        !self.listeners.borrow().is_empty()
+    /// Whether anyone listens to the change feed.
+    pub fn wants_feed(&self) -> bool {
+        self.listeners.borrow().iter().any(|l| l.kind.needs_feed())
     }
 
     /// Queues `payload` for every listener of `kind` that is still registered when

@@ -149,20 +149,8 @@ impl Kv {
     /// Listens for `"change"` or `"resync"`; returns a function that stops listening.
     #[wasm_bindgen(skip_typescript)]
     pub fn on(&self, event: JsValue, listener: JsValue) -> Result<Function, JsValue> {
-        let kind = EventKind::parse(&string_arg(&event, "event")?)?;
-        let listener: Function = listener
-            .dyn_into()
-            .map_err(|_| SdkError::invalid("kv.on(event, listener): listener must be a function"))?;
+        let kind = EventKind::parse_kv(&string_arg(&event, "event")?)?;
         self.session.user()?;
-        let id = self.session.events.add(kind, listener);
-        self.session.ensure_feed();
-        let session = Rc::downgrade(&self.session);
-        let off = Closure::<dyn FnMut()>::new(move || {
-            if let Some(session) = session.upgrade() {
-                session.events.remove(id);
-                session.stop_feed_if_unheard();
-            }
-        });
-        Ok(off.into_js_value().unchecked_into())
+        Ok(self.session.listen(kind, listener, "kv.on")?)
     }
 }

@@ -16,6 +16,7 @@
 //! - [`listing`] — lists that return the good entries and say which were `skipped`.
 //! - [`feed`] — the change-feed websocket: auth frame, resume, backoff.
 //! - [`events`] — listeners and their after-the-call delivery.
+//! - [`tabs`] — what one account's tabs share: a channel, the feed's leader, locks.
 //! - [`auth`] — the account flows against the accelerator.
 //! - [`http`] — JSON over `fetch`, the session header, error bodies.
 //! - [`body`] — answers read as they arrive, capped by what a valid one holds.
@@ -50,6 +51,7 @@ pub mod remember;
 pub mod session;
 pub mod spaces;
 pub mod storage;
+pub mod tabs;
 pub mod timer;
 
 pub use client::Client;

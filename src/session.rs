@@ -9,17 +9,22 @@ use std::future::Future;
 use std::rc::Rc;
 
 use coffer_core::account::RootSecret;
+use coffer_core::device::DeviceKeys;
 use coffer_core::kv::KvKeys;
-use js_sys::Promise;
+use coffer_core::tabs;
+use js_sys::{Function, Promise};
+use serde::Serialize;
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::future_to_promise;
+use wasm_bindgen_futures::{future_to_promise, spawn_local};
 
 use crate::error::{SdkError, SdkResult};
-use crate::events::Events;
+use crate::events::{EventKind, Events};
 use crate::feed::Feed;
 use crate::http::Http;
+use crate::js::to_js;
 use crate::keyring::Keyring;
 use crate::remember;
+use crate::tabs::{TabMessage, Tabs};
 
 /// The signed-in user's identity and keys.
 pub struct User {
@@ -47,6 +52,14 @@ pub struct Session {
     pub kv_seq: Cell<u64>,
     /// Space keys held by this account, cached.
     pub keyring: Keyring,
+    /// The channel to this account's other clients on this origin, while signed in.
+    tabs: RefCell<Option<Rc<Tabs>>>,
+}
+
+/// A `signout` event (`ClientSignOutEvent` in types.d.ts).
+#[derive(Serialize)]
+struct SignOutView {
+    reason: &'static str,
 }
 
 impl Session {
@@ -59,6 +72,7 @@ impl Session {
             feed: RefCell::new(None),
             kv_seq: Cell::new(0),
             keyring: Keyring::default(),
+            tabs: RefCell::new(None),
         })
     }
 
@@ -72,21 +86,40 @@ impl Session {
         self.user.borrow().clone()
     }
 
-    /// Starts the change feed if it is not running.
+    /// Registers `listener` for `kind` (from `call`, e.g. `"kv.on"`), starting the
+    /// change feed if it needs it; returns the function that removes it.
+    pub fn listen(self: &Rc<Self>, kind: EventKind, listener: JsValue, call: &str) -> SdkResult<Function> {
+        let listener: Function = listener
+            .dyn_into()
+            .map_err(|_| SdkError::invalid(format!("{call}(event, listener): listener must be a function")))?;
+        let id = self.events.add(kind, listener);
+        self.ensure_feed();
+        let session = Rc::downgrade(self);
+        let off = Closure::<dyn FnMut()>::new(move || {
+            if let Some(session) = session.upgrade() {
+                session.events.remove(id);
+                session.stop_feed_if_unheard();
+            }
+        });
+        Ok(off.into_js_value().unchecked_into())
+    }
+
+    /// Starts the change feed if it is not running and someone listens to it.
     pub fn ensure_feed(self: &Rc<Self>) {
-        if self.feed.borrow().is_some() {
+        if self.feed.borrow().is_some() || !self.events.wants_feed() {
             return;
         }
         let Some(user) = self.user.borrow().clone() else { return };
         let client: Rc<dyn std::any::Any> = Rc::clone(self) as Rc<dyn std::any::Any>;
-        let feed = Feed::start(client, Rc::clone(&self.http), Rc::clone(&self.events), user, self.kv_seq.get());
+        let tabs = self.tabs.borrow().clone();
+        let feed = Feed::start(client, Rc::clone(&self.http), Rc::clone(&self.events), user, tabs, self.kv_seq.get());
         *self.feed.borrow_mut() = Some(feed);
     }
 
     /// Stops the change feed once nobody listens, keeping its position so a later
     /// listener resumes where it stopped.
     pub fn stop_feed_if_unheard(&self) {
-        if self.events.has_any() {
+        if self.events.wants_feed() {
             return;
         }
         if let Some(feed) = self.feed.borrow_mut().take() {
@@ -95,20 +128,75 @@ impl Session {
         }
     }
 
-    /// Signs `user_id` in with its session token and root secret.
-    pub fn sign_in_as(&self, user_id: String, username: String, token: String, root: RootSecret, kv_seq: u64) {
+    /// Signs `user_id` in with its session token and root secret, and joins the
+    /// account's other clients on this origin.
+    pub fn sign_in_as(
+        self: &Rc<Self>,
+        user_id: String,
+        username: String,
+        token: String,
+        root: RootSecret,
+        kv_seq: u64,
+    ) {
         self.http.set_token(Some(token));
         self.kv_seq.set(kv_seq);
+        let owner = DeviceKeys::derive(&root).owner();
         let kv = KvKeys::derive(&root);
         *self.user.borrow_mut() = Some(Rc::new(User { user_id, username, root, kv }));
+        let session = Rc::downgrade(self);
+        let tabs = Tabs::open(owner, move |message| {
+            if let Some(session) = session.upgrade() {
+                session.on_tab_message(message);
+            }
+        });
+        *self.tabs.borrow_mut() = Some(Rc::new(tabs));
     }
 
-    /// Signs out on this device: no user, no feed, no cached keys, nothing remembered.
+    fn on_tab_message(&self, message: TabMessage) {
+        match message {
+            TabMessage::SignedOut { session } => self.signed_out_elsewhere(&session),
+            message => {
+                let feed = self.feed.borrow().clone();
+                if let Some(feed) = feed {
+                    feed.on_tab_message(message);
+                }
+            }
+        }
+    }
+
+    /// Signs out on this device and tells the account's other clients here to do the
+    /// same: no user, no feed, no cached keys, nothing remembered.
     pub fn forget(&self) {
+        if let (Some(tabs), Some(token)) = (self.tabs.borrow().as_ref(), self.http.token()) {
+            tabs.post(&TabMessage::SignedOut { session: tabs::session_tag(&token) });
+        }
+        self.forget_here();
+    }
+
+    /// Another client of the account signed out (revoking the session tagged
+    /// `revoked`): this one revokes its own session too if it is another sign-in,
+    /// forgets, and tells the app.
+    fn signed_out_elsewhere(&self, revoked: &str) {
+        let Some(token) = self.http.token() else { return };
+        if tabs::session_tag(&token) != revoked {
+            if let Ok(revoke) = Http::new(self.http.base()) {
+                revoke.set_token(Some(token));
+                spawn_local(async move {
+                    // Unreachable: signed out here anyway; the session expires on its own.
+                    let _: SdkResult<()> = revoke.post_empty("/v1/auth/signout", &()).await;
+                });
+            }
+        }
+        self.forget_here();
+        self.events.emit(EventKind::SignOut, to_js(&SignOutView { reason: "another-tab" }));
+    }
+
+    fn forget_here(&self) {
         if let Some(feed) = self.feed.borrow_mut().take() {
             feed.stop();
         }
         *self.user.borrow_mut() = None;
+        self.tabs.borrow_mut().take();
         self.keyring.clear();
         self.http.set_token(None);
         remember::clear(self.http.base());

@@ -131,6 +131,14 @@ export interface KvResyncEvent {
   seq: number;
 }
 
+/**
+ * The account signed out in another tab (or another client) of this origin, so
+ * this client is signed out too: its calls now reject with `Unauthorized`.
+ */
+export interface ClientSignOutEvent {
+  reason: "another-tab";
+}
+
 /** Stops a listener. Calling it again does nothing. */
 export type Unsubscribe = () => void;
 
@@ -396,7 +404,8 @@ export interface Storage {
    * accelerator which of the stored shards it still holds and sends only the rest;
    * resolves like `writeFile`. Rejects with `FileChanged` if the file's size, name,
    * last-modified time or first chunk differ (its plan is kept), `NotFound` if no
-   * such upload is pending here (finished, aborted, discarded or expired).
+   * such upload is pending here (finished, aborted, discarded or expired),
+   * `Conflict` while another tab of this origin is writing or resuming it.
    * @example
    * ```ts
    * for (const upload of await client.storage.pendingUploads()) {
@@ -412,7 +421,10 @@ export interface Storage {
   ): Promise<{ stat: FileStat<M>; manifest: string }>;
   /** The resumable uploads this account began on this device and has not finished, oldest first. */
   pendingUploads(): Promise<PendingUpload[]>;
-  /** Drops a pending upload's plan; resolves to whether there was one. */
+  /**
+   * Drops a pending upload's plan; resolves to whether there was one. `Conflict`
+   * while another tab of this origin is writing or resuming it.
+   */
   discardUpload(id: string): Promise<boolean>;
   /**
    * Reads a file of a space you belong to (`Forbidden` otherwise), or the part of

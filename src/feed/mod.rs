@@ -7,6 +7,15 @@
 //! anything at or below the last delivered sequence is a duplicate and is skipped.
 //! Sequence numbers may skip: the accelerator's log keeps only the latest change of
 //! each key (SPEC.md §7.3), and a pruned log is announced by `resync`.
+//!
+//! The clients of one account on one origin (its tabs) share one socket (SPEC.md
+//! D.4, [`shared`]): the one holding the account's feed lock leads — it connects,
+//! and passes each `change` and `resync` frame to the others over the account's
+//! channel — and the rest read those frames as if from a socket of their own. Each
+//! client delivers by its own last sequence number, so each listener gets each
+//! change once.
+
+mod shared;
 
 use std::cell::{Cell, RefCell};
 use std::rc::{Rc, Weak};
@@ -14,8 +23,9 @@ use std::rc::{Rc, Weak};
 use coffer_core::ErrorCode;
 use coffer_core::kv::KvScope;
 use coffer_core::proto::{ChangeEvent, ChangeOp, ClientFrame, ServerFrame};
+use coffer_core::tabs::{Follower, Leader};
 use coffer_core::validate::RESERVED_PREFIX;
-use futures_util::future::{AbortHandle, Abortable, poll_fn};
+use futures_util::future::{AbortHandle, AbortRegistration, Abortable, poll_fn};
 use futures_util::{SinkExt, StreamExt};
 use gloo_net::websocket::futures::WebSocket;
 use gloo_net::websocket::{Message, State};
@@ -28,6 +38,7 @@ use crate::events::{EventKind, Events};
 use crate::http::Http;
 use crate::js::to_js;
 use crate::session::User;
+use crate::tabs::{Lease, Tabs};
 use crate::{json, timer};
 
 #[wasm_bindgen]
@@ -87,6 +98,22 @@ pub struct Feed {
     last_seq: Cell<u64>,
     /// Ends the connect–read–retry loop; its socket closes as the loop is dropped.
     halt: AbortHandle,
+    /// The loop's half of `halt`, until this client connects (it may never lead).
+    registration: RefCell<Option<AbortRegistration>>,
+    /// The account's channel to its other clients here, where the page has one.
+    tabs: Option<Rc<Tabs>>,
+    /// The account's feed lock, held or waited for.
+    lease: RefCell<Option<Lease>>,
+    /// Whether this client holds the socket (and passes its frames on).
+    leading: Cell<bool>,
+    /// Frames held while this client's `hello` is unanswered.
+    follower: RefCell<Follower>,
+    /// The clients behind this one, while it leads.
+    leader: RefCell<Leader>,
+    /// Whether a reconnect to replay for them is about to happen.
+    rewinding: Cell<bool>,
+    /// Ends the current connection, so the loop connects again at once.
+    connection: RefCell<Option<AbortHandle>>,
 }
 
 /// What the loop does after a frame.
@@ -102,12 +129,14 @@ enum Flow {
 }
 
 impl Feed {
-    /// Starts a feed for `user` that delivers changes after `since` to `events`.
+    /// Starts a feed for `user` that delivers changes after `since` to `events`:
+    /// connecting at once where it is alone, else when it is elected over `tabs`.
     pub fn start(
         client: Rc<dyn std::any::Any>,
         http: Rc<Http>,
         events: Rc<Events>,
         user: Rc<User>,
+        tabs: Option<Rc<Tabs>>,
         since: u64,
     ) -> Rc<Feed> {
         let (halt, registration) = AbortHandle::new_pair();
@@ -115,13 +144,30 @@ impl Feed {
             parts: RefCell::new(Some(Rc::new(Parts { http, events, user, _client: client }))),
             last_seq: Cell::new(since),
             halt,
+            registration: RefCell::new(Some(registration)),
+            tabs: tabs.filter(|tabs| tabs.shared()),
+            lease: RefCell::new(None),
+            leading: Cell::new(false),
+            follower: RefCell::new(Follower::default()),
+            leader: RefCell::new(Leader::default()),
+            rewinding: Cell::new(false),
+            connection: RefCell::new(None),
         });
+        match feed.tabs.clone() {
+            None => feed.connect(),
+            Some(tabs) => feed.join(&tabs),
+        }
+        feed
+    }
+
+    /// Starts the connect–read–retry loop (once).
+    fn connect(self: &Rc<Self>) {
+        let Some(registration) = self.registration.borrow_mut().take() else { return };
         // The loop holds the feed weakly: the session owns it.
-        let running = Abortable::new(run(Rc::downgrade(&feed)), registration);
+        let running = Abortable::new(run(Rc::downgrade(self)), registration);
         spawn_local(async move {
             let _ = running.await;
         });
-        feed
     }
 
     /// The client's parts, while the feed runs.
@@ -134,11 +180,20 @@ impl Feed {
         self.last_seq.get()
     }
 
-    /// Closes the socket for good and lets go of the client.
+    /// Closes the socket for good, hands the lead on and lets go of the client.
     pub fn stop(&self) {
         self.halt.abort();
+        self.leading.set(false);
+        self.lease.borrow_mut().take();
         let parts = self.parts.borrow_mut().take();
         drop(parts);
+    }
+
+    /// Where the next connection starts: this client's position, or, leading,
+    /// where the earliest client behind it is.
+    fn connect_from(&self) -> u64 {
+        let last = self.last_seq.get();
+        if self.leading.get() { self.leader.borrow_mut().connect_from(last) } else { last }
     }
 
     /// Reads one text frame.
@@ -151,13 +206,20 @@ impl Feed {
             }
         };
         match frame {
-            ServerFrame::Ready { .. } => return Flow::Ready,
-            ServerFrame::Change(change) => self.on_change(change),
+            ServerFrame::Ready { seq } => {
+                self.answer(|leader| leader.ready(seq));
+                return Flow::Ready;
+            }
+            ServerFrame::Change(change) => {
+                let seq = change.seq;
+                self.relay(text);
+                self.on_change(change);
+                self.answer(|leader| leader.change(seq));
+            }
             ServerFrame::Resync { seq } => {
-                self.last_seq.set(seq);
-                if let Some(parts) = self.parts() {
-                    parts.events.emit(EventKind::Resync, to_js(&ResyncView { seq: seq as f64 }));
-                }
+                self.relay(text);
+                self.on_resync(seq);
+                self.answer(Leader::resync);
             }
             ServerFrame::Error(body) => {
                 console_warn(&format!("coffer: the change feed stopped: {} ({})", body.message, body.code));
@@ -165,6 +227,18 @@ impl Feed {
             }
         }
         Flow::Read
+    }
+
+    fn on_resync(&self, seq: u64) {
+        // A client already at the head missed nothing (a resync another client's
+        // replay caused); any other position, below or above, starts over.
+        if seq == self.last_seq.get() {
+            return;
+        }
+        self.last_seq.set(seq);
+        if let Some(parts) = self.parts() {
+            parts.events.emit(EventKind::Resync, to_js(&ResyncView { seq: seq as f64 }));
+        }
     }
 
     fn on_change(&self, change: ChangeEvent) {
@@ -217,14 +291,21 @@ impl Drop for Feed {
 async fn run(feed: Weak<Feed>) {
     let mut attempt = 0u32;
     loop {
-        match connection(&feed, &mut attempt).await {
-            Flow::Stop => {
+        let (end, registration) = AbortHandle::new_pair();
+        match feed.upgrade() {
+            Some(feed) => *feed.connection.borrow_mut() = Some(end),
+            None => return,
+        }
+        match Abortable::new(connection(&feed, &mut attempt), registration).await {
+            // Ended to replay from earlier: connect again at once.
+            Err(_) => {}
+            Ok(Flow::Stop) => {
                 if let Some(feed) = feed.upgrade() {
                     feed.stop();
                 }
                 return;
             }
-            _ => {
+            Ok(_) => {
                 let delay = timer::backoff_ms(attempt, BACKOFF_START_MS, BACKOFF_MAX_MS);
                 attempt = attempt.saturating_add(1);
                 timer::sleep(delay).await;
@@ -238,7 +319,7 @@ async fn run(feed: Weak<Feed>) {
 async fn connection(feed: &Weak<Feed>, attempt: &mut u32) -> Flow {
     let Some((url, token, since)) = feed.upgrade().and_then(|feed| {
         let parts = feed.parts()?;
-        Some((parts.http.feed_url(), parts.http.token(), feed.last_seq()))
+        Some((parts.http.feed_url(), parts.http.token(), feed.connect_from()))
     }) else {
         return Flow::Stop;
     };

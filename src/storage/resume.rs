@@ -23,12 +23,15 @@ use crate::device::{self, ChunkRow, PlanRow, UPLOAD_CHUNKS, UPLOADS};
 use crate::error::{SdkError, SdkResult};
 use crate::random;
 use crate::session::{Session, User};
+use crate::tabs::{self, Lease};
 
 /// Records the chunks of one upload as they are stored.
 pub struct Recorder {
     /// The upload's id (`uploadId` on the JS side).
     pub id: String,
     keys: DeviceKeys,
+    /// The upload's Web Lock: no other tab resumes or discards it meanwhile.
+    _lease: Lease,
 }
 
 impl Recorder {
@@ -140,9 +143,10 @@ pub async fn begin(session: &Session, user: &User, job: &WriteJob, context: Opti
         expires_at_ms: created_at_ms.saturating_add(grace_ms),
     };
     let id = b64::encode(random::bytes::<16>());
+    let lease = tabs::hold_upload(&id).await?;
     let keys = DeviceKeys::derive(&user.root);
     device::put(UPLOADS, &seal_plan(&keys, &id, &plan)).await?;
-    Ok(Recorder { id, keys })
+    Ok(Recorder { id, keys, _lease: lease })
 }
 
 fn not_pending(id: &str, why: &str) -> SdkError {
@@ -183,10 +187,11 @@ pub struct Resumed {
     pub recorder: Recorder,
 }
 
-/// Opens upload `id` to resume it with `source`: refuses another file
-/// (`FileChanged`), asks which recorded shards are still held, and moves the plan's
-/// expiry on with theirs.
+/// Opens upload `id` to resume it with `source`: refuses one another tab is on
+/// (`Conflict`) and another file (`FileChanged`), asks which recorded shards are
+/// still held, and moves the plan's expiry on with theirs.
 pub async fn resume(session: &Session, user: &User, id: &str, source: &Source) -> SdkResult<Resumed> {
+    let lease = tabs::hold_upload(id).await?;
     let keys = DeviceKeys::derive(&user.root);
     let row: PlanRow = device::get(UPLOADS, id).await?.ok_or_else(|| {
         not_pending(id, "it was finished, aborted or discarded, expired, or begun on another device or browser")
@@ -211,7 +216,7 @@ pub async fn resume(session: &Session, user: &User, id: &str, source: &Source) -
         .collect();
     plan.expires_at_ms = now_ms().saturating_add(grace_ms);
     device::put(UPLOADS, &seal_plan(&keys, id, &plan)).await?;
-    Ok(Resumed { plan, held, recorder: Recorder { id: id.to_owned(), keys } })
+    Ok(Resumed { plan, held, recorder: Recorder { id: id.to_owned(), keys, _lease: lease } })
 }
 
 /// This account's pending uploads on this device, oldest first; expired plans are
@@ -251,6 +256,7 @@ pub async fn pending(user: &User) -> SdkResult<Vec<Pending>> {
 /// Deletes upload `id`'s records if they are this account's; resolves to whether
 /// there were any.
 pub async fn discard(user: &User, id: &str) -> SdkResult<bool> {
+    let _lease = tabs::hold_upload(id).await?;
     let keys = DeviceKeys::derive(&user.root);
     let Some(row) = device::get::<PlanRow>(UPLOADS, id).await? else { return Ok(false) };
     if row.owner != keys.owner() {

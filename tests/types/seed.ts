@@ -7,6 +7,7 @@ import type { CofferError, KvChangeEvent, ManifestInfo, SkippedEntry } from "cof
 
 declare const file: File;
 declare function refreshTodos(): void;
+declare function showSignIn(note: string): void;
 
 await init();
 const url = "http://127.0.0.1:8080";
@@ -63,6 +64,8 @@ const skipped: SkippedEntry[] = (await client.space.list()).skipped;
 const firstSpace: string | undefined = (await client.space.list())[0]?.id;
 const skippedCodes: CofferError["code"][] = mine.skipped.map((s) => s.code);
 const typed = client.kv.on<{ title: string }>("change", (e: KvChangeEvent<{ title: string }>) => e.data?.title);
+// The README's "Several tabs".
+const offSignOut: () => void = client.on("signout", (e) => e.reason === "another-tab" && showSignIn("You signed out in another tab."));
 try {
   await client.signOut();
 } catch (e) {
@@ -74,6 +77,8 @@ try {
 todo.title;
 // @ts-expect-error — unknown event names are refused
 client.kv.on("chnage", () => {});
+// @ts-expect-error — a client emits only "signout"; changes are kv's
+client.on("change", () => {});
 // @ts-expect-error — writeFile needs a spaceId
 await client.storage.writeFile({ data: file });
 // @ts-expect-error — "as" takes only bytes | blob | stream
@@ -83,4 +88,4 @@ await client.kv.set("a", "b", 1, { encrypt: "yes" });
 // @ts-expect-error — a listing's skipped entries are read-only
 inSpace.skipped = [];
 
-export { again, existed, ids, shared, mine, inSpace, asBlob, asStream, bytes, token, info, usage, typed, skipped, firstSpace, skippedCodes };
+export { again, existed, ids, shared, mine, inSpace, asBlob, asStream, bytes, token, info, usage, typed, skipped, firstSpace, skippedCodes, offSignOut };
