@@ -17,7 +17,9 @@ const ui = {
   authForm: $("auth-form"),
   username: $("username"),
   password: $("password"),
+  keep: $("keep"),
   authError: $("auth-error"),
+  authNote: $("auth-note"),
   authBusy: $("auth-busy"),
   todoView: $("todo-view"),
   whoami: $("whoami"),
@@ -229,6 +231,13 @@ async function enter(client) {
     onError: (e) => showError(ui.todoError, e),
   });
   session = { client, store, files: new AttachmentStore(client), uploads: new Map() };
+  // Signing out in another tab signs this one out too.
+  session.offSignOut = client.on("signout", () => {
+    if (session?.client !== client) return;
+    close();
+    ui.authNote.textContent = "You signed out in another tab.";
+    ui.authNote.hidden = false;
+  });
   ui.whoami.textContent = client.username;
   ui.avatar.textContent = (client.username || "?").charAt(0).toUpperCase();
   view.clear();
@@ -246,9 +255,11 @@ async function enter(client) {
   ui.newTitle.focus();
 }
 
-async function leave() {
+/** Leaves the list view for the sign-in form; returns the session it closed. */
+function close() {
   const current = session;
   session = null;
+  current?.offSignOut?.();
   current?.store.close();
   for (const controllers of current?.uploads.values() ?? []) for (const c of controllers) c.abort();
   view.clear();
@@ -257,6 +268,11 @@ async function leave() {
   show("auth");
   document.body.dataset.state = "signed-out";
   ui.username.focus();
+  return current;
+}
+
+async function leave() {
+  const current = close();
   try {
     await current?.client.signOut();
   } catch (e) {
@@ -290,11 +306,13 @@ ui.authForm.addEventListener("submit", async (event) => {
     return;
   }
   showError(ui.authError, null);
+  ui.authNote.hidden = true;
   setBusy(true, submitter);
   await nextPaint();
   let client;
   try {
-    const options = { url: URL_, username, password, remember: "session" };
+    const remember = ui.keep.checked ? "local" : "session";
+    const options = { url: URL_, username, password, remember };
     client = submitter.value === "signUp" ? await Client.signUp(options) : await Client.signIn(options);
   } catch (e) {
     setBusy(false);

@@ -203,3 +203,58 @@ describe("demo to-do page: one user, two devices", { timeout: 300_000 }, () => {
     assertNoPageErrors(b.page);
   });
 });
+
+describe("demo to-do page: one user, two tabs", { timeout: 300_000 }, () => {
+  let browser;
+
+  before(async () => {
+    browser = await launch();
+  });
+
+  after(async () => {
+    await closeQuietly(browser);
+  });
+
+  it("kept signed in, a second tab opens signed in; both stay live on one websocket; signing out in one signs out both", async () => {
+    const name = uniqueName("tabs");
+    const { context, page: first } = await newPage(browser);
+    try {
+      const sockets = [];
+      const watch = (page) => page.on("websocket", () => sockets.push(page));
+      watch(first);
+      await open(first);
+      await first.getByLabel("Keep me signed in on this browser").check();
+      await submitCredentials(first, name, password, "sign-up");
+      await expectSignedIn(first, name);
+      await addTodo(first, "From the first tab");
+
+      // A second tab of the same browser: signed in already, with the list.
+      const second = await context.newPage();
+      second.problems = [];
+      second.on("pageerror", (e) => second.problems.push(`pageerror: ${e.message}`));
+      watch(second);
+      await open(second);
+      await expectSignedIn(second, name);
+      await row(second, "From the first tab").waitFor();
+
+      // Live both ways.
+      await addTodo(second, "From the second tab");
+      await row(first, "From the second tab").waitFor();
+      await row(second, "From the first tab").getByTestId("todo-toggle").check();
+      await first.waitForFunction(() => document.querySelector("[data-testid=open-count]").dataset.open === "1");
+      assert.equal(new Set(sockets).size, 1, "one tab holds the change feed's websocket for both");
+
+      // Signing out in one tab signs the other out, and says why.
+      await second.getByTestId("sign-out").click();
+      await first.getByTestId("auth-view").waitFor({ state: "visible" });
+      assert.match(await first.getByTestId("auth-note").textContent(), /signed out in another tab/);
+      assert.equal(await first.getByTestId("todo-title").count(), 0);
+      await first.reload();
+      await first.waitForFunction(() => document.body.dataset.state === "signed-out");
+      assertNoPageErrors(first);
+      assertNoPageErrors(second);
+    } finally {
+      await context.close();
+    }
+  });
+});
