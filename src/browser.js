@@ -74,9 +74,13 @@ export async function subtleOpen(raw, iv, aad, sealed) {
 // Stores (version 1):
 // - uploads        key "id"             { id, owner, expiresAt, sealed }, index "owner"
 // - upload_chunks  key ["id", "index"]  { id, index, sealed }
+// Added in version 2 (offline kv):
+// - kv_cache       key "tag"            { tag, owner, collection, sealed }, indexes "owner", "collection"
+// - kv_listed      key "tag"            { tag, owner, sealed }, index "owner"
+// - kv_queue       key "n" (generated)  { n, owner, entry, sealed }, index "owner"
 
 const DATABASE = "coffer";
-const DATABASE_VERSION = 1;
+const DATABASE_VERSION = 2;
 
 let opened = null;
 
@@ -86,6 +90,17 @@ function upgrade(db) {
   }
   if (!db.objectStoreNames.contains("upload_chunks")) {
     db.createObjectStore("upload_chunks", { keyPath: ["id", "index"] });
+  }
+  if (!db.objectStoreNames.contains("kv_cache")) {
+    const cache = db.createObjectStore("kv_cache", { keyPath: "tag" });
+    cache.createIndex("owner", "owner");
+    cache.createIndex("collection", "collection");
+  }
+  if (!db.objectStoreNames.contains("kv_listed")) {
+    db.createObjectStore("kv_listed", { keyPath: "tag" }).createIndex("owner", "owner");
+  }
+  if (!db.objectStoreNames.contains("kv_queue")) {
+    db.createObjectStore("kv_queue", { keyPath: "n", autoIncrement: true }).createIndex("owner", "owner");
   }
 }
 
@@ -134,6 +149,34 @@ function committed(tx) {
 export async function idbPut(store, value) {
   const tx = (await openDatabase()).transaction(store, "readwrite");
   tx.objectStore(store).put(value);
+  await committed(tx);
+}
+
+/** Writes every value of `values` into `store`, in one transaction. */
+export async function idbPutAll(store, values) {
+  const tx = (await openDatabase()).transaction(store, "readwrite");
+  const objects = tx.objectStore(store);
+  for (const value of values) objects.put(value);
+  await committed(tx);
+}
+
+/** How many values of `store` have `key` in `index`. */
+export async function idbCount(store, index, key) {
+  return result((await openDatabase()).transaction(store).objectStore(store).index(index).count(key));
+}
+
+/** Deletes, in one transaction, every value of each of `stores` whose `index` is `key`. */
+export async function idbDeleteByIndex(stores, index, key) {
+  const tx = (await openDatabase()).transaction(stores, "readwrite");
+  for (const store of stores) {
+    const request = tx.objectStore(store).index(index).openKeyCursor(IDBKeyRange.only(key));
+    request.onsuccess = () => {
+      const cursor = request.result;
+      if (!cursor) return;
+      tx.objectStore(store).delete(cursor.primaryKey);
+      cursor.continue();
+    };
+  }
   await committed(tx);
 }
 
@@ -210,6 +253,22 @@ export function holdLock(name, granted) {
     stop.abort();
     release();
   };
+}
+
+/**
+ * Waits for the Web Lock `name`: resolves to a function that lets it go. Where the
+ * page has no Web Locks, at once.
+ */
+export function waitLock(name) {
+  if (typeof globalThis.navigator?.locks?.request !== "function") return Promise.resolve(() => {});
+  return new Promise((resolve, reject) => {
+    let release;
+    const held = new Promise((done) => (release = done));
+    navigator.locks.request(name, () => {
+      resolve(release);
+      return held;
+    }).catch(reject);
+  });
 }
 
 /**

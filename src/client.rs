@@ -15,9 +15,9 @@ use crate::error::{SdkError, SdkResult};
 use crate::events::EventKind;
 use crate::http::Http;
 use crate::kv::Kv;
-use crate::options::{self, Text, string_arg};
+use crate::options::{self, Flag, Text, string_arg};
 use crate::remember::{self, Remember, Saved};
-use crate::session::{Session, promise, rejected};
+use crate::session::{Session, SignedIn, promise, rejected};
 use crate::spaces::Spaces;
 use crate::storage::Storage;
 
@@ -29,6 +29,9 @@ extern "C" {
     /// `{ url }`
     #[wasm_bindgen(typescript_type = "UrlOptions")]
     pub type UrlOptions;
+    /// `{ url, offline? }`
+    #[wasm_bindgen(typescript_type = "ResumeOptions")]
+    pub type ResumeOptions;
     /// `{ currentPassword, newPassword }`
     #[wasm_bindgen(typescript_type = "ChangePasswordOptions")]
     pub type ChangePasswordOptions;
@@ -48,13 +51,21 @@ pub struct Client {
     session: Rc<Session>,
 }
 
-/// `{ url, username, password, remember? }` of `signUp` and `signIn`.
+/// `{ url, username, password, remember?, offline? }` of `signUp` and `signIn`.
 #[derive(Deserialize)]
 struct Credentials {
     url: Text,
     username: Text,
     password: Text,
     remember: Option<Remember>,
+    offline: Option<Flag>,
+}
+
+/// `{ url, offline? }` of `resume`.
+#[derive(Deserialize)]
+struct Resume {
+    url: Text,
+    offline: Option<Flag>,
 }
 
 /// `{ url }` of `resume` and `anonymous`.
@@ -84,17 +95,22 @@ fn url_option(options: &JsValue, what: &str) -> SdkResult<Http> {
 }
 
 impl Client {
-    fn from_session(http: Http, answer: SessionResponse, root: RootSecret, keep: Remember) -> SdkResult<Client> {
+    fn from_session(http: Http, answer: SessionResponse, root: RootSecret, c: &Credentials) -> SdkResult<Client> {
+        let offline = c.offline.as_ref().is_some_and(|Flag(on)| *on);
         let saved = Saved {
             v: 1,
             user_id: answer.user_id.clone(),
             username: answer.username.clone(),
             token: answer.token.clone(),
             root: b64::encode(root.as_bytes()),
+            offline,
+            kv_seq: answer.kv_seq,
         };
-        remember::save(keep, http.base(), &saved)?;
+        remember::save(c.remember.unwrap_or_default(), http.base(), &saved)?;
         let session = Session::new(http);
-        session.sign_in_as(answer.user_id, answer.username, answer.token, root, answer.kv_seq);
+        let signed =
+            SignedIn { user_id: answer.user_id, username: answer.username, token: answer.token, kv_seq: answer.kv_seq };
+        session.sign_in_as(signed, root, offline.then_some(true));
         Ok(Client { session })
     }
 
@@ -116,7 +132,7 @@ impl Client {
     pub async fn sign_up(options: CredentialsOptions) -> Result<Client, JsValue> {
         let (http, c) = credentials(&options, "signUp options")?;
         let (session, root) = auth::sign_up(&http, &c.username.0, &c.password.0).await?;
-        Ok(Client::from_session(http, session, root, c.remember.unwrap_or_default())?)
+        Ok(Client::from_session(http, session, root, &c)?)
     }
 
     /// Signs in to an existing account, on this or any device.
@@ -127,15 +143,18 @@ impl Client {
     pub async fn sign_in(options: CredentialsOptions) -> Result<Client, JsValue> {
         let (http, c) = credentials(&options, "signIn options")?;
         let (session, root) = auth::sign_in(&http, &c.username.0, &c.password.0).await?;
-        Ok(Client::from_session(http, session, root, c.remember.unwrap_or_default())?)
+        Ok(Client::from_session(http, session, root, &c)?)
     }
 
     /// Picks up a session remembered by `signIn`/`signUp` (`remember: "session"` or
     /// `"local"`) for this URL. Resolves to `null` when there is none, or when the
-    /// accelerator no longer accepts it (expired, signed out elsewhere).
+    /// accelerator no longer accepts it (expired, signed out elsewhere). A session
+    /// signed in with `offline: true` resumes even while the accelerator cannot be
+    /// reached (offline); `offline` here turns offline kv on or off for this client.
     #[wasm_bindgen(unchecked_return_type = "Promise<Client | null>")]
-    pub async fn resume(options: UrlOptions) -> Result<JsValue, JsValue> {
-        let http = url_option(&options, "resume options")?;
+    pub async fn resume(options: ResumeOptions) -> Result<JsValue, JsValue> {
+        let Resume { url, offline } = options::read(&options, "resume options")?;
+        let http = Http::new(&url.0)?;
         let Some((_, saved)) = remember::load(http.base()) else {
             return Ok(JsValue::NULL);
         };
@@ -143,21 +162,30 @@ impl Client {
             remember::clear(http.base());
             return Ok(JsValue::NULL);
         };
+        let offline = offline.map_or(saved.offline, |Flag(on)| on);
         http.set_token(Some(saved.token.clone()));
-        let info: SessionInfo = match http.get("/v1/auth/session").await {
-            Ok(info) => info,
-            Err(e) if e.code == ErrorCode::Unauthorized => {
-                remember::clear(http.base());
+        let session = Session::new(http);
+        let signed = match session.http.get::<SessionInfo>("/v1/auth/session").await {
+            Ok(info) if info.user_id == saved.user_id => {
+                SignedIn { user_id: info.user_id, username: info.username, token: saved.token, kv_seq: info.kv_seq }
+            }
+            Ok(_) => {
+                remember::clear(session.http.base());
                 return Ok(JsValue::NULL);
+            }
+            Err(e) if e.code == ErrorCode::Unauthorized => {
+                remember::clear(session.http.base());
+                return Ok(JsValue::NULL);
+            }
+            // Offline: the session is checked once the accelerator answers again.
+            Err(e) if e.code == ErrorCode::Network && offline => {
+                let Saved { user_id, username, token, kv_seq, .. } = saved;
+                session.sign_in_as(SignedIn { user_id, username, token, kv_seq }, root, Some(false));
+                return Ok(Client { session }.into());
             }
             Err(e) => return Err(e.into()),
         };
-        if info.user_id != saved.user_id {
-            remember::clear(http.base());
-            return Ok(JsValue::NULL);
-        }
-        let session = Session::new(http);
-        session.sign_in_as(info.user_id, info.username, saved.token, root, info.kv_seq);
+        session.sign_in_as(signed, root, offline.then_some(true));
         Ok(Client { session }.into())
     }
 

@@ -26,6 +26,12 @@ extern "C" {
     fn idb_range(store: &str, lower: &JsValue, upper: &JsValue) -> Promise;
     #[wasm_bindgen(js_name = idbDelete)]
     fn idb_delete(ranges: &Array) -> Promise;
+    #[wasm_bindgen(js_name = idbPutAll)]
+    fn idb_put_all(store: &str, values: &Array) -> Promise;
+    #[wasm_bindgen(js_name = idbCount)]
+    fn idb_count(store: &str, index: &str, key: &JsValue) -> Promise;
+    #[wasm_bindgen(js_name = idbDeleteByIndex)]
+    fn idb_delete_by_index(stores: &Array, index: &str, key: &JsValue) -> Promise;
 }
 
 /// The object store of upload plans.
@@ -86,6 +92,36 @@ pub async fn get<T: DeserializeOwned>(store: &str, key: &str) -> SdkResult<Optio
         return Ok(None);
     }
     serde_wasm_bindgen::from_value(value).map(Some).map_err(|e| failed("reading a record", &e.into()))
+}
+
+/// Writes every row of `rows`, in one transaction.
+pub async fn put_all<T: Serialize>(store: &str, rows: &[T]) -> SdkResult<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let values: Array = rows.iter().map(to_js).collect();
+    run("keeping records", idb_put_all(store, &values)).await.map(drop)
+}
+
+/// How many rows have `key` in `index`.
+pub async fn count(store: &str, index: &str, key: &str) -> SdkResult<u32> {
+    let n = run("counting records", idb_count(store, index, &key.into())).await?;
+    Ok(n.as_f64().unwrap_or(0.0) as u32)
+}
+
+/// Deletes the row under each of `keys` (strings or numbers), in one transaction.
+pub async fn delete_keys(store: &str, keys: &[JsValue]) -> SdkResult<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let ranges: Array = keys.iter().map(|key| Array::of2(&store.into(), key)).collect();
+    run("deleting records", idb_delete(&ranges)).await.map(drop)
+}
+
+/// Deletes every row of each of `stores` whose `index` is `key`, in one transaction.
+pub async fn delete_by_index(stores: &[&str], index: &str, key: &str) -> SdkResult<()> {
+    let stores: Array = stores.iter().map(|s| JsValue::from_str(s)).collect();
+    run("deleting records", idb_delete_by_index(&stores, index, &key.into())).await.map(drop)
 }
 
 /// The rows whose `index` is `key`.

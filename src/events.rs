@@ -28,6 +28,8 @@ pub enum EventKind {
     Resync,
     /// The account signed out in another tab (`client.on("signout")`).
     SignOut,
+    /// Offline kv went online or offline, or its queue changed (`kv.on("status")`).
+    Status,
 }
 
 impl EventKind {
@@ -36,7 +38,10 @@ impl EventKind {
         match name {
             "change" => Ok(EventKind::Change),
             "resync" => Ok(EventKind::Resync),
-            other => Err(SdkError::invalid(format!("unknown event {other:?}: kv emits \"change\" and \"resync\""))),
+            "status" => Ok(EventKind::Status),
+            other => Err(SdkError::invalid(format!(
+                "unknown event {other:?}: kv emits \"change\", \"resync\" and \"status\""
+            ))),
         }
     }
 

@@ -3,10 +3,11 @@
 use std::rc::Rc;
 
 use coffer_core::kv::KvScope;
+use coffer_core::offline::QueuedWrite;
 use coffer_core::proto::answer::PageWalk;
 use coffer_core::proto::{
-    KvDeleteResponse, KvGetResponse, KvKeyRequest, KvListRequest, KvListResponse, KvSetRequest, KvWriteResponse,
-    PageQuery,
+    KvDeleteResponse, KvGetResponse, KvKeyRequest, KvListRequest, KvListResponse, KvSetRequest, KvValue,
+    KvWriteResponse, PageQuery,
 };
 use coffer_core::validate;
 use js_sys::{Array, Function, Promise};
@@ -15,10 +16,11 @@ use wasm_bindgen::prelude::*;
 
 use crate::error::{SdkError, SdkResult};
 use crate::events::EventKind;
+use crate::http::Http;
 use crate::json;
 use crate::options::{self, Flag, string_arg};
 use crate::random;
-use crate::session::{Session, call};
+use crate::session::{Session, User, call};
 
 /// The per-user encrypted key/value store (`client.kv`). Typed in the `.d.ts` by
 /// the `Kv` interface in `types.d.ts`.
@@ -49,47 +51,70 @@ impl Kv {
     }
 }
 
-// The store's operations on already-checked names, for the public methods below and
-// for the SDK's own `$` collections (`$spaces`, `$files`).
+// The store's operations on already-checked names, for the public methods below,
+// for offline kv (which queues values already sealed) and for the SDK's own `$`
+// collections (`$spaces`, `$files`).
+
+/// Stores a value already sealed (or MAC'd); its sequence number.
+pub(crate) async fn store_value(http: &Http, collection: String, id: String, value: KvValue) -> SdkResult<u64> {
+    let answer: KvWriteResponse = http.post("/v1/kv/set", &KvSetRequest { collection, id, value }).await?;
+    Ok(answer.seq)
+}
+
+/// The value stored under a key as the accelerator holds it (unopened).
+pub(crate) async fn fetch_value(http: &Http, collection: String, id: String) -> SdkResult<Option<KvValue>> {
+    let found: KvGetResponse = http.post("/v1/kv/get", &KvKeyRequest { collection, id }).await?;
+    Ok(found.value)
+}
+
+/// Deletes a key.
+pub(crate) async fn delete_key(http: &Http, collection: String, id: String) -> SdkResult<KvDeleteResponse> {
+    http.post("/v1/kv/delete", &KvKeyRequest { collection, id }).await
+}
+
+/// The ids of a collection, sorted.
+pub(crate) async fn list_ids(http: &Http, collection: String) -> SdkResult<Vec<String>> {
+    let (mut ids, mut pages) = (Vec::new(), PageWalk::default());
+    while let Some(after) = pages.next_after() {
+        let page = PageQuery { after: after.map(str::to_owned), limit: None };
+        let request = KvListRequest { collection: collection.clone(), page };
+        let answer: KvListResponse = http.post("/v1/kv/list", &request).await?;
+        pages.answered(answer.ids.len(), answer.next)?;
+        ids.extend(answer.ids);
+    }
+    Ok(ids)
+}
+
+/// Seals (or MACs) JSON text for a key.
+fn encode(user: &User, collection: &str, id: &str, json: &str, encrypt: bool) -> KvValue {
+    let scope = KvScope { user_id: &user.user_id, collection, id };
+    user.kv.encode(&scope, json, encrypt, random::bytes())
+}
 
 /// Seals (or MACs) JSON text and stores it.
 pub(crate) async fn put(session: &Session, collection: String, id: String, json: &str, encrypt: bool) -> SdkResult<()> {
-    let user = session.user()?;
-    let scope = KvScope { user_id: &user.user_id, collection: &collection, id: &id };
-    let value = user.kv.encode(&scope, json, encrypt, random::bytes());
-    let _: KvWriteResponse = session.http.post("/v1/kv/set", &KvSetRequest { collection, id, value }).await?;
-    Ok(())
+    let value = encode(&*session.user()?, &collection, &id, json, encrypt);
+    store_value(&session.http, collection, id, value).await.map(drop)
 }
 
 /// The JSON text stored under a key, authenticated; `None` if there is none.
 pub(crate) async fn fetch(session: &Session, collection: String, id: String) -> SdkResult<Option<String>> {
     let user = session.user()?;
-    let request = KvKeyRequest { collection, id };
-    let found: KvGetResponse = session.http.post("/v1/kv/get", &request).await?;
-    let Some(value) = found.value else { return Ok(None) };
-    let scope = KvScope { user_id: &user.user_id, collection: &request.collection, id: &request.id };
+    let Some(value) = fetch_value(&session.http, collection.clone(), id.clone()).await? else { return Ok(None) };
+    let scope = KvScope { user_id: &user.user_id, collection: &collection, id: &id };
     Ok(Some(user.kv.decode(&scope, &value)?))
 }
 
 /// Deletes a key; whether it existed.
 pub(crate) async fn remove(session: &Session, collection: String, id: String) -> SdkResult<bool> {
     session.user()?;
-    let answer: KvDeleteResponse = session.http.post("/v1/kv/delete", &KvKeyRequest { collection, id }).await?;
-    Ok(answer.existed)
+    Ok(delete_key(&session.http, collection, id).await?.existed)
 }
 
 /// The ids of a collection, sorted.
 pub(crate) async fn ids(session: &Session, collection: String) -> SdkResult<Vec<String>> {
     session.user()?;
-    let (mut ids, mut pages) = (Vec::new(), PageWalk::default());
-    while let Some(after) = pages.next_after() {
-        let page = PageQuery { after: after.map(str::to_owned), limit: None };
-        let request = KvListRequest { collection: collection.clone(), page };
-        let answer: KvListResponse = session.http.post("/v1/kv/list", &request).await?;
-        pages.answered(answer.ids.len(), answer.next)?;
-        ids.extend(answer.ids);
-    }
-    Ok(ids)
+    list_ids(&session.http, collection).await
 }
 
 #[wasm_bindgen]
@@ -106,7 +131,13 @@ impl Kv {
             Ok::<_, SdkError>((collection, id, encrypt, text))
         })();
         call(&self.session, prepared, move |session, (collection, id, encrypt, text)| async move {
-            put(&session, collection, id, &text, encrypt).await?;
+            match session.offline() {
+                Some(offline) => {
+                    let value = Some(encode(&*session.user()?, &collection, &id, &text, encrypt));
+                    offline.write(QueuedWrite { collection, id, value }).await?;
+                }
+                None => put(&session, collection, id, &text, encrypt).await?,
+            }
             Ok(JsValue::UNDEFINED)
         })
     }
@@ -115,7 +146,11 @@ impl Kv {
     #[wasm_bindgen(skip_typescript)]
     pub fn get(&self, collection: JsValue, id: JsValue) -> Promise {
         call(&self.session, key(&collection, &id), move |session, (collection, id)| async move {
-            match fetch(&session, collection, id).await? {
+            let found = match session.offline() {
+                Some(offline) => offline.get(collection, id).await?,
+                None => fetch(&session, collection, id).await?,
+            };
+            match found {
                 Some(text) => json::parse(&text),
                 None => Ok(JsValue::NULL),
             }
@@ -126,7 +161,11 @@ impl Kv {
     #[wasm_bindgen(skip_typescript)]
     pub fn delete(&self, collection: JsValue, id: JsValue) -> Promise {
         call(&self.session, key(&collection, &id), move |session, (collection, id)| async move {
-            Ok(JsValue::from_bool(remove(&session, collection, id).await?))
+            let existed = match session.offline() {
+                Some(offline) => offline.write(QueuedWrite { collection, id, value: None }).await?,
+                None => remove(&session, collection, id).await?,
+            };
+            Ok(JsValue::from_bool(existed))
         })
     }
 
@@ -140,17 +179,42 @@ impl Kv {
                 Ok(c)
             }),
             move |session, collection| async move {
-                let ids = ids(&session, collection).await?;
+                let ids = match session.offline() {
+                    Some(offline) => offline.list(collection).await?,
+                    None => ids(&session, collection).await?,
+                };
                 Ok(JsValue::from(ids.into_iter().map(JsValue::from).collect::<Array>()))
             },
         )
     }
 
-    /// Listens for `"change"` or `"resync"`; returns a function that stops listening.
+    /// How many writes wait for the accelerator (always 0 without `offline: true`).
+    #[wasm_bindgen(skip_typescript)]
+    pub fn pending(&self) -> Promise {
+        call(&self.session, self.session.user().map(drop), move |session, ()| async move {
+            let n = match session.offline() {
+                Some(offline) => offline.pending().await?,
+                None => 0,
+            };
+            Ok(JsValue::from(n))
+        })
+    }
+
+    /// Listens for `"change"`, `"resync"` or (offline kv) `"status"`; returns a
+    /// function that stops listening. A `status` listener is told the current status
+    /// at once.
     #[wasm_bindgen(skip_typescript)]
     pub fn on(&self, event: JsValue, listener: JsValue) -> Result<Function, JsValue> {
         let kind = EventKind::parse_kv(&string_arg(&event, "event")?)?;
         self.session.user()?;
-        Ok(self.session.listen(kind, listener, "kv.on")?)
+        let offline = self.session.offline();
+        if kind == EventKind::Status && offline.is_none() {
+            return Err(SdkError::invalid("kv.on(\"status\") needs offline kv: sign in with { offline: true }").into());
+        }
+        let off = self.session.listen(kind, listener, "kv.on")?;
+        if let (EventKind::Status, Some(offline)) = (kind, offline) {
+            self.session.events.emit(EventKind::Status, offline.status());
+        }
+        Ok(off)
     }
 }

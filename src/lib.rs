@@ -45,6 +45,7 @@ pub mod json;
 pub mod keyring;
 pub mod kv;
 pub mod listing;
+pub mod offline;
 pub mod options;
 pub mod random;
 pub mod remember;

@@ -6,8 +6,9 @@
 //! | `"session"` (default) | `sessionStorage` | reloads of this tab |
 //! | `"local"` | `localStorage` | browser restarts, every tab of the origin |
 //!
-//! What is kept: the accelerator URL, user id, username, session token and the
-//! account's root secret (base64url). Anyone who can read this origin's storage can
+//! What is kept: the accelerator URL, user id, username, session token, the
+//! account's root secret (base64url), whether the client keeps kv offline, and the
+//! kv sequence number it signed in at. Anyone who can read this origin's storage can
 //! therefore read the user's data until the session is signed out — which clears it.
 
 use coffer_core::account::RootSecret;
@@ -57,6 +58,12 @@ pub struct Saved {
     pub token: String,
     /// The root secret, base64url.
     pub root: String,
+    /// Whether the client keeps kv offline (`offline: true`); absent before it existed.
+    #[serde(default)]
+    pub offline: bool,
+    /// The kv sequence number at sign-in, where an offline `resume` starts the feed.
+    #[serde(default)]
+    pub kv_seq: u64,
 }
 
 impl Saved {

@@ -23,6 +23,7 @@ use crate::feed::Feed;
 use crate::http::Http;
 use crate::js::to_js;
 use crate::keyring::Keyring;
+use crate::offline::Offline;
 use crate::remember;
 use crate::tabs::{TabMessage, Tabs};
 
@@ -36,6 +37,8 @@ pub struct User {
     pub root: RootSecret,
     /// kv seal and MAC keys, derived once.
     pub kv: KvKeys,
+    /// The keys of what is kept on this device, derived once.
+    pub device: DeviceKeys,
 }
 
 /// State shared by a `Client` and everything it hands out.
@@ -54,6 +57,20 @@ pub struct Session {
     pub keyring: Keyring,
     /// The channel to this account's other clients on this origin, while signed in.
     tabs: RefCell<Option<Rc<Tabs>>>,
+    /// Offline kv, for a client signed in with `offline: true`.
+    offline: RefCell<Option<Rc<Offline>>>,
+}
+
+/// Who signed in, as the accelerator (or a remembered session) says.
+pub struct SignedIn {
+    /// The account's id.
+    pub user_id: String,
+    /// The username.
+    pub username: String,
+    /// The session token.
+    pub token: String,
+    /// The account's kv sequence number: the change feed starts after it.
+    pub kv_seq: u64,
 }
 
 /// A `signout` event (`ClientSignOutEvent` in types.d.ts).
@@ -73,12 +90,18 @@ impl Session {
             kv_seq: Cell::new(0),
             keyring: Keyring::default(),
             tabs: RefCell::new(None),
+            offline: RefCell::new(None),
         })
     }
 
     /// The signed-in user, or `Unauthorized`.
     pub fn user(&self) -> SdkResult<Rc<User>> {
         self.signed_in_user().ok_or_else(SdkError::signed_out)
+    }
+
+    /// Offline kv, if this client was signed in with it.
+    pub fn offline(&self) -> Option<Rc<Offline>> {
+        self.offline.borrow().clone()
     }
 
     /// The signed-in user, if any.
@@ -112,7 +135,9 @@ impl Session {
         let Some(user) = self.user.borrow().clone() else { return };
         let client: Rc<dyn std::any::Any> = Rc::clone(self) as Rc<dyn std::any::Any>;
         let tabs = self.tabs.borrow().clone();
-        let feed = Feed::start(client, Rc::clone(&self.http), Rc::clone(&self.events), user, tabs, self.kv_seq.get());
+        let offline = self.offline();
+        let feed =
+            Feed::start(client, Rc::clone(&self.http), Rc::clone(&self.events), user, tabs, offline, self.kv_seq.get());
         *self.feed.borrow_mut() = Some(feed);
     }
 
@@ -129,20 +154,19 @@ impl Session {
     }
 
     /// Signs `user_id` in with its session token and root secret, and joins the
-    /// account's other clients on this origin.
-    pub fn sign_in_as(
-        self: &Rc<Self>,
-        user_id: String,
-        username: String,
-        token: String,
-        root: RootSecret,
-        kv_seq: u64,
-    ) {
+    /// account's other clients on this origin. With `offline` (offline kv), whether
+    /// the accelerator answered as it signed in.
+    pub fn sign_in_as(self: &Rc<Self>, signed: SignedIn, root: RootSecret, offline: Option<bool>) {
+        let SignedIn { user_id, username, token, kv_seq } = signed;
         self.http.set_token(Some(token));
         self.kv_seq.set(kv_seq);
-        let owner = DeviceKeys::derive(&root).owner();
+        let device = DeviceKeys::derive(&root);
+        let owner = device.owner();
         let kv = KvKeys::derive(&root);
-        *self.user.borrow_mut() = Some(Rc::new(User { user_id, username, root, kv }));
+        let user = Rc::new(User { user_id, username, root, kv, device });
+        *self.user.borrow_mut() = Some(Rc::clone(&user));
+        *self.offline.borrow_mut() =
+            offline.map(|online| Offline::start(Rc::clone(&self.http), Rc::clone(&self.events), user, online));
         let session = Rc::downgrade(self);
         let tabs = Tabs::open(owner, move |message| {
             if let Some(session) = session.upgrade() {
@@ -194,6 +218,9 @@ impl Session {
     fn forget_here(&self) {
         if let Some(feed) = self.feed.borrow_mut().take() {
             feed.stop();
+        }
+        if let Some(offline) = self.offline.borrow_mut().take() {
+            offline.stop();
         }
         *self.user.borrow_mut() = None;
         self.tabs.borrow_mut().take();

@@ -31,6 +31,8 @@ extern "C" {
     fn hold_lock(name: &str, granted: &Function) -> Function;
     #[wasm_bindgen(js_name = tryLock)]
     fn try_lock(name: &str) -> Promise;
+    #[wasm_bindgen(js_name = waitLock)]
+    fn wait_lock_js(name: &str) -> Promise;
 }
 
 /// One client's end of its account's channel.
@@ -84,6 +86,14 @@ impl Drop for Lease {
     fn drop(&mut self) {
         let _ = self.0.call0(&JsValue::NULL);
     }
+}
+
+/// Waits for the Web Lock `name` and holds it until the lease is dropped.
+pub async fn wait_lock(name: &str) -> SdkResult<Lease> {
+    let release = JsFuture::from(wait_lock_js(name))
+        .await
+        .map_err(|e| SdkError::new(ErrorCode::Internal, format!("Web Locks failed: {}", describe_js(&e))))?;
+    Ok(Lease(release.unchecked_into()))
 }
 
 /// Holds upload `id` for this tab, or `Conflict` if another tab is resuming it.

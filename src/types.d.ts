@@ -88,12 +88,27 @@ export interface CredentialsOptions {
    * until `signOut`.
    */
   remember?: Remember;
+  /**
+   * Offline kv (default `false`): while the accelerator cannot be reached, `kv.set`
+   * and `kv.delete` are queued on this device and `kv.get` / `kv.list` answer from
+   * what this device last read, listed or wrote, all kept sealed in IndexedDB. The
+   * queue is sent, in order, when the accelerator answers again — even after a reload
+   * (`Client.resume` works offline for a session remembered with this on). See
+   * `kv.pending()` and `kv.on("status")`.
+   */
+  offline?: boolean;
 }
 
 /** Options naming only the accelerator. */
 export interface UrlOptions {
   /** The accelerator, e.g. `"http://127.0.0.1:8080"`. */
   url: string;
+}
+
+/** Options of `Client.resume`. */
+export interface ResumeOptions extends UrlOptions {
+  /** Offline kv on or off for this client; by default as the session was signed in. */
+  offline?: boolean;
 }
 
 /** Options of `client.changePassword`. */
@@ -121,8 +136,24 @@ export interface KvChangeEvent<T = unknown> {
   data: T | null;
   /** Position in the user's change log. */
   seq: number;
-  /** Present when the value failed authentication (`code: "Integrity"`). */
+  /**
+   * Present when the value failed authentication (`code: "Integrity"`), or — offline
+   * kv, with `seq` 0 — when the accelerator refused a write this device had queued
+   * (e.g. `QuotaExceeded`): that write is dropped.
+   */
   error?: CofferError;
+  /**
+   * Offline kv: present (`true`) when this change, made elsewhere, overwrote a write
+   * this device queued while offline and sent when it came back online.
+   */
+  overwritten?: true;
+}
+
+/** Offline kv's state: whether the accelerator answers, and how many writes wait for it. */
+export interface KvStatusEvent {
+  status: "online" | "offline";
+  /** Writes queued on this device (every tab of the account), not yet sent. */
+  pending: number;
 }
 
 /** The feed fell too far behind to replay what it missed: reload your view. */
@@ -170,10 +201,18 @@ export interface Kv {
    * ```
    */
   get<T = unknown>(collection: string, id: string): Promise<T | null>;
-  /** Deletes a value; resolves to whether it existed. */
+  /**
+   * Deletes a value; resolves to whether it existed (offline: as far as this device
+   * knows).
+   */
   delete(collection: string, id: string): Promise<boolean>;
   /** The ids in a collection, sorted (values are not listed: `get` each). */
   list(collection: string): Promise<string[]>;
+  /**
+   * Offline kv: how many writes are queued on this device, waiting for the
+   * accelerator. Always 0 for a client without `offline: true`.
+   */
+  pending(): Promise<number>;
   /**
    * Listens for changes to this user's data on every device (this one included).
    * Events arrive after the call that caused them returns, in order, none lost
@@ -190,6 +229,17 @@ export interface Kv {
   on<T = unknown>(event: "change", listener: (event: KvChangeEvent<T>) => void): Unsubscribe;
   /** The feed missed more than the accelerator keeps: reload everything you show. */
   on(event: "resync", listener: (event: KvResyncEvent) => void): Unsubscribe;
+  /**
+   * Offline kv (`offline: true`; otherwise `InvalidInput`): told the current status
+   * at once, then whenever the accelerator stops or starts answering or the number
+   * of queued writes changes.
+   *
+   * @example
+   * ```ts
+   * client.kv.on("status", ({ status, pending }) => { badge.textContent = status === "offline" ? `Offline · ${pending} queued` : ""; });
+   * ```
+   */
+  on(event: "status", listener: (event: KvStatusEvent) => void): Unsubscribe;
 }
 
 /** A member's rights in a space. */

@@ -31,6 +31,8 @@ const ui = {
   list: $("todo-list"),
   empty: $("empty"),
   openCount: $("open-count"),
+  syncNote: $("sync-note"),
+  syncText: $("sync-text"),
   colophon: $("colophon"),
   attachInput: $("attach-input"),
   resumeInput: $("resume-input"),
@@ -218,6 +220,19 @@ function render(remote) {
   ui.openCount.dataset.open = String(open);
 }
 
+/** The footer's badge: live, sending what waited, or offline with what is waiting. */
+function showStatus({ status, pending }) {
+  const changes = `${pending} change${pending === 1 ? "" : "s"}`;
+  ui.syncNote.dataset.status = status;
+  ui.syncNote.dataset.pending = String(pending);
+  ui.syncText.textContent =
+    status === "offline"
+      ? `Offline · ${pending ? `${changes} saved here, sent when you are back` : "showing what this device has"}`
+      : pending
+        ? `Sending ${changes}…`
+        : "Live on all your devices";
+}
+
 function show(which) {
   ui.boot.hidden = which !== "boot";
   ui.authView.hidden = which !== "auth";
@@ -238,6 +253,8 @@ async function enter(client) {
     ui.authNote.textContent = "You signed out in another tab.";
     ui.authNote.hidden = false;
   });
+  // Offline kv: while the accelerator cannot be reached, changes wait on this device.
+  session.offStatus = client.kv.on("status", (status) => session?.client === client && showStatus(status));
   ui.whoami.textContent = client.username;
   ui.avatar.textContent = (client.username || "?").charAt(0).toUpperCase();
   view.clear();
@@ -260,6 +277,8 @@ function close() {
   const current = session;
   session = null;
   current?.offSignOut?.();
+  current?.offStatus?.();
+  showStatus({ status: "online", pending: 0 });
   current?.store.close();
   for (const controllers of current?.uploads.values() ?? []) for (const c of controllers) c.abort();
   view.clear();
@@ -312,7 +331,8 @@ ui.authForm.addEventListener("submit", async (event) => {
   let client;
   try {
     const remember = ui.keep.checked ? "local" : "session";
-    const options = { url: URL_, username, password, remember };
+    // offline: changes made while the accelerator cannot be reached wait on this device.
+    const options = { url: URL_, username, password, remember, offline: true };
     client = submitter.value === "signUp" ? await Client.signUp(options) : await Client.signIn(options);
   } catch (e) {
     setBusy(false);

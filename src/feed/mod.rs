@@ -37,6 +37,7 @@ use crate::error::SdkError;
 use crate::events::{EventKind, Events};
 use crate::http::Http;
 use crate::js::to_js;
+use crate::offline::Offline;
 use crate::session::User;
 use crate::tabs::{Lease, Tabs};
 use crate::{json, timer};
@@ -67,6 +68,9 @@ struct ChangeView<'a> {
     /// The `CofferError`, present only when the value failed authentication.
     #[serde(with = "serde_wasm_bindgen::preserve", skip_serializing_if = "JsValue::is_undefined")]
     error: JsValue,
+    /// Present (`true`) when the change overwrote a write this device queued offline.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    overwritten: bool,
 }
 
 /// A `resync` event (`KvResyncEvent`).
@@ -82,6 +86,7 @@ struct Parts {
     http: Rc<Http>,
     events: Rc<Events>,
     user: Rc<User>,
+    offline: Option<Rc<Offline>>,
     _client: Rc<dyn std::any::Any>,
 }
 
@@ -137,11 +142,12 @@ impl Feed {
         events: Rc<Events>,
         user: Rc<User>,
         tabs: Option<Rc<Tabs>>,
+        offline: Option<Rc<Offline>>,
         since: u64,
     ) -> Rc<Feed> {
         let (halt, registration) = AbortHandle::new_pair();
         let feed = Rc::new(Feed {
-            parts: RefCell::new(Some(Rc::new(Parts { http, events, user, _client: client }))),
+            parts: RefCell::new(Some(Rc::new(Parts { http, events, user, offline, _client: client }))),
             last_seq: Cell::new(since),
             halt,
             registration: RefCell::new(Some(registration)),
@@ -207,6 +213,9 @@ impl Feed {
         };
         match frame {
             ServerFrame::Ready { seq } => {
+                if let Some(offline) = self.parts().and_then(|parts| parts.offline.clone()) {
+                    offline.went_online();
+                }
                 self.answer(|leader| leader.ready(seq));
                 return Flow::Ready;
             }
@@ -251,6 +260,7 @@ impl Feed {
             return;
         }
         let Some(parts) = self.parts() else { return };
+        let overwritten = parts.offline.as_ref().is_some_and(|offline| offline.on_change(&change));
         let user = &parts.user;
         let kind = match change.op {
             ChangeOp::Set => "set",
@@ -274,6 +284,7 @@ impl Feed {
             kind,
             data,
             error,
+            overwritten,
         });
         parts.events.emit(EventKind::Change, payload);
     }
@@ -317,6 +328,17 @@ async fn run(feed: Weak<Feed>) {
 /// One connection, from opening to closing: `Reconnect` when it ends, `Stop` when
 /// the feed must not go on (stopped, dropped, signed out, refused).
 async fn connection(feed: &Weak<Feed>, attempt: &mut u32) -> Flow {
+    let Some(offline) = feed.upgrade().and_then(|feed| feed.parts()).map(|parts| parts.offline.clone()) else {
+        return Flow::Stop;
+    };
+    // Offline kv: what was queued reaches the accelerator before the feed goes on.
+    if let Some(offline) = &offline {
+        match offline.send_queue(None).await {
+            Ok(()) if offline.is_online() => {}
+            Err(e) if e.code == ErrorCode::Unauthorized => return Flow::Stop,
+            _ => return Flow::Reconnect,
+        }
+    }
     let Some((url, token, since)) = feed.upgrade().and_then(|feed| {
         let parts = feed.parts()?;
         Some((parts.http.feed_url(), parts.http.token(), feed.connect_from()))
@@ -329,6 +351,9 @@ async fn connection(feed: &Weak<Feed>, attempt: &mut u32) -> Flow {
     // (sending on a failed socket would log an error in the console).
     let settled = poll_fn(|cx| socket.poll_ready_unpin(cx)).await;
     if settled.is_err() || !matches!(socket.state(), State::Open) {
+        if let Some(offline) = &offline {
+            offline.went_offline();
+        }
         return Flow::Reconnect;
     }
     let auth = serde_json::to_string(&ClientFrame::Auth { token, since: Some(since) }).expect("frames serialize");

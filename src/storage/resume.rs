@@ -222,7 +222,7 @@ pub async fn resume(session: &Session, user: &User, id: &str, source: &Source) -
 /// This account's pending uploads on this device, oldest first; expired plans are
 /// deleted on the way.
 pub async fn pending(user: &User) -> SdkResult<Vec<Pending>> {
-    let keys = DeviceKeys::derive(&user.root);
+    let keys = &user.device;
     let mut rows: Vec<PlanRow> = device::by_index(UPLOADS, "owner", &keys.owner()).await?;
     let now = now_ms();
     let mut out = Vec::new();
@@ -232,8 +232,8 @@ pub async fn pending(user: &User) -> SdkResult<Vec<Pending>> {
             device::delete_upload(&row.id).await?;
             continue;
         }
-        let Some(Ok(plan)) = open_plan(&keys, &row) else { continue };
-        let done_bytes = plan.done_bytes(&chunks_done(&keys, &row.id, plan.params()).await?);
+        let Some(Ok(plan)) = open_plan(keys, &row) else { continue };
+        let done_bytes = plan.done_bytes(&chunks_done(keys, &row.id, plan.params()).await?);
         out.push(Pending {
             id: row.id,
             space_id: plan.space_id,
@@ -257,7 +257,7 @@ pub async fn pending(user: &User) -> SdkResult<Vec<Pending>> {
 /// there were any.
 pub async fn discard(user: &User, id: &str) -> SdkResult<bool> {
     let _lease = tabs::hold_upload(id).await?;
-    let keys = DeviceKeys::derive(&user.root);
+    let keys = &user.device;
     let Some(row) = device::get::<PlanRow>(UPLOADS, id).await? else { return Ok(false) };
     if row.owner != keys.owner() {
         return Ok(false);

@@ -22,6 +22,10 @@ pub const LABEL_DEVICE_AAD: &[u8] = b"coffer/v1/device-record";
 pub const DEVICE_RECORD_VERSION: u8 = 1;
 /// Bytes of the owner tag (shown as 32 hex digits).
 pub const OWNER_TAG_LEN: usize = 16;
+/// HKDF label of the key behind name tags.
+pub const LABEL_DEVICE_NAMES: &[u8] = b"coffer/v1/device-names";
+/// Bytes of a name tag (shown as 32 hex digits).
+pub const NAME_TAG_LEN: usize = 16;
 
 /// What a device record holds; bound into its seal, so one kind never opens as another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,6 +35,12 @@ pub enum RecordKind {
     UploadPlan,
     /// One data chunk an upload has stored ([`crate::resume::ChunkDone`]).
     UploadChunk,
+    /// What this device last knew of one kv key ([`crate::offline::CachedKey`]).
+    KvCached,
+    /// That this device knows every id of a kv collection (its name).
+    KvListed,
+    /// A kv write waiting for the accelerator ([`crate::offline::QueuedWrite`]).
+    KvQueued,
 }
 
 impl RecordKind {
@@ -39,6 +49,9 @@ impl RecordKind {
         match self {
             RecordKind::UploadPlan => "upload-plan",
             RecordKind::UploadChunk => "upload-chunk",
+            RecordKind::KvCached => "kv-cached",
+            RecordKind::KvListed => "kv-listed",
+            RecordKind::KvQueued => "kv-queued",
         }
     }
 }
@@ -69,6 +82,7 @@ impl Coded for DeviceError {
 pub struct DeviceKeys {
     seal: Zeroizing<[u8; 32]>,
     owner: [u8; OWNER_TAG_LEN],
+    names: Zeroizing<[u8; 32]>,
 }
 
 impl DeviceKeys {
@@ -77,7 +91,30 @@ impl DeviceKeys {
         let owner = hkdf32(root.as_bytes(), LABEL_DEVICE_OWNER);
         let mut tag = [0; OWNER_TAG_LEN];
         tag.copy_from_slice(&owner[..OWNER_TAG_LEN]);
-        DeviceKeys { seal: hkdf32(root.as_bytes(), LABEL_DEVICE_SEAL), owner: tag }
+        DeviceKeys {
+            seal: hkdf32(root.as_bytes(), LABEL_DEVICE_SEAL),
+            owner: tag,
+            names: hkdf32(root.as_bytes(), LABEL_DEVICE_NAMES),
+        }
+    }
+
+    /// The tag a kv collection's records are found by: its name, unreadable.
+    pub fn collection_tag(&self, collection: &str) -> String {
+        self.name_tag(&[b"collection", collection.as_bytes()])
+    }
+
+    /// The tag one kv key's records are found by.
+    pub fn key_tag(&self, collection: &str, id: &str) -> String {
+        self.name_tag(&[b"key", collection.as_bytes(), id.as_bytes()])
+    }
+
+    /// `hex(BLAKE3-keyed(names, lp(part) ‖ …)[0..NAME_TAG_LEN])`.
+    fn name_tag(&self, parts: &[&[u8]]) -> String {
+        let mut input = Vec::new();
+        for part in parts {
+            push_lp(&mut input, part);
+        }
+        blake3::keyed_hash(&self.names, &input).as_bytes()[..NAME_TAG_LEN].iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// The owner tag, as 32 lowercase hex digits: lists this account's records.
@@ -135,6 +172,17 @@ mod tests {
         assert_eq!(keys.open(RecordKind::UploadPlan, "abc", &version), Err(DeviceError::UnknownVersion(2)));
         assert_eq!(keys.open(RecordKind::UploadPlan, "abc", &sealed[..5]), Err(DeviceError::Decrypt));
         assert_eq!(keys.open(RecordKind::UploadPlan, "abc", &[]), Err(DeviceError::Decrypt));
+    }
+
+    #[test]
+    fn name_tags_tell_names_and_accounts_apart() {
+        let a = DeviceKeys::derive(&RootSecret::from_bytes([1; 32]));
+        let b = DeviceKeys::derive(&RootSecret::from_bytes([2; 32]));
+        assert_eq!(a.key_tag("todos", "t1"), a.key_tag("todos", "t1"));
+        assert_ne!(a.key_tag("todos", "t1"), b.key_tag("todos", "t1"));
+        assert_ne!(a.key_tag("todos", "t1"), a.key_tag("todost", "1"), "lengths are bound");
+        assert_ne!(a.collection_tag("todos"), a.key_tag("todos", ""), "a collection is not a key");
+        assert_eq!(a.collection_tag("todos").len(), 2 * NAME_TAG_LEN);
     }
 
     #[test]

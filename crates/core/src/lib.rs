@@ -26,6 +26,7 @@
 //! - [`pipeline`] — shards from a sealed chunk; the manifest's chunk tree in file order.
 //! - [`device`] — records kept on the device, sealed under the account's keys.
 //! - [`resume`] — a resumable upload's plan and the chunks it has stored.
+//! - [`offline`] — offline kv: what is cached and queued, and what it answers.
 //! - [`tabs`] — what the tabs of one account say to each other: names and messages.
 #![forbid(unsafe_code)]
 
@@ -37,6 +38,7 @@ pub mod device;
 pub mod erasure;
 pub mod kv;
 pub mod manifest;
+pub mod offline;
 pub mod pipeline;
 mod primitives;
 pub mod proto;

@@ -7,6 +7,7 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use coffer_core::account::RootSecret;
 use coffer_core::device::{self, DeviceKeys, RecordKind};
+use coffer_core::offline;
 use coffer_core::proto::ServerFrame;
 use coffer_core::resume::{self, fingerprint};
 use coffer_core::tabs::{self, TabMessage};
@@ -76,6 +77,9 @@ fn the_constants_of_d3_match_the_code() {
         ("REWIND_GATHER_MS", tabs::REWIND_GATHER_MS.to_string()),
         ("HELLO_WAIT_MS", tabs::HELLO_WAIT_MS.to_string()),
         ("SESSION_TAG_CONTEXT", format!("`\"{}\"`", tabs::SESSION_TAG_CONTEXT)),
+        ("LABEL_DEVICE_NAMES", label(device::LABEL_DEVICE_NAMES)),
+        ("NAME_TAG_LEN", device::NAME_TAG_LEN.to_string()),
+        ("QUEUE_LOCK_PREFIX", format!("`\"{}\"`", offline::QUEUE_LOCK_PREFIX)),
     ];
     for (name, value) in constants {
         let start = format!("| `{name}` |");
@@ -121,4 +125,21 @@ fn the_tab_messages_of_d4_are_the_codes() {
     assert_eq!(tabs::channel_name("ab12"), "coffer/v1/tabs/ab12");
     assert_eq!(tabs::feed_lock("ab12"), "coffer/v1/feed/ab12");
     assert_eq!(tabs::upload_lock("u1"), "coffer/v1/upload/u1");
+}
+
+#[test]
+fn name_tags_are_what_d5_says() {
+    let root = [0x42u8; 32];
+    let keys = DeviceKeys::derive(&RootSecret::from_bytes(root));
+    let mut names = [0u8; 32];
+    Hkdf::<Sha256>::new(None, &root).expand(b"coffer/v1/device-names", &mut names).unwrap();
+    let tag = |parts: &[&[u8]]| {
+        let input: Vec<u8> = parts.iter().flat_map(|part| lp(part)).collect();
+        hex(&blake3::keyed_hash(&names, &input).as_bytes()[..16])
+    };
+    assert_eq!(keys.collection_tag("todos"), tag(&[b"collection", b"todos"]));
+    assert_eq!(keys.key_tag("todos", "t1"), tag(&[b"key", b"todos", b"t1"]));
+    // Pinned: a change to the format is a visible diff here.
+    assert_eq!(keys.key_tag("todos", "t1"), "d6a4be3f9dcb3a3b58b164ccc45bfca5");
+    assert_eq!(offline::queue_lock("ab12"), "coffer/v1/kv-queue/ab12");
 }

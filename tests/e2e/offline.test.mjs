@@ -1,0 +1,264 @@
+// Offline kv (src/offline/, SPEC.md D.5) through the real package in Chromium
+// against an accelerator of the test's own, which the test stops and starts again:
+//
+// - while it is down, `set` and `delete` are queued and `get`/`list` answer from
+//   what the device kept; `pending()` and the `status` event say so;
+// - the page reloads with the accelerator still down, resumes its session offline
+//   and still answers, the queue intact;
+// - nothing in IndexedDB holds a value, collection or id in the clear (not even a
+//   value written with `encrypt: false`);
+// - once the accelerator is back the queue is sent by itself, and another device
+//   sees the writes arrive in the order they were made;
+// - a change made elsewhere that overwrites a write queued offline is flagged.
+//
+// The offline device's page comes from a little static server of the test's own
+// (the package from pkg/), as an app would be served apart from its accelerator, so
+// it can load while the accelerator is down; it calls the accelerator across origins.
+
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import { join, normalize } from "node:path";
+import { after, before, describe, it } from "node:test";
+
+import { startAccelerator } from "./accelerator.mjs";
+import { closeQuietly, launch, newPage, randomHex, uniqueName } from "./browser.mjs";
+import { installPageHelpers } from "./page-helpers.mjs";
+import { ROOT } from "./spawned.mjs";
+
+const TYPES = { ".js": "text/javascript", ".wasm": "application/wasm", ".json": "application/json" };
+
+/** Serves pkg/ at `/pkg/` and an empty page at `/`; resolves to `{ url, close() }`. */
+async function appServer() {
+  const server = createServer(async (req, res) => {
+    const path = new URL(req.url, "http://x").pathname;
+    if (path === "/") return void res.writeHead(200, { "content-type": "text/html" }).end("<!doctype html><title>app</title>");
+    const file = normalize(join(ROOT, path));
+    if (!path.startsWith("/pkg/") || !file.startsWith(join(ROOT, "pkg"))) return void res.writeHead(404).end();
+    try {
+      const body = await readFile(file);
+      res.writeHead(200, { "content-type": TYPES[file.slice(file.lastIndexOf("."))] ?? "application/octet-stream" }).end(body);
+    } catch {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise((ready) => server.listen(0, "127.0.0.1", ready));
+  return { url: `http://127.0.0.1:${server.address().port}`, close: () => server.close() };
+}
+
+/** Runs in the page: every row of every store of the `coffer` database, as text. */
+async function deviceText() {
+  const db = await new Promise((resolve, reject) => {
+    const request = indexedDB.open("coffer");
+    request.onsuccess = () => resolve(request.result);
+    request.onerror = () => reject(request.error);
+  });
+  const text = (value) => {
+    if (value instanceof Uint8Array || value instanceof ArrayBuffer) {
+      // Bytes read both ways a marker could hide in them.
+      const bytes = new Uint8Array(value);
+      return `${new TextDecoder().decode(bytes)} ${String.fromCharCode(...bytes)}`;
+    }
+    if (value && typeof value === "object") return Object.entries(value).map(([k, v]) => `${k}=${text(v)}`).join(" ");
+    return String(value);
+  };
+  const rows = {};
+  for (const store of db.objectStoreNames) {
+    const all = await new Promise((resolve, reject) => {
+      const request = db.transaction(store).objectStore(store).getAll();
+      request.onsuccess = () => resolve(request.result);
+      request.onerror = () => reject(request.error);
+    });
+    rows[store] = all.map(text);
+  }
+  db.close();
+  return rows;
+}
+
+describe("offline kv", { timeout: 300_000 }, () => {
+  const username = uniqueName("offline");
+  const password = `pw-${randomHex(8)}`;
+  const marker = `marker${randomHex(8)}`;
+  const plainMarker = `plain${randomHex(8)}`;
+  const collection = `notes${randomHex(6)}`;
+  const secretId = `id${randomHex(6)}`;
+  let accelerator;
+  let app;
+  let browser;
+  let device; // { context, page }: the device that goes offline
+  let other; // another device, online throughout
+
+  before(async () => {
+    accelerator = await startAccelerator();
+    browser = await launch();
+
+    // The other device makes the account and writes a value the first never reads.
+    other = await newPage(browser);
+    await other.page.goto(`${accelerator.url}/pkg/package.json`);
+    await other.page.evaluate(installPageHelpers);
+    await other.page.evaluate(
+      async ({ url, username, password, collection }) => {
+        window.client = await coffer.Client.signUp({ url, username, password, remember: "none" });
+        await client.kv.set("elsewhere", "e1", { n: 1 });
+        window.events = [];
+        client.kv.on("change", (e) => {
+          if (e.collection === collection) window.events.push({ seq: e.seq, id: e.id, type: e.type, data: e.data });
+        });
+      },
+      { url: accelerator.url, username, password, collection },
+    );
+
+    app = await appServer();
+    device = await newPage(browser);
+    device.page.on("console", (m) => m.type() === "warning" && device.page.problems.push(`console.warn: ${m.text()}`));
+    await device.page.goto(app.url);
+    await device.page.evaluate(installPageHelpers);
+    await device.page.evaluate(
+      async ({ url, username, password, collection }) => {
+        window.client = await coffer.Client.signIn({ url, username, password, remember: "local", offline: true });
+        window.statuses = [];
+        client.kv.on("status", (e) => window.statuses.push(e));
+        window.changes = [];
+        client.kv.on("change", (e) => window.changes.push(e));
+        await client.kv.set(collection, "t1", { n: 1 });
+        await client.kv.set(collection, "t2", { n: 2 });
+        // Read once online: what this device keeps for offline reads.
+        await client.kv.list(collection);
+      },
+      { url: accelerator.url, username, password, collection },
+    ).catch((e) => {
+      throw new Error(`${e.message}; the page said ${device.page.problems.join(" | ")}`);
+    });
+  });
+
+  after(async () => {
+    await closeQuietly(browser);
+    app?.close();
+    await accelerator?.stop();
+  });
+
+  it("queues writes while the accelerator is down and answers reads from the device", async () => {
+    await accelerator.kill("SIGTERM");
+    const seen = await device.page.evaluate(
+      async ({ collection, marker, plainMarker, secretId }) => {
+        const k = client.kv;
+        await k.set(collection, "t3", { n: 3, text: marker });
+        await k.set(collection, "t1", { n: 10 });
+        const existed = await k.delete(collection, "t2");
+        await k.set(collection, secretId, { text: plainMarker }, { encrypt: false });
+        return {
+          existed,
+          pending: await k.pending(),
+          t1: await k.get(collection, "t1"),
+          t2: await k.get(collection, "t2"),
+          never: await k.get(collection, "never-written"),
+          ids: await k.list(collection),
+          unknownCollection: await T.settle(k.list("never-listed")),
+          unreadValue: await T.settle(k.get("elsewhere", "e1")),
+          statuses: window.statuses,
+        };
+      },
+      { collection, marker, plainMarker, secretId },
+    );
+    assert.equal(seen.existed, true, "t2 existed, as far as the device knew");
+    assert.equal(seen.pending, 4);
+    assert.deepEqual(seen.t1, { n: 10 }, "a queued write is read back");
+    assert.equal(seen.t2, null, "a queued delete is read back");
+    assert.equal(seen.never, null, "a listed collection answers for keys it does not hold");
+    assert.deepEqual(seen.ids, [secretId, "t1", "t3"].sort());
+    assert.equal(seen.unknownCollection.code, "Network", "a collection never listed is not guessed");
+    assert.equal(seen.unreadValue.code, "Network", "a value never read is not guessed");
+    assert.deepEqual(seen.statuses[0], { status: "online", pending: 0 }, "a status listener is told at once");
+    assert.ok(
+      seen.statuses.some((s) => s.status === "offline"),
+      `the app was told it is offline: ${JSON.stringify(seen.statuses)}`,
+    );
+    assert.deepEqual(seen.statuses.at(-1), { status: "offline", pending: 4 });
+  });
+
+  it("keeps nothing readable on the device", async () => {
+    const rows = await device.page.evaluate(deviceText);
+    for (const store of ["kv_cache", "kv_listed", "kv_queue"]) {
+      assert.ok(rows[store]?.length > 0, `${store} holds rows (${Object.keys(rows)})`);
+    }
+    const all = Object.values(rows).flat().join("\n");
+    const owner = /owner=([0-9a-f]{32})/.exec(all)?.[1];
+    assert.ok(owner && all.includes(owner), "the search reads the rows' fields");
+    for (const [what, text] of [
+      ["a sealed value", marker],
+      ["a plain (encrypt: false) value", plainMarker],
+      ["a collection name", collection],
+      ["an id", secretId],
+    ]) {
+      assert.ok(!all.includes(text), `${what} is not on the device in the clear`);
+    }
+  });
+
+  it("survives a reload while still offline", async () => {
+    await device.page.reload();
+    await device.page.evaluate(installPageHelpers);
+    const seen = await device.page.evaluate(
+      async ({ url, collection }) => {
+        window.client = await coffer.Client.resume({ url });
+        window.statuses = [];
+        client.kv.on("status", (e) => window.statuses.push(e));
+        window.changes = [];
+        client.kv.on("change", (e) => window.changes.push(e));
+        return {
+          username: client?.username,
+          pending: await client.kv.pending(),
+          t1: await client.kv.get(collection, "t1"),
+          t3: await client.kv.get(collection, "t3"),
+          ids: await client.kv.list(collection),
+        };
+      },
+      { url: accelerator.url, collection },
+    );
+    assert.equal(seen.username, username, "the remembered session resumed without the accelerator");
+    assert.equal(seen.pending, 4, "the queue survived the reload");
+    assert.deepEqual(seen.t1, { n: 10 });
+    assert.equal(seen.t3.n, 3);
+    assert.equal(seen.ids.length, 3);
+  });
+
+  it("sends the queue, in order, once the accelerator is back", async () => {
+    await accelerator.restart();
+    await device.page.waitForFunction(() => window.statuses.at(-1)?.status === "online" && window.statuses.at(-1)?.pending === 0, null, {
+      timeout: 60_000,
+    });
+    await other.page.waitForFunction((id) => window.events.some((e) => e.id === id), secretId, { timeout: 60_000 });
+    const events = await other.page.evaluate(() => window.events);
+    const late = events.filter((e) => e.seq > events.find((x) => x.id === "t2" && x.type === "set").seq);
+    assert.deepEqual(
+      late.map((e) => `${e.type} ${e.id}`),
+      ["set t3", "set t1", "delete t2", `set ${secretId}`],
+      "the other device saw the queued writes in the order they were made",
+    );
+    assert.deepEqual(late[1].data, { n: 10 });
+    assert.equal(late[0].data.text, marker);
+    const stored = await other.page.evaluate(async (collection) => ({
+      ids: await client.kv.list(collection),
+      t1: await client.kv.get(collection, "t1"),
+    }), collection);
+    assert.deepEqual(stored.ids, [secretId, "t1", "t3"].sort());
+    assert.deepEqual(stored.t1, { n: 10 });
+    assert.equal(await device.page.evaluate(() => client.kv.pending()), 0);
+  });
+
+  it("flags a change elsewhere that overwrites a write queued offline", async () => {
+    await other.page.evaluate(async (collection) => {
+      await client.kv.set(collection, "t1", { n: 20 });
+      await client.kv.set(collection, "t9", { n: 9 });
+    }, collection);
+    await device.page
+      .waitForFunction(() => window.changes.some((e) => e.id === "t9"), null, { timeout: 60_000 })
+      .catch((e) => {
+        throw new Error(`${e.message}; the page said ${device.page.problems.slice(-15).join(" | ")}`);
+      });
+    const changes = await device.page.evaluate(() => window.changes.map((e) => ({ id: e.id, n: e.data?.n, overwritten: e.overwritten })));
+    const t1 = changes.filter((e) => e.id === "t1");
+    assert.deepEqual(t1.at(-1), { id: "t1", n: 20, overwritten: true }, JSON.stringify(changes));
+    assert.ok(t1.slice(0, -1).every((e) => e.overwritten === undefined), "its own write is not flagged");
+    assert.equal(changes.find((e) => e.id === "t9").overwritten, undefined, "a key never queued is not flagged");
+  });
+});
