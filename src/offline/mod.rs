@@ -179,8 +179,8 @@ impl Offline {
         }
     }
 
-    /// Asks the accelerator, with a growing wait, until it answers: sends the queue
-    /// if anything waits, else checks the session.
+    /// Asks the accelerator, with a growing wait, until it answers and nothing is
+    /// queued: sends the queue if anything waits, else checks the session.
     fn probe(self: &Rc<Self>) {
         if self.probing.replace(true) {
             return;
@@ -192,20 +192,23 @@ impl Offline {
                 timer::sleep(timer::backoff_ms(attempt, PROBE_START_MS, PROBE_MAX_MS)).await;
                 attempt += 1;
                 let Some(offline) = offline.upgrade() else { return };
-                if offline.stopped.get() || offline.online.get() {
+                if offline.stopped.get() || (offline.online.get() && offline.pending.get() == 0) {
                     offline.probing.set(false);
                     return;
                 }
-                let reached = if offline.pending.get() > 0 {
-                    offline.send_queue(None).await.is_ok() && offline.online.get()
+                if offline.pending.get() > 0 {
+                    // Marks it online (or not) itself; `Unauthorized` waits for a new sign-in.
+                    if let Err(e) = offline.send_queue(None).await {
+                        if e.code == ErrorCode::Unauthorized {
+                            offline.probing.set(false);
+                            return;
+                        }
+                    }
                 } else {
                     let answer: SdkResult<SessionInfo> = offline.http.get("/v1/auth/session").await;
-                    !matches!(answer, Err(e) if e.code == ErrorCode::Network)
-                };
-                if reached {
-                    offline.went_online();
-                    offline.probing.set(false);
-                    return;
+                    if !matches!(answer, Err(e) if e.code == ErrorCode::Network) {
+                        offline.went_online();
+                    }
                 }
             }
         });

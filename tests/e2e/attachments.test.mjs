@@ -176,7 +176,8 @@ describe("demo attachments: attach, download, share, open without signing in", {
     await item.getByTestId("share-panel").waitFor({ state: "visible" });
     link = await item.getByTestId("share-link").inputValue();
     assert.match(link, new RegExp(`^${BASE.replace(/[.]/g, "\\.")}/open\\.html#coffer1:[A-Za-z0-9_-]+$`));
-    assert.match(await item.getByTestId("share-status").textContent(), /anyone with it can open this file/i);
+    // The note is written once the clipboard has answered (or refused), a moment later.
+    await item.getByTestId("share-status").filter({ hasText: /anyone with it can open this file/i }).waitFor();
     await a.page.mouse.move(0, 0);
     await a.page.screenshot({ path: `${SHOTS}attachments.png`, fullPage: true, animations: "disabled" });
     await a.page.setViewportSize({ width: 390, height: 760 });

@@ -191,6 +191,27 @@ describe("demo to-do page: one user, two devices", { timeout: 300_000 }, () => {
     assertNoPageErrors(b.page);
   });
 
+  it("offline on A: the badge counts what waits there; back online it reaches B", async () => {
+    const badge = a.page.getByTestId("sync-note");
+    assert.equal(await badge.getAttribute("data-status"), "online");
+    await a.context.setOffline(true);
+    await addTodo(a.page, "Pack the tent");
+    await a.page.locator("[data-testid=sync-note][data-status=offline][data-pending='1']").waitFor();
+    assert.match(await badge.textContent(), /Offline · 1 change saved here/);
+    await row(a.page, "Call the bakery").getByTestId("todo-toggle").check();
+    await a.page.locator("[data-testid=sync-note][data-status=offline][data-pending='2']").waitFor();
+    assert.match(await badge.textContent(), /Offline · 2 changes saved here/);
+    await mkdir(SHOTS, { recursive: true });
+    await a.page.screenshot({ path: `${SHOTS}demo-offline.png`, fullPage: true, animations: "disabled" });
+    assert.equal(await row(b.page, "Pack the tent").count(), 0, "nothing reached B while A was offline");
+
+    await a.context.setOffline(false);
+    await a.page.locator("[data-testid=sync-note][data-status=online][data-pending='0']").waitFor({ timeout: 30_000 });
+    assert.match(await badge.textContent(), /Live on all your devices/);
+    await row(b.page, "Pack the tent").waitFor();
+    await b.page.locator("[data-testid=todo][data-done=true]", { hasText: "Call the bakery" }).waitFor();
+  });
+
   it("signs out on B; a reload stays signed out; A is unaffected", async () => {
     await b.page.getByTestId("sign-out").click();
     await b.page.getByTestId("auth-view").waitFor({ state: "visible" });

@@ -8,6 +8,8 @@ import type { CofferError, KvChangeEvent, ManifestInfo, SkippedEntry } from "cof
 declare const file: File;
 declare function refreshTodos(): void;
 declare function showSignIn(note: string): void;
+declare function tell(message: string): void;
+declare const badge: { textContent: string };
 
 await init();
 const url = "http://127.0.0.1:8080";
@@ -65,6 +67,22 @@ const firstSpace: string | undefined = (await client.space.list())[0]?.id;
 const skippedCodes: CofferError["code"][] = mine.skipped.map((s) => s.code);
 const typed = client.kv.on<{ title: string }>("change", (e: KvChangeEvent<{ title: string }>) => e.data?.title);
 // The README's "Several tabs".
+// Offline kv, as the README shows.
+{
+  const client = await Client.signIn({ url, username: "ada", password: "correct horse", offline: true });
+  client.kv.on("status", ({ status, pending }) => {
+    badge.textContent = status === "offline" ? `Offline · ${pending} waiting` : "";
+  });
+  await client.kv.set("todos", "t1", { title: "Works on a train" });
+  const waiting: number = await client.kv.pending();
+  client.kv.on("change", (e) => {
+    if (e.overwritten) tell(`Your offline edit of ${e.id} was replaced by one made elsewhere`);
+  });
+  const resumed: Client | null = await Client.resume({ url, offline: true });
+  // @ts-expect-error — a status is "online" or "offline"
+  client.kv.on("status", (e) => e.status === "reconnecting");
+  void waiting, resumed;
+}
 const offSignOut: () => void = client.on("signout", (e) => e.reason === "another-tab" && showSignIn("You signed out in another tab."));
 try {
   await client.signOut();
