@@ -9,7 +9,8 @@
 //   value written with `encrypt: false`);
 // - once the accelerator is back the queue is sent by itself, and another device
 //   sees the writes arrive in the order they were made;
-// - a change made elsewhere that overwrites a write queued offline is flagged.
+// - a change made elsewhere that overwrites a write queued offline is flagged;
+// - two tabs that queued writes offline send them once, in order, between them.
 //
 // The offline device's page comes from a little static server of the test's own
 // (the package from pkg/), as an app would be served apart from its accelerator, so
@@ -260,5 +261,39 @@ describe("offline kv", { timeout: 300_000 }, () => {
     assert.deepEqual(t1.at(-1), { id: "t1", n: 20, overwritten: true }, JSON.stringify(changes));
     assert.ok(t1.slice(0, -1).every((e) => e.overwritten === undefined), "its own write is not flagged");
     assert.equal(changes.find((e) => e.id === "t9").overwritten, undefined, "a key never queued is not flagged");
+  });
+
+  it("two tabs that queued writes offline send each once, in order", async () => {
+    const second = await device.context.newPage();
+    await second.goto(app.url);
+    await second.evaluate(installPageHelpers);
+    await second.evaluate(async (url) => {
+      window.client = await coffer.Client.resume({ url });
+    }, accelerator.url);
+    await accelerator.kill("SIGTERM");
+    // Two runs of writes, one per tab, long enough that both tabs' senders are at it
+    // at once when the accelerator is back.
+    const order = [];
+    for (const [page, from] of [[device.page, 0], [second, 50]]) {
+      const ids = Array.from({ length: 50 }, (_, i) => `q${String(from + i).padStart(3, "0")}`);
+      const pending = await page.evaluate(
+        async ({ collection, ids }) => {
+          for (const id of ids) await client.kv.set(collection, id, { id });
+          return client.kv.pending();
+        },
+        { collection, ids },
+      );
+      order.push(...ids);
+      assert.equal(pending, order.length, "the tabs share one queue");
+    }
+    const before = await other.page.evaluate(() => window.events.length);
+    await accelerator.restart();
+    await other.page.waitForFunction((n) => window.events.length >= n + 100, before, { timeout: 60_000 });
+    // Both tabs are asking by now; give a second sender the time to repeat a write.
+    await Promise.all([device.page, second].map((page) => page.waitForFunction(async () => (await client.kv.pending()) === 0)));
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const events = (await other.page.evaluate(() => window.events)).slice(before);
+    assert.deepEqual(events.map((e) => e.id), order, "each queued write arrived once, in the order made");
+    await second.close();
   });
 });
