@@ -45,6 +45,12 @@ impl SdkError {
     pub fn network(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::Network, message)
     }
+
+    /// Whether the same request may succeed later: the accelerator could not be
+    /// reached, failed inside, or asked to slow down.
+    pub fn is_transient(&self) -> bool {
+        matches!(self.code, ErrorCode::Network | ErrorCode::Internal | ErrorCode::RateLimited)
+    }
 }
 
 /// Every core error family converts the same way: its own stable code and its

@@ -232,6 +232,11 @@ async fn error_from(response: Response) -> SdkError {
         .map(|secs| secs.saturating_mul(1000));
     match serde_json::from_slice::<ErrorBody>(&bytes) {
         Ok(body) => SdkError { retry_after_ms, ..SdkError::new(body.code, body.message) },
+        // A gateway in front of the accelerator (haproxy, a CDN) with no accelerator
+        // behind it answering: as unreachable as no answer at all.
+        Err(_) if matches!(status, 502..=504) => {
+            SdkError::network(format!("the accelerator did not answer: a gateway in front of it said HTTP {status}"))
+        }
         Err(_) => {
             let code = if status >= 500 { ErrorCode::Internal } else { ErrorCode::Network };
             SdkError::new(code, format!("the accelerator answered HTTP {status} without an error body"))

@@ -94,11 +94,6 @@ pub struct Offline {
     stopped: Cell<bool>,
 }
 
-/// Whether a refusal may pass if the same write is sent later.
-fn transient(e: &SdkError) -> bool {
-    matches!(e.code, ErrorCode::Network | ErrorCode::Internal | ErrorCode::RateLimited)
-}
-
 impl Offline {
     /// Offline kv for `user`, `online` or not as the client starts; counts the queue,
     /// and if it starts offline, asks the accelerator until it answers.
@@ -243,7 +238,7 @@ impl Offline {
                         self.went_offline();
                         break 'passes;
                     }
-                    Err(e) if transient(&e) => {
+                    Err(e) if e.is_transient() => {
                         self.probe();
                         break 'passes;
                     }

@@ -18,10 +18,6 @@ use crate::timer;
 /// Attempts per request before a network failure is reported.
 const ATTEMPTS: u32 = 6;
 
-fn retryable(e: &SdkError) -> bool {
-    matches!(e.code, ErrorCode::Network | ErrorCode::Internal | ErrorCode::RateLimited)
-}
-
 /// `Aborted` once `signal` has fired.
 pub(super) fn check_abort(signal: Option<&AbortSignal>) -> SdkResult<()> {
     if signal.is_some_and(AbortSignal::aborted) { Err(SdkError::aborted()) } else { Ok(()) }
@@ -43,7 +39,7 @@ where
     loop {
         check_abort(signal)?;
         match request().await {
-            Err(e) if retryable(&e) && attempt + 1 < ATTEMPTS => {
+            Err(e) if e.is_transient() && attempt + 1 < ATTEMPTS => {
                 let asked = e.retry_after_ms.unwrap_or(0);
                 if asked > MAX_RETRY_AFTER_MS {
                     return Err(e);

@@ -10,7 +10,8 @@
 // - once the accelerator is back the queue is sent by itself, and another device
 //   sees the writes arrive in the order they were made;
 // - a change made elsewhere that overwrites a write queued offline is flagged;
-// - two tabs that queued writes offline send them once, in order, between them.
+// - two tabs that queued writes offline send them once, in order, between them;
+// - a gateway answering 503 with no accelerator behind it counts as offline too.
 //
 // The offline device's page comes from a little static server of the test's own
 // (the package from pkg/), as an app would be served apart from its accelerator, so
@@ -23,6 +24,7 @@ import { join, normalize } from "node:path";
 import { after, before, describe, it } from "node:test";
 
 import { startAccelerator } from "./accelerator.mjs";
+import { startHostile } from "./hostile.mjs";
 import { closeQuietly, launch, newPage, randomHex, uniqueName } from "./browser.mjs";
 import { installPageHelpers } from "./page-helpers.mjs";
 import { ROOT } from "./spawned.mjs";
@@ -295,5 +297,49 @@ describe("offline kv", { timeout: 300_000 }, () => {
     const events = (await other.page.evaluate(() => window.events)).slice(before);
     assert.deepEqual(events.map((e) => e.id), order, "each queued write arrived once, in the order made");
     await second.close();
+  });
+
+  it("a gateway answering 503 (no accelerator behind it) counts as offline", async () => {
+    // The page is on the gateway's origin, as the demo is behind haproxy: a 503 page
+    // without CORS headers would fail as a network error on any other.
+    const gateway = await startHostile(accelerator.url);
+    try {
+      const page = await device.context.newPage();
+      await page.goto(`${gateway.url}/pkg/package.json`);
+      await page.evaluate(installPageHelpers);
+      // Its own account: a sign-in is bound to the accelerator's origin, a sign-up is not.
+      await page.evaluate(
+        async ({ url, username, collection }) => {
+          window.client = await coffer.Client.signUp({ url, username, password: "pw", remember: "none", offline: true });
+          window.statuses = [];
+          client.kv.on("status", (e) => window.statuses.push(e));
+          await client.kv.list(collection);
+        },
+        { url: gateway.url, username: uniqueName("gateway"), collection },
+      );
+      for (const method of ["GET", "POST"]) {
+        gateway.lie(method, /^\/v1\//, ({ res }) => {
+          res.writeHead(503, { "content-type": "text/html" });
+          res.end("<html><body><h1>503 Service Unavailable</h1>No server is available.</body></html>");
+        });
+      }
+      const seen = await page.evaluate(async (collection) => {
+        await client.kv.set(collection, "via-gateway", { n: 1 });
+        return { pending: await client.kv.pending(), ids: await client.kv.list(collection), status: window.statuses.at(-1) };
+      }, collection);
+      assert.equal(seen.pending, 1);
+      assert.ok(seen.ids.includes("via-gateway"));
+      assert.deepEqual(seen.status, { status: "offline", pending: 1 });
+      gateway.truth();
+      await page.waitForFunction(() => window.statuses.at(-1)?.status === "online" && window.statuses.at(-1)?.pending === 0, null, {
+        timeout: 60_000,
+      });
+      // Nothing is queued now, so this read is the accelerator's answer.
+      const stored = await page.evaluate((collection) => client.kv.get(collection, "via-gateway"), collection);
+      assert.deepEqual(stored, { n: 1 }, "the accelerator holds the write");
+      await page.close();
+    } finally {
+      await gateway.stop();
+    }
   });
 });
