@@ -64,6 +64,25 @@ try {
     }));
     out.set64PerSec = total / ((performance.now() - t1) / 1000);
 
+    // The same with offline kv (offline: true): every write goes through the sealed
+    // queue in IndexedDB, every read past it, and what was read is kept. An account
+    // of its own: signing it out below must not sign out the two above (same origin).
+    const c = await Client.signUp({ url, username: `${name}-offline`, password: "bench password", remember: "none", offline: true });
+    for (let i = 0; i < 20; i++) await c.kv.set("warm-offline", `w${i}`, value);
+    const setOffline = [];
+    for (let i = 0; i < N; i++) setOffline.push(await time(() => c.kv.set("bench-offline", `k${i}`, value)));
+    out.setOffline = stats(setOffline);
+    const getOffline = [];
+    for (let i = 0; i < N; i++) getOffline.push(await time(() => c.kv.get("bench-offline", `k${i}`)));
+    out.getOffline = stats(getOffline);
+    next = 0;
+    const t2 = performance.now();
+    await Promise.all(Array.from({ length: 64 }, async () => {
+      while (next < total) { const i = next++; await c.kv.set("bench64-offline", `k${i}`, value); }
+    }));
+    out.set64OfflinePerSec = total / ((performance.now() - t2) / 1000);
+    await c.signOut();
+
     // Change-feed delay: a set on one client until the other's listener has it.
     let waiting = null;
     const off = b.kv.on("change", (e) => { if (e.collection === "feed" && waiting) waiting(e); });
@@ -92,6 +111,9 @@ try {
     ["change-feed delay (set → other client)", `${f(r.feed.p50)} ms`, `${f(r.feed.p99)} ms`, ratio(r.feed.p50, r.echo.p50), "≤ 2× echo (set + feed)"],
     ["kv.set sequential", `${r.setSeqPerSec.toFixed(0)} /s`, "", "", ""],
     ["kv.set, 64 in flight", `${r.set64PerSec.toFixed(0)} /s`, "", "", ""],
+    ["kv.set latency, offline: true", `${f(r.setOffline.p50)} ms`, `${f(r.setOffline.p99)} ms`, ratio(r.setOffline.p50, r.rtt.p50), ""],
+    ["kv.get latency, offline: true", `${f(r.getOffline.p50)} ms`, `${f(r.getOffline.p99)} ms`, ratio(r.getOffline.p50, r.rtt.p50), ""],
+    ["kv.set, 64 in flight, offline: true", `${r.set64OfflinePerSec.toFixed(0)} /s`, "", "", ""],
   ];
   const head = ["measure", "p50 / rate", "p99", "p50 vs floor", "target"];
   const table = markdownTable(head, rows);

@@ -301,7 +301,11 @@ impl Offline {
     /// answer is whether the key existed (for a delete), as the accelerator said or,
     /// offline, as this device knows.
     pub async fn write(self: &Rc<Self>, write: QueuedWrite) -> SdkResult<bool> {
-        let existed_here = self.local(&write.collection, &write.id).await?.exists();
+        // Only a delete answers whether the key existed.
+        let existed_here = match write.value {
+            Some(_) => true,
+            None => self.local(&write.collection, &write.id).await?.exists(),
+        };
         self.sent.borrow_mut().forget(&write.collection, &write.id);
         let entry = self.kept.enqueue(&write).await?;
         if !self.online.get() {
