@@ -160,11 +160,6 @@ export async function idbPutAll(store, values) {
   await committed(tx);
 }
 
-/** How many values of `store` have `key` in `index`. */
-export async function idbCount(store, index, key) {
-  return result((await openDatabase()).transaction(store).objectStore(store).index(index).count(key));
-}
-
 /** Deletes, in one transaction, every value of each of `stores` whose `index` is `key`. */
 export async function idbDeleteByIndex(stores, index, key) {
   const tx = (await openDatabase()).transaction(stores, "readwrite");

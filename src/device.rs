@@ -28,8 +28,6 @@ extern "C" {
     fn idb_delete(ranges: &Array) -> Promise;
     #[wasm_bindgen(js_name = idbPutAll)]
     fn idb_put_all(store: &str, values: &Array) -> Promise;
-    #[wasm_bindgen(js_name = idbCount)]
-    fn idb_count(store: &str, index: &str, key: &JsValue) -> Promise;
     #[wasm_bindgen(js_name = idbDeleteByIndex)]
     fn idb_delete_by_index(stores: &Array, index: &str, key: &JsValue) -> Promise;
 }
@@ -101,12 +99,6 @@ pub async fn put_all<T: Serialize>(store: &str, rows: &[T]) -> SdkResult<()> {
     }
     let values: Array = rows.iter().map(to_js).collect();
     run("keeping records", idb_put_all(store, &values)).await.map(drop)
-}
-
-/// How many rows have `key` in `index`.
-pub async fn count(store: &str, index: &str, key: &str) -> SdkResult<u32> {
-    let n = run("counting records", idb_count(store, index, &key.into())).await?;
-    Ok(n.as_f64().unwrap_or(0.0) as u32)
 }
 
 /// Deletes the row under each of `keys` (strings or numbers), in one transaction.

@@ -56,7 +56,8 @@ struct RefusedView<'a> {
     id: &'a str,
     #[serde(rename = "type")]
     kind: &'static str,
-    data: (),
+    #[serde(with = "serde_wasm_bindgen::preserve")]
+    data: JsValue,
     seq: u32,
     #[serde(with = "serde_wasm_bindgen::preserve")]
     error: JsValue,
@@ -285,7 +286,7 @@ impl Offline {
             error.message
         ));
         let kind = if value.is_some() { "set" } else { "delete" };
-        let view = RefusedView { collection, id, kind, data: (), seq: 0, error: error.clone().into() };
+        let view = RefusedView { collection, id, kind, data: JsValue::NULL, seq: 0, error: error.clone().into() };
         self.events.emit(EventKind::Change, to_js(&view));
     }
 

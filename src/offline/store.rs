@@ -101,9 +101,9 @@ impl Kept {
         Ok(queue)
     }
 
-    /// How many writes are queued.
+    /// How many writes are queued: those this SDK can open and so will send.
     pub async fn pending(&self) -> SdkResult<u32> {
-        device::count(QUEUE, "owner", &self.owner()).await
+        Ok(self.queue().await?.len() as u32)
     }
 
     /// Queues `write`; its entry id.

@@ -11,6 +11,8 @@
 //   sees the writes arrive in the order they were made;
 // - a change made elsewhere that overwrites a write queued offline is flagged;
 // - two tabs that queued writes offline send them once, in order, between them;
+// - a queued write the accelerator refuses (over the user's allowance) is dropped
+//   and reported, and the writes after it are sent;
 // - a gateway answering 503 with no accelerator behind it counts as offline too.
 //
 // The offline device's page comes from a little static server of the test's own
@@ -28,6 +30,9 @@ import { startHostile } from "./hostile.mjs";
 import { closeQuietly, launch, newPage, randomHex, uniqueName } from "./browser.mjs";
 import { installPageHelpers } from "./page-helpers.mjs";
 import { ROOT } from "./spawned.mjs";
+
+/** Bytes each user may store: every test's writes fit, one 120 KB value does not. */
+const ALLOWANCE = 64 * 1024;
 
 const TYPES = { ".js": "text/javascript", ".wasm": "application/wasm", ".json": "application/json" };
 
@@ -92,7 +97,8 @@ describe("offline kv", { timeout: 300_000 }, () => {
   let other; // another device, online throughout
 
   before(async () => {
-    accelerator = await startAccelerator();
+    // A small allowance, so a queued write can be refused when it is sent.
+    accelerator = await startAccelerator(["--user-allowance-bytes", String(ALLOWANCE)]);
     browser = await launch();
 
     // The other device makes the account and writes a value the first never reads.
@@ -297,6 +303,30 @@ describe("offline kv", { timeout: 300_000 }, () => {
     const events = (await other.page.evaluate(() => window.events)).slice(before);
     assert.deepEqual(events.map((e) => e.id), order, "each queued write arrived once, in the order made");
     await second.close();
+  });
+
+  it("a queued write the accelerator refuses is dropped and reported; the writes after it are sent", async () => {
+    await accelerator.kill("SIGTERM");
+    const pending = await device.page.evaluate(async (collection) => {
+      window.refused = [];
+      client.kv.on("change", (e) => e.error && window.refused.push({ id: e.id, type: e.type, seq: e.seq, data: e.data, code: e.error.code }));
+      await client.kv.set(collection, "too-big", { pad: "x".repeat(120_000) });
+      await client.kv.set(collection, "after-it", { n: 1 });
+      return client.kv.pending();
+    }, collection);
+    assert.equal(pending, 2);
+    await accelerator.restart();
+    await other.page.waitForFunction(() => window.events.some((e) => e.id === "after-it"), null, { timeout: 60_000 });
+    await device.page.waitForFunction(() => window.refused.length > 0);
+    const seen = await device.page.evaluate(async (collection) => ({
+      refused: window.refused,
+      pending: await client.kv.pending(),
+      bigOnAccelerator: await client.kv.get(collection, "too-big"),
+    }), collection);
+    assert.deepEqual(seen.refused, [{ id: "too-big", type: "set", seq: 0, data: null, code: "QuotaExceeded" }]);
+    assert.equal(seen.pending, 0);
+    assert.equal(seen.bigOnAccelerator, null, "the refused write is not read back either");
+    assert.ok(!(await other.page.evaluate(() => window.events.some((e) => e.id === "too-big"))));
   });
 
   it("a gateway answering 503 (no accelerator behind it) counts as offline", async () => {
