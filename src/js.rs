@@ -28,3 +28,8 @@ pub fn report_progress(callback: Option<&js_sys::Function>, done: u64, total: u6
         }
     }
 }
+
+/// Logs a warning in the console: something the SDK recovered from, worth a look.
+pub fn warn(message: &str) {
+    web_sys::console::warn_1(&message.into());
+}

@@ -36,17 +36,11 @@ use wasm_bindgen_futures::spawn_local;
 use crate::error::SdkError;
 use crate::events::{EventKind, Events};
 use crate::http::Http;
-use crate::js::to_js;
+use crate::js::{self, to_js};
 use crate::offline::Offline;
 use crate::session::User;
 use crate::tabs::{Lease, Tabs};
 use crate::{json, timer};
-
-#[wasm_bindgen]
-extern "C" {
-    #[wasm_bindgen(js_namespace = console, js_name = warn)]
-    fn console_warn(message: &str);
-}
 
 /// First retry delay.
 const BACKOFF_START_MS: f64 = 250.0;
@@ -207,7 +201,7 @@ impl Feed {
         let frame: ServerFrame = match serde_json::from_str(text) {
             Ok(frame) => frame,
             Err(_) => {
-                console_warn("coffer: unreadable frame on the change feed; reconnecting");
+                js::warn("coffer: unreadable frame on the change feed; reconnecting");
                 return Flow::Reconnect;
             }
         };
@@ -231,7 +225,7 @@ impl Feed {
                 self.answer(Leader::resync);
             }
             ServerFrame::Error(body) => {
-                console_warn(&format!("coffer: the change feed stopped: {} ({})", body.message, body.code));
+                js::warn(&format!("coffer: the change feed stopped: {} ({})", body.message, body.code));
                 return if body.code == ErrorCode::Unauthorized { Flow::Stop } else { Flow::Reconnect };
             }
         }

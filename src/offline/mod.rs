@@ -26,16 +26,10 @@ use wasm_bindgen_futures::spawn_local;
 use crate::error::{SdkError, SdkResult};
 use crate::events::{EventKind, Events};
 use crate::http::Http;
-use crate::js::to_js;
+use crate::js::{self, to_js};
 use crate::session::User;
 use crate::{kv, tabs, timer};
 use store::{Kept, Queued};
-
-#[wasm_bindgen]
-extern "C" {
-    #[wasm_bindgen(js_namespace = console, js_name = warn)]
-    fn console_warn(message: &str);
-}
 
 /// First wait before asking the accelerator again, once it could not be reached.
 const PROBE_START_MS: f64 = 500.0;
@@ -125,7 +119,7 @@ impl Offline {
         let offline = Rc::clone(self);
         spawn_local(async move {
             if let Err(e) = offline.kept.forget_cache().await {
-                console_warn(&format!("coffer: could not clear the offline cache: {}", e.message));
+                js::warn(&format!("coffer: could not clear the offline cache: {}", e.message));
             }
         });
     }
@@ -171,7 +165,7 @@ impl Offline {
 
     async fn count(&self) {
         if let Err(e) = self.pending().await {
-            console_warn(&format!("coffer: could not count the offline queue: {}", e.message));
+            js::warn(&format!("coffer: could not count the offline queue: {}", e.message));
         }
     }
 
@@ -281,10 +275,7 @@ impl Offline {
 
     fn refused(&self, queued: &Queued, error: &SdkError) {
         let QueuedWrite { collection, id, value } = &queued.write;
-        console_warn(&format!(
-            "coffer: the accelerator refused a queued write to {collection}/{id}: {}",
-            error.message
-        ));
+        js::warn(&format!("coffer: the accelerator refused a queued write to {collection}/{id}: {}", error.message));
         let kind = if value.is_some() { "set" } else { "delete" };
         let view = RefusedView { collection, id, kind, data: JsValue::NULL, seq: 0, error: error.clone().into() };
         self.events.emit(EventKind::Change, to_js(&view));
@@ -294,7 +285,7 @@ impl Offline {
     async fn cache(&self, collection: &str, id: &str, known: Known) {
         let key = CachedKey { collection: collection.to_owned(), id: id.to_owned(), known };
         if let Err(e) = self.kept.remember(vec![key]).await {
-            console_warn(&format!("coffer: could not keep a value for offline use: {}", e.message));
+            js::warn(&format!("coffer: could not keep a value for offline use: {}", e.message));
         }
     }
 
@@ -398,7 +389,7 @@ impl Offline {
                 Ok(ids) => {
                     self.went_online();
                     if let Err(e) = self.kept.listed_as(&collection, &ids).await {
-                        console_warn(&format!("coffer: could not keep a list for offline use: {}", e.message));
+                        js::warn(&format!("coffer: could not keep a list for offline use: {}", e.message));
                     }
                     return Ok(offline::ids(ids, &queue, &collection));
                 }
