@@ -13,6 +13,7 @@
 //!
 //! - [`account`] — password → Argon2id → password key → login key + wrap key; the
 //!   wrapped root secret.
+//! - [`identity`] — each user's X25519 key pair, and messages sealed to one.
 //! - [`kv`] — the kv keys and the sealed / MAC'd plaintext value envelopes.
 //! - [`validate`] — what a collection, an id, a username and a value may be.
 //! - [`proto`] — request/response bodies and websocket frames (JSON).
@@ -36,6 +37,7 @@ pub mod chunk;
 pub mod code;
 pub mod device;
 pub mod erasure;
+pub mod identity;
 pub mod kv;
 pub mod manifest;
 pub mod offline;

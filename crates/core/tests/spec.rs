@@ -3,9 +3,9 @@
 
 use coffer_core::Coded;
 use coffer_core::account::{self, KdfParams};
-use coffer_core::kv;
 use coffer_core::proto::{ClientFrame, KvValue, ServerFrame};
 use coffer_core::{ErrorCode, validate};
+use coffer_core::{identity, kv};
 
 /// SPEC.md up to the `# Files and spaces` part, which has its own tests.
 fn spec() -> String {
@@ -52,6 +52,10 @@ fn constants_table_matches_the_code() {
         ("MAX_VALUE_BYTES", validate::MAX_VALUE_BYTES.to_string()),
         ("MAX_USERNAME_BYTES", validate::MAX_USERNAME_BYTES.to_string()),
         ("RESERVED_PREFIX", format!("`'{}'`", validate::RESERVED_PREFIX)),
+        ("LABEL_USER_KEY", label(identity::LABEL_USER_KEY)),
+        ("LABEL_SEALED_TO", label(identity::LABEL_SEALED_TO)),
+        ("SEALED_TO_VERSION", format!("`0x{:02x}`", identity::SEALED_TO_VERSION)),
+        ("PUBLIC_KEY_LEN", identity::PUBLIC_KEY_LEN.to_string()),
     ];
     for (name, value) in constants {
         let cells: Vec<&str> = row(&spec, name).split('|').map(str::trim).collect();
