@@ -252,17 +252,21 @@ export function holdLock(name, granted) {
 
 /**
  * Waits for the Web Lock `name`: resolves to a function that lets it go. Where the
- * page has no Web Locks, at once.
+ * page has no Web Locks, at once. `signal` aborting stops the wait, or lets the lock
+ * go if it was granted meanwhile (the waiter is gone: nobody else would).
  */
-export function waitLock(name) {
+export function waitLock(name, signal) {
   if (typeof globalThis.navigator?.locks?.request !== "function") return Promise.resolve(() => {});
   return new Promise((resolve, reject) => {
     let release;
     const held = new Promise((done) => (release = done));
-    navigator.locks.request(name, () => {
-      resolve(release);
-      return held;
-    }).catch(reject);
+    signal.addEventListener("abort", () => release(), { once: true });
+    navigator.locks
+      .request(name, { signal }, () => {
+        resolve(release);
+        return held;
+      })
+      .catch((e) => signal.aborted || reject(e));
   });
 }
 

@@ -110,6 +110,21 @@ impl Events {
         queue_microtask(task.unchecked_ref());
     }
 
+    /// Queues `payload` for one listener only (if it is still registered then).
+    pub fn tell(self: &Rc<Self>, callback: Function, payload: JsValue) {
+        let events = Rc::clone(self);
+        let task = Closure::once_into_js(move || {
+            let registered =
+                events.listeners.borrow().iter().any(|l| JsValue::from(&l.callback) == JsValue::from(&callback));
+            if registered {
+                if let Err(thrown) = callback.call1(&JsValue::NULL, &payload) {
+                    console_error("coffer: an event listener threw:", &thrown);
+                }
+            }
+        });
+        queue_microtask(task.unchecked_ref());
+    }
+
     fn deliver(&self, kind: EventKind, payload: &JsValue) {
         let ids: Vec<u32> = self.listeners.borrow().iter().filter(|l| l.kind == kind).map(|l| l.id).collect();
         for id in ids {

@@ -211,9 +211,10 @@ impl Kv {
         if kind == EventKind::Status && offline.is_none() {
             return Err(SdkError::invalid("kv.on(\"status\") needs offline kv: sign in with { offline: true }").into());
         }
+        let callback = listener.clone();
         let off = self.session.listen(kind, listener, "kv.on")?;
         if let (EventKind::Status, Some(offline)) = (kind, offline) {
-            self.session.events.emit(EventKind::Status, offline.status());
+            self.session.events.tell(callback.unchecked_into(), offline.status());
         }
         Ok(off)
     }

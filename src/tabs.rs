@@ -32,7 +32,7 @@ extern "C" {
     #[wasm_bindgen(js_name = tryLock)]
     fn try_lock(name: &str) -> Promise;
     #[wasm_bindgen(js_name = waitLock)]
-    fn wait_lock_js(name: &str) -> Promise;
+    fn wait_lock_js(name: &str, signal: &web_sys::AbortSignal) -> Promise;
 }
 
 /// One client's end of its account's channel.
@@ -88,12 +88,26 @@ impl Drop for Lease {
     }
 }
 
-/// Waits for the Web Lock `name` and holds it until the lease is dropped.
+/// Waits for the Web Lock `name` and holds it until the lease is dropped. Dropped
+/// while waiting, it stops waiting, and lets go of a lock granted meanwhile.
 pub async fn wait_lock(name: &str) -> SdkResult<Lease> {
-    let release = JsFuture::from(wait_lock_js(name))
-        .await
-        .map_err(|e| SdkError::new(ErrorCode::Internal, format!("Web Locks failed: {}", describe_js(&e))))?;
+    let failed = |e: &JsValue| SdkError::new(ErrorCode::Internal, format!("Web Locks failed: {}", describe_js(e)));
+    let mut waiting = AbortOnDrop(Some(web_sys::AbortController::new().map_err(|e| failed(&e))?));
+    let signal = waiting.0.as_ref().expect("set above").signal();
+    let release = JsFuture::from(wait_lock_js(name, &signal)).await.map_err(|e| failed(&e))?;
+    waiting.0 = None;
     Ok(Lease(release.unchecked_into()))
+}
+
+/// Aborts its controller when dropped, unless taken out first.
+struct AbortOnDrop(Option<web_sys::AbortController>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(controller) = self.0.take() {
+            controller.abort();
+        }
+    }
 }
 
 /// Holds upload `id` for this tab, or `Conflict` if another tab is resuming it.

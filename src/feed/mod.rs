@@ -240,6 +240,9 @@ impl Feed {
         }
         self.last_seq.set(seq);
         if let Some(parts) = self.parts() {
+            if let Some(offline) = &parts.offline {
+                offline.on_resync();
+            }
             parts.events.emit(EventKind::Resync, to_js(&ResyncView { seq: seq as f64 }));
         }
     }
@@ -327,7 +330,7 @@ async fn connection(feed: &Weak<Feed>, attempt: &mut u32) -> Flow {
     };
     // Offline kv: what was queued reaches the accelerator before the feed goes on.
     if let Some(offline) = &offline {
-        match offline.send_queue(None).await {
+        match offline.send_queue().await {
             Ok(()) if offline.is_online() => {}
             Err(e) if e.code == ErrorCode::Unauthorized => return Flow::Stop,
             _ => return Flow::Reconnect,

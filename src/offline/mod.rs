@@ -12,13 +12,14 @@
 mod store;
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::{Rc, Weak};
 
 use coffer_core::ErrorCode;
 use coffer_core::kv::KvScope;
 use coffer_core::offline::{self, CachedKey, Known, Local, QueuedWrite, Sent};
 use coffer_core::proto::{ChangeEvent, ChangeOp, KvValue, SessionInfo};
+use futures_util::lock::Mutex;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::spawn_local;
@@ -62,15 +63,6 @@ struct Stored {
     existed: bool,
 }
 
-/// What one pass over the queue did.
-#[derive(Default)]
-struct Report {
-    /// Writes stored, by entry id.
-    stored: HashMap<String, Stored>,
-    /// Writes the accelerator refused for good (taken off the queue), by entry id.
-    refused: HashMap<String, SdkError>,
-}
-
 /// One signed-in client's offline kv.
 pub struct Offline {
     kept: Kept,
@@ -83,6 +75,12 @@ pub struct Offline {
     pending: Cell<u32>,
     /// Queued writes sent late, to flag the changes that overwrite them.
     sent: RefCell<Sent>,
+    /// The entries whose calls wait for the accelerator's answer, and the answers
+    /// for them, whichever call's pass sent them.
+    waiting: RefCell<HashSet<String>>,
+    answers: RefCell<HashMap<String, SdkResult<Stored>>>,
+    /// One pass at a time in this client, whether or not the page has Web Locks.
+    sending: Mutex<()>,
     /// Whether a loop is asking the accelerator until it answers.
     probing: Cell<bool>,
     /// Signed out: nothing more is sent or kept.
@@ -101,11 +99,20 @@ impl Offline {
             online: Cell::new(online),
             pending: Cell::new(0),
             sent: RefCell::new(Sent::default()),
+            waiting: RefCell::new(HashSet::new()),
+            answers: RefCell::new(HashMap::new()),
+            sending: Mutex::new(()),
             probing: Cell::new(false),
             stopped: Cell::new(false),
         });
         let counting = Rc::clone(&offline);
-        spawn_local(async move { counting.count().await });
+        spawn_local(async move {
+            counting.count().await;
+            // Left by an earlier page: sent now, not at the app's next write.
+            if counting.pending.get() > 0 {
+                counting.probe();
+            }
+        });
         if !online {
             offline.probe();
         }
@@ -187,9 +194,11 @@ impl Offline {
                     return;
                 }
                 if offline.pending.get() > 0 {
-                    // Marks it online (or not) itself; `Unauthorized` waits for a new sign-in.
-                    if let Err(e) = offline.send_queue(None).await {
+                    // Marks it online (or not) itself. `Unauthorized`: the accelerator
+                    // answers, but the queue waits for a new sign-in.
+                    if let Err(e) = offline.send_queue().await {
                         if e.code == ErrorCode::Unauthorized {
+                            offline.went_online();
                             offline.probing.set(false);
                             return;
                         }
@@ -204,18 +213,21 @@ impl Offline {
         });
     }
 
-    /// Sends the queue, in order, while the accelerator answers. Holds the account's
-    /// queue lock, so of several tabs one sends. Writes it refuses for good are taken
-    /// off and reported (by a `change` event with `error`, except `own`'s, which its
-    /// caller rejects with); `Unauthorized` stops, keeping the queue.
-    pub async fn send_queue(self: &Rc<Self>, own: Option<&str>) -> SdkResult<()> {
-        self.send(own).await.map(drop)
+    /// Sends the queue while the accelerator answers.
+    pub async fn send_queue(self: &Rc<Self>) -> SdkResult<()> {
+        self.send(None).await
     }
 
-    async fn send(self: &Rc<Self>, own: Option<&str>) -> SdkResult<Report> {
-        let mut report = Report::default();
+    /// Sends the queue, in order, while the accelerator answers: all of it, or (for
+    /// the call that queued `own`) up to the pass that sent `own`. One pass at a time
+    /// in this client, and under the account's queue lock one tab at a time. Each
+    /// write's answer goes to the call waiting for it; a write refused for good is
+    /// taken off, and reported by a `change` event with `error` when no call waits
+    /// for it here. `Unauthorized` stops, keeping the queue.
+    async fn send(self: &Rc<Self>, own: Option<&str>) -> SdkResult<()> {
+        let _turn = self.sending.lock().await;
         if self.stopped.get() {
-            return Ok(report);
+            return Ok(());
         }
         let _lease = tabs::wait_lock(&offline::queue_lock(&self.user.device.owner())).await?;
         'passes: loop {
@@ -223,12 +235,9 @@ impl Offline {
             if queue.is_empty() {
                 break;
             }
+            let mut sent_own = false;
             for queued in queue {
                 match self.store(&queued.write).await {
-                    Ok(stored) => {
-                        self.kept.dequeue(queued.n).await?;
-                        report.stored.insert(queued.entry, stored);
-                    }
                     Err(e) if e.code == ErrorCode::Network => {
                         self.went_offline();
                         break 'passes;
@@ -238,19 +247,30 @@ impl Offline {
                         break 'passes;
                     }
                     Err(e) if e.code == ErrorCode::Unauthorized => return Err(e),
-                    Err(e) => {
+                    answer => {
                         self.kept.dequeue(queued.n).await?;
-                        if own != Some(queued.entry.as_str()) {
-                            self.refused(&queued, &e);
-                        }
-                        report.refused.insert(queued.entry, e);
+                        sent_own |= own == Some(queued.entry.as_str());
+                        self.answer(&queued, answer);
                     }
                 }
             }
             self.went_online();
+            if sent_own {
+                break;
+            }
         }
         self.pending().await?;
-        Ok(report)
+        Ok(())
+    }
+
+    /// Hands a queued write's answer to the call waiting for it here; a refusal no
+    /// call here waits for is told to the app.
+    fn answer(&self, queued: &Queued, answer: SdkResult<Stored>) {
+        if self.waiting.borrow().contains(&queued.entry) {
+            self.answers.borrow_mut().insert(queued.entry.clone(), answer);
+        } else if let Err(e) = answer {
+            self.refused(queued, &e);
+        }
     }
 
     /// Sends one queued write, and caches what the accelerator now holds.
@@ -283,6 +303,9 @@ impl Offline {
 
     /// Keeps what is now known of a key; a failure only costs an offline answer.
     async fn cache(&self, collection: &str, id: &str, known: Known) {
+        if self.stopped.get() {
+            return;
+        }
         let key = CachedKey { collection: collection.to_owned(), id: id.to_owned(), known };
         if let Err(e) = self.kept.remember(vec![key]).await {
             js::warn(&format!("coffer: could not keep a value for offline use: {}", e.message));
@@ -293,35 +316,53 @@ impl Offline {
     /// answer is whether the key existed (for a delete), as the accelerator said or,
     /// offline, as this device knows.
     pub async fn write(self: &Rc<Self>, write: QueuedWrite) -> SdkResult<bool> {
+        self.sent.borrow_mut().forget(&write.collection, &write.id);
+        // Queued before anything else is awaited, so writes queue in call order.
+        let entry = self.kept.enqueue(&write).await?;
         // Only a delete answers whether the key existed.
         let existed_here = match write.value {
             Some(_) => true,
-            None => self.local(&write.collection, &write.id).await?.exists(),
+            None => self.existed_before(&entry, &write.collection, &write.id).await?,
         };
-        self.sent.borrow_mut().forget(&write.collection, &write.id);
-        let entry = self.kept.enqueue(&write).await?;
         if !self.online.get() {
             self.pending().await?;
             return Ok(existed_here);
         }
-        let mut report = match self.send(Some(&entry)).await {
-            Ok(report) => report,
-            Err(e) => {
-                self.withdraw(&entry).await;
-                return Err(e);
-            }
-        };
-        if let Some(e) = report.refused.remove(&entry) {
-            return Err(e);
-        }
-        match report.stored.remove(&entry) {
-            Some(stored) => {
+        self.waiting.borrow_mut().insert(entry.clone());
+        let sent = self.send(Some(&entry)).await;
+        self.waiting.borrow_mut().remove(&entry);
+        let answer = self.answers.borrow_mut().remove(&entry);
+        match (sent, answer) {
+            (_, Some(Ok(stored))) => {
                 // Sent at once: not a write that waited.
                 self.sent.borrow_mut().forget(&write.collection, &write.id);
                 Ok(stored.existed)
             }
-            None => Ok(existed_here),
+            (_, Some(Err(e))) => Err(e),
+            (Err(e), None) => {
+                self.withdraw(&entry).await;
+                Err(e)
+            }
+            // Queued (the accelerator went away), or sent by another tab.
+            (Ok(()), None) => Ok(existed_here),
         }
+    }
+
+    /// Whether a key existed as far as this device knows, before the write `entry`.
+    async fn existed_before(&self, entry: &str, collection: &str, id: &str) -> SdkResult<bool> {
+        let queue = self.kept.queue().await?;
+        let before: Vec<QueuedWrite> = queue.into_iter().take_while(|q| q.entry != entry).map(|q| q.write).collect();
+        Ok(self.local(&before, collection, id).await?.exists())
+    }
+
+    /// The feed missed changes: what is kept may be stale, so it is forgotten.
+    pub fn on_resync(self: &Rc<Self>) {
+        let offline = Rc::clone(self);
+        spawn_local(async move {
+            if let Err(e) = offline.kept.forget_cache().await {
+                js::warn(&format!("coffer: could not clear the offline cache: {}", e.message));
+            }
+        });
     }
 
     /// Takes a write whose call failed off the queue, if it is still there.
@@ -334,12 +375,11 @@ impl Offline {
         self.count().await;
     }
 
-    /// A key as this device knows it, queue included.
-    async fn local(&self, collection: &str, id: &str) -> SdkResult<Local> {
-        let queue = self.writes().await?;
+    /// A key as this device knows it, with `queue`'s writes on top.
+    async fn local(&self, queue: &[QueuedWrite], collection: &str, id: &str) -> SdkResult<Local> {
         let cached = self.kept.cached(collection, id).await?;
         let listed = cached.is_none() && self.kept.listed(collection).await?;
-        Ok(offline::local(&queue, cached.as_ref(), listed, collection, id))
+        Ok(offline::local(queue, cached.as_ref(), listed, collection, id))
     }
 
     async fn writes(&self) -> SdkResult<Vec<QueuedWrite>> {
@@ -373,7 +413,7 @@ impl Offline {
                 Err(e) => return Err(e),
             }
         }
-        match self.local(&collection, &id).await? {
+        match self.local(&[], &collection, &id).await? {
             Local::Value(value) => self.open(&collection, &id, &value).map(Some),
             Local::Absent => Ok(None),
             Local::Exists | Local::Unknown => Err(not_kept(&format!("the value of {collection}/{id}"))),
@@ -385,10 +425,13 @@ impl Offline {
     pub async fn list(self: &Rc<Self>, collection: String) -> SdkResult<Vec<String>> {
         let queue = self.writes().await?;
         if self.online.get() {
+            let before = self.kept.cached_ids(&collection).await?;
             match kv::list_ids(&self.http, collection.clone()).await {
                 Ok(ids) => {
                     self.went_online();
-                    if let Err(e) = self.kept.listed_as(&collection, &ids).await {
+                    let kept =
+                        if self.stopped.get() { Ok(()) } else { self.kept.listed_as(&collection, &ids, &before).await };
+                    if let Err(e) = kept {
                         js::warn(&format!("coffer: could not keep a list for offline use: {}", e.message));
                     }
                     return Ok(offline::ids(ids, &queue, &collection));

@@ -167,16 +167,21 @@ impl Kept {
         Ok(keys.into_iter().filter(|key| key.known != Known::Absent).map(|key| key.id).collect())
     }
 
-    /// The accelerator listed `ids` as all of `collection`: keys it did not name are
-    /// absent, those not cached yet exist, and the collection is known whole.
-    pub async fn listed_as(&self, collection: &str, ids: &[String]) -> SdkResult<()> {
+    /// The accelerator listed `ids` as all of `collection`: keys kept as existing
+    /// before it was asked (`before`) that it did not name are absent (a key kept
+    /// since, by a write or the feed, is newer than the list), those not cached yet
+    /// exist, and the collection is known whole.
+    pub async fn listed_as(&self, collection: &str, ids: &[String], before: &[String]) -> SdkResult<()> {
         let named: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+        let before: std::collections::HashSet<&str> = before.iter().map(String::as_str).collect();
         let cached = self.cached_keys(collection).await?;
         let have: std::collections::HashSet<String> =
             cached.iter().filter(|key| key.known != Known::Absent).map(|key| key.id.clone()).collect();
         let mut changed: Vec<CachedKey> = cached
             .into_iter()
-            .filter(|key| key.known != Known::Absent && !named.contains(key.id.as_str()))
+            .filter(|key| {
+                key.known != Known::Absent && !named.contains(key.id.as_str()) && before.contains(key.id.as_str())
+            })
             .map(|key| CachedKey { known: Known::Absent, ..key })
             .collect();
         changed.extend(ids.iter().filter(|id| !have.contains(id.as_str())).map(|id| CachedKey {

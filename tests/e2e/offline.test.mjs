@@ -10,6 +10,8 @@
 // - once the accelerator is back the queue is sent by itself, and another device
 //   sees the writes arrive in the order they were made;
 // - a change made elsewhere that overwrites a write queued offline is flagged;
+// - writes made together online land in the order they were made;
+// - a queue left by a closed page is sent when the next page starts, unasked;
 // - two tabs that queued writes offline send them once, in order, between them;
 // - a queued write the accelerator refuses (over the user's allowance) is dropped
 //   and reported, and the writes after it are sent;
@@ -269,6 +271,43 @@ describe("offline kv", { timeout: 300_000 }, () => {
     assert.deepEqual(t1.at(-1), { id: "t1", n: 20, overwritten: true }, JSON.stringify(changes));
     assert.ok(t1.slice(0, -1).every((e) => e.overwritten === undefined), "its own write is not flagged");
     assert.equal(changes.find((e) => e.id === "t9").overwritten, undefined, "a key never queued is not flagged");
+  });
+
+  it("writes made together, online, land in the order they were made", async () => {
+    const before = await other.page.evaluate(() => window.events.length);
+    const final = await device.page.evaluate(async (collection) => {
+      const k = client.kv;
+      // Not awaited one by one: a delete does more work before it is queued than a set.
+      await Promise.all([k.set(collection, "together", { n: 1 }), k.delete(collection, "together"), k.set(collection, "together", { n: 3 })]);
+      return k.get(collection, "together");
+    }, collection);
+    await other.page.waitForFunction((n) => window.events.slice(n).filter((e) => e.id === "together").length >= 3, before, { timeout: 60_000 });
+    const events = (await other.page.evaluate(() => window.events)).slice(before).filter((e) => e.id === "together");
+    assert.deepEqual(final, { n: 3 }, `the accelerator got ${JSON.stringify(events)}`);
+    assert.deepEqual(events.map((e) => `${e.type} ${e.data?.n ?? ""}`), ["set 1", "delete ", "set 3"]);
+  });
+
+  it("a queue left by a closed page is sent when the next page starts, unasked", async () => {
+    const leaving = await device.context.newPage();
+    await leaving.goto(app.url);
+    await leaving.evaluate(installPageHelpers);
+    await leaving.evaluate(async (url) => {
+      window.client = await coffer.Client.resume({ url });
+    }, accelerator.url);
+    await accelerator.kill("SIGTERM");
+    assert.equal(await leaving.evaluate((collection) => client.kv.set(collection, "left-behind", { n: 1 }).then(() => client.kv.pending()), collection), 1);
+    await leaving.close();
+    await accelerator.restart();
+    // The open tab is online with nothing to send; only the next page can notice the queue.
+    const next = await device.context.newPage();
+    await next.goto(app.url);
+    await next.evaluate(installPageHelpers);
+    await next.evaluate(async (url) => {
+      window.client = await coffer.Client.resume({ url });
+    }, accelerator.url);
+    await other.page.waitForFunction(() => window.events.some((e) => e.id === "left-behind"), null, { timeout: 60_000 });
+    await next.waitForFunction(async () => (await client.kv.pending()) === 0);
+    await next.close();
   });
 
   it("two tabs that queued writes offline send each once, in order", async () => {
