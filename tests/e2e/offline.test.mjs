@@ -15,13 +15,15 @@
 // - two tabs that queued writes offline send them once, in order, between them;
 // - a queued write the accelerator refuses (over the user's allowance) is dropped
 //   and reported, and the writes after it are sent;
-// - a gateway answering 503 with no accelerator behind it counts as offline too.
+// - a gateway answering 503 with no accelerator behind it counts as offline too;
+// - a change feed stopped while it waits for the queue's Web Lock never holds it.
 //
 // The offline device's page comes from a little static server of the test's own
 // (the package from pkg/), as an app would be served apart from its accelerator, so
 // it can load while the accelerator is down; it calls the accelerator across origins.
 
 import assert from "node:assert/strict";
+import { hkdfSync } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import { join, normalize } from "node:path";
@@ -410,5 +412,48 @@ describe("offline kv", { timeout: 300_000 }, () => {
     } finally {
       await gateway.stop();
     }
+  });
+
+  it("a feed stopped while it waits for the queue's lock never takes it", async () => {
+    // A device of its own, so its feed leads (a tab of the first device would follow).
+    const { context, page } = await newPage(browser);
+    await page.goto(app.url);
+    await page.evaluate(installPageHelpers);
+    await page.evaluate(
+      ({ url, username, password }) => coffer.Client.signIn({ url, username, password, remember: "local", offline: true }),
+      { url: accelerator.url, username, password },
+    );
+    // The queue lock's name holds the account's owner tag (SPEC D.1), derived here from
+    // the root secret the page remembers.
+    const saved = await page.evaluate((url) => localStorage.getItem(`coffer:session:${url}`), accelerator.url);
+    const root = Buffer.from(JSON.parse(saved).root, "base64url");
+    const owner = Buffer.from(hkdfSync("sha256", root, Buffer.alloc(0), "coffer/v1/device-owner", 32)).subarray(0, 16).toString("hex");
+    const seen = await page.evaluate(
+      async ({ url, name, collection }) => {
+        const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+        const names = async (kind) => (await navigator.locks.query())[kind].map((lock) => lock.name);
+        window.client = await coffer.Client.resume({ url });
+        // The page holds the queue lock, as a tab sending a long queue would.
+        let letGo;
+        const holding = new Promise((resolve) => (letGo = resolve));
+        await new Promise((granted) => navigator.locks.request(name, () => (granted(), holding)));
+        // A listener starts the feed, which sends the queue before it connects: it waits.
+        const off = client.kv.on("change", () => {});
+        for (let i = 0; i < 50 && !(await names("pending")).includes(name); i++) await sleep(100);
+        const waited = (await names("pending")).includes(name);
+        off(); // the feed stops while it waits
+        await sleep(200);
+        letGo();
+        await sleep(500);
+        const heldAfter = (await names("held")).includes(name);
+        const write = await Promise.race([client.kv.set(collection, "after-the-wait", { n: 1 }).then(() => "stored"), sleep(10_000).then(() => "hung")]);
+        return { waited, heldAfter, write };
+      },
+      { url: accelerator.url, name: `coffer/v1/kv-queue/${owner}`, collection },
+    );
+    await context.close();
+    assert.equal(seen.waited, true, "the feed waited for the queue lock");
+    assert.equal(seen.heldAfter, false, "nobody holds the queue lock once its waiter is gone");
+    assert.equal(seen.write, "stored", "the next write is not stuck behind a lock nobody will let go");
   });
 });
