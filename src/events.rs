@@ -92,11 +92,6 @@ impl Events {
         self.listeners.borrow_mut().retain(|l| l.id != id);
     }
 
-    /// Whether anyone listens for `kind`.
-    pub fn has(&self, kind: EventKind) -> bool {
-        self.listeners.borrow().iter().any(|l| l.kind == kind)
-    }
-
     /// Whether anyone listens to the change feed.
     pub fn wants_feed(&self) -> bool {
         self.listeners.borrow().iter().any(|l| l.kind.needs_feed())

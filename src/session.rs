@@ -128,7 +128,7 @@ impl Session {
     }
 
     /// Starts the change feed if it is not running and someone listens to it.
-    pub fn ensure_feed(self: &Rc<Self>) {
+    fn ensure_feed(self: &Rc<Self>) {
         if self.feed.borrow().is_some() || !self.events.wants_feed() {
             return;
         }
