@@ -100,6 +100,17 @@ describe("offline kv", { timeout: 300_000 }, () => {
   let device; // { context, page }: the device that goes offline
   let other; // another device, online throughout
 
+  /** Another tab of the offline device, its session resumed as `window.client`. */
+  async function resumedTab() {
+    const page = await device.context.newPage();
+    await page.goto(app.url);
+    await page.evaluate(installPageHelpers);
+    await page.evaluate(async (url) => {
+      window.client = await coffer.Client.resume({ url });
+    }, accelerator.url);
+    return page;
+  }
+
   before(async () => {
     // A small allowance, so a queued write can be refused when it is sent.
     accelerator = await startAccelerator(["--user-allowance-bytes", String(ALLOWANCE)]);
@@ -290,35 +301,20 @@ describe("offline kv", { timeout: 300_000 }, () => {
   });
 
   it("a queue left by a closed page is sent when the next page starts, unasked", async () => {
-    const leaving = await device.context.newPage();
-    await leaving.goto(app.url);
-    await leaving.evaluate(installPageHelpers);
-    await leaving.evaluate(async (url) => {
-      window.client = await coffer.Client.resume({ url });
-    }, accelerator.url);
+    const leaving = await resumedTab();
     await accelerator.kill("SIGTERM");
     assert.equal(await leaving.evaluate((collection) => client.kv.set(collection, "left-behind", { n: 1 }).then(() => client.kv.pending()), collection), 1);
     await leaving.close();
     await accelerator.restart();
     // The open tab is online with nothing to send; only the next page can notice the queue.
-    const next = await device.context.newPage();
-    await next.goto(app.url);
-    await next.evaluate(installPageHelpers);
-    await next.evaluate(async (url) => {
-      window.client = await coffer.Client.resume({ url });
-    }, accelerator.url);
+    const next = await resumedTab();
     await other.page.waitForFunction(() => window.events.some((e) => e.id === "left-behind"), null, { timeout: 60_000 });
     await next.waitForFunction(async () => (await client.kv.pending()) === 0);
     await next.close();
   });
 
   it("two tabs that queued writes offline send each once, in order", async () => {
-    const second = await device.context.newPage();
-    await second.goto(app.url);
-    await second.evaluate(installPageHelpers);
-    await second.evaluate(async (url) => {
-      window.client = await coffer.Client.resume({ url });
-    }, accelerator.url);
+    const second = await resumedTab();
     await accelerator.kill("SIGTERM");
     // Two runs of writes, one per tab, long enough that both tabs' senders are at it
     // at once when the accelerator is back.
