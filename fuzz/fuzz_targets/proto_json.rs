@@ -30,6 +30,7 @@ fuzz_target!(|data: &[u8]| {
     round_trip::<SessionResponse>(data);
     round_trip::<SessionInfo>(data);
     round_trip::<ChangePasswordRequest>(data);
+    round_trip::<PublishKeyRequest>(data);
     round_trip::<KvValue>(data);
     round_trip::<KvSetRequest>(data);
     round_trip::<KvKeyRequest>(data);
@@ -56,4 +57,7 @@ fuzz_target!(|data: &[u8]| {
     round_trip::<FileEntry>(data);
     round_trip::<FileListResponse>(data);
     round_trip::<DeleteFileResponse>(data);
+    round_trip::<RosterEntryRequest>(data);
+    round_trip::<SpaceKeysResponse>(data);
+    round_trip::<RotateRequest>(data);
 });

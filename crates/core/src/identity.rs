@@ -19,6 +19,10 @@ pub const LABEL_SEALED_TO: &[u8] = b"coffer/v1/sealed-to";
 pub const SEALED_TO_VERSION: u8 = 1;
 /// Bytes of an X25519 public key.
 pub const PUBLIC_KEY_LEN: usize = 32;
+/// HKDF label of the key a proof of the root is made under, and its message's prefix.
+pub const LABEL_ROOT_PROOF: &[u8] = b"coffer/v1/root-proof";
+/// HKDF label of the accelerator's X25519 secret, derived from its server secret.
+pub const LABEL_SERVER_KEY: &[u8] = b"coffer/v1/server-x25519";
 
 /// Why a public key or a sealed-to message was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,6 +76,74 @@ impl UserKeys {
         let shared = shared_secret(&ephemeral, &self.secret).ok_or(IdentityError::Decrypt)?;
         let key = message_key(&shared, &ephemeral, &self.public);
         open(&key, &[0; NONCE_LEN], &aad(context), body).ok_or(IdentityError::Decrypt)
+    }
+}
+
+/// The accelerator's X25519 key pair, derived from its server secret (every
+/// instance of one deployment shares it): what proofs of the root are made to.
+pub struct ServerKeys {
+    secret: Zeroizing<[u8; 32]>,
+    public: [u8; PUBLIC_KEY_LEN],
+}
+
+impl ServerKeys {
+    /// Derives the pair from the server secret.
+    pub fn derive(server_secret: &[u8; 32]) -> Self {
+        let secret = hkdf32(server_secret, LABEL_SERVER_KEY);
+        let public = MontgomeryPoint::mul_base_clamped(*secret).to_bytes();
+        ServerKeys { secret, public }
+    }
+
+    /// The public key, handed out with every challenge.
+    pub fn public_key(&self) -> [u8; PUBLIC_KEY_LEN] {
+        self.public
+    }
+
+    /// Checks a proof of the root (§3.9) by the user whose published key is
+    /// `user_public`, for `challenge`. Constant time.
+    pub fn check_root_proof(
+        &self,
+        user_public: &[u8; PUBLIC_KEY_LEN],
+        challenge: &crate::account::LoginChallenge<'_>,
+        proof: &[u8],
+    ) -> bool {
+        let Some(shared) = shared_secret(user_public, &self.secret) else { return false };
+        let expected = proof_of(&shared, user_public, &self.public, challenge);
+        subtle::ConstantTimeEq::ct_eq(&expected[..], proof).into()
+    }
+}
+
+/// `HMAC-SHA256(derive(shared ‖ user_public ‖ server_public, LABEL_ROOT_PROOF),
+/// LABEL_ROOT_PROOF ‖ login_message(challenge))`.
+fn proof_of(
+    shared: &[u8; 32],
+    user_public: &[u8; PUBLIC_KEY_LEN],
+    server_public: &[u8; PUBLIC_KEY_LEN],
+    challenge: &crate::account::LoginChallenge<'_>,
+) -> [u8; 32] {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut ikm = Zeroizing::new(Vec::with_capacity(96));
+    ikm.extend_from_slice(shared);
+    ikm.extend_from_slice(user_public);
+    ikm.extend_from_slice(server_public);
+    let key = hkdf32(&ikm, LABEL_ROOT_PROOF);
+    let mut mac = <Hmac<sha2::Sha256> as KeyInit>::new_from_slice(key.as_ref()).expect("HMAC takes keys of any length");
+    mac.update(LABEL_ROOT_PROOF);
+    mac.update(&crate::account::login_message(challenge));
+    mac.finalize().into_bytes().into()
+}
+
+impl UserKeys {
+    /// Proves to the accelerator whose public key is `server_public` that this device
+    /// holds the account's root secret, for one challenge (§3.9): what a change to
+    /// how the account is recovered requires, so that a session token alone cannot.
+    pub fn root_proof(
+        &self,
+        server_public: &[u8; PUBLIC_KEY_LEN],
+        challenge: &crate::account::LoginChallenge<'_>,
+    ) -> Result<[u8; 32], IdentityError> {
+        let shared = shared_secret(server_public, &self.secret).ok_or(IdentityError::WeakKey)?;
+        Ok(proof_of(&shared, &self.public, server_public, challenge))
     }
 }
 
@@ -154,6 +226,28 @@ mod tests {
         assert_eq!(keys(1).public_key(), keys(1).public_key());
         assert_ne!(keys(1).public_key(), keys(2).public_key());
         assert_eq!(check_public_key(&keys(1).public_key()), Ok(()));
+    }
+
+    #[test]
+    fn a_root_proof_checks_only_for_its_user_and_challenge() {
+        let (ada, bob) = (keys(1), keys(2));
+        let server = ServerKeys::derive(&[9; 32]);
+        let login = |id| crate::account::LoginChallenge {
+            origin: "https://coffer.example",
+            challenge_id: id,
+            username: "ada",
+            challenge: &[5; 32],
+        };
+        let proof = ada.root_proof(&server.public_key(), &login("c1")).unwrap();
+        assert!(server.check_root_proof(&ada.public_key(), &login("c1"), &proof));
+        assert!(!server.check_root_proof(&ada.public_key(), &login("c2"), &proof), "another challenge");
+        assert!(!server.check_root_proof(&bob.public_key(), &login("c1"), &proof), "another user's key");
+        let by_bob = bob.root_proof(&server.public_key(), &login("c1")).unwrap();
+        assert!(!server.check_root_proof(&ada.public_key(), &login("c1"), &by_bob), "made by another user");
+        let other_server = ServerKeys::derive(&[8; 32]);
+        assert!(!other_server.check_root_proof(&ada.public_key(), &login("c1"), &proof), "another accelerator");
+        assert!(!server.check_root_proof(&ada.public_key(), &login("c1"), &proof[..31]));
+        assert!(!server.check_root_proof(&[0; 32], &login("c1"), &[0; 32]), "a small-order key proves nothing");
     }
 
     #[test]

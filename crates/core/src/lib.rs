@@ -15,6 +15,7 @@
 //!   wrapped root secret.
 //! - [`identity`] — each user's X25519 key pair, and messages sealed to one.
 //! - [`kv`] — the kv keys and the sealed / MAC'd plaintext value envelopes.
+//! - [`recovery`] — recovery codes: a printable code that stands in for a forgotten password.
 //! - [`validate`] — what a collection, an id, a username and a value may be.
 //! - [`proto`] — request/response bodies and websocket frames (JSON).
 //! - [`code`] — the stable error codes every layer reports.
@@ -24,6 +25,7 @@
 //! - [`shard`] — shard addresses: BLAKE3 of the shard, lowercase hex.
 //! - [`manifest`] — the manifest (a file's read capability) and its chunk table.
 //! - [`space`] — space keys, invite tokens, sealed file records and space names.
+//! - [`epoch`] — a space's key epochs: the roster, rotation, and the chain back.
 //! - [`pipeline`] — shards from a sealed chunk; the manifest's chunk tree in file order.
 //! - [`device`] — records kept on the device, sealed under the account's keys.
 //! - [`resume`] — a resumable upload's plan and the chunks it has stored.
@@ -36,6 +38,7 @@ pub mod b64;
 pub mod chunk;
 pub mod code;
 pub mod device;
+pub mod epoch;
 pub mod erasure;
 pub mod identity;
 pub mod kv;
@@ -44,6 +47,7 @@ pub mod offline;
 pub mod pipeline;
 mod primitives;
 pub mod proto;
+pub mod recovery;
 pub mod resume;
 pub mod shard;
 pub mod space;

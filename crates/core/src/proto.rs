@@ -14,6 +14,10 @@
 //! | `GET /v1/auth/session` | — | [`SessionInfo`] |
 //! | `POST /v1/auth/password` | [`ChangePasswordRequest`] | [`SessionInfo`] |
 //! | `POST /v1/auth/signout` | — | 204 |
+//! | `POST /v1/auth/public-key` | [`PublishKeyRequest`] | 204 |
+//! | `POST /v1/auth/recovery` | [`SetRecoveryRequest`] | 204 |
+//! | `POST /v1/auth/recover/challenge` | [`ChallengeRequest`] | [`RecoveryChallengeResponse`] |
+//! | `POST /v1/auth/recover` | [`RecoverRequest`] | [`SessionResponse`] |
 //! | `POST /v1/kv/set` | [`KvSetRequest`] | [`KvWriteResponse`] |
 //! | `POST /v1/kv/get` | [`KvKeyRequest`] | [`KvGetResponse`] (`"value": null` if absent) |
 //! | `POST /v1/kv/delete` | [`KvKeyRequest`] | [`KvDeleteResponse`] |
@@ -76,6 +80,21 @@ pub struct SignUpRequest {
     pub login_public_key: String,
     /// The root secret sealed under the wrap key (SPEC.md, "Wrapped root"), base64url.
     pub wrapped_root: String,
+    /// The account's X25519 public key (SPEC.md §3.6), 32 bytes, base64url; others
+    /// seal a space's new keys to it. Absent from older SDKs, which publish it later
+    /// with [`PublishKeyRequest`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_public_key: Option<String>,
+}
+
+/// Publishes the account's X25519 public key (`POST /v1/auth/public-key`), for an
+/// account made before keys were published. The key derives from the root secret,
+/// so it never changes: the same key again is accepted, another one is `Conflict`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishKeyRequest {
+    /// 32 bytes, base64url.
+    pub user_public_key: String,
 }
 
 /// Asks for a single-use login challenge.
@@ -96,6 +115,10 @@ pub struct ChallengeResponse {
     pub challenge: String,
     /// How long the challenge stays valid.
     pub expires_in_ms: u64,
+    /// The accelerator's X25519 public key (SPEC.md §3.9), base64url: what a proof of
+    /// the root is made to.
+    #[serde(default)]
+    pub server_public_key: String,
 }
 
 /// Proves knowledge of the password: the challenge signed by the login key.
@@ -127,6 +150,9 @@ pub struct SessionResponse {
     pub kv_seq: u64,
     /// When the session expires, milliseconds since the Unix epoch.
     pub expires_at_ms: u64,
+    /// The account's published X25519 public key; `null` until it is published.
+    #[serde(default)]
+    pub user_public_key: Option<String>,
 }
 
 /// What the accelerator knows about the current session.
@@ -141,6 +167,9 @@ pub struct SessionInfo {
     pub kv_seq: u64,
     /// When the session expires, milliseconds since the Unix epoch.
     pub expires_at_ms: u64,
+    /// The account's published X25519 public key; `null` until it is published.
+    #[serde(default)]
+    pub user_public_key: Option<String>,
 }
 
 /// Replaces the password: a challenge signed with the *current* login key, and the
@@ -163,6 +192,48 @@ pub struct ChangePasswordRequest {
     /// The same root secret, wrapped under the new wrap key.
     pub wrapped_root: String,
 }
+
+/// Sets the account's recovery code (`POST /v1/auth/recovery`, bearer and a proof of
+/// the root; SPEC.md §3.8–3.9): the recovery key's public half and the root wrapped
+/// under the code's wrap key. It replaces the previous code, which stops working.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetRecoveryRequest {
+    /// The accelerator's origin the proof binds, as in [`LoginRequest`].
+    pub origin: String,
+    /// A challenge obtained for this account's username (`POST /v1/auth/challenge`).
+    pub challenge_id: String,
+    /// The proof that this device holds the account's root secret (SPEC.md §3.9),
+    /// 32 bytes, base64url: a session token alone cannot set a recovery code.
+    pub root_proof: String,
+    /// Ed25519 public key of the code's recovery key, 32 bytes, base64url.
+    pub recovery_public_key: String,
+    /// The root secret wrapped under the code's wrap key (§3.4's format), base64url.
+    pub wrapped_root: String,
+}
+
+/// A challenge for recovering `username` (`POST /v1/auth/recover/challenge`, body
+/// [`ChallengeRequest`]), with the root as wrapped under the recovery code. For a
+/// username that does not exist or has no code, the wrapped root is made up (stable
+/// per username), so the answer does not tell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoveryChallengeResponse {
+    /// Names the challenge in the [`RecoverRequest`]; single use.
+    pub challenge_id: String,
+    /// 32 random bytes, base64url.
+    pub challenge: String,
+    /// How long the challenge stays valid.
+    pub expires_in_ms: u64,
+    /// The root secret wrapped under the recovery code, base64url.
+    pub wrapped_root: String,
+}
+
+/// Recovers an account (`POST /v1/auth/recover`, no bearer): the challenge signed
+/// with the recovery key (§3.3's message), and a new password's salt, parameters,
+/// login key and wrapped root, as in a password change. Every session of the
+/// account is revoked; the answer is a new [`SessionResponse`].
+pub type RecoverRequest = ChangePasswordRequest;
 
 /// A kv value as stored and transported: sealed, or plaintext JSON with a MAC.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

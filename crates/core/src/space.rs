@@ -473,6 +473,7 @@ mod tests {
             stored_bytes: 1,
             created_by: "u".into(),
             created_at_ms: 1,
+            epoch: 0,
         };
         let a = seal_file_record(&key, "s", "a", "coffer1:a", [1; 12]).unwrap();
         let b = seal_file_record(&key, "s", "b", "coffer1:b", [2; 12]).unwrap();

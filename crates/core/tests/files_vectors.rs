@@ -20,6 +20,7 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use coffer_core::Coded;
 use coffer_core::b64;
 use coffer_core::chunk::{ChunkKey, ChunkPos, open_at, seal_at};
+use coffer_core::epoch;
 use coffer_core::erasure;
 use coffer_core::manifest::{ChunkTable, FileParams, Manifest};
 use coffer_core::shard::ShardAddress;
@@ -336,6 +337,16 @@ fn spec_constants_match_the_code() {
         ("LABEL_FILE_RECORD_KEY", label(space::LABEL_FILE_RECORD_KEY)),
         ("LABEL_FILE_RECORD", label(space::LABEL_FILE_RECORD)),
         ("FILE_RECORD_VERSION", format!("`0x{:02x}`", space::FILE_RECORD_VERSION)),
+        ("LABEL_ROSTER_MAC_KEY", label(epoch::LABEL_ROSTER_MAC_KEY)),
+        ("LABEL_ROSTER_ENTRY", label(epoch::LABEL_ROSTER_ENTRY)),
+        ("LABEL_EPOCH_KEY", label(epoch::LABEL_EPOCH_KEY)),
+        ("LABEL_EPOCH_LINK_KEY", label(epoch::LABEL_EPOCH_LINK_KEY)),
+        ("LABEL_EPOCH_LINK", label(epoch::LABEL_EPOCH_LINK)),
+        ("EPOCH_LINK_VERSION", format!("`0x{:02x}`", epoch::EPOCH_LINK_VERSION)),
+        ("EPOCH_LINK_LEN", epoch::EPOCH_LINK_LEN.to_string()),
+        ("SEALED_EPOCH_KEY_LEN", epoch::SEALED_EPOCH_KEY_LEN.to_string()),
+        ("ROSTER_MAC_LEN", epoch::ROSTER_MAC_LEN.to_string()),
+        ("MAX_EPOCH", epoch::MAX_EPOCH.to_string()),
     ];
     for (name, value) in constants {
         let start = format!("| `{name}` |");

@@ -385,12 +385,12 @@ proptest! {
     fn proto_auth_round_trip(a in text(), b in text(), c in text(), d in text(), k in kdf(), n: u64, m: u64) {
         round_trip(&SaltRequest { username: a.clone() })?;
         round_trip(&SaltResponse { salt: b.clone(), kdf: k.clone() })?;
-        round_trip(&SignUpRequest { username: a.clone(), salt: b.clone(), kdf: k.clone(), login_public_key: c.clone(), wrapped_root: d.clone() })?;
+        round_trip(&SignUpRequest { username: a.clone(), salt: b.clone(), kdf: k.clone(), login_public_key: c.clone(), wrapped_root: d.clone(), user_public_key: Some(a.clone()) })?;
         round_trip(&ChallengeRequest { username: a.clone() })?;
-        round_trip(&ChallengeResponse { challenge_id: a.clone(), challenge: b.clone(), expires_in_ms: n })?;
+        round_trip(&ChallengeResponse { challenge_id: a.clone(), challenge: b.clone(), expires_in_ms: n, server_public_key: c.clone() })?;
         round_trip(&LoginRequest { origin: c.clone(), challenge_id: a.clone(), signature: b.clone() })?;
-        round_trip(&SessionResponse { token: a.clone(), user_id: b.clone(), username: c.clone(), wrapped_root: d.clone(), kv_seq: n, expires_at_ms: m })?;
-        round_trip(&SessionInfo { user_id: a.clone(), username: b.clone(), kv_seq: n, expires_at_ms: m })?;
+        round_trip(&SessionResponse { token: a.clone(), user_id: b.clone(), username: c.clone(), wrapped_root: d.clone(), kv_seq: n, expires_at_ms: m, user_public_key: None })?;
+        round_trip(&SessionInfo { user_id: a.clone(), username: b.clone(), kv_seq: n, expires_at_ms: m, user_public_key: Some(d.clone()) })?;
         round_trip(&ChangePasswordRequest { origin: d.clone(), challenge_id: a, signature: b, salt: c, kdf: k, login_public_key: d.clone(), wrapped_root: d })?;
     }
 

@@ -44,8 +44,10 @@ fn auth_bodies() {
                 kdf: kdf(),
                 login_public_key: public.clone(),
                 wrapped_root: wrapped.clone(),
+                user_public_key: Some(b64::encode([0x44; 32])),
             }),
         ),
+        ("PublishKeyRequest", json(&PublishKeyRequest { user_public_key: b64::encode([0x44; 32]) })),
         ("ChallengeRequest", json(&ChallengeRequest { username: "ada".into() })),
         (
             "ChallengeResponse",
@@ -53,6 +55,7 @@ fn auth_bodies() {
                 challenge_id: "ch_01".into(),
                 challenge: b64::encode([0x61; 32]),
                 expires_in_ms: 60_000,
+                server_public_key: b64::encode([0x55; 32]),
             }),
         ),
         (
@@ -72,6 +75,7 @@ fn auth_bodies() {
                 wrapped_root: wrapped.clone(),
                 kv_seq: 42,
                 expires_at_ms: 1_767_225_600_000,
+                user_public_key: Some(b64::encode([0x44; 32])),
             }),
         ),
         (
@@ -81,6 +85,7 @@ fn auth_bodies() {
                 username: "ada".into(),
                 kv_seq: 42,
                 expires_at_ms: 1_767_225_600_000,
+                user_public_key: Some(b64::encode([0x44; 32])),
             }),
         ),
         (

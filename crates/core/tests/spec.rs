@@ -5,7 +5,7 @@ use coffer_core::Coded;
 use coffer_core::account::{self, KdfParams};
 use coffer_core::proto::{ClientFrame, KvValue, ServerFrame};
 use coffer_core::{ErrorCode, validate};
-use coffer_core::{identity, kv};
+use coffer_core::{identity, kv, recovery};
 
 /// SPEC.md up to the `# Files and spaces` part, which has its own tests.
 fn spec() -> String {
@@ -56,6 +56,12 @@ fn constants_table_matches_the_code() {
         ("LABEL_SEALED_TO", label(identity::LABEL_SEALED_TO)),
         ("SEALED_TO_VERSION", format!("`0x{:02x}`", identity::SEALED_TO_VERSION)),
         ("PUBLIC_KEY_LEN", identity::PUBLIC_KEY_LEN.to_string()),
+        ("RECOVERY_SECRET_LEN", recovery::RECOVERY_SECRET_LEN.to_string()),
+        ("RECOVERY_CODE_CHARS", recovery::RECOVERY_CODE_CHARS.to_string()),
+        ("LABEL_RECOVERY_KEY", label(recovery::LABEL_RECOVERY_KEY)),
+        ("LABEL_RECOVERY_CHECK", label(recovery::LABEL_RECOVERY_CHECK)),
+        ("LABEL_ROOT_PROOF", label(identity::LABEL_ROOT_PROOF)),
+        ("LABEL_SERVER_KEY", label(identity::LABEL_SERVER_KEY)),
     ];
     for (name, value) in constants {
         let cells: Vec<&str> = row(&spec, name).split('|').map(str::trim).collect();

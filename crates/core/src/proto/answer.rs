@@ -15,11 +15,11 @@ use serde::{Deserialize, Deserializer};
 
 use super::storage::{
     DeleteFileResponse, FileEntry, FileListResponse, InviteInfo, Member, MembersResponse, ShardsMissingResponse,
-    SpaceInfo, SpaceListResponse, UsageResponse,
+    SpaceInfo, SpaceKeysResponse, SpaceListResponse, UsageResponse,
 };
 use super::{
-    ChallengeResponse, ErrorBody, KvDeleteResponse, KvGetResponse, KvListResponse, KvWriteResponse, SaltResponse,
-    SessionInfo, SessionResponse,
+    ChallengeResponse, ErrorBody, KvDeleteResponse, KvGetResponse, KvListResponse, KvWriteResponse,
+    RecoveryChallengeResponse, SaltResponse, SessionInfo, SessionResponse,
 };
 use crate::validate::MAX_VALUE_BYTES;
 use crate::{Coded, ErrorCode};
@@ -61,11 +61,12 @@ macro_rules! answers {
 answers!(MAX_SMALL_ANSWER_BYTES =>
     ErrorBody, SaltResponse, SessionResponse, ChallengeResponse, SessionInfo, KvWriteResponse, KvDeleteResponse,
     ShardsMissingResponse, SpaceInfo, InviteInfo, UsageResponse, FileEntry, DeleteFileResponse,
+    RecoveryChallengeResponse,
 );
 answers!(MAX_KV_VALUE_ANSWER_BYTES => KvGetResponse);
 answers!(MAX_LIST_ANSWER_BYTES =>
     KvListResponse, SpaceListResponse<Listed<SpaceInfo>>, MembersResponse<Listed<Member>>,
-    FileListResponse<Listed<FileEntry>>,
+    FileListResponse<Listed<FileEntry>>, SpaceKeysResponse,
 );
 
 /// Walks a paged list (SPEC.md §7.4): the first page, then the page after each
@@ -254,6 +255,7 @@ mod tests {
             stored_bytes: u64::MAX,
             created_by: "u".repeat(64),
             created_at_ms: u64::MAX,
+            epoch: u32::MAX,
         };
         assert!(len_of(&entry) <= MAX_LIST_ENTRY_BYTES);
         let full = crate::proto::storage::FileListResponse {
@@ -267,9 +269,37 @@ mod tests {
         };
         assert!(len_of(&ids) <= MAX_LIST_ANSWER_BYTES, "a full page of the longest ids: {}", len_of(&ids));
         let name = space::seal_space_name(&key, &id, &"n".repeat(space::MAX_SPACE_NAME_BYTES), [0; 12]).unwrap();
-        let info =
-            SpaceInfo { space_id: id, sealed_name: b64::encode(name), role: Role::Owner, created_at_ms: u64::MAX };
+        let info = SpaceInfo {
+            space_id: id.clone(),
+            sealed_name: b64::encode(name),
+            role: Role::Owner,
+            created_at_ms: u64::MAX,
+            epoch: u32::MAX,
+            rotation_due: false,
+            in_roster: false,
+        };
         assert!(len_of(&info) <= MAX_LIST_ENTRY_BYTES);
+        let member = crate::proto::storage::Member {
+            user_id: "u".repeat(64),
+            username: "\"".repeat(crate::validate::MAX_USERNAME_BYTES),
+            role: Role::Owner,
+            joined_at_ms: u64::MAX,
+            public_key: Some(b64::encode([0u8; 32])),
+            roster_mac: Some(b64::encode([0u8; 32])),
+        };
+        assert!(len_of(&member) <= MAX_LIST_ENTRY_BYTES, "the largest member: {}", len_of(&member));
+        let link = crate::proto::storage::EpochLink {
+            epoch: u32::MAX,
+            sealed_previous: b64::encode([0u8; crate::epoch::EPOCH_LINK_LEN]),
+        };
+        let keys = SpaceKeysResponse {
+            epoch: u32::MAX,
+            rotation_due: true,
+            sealed_name: b64::encode([0u8; 1024]),
+            sealed_key: Some(b64::encode([0u8; crate::epoch::SEALED_EPOCH_KEY_LEN])),
+            links: vec![link; crate::proto::storage::MAX_LINKS_PER_ANSWER],
+        };
+        assert!(len_of(&keys) <= SpaceKeysResponse::MAX_BYTES, "the most links: {}", len_of(&keys));
         let missing = ShardsMissingResponse {
             missing: vec![ShardAddress::of(b"x"); crate::proto::storage::MAX_BATCH_ADDRESSES],
             grace_ms: u64::MAX,

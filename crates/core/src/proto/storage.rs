@@ -12,7 +12,10 @@
 //! | `POST /v1/spaces/join` | [`JoinSpaceRequest`] | [`SpaceInfo`] |
 //! | `GET /v1/spaces/{space}/members` | — | [`MembersResponse`] (members only) |
 //! | `POST /v1/spaces/{space}/leave` | — | 204 |
-//! | `POST /v1/spaces/{space}/members/remove` | [`RemoveMemberRequest`] | 204 (owner only) |
+//! | `POST /v1/spaces/{space}/members/remove` | [`RemoveMemberRequest`] | 204 (owner only); a rotation is due |
+//! | `POST /v1/spaces/{space}/roster` | [`RosterEntryRequest`] | 204 (members; SPEC.md F.12) |
+//! | `GET /v1/spaces/{space}/keys?after=` | — | [`SpaceKeysResponse`] (members) |
+//! | `POST /v1/spaces/{space}/rotate` | [`RotateRequest`] | [`SpaceInfo`] (members) |
 //! | `GET /v1/spaces/{space}/usage` | — | [`UsageResponse`] (members only) |
 //! | `POST /v1/spaces/{space}/files` | [`CommitFileRequest`] | [`FileEntry`] (writers and owners) |
 //! | `GET /v1/spaces/{space}/files` | — | [`FileListResponse`] (members only) |
@@ -95,6 +98,9 @@ pub struct CreateSpaceRequest {
     pub space_id: String,
     /// The name sealed under the space key (SPEC.md, "Sealed space name"), base64url.
     pub sealed_name: String,
+    /// The creator's roster entry: the MAC of their user id and public key under the
+    /// space key (SPEC.md F.12), 32 bytes, base64url.
+    pub roster_mac: String,
 }
 
 /// A space as the caller sees it.
@@ -109,6 +115,18 @@ pub struct SpaceInfo {
     pub role: Role,
     /// When the space was created, ms since the Unix epoch.
     pub created_at_ms: u64,
+    /// The space's key epoch (F.12): 0 until its key is first rotated. The sealed
+    /// name is under this epoch's key.
+    #[serde(default)]
+    pub epoch: u32,
+    /// A member left or was removed and the key has not been rotated since: no file
+    /// may be committed and no invite made until a member rotates it.
+    #[serde(default)]
+    pub rotation_due: bool,
+    /// Whether the caller has a roster entry (F.12). A member from before rosters
+    /// enters itself; one left out of a rotation holds no key for this epoch.
+    #[serde(default)]
+    pub in_roster: bool,
 }
 
 impl SpaceInfo {
@@ -142,6 +160,10 @@ pub struct CreateInviteRequest {
     pub expires_in_ms: Option<u64>,
     /// How many joins it allows; `None` for the default (1).
     pub max_uses: Option<u32>,
+    /// The key epoch the token carries; anything but the space's current epoch (or
+    /// a rotation due) is `Conflict`, so no token hands out a key already replaced.
+    #[serde(default)]
+    pub epoch: u32,
 }
 
 /// A registered invite.
@@ -164,6 +186,9 @@ pub struct JoinSpaceRequest {
     pub space_id: String,
     /// The invite secret from the token, 32 bytes, base64url.
     pub secret: String,
+    /// The joiner's roster entry: the MAC of their user id and public key under the
+    /// token's space key (F.12), 32 bytes, base64url.
+    pub roster_mac: String,
 }
 
 /// A member of a space.
@@ -178,6 +203,13 @@ pub struct Member {
     pub role: Role,
     /// When they joined, ms since the Unix epoch.
     pub joined_at_ms: u64,
+    /// Their account's X25519 public key, base64url; `null` if never published.
+    #[serde(default)]
+    pub public_key: Option<String>,
+    /// Their roster entry's MAC under the current epoch's key, base64url; `null` for
+    /// a member who has none (F.12).
+    #[serde(default)]
+    pub roster_mac: Option<String>,
 }
 
 /// The members of a space (read by the SDK as `MembersResponse<Listed<Member>>`).
@@ -197,6 +229,87 @@ pub struct MembersResponse<E = Member> {
 pub struct RemoveMemberRequest {
     /// The member's account id.
     pub user_id: String,
+}
+
+/// Enters the caller in a space's roster (`POST /v1/spaces/{space}/roster`): a member
+/// from before rosters, or one who joined again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RosterEntryRequest {
+    /// The epoch whose key made the MAC; anything but the current one is `Conflict`.
+    pub epoch: u32,
+    /// The MAC of the caller's user id and public key (F.12), base64url.
+    pub roster_mac: String,
+}
+
+/// `GET /v1/spaces/{space}/keys?after=E`: where the space's keys stand, for a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SpaceKeysResponse {
+    /// The current epoch.
+    pub epoch: u32,
+    /// Whether a rotation is due (see [`SpaceInfo::rotation_due`]).
+    pub rotation_due: bool,
+    /// The space's name sealed under the current epoch's key (as in [`SpaceInfo`]):
+    /// a rotator seals it again under the new key.
+    pub sealed_name: String,
+    /// The current epoch's key sealed to the caller (F.12); `null` at epoch 0, and for
+    /// a member the last rotation left out.
+    #[serde(default)]
+    pub sealed_key: Option<String>,
+    /// The links of the epochs after `after` (0 if not given), oldest first, at most
+    /// [`MAX_LINKS_PER_ANSWER`]; ask again after the last for more.
+    pub links: Vec<EpochLink>,
+}
+
+/// Most links in one [`SpaceKeysResponse`].
+pub const MAX_LINKS_PER_ANSWER: usize = 1000;
+
+/// One epoch's link: the previous epoch's key sealed under this one's (F.12).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EpochLink {
+    /// The epoch (≥ 1).
+    pub epoch: u32,
+    /// Epoch `epoch − 1`'s key sealed under this epoch's, base64url.
+    pub sealed_previous: String,
+}
+
+/// The query of `GET /v1/spaces/{space}/keys`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SpaceKeysQuery {
+    /// Only links of epochs after this one.
+    #[serde(default)]
+    pub after: Option<u32>,
+}
+
+/// Rotates a space's key (`POST /v1/spaces/{space}/rotate`, any member): epoch
+/// `epoch` must be the current one plus one, and `members` must be exactly the
+/// members with a roster entry; otherwise `Conflict` (ask again and redo).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RotateRequest {
+    /// The new epoch.
+    pub epoch: u32,
+    /// The space's name sealed under the new key, base64url.
+    pub sealed_name: String,
+    /// The previous key sealed under the new one: the epoch's link, base64url.
+    pub sealed_previous: String,
+    /// The new key for each member, with their roster entry made again under it.
+    pub members: Vec<RotatedMember>,
+}
+
+/// One member's share of a rotation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RotatedMember {
+    /// The member's account id.
+    pub user_id: String,
+    /// The new key sealed to their public key (F.12), base64url.
+    pub sealed_key: String,
+    /// Their roster entry's MAC under the new key, base64url.
+    pub roster_mac: String,
 }
 
 /// A space's metered bytes.
@@ -230,6 +343,10 @@ pub struct CommitFileRequest {
     pub data_shards: u8,
     /// Parity shards per chunk (F.1).
     pub parity_shards: u8,
+    /// The key epoch the record is sealed under; anything but the space's current
+    /// epoch (or a rotation due) is `Conflict` (F.12).
+    #[serde(default)]
+    pub epoch: u32,
 }
 
 impl CommitFileRequest {
@@ -260,6 +377,9 @@ pub struct FileEntry {
     pub created_by: String,
     /// When, ms since the Unix epoch.
     pub created_at_ms: u64,
+    /// The key epoch its record is sealed under (F.12).
+    #[serde(default)]
+    pub epoch: u32,
 }
 
 impl FileEntry {
