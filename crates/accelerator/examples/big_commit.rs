@@ -35,6 +35,8 @@ fn user(name: &str) -> User {
             wrapped_root: vec![0; 61],
         },
         kv_seq: 0,
+        user_public_key: Some([9; 32]),
+        recovery: None,
     }
 }
 
@@ -76,7 +78,7 @@ async fn run(shards: u32, step: usize) -> String {
     for name in ["ada", "bob"] {
         db.create_user(&user(name)).await.expect("user");
     }
-    db.create_space("s", b"name", "id-ada", 0, u64::MAX).await.expect("space");
+    db.create_space("s", b"name", "id-ada", &[3; 32], 0, u64::MAX).await.expect("space");
     let mut addresses: Vec<ShardAddress> = (0..shards).map(|i| ShardAddress::of(&i.to_le_bytes())).collect();
     // The commit route lists them sorted, so each step's shards are neighbours in
     // every index.
@@ -92,6 +94,7 @@ async fn run(shards: u32, step: usize) -> String {
         max_shard_bytes: u64::MAX,
         created_by: "id-ada".into(),
         created_at_ms: 1,
+        epoch: 0,
     };
 
     let stop = Arc::new(AtomicBool::new(false));

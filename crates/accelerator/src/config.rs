@@ -50,8 +50,9 @@ pub struct Config {
     /// notification delays an event.
     pub feed_catch_up: Duration,
     /// The largest JSON request body accepted; larger ones get `TooLarge`. Shard
-    /// uploads and file commits have their own limits (`MAX_SHARD_BYTES`,
-    /// [`crate::routes::files::MAX_COMMIT_BODY_BYTES`]).
+    /// uploads, file commits and key rotations have their own limits
+    /// (`MAX_SHARD_BYTES`, [`crate::routes::files::MAX_COMMIT_BODY_BYTES`],
+    /// [`crate::routes::space_keys::MAX_ROTATE_BODY_BYTES`]).
     pub max_body_bytes: usize,
     /// Mounts the measuring aids of [`crate::routes::bench`] (`scripts/bench` turns this on).
     pub bench_endpoints: bool,

@@ -40,6 +40,13 @@ pub struct ApiError {
 /// reveals nothing about which part was wrong.
 pub const SIGN_IN_FAILED: &str = "wrong username or password, or the sign-in took too long; try again";
 
+/// The message for every failed proof of the root (SPEC.md §3.9) when a recovery
+/// code is set, whatever the reason (a proof that does not check, a challenge used
+/// up, expired, unknown or issued for another username).
+pub const ROOT_PROOF_FAILED: &str = "the proof that this device holds the account's root secret did not check (or its \
+     challenge was used up or too old): a session token alone cannot set a recovery code; ask for a new challenge \
+     (POST /v1/auth/challenge) and prove the root for it";
+
 impl ApiError {
     /// An error with this code and message.
     pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
@@ -69,6 +76,11 @@ impl ApiError {
     /// A failed sign-in or password check (see [`SIGN_IN_FAILED`]).
     pub fn sign_in_failed() -> Self {
         Self::new(ErrorCode::Unauthorized, SIGN_IN_FAILED)
+    }
+
+    /// A failed proof of the root (see [`ROOT_PROOF_FAILED`]).
+    pub fn root_proof_failed() -> Self {
+        Self::new(ErrorCode::Unauthorized, ROOT_PROOF_FAILED)
     }
 
     /// Something absent.
@@ -110,6 +122,46 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::UsernameTaken => ApiError::new(ErrorCode::Conflict, "that username is taken; pick another"),
+            StoreError::KeyPublished => ApiError::new(
+                ErrorCode::Conflict,
+                "this account's public key is already published and never changes (it derives from the \
+                 account's root secret); this is another key",
+            ),
+            StoreError::NoPublicKey => ApiError::new(
+                ErrorCode::Conflict,
+                "publish this account's public key first (POST /v1/auth/public-key): a space's members seal \
+                 its keys to it",
+            ),
+            StoreError::StaleEpoch { current } => ApiError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "the space's key has changed since (it is at epoch {current}); read its keys again \
+                     (GET /v1/spaces/{{space}}/keys) and use the current one"
+                ),
+            ),
+            StoreError::RotationDue => ApiError::new(
+                ErrorCode::Conflict,
+                "a member left: the space's key must be rotated (POST /v1/spaces/{space}/rotate) before new \
+                 invites or files",
+            ),
+            StoreError::NotNextEpoch { current } => ApiError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "the space is at epoch {current}, so a rotation must make epoch {}; another member may have \
+                     rotated first: read the keys again",
+                    u64::from(current) + 1
+                ),
+            ),
+            StoreError::RosterChanged => ApiError::new(
+                ErrorCode::Conflict,
+                "the space's members changed: a rotation lists exactly the members with a roster entry; read \
+                 them again and redo the rotation",
+            ),
+            StoreError::NotInRoster => ApiError::new(
+                ErrorCode::Conflict,
+                "enter the roster first (POST /v1/spaces/{space}/roster): only a member with a roster entry \
+                 may rotate the space's key",
+            ),
             StoreError::SpaceTaken => {
                 ApiError::new(ErrorCode::Conflict, "a space with that id exists; draw a new random id")
             }

@@ -4,8 +4,9 @@
 //! their kv values (sealed, or plaintext with a MAC, as the client sent them), keeps
 //! a per-user change log and fans each change out to the user's devices over a
 //! websocket. It stores files' erasure-coded shards by their hash, the spaces they
-//! are shared in with their members and invites, and each file's sealed manifest.
-//! It never holds a key: every secret is derived in the browser.
+//! are shared in with their members and invites, each file's sealed manifest, and
+//! each space's key epochs: its roster, its keys sealed to each member and the links
+//! between them. It never holds a key: every secret is derived in the browser.
 //!
 //! Routes and bodies are [`coffer_core::proto`]'s, so client and server share one
 //! definition. Start it in process with [`run`]; `main.rs` is the command line.
@@ -19,10 +20,12 @@
 //!   header and write-stall timeouts, the descriptor limit.
 //! - [`routes`] — the router (body rules, request timeout, CORS, the demo with its
 //!   security headers) and the routes, a module per group: [`routes::auth`] (salt,
-//!   sign-up, challenge, login, session, password, sign-out),
+//!   sign-up, challenge, login, session, password, sign-out, public key, recovery
+//!   codes),
 //!   [`routes::kv`], [`routes::feed`] (the change-feed websocket and the hub that
-//!   wakes it), [`routes::shards`], [`routes::spaces`], [`routes::files`],
-//!   [`routes::bench`] (measuring aids, mounted only on request).
+//!   wakes it), [`routes::shards`], [`routes::spaces`], [`routes::space_keys`]
+//!   (roster, keys, rotation), [`routes::files`], [`routes::bench`] (measuring
+//!   aids, mounted only on request).
 //! - [`budget`] — room in memory for request bodies, in all and per user;
 //!   [`throttle`] — sign-in rate limits per address and username, and the growing
 //!   wait after failed logins; [`error`] — [`error::ApiError`], the one error type
@@ -30,7 +33,8 @@
 //! - [`state`] — what every route shares: records, shards, limits, the clock;
 //!   [`session`] — the bearer extractor; [`hub`] — wakes a user's feeds, and
 //!   [`fanout`] wakes them when another accelerator wrote; [`per_user`] — counts
-//!   per user; [`secret`] — the server secret.
+//!   per user; [`secret`] — the server secret, and the key pair derived from it
+//!   that proofs of the root are made to.
 //! - [`gc`] — the collector's loop; [`backends`] — opens the records and shards the
 //!   config names.
 //! - [`store`] — the records' traits by domain ([`store::Records`]) with their

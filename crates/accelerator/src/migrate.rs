@@ -31,13 +31,15 @@
 //!
 //! # What is copied
 //!
-//! Every table, column for column: users (with `kv_seq` and `used_bytes`), sessions,
-//! kv values, the change log, shards, uploads, spaces, members, invites, files (with
-//! their state: drafts and deleted files still being unwound are taken over as
-//! they are, for the target's collector to finish), the shards each file
-//! references, and the server secret (or, if an older accelerator left it in the
-//! file `server-secret`, that one). Sessions are copied so that signed-in devices
-//! stay signed in; only token hashes are stored, so nothing secret moves.
+//! Every table, column for column: users (with `kv_seq`, `used_bytes`, their
+//! published public keys and their recovery codes), sessions, kv values, the change log, shards, uploads,
+//! spaces (with their key epochs), members (with their roster entries and sealed
+//! keys), invites, each epoch's link, files (with their state: drafts and deleted
+//! files still being unwound are taken over as they are, for the target's collector
+//! to finish), the shards each file references, and the server secret (or, if an
+//! older accelerator left it in the file `server-secret`, that one). Sessions are
+//! copied so that signed-in devices stay signed in; only token hashes are stored, so
+//! nothing secret moves.
 //!
 //! Login challenges are not copied: each lives a minute and is answered once, and
 //! the accelerator is stopped during the move, so any left are expired or belong
@@ -401,6 +403,9 @@ const TABLES: &[Table] = &[
             ("wrapped_root", "wrapped_root", Blob),
             ("kv_seq", "kv_seq", Int),
             ("used_bytes", "used_bytes", Int),
+            ("user_public_key", "user_public_key", OptBlob),
+            ("recovery_public_key", "recovery_public_key", OptBlob),
+            ("recovery_wrapped_root", "recovery_wrapped_root", OptBlob),
         ],
         order: "user_id",
         identity: false,
@@ -469,6 +474,8 @@ const TABLES: &[Table] = &[
             ("created_by", "created_by", Text),
             ("charged_bytes", "charged_bytes", Int),
             ("gone", "gone", Bool),
+            ("epoch", "epoch", Int),
+            ("rotation_due", "rotation_due", Bool),
             ("rowid", "n", Int),
         ],
         order: "space_id",
@@ -481,6 +488,8 @@ const TABLES: &[Table] = &[
             ("user_id", "user_id", Text),
             ("role", "role", Text),
             ("joined_at_ms", "joined_at_ms", Int),
+            ("roster_mac", "roster_mac", OptBlob),
+            ("sealed_key", "sealed_key", OptBlob),
             ("rowid", "n", Int),
         ],
         order: "space_id, user_id",
@@ -501,6 +510,18 @@ const TABLES: &[Table] = &[
         identity: false,
     },
     Table {
+        name: "epoch_links",
+        columns: &[
+            ("space_id", "space_id", Text),
+            ("epoch", "epoch", Int),
+            ("sealed_previous", "sealed_previous", Blob),
+            ("made_by", "made_by", Text),
+            ("made_at_ms", "made_at_ms", Int),
+        ],
+        order: "space_id, epoch",
+        identity: false,
+    },
+    Table {
         name: "files",
         columns: &[
             ("space_id", "space_id", Text),
@@ -513,6 +534,7 @@ const TABLES: &[Table] = &[
             ("state", "state", Text),
             ("shard_count", "shard_count", Int),
             ("expires_at_ms", "expires_at_ms", Int),
+            ("epoch", "epoch", Int),
             ("rowid", "n", Int),
         ],
         order: "space_id, file_id",

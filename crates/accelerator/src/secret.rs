@@ -1,22 +1,32 @@
 //! The server secret: 32 random bytes created once and kept in the records, so
 //! every accelerator on them shares it. It keys the made-up salts of unknown
-//! usernames and the stand-in login key their logins are checked against, so an
-//! unknown name answers like a known one, stably across restarts and instances.
+//! usernames, the made-up recovery wrapped roots of usernames without a recovery
+//! code, and the stand-in login key their logins are checked against, so an unknown
+//! name answers like a known one, stably across restarts and instances. The
+//! accelerator's X25519 key pair (SPEC.md §3.9), to which a device proves it holds an
+//! account's root secret, derives from it too, so every instance has the same pair.
 
 use std::path::Path;
 
-use coffer_core::account::{self, SALT_LEN};
+use coffer_core::account::{self, SALT_LEN, WRAPPED_ROOT_LEN, WRAPPED_ROOT_VERSION};
+use coffer_core::identity::ServerKeys;
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::store::Records;
+
+/// What the blocks of a made-up recovery wrapped root are keyed with, before a
+/// block counter and the username. It holds a space and a colon, which no username
+/// does, so no block is ever a made-up salt (keyed with the username alone).
+const LABEL_MADE_UP_RECOVERY_ROOT: &[u8] = b"coffer accelerator: made-up recovery wrapped root";
 
 /// Where embedded accelerators before the secret moved into the records kept it,
 /// inside the data directory; read once, to keep it.
 pub const SECRET_FILE: &str = "server-secret";
 
 /// 32 random bytes created once per deployment; keys the made-up salts of unknown
-/// usernames, so they are stable across restarts and unguessable.
+/// usernames and the made-up recovery wrapped roots, so they are stable across
+/// restarts and unguessable, and gives the accelerator's X25519 key pair.
 pub struct ServerSecret {
     /// The HMAC key; never leaves this process.
     key: [u8; 32],
@@ -24,6 +34,11 @@ pub struct ServerSecret {
     /// for unknown usernames are checked against it, so they cost what a wrong
     /// password costs.
     pub stand_in_key: [u8; 32],
+    /// The accelerator's X25519 key pair (SPEC.md §3.9): its public half goes out
+    /// with every login challenge, and the proof of the root that setting a
+    /// recovery code needs is checked with its secret half. Derived from the secret,
+    /// so every instance and every restart has the same pair.
+    pub server_keys: ServerKeys,
 }
 
 impl ServerSecret {
@@ -46,7 +61,8 @@ impl ServerSecret {
     fn from_key(key: [u8; 32]) -> Self {
         let seed = Self::hmac(&key, b"coffer accelerator: stand-in login key");
         let stand_in_key = account::PasswordKey::from_bytes(seed).login_key().public_key();
-        ServerSecret { key, stand_in_key }
+        let server_keys = ServerKeys::derive(&key);
+        ServerSecret { key, stand_in_key, server_keys }
     }
 
     fn hmac(key: &[u8; 32], message: &[u8]) -> [u8; 32] {
@@ -63,6 +79,20 @@ impl ServerSecret {
         salt.copy_from_slice(&tag[..SALT_LEN]);
         salt
     }
+
+    /// The made-up recovery wrapped root for a username without a recovery code (or
+    /// an unknown one): shaped like a real one (SPEC.md §3.4: 61 bytes, version
+    /// `0x01`, then what looks random), stable per username. The 60 bytes after the
+    /// version are the start of HMAC-SHA256(secret, label ‖ n ‖ username) for the
+    /// block counters n = 1, 2.
+    pub fn fake_recovery_root(&self, username: &str) -> Vec<u8> {
+        // Two blocks are enough.
+        const _: () = assert!(1 + 2 * 32 >= WRAPPED_ROOT_LEN);
+        let block = |n: u8| Self::hmac(&self.key, &[LABEL_MADE_UP_RECOVERY_ROOT, &[n], username.as_bytes()].concat());
+        let mut wrapped = [&[WRAPPED_ROOT_VERSION][..], &block(1), &block(2)].concat();
+        wrapped.truncate(WRAPPED_ROOT_LEN);
+        wrapped
+    }
 }
 
 /// The secret in the legacy file at `path`, if there is one.
@@ -73,5 +103,29 @@ pub(crate) fn legacy_secret(path: &Path) -> std::io::Result<Option<[u8; 32]>> {
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_made_up_recovery_root_is_shaped_like_a_real_one_and_stable_per_name() {
+        let secret = ServerSecret::from_key([7; 32]);
+        let ada = secret.fake_recovery_root("ada");
+        assert_eq!((ada.len(), ada[0]), (WRAPPED_ROOT_LEN, WRAPPED_ROOT_VERSION));
+        assert_eq!(secret.fake_recovery_root("ada"), ada);
+        assert_ne!(secret.fake_recovery_root("bob"), ada);
+        assert_ne!(ServerSecret::from_key([8; 32]).fake_recovery_root("ada"), ada, "keyed by the secret");
+        assert_ne!(ada[1..17], secret.fake_salt("ada"), "not the made-up salt");
+    }
+
+    #[test]
+    fn the_server_key_pair_follows_the_secret() {
+        let public = ServerSecret::from_key([7; 32]).server_keys.public_key();
+        assert_eq!(ServerSecret::from_key([7; 32]).server_keys.public_key(), public);
+        assert_ne!(ServerSecret::from_key([8; 32]).server_keys.public_key(), public);
+        assert_eq!(coffer_core::identity::check_public_key(&public), Ok(()));
     }
 }

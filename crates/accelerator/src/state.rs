@@ -23,7 +23,8 @@ pub struct AppState {
     pub(crate) keeper: Arc<ShardKeeper>,
     /// Limits and lifetimes the handlers apply.
     pub config: Arc<Config>,
-    /// Key for the stable made-up salts of unknown usernames.
+    /// Key for the stable made-up salts of unknown usernames, and the accelerator's
+    /// X25519 key pair that proofs of the root are made to ([`ServerSecret`]).
     pub secret: Arc<ServerSecret>,
     /// Wakes feed websockets when their user's change log grows.
     pub feed: Arc<FeedHub>,

@@ -1,5 +1,8 @@
 //! Rate limits on signing in: per client address, per username, and a growing wait
-//! after failed logins.
+//! after failed logins. A recovery with a recovery code is a login here: its
+//! challenge, its failures and its success count as a login's, so guessing a code
+//! is as slow as guessing a password. Setting a recovery code is a password change
+//! here: its proof of the root is counted as a login's signature is.
 //!
 //! Each limit is a token bucket ([`Buckets`]): a burst, refilled at a steady rate; a
 //! request finding the bucket empty is refused with `RateLimited` and told when a
@@ -151,9 +154,10 @@ pub struct Throttle {
     by_address: Buckets<IpAddr>,
     /// Sign-ups, per client address.
     signups: Buckets<IpAddr>,
-    /// Challenges, logins and password changes, per username.
+    /// Challenges (for a login or a recovery), password changes and recovery codes
+    /// set, per username.
     by_username: Buckets<String>,
-    /// Failed logins, per username.
+    /// Failed logins, recoveries and proofs of the root, per username.
     failures: Failures,
 }
 
@@ -198,8 +202,8 @@ impl Throttle {
         }
     }
 
-    /// A challenge, login or password change for `username`: its bucket, and the
-    /// wait its failed logins impose.
+    /// A challenge (for a login or a recovery), a password change or a recovery code
+    /// set for `username`: its bucket, and the wait its failed logins impose.
     pub fn username(&self, username: &str) -> Result<(), ApiError> {
         self.login_allowed(username)?;
         self.by_username

@@ -252,12 +252,15 @@ async fn changing_the_password() {
     let req = change_password_request(&api, &ada, "old pw", "new pw").await;
     let info: SessionInfo = api.call("/v1/auth/password", Some(ada.token()), &req).await.expect("changed");
     assert_eq!(info.user_id, ada.user_id());
+    assert!(info.user_public_key.is_some());
+    assert_eq!(info.user_public_key, ada.session.user_public_key, "the published key is the account's: it stays");
 
     // This session goes on; the laptop's is revoked; the old password fails.
     assert_eq!(api.get("/v1/auth/session", Some(ada.token())).await.0, 200);
     Api::expect_error(api.get("/v1/auth/session", Some(&laptop.token)).await, ErrorCode::Unauthorized);
     assert_eq!(sign_in(&api, "ada", "old pw").await.unwrap_err().message, SIGN_IN_FAILED);
     let session = sign_in(&api, "ada", "new pw").await.expect("new password works");
+    assert_eq!(session.user_public_key, ada.session.user_public_key);
     let salt: SaltResponse = api.call("/v1/auth/salt", None, &SaltRequest { username: "ada".into() }).await.unwrap();
     let pwk = account::derive_password_key("new pw", &b64::decode_array(&salt.salt).unwrap(), &salt.kdf).unwrap();
     let root = pwk.wrap_key().unwrap("ada", &b64::decode(&session.wrapped_root).unwrap()).unwrap();

@@ -29,6 +29,26 @@ async fn malformed_bodies_are_invalid_input() {
         ("/v1/auth/login", json!({"challengeId": "x", "signature": "short"})),
         ("/v1/auth/login", json!({"challengeId": "", "signature": b64::encode([0u8; 64])})),
         ("/v1/auth/signup", json!({"username": "eve"})),
+        ("/v1/auth/recovery", json!({})),
+        ("/v1/auth/recovery", json!({"recoveryPublicKey": "x", "wrappedRoot": "y"})),
+        (
+            "/v1/auth/recovery",
+            json!({"origin": "o", "challengeId": "", "rootProof": b64::encode([0u8; 32]), "recoveryPublicKey": "x", "wrappedRoot": "y"}),
+        ),
+        (
+            "/v1/auth/recovery",
+            json!({"origin": "o", "challengeId": "c", "rootProof": "short", "recoveryPublicKey": "x", "wrappedRoot": "y"}),
+        ),
+        (
+            "/v1/auth/recovery",
+            json!({"origin": "o", "challengeId": "c", "rootProof": b64::encode([0u8; 64]), "recoveryPublicKey": "x", "wrappedRoot": "y"}),
+        ),
+        (
+            "/v1/auth/recovery",
+            json!({"origin": 7, "challengeId": "c", "rootProof": "p", "recoveryPublicKey": "x", "wrappedRoot": "y"}),
+        ),
+        ("/v1/auth/recover/challenge", json!({"username": "has space"})),
+        ("/v1/auth/recover", json!({"challengeId": "x", "signature": b64::encode([0u8; 64])})),
         ("/v1/kv/set", json!({"collection": "c", "id": "i"})),
         ("/v1/kv/set", json!({"collection": "c", "id": 5, "value": {"kind": "sealed", "envelope": ""}})),
         ("/v1/kv/set", json!({"collection": "c", "id": "i", "value": {"kind": "other"}})),
@@ -176,22 +196,56 @@ async fn bad_space_and_file_input_is_refused_and_the_server_keeps_serving() {
 
     let short_id = b64::encode([0u8; 15]);
     let long_id = b64::encode([0u8; 17]);
+    let mac = b64::encode([0u8; 32]);
     let cases: Vec<(String, serde_json::Value, ErrorCode)> = vec![
-        ("/v1/spaces".into(), json!({"spaceId": short_id, "sealedName": sealed_text(10)}), InvalidInput),
-        ("/v1/spaces".into(), json!({"spaceId": long_id, "sealedName": sealed_text(10)}), InvalidInput),
         (
             "/v1/spaces".into(),
-            json!({"spaceId": "has spaces in it......", "sealedName": sealed_text(10)}),
+            json!({"spaceId": short_id, "sealedName": sealed_text(10), "rosterMac": mac}),
             InvalidInput,
         ),
-        ("/v1/spaces".into(), json!({"spaceId": new_id(), "sealedName": "not base64!"}), InvalidInput),
-        ("/v1/spaces".into(), json!({"spaceId": new_id(), "sealedName": ""}), InvalidInput),
-        ("/v1/spaces".into(), json!({"spaceId": new_id(), "sealedName": sealed_text(1025)}), TooLarge),
-        ("/v1/spaces".into(), json!({"spaceId": 7, "sealedName": sealed_text(10)}), InvalidInput),
-        ("/v1/spaces".into(), json!({"spaceId": new_id()}), InvalidInput),
-        ("/v1/spaces/join".into(), json!({"spaceId": space.id, "secret": "short"}), InvalidInput),
-        ("/v1/spaces/join".into(), json!({"spaceId": "", "secret": b64::encode([0u8; 32])}), InvalidInput),
-        ("/v1/spaces/join".into(), json!({"spaceId": space.id, "secret": [1, 2]}), InvalidInput),
+        (
+            "/v1/spaces".into(),
+            json!({"spaceId": long_id, "sealedName": sealed_text(10), "rosterMac": mac}),
+            InvalidInput,
+        ),
+        (
+            "/v1/spaces".into(),
+            json!({"spaceId": "has spaces in it......", "sealedName": sealed_text(10), "rosterMac": mac}),
+            InvalidInput,
+        ),
+        (
+            "/v1/spaces".into(),
+            json!({"spaceId": new_id(), "sealedName": "not base64!", "rosterMac": mac}),
+            InvalidInput,
+        ),
+        ("/v1/spaces".into(), json!({"spaceId": new_id(), "sealedName": "", "rosterMac": mac}), InvalidInput),
+        (
+            "/v1/spaces".into(),
+            json!({"spaceId": new_id(), "sealedName": sealed_text(1025), "rosterMac": mac}),
+            TooLarge,
+        ),
+        ("/v1/spaces".into(), json!({"spaceId": 7, "sealedName": sealed_text(10), "rosterMac": mac}), InvalidInput),
+        ("/v1/spaces".into(), json!({"spaceId": new_id(), "rosterMac": mac}), InvalidInput),
+        ("/v1/spaces/join".into(), json!({"spaceId": space.id, "secret": "short", "rosterMac": mac}), InvalidInput),
+        (
+            "/v1/spaces/join".into(),
+            json!({"spaceId": "", "secret": b64::encode([0u8; 32]), "rosterMac": mac}),
+            InvalidInput,
+        ),
+        ("/v1/spaces/join".into(), json!({"spaceId": space.id, "secret": [1, 2], "rosterMac": mac}), InvalidInput),
+        // The roster entry: 32 bytes of base64url, and not to be left out.
+        ("/v1/spaces".into(), json!({"spaceId": new_id(), "sealedName": sealed_text(10)}), InvalidInput),
+        (
+            "/v1/spaces".into(),
+            json!({"spaceId": new_id(), "sealedName": sealed_text(10), "rosterMac": b64::encode([0u8; 31])}),
+            InvalidInput,
+        ),
+        (
+            "/v1/spaces/join".into(),
+            json!({"spaceId": space.id, "secret": b64::encode([0u8; 32]), "rosterMac": "not base64!"}),
+            InvalidInput,
+        ),
+        ("/v1/spaces/join".into(), json!({"spaceId": space.id, "secret": b64::encode([0u8; 32])}), InvalidInput),
         (
             space.path("/files"),
             json!({"fileId": short_id, "sealedRecord": sealed_text(50), "size": 1000, "chunkSize": 1024, "dataShards": 4, "parityShards": 2, "shards": [address]}),
@@ -241,7 +295,7 @@ async fn bad_space_and_file_input_is_refused_and_the_server_keeps_serving() {
     let list: SpaceListResponse = ada.get_json(&api, "/v1/spaces").await.unwrap();
     assert_eq!(list.spaces.len(), 1);
     // The JSON routes keep their 1 MiB limit.
-    let huge = json!({"spaceId": new_id(), "sealedName": "A".repeat(2 * 1024 * 1024)});
+    let huge = json!({"spaceId": new_id(), "sealedName": "A".repeat(2 * 1024 * 1024), "rosterMac": mac});
     Api::expect_error(api.post("/v1/spaces", t, &huge).await, TooLarge);
     // Every space route needs a session.
     Api::expect_error(api.get(&space.path("/files"), None).await, Unauthorized);

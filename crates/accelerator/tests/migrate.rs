@@ -17,8 +17,11 @@ use coffer_accelerator::store::shards::ShardStore;
 use coffer_accelerator::store::sqlite::SqliteRecords;
 use coffer_accelerator::store::{Accounts, Files, Kv, StoredValue, User};
 use coffer_core::ErrorCode;
-use coffer_core::proto::storage::{FileEntry, SpaceListResponse};
+use coffer_core::epoch;
+use coffer_core::proto::storage::{FileEntry, MembersResponse, SpaceInfo, SpaceKeysResponse, SpaceListResponse};
+use coffer_core::recovery::RecoveryCode;
 use coffer_core::shard::ShardAddress;
+use coffer_core::space::SpaceKey;
 use common::moto::Moto;
 use common::postgres::Scratch;
 use common::*;
@@ -40,8 +43,15 @@ struct Before {
     ada_seq: u64,
     bob_seq: u64,
     space_used: u64,
+    /// The space's key after its one rotation (epoch 1).
+    rotated_key: SpaceKey,
     /// Each user's `used_bytes`, read from the SQLite file.
     used_bytes: BTreeMap<String, i64>,
+    /// Ada's recovery code.
+    code: RecoveryCode,
+    /// The wrapped roots recovery challenges carried: ada's, under her code, and
+    /// bob's, made up (he has no code).
+    recovery_roots: [String; 2],
 }
 
 /// Fills an embedded accelerator through its API, then stops it.
@@ -69,10 +79,26 @@ async fn populated() -> (tempfile::TempDir, Before) {
     assert!(bob.delete_file(&api, &space, &deleted.file_id).await.unwrap());
     // An upload not committed yet: it pins its shard and is charged to bob.
     bob.upload(&api, &shards_of(b"pending")[..1]).await;
+    // The space's key rotated once: an epoch, its link, a key sealed to each member.
+    let listed: MembersResponse = ada.get_json(&api, &space.path("/members")).await.unwrap();
+    let fresh = SpaceKey::from_bytes(random());
+    let mut draw = |buf: &mut [u8]| getrandom::fill(buf).unwrap();
+    let rotation = epoch::rotate(&space.id, (0, &space.key), &listed.members, "Shared", fresh, &mut draw).unwrap();
+    let rotated: SpaceInfo = api.call(&space.path("/rotate"), Some(ada.token()), &rotation.request).await.unwrap();
+    assert_eq!(rotated.epoch, 1);
     let later_space = ada.create_space(&api).await.id;
     let (_, page) = api.get("/v1/spaces?limit=1", Some(ada.token())).await;
     let page: SpaceListResponse = serde_json::from_value(page).unwrap();
     let space_used = ada.used(&api, &space).await.unwrap();
+    // Ada made a recovery code; bob did not.
+    let code = RecoveryCode::from_bytes(random());
+    let made = set_recovery_request(&api, "ada", &ada.root, &code).await;
+    ada.post_empty(&api, "/v1/auth/recovery", &made).await.unwrap();
+    let mut recovery_roots = [String::new(), String::new()];
+    for (name, root) in ["ada", "bob"].into_iter().zip(&mut recovery_roots) {
+        *root = recover_challenge(&api, name).await.unwrap().wrapped_root;
+    }
+    assert_eq!(recovery_roots[0], made.wrapped_root);
 
     let dir = server.stop().await;
     let conn = rusqlite::Connection::open_with_flags(
@@ -100,7 +126,10 @@ async fn populated() -> (tempfile::TempDir, Before) {
         ada_seq,
         bob_seq,
         space_used,
+        rotated_key: rotation.key,
         used_bytes,
+        code,
+        recovery_roots,
     };
     (dir, before)
 }
@@ -156,6 +185,7 @@ async fn an_embedded_deployment_moves_to_postgres_and_s3() {
     assert_eq!(rows["uploads"], 1);
     assert_eq!(rows["spaces"], 2);
     assert_eq!(rows["members"], 3);
+    assert_eq!(rows["epoch_links"], 1);
     assert!(rows["sessions"] >= 2 && rows["kv"] == 3 && rows["kv_changes"] == 4, "{rows:?}");
     assert_eq!(tables_seen.len(), report.verified.tables.len(), "progress named every table");
     assert_eq!(report.shards_copied, report.verified.shards);
@@ -212,6 +242,15 @@ async fn an_embedded_deployment_moves_to_postgres_and_s3() {
     let gone = ada.get_json::<FileEntry>(&api, &space.path(&format!("/files/{}", before.deleted_file))).await;
     assert_eq!(gone.unwrap_err().code, ErrorCode::NotFound);
     assert_eq!(ada.used(&api, space).await.unwrap(), before.space_used);
+    // The key epochs came along: bob opens the key sealed to him, and it is the one
+    // the rotation made.
+    let keys: SpaceKeysResponse = bob.get_json(&api, &space.path("/keys")).await.unwrap();
+    assert_eq!((keys.epoch, keys.rotation_due, keys.links.len()), (1, false, 1));
+    let sealed = coffer_core::b64::decode(&keys.sealed_key.unwrap()).unwrap();
+    let key = epoch::open_epoch_key(&bob.user_keys(), &space.id, 1, bob.user_id(), &sealed).unwrap();
+    assert_eq!(key, before.rotated_key);
+    let members: MembersResponse = bob.get_json(&api, &space.path("/members")).await.unwrap();
+    assert!(members.members.iter().all(|m| m.public_key.is_some() && m.roster_mac.is_some()));
 
     // A cursor the embedded accelerator handed out still pages on.
     let (_, page) = api.get(&format!("/v1/spaces?limit=1&after={}", before.cursor), Some(ada.token())).await;
@@ -239,6 +278,15 @@ async fn an_embedded_deployment_moves_to_postgres_and_s3() {
         before.used_bytes[ada.user_id()] + (n3_cost + newer_cost) as i64
     );
     assert_eq!(records.used_bytes(bob.user_id()).await.unwrap() as i64, before.used_bytes[bob.user_id()]);
+
+    // Ada's recovery code came along, and bob's made-up root is the same (the server
+    // secret came along): a stranger sees no change. The code recovers.
+    for (name, root) in ["ada", "bob"].into_iter().zip(&before.recovery_roots) {
+        assert_eq!(&recover_challenge(&api, name).await.unwrap().wrapped_root, root, "{name}");
+    }
+    let (_, root) = recover(&api, "ada", &before.code, "ada's new password").await.unwrap();
+    assert_eq!(root.as_bytes(), ada.root.as_bytes());
+    sign_in(&api, "ada", "ada's new password").await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -257,6 +305,8 @@ async fn a_database_with_data_is_refused_and_left_alone() {
             wrapped_root: vec![3; 61],
         },
         kv_seq: 0,
+        user_public_key: Some([9; 32]),
+        recovery: None,
     };
     records.create_user(&carol).await.unwrap();
     records
@@ -362,6 +412,8 @@ async fn measure() {
                     wrapped_root: vec![3; 61],
                 },
                 kv_seq: 0,
+                user_public_key: Some([9; 32]),
+                recovery: None,
             };
             records.create_user(&user).await.unwrap();
         }

@@ -32,7 +32,11 @@ async fn create_and_list() {
     assert!(bobs.spaces.is_empty(), "nobody sees another's spaces");
 
     // A taken id is a conflict, whoever asks.
-    let again = CreateSpaceRequest { space_id: first.id.clone(), sealed_name: sealed(40) };
+    let again = CreateSpaceRequest {
+        space_id: first.id.clone(),
+        sealed_name: sealed(40),
+        roster_mac: bob.roster_mac(&first.id, &first.key),
+    };
     let err = api.call::<SpaceInfo>("/v1/spaces", Some(bob.token()), &again).await.unwrap_err();
     assert_eq!(err.code, Conflict);
     Api::expect_error(api.get("/v1/spaces", None).await, Unauthorized);
@@ -150,7 +154,7 @@ async fn outsiders_get_forbidden_for_spaces_that_exist_or_not() {
     ada.upload(&api, &[(address, bytes)]).await;
     let file = ada.commit(&api, &space, &[address]).await.unwrap();
 
-    let nowhere = TestSpace { id: new_id(), key: space.key.clone() };
+    let nowhere = TestSpace { id: new_id(), key: space.key.clone(), epoch: 0 };
     for s in [&space, &nowhere] {
         assert_eq!(eve.files(&api, s).await.unwrap_err().code, Forbidden);
         assert_eq!(eve.used(&api, s).await.unwrap_err().code, Forbidden);

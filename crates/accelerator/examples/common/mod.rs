@@ -2,6 +2,7 @@
 
 use coffer_core::account::{self, KdfParams, RootSecret};
 use coffer_core::b64;
+use coffer_core::identity::UserKeys;
 use coffer_core::proto::{SessionResponse, SignUpRequest};
 
 /// `N` random bytes.
@@ -24,6 +25,7 @@ pub async fn sign_up(http: &reqwest::Client, url: &str) -> String {
         kdf,
         login_public_key: b64::encode(pwk.login_key().public_key()),
         wrapped_root: b64::encode(pwk.wrap_key().wrap(&root, &username, random())),
+        user_public_key: Some(b64::encode(UserKeys::derive(&root).public_key())),
     };
     let answer = http.post(format!("{url}/v1/auth/signup")).json(&req).send().await.expect("sign up");
     assert!(answer.status().is_success(), "sign-up refused: {}", answer.text().await.unwrap_or_default());

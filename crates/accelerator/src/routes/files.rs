@@ -12,6 +12,11 @@
 //! one step at its end — so a refused commit leaves nothing visible and the writer's
 //! uploads as they were. Deleting a file frees, before the answer, the shards no
 //! other file references, so its manifest stops opening it ([`crate::gc`]).
+//!
+//! A commit names the key epoch its record is sealed under (SPEC.md F.12): anything
+//! but the space's current epoch, or a commit while a rotation is due, is refused
+//! with `Conflict` — at its first step and again as it becomes visible — so nothing
+//! new is sealed under a key a departed member holds. Every file answers its epoch.
 
 use std::sync::Arc;
 
@@ -34,7 +39,7 @@ pub const MAX_SEALED_RECORD_BYTES: usize = 4096;
 /// commas, and room for the rest of the body.
 pub const MAX_COMMIT_BODY_BYTES: usize = MAX_FILE_SHARDS * (ADDRESS_HEX_LEN + 3) + 64 * 1024;
 
-/// `POST /v1/spaces/{space}/files` (writers and owners).
+/// `POST /v1/spaces/{space}/files` (writers and owners), at the space's current epoch.
 pub async fn commit(
     State(state): State<AppState>,
     authed: Authed,
@@ -71,6 +76,7 @@ pub async fn commit(
         max_shard_bytes: bound.bytes,
         created_by: authed.session.user_id,
         created_at_ms: now_ms(),
+        epoch: req.epoch,
     };
     let quotas = state.config.quotas();
     let expires_at_ms = expiry_ms(state.config.shard_grace);

@@ -7,6 +7,7 @@ pub mod feed;
 pub mod files;
 pub mod kv;
 pub mod shards;
+pub mod space_keys;
 pub mod spaces;
 pub mod wire;
 
@@ -80,6 +81,8 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/signup", post(auth::signup))
         .route("/auth/challenge", post(auth::challenge))
         .route("/auth/login", post(auth::login))
+        .route("/auth/recover/challenge", post(auth::recover_challenge))
+        .route("/auth/recover", post(auth::recover))
         .route_layer(budgeted(auth::MAX_SIGN_IN_BODY_BYTES, Senders::Anyone))
         .route_layer(DefaultBodyLimit::max(auth::MAX_SIGN_IN_BODY_BYTES));
     // Shards are read by address, the capability: anyone may ask for a batch.
@@ -91,6 +94,8 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/session", get(auth::session))
         .route("/auth/password", post(auth::change_password))
         .route("/auth/signout", post(auth::signout))
+        .route("/auth/public-key", post(auth::publish_key))
+        .route("/auth/recovery", post(auth::set_recovery))
         .route("/kv/set", post(kv::set))
         .route("/kv/get", post(kv::get))
         .route("/kv/delete", post(kv::delete))
@@ -103,6 +108,8 @@ pub fn router(state: AppState) -> Router {
         .route("/spaces/{space}/members", get(spaces::members))
         .route("/spaces/{space}/members/remove", post(spaces::remove_member))
         .route("/spaces/{space}/leave", post(spaces::leave))
+        .route("/spaces/{space}/roster", post(space_keys::enter_roster))
+        .route("/spaces/{space}/keys", get(space_keys::keys))
         .route("/spaces/{space}/usage", get(spaces::usage))
         .route("/spaces/{space}/files/{file}", get(files::get).delete(files::delete))
         .route_layer(budgeted(config.max_body_bytes, Senders::Users));
@@ -122,6 +129,13 @@ pub fn router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(files::MAX_COMMIT_BODY_BYTES))
                 .layer(budgeted(files::MAX_COMMIT_BODY_BYTES, Senders::Uploaders))
                 .get(files::list),
+        )
+        // A rotation lists every member with a roster entry.
+        .route(
+            "/spaces/{space}/rotate",
+            post(space_keys::rotate)
+                .layer(DefaultBodyLimit::max(space_keys::MAX_ROTATE_BODY_BYTES))
+                .layer(budgeted(space_keys::MAX_ROTATE_BODY_BYTES, Senders::Uploaders)),
         );
     let api = api
         .merge(sign_in)

@@ -1,5 +1,6 @@
 //! The space routes: create, list, invite, join, members, leave, remove a member,
-//! usage.
+//! usage. Its key epochs' routes — roster, keys, rotate — are in
+//! [`super::space_keys`].
 //!
 //! A space is an id, a name sealed under a key only its members hold, and its
 //! members with their roles: readers read, writers also write and delete files,
@@ -7,16 +8,33 @@
 //! or the name; an invite reaches it only as the hash of its secret
 //! ([`coffer_core::space::invite_secret_hash`]).
 //!
+//! Every member has a roster entry (SPEC.md F.12): a MAC of their user id and
+//! published public key under the space key, sent when they create the space or
+//! join it, so the account must have published its key first (`Conflict`
+//! otherwise). The members answer lists each member's public key and entry; a
+//! member who rotates the key checks every entry, so the accelerator cannot add a
+//! key of its own to the roster. Joining a space one is already a member of with a
+//! valid invite replaces one's entry.
+//!
+//! The space key changes by epochs. A member leaving or being removed, when members
+//! remain, makes a rotation due and deletes every invite of the space; until a
+//! member rotates, invites (and file commits, [`super::files`]) are refused with
+//! `Conflict`, and so is an invite for any epoch but the current one, so no token
+//! hands out a key already replaced. Every [`SpaceInfo`] carries the space's epoch,
+//! whether a rotation is due, and whether the caller has a roster entry.
+//!
 //! Outsiders learn nothing: every route on a space answers `Forbidden` to a
 //! non-member, and the same `Forbidden` for a space that does not exist.
 //!
 //! A space keeps an owner while it has members: its last owner can neither leave
 //! nor be removed until the other members are gone. When the last member leaves,
-//! the space is deleted with its invites and files, and their shards are freed.
+//! the space is deleted with its invites, files and links, and their shards are
+//! freed.
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use coffer_core::b64;
+use coffer_core::epoch::ROSTER_MAC_LEN;
 use coffer_core::proto::PageQuery;
 use coffer_core::proto::storage::{
     CreateInviteRequest, CreateSpaceRequest, ID_BYTES, InviteInfo, JoinSpaceRequest, MembersResponse,
@@ -38,7 +56,7 @@ pub const MAX_INVITE_TTL_MS: u64 = 90 * 24 * 60 * 60 * 1000;
 /// Most joins one invite may allow.
 pub const MAX_INVITE_USES: u32 = 1000;
 /// Bytes of a user id before base64url.
-const USER_ID_BYTES: usize = 16;
+pub const USER_ID_BYTES: usize = 16;
 
 /// Checks an id the client drew: [`ID_BYTES`] bytes, base64url.
 pub fn check_id(text: &str, what: &str) -> Result<(), ApiError> {
@@ -46,6 +64,27 @@ pub fn check_id(text: &str, what: &str) -> Result<(), ApiError> {
         return Err(ApiError::invalid(format!("{what} must be {ID_BYTES} random bytes in base64url (22 characters)")));
     }
     Ok(())
+}
+
+/// Checks a user id: [`USER_ID_BYTES`] bytes, base64url.
+pub fn check_user_id(text: &str, what: &str) -> Result<(), ApiError> {
+    if text.len() > 64 || b64::decode_array::<USER_ID_BYTES>(text).is_none() {
+        return Err(ApiError::invalid(format!("{what} must be {USER_ID_BYTES} bytes of base64url")));
+    }
+    Ok(())
+}
+
+/// Decodes a roster entry's MAC: [`ROSTER_MAC_LEN`] bytes, base64url.
+pub fn roster_mac(text: &str, what: &str) -> Result<[u8; ROSTER_MAC_LEN], ApiError> {
+    b64::decode_array(text)
+        .ok_or_else(|| ApiError::invalid(format!("{what} must be {ROSTER_MAC_LEN} bytes of base64url")))
+}
+
+/// Decodes a base64url field of exactly `len` bytes.
+pub fn exact_bytes(text: &str, what: &str, len: usize) -> Result<Vec<u8>, ApiError> {
+    b64::decode(text)
+        .filter(|bytes| bytes.len() == len)
+        .ok_or_else(|| ApiError::invalid(format!("{what} must be {len} bytes of base64url")))
 }
 
 /// Decodes a sealed base64url field of 1 to `max` bytes.
@@ -65,7 +104,8 @@ pub fn sealed_bytes(text: &str, what: &str, max: usize) -> Result<Vec<u8>, ApiEr
     Ok(bytes)
 }
 
-/// `POST /v1/spaces`: the caller becomes the new space's owner.
+/// `POST /v1/spaces`: the caller becomes the new space's owner, at epoch 0, with
+/// their roster entry. The caller's account must have published its public key.
 pub async fn create(
     State(state): State<AppState>,
     authed: Authed,
@@ -73,10 +113,11 @@ pub async fn create(
 ) -> Result<Json<SpaceInfo>, ApiError> {
     check_id(&req.space_id, "spaceId")?;
     let name = sealed_bytes(&req.sealed_name, "sealedName", MAX_SEALED_NAME_BYTES)?;
+    let mac = roster_mac(&req.roster_mac, "rosterMac")?;
     let user = authed.session.user_id;
     let now = now_ms();
     let allowance = state.config.user_allowance_bytes;
-    let space = state.records.create_space(&req.space_id, &name, &user, now, allowance).await?;
+    let space = state.records.create_space(&req.space_id, &name, &user, &mac, now, allowance).await?;
     Ok(Json(SpaceInfo::from(&space)))
 }
 
@@ -92,7 +133,8 @@ pub async fn list(
     Ok(Json(SpaceListResponse { spaces: spaces.items.iter().map(SpaceInfo::from).collect(), next: spaces.next }))
 }
 
-/// `POST /v1/spaces/{space}/invites` (owners): registers an invite's secret hash.
+/// `POST /v1/spaces/{space}/invites` (owners): registers an invite's secret hash, for
+/// a token carrying the current epoch's key while no rotation is due.
 pub async fn invite(
     State(state): State<AppState>,
     authed: Authed,
@@ -121,12 +163,14 @@ pub async fn invite(
     let invite = Invite { space_id, secret_hash, role: req.role, expires_at_ms: now.saturating_add(ttl), max_uses };
     let info = InviteInfo { role: invite.role, expires_at_ms: invite.expires_at_ms, max_uses };
     let actor = authed.session.user_id;
-    state.records.create_invite(&actor, &invite, now).await?;
+    state.records.create_invite(&actor, &invite, req.epoch, now).await?;
     Ok(Json(info))
 }
 
-/// `POST /v1/spaces/join`: joins with an invite's secret. Joining a space one is
-/// already a member of answers the membership and leaves the invite unused.
+/// `POST /v1/spaces/join`: joins with an invite's secret and a roster entry under the
+/// token's key; the caller's account must have published its public key. Joining a
+/// space one is already a member of answers the membership with the entry replaced,
+/// and leaves the invite unused.
 pub async fn join(
     State(state): State<AppState>,
     authed: Authed,
@@ -135,14 +179,16 @@ pub async fn join(
     check_id(&req.space_id, "spaceId")?;
     let secret: [u8; INVITE_SECRET_LEN] = b64::decode_array(&req.secret)
         .ok_or_else(|| ApiError::invalid(format!("secret must be {INVITE_SECRET_LEN} bytes of base64url")))?;
+    let mac = roster_mac(&req.roster_mac, "rosterMac")?;
     let hash = invite_secret_hash(&req.space_id, &InviteSecret::from_bytes(secret));
     let user = authed.session.user_id;
     let now = now_ms();
-    let space = state.records.join_space(&req.space_id, &hash, &user, now).await?;
+    let space = state.records.join_space(&req.space_id, &hash, &user, &mac, now).await?;
     Ok(Json(SpaceInfo::from(&space)))
 }
 
-/// `GET /v1/spaces/{space}/members` (members).
+/// `GET /v1/spaces/{space}/members` (members): each with their role, published
+/// public key and roster entry.
 pub async fn members(
     State(state): State<AppState>,
     authed: Authed,
@@ -157,7 +203,8 @@ pub async fn members(
 }
 
 /// `POST /v1/spaces/{space}/leave`: 204. The last member leaving deletes the space;
-/// its files' shards that no other file uses are freed before the answer.
+/// its files' shards that no other file uses are freed before the answer. Otherwise
+/// a rotation is due and the space's invites are gone.
 pub async fn leave(
     State(state): State<AppState>,
     authed: Authed,
@@ -172,7 +219,8 @@ pub async fn leave(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `POST /v1/spaces/{space}/members/remove` (owners): 204.
+/// `POST /v1/spaces/{space}/members/remove` (owners): 204. A rotation is due and the
+/// space's invites are gone.
 pub async fn remove_member(
     State(state): State<AppState>,
     authed: Authed,
@@ -180,9 +228,7 @@ pub async fn remove_member(
     Json(req): Json<RemoveMemberRequest>,
 ) -> Result<StatusCode, ApiError> {
     check_id(&space_id, "the space id")?;
-    if b64::decode_array::<USER_ID_BYTES>(&req.user_id).is_none() {
-        return Err(ApiError::invalid(format!("userId must be {USER_ID_BYTES} bytes of base64url")));
-    }
+    check_user_id(&req.user_id, "userId")?;
     let actor = authed.session.user_id;
     state.records.remove_member(&space_id, &actor, &req.user_id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -2,10 +2,10 @@
 //! returns, so the store knows nothing of the JSON the SDK reads (SPEC.md §7).
 
 use coffer_core::b64;
-use coffer_core::proto::storage::{FileEntry, SpaceInfo};
+use coffer_core::proto::storage::{EpochLink, FileEntry, SpaceInfo, SpaceKeysResponse};
 use coffer_core::proto::{ChangeEvent, ChangeOp, KvValue};
 
-use crate::store::{Change, FileRecord, Membership, StoredValue};
+use crate::store::{Change, FileRecord, KeyState, Membership, StoredValue};
 
 impl From<&StoredValue> for KvValue {
     fn from(value: &StoredValue) -> KvValue {
@@ -35,6 +35,9 @@ impl From<&Membership> for SpaceInfo {
             sealed_name: b64::encode(&space.sealed_name),
             role: space.role,
             created_at_ms: space.created_at_ms,
+            epoch: space.epoch,
+            rotation_due: space.rotation_due,
+            in_roster: space.in_roster,
         }
     }
 }
@@ -48,6 +51,23 @@ impl From<&FileRecord> for FileEntry {
             stored_bytes: file.stored_bytes,
             created_by: file.created_by.clone(),
             created_at_ms: file.created_at_ms,
+            epoch: file.epoch,
+        }
+    }
+}
+
+impl From<&KeyState> for SpaceKeysResponse {
+    fn from(keys: &KeyState) -> SpaceKeysResponse {
+        SpaceKeysResponse {
+            epoch: keys.epoch,
+            rotation_due: keys.rotation_due,
+            sealed_name: b64::encode(&keys.sealed_name),
+            sealed_key: keys.sealed_key.as_ref().map(b64::encode),
+            links: keys
+                .links
+                .iter()
+                .map(|l| EpochLink { epoch: l.epoch, sealed_previous: b64::encode(&l.sealed_previous) })
+                .collect(),
         }
     }
 }

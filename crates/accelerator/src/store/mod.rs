@@ -1,9 +1,11 @@
-//! Where the accelerator keeps its records: users, sessions, login challenges, kv
-//! values and each user's kv change log; shards, spaces, members, invites, files and
-//! the shards each file references.
+//! Where the accelerator keeps its records: users (with their published public
+//! keys and recovery codes), sessions, login challenges, kv values and each user's kv change log;
+//! shards, spaces, members, invites, files and the shards each file references; each
+//! space's key epochs, its members' roster entries and sealed keys, and its links.
 //!
-//! The records are four async traits, one per domain — [`Accounts`], [`Kv`],
-//! [`Spaces`], [`Files`] — which a backend implements together ([`Records`]).
+//! The records are five async traits, one per domain — [`Accounts`], [`Kv`],
+//! [`Spaces`], [`SpaceKeys`], [`Files`] — which a backend implements together
+//! ([`Records`]).
 //! [`sqlite::SqliteRecords`] is the embedded default. The same cases run against
 //! every backend (`tests/store/`), so a behaviour cannot differ between them.
 //!
@@ -73,6 +75,29 @@ pub fn make_private(path: &std::path::Path) -> std::io::Result<()> {
 pub enum StoreError {
     /// Sign-up with a username that already exists.
     UsernameTaken,
+    /// The account has published another public key: it never changes.
+    KeyPublished,
+    /// The account has no published public key, which entering a roster needs
+    /// (creating or joining a space, [`SpaceKeys::enter_roster`]).
+    NoPublicKey,
+    /// A write named another key epoch than the space's current one.
+    StaleEpoch {
+        /// The space's current epoch.
+        current: u32,
+    },
+    /// A member left or was removed and the space's key has not been rotated since:
+    /// no file may be committed and no invite made.
+    RotationDue,
+    /// A rotation to another epoch than the current one plus one (another member
+    /// rotated first).
+    NotNextEpoch {
+        /// The space's current epoch.
+        current: u32,
+    },
+    /// A rotation whose members are not exactly those with a roster entry.
+    RosterChanged,
+    /// A rotation by a member without a roster entry.
+    NotInRoster,
     /// A space created with an id that is taken.
     SpaceTaken,
     /// A file committed with an id that is taken in its space.
@@ -138,6 +163,13 @@ impl std::fmt::Display for StoreError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StoreError::UsernameTaken => f.write_str("username taken"),
+            StoreError::KeyPublished => f.write_str("another public key published"),
+            StoreError::NoPublicKey => f.write_str("no public key published"),
+            StoreError::StaleEpoch { current } => write!(f, "the space is at epoch {current}"),
+            StoreError::RotationDue => f.write_str("rotation due"),
+            StoreError::NotNextEpoch { current } => write!(f, "the space is at epoch {current}, not the one before"),
+            StoreError::RosterChanged => f.write_str("the roster changed"),
+            StoreError::NotInRoster => f.write_str("not in the roster"),
             StoreError::SpaceTaken => f.write_str("space id taken"),
             StoreError::FileTaken => f.write_str("file id taken"),
             StoreError::NotMember => f.write_str("not a member"),
@@ -323,6 +355,26 @@ pub struct User {
     pub credentials: Credentials,
     /// Sequence number of the user's latest kv change (0 before the first).
     pub kv_seq: u64,
+    /// The account's X25519 public key (SPEC.md §3.6), once published: members seal
+    /// a space's new keys to it. It derives from the root secret, so it never
+    /// changes; a password change keeps it.
+    pub user_public_key: Option<[u8; 32]>,
+    /// The account's recovery code's public material (SPEC.md §3.8), if it made
+    /// one: it stands in for a forgotten password. A password change and a recovery
+    /// keep it; only a new code replaces it.
+    pub recovery: Option<Recovery>,
+}
+
+/// What a recovery code gives the accelerator (SPEC.md §3.8), as a password's
+/// [`Credentials`] do: the public half of the key that signs recovery challenges,
+/// and the root secret wrapped under the code. None of it is secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    /// Ed25519 public recovery key; recovery challenges are checked against it.
+    pub public_key: [u8; 32],
+    /// The root secret wrapped under the code's wrap key; opaque here, handed to
+    /// whoever asks for a recovery challenge.
+    pub wrapped_root: Vec<u8>,
 }
 
 /// A live session, found by the hash of its token.
@@ -336,6 +388,9 @@ pub struct Session {
     pub kv_seq: u64,
     /// When the session stops working, milliseconds since the Unix epoch.
     pub expires_at_ms: u64,
+    /// The user's published public key, for the session answer and to check a
+    /// proof of the root against (SPEC.md §3.9).
+    pub user_public_key: Option<[u8; 32]>,
 }
 
 /// A login challenge waiting for its one answer.
@@ -407,6 +462,12 @@ pub struct Membership {
     pub role: Role,
     /// When the space was created, milliseconds since the Unix epoch.
     pub created_at_ms: u64,
+    /// The space's key epoch; the sealed name is under its key.
+    pub epoch: u32,
+    /// Whether a member went since the last rotation.
+    pub rotation_due: bool,
+    /// Whether this member has a roster entry.
+    pub in_roster: bool,
 }
 
 /// An invite as stored: the hash of its secret, never the secret or the space key.
@@ -442,6 +503,9 @@ pub struct NewFile {
     pub created_by: String,
     /// When, milliseconds since the Unix epoch.
     pub created_at_ms: u64,
+    /// The key epoch the record is sealed under: the space's current one, or the
+    /// commit is refused.
+    pub epoch: u32,
 }
 
 /// A committed file.
@@ -459,6 +523,57 @@ pub struct FileRecord {
     pub created_by: String,
     /// When, milliseconds since the Unix epoch.
     pub created_at_ms: u64,
+    /// The key epoch its record is sealed under.
+    pub epoch: u32,
+}
+
+/// Where a space's keys stand, as one member reads them (SPEC.md F.12).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyState {
+    /// The current epoch.
+    pub epoch: u32,
+    /// Whether a rotation is due.
+    pub rotation_due: bool,
+    /// The space's name sealed under the current epoch's key; opaque here.
+    pub sealed_name: Vec<u8>,
+    /// The current epoch's key sealed to this member; opaque here. `None` at epoch 0
+    /// and for a member the last rotation left out.
+    pub sealed_key: Option<Vec<u8>>,
+    /// Links of the epochs asked for, oldest first.
+    pub links: Vec<Link>,
+}
+
+/// One epoch's link: the previous epoch's key sealed under this epoch's; opaque here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// The epoch (1 or more).
+    pub epoch: u32,
+    /// Epoch `epoch - 1`'s key sealed under this epoch's.
+    pub sealed_previous: Vec<u8>,
+}
+
+/// A rotation of a space's key to its next epoch, as checked by the route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// The new epoch: the current one plus one, or it is refused.
+    pub epoch: u32,
+    /// The space's name sealed under the new key.
+    pub sealed_name: Vec<u8>,
+    /// The new epoch's link.
+    pub sealed_previous: Vec<u8>,
+    /// Each member with a roster entry, each once: exactly those, or it is refused.
+    pub members: Vec<RotatedKey>,
+}
+
+/// One member's share of a [`Rotation`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RotatedKey {
+    /// The member.
+    pub user_id: String,
+    /// The new key sealed to their public key.
+    pub sealed_key: Vec<u8>,
+    /// Their roster entry under the new key.
+    pub roster_mac: [u8; 32],
 }
 
 /// Accounts, their sessions and sign-in challenges, and what each user is charged.
@@ -470,6 +585,10 @@ pub trait Accounts: Send + Sync + 'static {
     /// Finds an account by username.
     async fn user_by_name(&self, username: &str) -> Result<Option<User>, StoreError>;
 
+    /// Publishes the account's public key, if it has none: the same key again
+    /// changes nothing, another one is [`StoreError::KeyPublished`] (it never changes).
+    async fn publish_key(&self, user_id: &str, public_key: &[u8; 32]) -> Result<(), StoreError>;
+
     /// Replaces a user's credentials if the current login key is still
     /// `expected_public_key`, and revokes every session except `keep_session`.
     /// Returns `false` (changing nothing) if the key had already changed.
@@ -479,6 +598,21 @@ pub trait Accounts: Send + Sync + 'static {
         expected_public_key: &[u8; 32],
         new: &Credentials,
         keep_session: &[u8; 32],
+    ) -> Result<bool, StoreError>;
+
+    /// Sets the account's recovery code, replacing any earlier one (which then stops
+    /// working).
+    async fn set_recovery(&self, user_id: &str, recovery: &Recovery) -> Result<(), StoreError>;
+
+    /// Replaces a user's credentials if their recovery key is still
+    /// `expected_recovery_key`, and revokes every session of theirs; the recovery
+    /// code stays. Returns `false` (changing nothing) if the account has no code or
+    /// another one by now.
+    async fn recover(
+        &self,
+        user_id: &str,
+        expected_recovery_key: &[u8; 32],
+        new: &Credentials,
     ) -> Result<bool, StoreError>;
 
     /// Records a session under the hash of its token, dropping expired ones and,
@@ -545,15 +679,22 @@ pub trait Kv: Send + Sync + 'static {
 }
 
 /// Spaces, their members and invites.
+///
+/// A member's roster entry (SPEC.md F.12) is entered with their membership: the
+/// account must have published its public key ([`StoreError::NoPublicKey`]).
+/// Leaving or being removed, when members remain, makes a rotation due and deletes
+/// the space's invites ([`SpaceKeys`]).
 #[async_trait]
 pub trait Spaces: Send + Sync + 'static {
-    /// Creates a space with `owner` as its one member, charging [`space_cost`] to
-    /// them within `allowance`; [`StoreError::SpaceTaken`] if the id exists.
+    /// Creates a space at epoch 0 with `owner` as its one member, with their roster
+    /// entry, charging [`space_cost`] to them within `allowance`;
+    /// [`StoreError::SpaceTaken`] if the id exists.
     async fn create_space(
         &self,
         space_id: &str,
         sealed_name: &[u8],
         owner: &str,
+        roster_mac: &[u8; 32],
         now_ms: u64,
         allowance: u64,
     ) -> Result<Membership, StoreError>;
@@ -561,34 +702,82 @@ pub trait Spaces: Send + Sync + 'static {
     /// The spaces `user_id` is a member of, oldest first.
     async fn spaces_of(&self, user_id: &str, page: &PageRequest) -> Result<Page<Membership>, StoreError>;
 
-    /// Registers an invite made by `actor`, who must own the space; drops the
-    /// space's expired invites.
-    async fn create_invite(&self, actor: &str, invite: &Invite, now_ms: u64) -> Result<(), StoreError>;
+    /// Registers an invite made by `actor`, who must own the space, for a token that
+    /// carries epoch `epoch`'s key: the current one, with no rotation due
+    /// ([`StoreError::StaleEpoch`], [`StoreError::RotationDue`]). Drops the space's
+    /// expired invites.
+    async fn create_invite(&self, actor: &str, invite: &Invite, epoch: u32, now_ms: u64) -> Result<(), StoreError>;
 
-    /// Adds `user_id` to the space through the invite with this secret hash, using
-    /// one of its uses. A user who is already a member gets their membership back
+    /// Adds `user_id` to the space, with this roster entry, through the invite with
+    /// this secret hash, using one of its uses. A user who is already a member gets
+    /// their membership back with the roster entry replaced (their sealed key kept),
     /// and the invite is not used.
     async fn join_space(
         &self,
         space_id: &str,
         secret_hash: &[u8; 32],
         user_id: &str,
+        roster_mac: &[u8; 32],
         now_ms: u64,
     ) -> Result<Membership, StoreError>;
 
-    /// The space's members in joining order; `actor` must be one.
+    /// The space's members in joining order, each with their published public key
+    /// and roster entry; `actor` must be one.
     async fn members(&self, space_id: &str, actor: &str, page: &PageRequest) -> Result<Page<Member>, StoreError>;
 
     /// Takes `user_id` out of the space. The last member leaving withdraws the space
     /// with its invites and files, refunding whoever paid for them, and gets `true`:
-    /// [`Files::unwind`] then takes it apart.
+    /// [`Files::unwind`] then takes it apart. Otherwise a rotation is due and the
+    /// space's invites are deleted.
     async fn leave_space(&self, space_id: &str, user_id: &str) -> Result<bool, StoreError>;
 
-    /// `actor`, an owner, takes `user_id` out of the space.
+    /// `actor`, an owner, takes `user_id` out of the space: a rotation is due and the
+    /// space's invites are deleted.
     async fn remove_member(&self, space_id: &str, actor: &str, user_id: &str) -> Result<(), StoreError>;
 
     /// Bytes the space's committed files hold; `actor` must be a member.
     async fn space_usage(&self, space_id: &str, actor: &str) -> Result<u64, StoreError>;
+}
+
+/// A space's key epochs (SPEC.md F.12): roster entries, each member's sealed key,
+/// the links, and rotation. The accelerator never holds a space key: it stores what
+/// members made and enforces, in each method's transaction, who may write what at
+/// which epoch. Any member — reader, writer or owner — may do each of these.
+#[async_trait]
+pub trait SpaceKeys: Send + Sync + 'static {
+    /// Sets `actor`'s roster entry, made under epoch `epoch`'s key: the current one
+    /// ([`StoreError::StaleEpoch`]). The account must have published its public key
+    /// ([`StoreError::NoPublicKey`]). Allowed while a rotation is due, so that a
+    /// member from before rosters can enter and then rotate.
+    async fn enter_roster(
+        &self,
+        space_id: &str,
+        actor: &str,
+        epoch: u32,
+        roster_mac: &[u8; 32],
+    ) -> Result<(), StoreError>;
+
+    /// Where the space's keys stand for `actor`: the current epoch, whether a
+    /// rotation is due, the key sealed to them, and up to `limit` links of the
+    /// epochs after `after`, oldest first.
+    async fn space_keys(&self, space_id: &str, actor: &str, after: u32, limit: usize) -> Result<KeyState, StoreError>;
+
+    /// Rotates the space's key to `rotation.epoch`, which must be the current epoch
+    /// plus one ([`StoreError::NotNextEpoch`]: of two rotations to one epoch, the
+    /// second gets this), by `actor`, who must have a roster entry
+    /// ([`StoreError::NotInRoster`]), for exactly the members that have one
+    /// ([`StoreError::RosterChanged`]). In one transaction: stores the link (made by
+    /// `actor` at `now_ms`) and the new sealed name, sets each listed member's
+    /// sealed key and entry and clears both for every other member, clears the
+    /// rotation due, and deletes every invite of the space. Returns `actor`'s
+    /// membership at the new epoch.
+    async fn rotate(
+        &self,
+        space_id: &str,
+        actor: &str,
+        rotation: &Rotation,
+        now_ms: u64,
+    ) -> Result<Membership, StoreError>;
 }
 
 /// A hold on some shard addresses ([`Files::hold_shards`]), released when dropped.
@@ -681,10 +870,11 @@ pub trait Files: Send + Sync + 'static {
     fn step(&self) -> usize;
 
     /// Checks, without writing, what [`Files::draft_file`] and
-    /// [`Files::seal_draft`] would check of the whole file — its id is free, every
-    /// shard may be listed, it fits its declared size and `quotas` — so a commit of
-    /// many steps is refused before its first one in all but a race, and its writer's
-    /// uploads stay as they were.
+    /// [`Files::seal_draft`] would check of the whole file — its epoch is the
+    /// space's current one with no rotation due, its id is free, every shard may be
+    /// listed, it fits its declared size and `quotas` — so a commit of many steps is
+    /// refused before its first one in all but a race, and its writer's uploads stay
+    /// as they were.
     async fn check_commit(&self, file: &NewFile, quotas: Quotas) -> Result<(), StoreError>;
 
     /// Commits a file that takes one step, in one transaction: what
@@ -698,12 +888,15 @@ pub trait Files: Send + Sync + 'static {
     /// stored and be either the creator's own pending upload or already used by a
     /// committed file of the same space; the creator's uploads of them are settled
     /// into the draft (their charge moves to it), which pins them until
-    /// `expires_at_ms`. A refused step changes nothing.
+    /// `expires_at_ms`. The file's epoch must be the space's current one with no
+    /// rotation due ([`StoreError::StaleEpoch`], [`StoreError::RotationDue`]). A
+    /// refused step changes nothing.
     async fn draft_file(&self, file: &NewFile, range: Range<usize>, expires_at_ms: u64) -> Result<(), StoreError>;
 
     /// The last step of a commit: makes the draft, holding every listed shard, the
-    /// visible file, if its shards hold no more than the declared size needs and
-    /// both the space and the creator stay within `quotas` (the file costs
+    /// visible file at its epoch, if that is still the space's current one with no
+    /// rotation due, its shards hold no more than the declared size needs and both
+    /// the space and the creator stay within `quotas` (the file costs
     /// [`file_cost`]). A refused seal changes nothing.
     async fn seal_draft(&self, file: &NewFile, quotas: Quotas) -> Result<FileRecord, StoreError>;
 
@@ -770,6 +963,6 @@ pub trait Files: Send + Sync + 'static {
 /// Every domain of the records in one backend. Implementations must be safe to call
 /// from many tasks at once, and on several accelerators sharing one database; each
 /// method is one transaction.
-pub trait Records: Accounts + Kv + Spaces + Files {}
+pub trait Records: Accounts + Kv + Spaces + SpaceKeys + Files {}
 
-impl<T: Accounts + Kv + Spaces + Files> Records for T {}
+impl<T: Accounts + Kv + Spaces + SpaceKeys + Files> Records for T {}

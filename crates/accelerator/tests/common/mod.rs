@@ -11,9 +11,12 @@ use std::time::Duration;
 use coffer_accelerator::Config;
 use coffer_core::account::{self, KdfParams, RootSecret};
 use coffer_core::b64;
+use coffer_core::epoch;
+use coffer_core::identity::UserKeys;
 use coffer_core::kv::{KvKeys, KvScope};
 use coffer_core::proto::storage::*;
 use coffer_core::proto::*;
+use coffer_core::recovery::RecoveryCode;
 use coffer_core::shard::ShardAddress;
 use coffer_core::space::{InviteSecret, InviteToken, SpaceKey, invite_secret_hash};
 use coffer_core::{chunk, erasure};
@@ -378,7 +381,8 @@ pub struct Account {
     pub keys: KvKeys,
 }
 
-/// The sign-up body the SDK would send for this password.
+/// The sign-up body the SDK would send for this password, publishing the account's
+/// public key (derived from `root`, SPEC.md §3.6).
 pub fn sign_up_request(username: &str, password: &str, root: &RootSecret) -> SignUpRequest {
     let salt: [u8; 16] = random();
     let kdf = fast_kdf();
@@ -389,16 +393,28 @@ pub fn sign_up_request(username: &str, password: &str, root: &RootSecret) -> Sig
         kdf,
         login_public_key: b64::encode(pwk.login_key().public_key()),
         wrapped_root: b64::encode(pwk.wrap_key().wrap(root, username, random())),
+        user_public_key: Some(b64::encode(UserKeys::derive(root).public_key())),
     }
 }
 
-/// Signs up a new account.
+/// Signs up a new account, publishing its public key as the SDK does.
 pub async fn sign_up(api: &Api, username: &str, password: &str) -> Account {
+    sign_up_with(api, username, password, true).await
+}
+
+/// Signs up a new account; with `publish` false, as an SDK from before public keys
+/// did (the key is not sent).
+pub async fn sign_up_with(api: &Api, username: &str, password: &str, publish: bool) -> Account {
     let root = RootSecret::from_bytes(random());
-    let session: SessionResponse =
-        api.call("/v1/auth/signup", None, &sign_up_request(username, password, &root)).await.expect("sign up");
+    let mut req = sign_up_request(username, password, &root);
+    if !publish {
+        req.user_public_key = None;
+    }
+    let session: SessionResponse = api.call("/v1/auth/signup", None, &req).await.expect("sign up");
     assert_eq!(session.username, username);
     assert_eq!(session.kv_seq, 0);
+    let published = publish.then(|| b64::encode(UserKeys::derive(&root).public_key()));
+    assert_eq!(session.user_public_key, published);
     Account { username: username.into(), password: password.into(), session, keys: KvKeys::derive(&root), root }
 }
 
@@ -442,6 +458,102 @@ pub async fn sign_in(api: &Api, username: &str, password: &str) -> Result<Sessio
     api.call("/v1/auth/login", None, &login).await
 }
 
+/// The accelerator's X25519 public key, as a challenge carries it (SPEC.md §3.9).
+pub fn server_key_of(challenge: &ChallengeResponse) -> [u8; 32] {
+    b64::decode_array(&challenge.server_public_key).expect("a 32-byte serverPublicKey")
+}
+
+/// A proof that the device holds `root` (SPEC.md §3.9), for `challenge` as issued
+/// for `username`, made to the accelerator's key the challenge carries by a device
+/// that reached it at `origin`.
+pub fn root_proof(origin: &str, username: &str, root: &RootSecret, challenge: &ChallengeResponse) -> String {
+    let bytes = b64::decode(&challenge.challenge).expect("challenge bytes");
+    let signed = account::LoginChallenge { origin, challenge_id: &challenge.challenge_id, username, challenge: &bytes };
+    b64::encode(UserKeys::derive(root).root_proof(&server_key_of(challenge), &signed).expect("a usable server key"))
+}
+
+/// The body the SDK sends to make a recovery code (SPEC.md §3.8) for `challenge`
+/// (issued for `username`), as a device that reached the accelerator at `origin`: a
+/// proof of `root`, the code's recovery key and `root` wrapped under the code.
+pub fn set_recovery_request_for(
+    origin: &str,
+    username: &str,
+    root: &RootSecret,
+    code: &RecoveryCode,
+    challenge: &ChallengeResponse,
+) -> SetRecoveryRequest {
+    let key = code.key();
+    SetRecoveryRequest {
+        origin: origin.to_owned(),
+        challenge_id: challenge.challenge_id.clone(),
+        root_proof: root_proof(origin, username, root, challenge),
+        recovery_public_key: b64::encode(key.login_key().public_key()),
+        wrapped_root: b64::encode(key.wrap_key().wrap(root, username, random())),
+    }
+}
+
+/// The body the SDK sends to make a recovery code, for a fresh challenge for
+/// `username` and the server's own origin.
+pub async fn set_recovery_request(
+    api: &Api,
+    username: &str,
+    root: &RootSecret,
+    code: &RecoveryCode,
+) -> SetRecoveryRequest {
+    let challenge = challenge(api, username).await;
+    set_recovery_request_for(&api.url, username, root, code, &challenge)
+}
+
+/// A recovery challenge for `username`.
+pub async fn recover_challenge(api: &Api, username: &str) -> Result<RecoveryChallengeResponse, ErrorBody> {
+    api.call("/v1/auth/recover/challenge", None, &ChallengeRequest { username: username.into() }).await
+}
+
+/// The body the SDK sends to recover: `challenge` signed by `signer` (a recovery
+/// code's key, or any other) as a device that reached the accelerator at `origin`,
+/// and `root` under `new_password`.
+pub fn recover_request(
+    origin: &str,
+    username: &str,
+    signer: &account::PasswordKey,
+    challenge: &RecoveryChallengeResponse,
+    new_password: &str,
+    root: &RootSecret,
+) -> RecoverRequest {
+    let bytes = b64::decode(&challenge.challenge).expect("challenge bytes");
+    let signed = account::LoginChallenge { origin, challenge_id: &challenge.challenge_id, username, challenge: &bytes };
+    let fresh = sign_up_request(username, new_password, root);
+    RecoverRequest {
+        origin: origin.to_owned(),
+        challenge_id: challenge.challenge_id.clone(),
+        signature: b64::encode(signer.login_key().sign_challenge(&signed)),
+        salt: fresh.salt,
+        kdf: fresh.kdf,
+        login_public_key: fresh.login_public_key,
+        wrapped_root: fresh.wrapped_root,
+    }
+}
+
+/// The whole recovery, as the SDK does it with only the code: a challenge, the root
+/// unwrapped from it with the code, then a new password for that root. The root
+/// unwrapped comes back with the session.
+pub async fn recover(
+    api: &Api,
+    username: &str,
+    code: &RecoveryCode,
+    new_password: &str,
+) -> Result<(SessionResponse, RootSecret), ErrorBody> {
+    let challenge = recover_challenge(api, username).await?;
+    let wrapped = b64::decode(&challenge.wrapped_root).expect("a wrapped root");
+    let root = code.key().wrap_key().unwrap(username, &wrapped).map_err(|e| ErrorBody {
+        code: coffer_core::ErrorCode::Integrity,
+        message: format!("the code does not open the wrapped root: {e}"),
+    })?;
+    let req = recover_request(&api.url, username, &code.key(), &challenge, new_password, &root);
+    let session = api.call("/v1/auth/recover", None, &req).await?;
+    Ok((session, root))
+}
+
 impl Account {
     pub fn token(&self) -> &str {
         &self.session.token
@@ -449,6 +561,17 @@ impl Account {
 
     pub fn user_id(&self) -> &str {
         &self.session.user_id
+    }
+
+    /// The account's X25519 key pair (SPEC.md §3.6), from its root secret.
+    pub fn user_keys(&self) -> UserKeys {
+        UserKeys::derive(&self.root)
+    }
+
+    /// The account's roster entry in a space under `key` (SPEC.md F.12), as the SDK
+    /// makes it.
+    pub fn roster_mac(&self, space_id: &str, key: &SpaceKey) -> String {
+        b64::encode(epoch::roster_mac(key, space_id, self.user_id(), &self.user_keys().public_key()))
     }
 
     fn scope<'a>(&'a self, collection: &'a str, id: &'a str) -> KvScope<'a> {
@@ -609,8 +732,10 @@ pub fn sealed(len: usize) -> String {
 pub struct TestSpace {
     /// Its id.
     pub id: String,
-    /// Its key (never sent).
+    /// The key of its epoch `epoch` (never sent).
     pub key: SpaceKey,
+    /// The key epoch the test writes at (0 until it rotates).
+    pub epoch: u32,
 }
 
 impl TestSpace {
@@ -637,13 +762,19 @@ impl Account {
         answer.missing
     }
 
-    /// Creates a space with a random id and key.
+    /// Creates a space with a random id and key, entering the roster under it.
     pub async fn create_space(&self, api: &Api) -> TestSpace {
         let id = new_id();
-        let req = CreateSpaceRequest { space_id: id.clone(), sealed_name: sealed(40) };
+        let key = SpaceKey::from_bytes(random());
+        let req = CreateSpaceRequest {
+            space_id: id.clone(),
+            sealed_name: sealed(40),
+            roster_mac: self.roster_mac(&id, &key),
+        };
         let info: SpaceInfo = api.call("/v1/spaces", Some(self.token()), &req).await.expect("create space");
         assert_eq!((info.space_id.as_str(), info.role), (id.as_str(), Role::Owner));
-        TestSpace { id, key: SpaceKey::from_bytes(random()) }
+        assert_eq!((info.epoch, info.rotation_due, info.in_roster), (0, false, true));
+        TestSpace { id, key, epoch: 0 }
     }
 
     /// Registers an invite and returns its token (which never reaches the server whole).
@@ -661,22 +792,28 @@ impl Account {
             role,
             expires_in_ms,
             max_uses,
+            epoch: space.epoch,
         };
         let info: InviteInfo = api.call(&space.path("/invites"), Some(self.token()), &req).await?;
         assert_eq!(info.role, role);
         Ok(InviteToken { space_id: space.id.clone(), space_key: space.key.clone(), secret })
     }
 
-    /// Joins with an invite token's text, as `client.space.join(token)` does.
+    /// Joins with an invite token's text, as `client.space.join(token)` does, entering
+    /// the roster under the token's key.
     pub async fn join(&self, api: &Api, token: &str) -> Result<SpaceInfo, ErrorBody> {
         let token = InviteToken::parse(token).expect("a valid token");
-        let req = JoinSpaceRequest { space_id: token.space_id, secret: b64::encode(token.secret.as_bytes()) };
+        let req = JoinSpaceRequest {
+            roster_mac: self.roster_mac(&token.space_id, &token.space_key),
+            space_id: token.space_id,
+            secret: b64::encode(token.secret.as_bytes()),
+        };
         api.call("/v1/spaces/join", Some(self.token()), &req).await
     }
 
-    /// Commits a file listing these shards, with a fresh id.
+    /// Commits a file listing these shards, with a fresh id, at the space's epoch.
     pub async fn commit(&self, api: &Api, space: &TestSpace, shards: &[ShardAddress]) -> Result<FileEntry, ErrorBody> {
-        let req = commit_request(shards);
+        let req = CommitFileRequest { epoch: space.epoch, ..commit_request(shards) };
         api.call(&space.path("/files"), Some(self.token()), &req).await
     }
 
@@ -736,5 +873,6 @@ pub fn commit_request(shards: &[ShardAddress]) -> CommitFileRequest {
         chunk_size: 4 * 1024 * 1024,
         data_shards: 4,
         parity_shards: 2,
+        epoch: 0,
     }
 }

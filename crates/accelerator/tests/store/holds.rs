@@ -80,6 +80,7 @@ fn file(space_id: &str, file_id: &str, by: &str, shard: ShardAddress) -> NewFile
         max_shard_bytes: u64::MAX,
         created_by: by.into(),
         created_at_ms: 0,
+        epoch: 0,
     }
 }
 
@@ -97,8 +98,8 @@ pub async fn a_shard_freed_on_one_accelerator_while_stored_on_another_keeps_its_
     for (id, key) in [("u", 1), ("v", 2)] {
         b.records.create_user(&User { user_id: id.into(), ..user(id, key) }).await.unwrap();
     }
-    b.records.create_space("s", b"n", "u", 0, u64::MAX).await.unwrap();
-    b.records.create_space("t", b"n", "v", 0, u64::MAX).await.unwrap();
+    b.records.create_space("s", b"n", "u", &[3; 32], 0, u64::MAX).await.unwrap();
+    b.records.create_space("t", b"n", "v", &[3; 32], 0, u64::MAX).await.unwrap();
     let here = Arc::new(ShardKeeper::new(Arc::clone(&b.records), Arc::clone(&b.shards)));
     let there = Arc::new(ShardKeeper::new(b.another(1024).await, Arc::clone(&b.shards)));
     let (mut lost, mut committed, mut freed) = (Vec::new(), 0, 0);

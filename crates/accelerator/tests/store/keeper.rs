@@ -16,7 +16,7 @@ async fn keeper(kind: Kind) -> (Backend, ShardKeeper) {
     for (id, key) in [("u", 1), ("v", 2)] {
         b.records.create_user(&User { user_id: id.into(), ..user(id, key) }).await.unwrap();
     }
-    b.records.create_space("s", b"n", "u", 0, u64::MAX).await.unwrap();
+    b.records.create_space("s", b"n", "u", &[3; 32], 0, u64::MAX).await.unwrap();
     let k = ShardKeeper::new(Arc::clone(&b.records), Arc::clone(&b.shards));
     (b, k)
 }
@@ -38,6 +38,7 @@ fn file(id: &str, by: &str, shards: &[ShardAddress]) -> NewFile {
         max_shard_bytes: u64::MAX,
         created_by: by.into(),
         created_at_ms: 0,
+        epoch: 0,
     }
 }
 
@@ -77,8 +78,8 @@ pub async fn a_commit_takes_only_its_writers_uploads_or_its_spaces_shards(kind: 
         expires_at_ms: u64::MAX,
         max_uses: 1,
     };
-    k.records.create_invite("u", &invite, 0).await.unwrap();
-    k.records.join_space("s", &[1; 32], "v", 0).await.unwrap();
+    k.records.create_invite("u", &invite, 0, 0).await.unwrap();
+    k.records.join_space("s", &[1; 32], "v", &[4; 32], 0).await.unwrap();
     let a = upload(&k, "u", b"a", 0).await;
     let b = upload(&k, "v", b"b", 0).await;
     // `v` cannot pin `u`'s upload by naming it.

@@ -17,6 +17,7 @@ mod keeper;
 mod many;
 mod records;
 mod schema;
+mod space_keys;
 
 use std::sync::Arc;
 
@@ -149,6 +150,8 @@ pub fn user(name: &str, key: u8) -> User {
             wrapped_root: vec![1; 61],
         },
         kv_seq: 0,
+        user_public_key: Some([9; 32]),
+        recovery: None,
     }
 }
 
@@ -181,6 +184,7 @@ conformance! {
     records::a_space_holds_a_bounded_number_of_live_invites,
     records::challenges_are_taken_once,
     records::credentials_change_only_from_the_expected_key,
+    records::a_recovery_code_replaces_credentials_only_while_it_is_current,
     records::signing_in_past_the_session_cap_revokes_the_oldest,
     records::shard_stamps_references_and_collection,
     records::other_writes_come_between_the_steps_of_a_commit,
@@ -203,4 +207,7 @@ conformance! {
     many::concurrent_commits_into_one_space_never_pass_its_quota,
     many::concurrent_joins_use_an_invite_exactly_as_often_as_it_allows,
     many::concurrent_unwinds_of_files_sharing_a_shard_free_it,
+    space_keys::a_published_key_never_changes_and_a_roster_entry_needs_one,
+    space_keys::every_commit_path_is_refused_off_the_current_epoch,
+    space_keys::concurrent_rotations_to_one_epoch_let_one_win,
 }

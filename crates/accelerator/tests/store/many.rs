@@ -64,11 +64,11 @@ pub async fn concurrent_commits_into_one_space_never_pass_its_quota(kind: Kind) 
     let db = &b.records;
     db.create_user(&user("ada", 1)).await.unwrap();
     db.create_user(&user("bob", 2)).await.unwrap();
-    db.create_space("s", b"name", "id-ada", 0, u64::MAX).await.unwrap();
+    db.create_space("s", b"name", "id-ada", &[3; 32], 0, u64::MAX).await.unwrap();
     let invite =
         Invite { space_id: "s".into(), secret_hash: [1; 32], role: Role::Writer, expires_at_ms: u64::MAX, max_uses: 1 };
-    db.create_invite("id-ada", &invite, 0).await.unwrap();
-    db.join_space("s", &[1; 32], "id-bob", 0).await.unwrap();
+    db.create_invite("id-ada", &invite, 0, 0).await.unwrap();
+    db.join_space("s", &[1; 32], "id-bob", &[4; 32], 0).await.unwrap();
     // Each file is 4 shards of 25 bytes; the space has room for FITS of them. One
     // accelerator commits in steps of 2 shards (drafts, then a seal), the other whole.
     let quotas = Quotas { space_bytes: FITS * 100, user_bytes: u64::MAX };
@@ -109,19 +109,19 @@ pub async fn concurrent_joins_use_an_invite_exactly_as_often_as_it_allows(kind: 
     let b = Backend::open(kind, Options::default()).await;
     let db = &b.records;
     db.create_user(&user("ada", 1)).await.unwrap();
-    db.create_space("s", b"name", "id-ada", 0, u64::MAX).await.unwrap();
+    db.create_space("s", b"name", "id-ada", &[3; 32], 0, u64::MAX).await.unwrap();
     let invite =
         Invite { space_id: "s".into(), secret_hash: [1; 32], role: Role::Reader, expires_at_ms: u64::MAX, max_uses: 3 };
-    db.create_invite("id-ada", &invite, 0).await.unwrap();
+    db.create_invite("id-ada", &invite, 0, 0).await.unwrap();
     for n in 0..8u8 {
         db.create_user(&user(&format!("j{n}"), n + 10)).await.unwrap();
     }
     let accelerators = Arc::new([b.another(1024).await, b.another(1024).await]);
     let joins = (0..8u8).map(|n| {
         let accelerators = Arc::clone(&accelerators);
-        tokio::spawn(
-            async move { accelerators[usize::from(n % 2)].join_space("s", &[1; 32], &format!("id-j{n}"), 0).await },
-        )
+        tokio::spawn(async move {
+            accelerators[usize::from(n % 2)].join_space("s", &[1; 32], &format!("id-j{n}"), &[4; 32], 0).await
+        })
     });
     let results: Vec<_> = futures_util::future::join_all(joins).await.into_iter().map(Result::unwrap).collect();
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 3);
@@ -135,7 +135,7 @@ pub async fn concurrent_unwinds_of_files_sharing_a_shard_free_it(kind: Kind) {
     let b = Backend::open(kind, Options::default()).await;
     let db = &b.records;
     db.create_user(&User { user_id: "u".into(), ..user("u", 1) }).await.unwrap();
-    db.create_space("s", b"n", "u", 0, u64::MAX).await.unwrap();
+    db.create_space("s", b"n", "u", &[3; 32], 0, u64::MAX).await.unwrap();
     let shards: Vec<ShardAddress> = (0..20u8).map(|i| ShardAddress::of(&[i])).collect();
     for a in &shards {
         db.record_upload("u", a, 1, 0, u64::MAX).await.unwrap();

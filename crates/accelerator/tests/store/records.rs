@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use coffer_accelerator::store::{
-    Challenge, Invite, MAX_LIVE_INVITES, NewFile, PageRequest, Quota, Quotas, Records, StoreError, StoredValue,
-    Withdrawn, file_cost, kv_cost, space_cost,
+    Challenge, Invite, MAX_LIVE_INVITES, NewFile, PageRequest, Quota, Quotas, Records, Recovery, StoreError,
+    StoredValue, User, Withdrawn, file_cost, kv_cost, space_cost,
 };
 use coffer_core::proto::storage::Role;
 use coffer_core::shard::ShardAddress;
@@ -83,7 +83,7 @@ pub async fn a_space_holds_a_bounded_number_of_live_invites(kind: Kind) {
     let b = Backend::open(kind, Options::default()).await;
     let db = &b.records;
     db.create_user(&user("ada", 1)).await.unwrap();
-    db.create_space("s", b"n", "id-ada", 0, u64::MAX).await.unwrap();
+    db.create_space("s", b"n", "id-ada", &[3; 32], 0, u64::MAX).await.unwrap();
     let invite = |n: u64, expires_at_ms: u64| Invite {
         space_id: "s".into(),
         secret_hash: {
@@ -96,12 +96,12 @@ pub async fn a_space_holds_a_bounded_number_of_live_invites(kind: Kind) {
         max_uses: 1,
     };
     for n in 0..MAX_LIVE_INVITES {
-        db.create_invite("id-ada", &invite(n, 100), 0).await.unwrap();
+        db.create_invite("id-ada", &invite(n, 100), 0, 0).await.unwrap();
     }
-    let more = db.create_invite("id-ada", &invite(MAX_LIVE_INVITES, 100), 0).await;
+    let more = db.create_invite("id-ada", &invite(MAX_LIVE_INVITES, 100), 0, 0).await;
     assert_eq!(more, Err(StoreError::TooManyInvites { max: MAX_LIVE_INVITES }));
-    db.create_invite("id-ada", &invite(0, 200), 0).await.expect("the same secret again replaces its invite");
-    db.create_invite("id-ada", &invite(MAX_LIVE_INVITES, 300), 100).await.expect("expired ones make room");
+    db.create_invite("id-ada", &invite(0, 200), 0, 0).await.expect("the same secret again replaces its invite");
+    db.create_invite("id-ada", &invite(MAX_LIVE_INVITES, 300), 0, 100).await.expect("expired ones make room");
 }
 
 pub async fn challenges_are_taken_once(kind: Kind) {
@@ -129,6 +129,42 @@ pub async fn credentials_change_only_from_the_expected_key(kind: Kind) {
     assert!(db.session(&[1; 32], 1_000).await.unwrap().is_none(), "expired at its expiry");
 }
 
+pub async fn a_recovery_code_replaces_credentials_only_while_it_is_current(kind: Kind) {
+    let b = Backend::open(kind, Options::default()).await;
+    let db = &b.records;
+    db.create_user(&user("ada", 1)).await.unwrap();
+    let made = Recovery { public_key: [5; 32], wrapped_root: vec![1; 61] };
+    db.create_user(&User { recovery: Some(made.clone()), ..user("bob", 2) }).await.unwrap();
+    assert_eq!(db.user_by_name("bob").await.unwrap().unwrap().recovery, Some(made), "made with the account");
+    assert_eq!(db.user_by_name("ada").await.unwrap().unwrap().recovery, None);
+    db.create_session(&[1; 32], "id-ada", 1_000, 0, 10).await.unwrap();
+    db.create_session(&[2; 32], "id-ada", 1_000, 0, 10).await.unwrap();
+    db.create_session(&[9; 32], "id-bob", 1_000, 0, 10).await.unwrap();
+    let new = user("ada", 7).credentials;
+    assert!(!db.recover("id-ada", &[5; 32], &new).await.unwrap(), "no code yet");
+
+    let first = Recovery { public_key: [3; 32], wrapped_root: vec![1; 61] };
+    db.set_recovery("id-ada", &first).await.unwrap();
+    assert_eq!(db.user_by_name("ada").await.unwrap().unwrap().recovery, Some(first.clone()));
+    assert!(!db.recover("id-ada", &[4; 32], &new).await.unwrap(), "another key");
+    assert!(db.session(&[1; 32], 0).await.unwrap().is_some(), "nothing revoked by a refused recovery");
+    assert_eq!(db.user_by_name("ada").await.unwrap().unwrap().credentials, user("ada", 1).credentials);
+
+    assert!(db.recover("id-ada", &[3; 32], &new).await.unwrap());
+    let ada = db.user_by_name("ada").await.unwrap().unwrap();
+    assert_eq!((ada.credentials, ada.recovery), (new.clone(), Some(first)), "the code stays");
+    assert!(db.session(&[1; 32], 0).await.unwrap().is_none(), "every session revoked");
+    assert!(db.session(&[2; 32], 0).await.unwrap().is_none());
+    assert!(db.session(&[9; 32], 0).await.unwrap().is_some(), "another user's stays");
+
+    // A new code replaces the old one whole.
+    let second = Recovery { public_key: [6; 32], wrapped_root: vec![2; 61] };
+    db.set_recovery("id-ada", &second).await.unwrap();
+    assert!(!db.recover("id-ada", &[3; 32], &new).await.unwrap(), "the old code is gone");
+    assert_eq!(db.user_by_name("ada").await.unwrap().unwrap().recovery, Some(second));
+    assert!(db.recover("id-ada", &[6; 32], &user("ada", 8).credentials).await.unwrap());
+}
+
 pub async fn signing_in_past_the_session_cap_revokes_the_oldest(kind: Kind) {
     let b = Backend::open(kind, Options::default()).await;
     let db = &b.records;
@@ -150,7 +186,7 @@ pub async fn shard_stamps_references_and_collection(kind: Kind) {
     let b = Backend::open(kind, Options::default()).await;
     let db = &b.records;
     db.create_user(&user("ada", 1)).await.unwrap();
-    db.create_space("s1", b"name", "id-ada", 0, u64::MAX).await.unwrap();
+    db.create_space("s1", b"name", "id-ada", &[3; 32], 0, u64::MAX).await.unwrap();
     let (a, b) = (ShardAddress::of(b"a"), ShardAddress::of(b"b"));
     db.record_upload("id-ada", &a, 10, 100, 100).await.unwrap();
     db.record_upload("id-ada", &b, 20, 100, 100).await.unwrap();
@@ -176,6 +212,7 @@ pub async fn shard_stamps_references_and_collection(kind: Kind) {
         max_shard_bytes: u64::MAX,
         created_by: "id-ada".into(),
         created_at_ms: 300,
+        epoch: 0,
     };
     db.record_upload("id-ada", &a, 10, 300, 400).await.unwrap();
     let quotas = |space_bytes| Quotas { space_bytes, user_bytes: u64::MAX };
@@ -236,6 +273,7 @@ pub fn new_file(space_id: &str, file_id: &str, created_by: &str, shards: Vec<Sha
         max_shard_bytes: u64::MAX,
         created_by: created_by.into(),
         created_at_ms: 1,
+        epoch: 0,
     }
 }
 
@@ -244,7 +282,7 @@ pub async fn other_writes_come_between_the_steps_of_a_commit(kind: Kind) {
     let db = &b.records;
     db.create_user(&user("ada", 1)).await.unwrap();
     db.create_user(&user("bob", 2)).await.unwrap();
-    db.create_space("s", b"name", "id-ada", 0, u64::MAX).await.unwrap();
+    db.create_space("s", b"name", "id-ada", &[3; 32], 0, u64::MAX).await.unwrap();
     let shards = uploaded(db, "id-ada", 2000, 10, u64::MAX).await;
     let file = new_file("s", "f", "id-ada", shards);
     let committer = {
@@ -270,7 +308,7 @@ pub async fn a_commit_of_many_steps_is_refused_before_its_first(kind: Kind) {
     let b = Backend::open(kind, Options { step: 2, ..Options::default() }).await;
     let db = &b.records;
     db.create_user(&user("ada", 1)).await.unwrap();
-    db.create_space("s", b"name", "id-ada", 0, u64::MAX).await.unwrap();
+    db.create_space("s", b"name", "id-ada", &[3; 32], 0, u64::MAX).await.unwrap();
     let shards = uploaded(db, "id-ada", 5, 10, u64::MAX).await;
     let used = db.used_bytes("id-ada").await.unwrap();
     let mut listed = shards.clone();
@@ -302,7 +340,7 @@ pub async fn a_commit_that_never_finished_is_withdrawn_at_its_deadline(kind: Kin
     let b = Backend::open(kind, Options { step: 2, ..Options::default() }).await;
     let db = &b.records;
     db.create_user(&user("ada", 1)).await.unwrap();
-    db.create_space("s", b"name", "id-ada", 0, u64::MAX).await.unwrap();
+    db.create_space("s", b"name", "id-ada", &[3; 32], 0, u64::MAX).await.unwrap();
     let shards = uploaded(db, "id-ada", 5, 10, u64::MAX).await;
     let base = space_cost(4);
     let file = new_file("s", "f", "id-ada", shards.clone());
@@ -343,7 +381,7 @@ pub async fn a_space_its_last_member_left_goes_a_step_at_a_time(kind: Kind) {
     let b = Backend::open(kind, Options { step: 2, ..Options::default() }).await;
     let db = &b.records;
     db.create_user(&user("ada", 1)).await.unwrap();
-    db.create_space("s", b"name", "id-ada", 0, u64::MAX).await.unwrap();
+    db.create_space("s", b"name", "id-ada", &[3; 32], 0, u64::MAX).await.unwrap();
     let mut all = Vec::new();
     for f in ["f", "g", "h"] {
         let shards: Vec<ShardAddress> = (0..3).map(|i| ShardAddress::of(format!("{f}{i}").as_bytes())).collect();
@@ -354,7 +392,7 @@ pub async fn a_space_its_last_member_left_goes_a_step_at_a_time(kind: Kind) {
         all.extend(shards);
     }
     // h's shards are also used in another space: they stay.
-    db.create_space("t", b"name", "id-ada", 0, u64::MAX).await.unwrap();
+    db.create_space("t", b"name", "id-ada", &[3; 32], 0, u64::MAX).await.unwrap();
     for a in &all[6..] {
         db.record_upload("id-ada", a, 10, 0, u64::MAX).await.unwrap();
     }
@@ -389,7 +427,7 @@ pub async fn a_space_its_last_member_left_goes_a_step_at_a_time(kind: Kind) {
     assert_eq!(freed, only_s, "the shards another space uses stay");
     assert_eq!(db.used_bytes("id-ada").await.unwrap(), kept, "the space and its files are refunded");
     assert!(db.withdrawn(0, 10).await.unwrap().is_empty());
-    db.create_space("s", b"name", "id-ada", 0, u64::MAX).await.unwrap();
+    db.create_space("s", b"name", "id-ada", &[3; 32], 0, u64::MAX).await.unwrap();
 }
 
 pub async fn kv_lists_in_byte_order_with_cursors(kind: Kind) {
@@ -413,18 +451,22 @@ pub async fn membership_roles_invites_and_pages(kind: Kind) {
     for (name, key) in [("ada", 1), ("bob", 2), ("cy", 3)] {
         db.create_user(&user(name, key)).await.unwrap();
     }
-    db.create_space("s", b"name", "id-ada", 5, u64::MAX).await.unwrap();
-    assert_eq!(db.create_space("s", b"name", "id-bob", 5, u64::MAX).await, Err(StoreError::SpaceTaken));
+    db.create_space("s", b"name", "id-ada", &[3; 32], 5, u64::MAX).await.unwrap();
+    assert_eq!(db.create_space("s", b"name", "id-bob", &[3; 32], 5, u64::MAX).await, Err(StoreError::SpaceTaken));
     let invite =
         Invite { space_id: "s".into(), secret_hash: [7; 32], role: Role::Writer, expires_at_ms: 50, max_uses: 1 };
-    assert_eq!(db.create_invite("id-bob", &invite, 0).await, Err(StoreError::NotMember));
-    db.create_invite("id-ada", &invite, 0).await.unwrap();
-    assert_eq!(db.join_space("s", &[8; 32], "id-bob", 0).await, Err(StoreError::InviteInvalid));
-    assert_eq!(db.join_space("s", &[7; 32], "id-bob", 50).await, Err(StoreError::InviteExpired));
-    assert_eq!(db.join_space("s", &[7; 32], "id-bob", 10).await.unwrap().role, Role::Writer);
-    assert_eq!(db.join_space("s", &[7; 32], "id-bob", 10).await.unwrap().role, Role::Writer, "a member again");
-    assert_eq!(db.join_space("s", &[7; 32], "id-cy", 10).await, Err(StoreError::InviteUsedUp));
-    assert_eq!(db.create_invite("id-bob", &invite, 0).await, Err(StoreError::RoleTooLow { needed: Role::Owner }));
+    assert_eq!(db.create_invite("id-bob", &invite, 0, 0).await, Err(StoreError::NotMember));
+    db.create_invite("id-ada", &invite, 0, 0).await.unwrap();
+    assert_eq!(db.join_space("s", &[8; 32], "id-bob", &[4; 32], 0).await, Err(StoreError::InviteInvalid));
+    assert_eq!(db.join_space("s", &[7; 32], "id-bob", &[4; 32], 50).await, Err(StoreError::InviteExpired));
+    assert_eq!(db.join_space("s", &[7; 32], "id-bob", &[4; 32], 10).await.unwrap().role, Role::Writer);
+    assert_eq!(
+        db.join_space("s", &[7; 32], "id-bob", &[4; 32], 10).await.unwrap().role,
+        Role::Writer,
+        "a member again"
+    );
+    assert_eq!(db.join_space("s", &[7; 32], "id-cy", &[4; 32], 10).await, Err(StoreError::InviteUsedUp));
+    assert_eq!(db.create_invite("id-bob", &invite, 0, 0).await, Err(StoreError::RoleTooLow { needed: Role::Owner }));
     assert_eq!(db.remove_member("s", "id-bob", "id-ada").await, Err(StoreError::RoleTooLow { needed: Role::Owner }));
     assert_eq!(db.remove_member("s", "id-ada", "id-cy").await, Err(StoreError::NoSuchMember));
     assert_eq!(db.remove_member("s", "id-ada", "id-ada").await, Err(StoreError::LastOwner));
@@ -436,7 +478,7 @@ pub async fn membership_roles_invites_and_pages(kind: Kind) {
     let bad = PageRequest { after: Some("nope".into()), limit: 1 };
     assert_eq!(db.members("s", "id-bob", &bad).await, Err(StoreError::BadCursor));
     assert_eq!(db.members("s", "id-cy", &ALL).await, Err(StoreError::NotMember));
-    db.create_space("t", b"name", "id-bob", 1, u64::MAX).await.unwrap();
+    db.create_space("t", b"name", "id-bob", &[3; 32], 1, u64::MAX).await.unwrap();
     let spaces: Vec<String> =
         db.spaces_of("id-bob", &ALL).await.unwrap().items.into_iter().map(|m| m.space_id).collect();
     assert_eq!(spaces, ["t", "s"], "oldest first");

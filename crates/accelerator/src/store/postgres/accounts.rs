@@ -7,10 +7,19 @@ use tokio_postgres::Row;
 
 use super::listen::wake_feeds;
 use super::{Failure, PgRecords, bytes32, exec, int, one, retry, row, uint, unique_violation};
-use crate::store::{Accounts, Challenge, Credentials, Quota, Session, StoreError, User, async_trait};
+use crate::store::{Accounts, Challenge, Credentials, Quota, Recovery, Session, StoreError, User, async_trait};
 
-const USER_COLUMNS: &str = "user_id, username, salt, kdf_alg, kdf_mem_kib, kdf_iterations, \
-                            kdf_parallelism, login_public_key, wrapped_root, kv_seq";
+const USER_COLUMNS: &str = "user_id, username, salt, kdf_alg, kdf_mem_kib, kdf_iterations, kdf_parallelism, \
+                            login_public_key, wrapped_root, kv_seq, user_public_key, recovery_public_key, \
+                            recovery_wrapped_root";
+
+/// Column `at` as 32 bytes or NULL.
+pub(crate) fn optional_bytes32(row: &Row, at: usize) -> Result<Option<[u8; 32]>, Failure> {
+    let bytes: Option<Vec<u8>> = row.try_get(at)?;
+    bytes
+        .map(|b| b.try_into().map_err(|_| Failure::Store(StoreError::Backend(format!("column {at} is not 32 bytes")))))
+        .transpose()
+}
 
 /// A KDF parameter as stored (a `u32` in a BIGINT).
 fn kdf_number(row: &Row, at: usize) -> Result<u32, Failure> {
@@ -35,6 +44,11 @@ fn user_from_row(row: &Row) -> Result<User, Failure> {
             wrapped_root: row.try_get(8)?,
         },
         kv_seq: uint(row.try_get(9)?),
+        user_public_key: optional_bytes32(row, 10)?,
+        // The schema keeps both or neither.
+        recovery: optional_bytes32(row, 11)?
+            .zip(row.try_get::<_, Option<Vec<u8>>>(12)?)
+            .map(|(public_key, wrapped_root)| Recovery { public_key, wrapped_root }),
     })
 }
 
@@ -100,11 +114,14 @@ impl Accounts for PgRecords {
         let c = &user.credentials;
         let (mem_kib, iterations, parallelism) =
             (i64::from(c.kdf.mem_kib), i64::from(c.kdf.iterations), i64::from(c.kdf.parallelism));
+        let recovery = user.recovery.as_ref();
         retry(|| async move {
             let client = self.client().await?;
             let inserted = exec(
                 &client,
-                &format!("INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0)"),
+                &format!(
+                    "INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11, $12)"
+                ),
                 &[
                     &user.user_id,
                     &user.username,
@@ -115,6 +132,9 @@ impl Accounts for PgRecords {
                     &parallelism,
                     &c.login_public_key.as_slice(),
                     &c.wrapped_root,
+                    &user.user_public_key.as_ref().map(|k| k.as_slice()),
+                    &recovery.map(|r| r.public_key.as_slice()),
+                    &recovery.map(|r| r.wrapped_root.as_slice()),
                 ],
             )
             .await;
@@ -133,6 +153,32 @@ impl Accounts for PgRecords {
             let client = self.client().await?;
             let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1");
             row(&client, &sql, &[&username]).await?.as_ref().map(user_from_row).transpose()
+        })
+        .await
+    }
+
+    /// Publishes the account's public key, if it has none: the same key again
+    /// changes nothing, another one is [`StoreError::KeyPublished`]. Of two
+    /// publishing at once, the second's update waits for the first and then finds
+    /// a key there.
+    async fn publish_key(&self, user_id: &str, public_key: &[u8; 32]) -> Result<(), StoreError> {
+        retry(|| async move {
+            let client = self.client().await?;
+            let stored = exec(
+                &client,
+                "UPDATE users SET user_public_key = $2 WHERE user_id = $1 AND user_public_key IS NULL",
+                &[&user_id, &public_key.as_slice()],
+            )
+            .await?;
+            if stored > 0 {
+                return Ok(());
+            }
+            // A statement of its own: it sees the key whoever published it.
+            let found = one(&client, "SELECT user_public_key FROM users WHERE user_id = $1", &[&user_id]).await?;
+            match optional_bytes32(&found, 0)? {
+                Some(key) if key == *public_key => Ok(()),
+                _ => Err(StoreError::KeyPublished.into()),
+            }
         })
         .await
     }
@@ -189,6 +235,67 @@ impl Accounts for PgRecords {
         .await
     }
 
+    /// Sets the account's recovery code, replacing any earlier one.
+    async fn set_recovery(&self, user_id: &str, recovery: &Recovery) -> Result<(), StoreError> {
+        retry(|| async move {
+            let client = self.client().await?;
+            exec(
+                &client,
+                "UPDATE users SET recovery_public_key = $2, recovery_wrapped_root = $3 WHERE user_id = $1",
+                &[&user_id, &recovery.public_key.as_slice(), &recovery.wrapped_root],
+            )
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Replaces a user's credentials if their recovery key is still
+    /// `expected_recovery_key`, and revokes every session of theirs. Returns
+    /// `false` (changing nothing) if the account has no code or another one by now.
+    async fn recover(
+        &self,
+        user_id: &str,
+        expected_recovery_key: &[u8; 32],
+        new: &Credentials,
+    ) -> Result<bool, StoreError> {
+        let (mem_kib, iterations, parallelism) =
+            (i64::from(new.kdf.mem_kib), i64::from(new.kdf.iterations), i64::from(new.kdf.parallelism));
+        retry(|| async move {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            // The UPDATE locks the row and checks the key again once it has it: a code
+            // replaced meanwhile no longer recovers.
+            let changed = exec(
+                &tx,
+                "UPDATE users SET salt = $3, kdf_alg = $4, kdf_mem_kib = $5, kdf_iterations = $6,
+                    kdf_parallelism = $7, login_public_key = $8, wrapped_root = $9
+                 WHERE user_id = $1 AND recovery_public_key = $2",
+                &[
+                    &user_id,
+                    &expected_recovery_key.as_slice(),
+                    &new.salt.as_slice(),
+                    &new.kdf.alg,
+                    &mem_kib,
+                    &iterations,
+                    &parallelism,
+                    &new.login_public_key.as_slice(),
+                    &new.wrapped_root,
+                ],
+            )
+            .await?;
+            if changed == 0 {
+                return Ok(false);
+            }
+            exec(&tx, "DELETE FROM sessions WHERE user_id = $1", &[&user_id]).await?;
+            // Feeds of the revoked sessions, on any accelerator, close.
+            wake_feeds(&tx, user_id).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+        .await
+    }
+
     /// Records a session under the hash of its token, dropping expired ones and,
     /// beyond the newest `keep_at_most` of the user's sessions, the oldest.
     async fn create_session(
@@ -234,7 +341,7 @@ impl Accounts for PgRecords {
             let client = self.client().await?;
             let found = row(
                 &client,
-                "SELECT s.user_id, u.username, u.kv_seq, s.expires_at_ms
+                "SELECT s.user_id, u.username, u.kv_seq, s.expires_at_ms, u.user_public_key
                  FROM sessions s JOIN users u ON u.user_id = s.user_id
                  WHERE s.token_hash = $1 AND s.expires_at_ms > $2",
                 &[&token_hash.as_slice(), &int(now_ms)],
@@ -246,6 +353,7 @@ impl Accounts for PgRecords {
                 username: r.try_get(1)?,
                 kv_seq: uint(r.try_get(2)?),
                 expires_at_ms: uint(r.try_get(3)?),
+                user_public_key: optional_bytes32(&r, 4)?,
             }))
         })
         .await

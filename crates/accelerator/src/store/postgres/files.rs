@@ -28,10 +28,11 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use super::accounts::{charge, lock_user, refund_all};
+use super::space_keys::require_epoch;
 use super::spaces::{Hold, lock_space, require, space_used_bytes};
 use super::{
-    Failure, PgRecords, bytes32, cursor_at, exec, int, one, page_rows, paged, position, retry, row, rows, snapshot,
-    uint,
+    Failure, PgRecords, bytes32, cursor_at, epoch_at, exec, int, one, page_rows, paged, position, retry, row, rows,
+    snapshot, uint,
 };
 use crate::store::{
     FileRecord, Files, NewFile, Page, PageRequest, Quota, Quotas, ShardHold, StoreError, Unwound, Withdrawn,
@@ -82,7 +83,7 @@ impl Drop for PgHold {
     }
 }
 
-const FILE_COLUMNS: &str = "space_id, file_id, sealed_record, stored_bytes, created_by, created_at_ms";
+const FILE_COLUMNS: &str = "space_id, file_id, sealed_record, stored_bytes, created_by, created_at_ms, epoch";
 
 fn file_from_row(row: &Row) -> Result<FileRecord, Failure> {
     Ok(FileRecord {
@@ -92,6 +93,7 @@ fn file_from_row(row: &Row) -> Result<FileRecord, Failure> {
         stored_bytes: uint(row.try_get(3)?),
         created_by: row.try_get(4)?,
         created_at_ms: uint(row.try_get(5)?),
+        epoch: epoch_at(row, 6)?,
     })
 }
 
@@ -216,6 +218,7 @@ async fn draft_step(
 ) -> Result<(), Failure> {
     let slice = file.shards.get(range.clone()).ok_or(StoreError::Backend("a step past the list".into()))?;
     require(tx, &file.space_id, &file.created_by, Role::Writer).await?;
+    require_epoch(tx, &file.space_id, file.epoch).await?;
     if range.start == 0 {
         // Of two commits of one id, the second waits here for the first and then
         // finds the id taken.
@@ -223,9 +226,16 @@ async fn draft_step(
             tx,
             &format!(
                 "INSERT INTO files ({FILE_COLUMNS}, charged_bytes, state, expires_at_ms)
-                 VALUES ($1, $2, '', 0, $3, $4, 0, 'draft', $5) ON CONFLICT (space_id, file_id) DO NOTHING"
+                 VALUES ($1, $2, '', 0, $3, $4, $6, 0, 'draft', $5) ON CONFLICT (space_id, file_id) DO NOTHING"
             ),
-            &[&file.space_id, &file.file_id, &file.created_by, &int(file.created_at_ms), &int(expires_at_ms)],
+            &[
+                &file.space_id,
+                &file.file_id,
+                &file.created_by,
+                &int(file.created_at_ms),
+                &int(expires_at_ms),
+                &i64::from(file.epoch),
+            ],
         )
         .await?;
         if opened == 0 {
@@ -283,6 +293,8 @@ async fn draft_step(
 /// pass its quota together.
 async fn seal(tx: &impl GenericClient, file: &NewFile, quotas: Quotas) -> Result<FileRecord, Failure> {
     require(tx, &file.space_id, &file.created_by, Role::Writer).await?;
+    // A rotation between the steps: the record is sealed under a replaced key.
+    require_epoch(tx, &file.space_id, file.epoch).await?;
     let draft = row(
         tx,
         "SELECT stored_bytes, charged_bytes, shard_count FROM files
@@ -315,6 +327,7 @@ async fn seal(tx: &impl GenericClient, file: &NewFile, quotas: Quotas) -> Result
         stored_bytes,
         created_by: file.created_by.clone(),
         created_at_ms: file.created_at_ms,
+        epoch: file.epoch,
     })
 }
 
@@ -624,15 +637,17 @@ impl Files for PgRecords {
     }
 
     /// Checks, without writing, what [`PgRecords::draft_file`] and
-    /// [`PgRecords::seal_draft`] would check of the whole file — its id is free,
-    /// every shard may be listed, it fits its declared size and `quotas` — so a
-    /// commit of many steps is refused before its first one in all but a race, and
-    /// its writer's uploads stay as they were.
+    /// [`PgRecords::seal_draft`] would check of the whole file — its epoch is the
+    /// space's current one with no rotation due, its id is free, every shard may be
+    /// listed, it fits its declared size and `quotas` — so a commit of many steps is
+    /// refused before its first one in all but a race, and its writer's uploads stay
+    /// as they were.
     async fn check_commit(&self, file: &NewFile, quotas: Quotas) -> Result<(), StoreError> {
         retry(|| async move {
             let mut client = self.client().await?;
             let tx = snapshot(&mut client).await?;
             require(&tx, &file.space_id, &file.created_by, Role::Writer).await?;
+            require_epoch(&tx, &file.space_id, file.epoch).await?;
             file_id_free(&tx, file).await?;
             let listed = list_shards(&tx, file, &file.shards, false).await?;
             fits(&tx, file, listed.stored_bytes, listed.settled_bytes, quotas).await?;
@@ -743,7 +758,7 @@ impl Files for PgRecords {
             .await?;
             let files = found
                 .iter()
-                .map(|r| Ok((file_from_row(r)?, cursor_at(r, 5, 6)?)))
+                .map(|r| Ok((file_from_row(r)?, cursor_at(r, 5, 7)?)))
                 .collect::<Result<Vec<_>, Failure>>()?;
             tx.commit().await?;
             Ok(paged(files, page.limit))

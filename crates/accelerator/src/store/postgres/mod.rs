@@ -9,6 +9,7 @@
 //! - [`accounts`]: users, sessions, challenges, what a user stores;
 //! - [`kv`]: values and each user's change log;
 //! - [`spaces`]: spaces, members, invites;
+//! - [`space_keys`]: key epochs, roster entries, sealed keys, links, rotation;
 //! - [`files`]: shards, uploads, commits in steps, deletes and their unwinding.
 //!
 //! # Writers on several accelerators
@@ -21,10 +22,11 @@
 //!   and before a charge is checked against their allowance: sequence numbers are
 //!   handed out one at a time, in commit order, with no gap or repeat, and two
 //!   writes never both pass an allowance that has room for one;
-//! - a space's row for changes of its membership, its invites and its files
-//!   (`FOR UPDATE`; a commit's intermediate steps take `FOR SHARE`, so steps of
-//!   different files go side by side while a membership change waits): role checks
-//!   and the space quota hold against writers elsewhere;
+//! - a space's row for changes of its membership, its invites, its key epochs and
+//!   its files (`FOR UPDATE`; a commit's intermediate steps take `FOR SHARE`, so
+//!   steps of different files go side by side while a membership change waits):
+//!   role checks, the epoch a write names, the roster a rotation lists and the space
+//!   quota hold against writers elsewhere;
 //! - a file's row for the steps of its commit and its unwinding, and shard rows
 //!   (`FOR KEY SHARE` by a step that references them, `FOR UPDATE` by the collector
 //!   before it drops one), so a shard is never dropped under a new reference.
@@ -43,6 +45,7 @@ pub mod accounts;
 pub mod files;
 pub mod kv;
 pub mod listen;
+pub mod space_keys;
 pub mod spaces;
 
 use std::future::Future;
@@ -60,10 +63,12 @@ pub(crate) use super::{paged, position};
 /// applies those a database lacks, in one transaction, and records each in
 /// `schema_migrations`. They are the files in `migrations/postgres/`, in order; one
 /// is never edited once released: a change is a new file.
-const MIGRATIONS: [(i64, &str); 3] = [
+const MIGRATIONS: [(i64, &str); 5] = [
     (1, include_str!("../../../migrations/postgres/0001_accounts_and_kv.sql")),
     (2, include_str!("../../../migrations/postgres/0002_spaces_and_files.sql")),
     (3, include_str!("../../../migrations/postgres/0003_server_secret.sql")),
+    (4, include_str!("../../../migrations/postgres/0004_key_epochs.sql")),
+    (5, include_str!("../../../migrations/postgres/0005_recovery.sql")),
 ];
 
 /// The schema version this code writes.
@@ -225,6 +230,12 @@ pub(crate) fn int(n: u64) -> i64 {
 /// A stored count or size as the store answers it (never negative).
 pub(crate) fn uint(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
+}
+
+/// Column `at`, a key epoch (stored as BIGINT, never past `MAX_EPOCH`).
+pub(crate) fn epoch_at(row: &Row, at: usize) -> Result<u32, Failure> {
+    let n: i64 = row.try_get(at)?;
+    u32::try_from(n).map_err(|_| Failure::Store(StoreError::Backend(format!("epoch {n} out of range"))))
 }
 
 /// The cursor of a row in a list ordered by (time, n), read from its columns

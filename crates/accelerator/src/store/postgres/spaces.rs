@@ -3,15 +3,20 @@
 //! Every change to a space's membership or invites locks the space's row first
 //! ([`lock_space`]) and checks the actor's role after it has the lock, so two
 //! owners on two accelerators cannot both remove the other, nor a removed member
-//! slip a write in between the check and the write.
+//! slip a write in between the check and the write. A member's roster entry is
+//! entered with their membership; leaving and removal make a rotation due
+//! ([`super::space_keys`]).
 
+use coffer_core::b64;
 use coffer_core::proto::storage::{Member, Role};
 use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use super::accounts::{charge, refund};
+use super::space_keys::{require_epoch, require_key};
 use super::{
-    Failure, PgRecords, cursor_at, exec, int, one, page_rows, paged, position, retry, row, rows, snapshot, uint,
+    Failure, PgRecords, cursor_at, epoch_at, exec, int, one, page_rows, paged, position, retry, row, rows, snapshot,
+    uint,
 };
 use crate::store::{Invite, Membership, Page, PageRequest, Spaces, StoreError, async_trait, role_name, space_cost};
 
@@ -70,17 +75,31 @@ pub(crate) async fn require(
     }
 }
 
+/// The columns [`membership_from_row`] reads, of `members m JOIN spaces s`.
+const MEMBERSHIP_COLUMNS: &str =
+    "s.space_id, s.sealed_name, m.role, s.created_at_ms, s.epoch, s.rotation_due, m.roster_mac IS NOT NULL";
+
 /// `user_id`'s membership of the space, if any.
 async fn membership(c: &impl GenericClient, space_id: &str, user_id: &str) -> Result<Option<Membership>, Failure> {
     let found = row(
         c,
-        "SELECT s.space_id, s.sealed_name, m.role, s.created_at_ms
-         FROM members m JOIN spaces s ON s.space_id = m.space_id
-         WHERE m.space_id = $1 AND m.user_id = $2",
+        &format!(
+            "SELECT {MEMBERSHIP_COLUMNS} FROM members m JOIN spaces s ON s.space_id = m.space_id
+             WHERE m.space_id = $1 AND m.user_id = $2"
+        ),
         &[&space_id, &user_id],
     )
     .await?;
     found.map(|r| membership_from_row(&r)).transpose()
+}
+
+/// `user_id`'s membership, which the caller's transaction just made or changed.
+pub(crate) async fn membership_now(
+    c: &impl GenericClient,
+    space_id: &str,
+    user_id: &str,
+) -> Result<Membership, Failure> {
+    Ok(membership(c, space_id, user_id).await?.ok_or_else(|| StoreError::Backend("member vanished".into()))?)
 }
 
 fn membership_from_row(row: &Row) -> Result<Membership, Failure> {
@@ -89,7 +108,18 @@ fn membership_from_row(row: &Row) -> Result<Membership, Failure> {
         sealed_name: row.try_get(1)?,
         role: role_at(row, 2)?,
         created_at_ms: uint(row.try_get(3)?),
+        epoch: epoch_at(row, 4)?,
+        rotation_due: row.try_get(5)?,
+        in_roster: row.try_get(6)?,
     })
+}
+
+/// After a member went, with others left: a rotation is due, and every invite goes
+/// (each hands out the key the member who went holds).
+async fn member_went(tx: &impl GenericClient, space_id: &str) -> Result<(), Failure> {
+    exec(tx, "UPDATE spaces SET rotation_due = true WHERE space_id = $1", &[&space_id]).await?;
+    exec(tx, "DELETE FROM invites WHERE space_id = $1", &[&space_id]).await?;
+    Ok(())
 }
 
 /// How many members, and how many owners, the space has.
@@ -116,13 +146,15 @@ pub(crate) async fn space_used_bytes(c: &impl GenericClient, space_id: &str) -> 
 
 #[async_trait]
 impl Spaces for PgRecords {
-    /// Creates a space with `owner` as its one member, charging [`space_cost`] to
-    /// them within `allowance`; [`StoreError::SpaceTaken`] if the id exists.
+    /// Creates a space at epoch 0 with `owner` as its one member, with their roster
+    /// entry, charging [`space_cost`] to them within `allowance`;
+    /// [`StoreError::SpaceTaken`] if the id exists.
     async fn create_space(
         &self,
         space_id: &str,
         sealed_name: &[u8],
         owner: &str,
+        roster_mac: &[u8; 32],
         now_ms: u64,
         allowance: u64,
     ) -> Result<Membership, StoreError> {
@@ -130,6 +162,7 @@ impl Spaces for PgRecords {
         retry(|| async move {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
+            require_key(&tx, owner).await?;
             // Of two creations of one id, the second waits here for the first and
             // then finds the id taken.
             let inserted = exec(
@@ -145,17 +178,14 @@ impl Spaces for PgRecords {
             charge(&tx, owner, int(cost), allowance).await?;
             exec(
                 &tx,
-                "INSERT INTO members (space_id, user_id, role, joined_at_ms) VALUES ($1, $2, 'owner', $3)",
-                &[&space_id, &owner, &int(now_ms)],
+                "INSERT INTO members (space_id, user_id, role, joined_at_ms, roster_mac)
+                 VALUES ($1, $2, 'owner', $3, $4)",
+                &[&space_id, &owner, &int(now_ms), &roster_mac.as_slice()],
             )
             .await?;
+            let member = membership_now(&tx, space_id, owner).await?;
             tx.commit().await?;
-            Ok(Membership {
-                space_id: space_id.to_owned(),
-                sealed_name: sealed_name.to_vec(),
-                role: Role::Owner,
-                created_at_ms: now_ms,
-            })
+            Ok(member)
         })
         .await
     }
@@ -167,30 +197,34 @@ impl Spaces for PgRecords {
             let client = self.client().await?;
             let found = rows(
                 &client,
-                "SELECT s.space_id, s.sealed_name, m.role, s.created_at_ms, s.n
-                 FROM members m JOIN spaces s ON s.space_id = m.space_id
-                 WHERE m.user_id = $1 AND (s.created_at_ms, s.n) > ($2, $3)
-                 ORDER BY s.created_at_ms, s.n LIMIT $4",
+                &format!(
+                    "SELECT {MEMBERSHIP_COLUMNS}, s.n
+                     FROM members m JOIN spaces s ON s.space_id = m.space_id
+                     WHERE m.user_id = $1 AND (s.created_at_ms, s.n) > ($2, $3)
+                     ORDER BY s.created_at_ms, s.n LIMIT $4"
+                ),
                 &[&user_id, &ms, &n, &page_rows(page)],
             )
             .await?;
             let spaces = found
                 .iter()
-                .map(|r| Ok((membership_from_row(r)?, cursor_at(r, 3, 4)?)))
+                .map(|r| Ok((membership_from_row(r)?, cursor_at(r, 3, 7)?)))
                 .collect::<Result<Vec<_>, Failure>>()?;
             Ok(paged(spaces, page.limit))
         })
         .await
     }
 
-    /// Registers an invite made by `actor`, who must own the space; drops the
+    /// Registers an invite made by `actor`, who must own the space, for a token that
+    /// carries epoch `epoch`'s key: the current one, with no rotation due. Drops the
     /// space's expired invites.
-    async fn create_invite(&self, actor: &str, invite: &Invite, now_ms: u64) -> Result<(), StoreError> {
+    async fn create_invite(&self, actor: &str, invite: &Invite, epoch: u32, now_ms: u64) -> Result<(), StoreError> {
         retry(|| async move {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             lock_space(&tx, &invite.space_id, Hold::Alone).await?;
             require(&tx, &invite.space_id, actor, Role::Owner).await?;
+            require_epoch(&tx, &invite.space_id, epoch).await?;
             exec(
                 &tx,
                 "DELETE FROM invites WHERE space_id = $1 AND expires_at_ms <= $2",
@@ -231,19 +265,22 @@ impl Spaces for PgRecords {
         .await
     }
 
-    /// Adds `user_id` to the space through the invite with this secret hash, using
-    /// one of its uses. A user who is already a member gets their membership back
+    /// Adds `user_id` to the space, with this roster entry, through the invite with
+    /// this secret hash, using one of its uses. A user who is already a member gets
+    /// their membership back with the roster entry replaced (their sealed key kept),
     /// and the invite is not used.
     async fn join_space(
         &self,
         space_id: &str,
         secret_hash: &[u8; 32],
         user_id: &str,
+        roster_mac: &[u8; 32],
         now_ms: u64,
     ) -> Result<Membership, StoreError> {
         retry(|| async move {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
+            require_key(&tx, user_id).await?;
             // Joins through one invite take turns: its uses are counted exactly.
             lock_space(&tx, space_id, Hold::Alone).await?;
             // Found by the hash of the presented secret: the index compares hashes,
@@ -257,7 +294,17 @@ impl Spaces for PgRecords {
             .ok_or(StoreError::InviteInvalid)?;
             let (role, expires_at_ms, max_uses, uses) =
                 (role_at(&invite, 0)?, uint(invite.try_get(1)?), uint(invite.try_get(2)?), uint(invite.try_get(3)?));
-            if let Some(member) = membership(&tx, space_id, user_id).await? {
+            // A member again: a new roster entry under the invite's key (every
+            // invite there is carries the current epoch's), the sealed key kept.
+            let entered = exec(
+                &tx,
+                "UPDATE members SET roster_mac = $3 WHERE space_id = $1 AND user_id = $2",
+                &[&space_id, &user_id, &roster_mac.as_slice()],
+            )
+            .await?;
+            if entered > 0 {
+                let member = membership_now(&tx, space_id, user_id).await?;
+                tx.commit().await?;
                 return Ok(member);
             }
             if now_ms >= expires_at_ms {
@@ -274,20 +321,19 @@ impl Spaces for PgRecords {
             .await?;
             exec(
                 &tx,
-                "INSERT INTO members (space_id, user_id, role, joined_at_ms) VALUES ($1, $2, $3, $4)",
-                &[&space_id, &user_id, &role_name(role), &int(now_ms)],
+                "INSERT INTO members (space_id, user_id, role, joined_at_ms, roster_mac) VALUES ($1, $2, $3, $4, $5)",
+                &[&space_id, &user_id, &role_name(role), &int(now_ms), &roster_mac.as_slice()],
             )
             .await?;
-            let member = membership(&tx, space_id, user_id)
-                .await?
-                .ok_or_else(|| StoreError::Backend("member vanished".into()))?;
+            let member = membership_now(&tx, space_id, user_id).await?;
             tx.commit().await?;
             Ok(member)
         })
         .await
     }
 
-    /// The space's members in joining order; `actor` must be one.
+    /// The space's members in joining order, each with their published public key
+    /// and roster entry; `actor` must be one.
     async fn members(&self, space_id: &str, actor: &str, page: &PageRequest) -> Result<Page<Member>, StoreError> {
         let (ms, n) = position(page)?;
         retry(|| async move {
@@ -296,7 +342,7 @@ impl Spaces for PgRecords {
             require(&tx, space_id, actor, Role::Reader).await?;
             let found = rows(
                 &tx,
-                "SELECT m.user_id, u.username, m.role, m.joined_at_ms, m.n
+                "SELECT m.user_id, u.username, m.role, m.joined_at_ms, u.user_public_key, m.roster_mac, m.n
                  FROM members m JOIN users u ON u.user_id = m.user_id
                  WHERE m.space_id = $1 AND (m.joined_at_ms, m.n) > ($2, $3)
                  ORDER BY m.joined_at_ms, m.n LIMIT $4",
@@ -311,8 +357,10 @@ impl Spaces for PgRecords {
                         username: r.try_get(1)?,
                         role: role_at(r, 2)?,
                         joined_at_ms: uint(r.try_get(3)?),
+                        public_key: r.try_get::<_, Option<Vec<u8>>>(4)?.map(b64::encode),
+                        roster_mac: r.try_get::<_, Option<Vec<u8>>>(5)?.map(b64::encode),
                     };
-                    Ok((member, cursor_at(r, 3, 4)?))
+                    Ok((member, cursor_at(r, 3, 6)?))
                 })
                 .collect::<Result<Vec<_>, Failure>>()?;
             tx.commit().await?;
@@ -323,7 +371,8 @@ impl Spaces for PgRecords {
 
     /// Takes `user_id` out of the space. The last member leaving withdraws the space
     /// with its invites and files, refunding whoever paid for them, and gets `true`:
-    /// [`PgRecords::unwind`] then takes it apart.
+    /// [`PgRecords::unwind`] then takes it apart. Otherwise a rotation is due and
+    /// the space's invites are deleted.
     async fn leave_space(&self, space_id: &str, user_id: &str) -> Result<bool, StoreError> {
         retry(|| async move {
             let mut client = self.client().await?;
@@ -347,6 +396,8 @@ impl Spaces for PgRecords {
                 let payer: String = gone.try_get(0)?;
                 refund(&tx, &payer, uint(gone.try_get(1)?)).await?;
                 exec(&tx, "DELETE FROM invites WHERE space_id = $1", &[&space_id]).await?;
+            } else {
+                member_went(&tx, space_id).await?;
             }
             tx.commit().await?;
             Ok(members == 1)
@@ -354,7 +405,8 @@ impl Spaces for PgRecords {
         .await
     }
 
-    /// `actor`, an owner, takes `user_id` out of the space.
+    /// `actor`, an owner, takes `user_id` out of the space: a rotation is due and the
+    /// space's invites are deleted.
     async fn remove_member(&self, space_id: &str, actor: &str, user_id: &str) -> Result<(), StoreError> {
         retry(|| async move {
             let mut client = self.client().await?;
@@ -369,6 +421,7 @@ impl Spaces for PgRecords {
                 return Err(StoreError::LastOwner.into());
             }
             exec(&tx, "DELETE FROM members WHERE space_id = $1 AND user_id = $2", &[&space_id, &user_id]).await?;
+            member_went(&tx, space_id).await?;
             tx.commit().await?;
             Ok(())
         })

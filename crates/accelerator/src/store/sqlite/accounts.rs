@@ -2,10 +2,13 @@
 
 use super::*;
 
-pub(super) const USER_COLUMNS: &str = "user_id, username, salt, kdf_alg, kdf_mem_kib, kdf_iterations, \
-                            kdf_parallelism, login_public_key, wrapped_root, kv_seq";
+const USER_COLUMNS: &str = "user_id, username, salt, kdf_alg, kdf_mem_kib, kdf_iterations, kdf_parallelism, \
+                            login_public_key, wrapped_root, kv_seq, user_public_key, recovery_public_key, \
+                            recovery_wrapped_root";
 
-pub(super) fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
+    let recovery_key: Option<[u8; 32]> = row.get(11)?;
+    let recovery_root: Option<Vec<u8>> = row.get(12)?;
     Ok(User {
         user_id: row.get(0)?,
         username: row.get(1)?,
@@ -21,6 +24,11 @@ pub(super) fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
             wrapped_root: row.get(8)?,
         },
         kv_seq: uint(row.get(9)?),
+        user_public_key: row.get(10)?,
+        // The schema keeps both or neither.
+        recovery: recovery_key
+            .zip(recovery_root)
+            .map(|(public_key, wrapped_root)| Recovery { public_key, wrapped_root }),
     })
 }
 
@@ -38,8 +46,11 @@ impl Db {
         self.write(move |tx| {
             let user = &user;
             let c = &user.credentials;
+            let recovery = user.recovery.as_ref();
             let result = tx.exec(
-                &format!("INSERT INTO users ({USER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)"),
+                &format!(
+                    "INSERT INTO users ({USER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11, ?12)"
+                ),
                 params![
                     user.user_id,
                     user.username,
@@ -49,7 +60,10 @@ impl Db {
                     c.kdf.iterations,
                     c.kdf.parallelism,
                     c.login_public_key,
-                    c.wrapped_root
+                    c.wrapped_root,
+                    user.user_public_key,
+                    recovery.map(|r| r.public_key),
+                    recovery.map(|r| &r.wrapped_root)
                 ],
             );
             match result {
@@ -67,6 +81,22 @@ impl Db {
             .row(&format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?1"), [username], user_from_row)
             .optional()
             .map_err(backend)
+    }
+
+    pub(super) fn publish_key(&self, user_id: &str, public_key: &[u8; 32]) -> Result<(), StoreError> {
+        let (user_id, public_key) = (user_id.to_owned(), *public_key);
+        self.write(move |tx| {
+            let published: Option<[u8; 32]> =
+                tx.row("SELECT user_public_key FROM users WHERE user_id = ?1", [&user_id], |r| r.get(0))?;
+            match published {
+                None => {
+                    tx.exec("UPDATE users SET user_public_key = ?2 WHERE user_id = ?1", params![user_id, public_key])?;
+                    Ok(())
+                }
+                Some(key) if key == public_key => Ok(()),
+                Some(_) => Err(StoreError::KeyPublished),
+            }
+        })
     }
 
     pub(super) fn replace_credentials(
@@ -108,6 +138,49 @@ impl Db {
         })
     }
 
+    pub(super) fn set_recovery(&self, user_id: &str, recovery: &Recovery) -> Result<(), StoreError> {
+        let (user_id, recovery) = (user_id.to_owned(), recovery.to_owned());
+        self.write(move |tx| {
+            tx.exec(
+                "UPDATE users SET recovery_public_key = ?2, recovery_wrapped_root = ?3 WHERE user_id = ?1",
+                params![user_id, recovery.public_key, recovery.wrapped_root],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub(super) fn recover(
+        &self,
+        user_id: &str,
+        expected_recovery_key: &[u8; 32],
+        new: &Credentials,
+    ) -> Result<bool, StoreError> {
+        let (user_id, expected, new) = (user_id.to_owned(), *expected_recovery_key, new.to_owned());
+        self.write(move |tx| {
+            let changed = tx.exec(
+                "UPDATE users SET salt = ?3, kdf_alg = ?4, kdf_mem_kib = ?5, kdf_iterations = ?6,
+                    kdf_parallelism = ?7, login_public_key = ?8, wrapped_root = ?9
+                 WHERE user_id = ?1 AND recovery_public_key = ?2",
+                params![
+                    user_id,
+                    expected,
+                    new.salt,
+                    new.kdf.alg,
+                    new.kdf.mem_kib,
+                    new.kdf.iterations,
+                    new.kdf.parallelism,
+                    new.login_public_key,
+                    new.wrapped_root
+                ],
+            )?;
+            if changed == 0 {
+                return Ok(false);
+            }
+            tx.exec("DELETE FROM sessions WHERE user_id = ?1", [&user_id])?;
+            Ok(true)
+        })
+    }
+
     pub(super) fn create_session(
         &self,
         token_hash: &[u8; 32],
@@ -139,7 +212,7 @@ impl Db {
     pub(super) fn session(&self, token_hash: &[u8; 32], now_ms: u64) -> Result<Option<Session>, StoreError> {
         self.reader()
             .row(
-                "SELECT s.user_id, u.username, u.kv_seq, s.expires_at_ms
+                "SELECT s.user_id, u.username, u.kv_seq, s.expires_at_ms, u.user_public_key
                  FROM sessions s JOIN users u ON u.user_id = s.user_id
                  WHERE s.token_hash = ?1 AND s.expires_at_ms > ?2",
                 params![token_hash, int(now_ms)],
@@ -149,6 +222,7 @@ impl Db {
                         username: r.get(1)?,
                         kv_seq: uint(r.get(2)?),
                         expires_at_ms: uint(r.get(3)?),
+                        user_public_key: r.get(4)?,
                     })
                 },
             )
@@ -223,6 +297,11 @@ impl Accounts for SqliteRecords {
         self.run(move |db| db.user_by_name(&username)).await
     }
 
+    async fn publish_key(&self, user_id: &str, public_key: &[u8; 32]) -> Result<(), StoreError> {
+        let (user_id, public_key) = (user_id.to_owned(), *public_key);
+        self.run(move |db| db.publish_key(&user_id, &public_key)).await
+    }
+
     async fn replace_credentials(
         &self,
         user_id: &str,
@@ -233,6 +312,21 @@ impl Accounts for SqliteRecords {
         let (user_id, expected_public_key, new, keep_session) =
             (user_id.to_owned(), *expected_public_key, new.clone(), *keep_session);
         self.run(move |db| db.replace_credentials(&user_id, &expected_public_key, &new, &keep_session)).await
+    }
+
+    async fn set_recovery(&self, user_id: &str, recovery: &Recovery) -> Result<(), StoreError> {
+        let (user_id, recovery) = (user_id.to_owned(), recovery.clone());
+        self.run(move |db| db.set_recovery(&user_id, &recovery)).await
+    }
+
+    async fn recover(
+        &self,
+        user_id: &str,
+        expected_recovery_key: &[u8; 32],
+        new: &Credentials,
+    ) -> Result<bool, StoreError> {
+        let (user_id, expected, new) = (user_id.to_owned(), *expected_recovery_key, new.clone());
+        self.run(move |db| db.recover(&user_id, &expected, &new)).await
     }
 
     async fn create_session(

@@ -178,14 +178,22 @@ pub(super) fn draft_step(
 ) -> Result<(), StoreError> {
     let slice = file.shards.get(range.clone()).ok_or(StoreError::Backend("a step past the list".into()))?;
     require(tx, &file.space_id, &file.created_by, Role::Writer)?;
+    require_epoch(tx, &file.space_id, file.epoch)?;
     if range.start == 0 {
         file_id_free(tx, file)?;
         tx.exec(
             &format!(
                 "INSERT INTO files ({FILE_COLUMNS}, charged_bytes, state, expires_at_ms)
-                 VALUES (?1, ?2, x'', 0, ?3, ?4, 0, 'draft', ?5)"
+                 VALUES (?1, ?2, x'', 0, ?3, ?4, ?6, 0, 'draft', ?5)"
             ),
-            params![file.space_id, file.file_id, file.created_by, int(file.created_at_ms), int(expires_at_ms)],
+            params![
+                file.space_id,
+                file.file_id,
+                file.created_by,
+                int(file.created_at_ms),
+                int(expires_at_ms),
+                file.epoch
+            ],
         )?;
     }
     let drafted = tx
@@ -230,6 +238,8 @@ pub(super) fn draft_step(
 /// The last step of a commit ([`Files::seal_draft`]) in the caller's transaction.
 pub(super) fn seal(tx: &Connection, file: &NewFile, quotas: Quotas) -> Result<FileRecord, StoreError> {
     require(tx, &file.space_id, &file.created_by, Role::Writer)?;
+    // A rotation between the steps: the record is sealed under a replaced key.
+    require_epoch(tx, &file.space_id, file.epoch)?;
     let (stored_bytes, settled, count) = tx
         .row(
             "SELECT stored_bytes, charged_bytes, shard_count FROM files
@@ -257,10 +267,12 @@ pub(super) fn seal(tx: &Connection, file: &NewFile, quotas: Quotas) -> Result<Fi
         stored_bytes,
         created_by: file.created_by.clone(),
         created_at_ms: file.created_at_ms,
+        epoch: file.epoch,
     })
 }
 
-pub(super) const FILE_COLUMNS: &str = "space_id, file_id, sealed_record, stored_bytes, created_by, created_at_ms";
+pub(super) const FILE_COLUMNS: &str =
+    "space_id, file_id, sealed_record, stored_bytes, created_by, created_at_ms, epoch";
 
 pub(super) fn file_from_row(row: &Row<'_>) -> rusqlite::Result<FileRecord> {
     Ok(FileRecord {
@@ -270,6 +282,7 @@ pub(super) fn file_from_row(row: &Row<'_>) -> rusqlite::Result<FileRecord> {
         stored_bytes: uint(row.get(3)?),
         created_by: row.get(4)?,
         created_at_ms: uint(row.get(5)?),
+        epoch: row.get(6)?,
     })
 }
 
@@ -401,6 +414,7 @@ impl Db {
         let mut conn = self.checker.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let tx = conn.transaction()?;
         require(&tx, &file.space_id, &file.created_by, Role::Writer)?;
+        require_epoch(&tx, &file.space_id, file.epoch)?;
         file_id_free(&tx, file)?;
         let listed = list_shards(&tx, file, &file.shards)?;
         fits(&tx, file, listed.stored_bytes, listed.settled_bytes, quotas)?;
@@ -551,7 +565,7 @@ impl Db {
                  ORDER BY created_at_ms, rowid LIMIT ?4"
             ))?;
             stmt.query_map(params![space_id, ms, rowid, int(page.limit as u64 + 1)], |r| {
-                Ok((file_from_row(r)?, cursor_at(r, 5, 6)?))
+                Ok((file_from_row(r)?, cursor_at(r, 5, 7)?))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?
         };

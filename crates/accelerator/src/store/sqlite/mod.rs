@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use coffer_core::account::KdfParams;
+use coffer_core::b64;
 use coffer_core::proto::storage::{Member, Role};
 use coffer_core::shard::ShardAddress;
 use rusqlite::types::Type;
@@ -28,16 +29,19 @@ mod accounts;
 mod files;
 mod holds;
 mod kv;
+mod space_keys;
 mod spaces;
 pub mod writer;
 
 use writer::Writer;
 
 use super::{
-    Accounts, Challenge, Change, ChangeWindow, Credentials, FileRecord, Files, Invite, Kv, MAX_LIVE_INVITES,
-    Membership, NewFile, Page, PageRequest, Quota, Quotas, Session, ShardHold, Spaces, StoreError, StoredValue,
-    Unwound, User, Withdrawn, async_trait, file_cost, kv_cost, paged, position, role_name, space_cost,
+    Accounts, Challenge, Change, ChangeWindow, Credentials, FileRecord, Files, Invite, KeyState, Kv, Link,
+    MAX_LIVE_INVITES, Membership, NewFile, Page, PageRequest, Quota, Quotas, Recovery, Rotation, Session, ShardHold,
+    SpaceKeys, Spaces, StoreError, StoredValue, Unwound, User, Withdrawn, async_trait, file_cost, kv_cost, paged,
+    position, role_name, space_cost,
 };
+use space_keys::*;
 use spaces::*;
 
 /// The database file's name inside the data directory.
@@ -47,7 +51,7 @@ pub const FILE_NAME: &str = "accelerator.sqlite3";
 /// opening runs the steps a database lacks, all in one transaction. The steps are
 /// the files in `migrations/sqlite/`, in order; one is never edited once released:
 /// a change is a new file.
-const MIGRATIONS: [&str; 5] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
+const MIGRATIONS: [&str; 7] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7];
 
 /// The schema version this code writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -62,6 +66,10 @@ const SCHEMA_V3: &str = include_str!("../../../migrations/sqlite/0003_metering.s
 const SCHEMA_V4: &str = include_str!("../../../migrations/sqlite/0004_steps.sql");
 /// The server secret, shared through the records.
 const SCHEMA_V5: &str = include_str!("../../../migrations/sqlite/0005_server_secret.sql");
+/// Key epochs: published public keys, epochs, roster entries, sealed keys, links.
+const SCHEMA_V6: &str = include_str!("../../../migrations/sqlite/0006_key_epochs.sql");
+/// Recovery codes: each account's recovery key and root wrapped under its code.
+const SCHEMA_V7: &str = include_str!("../../../migrations/sqlite/0007_recovery.sql");
 
 /// Statements through the connection's cache of prepared statements: the writer
 /// runs the same few statements thousands of times a second, and preparing one
@@ -101,8 +109,8 @@ const READERS: usize = 4;
 /// The records in one SQLite file. Cheap to clone: clones share the connections.
 ///
 /// Each domain's methods are in a file of their own (`accounts.rs`, `kv.rs`,
-/// `spaces.rs`, `files.rs`): first as blocking methods of [`Db`], then as the
-/// async trait, which runs them on tokio's blocking pool.
+/// `spaces.rs`, `space_keys.rs`, `files.rs`): first as blocking methods of [`Db`],
+/// then as the async trait, which runs them on tokio's blocking pool.
 #[derive(Clone)]
 pub struct SqliteRecords(Arc<Db>);
 
@@ -312,6 +320,8 @@ mod tests {
                 wrapped_root: vec![1; 61],
             },
             kv_seq: 0,
+            user_public_key: Some([9; 32]),
+            recovery: None,
         }
     }
 
@@ -330,7 +340,7 @@ mod tests {
         let version: i64 = db.0.reader().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
         assert_eq!(version, SCHEMA_VERSION);
         assert!(db.user_by_name("ada").await.unwrap().is_some());
-        db.create_space("s1", b"name", "id-ada", 5, u64::MAX).await.unwrap();
+        db.create_space("s1", b"name", "id-ada", &[3; 32], 5, u64::MAX).await.unwrap();
         assert_eq!(db.spaces_of("id-ada", &PageRequest { after: None, limit: 10 }).await.unwrap().items.len(), 1);
 
         db.0.write(|tx| tx.pragma_update(None, "user_version", SCHEMA_VERSION + 1).map_err(backend)).unwrap();

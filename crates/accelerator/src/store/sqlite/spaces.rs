@@ -1,4 +1,5 @@
-//! Spaces, members and invites in SQLite.
+//! Spaces, members and invites in SQLite. A member's roster entry is entered with
+//! their membership; leaving and removal make a rotation due ([`super::space_keys`]).
 
 use super::*;
 
@@ -29,12 +30,17 @@ pub(super) fn require(conn: &Connection, space_id: &str, user_id: &str, needed: 
     }
 }
 
+/// The columns [`membership_from_row`] reads, of `members m JOIN spaces s`.
+pub(super) const MEMBERSHIP_COLUMNS: &str =
+    "s.space_id, s.sealed_name, m.role, s.created_at_ms, s.epoch, s.rotation_due, m.roster_mac IS NOT NULL";
+
 /// `user_id`'s membership of the space, if any.
 pub(super) fn membership(conn: &Connection, space_id: &str, user_id: &str) -> rusqlite::Result<Option<Membership>> {
     conn.row(
-        "SELECT s.space_id, s.sealed_name, m.role, s.created_at_ms
-         FROM members m JOIN spaces s ON s.space_id = m.space_id
-         WHERE m.space_id = ?1 AND m.user_id = ?2",
+        &format!(
+            "SELECT {MEMBERSHIP_COLUMNS} FROM members m JOIN spaces s ON s.space_id = m.space_id
+             WHERE m.space_id = ?1 AND m.user_id = ?2"
+        ),
         params![space_id, user_id],
         membership_from_row,
     )
@@ -47,7 +53,23 @@ pub(super) fn membership_from_row(row: &Row<'_>) -> rusqlite::Result<Membership>
         sealed_name: row.get(1)?,
         role: role_at(row, 2)?,
         created_at_ms: uint(row.get(3)?),
+        epoch: row.get(4)?,
+        rotation_due: row.get(5)?,
+        in_roster: row.get(6)?,
     })
+}
+
+/// `user_id`'s membership, which the caller's transaction just made or changed.
+pub(super) fn membership_now(conn: &Connection, space_id: &str, user_id: &str) -> Result<Membership, StoreError> {
+    membership(conn, space_id, user_id)?.ok_or_else(|| StoreError::Backend("member vanished".into()))
+}
+
+/// After a member went, with others left: a rotation is due, and every invite goes
+/// (each hands out the key the member who went holds).
+fn member_went(conn: &Connection, space_id: &str) -> Result<(), StoreError> {
+    conn.exec("UPDATE spaces SET rotation_due = 1 WHERE space_id = ?1", [space_id])?;
+    conn.exec("DELETE FROM invites WHERE space_id = ?1", [space_id])?;
+    Ok(())
 }
 
 /// How many members, and how many owners, the space has.
@@ -74,12 +96,15 @@ impl Db {
         space_id: &str,
         sealed_name: &[u8],
         owner: &str,
+        roster_mac: &[u8; 32],
         now_ms: u64,
         allowance: u64,
     ) -> Result<Membership, StoreError> {
-        let (space_id, sealed_name, owner) = (space_id.to_owned(), sealed_name.to_owned(), owner.to_owned());
+        let (space_id, sealed_name, owner, roster_mac) =
+            (space_id.to_owned(), sealed_name.to_owned(), owner.to_owned(), *roster_mac);
         self.write(move |tx| {
             let (space_id, sealed_name, owner) = (&space_id, &sealed_name, &owner);
+            require_key(tx, owner)?;
             let taken = tx.row("SELECT 1 FROM spaces WHERE space_id = ?1", [space_id], |_| Ok(())).optional()?;
             if taken.is_some() {
                 return Err(StoreError::SpaceTaken);
@@ -92,40 +117,43 @@ impl Db {
                 params![space_id, sealed_name, int(now_ms), owner, int(cost)],
             )?;
             tx.exec(
-                "INSERT INTO members (space_id, user_id, role, joined_at_ms) VALUES (?1, ?2, 'owner', ?3)",
-                params![space_id, owner, int(now_ms)],
+                "INSERT INTO members (space_id, user_id, role, joined_at_ms, roster_mac)
+                 VALUES (?1, ?2, 'owner', ?3, ?4)",
+                params![space_id, owner, int(now_ms), roster_mac],
             )?;
-            Ok(Membership {
-                space_id: space_id.to_owned(),
-                sealed_name: sealed_name.to_vec(),
-                role: Role::Owner,
-                created_at_ms: now_ms,
-            })
+            membership_now(tx, space_id, owner)
         })
     }
 
     pub(super) fn spaces_of(&self, user_id: &str, page: &PageRequest) -> Result<Page<Membership>, StoreError> {
         let (ms, rowid) = position(page)?;
         let conn = self.reader();
-        let mut stmt = conn.prepare_cached(
-            "SELECT s.space_id, s.sealed_name, m.role, s.created_at_ms, s.rowid
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {MEMBERSHIP_COLUMNS}, s.rowid
              FROM members m JOIN spaces s ON s.space_id = m.space_id
              WHERE m.user_id = ?1 AND (s.created_at_ms, s.rowid) > (?2, ?3)
-             ORDER BY s.created_at_ms, s.rowid LIMIT ?4",
-        )?;
+             ORDER BY s.created_at_ms, s.rowid LIMIT ?4"
+        ))?;
         let spaces = stmt
             .query_map(params![user_id, ms, rowid, int(page.limit as u64 + 1)], |r| {
-                Ok((membership_from_row(r)?, cursor_at(r, 3, 4)?))
+                Ok((membership_from_row(r)?, cursor_at(r, 3, 7)?))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(paged(spaces, page.limit))
     }
 
-    pub(super) fn create_invite(&self, actor: &str, invite: &Invite, now_ms: u64) -> Result<(), StoreError> {
+    pub(super) fn create_invite(
+        &self,
+        actor: &str,
+        invite: &Invite,
+        epoch: u32,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
         let (actor, invite) = (actor.to_owned(), invite.to_owned());
         self.write(move |tx| {
             let (actor, invite) = (&actor, &invite);
             require(tx, &invite.space_id, actor, Role::Owner)?;
+            require_epoch(tx, &invite.space_id, epoch)?;
             tx.exec(
                 "DELETE FROM invites WHERE space_id = ?1 AND expires_at_ms <= ?2",
                 params![invite.space_id, int(now_ms)],
@@ -163,11 +191,14 @@ impl Db {
         space_id: &str,
         secret_hash: &[u8; 32],
         user_id: &str,
+        roster_mac: &[u8; 32],
         now_ms: u64,
     ) -> Result<Membership, StoreError> {
-        let (space_id, secret_hash, user_id) = (space_id.to_owned(), secret_hash.to_owned(), user_id.to_owned());
+        let (space_id, secret_hash, user_id, roster_mac) =
+            (space_id.to_owned(), secret_hash.to_owned(), user_id.to_owned(), *roster_mac);
         self.write(move |tx| {
             let (space_id, secret_hash, user_id) = (&space_id, &secret_hash, &user_id);
+            require_key(tx, user_id)?;
             // Found by the hash of the presented secret: the index compares hashes, which
             // tells a guesser nothing about any secret.
             let invite = tx
@@ -178,8 +209,14 @@ impl Db {
                 )
                 .optional()?;
             let (role, expires_at_ms, max_uses, uses) = invite.ok_or(StoreError::InviteInvalid)?;
-            if let Some(member) = membership(tx, space_id, user_id)? {
-                return Ok(member);
+            // A member again: a new roster entry under the invite's key (every
+            // invite there is carries the current epoch's), the sealed key kept.
+            let entered = tx.exec(
+                "UPDATE members SET roster_mac = ?3 WHERE space_id = ?1 AND user_id = ?2",
+                params![space_id, user_id, roster_mac],
+            )?;
+            if entered > 0 {
+                return membership_now(tx, space_id, user_id);
             }
             if now_ms >= expires_at_ms {
                 return Err(StoreError::InviteExpired);
@@ -192,12 +229,10 @@ impl Db {
                 params![space_id, secret_hash],
             )?;
             tx.exec(
-                "INSERT INTO members (space_id, user_id, role, joined_at_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![space_id, user_id, role_name(role), int(now_ms)],
+                "INSERT INTO members (space_id, user_id, role, joined_at_ms, roster_mac) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![space_id, user_id, role_name(role), int(now_ms), roster_mac],
             )?;
-            let member =
-                membership(tx, space_id, user_id)?.ok_or_else(|| StoreError::Backend("member vanished".into()))?;
-            Ok(member)
+            membership_now(tx, space_id, user_id)
         })
     }
 
@@ -208,7 +243,7 @@ impl Db {
         require(&tx, space_id, actor, Role::Reader)?;
         let members = {
             let mut stmt = tx.prepare_cached(
-                "SELECT m.user_id, u.username, m.role, m.joined_at_ms, m.rowid
+                "SELECT m.user_id, u.username, m.role, m.joined_at_ms, u.user_public_key, m.roster_mac, m.rowid
                  FROM members m JOIN users u ON u.user_id = m.user_id
                  WHERE m.space_id = ?1 AND (m.joined_at_ms, m.rowid) > (?2, ?3)
                  ORDER BY m.joined_at_ms, m.rowid LIMIT ?4",
@@ -219,8 +254,10 @@ impl Db {
                     username: r.get(1)?,
                     role: role_at(r, 2)?,
                     joined_at_ms: uint(r.get(3)?),
+                    public_key: r.get::<_, Option<Vec<u8>>>(4)?.map(b64::encode),
+                    roster_mac: r.get::<_, Option<Vec<u8>>>(5)?.map(b64::encode),
                 };
-                Ok((member, cursor_at(r, 3, 4)?))
+                Ok((member, cursor_at(r, 3, 6)?))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?
         };
@@ -248,6 +285,8 @@ impl Db {
                 )?;
                 refund(tx, &payer, bytes)?;
                 tx.exec("DELETE FROM invites WHERE space_id = ?1", [space_id])?;
+            } else {
+                member_went(tx, space_id)?;
             }
             Ok(members == 1)
         })
@@ -268,7 +307,7 @@ impl Db {
                 return Err(StoreError::LastOwner);
             }
             tx.exec("DELETE FROM members WHERE space_id = ?1 AND user_id = ?2", params![space_id, user_id])?;
-            Ok(())
+            member_went(tx, space_id)
         })
     }
 
@@ -289,11 +328,13 @@ impl Spaces for SqliteRecords {
         space_id: &str,
         sealed_name: &[u8],
         owner: &str,
+        roster_mac: &[u8; 32],
         now_ms: u64,
         allowance: u64,
     ) -> Result<Membership, StoreError> {
-        let (space_id, sealed_name, owner) = (space_id.to_owned(), sealed_name.to_vec(), owner.to_owned());
-        self.run(move |db| db.create_space(&space_id, &sealed_name, &owner, now_ms, allowance)).await
+        let (space_id, sealed_name, owner, roster_mac) =
+            (space_id.to_owned(), sealed_name.to_vec(), owner.to_owned(), *roster_mac);
+        self.run(move |db| db.create_space(&space_id, &sealed_name, &owner, &roster_mac, now_ms, allowance)).await
     }
 
     async fn spaces_of(&self, user_id: &str, page: &PageRequest) -> Result<Page<Membership>, StoreError> {
@@ -301,9 +342,9 @@ impl Spaces for SqliteRecords {
         self.run(move |db| db.spaces_of(&user_id, &page)).await
     }
 
-    async fn create_invite(&self, actor: &str, invite: &Invite, now_ms: u64) -> Result<(), StoreError> {
+    async fn create_invite(&self, actor: &str, invite: &Invite, epoch: u32, now_ms: u64) -> Result<(), StoreError> {
         let (actor, invite) = (actor.to_owned(), invite.clone());
-        self.run(move |db| db.create_invite(&actor, &invite, now_ms)).await
+        self.run(move |db| db.create_invite(&actor, &invite, epoch, now_ms)).await
     }
 
     async fn join_space(
@@ -311,10 +352,12 @@ impl Spaces for SqliteRecords {
         space_id: &str,
         secret_hash: &[u8; 32],
         user_id: &str,
+        roster_mac: &[u8; 32],
         now_ms: u64,
     ) -> Result<Membership, StoreError> {
-        let (space_id, secret_hash, user_id) = (space_id.to_owned(), *secret_hash, user_id.to_owned());
-        self.run(move |db| db.join_space(&space_id, &secret_hash, &user_id, now_ms)).await
+        let (space_id, secret_hash, user_id, roster_mac) =
+            (space_id.to_owned(), *secret_hash, user_id.to_owned(), *roster_mac);
+        self.run(move |db| db.join_space(&space_id, &secret_hash, &user_id, &roster_mac, now_ms)).await
     }
 
     async fn members(&self, space_id: &str, actor: &str, page: &PageRequest) -> Result<Page<Member>, StoreError> {
