@@ -1,12 +1,16 @@
 //! The account flows against the accelerator: sign-up, sign-in, password change.
 //! Every secret is derived here in the browser (by the core); the accelerator sees
-//! the salt, the KDF parameters, the login public key and the wrapped root only.
+//! the salt, the KDF parameters, the login public key, the wrapped root and the
+//! account's X25519 public key only.
 
 use coffer_core::account::{self, KdfParams, LoginChallenge, PasswordKey, RootSecret, SALT_LEN};
+use coffer_core::identity::UserKeys;
 use coffer_core::proto::{
-    ChallengeRequest, ChallengeResponse, ChangePasswordRequest, LoginRequest, SaltRequest, SaltResponse, SessionInfo,
-    SessionResponse, SignUpRequest,
+    ChallengeRequest, ChallengeResponse, ChangePasswordRequest, LoginRequest, RecoverRequest,
+    RecoveryChallengeResponse, SaltRequest, SaltResponse, SessionInfo, SessionResponse, SetRecoveryRequest,
+    SignUpRequest,
 };
+use coffer_core::recovery::RecoveryCode;
 use coffer_core::{ErrorCode, b64, validate};
 
 use crate::error::{SdkError, SdkResult};
@@ -40,6 +44,7 @@ pub async fn sign_up(http: &Http, username: &str, password: &str) -> SdkResult<(
         kdf,
         login_public_key: b64::encode(key.login_key().public_key()),
         wrapped_root: b64::encode(key.wrap_key().wrap(&root, username, random::bytes())),
+        user_public_key: Some(b64::encode(UserKeys::derive(&root).public_key())),
     };
     let session: SessionResponse = http.post("/v1/auth/signup", &request).await?;
     Ok((session, root))
@@ -87,6 +92,73 @@ pub async fn sign_in(http: &Http, username: &str, password: &str) -> SdkResult<(
     let root = key.wrap_key().unwrap(username, &wrapped).map_err(|e| {
         SdkError::new(ErrorCode::Integrity, format!("signed in, but the account's root secret did not open: {e}"))
     })?;
+    Ok((session, root))
+}
+
+/// Makes a new recovery code for the account (SPEC.md §3.8); the accelerator keeps
+/// its public key and the root wrapped under it, and forgets the previous code. The
+/// request carries a proof that this device holds the root secret (§3.9), made with
+/// `identity`, the account's published key pair.
+pub async fn create_recovery_code(
+    http: &Http,
+    username: &str,
+    root: &RootSecret,
+    identity: &UserKeys,
+) -> SdkResult<String> {
+    let challenge: ChallengeResponse =
+        http.post("/v1/auth/challenge", &ChallengeRequest { username: username.to_owned() }).await?;
+    let bytes = b64::decode(&challenge.challenge).ok_or_else(|| SdkError::network("malformed challenge"))?;
+    let server = b64::decode_array::<32>(&challenge.server_public_key)
+        .ok_or_else(|| SdkError::network("the accelerator sent no usable public key with its challenge"))?;
+    let origin = http.origin();
+    let signed = LoginChallenge { origin: &origin, challenge_id: &challenge.challenge_id, username, challenge: &bytes };
+    let root_proof = b64::encode(identity.root_proof(&server, &signed)?);
+    let code = RecoveryCode::from_bytes(random::bytes());
+    let key = code.key();
+    let request = SetRecoveryRequest {
+        origin,
+        challenge_id: challenge.challenge_id,
+        root_proof,
+        recovery_public_key: b64::encode(key.login_key().public_key()),
+        wrapped_root: b64::encode(key.wrap_key().wrap(root, username, random::bytes())),
+    };
+    http.post_empty("/v1/auth/recovery", &request).await?;
+    // It goes to JavaScript as a string anyway.
+    Ok(code.encode().as_str().to_owned())
+}
+
+/// Recovers an account with its recovery code: unwraps the root with the code, sets
+/// `new_password` and signs in; every other session of the account is revoked.
+pub async fn recover(
+    http: &Http,
+    username: &str,
+    code: &str,
+    new_password: &str,
+) -> SdkResult<(SessionResponse, RootSecret)> {
+    validate::username(username)?;
+    check_password(new_password)?;
+    let code = RecoveryCode::parse(code)?;
+    let key = code.key();
+    let challenge: RecoveryChallengeResponse =
+        http.post("/v1/auth/recover/challenge", &ChallengeRequest { username: username.to_owned() }).await?;
+    let wrong = || SdkError::new(ErrorCode::Unauthorized, "wrong username or recovery code");
+    let wrapped = b64::decode(&challenge.wrapped_root).ok_or_else(wrong)?;
+    let root = key.wrap_key().unwrap(username, &wrapped).map_err(|_| wrong())?;
+    let bytes = b64::decode(&challenge.challenge).ok_or_else(|| SdkError::network("malformed challenge"))?;
+    let origin = http.origin();
+    let signed = LoginChallenge { origin: &origin, challenge_id: &challenge.challenge_id, username, challenge: &bytes };
+    let signature = b64::encode(key.login_key().sign_challenge(&signed));
+    let (salt, kdf, new_key) = new_password_key(new_password)?;
+    let request = RecoverRequest {
+        origin: origin.clone(),
+        challenge_id: challenge.challenge_id,
+        signature,
+        salt: b64::encode(salt),
+        kdf,
+        login_public_key: b64::encode(new_key.login_key().public_key()),
+        wrapped_root: b64::encode(new_key.wrap_key().wrap(&root, username, random::bytes())),
+    };
+    let session: SessionResponse = http.post("/v1/auth/recover", &request).await?;
     Ok((session, root))
 }
 

@@ -35,6 +35,9 @@ extern "C" {
     /// `{ currentPassword, newPassword }`
     #[wasm_bindgen(typescript_type = "ChangePasswordOptions")]
     pub type ChangePasswordOptions;
+    /// `{ url, username, recoveryCode, newPassword, remember?, offline? }`
+    #[wasm_bindgen(typescript_type = "RecoverOptions")]
+    pub type RecoverOptions;
 }
 
 /// A Coffer client: sign a user in, then use `client.kv`.
@@ -57,6 +60,18 @@ struct Credentials {
     url: Text,
     username: Text,
     password: Text,
+    remember: Option<Remember>,
+    offline: Option<Flag>,
+}
+
+/// `{ url, username, recoveryCode, newPassword, remember?, offline? }` of `recover`.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Recover {
+    url: Text,
+    username: Text,
+    recovery_code: Text,
+    new_password: Text,
     remember: Option<Remember>,
     offline: Option<Flag>,
 }
@@ -95,8 +110,14 @@ fn url_option(options: &JsValue, what: &str) -> SdkResult<Http> {
 }
 
 impl Client {
-    fn from_session(http: Http, answer: SessionResponse, root: RootSecret, c: &Credentials) -> SdkResult<Client> {
-        let offline = c.offline.as_ref().is_some_and(|Flag(on)| *on);
+    fn from_session(
+        http: Http,
+        answer: SessionResponse,
+        root: RootSecret,
+        remember: Option<Remember>,
+        offline: Option<&Flag>,
+    ) -> SdkResult<Client> {
+        let offline = offline.is_some_and(|Flag(on)| *on);
         let saved = Saved {
             v: 1,
             user_id: answer.user_id.clone(),
@@ -106,10 +127,15 @@ impl Client {
             offline,
             kv_seq: answer.kv_seq,
         };
-        remember::save(c.remember.unwrap_or_default(), http.base(), &saved)?;
+        remember::save(remember.unwrap_or_default(), http.base(), &saved)?;
         let session = Session::new(http);
-        let signed =
-            SignedIn { user_id: answer.user_id, username: answer.username, token: answer.token, kv_seq: answer.kv_seq };
+        let signed = SignedIn {
+            user_id: answer.user_id,
+            username: answer.username,
+            token: answer.token,
+            kv_seq: answer.kv_seq,
+            key_published: answer.user_public_key.is_some(),
+        };
         session.sign_in_as(signed, root, offline.then_some(true));
         Ok(Client { session })
     }
@@ -132,7 +158,7 @@ impl Client {
     pub async fn sign_up(options: CredentialsOptions) -> Result<Client, JsValue> {
         let (http, c) = credentials(&options, "signUp options")?;
         let (session, root) = auth::sign_up(&http, &c.username.0, &c.password.0).await?;
-        Ok(Client::from_session(http, session, root, &c)?)
+        Ok(Client::from_session(http, session, root, c.remember, c.offline.as_ref())?)
     }
 
     /// Signs in to an existing account, on this or any device.
@@ -143,7 +169,22 @@ impl Client {
     pub async fn sign_in(options: CredentialsOptions) -> Result<Client, JsValue> {
         let (http, c) = credentials(&options, "signIn options")?;
         let (session, root) = auth::sign_in(&http, &c.username.0, &c.password.0).await?;
-        Ok(Client::from_session(http, session, root, &c)?)
+        Ok(Client::from_session(http, session, root, c.remember, c.offline.as_ref())?)
+    }
+
+    /// Recovers an account whose password is forgotten, with a recovery code made by
+    /// `createRecoveryCode`: sets `newPassword` and signs in (taking `remember` and
+    /// `offline` as `signIn` does). Every other session of the account is signed out;
+    /// the data, and the code, stay as they were.
+    ///
+    /// Rejects with `InvalidInput` for a code that is mistyped (its checksum catches
+    /// it before anything is sent), `Unauthorized` for a wrong username or code (the
+    /// two are not told apart), `RateLimited` after too many tries.
+    pub async fn recover(options: RecoverOptions) -> Result<Client, JsValue> {
+        let r: Recover = options::read(&options, "recover options")?;
+        let http = Http::new(&r.url.0)?;
+        let (session, root) = auth::recover(&http, &r.username.0, &r.recovery_code.0, &r.new_password.0).await?;
+        Ok(Client::from_session(http, session, root, r.remember, r.offline.as_ref())?)
     }
 
     /// Picks up a session remembered by `signIn`/`signUp` (`remember: "session"` or
@@ -166,9 +207,13 @@ impl Client {
         http.set_token(Some(saved.token.clone()));
         let session = Session::new(http);
         let signed = match session.http.get::<SessionInfo>("/v1/auth/session").await {
-            Ok(info) if info.user_id == saved.user_id => {
-                SignedIn { user_id: info.user_id, username: info.username, token: saved.token, kv_seq: info.kv_seq }
-            }
+            Ok(info) if info.user_id == saved.user_id => SignedIn {
+                user_id: info.user_id,
+                username: info.username,
+                token: saved.token,
+                kv_seq: info.kv_seq,
+                key_published: info.user_public_key.is_some(),
+            },
             Ok(_) => {
                 remember::clear(session.http.base());
                 return Ok(JsValue::NULL);
@@ -180,7 +225,8 @@ impl Client {
             // Offline: the session is checked once the accelerator answers again.
             Err(e) if e.code == ErrorCode::Network && offline => {
                 let Saved { user_id, username, token, kv_seq, .. } = saved;
-                session.sign_in_as(SignedIn { user_id, username, token, kv_seq }, root, Some(false));
+                let signed = SignedIn { user_id, username, token, kv_seq, key_published: false };
+                session.sign_in_as(signed, root, Some(false));
                 return Ok(Client { session }.into());
             }
             Err(e) => return Err(e.into()),
@@ -244,6 +290,21 @@ impl Client {
             let user = session.user()?;
             auth::change_password(&session.http, &user.username, &user.root, &current, &new).await?;
             Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// Makes a recovery code: 36 letters and digits in groups of four, which with the
+    /// username can set a new password if this one is forgotten (`Client.recover`).
+    /// Show it to the user to print or write down; it is not kept anywhere but with
+    /// them (the accelerator keeps only what checks it). A new code replaces the last.
+    #[wasm_bindgen(js_name = createRecoveryCode, unchecked_return_type = "Promise<string>")]
+    pub fn create_recovery_code(&self) -> Promise {
+        let session = Rc::clone(&self.session);
+        promise(async move {
+            let user = session.user()?;
+            session.publish_key().await?;
+            let code = auth::create_recovery_code(&session.http, &user.username, &user.root, &user.identity).await?;
+            Ok(JsValue::from(code.as_str()))
         })
     }
 

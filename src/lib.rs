@@ -49,6 +49,7 @@ pub mod offline;
 pub mod options;
 pub mod random;
 pub mod remember;
+pub mod rotation;
 pub mod session;
 pub mod spaces;
 pub mod storage;

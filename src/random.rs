@@ -4,8 +4,13 @@
 /// `N` random bytes.
 pub fn bytes<const N: usize>() -> [u8; N] {
     let mut out = [0u8; N];
-    getrandom::fill(&mut out).expect("the browser's crypto.getRandomValues is available");
+    fill(&mut out);
     out
+}
+
+/// Fills `buf` with random bytes.
+pub fn fill(buf: &mut [u8]) {
+    getrandom::fill(buf).expect("the browser's crypto.getRandomValues is available");
 }
 
 /// A random number in [0, 1), for retry jitter.

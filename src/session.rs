@@ -10,7 +10,9 @@ use std::rc::Rc;
 
 use coffer_core::account::RootSecret;
 use coffer_core::device::DeviceKeys;
+use coffer_core::identity::UserKeys;
 use coffer_core::kv::KvKeys;
+use coffer_core::proto::PublishKeyRequest;
 use coffer_core::tabs;
 use js_sys::{Function, Promise};
 use serde::Serialize;
@@ -39,6 +41,11 @@ pub struct User {
     pub kv: KvKeys,
     /// The keys of what is kept on this device, derived once.
     pub device: DeviceKeys,
+    /// The account's X25519 key pair (SPEC.md §3.6), derived once.
+    pub identity: UserKeys,
+    /// Whether the accelerator has the public key (published at sign-up, or later by
+    /// `Session::publish_key`).
+    pub key_published: Cell<bool>,
 }
 
 /// State shared by a `Client` and everything it hands out.
@@ -71,6 +78,8 @@ pub struct SignedIn {
     pub token: String,
     /// The account's kv sequence number: the change feed starts after it.
     pub kv_seq: u64,
+    /// Whether the accelerator said it has the account's public key.
+    pub key_published: bool,
 }
 
 /// A `signout` event (`ClientSignOutEvent` in types.d.ts).
@@ -97,6 +106,20 @@ impl Session {
     /// The signed-in user, or `Unauthorized`.
     pub fn user(&self) -> SdkResult<Rc<User>> {
         self.signed_in_user().ok_or_else(SdkError::signed_out)
+    }
+
+    /// Publishes the account's X25519 public key if the accelerator does not have it
+    /// yet (an account made before keys were published). Spaces' rosters and proofs
+    /// of the root name it.
+    pub async fn publish_key(&self) -> SdkResult<()> {
+        let user = self.user()?;
+        if user.key_published.get() {
+            return Ok(());
+        }
+        let request = PublishKeyRequest { user_public_key: coffer_core::b64::encode(user.identity.public_key()) };
+        self.http.post_empty("/v1/auth/public-key", &request).await?;
+        user.key_published.set(true);
+        Ok(())
     }
 
     /// Offline kv, if this client was signed in with it.
@@ -157,13 +180,15 @@ impl Session {
     /// account's other clients on this origin. With `offline` (offline kv), whether
     /// the accelerator answered as it signed in.
     pub fn sign_in_as(self: &Rc<Self>, signed: SignedIn, root: RootSecret, offline: Option<bool>) {
-        let SignedIn { user_id, username, token, kv_seq } = signed;
+        let SignedIn { user_id, username, token, kv_seq, key_published } = signed;
         self.http.set_token(Some(token));
         self.kv_seq.set(kv_seq);
         let device = DeviceKeys::derive(&root);
         let owner = device.owner();
         let kv = KvKeys::derive(&root);
-        let user = Rc::new(User { user_id, username, root, kv, device });
+        let identity = UserKeys::derive(&root);
+        let key_published = Cell::new(key_published);
+        let user = Rc::new(User { user_id, username, root, kv, device, identity, key_published });
         *self.user.borrow_mut() = Some(Rc::clone(&user));
         *self.offline.borrow_mut() =
             offline.map(|online| Offline::start(Rc::clone(&self.http), Rc::clone(&self.events), user, online));

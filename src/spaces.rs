@@ -1,17 +1,19 @@
 //! `client.space`: shared spaces — create, list, invite, join, members, leave,
 //! remove a member, usage. A space's key lives only with its members (in their
 //! sealed `$spaces` collection and in invite tokens); the accelerator keeps the
-//! membership, the roles and the space's name sealed under that key.
+//! membership, the roles, the roster and the space's name sealed under that key.
+//! Removing a member rotates the key (`rotation`, SPEC.md F.12).
 
 use std::rc::Rc;
 
-use coffer_core::b64;
+use coffer_core::epoch::EpochKeys;
 use coffer_core::proto::answer::{Listed, PageWalk};
 use coffer_core::proto::storage::{
     CreateInviteRequest, CreateSpaceRequest, InviteInfo, JoinSpaceRequest, Member, MembersResponse,
     RemoveMemberRequest, Role, SpaceInfo, SpaceListResponse, UsageResponse,
 };
 use coffer_core::space::{self, InviteSecret, InviteToken, SpaceError, SpaceKey};
+use coffer_core::{ErrorCode, b64};
 use js_sys::Promise;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
@@ -22,6 +24,7 @@ use crate::keyring;
 use crate::listing::{Listing, page_path};
 use crate::options::{self, Text, Whole, string_arg};
 use crate::random;
+use crate::rotation;
 use crate::session::{Session, call};
 
 /// Shared spaces (`client.space`). Typed in the `.d.ts` by the `Spaces` interface.
@@ -110,15 +113,32 @@ pub fn space_path(space_id: &str) -> SdkResult<String> {
 
 /// A space as JS sees it: `{ id, name, role, createdAt }`; the name is `null` when
 /// this account holds no key for the space, and `Integrity` when it does not open.
+/// A space this account holds is brought up to date on the way (`rotation::tend`).
 async fn describe(session: &Session, info: &SpaceInfo) -> SdkResult<JsValue> {
     let name = match keyring::find(session, &info.space_id).await? {
-        Some(key) => {
+        Some(_) => {
+            let key = keyring::for_epoch(session, &info.space_id, info.epoch).await?;
+            rotation::tend(session, info).await;
             let sealed = b64::decode(&info.sealed_name).ok_or(SpaceError::NameDecrypt)?;
             Some(space::open_space_name(&key, &info.space_id, &sealed)?)
         }
         None => None,
     };
     Ok(to_js(&SpaceView { id: info.space_id.clone(), name, role: info.role, created_at: info.created_at_ms as f64 }))
+}
+
+/// The key this account holds for the space's current epoch, if it holds any and is
+/// a member: a key held from before a rotation this account was left out of, or
+/// from before it was removed, is no key to defend against an invite's.
+async fn current_key(session: &Session, space_id: &str) -> SdkResult<Option<SpaceKey>> {
+    if keyring::find(session, space_id).await?.is_none() {
+        return Ok(None);
+    }
+    match keyring::catch_up(session, space_id).await {
+        Ok(state) => Ok(keyring::require(session, space_id).await?.get(state.epoch).cloned()),
+        Err(e) if e.code == ErrorCode::Forbidden => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 fn id_arg(value: &JsValue) -> SdkResult<String> {
@@ -140,10 +160,12 @@ impl Spaces {
                 let space_id = b64::encode(random::bytes::<16>());
                 let key = SpaceKey::from_bytes(random::bytes());
                 let sealed = space::seal_space_name(&key, &space_id, &name, random::bytes())?;
+                let roster_mac = rotation::roster_entry(&session, &space_id, &key).await?;
                 // The key is recorded before the space exists, so a space is never
                 // created whose key was lost on the way.
-                keyring::store(&session, &space_id, &key).await?;
-                let request = CreateSpaceRequest { space_id: space_id.clone(), sealed_name: b64::encode(sealed) };
+                keyring::store(&session, &space_id, &EpochKeys::new(&space_id, 0, key)).await?;
+                let request =
+                    CreateSpaceRequest { space_id: space_id.clone(), sealed_name: b64::encode(sealed), roster_mac };
                 let info: SpaceInfo = match session.http.post("/v1/spaces", &request).await {
                     Ok(info) => info,
                     Err(e) => {
@@ -188,15 +210,33 @@ impl Spaces {
         })();
         call(&self.session, parsed, move |session, (space_id, role, expires_in_ms, max_uses)| async move {
             session.user()?;
-            let key = keyring::require(&session, &space_id).await?;
             let secret = InviteSecret::from_bytes(random::bytes());
-            let request = CreateInviteRequest {
-                secret_hash: b64::encode(space::invite_secret_hash(&space_id, &secret)),
-                role,
-                expires_in_ms: expires_in_ms.map(|Whole(ms)| ms),
-                max_uses: max_uses.map(|Whole(n)| u32::try_from(n).unwrap_or(u32::MAX)),
+            let path = format!("{}/invites", space_path(&space_id)?);
+            let expires_in_ms = expires_in_ms.map(|Whole(ms)| ms);
+            let max_uses = max_uses.map(|Whole(n)| u32::try_from(n).unwrap_or(u32::MAX));
+            let mut settled = false;
+            // The token carries the newest key: an invite for a replaced key (or while
+            // a rotation is due) is refused, and made again once the key is current.
+            let key = loop {
+                let (epoch, key) = keyring::newest(&session, &space_id).await?;
+                let request = CreateInviteRequest {
+                    secret_hash: b64::encode(space::invite_secret_hash(&space_id, &secret)),
+                    role,
+                    expires_in_ms,
+                    max_uses,
+                    epoch,
+                };
+                match session.http.post::<_, InviteInfo>(&path, &request).await {
+                    Ok(_) => break key,
+                    Err(e) if e.code == ErrorCode::Conflict && !settled => {
+                        settled = true;
+                        if !rotation::settle(&session, &space_id).await? {
+                            return Err(e);
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
             };
-            let _: InviteInfo = session.http.post(&format!("{}/invites", space_path(&space_id)?), &request).await?;
             let token = InviteToken { space_id, space_key: key, secret };
             let text = token.encode()?;
             Ok(JsValue::from(text.as_str()))
@@ -216,15 +256,24 @@ impl Spaces {
             string_arg(&token, "token").and_then(|t| Ok(InviteToken::parse(&t)?)),
             move |session, token| async move {
                 session.user()?;
-                token.check_held_key(keyring::find(&session, &token.space_id).await?.as_ref())?;
-                let request =
-                    JoinSpaceRequest { space_id: token.space_id.clone(), secret: b64::encode(token.secret.as_bytes()) };
+                let held = current_key(&session, &token.space_id).await?;
+                token.check_held_key(held.as_ref())?;
+                let roster_mac = rotation::roster_entry(&session, &token.space_id, &token.space_key).await?;
+                let request = JoinSpaceRequest {
+                    space_id: token.space_id.clone(),
+                    secret: b64::encode(token.secret.as_bytes()),
+                    roster_mac,
+                };
                 let info: SpaceInfo = session.http.post("/v1/spaces/join", &request).await?;
                 info.check_is(&token.space_id)?;
                 token.check_key(&b64::decode(&info.sealed_name).unwrap_or_default())?;
+                let keys = match keyring::find(&session, &token.space_id).await? {
+                    Some(keys) if keys.get(info.epoch) == Some(&token.space_key) => keys,
+                    _ => EpochKeys::new(&token.space_id, info.epoch, token.space_key.clone()),
+                };
                 // Joining again is harmless (it does not use up the invite), so if the key
                 // cannot be recorded the caller can simply retry the join.
-                keyring::store(&session, &token.space_id, &token.space_key).await.map_err(|e| {
+                keyring::store(&session, &token.space_id, &keys).await.map_err(|e| {
                     SdkError::new(
                         e.code,
                         format!("joined the space, but could not save its key ({}); call join again", e.message),
@@ -278,6 +327,17 @@ impl Spaces {
             session.user()?;
             let path = format!("{}/members/remove", space_path(&space_id)?);
             session.http.post_empty(&path, &RemoveMemberRequest { user_id }).await?;
+            // A new key the removed member never sees: until it exists, the accelerator
+            // takes no new file or invite (and any member's next call makes it).
+            rotation::rotate(&session, &space_id).await.map_err(|e| {
+                SdkError::new(
+                    e.code,
+                    format!(
+                        "the member was removed, but the space's key was not rotated yet ({}); no file can be added until it is, which the next call on the space retries",
+                        e.message
+                    ),
+                )
+            })?;
             Ok(JsValue::UNDEFINED)
         })
     }

@@ -117,6 +117,18 @@ export interface ChangePasswordOptions {
   newPassword: string;
 }
 
+/** Options of `Client.recover`: `signIn`'s, with a recovery code for the password. */
+export interface RecoverOptions extends Omit<CredentialsOptions, "password"> {
+  /**
+   * The code `client.createRecoveryCode()` gave: 36 letters and digits, in groups of
+   * four. Case, spaces and hyphens do not matter; a mistyped character is caught
+   * (`InvalidInput`) before anything is sent.
+   */
+  recoveryCode: string;
+  /** The account's new password. */
+  newPassword: string;
+}
+
 /** Options of `client.kv.set`. */
 export interface KvSetOptions {
   /**
@@ -319,9 +331,25 @@ export interface Spaces {
   join(token: string): Promise<SpaceInfo>;
   /** The members of a space (members only); a malformed entry is named in `skipped`. */
   members(spaceId: string): Promise<Listing<SpaceMember>>;
-  /** Leaves a space; the last owner cannot leave while others remain (`Conflict`). */
+  /**
+   * Leaves a space; the last owner cannot leave while others remain (`Conflict`).
+   * The space's invites stop working, and the next call of a remaining member on
+   * the space gives it a new key (see `removeMember`).
+   */
   leave(spaceId: string): Promise<void>;
-  /** Removes a member (owners only). */
+  /**
+   * Removes a member (owners only) and rotates the space's key: a new key, sealed to
+   * each remaining member's public key and no one else's, with the old keys linked
+   * under it. Files written afterwards are sealed under the new key, which the
+   * removed member never holds, even if it kept every key it had; the remaining
+   * members' SDKs pick the new key up on their next call. Invites made before stop
+   * working. What the removed member already read or saved cannot be taken back.
+   *
+   * Rejects with `Integrity` if the accelerator's roster does not check (a member's
+   * public key altered): nothing is sealed to it. If the member was removed but the
+   * key could not be rotated (offline, altered roster), the rejection says so; the
+   * space takes no new file or invite until a member's next call rotates it.
+   */
   removeMember(spaceId: string, userId: string): Promise<void>;
   /** Used and quota bytes of a space. */
   usage(spaceId: string): Promise<SpaceUsage>;

@@ -11,7 +11,7 @@ use coffer_core::chunk::ChunkPos;
 use coffer_core::manifest::{ChunkRef, FileParams};
 use coffer_core::pipeline::{ChunkWriter, Put, Stored};
 use coffer_core::proto::storage::{CommitFileRequest, FileEntry};
-use coffer_core::space::{self, SpaceKey};
+use coffer_core::space;
 use coffer_core::{ErrorCode, b64};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesOrdered;
@@ -28,6 +28,7 @@ use crate::js::report_progress;
 use crate::random;
 use crate::session::Session;
 use crate::spaces::space_path;
+use crate::{keyring, rotation};
 
 /// Chunks sealed and uploading at once: enough to keep the network and every worker
 /// busy, few enough that memory stays bounded (≈ 10 MiB per 4 MiB chunk).
@@ -112,27 +113,48 @@ async fn store_all(session: &Session, job: &WriteJob) -> SdkResult<Stored> {
     }
 }
 
-/// Writes and commits a file; `space_key` seals its record.
-pub async fn write(session: &Session, job: WriteJob, space_key: SpaceKey) -> SdkResult<Written> {
+/// Writes and commits a file, its record sealed under the space's newest key. The
+/// accelerator refuses a record under a key that is no longer current, or while a
+/// member's departure awaits a new key (`Conflict`, SPEC.md F.12): then the key is
+/// brought up to date and the record sealed again, once; the shards stay as stored.
+pub async fn write(session: &Session, job: WriteJob) -> SdkResult<Written> {
     let Stored { manifest, shards } = store_all(session, &job).await?;
     let WriteJob { space_id, source, params, signal, .. } = job;
-    check_abort(signal.as_ref())?;
     let size = source.size();
     let file_id = b64::encode(random::bytes::<16>());
-    let sealed = space::seal_file_record(&space_key, &space_id, &file_id, &manifest, random::bytes())?;
-    let request = CommitFileRequest {
+    let mut settled = false;
+    let mut request = CommitFileRequest {
         file_id,
-        sealed_record: b64::encode(sealed),
+        sealed_record: String::new(),
         shards,
         size,
         chunk_size: params.chunk_size,
         data_shards: params.data_shards,
         parity_shards: params.parity_shards,
+        epoch: 0,
     };
-    let entry = commit(session, &space_id, &request).await?;
-    // The entry's ids are what the shared-files list records: they must be this file's.
-    entry.check_is(&space_id, &request.file_id)?;
-    Ok(Written { entry, manifest, size })
+    loop {
+        check_abort(signal.as_ref())?;
+        let (epoch, key) = keyring::newest(session, &space_id).await?;
+        let sealed = space::seal_file_record(&key, &space_id, &request.file_id, &manifest, random::bytes())?;
+        request.sealed_record = b64::encode(sealed);
+        request.epoch = epoch;
+        match commit(session, &space_id, &request).await {
+            Ok(entry) => {
+                // The entry's ids are what the shared-files list records: they must be
+                // this file's.
+                entry.check_is(&space_id, &request.file_id)?;
+                return Ok(Written { entry, manifest, size });
+            }
+            Err(e) if e.code == ErrorCode::Conflict && !settled => {
+                settled = true;
+                if !rotation::settle(session, &space_id).await? {
+                    return Err(e);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Commits, retried like a shard upload (an accelerator that went down mid-request,

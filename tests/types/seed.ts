@@ -83,6 +83,16 @@ const typed = client.kv.on<{ title: string }>("change", (e: KvChangeEvent<{ titl
   client.kv.on("status", (e) => e.status === "reconnecting");
   void waiting, resumed;
 }
+// Recovery codes, as the README shows.
+{
+  const code: string = await client.createRecoveryCode();
+  const recovered: Client = await Client.recover({ url, username: "ada", recoveryCode: code, newPassword: "new horse", remember: "local" });
+  // @ts-expect-error — recover takes no password, only a recovery code and the new one
+  await Client.recover({ url, username: "ada", password: "x", newPassword: "y" });
+  void recovered;
+}
+// Removing a member rotates the space's key; nothing more to call.
+await client.space.removeMember(spaceId, "usr_1");
 const offSignOut: () => void = client.on("signout", (e) => e.reason === "another-tab" && showSignIn("You signed out in another tab."));
 try {
   await client.signOut();
