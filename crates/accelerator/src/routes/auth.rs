@@ -55,7 +55,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{ApiError, Json};
 use crate::session::{Authed, ClientAddress};
 use crate::state::{AppState, expiry_ms, now_ms};
-use crate::store::{Challenge, Credentials, Recovery, Session, User};
+use crate::store::{Authorised, Challenge, Credentials, Recovery, Session, User};
 
 /// Longest challenge id accepted (ids are 22 characters; this leaves room).
 const MAX_CHALLENGE_ID_LEN: usize = 64;
@@ -364,8 +364,8 @@ pub async fn change_password(
     if user.user_id != authed.session.user_id {
         return Err(ApiError::sign_in_failed());
     }
-    let old_key = user.credentials.login_public_key;
-    let replaced = state.records.replace_credentials(&user.user_id, &old_key, &new, &authed.token_hash).await?;
+    let by = Authorised::Login(user.credentials.login_public_key);
+    let replaced = state.records.replace_credentials(&user.user_id, &by, &new, Some(&authed.token_hash)).await?;
     if !replaced {
         // Another password change won the race; this one's signature is stale.
         return Err(ApiError::sign_in_failed());
@@ -463,7 +463,8 @@ pub async fn recover(
     let new = credentials(&req.salt, &req.kdf, &req.login_public_key, &req.wrapped_root)?;
     let user = check_signed_challenge(&state, &req.origin, id, &signature, None, Signer::RecoveryCode).await?;
     let code_key = Signer::RecoveryCode.key_of(&user).ok_or_else(ApiError::sign_in_failed)?;
-    if !state.records.recover(&user.user_id, &code_key, &new).await? {
+    let by = Authorised::Recovery(code_key);
+    if !state.records.replace_credentials(&user.user_id, &by, &new, None).await? {
         // A new code replaced this one meanwhile; this signature is stale.
         return Err(ApiError::sign_in_failed());
     }

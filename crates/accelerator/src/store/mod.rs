@@ -576,6 +576,25 @@ pub struct RotatedKey {
     pub roster_mac: [u8; 32],
 }
 
+/// The key a change of credentials was proven with, checked again as it is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Authorised {
+    /// The current password's login key (a password change).
+    Login([u8; 32]),
+    /// The account's recovery key (a recovery; the code stays).
+    Recovery([u8; 32]),
+}
+
+impl Authorised {
+    /// The `users` column that must still hold the key, and the key.
+    pub fn column_and_key(&self) -> (&'static str, &[u8; 32]) {
+        match self {
+            Authorised::Login(key) => ("login_public_key", key),
+            Authorised::Recovery(key) => ("recovery_public_key", key),
+        }
+    }
+}
+
 /// Accounts, their sessions and sign-in challenges, and what each user is charged.
 #[async_trait]
 pub trait Accounts: Send + Sync + 'static {
@@ -589,31 +608,21 @@ pub trait Accounts: Send + Sync + 'static {
     /// changes nothing, another one is [`StoreError::KeyPublished`] (it never changes).
     async fn publish_key(&self, user_id: &str, public_key: &[u8; 32]) -> Result<(), StoreError>;
 
-    /// Replaces a user's credentials if the current login key is still
-    /// `expected_public_key`, and revokes every session except `keep_session`.
-    /// Returns `false` (changing nothing) if the key had already changed.
+    /// Replaces a user's credentials if the key that authorised it (`by`) is still
+    /// the account's, and revokes every session but `keep_session` (all of them
+    /// when `None`). Returns `false` (changing nothing) if that key had changed by
+    /// then: of two changes made with one key, one wins.
     async fn replace_credentials(
         &self,
         user_id: &str,
-        expected_public_key: &[u8; 32],
+        by: &Authorised,
         new: &Credentials,
-        keep_session: &[u8; 32],
+        keep_session: Option<&[u8; 32]>,
     ) -> Result<bool, StoreError>;
 
     /// Sets the account's recovery code, replacing any earlier one (which then stops
     /// working).
     async fn set_recovery(&self, user_id: &str, recovery: &Recovery) -> Result<(), StoreError>;
-
-    /// Replaces a user's credentials if their recovery key is still
-    /// `expected_recovery_key`, and revokes every session of theirs; the recovery
-    /// code stays. Returns `false` (changing nothing) if the account has no code or
-    /// another one by now.
-    async fn recover(
-        &self,
-        user_id: &str,
-        expected_recovery_key: &[u8; 32],
-        new: &Credentials,
-    ) -> Result<bool, StoreError>;
 
     /// Records a session under the hash of its token, dropping expired ones and,
     /// beyond the newest `keep_at_most` of the user's sessions, the oldest.

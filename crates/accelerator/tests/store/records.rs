@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use coffer_accelerator::store::{
-    Challenge, Invite, MAX_LIVE_INVITES, NewFile, PageRequest, Quota, Quotas, Records, Recovery, StoreError,
-    StoredValue, User, Withdrawn, file_cost, kv_cost, space_cost,
+    Authorised, Challenge, Invite, MAX_LIVE_INVITES, NewFile, PageRequest, Quota, Quotas, Records, Recovery,
+    StoreError, StoredValue, User, Withdrawn, file_cost, kv_cost, space_cost,
 };
 use coffer_core::proto::storage::Role;
 use coffer_core::shard::ShardAddress;
@@ -120,9 +120,12 @@ pub async fn credentials_change_only_from_the_expected_key(kind: Kind) {
     db.create_session(&[1; 32], "id-ada", 1_000, 0, 10).await.unwrap();
     db.create_session(&[2; 32], "id-ada", 1_000, 0, 10).await.unwrap();
     let new = user("ada", 7).credentials;
-    assert!(!db.replace_credentials("id-ada", &[9; 32], &new, &[1; 32]).await.unwrap(), "stale key");
+    assert!(
+        !db.replace_credentials("id-ada", &Authorised::Login([9; 32]), &new, Some(&[1; 32])).await.unwrap(),
+        "stale key"
+    );
     assert!(db.session(&[2; 32], 0).await.unwrap().is_some(), "nothing revoked by a refused change");
-    assert!(db.replace_credentials("id-ada", &[1; 32], &new, &[1; 32]).await.unwrap());
+    assert!(db.replace_credentials("id-ada", &Authorised::Login([1; 32]), &new, Some(&[1; 32])).await.unwrap());
     assert_eq!(db.user_by_name("ada").await.unwrap().unwrap().credentials, new);
     assert!(db.session(&[1; 32], 0).await.unwrap().is_some());
     assert!(db.session(&[2; 32], 0).await.unwrap().is_none());
@@ -141,16 +144,22 @@ pub async fn a_recovery_code_replaces_credentials_only_while_it_is_current(kind:
     db.create_session(&[2; 32], "id-ada", 1_000, 0, 10).await.unwrap();
     db.create_session(&[9; 32], "id-bob", 1_000, 0, 10).await.unwrap();
     let new = user("ada", 7).credentials;
-    assert!(!db.recover("id-ada", &[5; 32], &new).await.unwrap(), "no code yet");
+    assert!(
+        !db.replace_credentials("id-ada", &Authorised::Recovery([5; 32]), &new, None).await.unwrap(),
+        "no code yet"
+    );
 
     let first = Recovery { public_key: [3; 32], wrapped_root: vec![1; 61] };
     db.set_recovery("id-ada", &first).await.unwrap();
     assert_eq!(db.user_by_name("ada").await.unwrap().unwrap().recovery, Some(first.clone()));
-    assert!(!db.recover("id-ada", &[4; 32], &new).await.unwrap(), "another key");
+    assert!(
+        !db.replace_credentials("id-ada", &Authorised::Recovery([4; 32]), &new, None).await.unwrap(),
+        "another key"
+    );
     assert!(db.session(&[1; 32], 0).await.unwrap().is_some(), "nothing revoked by a refused recovery");
     assert_eq!(db.user_by_name("ada").await.unwrap().unwrap().credentials, user("ada", 1).credentials);
 
-    assert!(db.recover("id-ada", &[3; 32], &new).await.unwrap());
+    assert!(db.replace_credentials("id-ada", &Authorised::Recovery([3; 32]), &new, None).await.unwrap());
     let ada = db.user_by_name("ada").await.unwrap().unwrap();
     assert_eq!((ada.credentials, ada.recovery), (new.clone(), Some(first)), "the code stays");
     assert!(db.session(&[1; 32], 0).await.unwrap().is_none(), "every session revoked");
@@ -160,9 +169,16 @@ pub async fn a_recovery_code_replaces_credentials_only_while_it_is_current(kind:
     // A new code replaces the old one whole.
     let second = Recovery { public_key: [6; 32], wrapped_root: vec![2; 61] };
     db.set_recovery("id-ada", &second).await.unwrap();
-    assert!(!db.recover("id-ada", &[3; 32], &new).await.unwrap(), "the old code is gone");
+    assert!(
+        !db.replace_credentials("id-ada", &Authorised::Recovery([3; 32]), &new, None).await.unwrap(),
+        "the old code is gone"
+    );
     assert_eq!(db.user_by_name("ada").await.unwrap().unwrap().recovery, Some(second));
-    assert!(db.recover("id-ada", &[6; 32], &user("ada", 8).credentials).await.unwrap());
+    assert!(
+        db.replace_credentials("id-ada", &Authorised::Recovery([6; 32]), &user("ada", 8).credentials, None)
+            .await
+            .unwrap()
+    );
 }
 
 pub async fn signing_in_past_the_session_cap_revokes_the_oldest(kind: Kind) {

@@ -7,7 +7,9 @@ use tokio_postgres::Row;
 
 use super::listen::wake_feeds;
 use super::{Failure, PgRecords, bytes32, exec, int, one, retry, row, uint, unique_violation};
-use crate::store::{Accounts, Challenge, Credentials, Quota, Recovery, Session, StoreError, User, async_trait};
+use crate::store::{
+    Accounts, Authorised, Challenge, Credentials, Quota, Recovery, Session, StoreError, User, async_trait,
+};
 
 const USER_COLUMNS: &str = "user_id, username, salt, kdf_alg, kdf_mem_kib, kdf_iterations, kdf_parallelism, \
                             login_public_key, wrapped_root, kv_seq, user_public_key, recovery_public_key, \
@@ -183,31 +185,33 @@ impl Accounts for PgRecords {
         .await
     }
 
-    /// Replaces a user's credentials if the current login key is still
-    /// `expected_public_key`, and revokes every session except `keep_session`.
-    /// Returns `false` (changing nothing) if the key had already changed.
     async fn replace_credentials(
         &self,
         user_id: &str,
-        expected_public_key: &[u8; 32],
+        by: &Authorised,
         new: &Credentials,
-        keep_session: &[u8; 32],
+        keep_session: Option<&[u8; 32]>,
     ) -> Result<bool, StoreError> {
         let (mem_kib, iterations, parallelism) =
             (i64::from(new.kdf.mem_kib), i64::from(new.kdf.iterations), i64::from(new.kdf.parallelism));
+        let (column, key) = by.column_and_key();
+        let update = format!(
+            "UPDATE users SET salt = $3, kdf_alg = $4, kdf_mem_kib = $5, kdf_iterations = $6,
+                kdf_parallelism = $7, login_public_key = $8, wrapped_root = $9
+             WHERE user_id = $1 AND {column} = $2"
+        );
+        let update = &update;
         retry(|| async move {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             // The UPDATE locks the row and checks the key again once it has it: of two
-            // changes from the same key, one wins and the other finds it changed.
+            // changes made with one key, one wins and the other finds it changed.
             let changed = exec(
                 &tx,
-                "UPDATE users SET salt = $3, kdf_alg = $4, kdf_mem_kib = $5, kdf_iterations = $6,
-                    kdf_parallelism = $7, login_public_key = $8, wrapped_root = $9
-                 WHERE user_id = $1 AND login_public_key = $2",
+                update,
                 &[
                     &user_id,
-                    &expected_public_key.as_slice(),
+                    &key.as_slice(),
                     &new.salt.as_slice(),
                     &new.kdf.alg,
                     &mem_kib,
@@ -221,12 +225,17 @@ impl Accounts for PgRecords {
             if changed == 0 {
                 return Ok(false);
             }
-            exec(
-                &tx,
-                "DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2",
-                &[&user_id, &keep_session.as_slice()],
-            )
-            .await?;
+            match keep_session {
+                Some(keep) => {
+                    exec(
+                        &tx,
+                        "DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2",
+                        &[&user_id, &keep.as_slice()],
+                    )
+                    .await?
+                }
+                None => exec(&tx, "DELETE FROM sessions WHERE user_id = $1", &[&user_id]).await?,
+            };
             // Feeds of the revoked sessions, on any accelerator, close.
             wake_feeds(&tx, user_id).await?;
             tx.commit().await?;
@@ -246,52 +255,6 @@ impl Accounts for PgRecords {
             )
             .await?;
             Ok(())
-        })
-        .await
-    }
-
-    /// Replaces a user's credentials if their recovery key is still
-    /// `expected_recovery_key`, and revokes every session of theirs. Returns
-    /// `false` (changing nothing) if the account has no code or another one by now.
-    async fn recover(
-        &self,
-        user_id: &str,
-        expected_recovery_key: &[u8; 32],
-        new: &Credentials,
-    ) -> Result<bool, StoreError> {
-        let (mem_kib, iterations, parallelism) =
-            (i64::from(new.kdf.mem_kib), i64::from(new.kdf.iterations), i64::from(new.kdf.parallelism));
-        retry(|| async move {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await?;
-            // The UPDATE locks the row and checks the key again once it has it: a code
-            // replaced meanwhile no longer recovers.
-            let changed = exec(
-                &tx,
-                "UPDATE users SET salt = $3, kdf_alg = $4, kdf_mem_kib = $5, kdf_iterations = $6,
-                    kdf_parallelism = $7, login_public_key = $8, wrapped_root = $9
-                 WHERE user_id = $1 AND recovery_public_key = $2",
-                &[
-                    &user_id,
-                    &expected_recovery_key.as_slice(),
-                    &new.salt.as_slice(),
-                    &new.kdf.alg,
-                    &mem_kib,
-                    &iterations,
-                    &parallelism,
-                    &new.login_public_key.as_slice(),
-                    &new.wrapped_root,
-                ],
-            )
-            .await?;
-            if changed == 0 {
-                return Ok(false);
-            }
-            exec(&tx, "DELETE FROM sessions WHERE user_id = $1", &[&user_id]).await?;
-            // Feeds of the revoked sessions, on any accelerator, close.
-            wake_feeds(&tx, user_id).await?;
-            tx.commit().await?;
-            Ok(true)
         })
         .await
     }

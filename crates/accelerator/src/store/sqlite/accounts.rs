@@ -102,23 +102,23 @@ impl Db {
     pub(super) fn replace_credentials(
         &self,
         user_id: &str,
-        expected_public_key: &[u8; 32],
+        by: &Authorised,
         new: &Credentials,
-        keep_session: &[u8; 32],
+        keep_session: Option<&[u8; 32]>,
     ) -> Result<bool, StoreError> {
-        let (user_id, expected_public_key, new, keep_session) =
-            (user_id.to_owned(), expected_public_key.to_owned(), new.to_owned(), keep_session.to_owned());
+        let (user_id, by, new, keep_session) = (user_id.to_owned(), *by, new.to_owned(), keep_session.copied());
         self.write(move |tx| {
-            let (user_id, expected_public_key, new, keep_session) =
-                (&user_id, &expected_public_key, &new, &keep_session);
+            let (column, key) = by.column_and_key();
             let changed = tx
                 .execute(
-                    "UPDATE users SET salt = ?3, kdf_alg = ?4, kdf_mem_kib = ?5, kdf_iterations = ?6,
-                        kdf_parallelism = ?7, login_public_key = ?8, wrapped_root = ?9
-                 WHERE user_id = ?1 AND login_public_key = ?2",
+                    &format!(
+                        "UPDATE users SET salt = ?3, kdf_alg = ?4, kdf_mem_kib = ?5, kdf_iterations = ?6,
+                            kdf_parallelism = ?7, login_public_key = ?8, wrapped_root = ?9
+                         WHERE user_id = ?1 AND {column} = ?2"
+                    ),
                     params![
                         user_id,
-                        expected_public_key,
+                        key,
                         new.salt,
                         new.kdf.alg,
                         new.kdf.mem_kib,
@@ -132,8 +132,12 @@ impl Db {
             if changed == 0 {
                 return Ok(false);
             }
-            tx.exec("DELETE FROM sessions WHERE user_id = ?1 AND token_hash <> ?2", params![user_id, keep_session])
-                .map_err(backend)?;
+            match keep_session {
+                Some(keep) => tx
+                    .exec("DELETE FROM sessions WHERE user_id = ?1 AND token_hash <> ?2", params![user_id, keep])
+                    .map_err(backend)?,
+                None => tx.exec("DELETE FROM sessions WHERE user_id = ?1", [&user_id]).map_err(backend)?,
+            };
             Ok(true)
         })
     }
@@ -146,38 +150,6 @@ impl Db {
                 params![user_id, recovery.public_key, recovery.wrapped_root],
             )?;
             Ok(())
-        })
-    }
-
-    pub(super) fn recover(
-        &self,
-        user_id: &str,
-        expected_recovery_key: &[u8; 32],
-        new: &Credentials,
-    ) -> Result<bool, StoreError> {
-        let (user_id, expected, new) = (user_id.to_owned(), *expected_recovery_key, new.to_owned());
-        self.write(move |tx| {
-            let changed = tx.exec(
-                "UPDATE users SET salt = ?3, kdf_alg = ?4, kdf_mem_kib = ?5, kdf_iterations = ?6,
-                    kdf_parallelism = ?7, login_public_key = ?8, wrapped_root = ?9
-                 WHERE user_id = ?1 AND recovery_public_key = ?2",
-                params![
-                    user_id,
-                    expected,
-                    new.salt,
-                    new.kdf.alg,
-                    new.kdf.mem_kib,
-                    new.kdf.iterations,
-                    new.kdf.parallelism,
-                    new.login_public_key,
-                    new.wrapped_root
-                ],
-            )?;
-            if changed == 0 {
-                return Ok(false);
-            }
-            tx.exec("DELETE FROM sessions WHERE user_id = ?1", [&user_id])?;
-            Ok(true)
         })
     }
 
@@ -305,28 +277,17 @@ impl Accounts for SqliteRecords {
     async fn replace_credentials(
         &self,
         user_id: &str,
-        expected_public_key: &[u8; 32],
+        by: &Authorised,
         new: &Credentials,
-        keep_session: &[u8; 32],
+        keep_session: Option<&[u8; 32]>,
     ) -> Result<bool, StoreError> {
-        let (user_id, expected_public_key, new, keep_session) =
-            (user_id.to_owned(), *expected_public_key, new.clone(), *keep_session);
-        self.run(move |db| db.replace_credentials(&user_id, &expected_public_key, &new, &keep_session)).await
+        let (user_id, by, new, keep_session) = (user_id.to_owned(), *by, new.clone(), keep_session.copied());
+        self.run(move |db| db.replace_credentials(&user_id, &by, &new, keep_session.as_ref())).await
     }
 
     async fn set_recovery(&self, user_id: &str, recovery: &Recovery) -> Result<(), StoreError> {
         let (user_id, recovery) = (user_id.to_owned(), recovery.clone());
         self.run(move |db| db.set_recovery(&user_id, &recovery)).await
-    }
-
-    async fn recover(
-        &self,
-        user_id: &str,
-        expected_recovery_key: &[u8; 32],
-        new: &Credentials,
-    ) -> Result<bool, StoreError> {
-        let (user_id, expected, new) = (user_id.to_owned(), *expected_recovery_key, new.clone());
-        self.run(move |db| db.recover(&user_id, &expected, &new)).await
     }
 
     async fn create_session(

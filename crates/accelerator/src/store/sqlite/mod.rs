@@ -36,7 +36,7 @@ pub mod writer;
 use writer::Writer;
 
 use super::{
-    Accounts, Challenge, Change, ChangeWindow, Credentials, FileRecord, Files, Invite, KeyState, Kv, Link,
+    Accounts, Authorised, Challenge, Change, ChangeWindow, Credentials, FileRecord, Files, Invite, KeyState, Kv, Link,
     MAX_LIVE_INVITES, Membership, NewFile, Page, PageRequest, Quota, Quotas, Recovery, Rotation, Session, ShardHold,
     SpaceKeys, Spaces, StoreError, StoredValue, Unwound, User, Withdrawn, async_trait, file_cost, kv_cost, paged,
     position, role_name, space_cost,
