@@ -6,7 +6,7 @@
 use coffer_core::account::{self, KdfParams, LoginChallenge, PasswordKey, RootSecret, SALT_LEN};
 use coffer_core::identity::UserKeys;
 use coffer_core::proto::{
-    ChallengeRequest, ChallengeResponse, ChangePasswordRequest, LoginRequest, RecoverRequest,
+    ChallengeRequest, ChallengeResponse, ChangePasswordRequest, LoginRequest, PublishKeyRequest, RecoverRequest,
     RecoveryChallengeResponse, SaltRequest, SaltResponse, SessionInfo, SessionResponse, SetRecoveryRequest,
     SignUpRequest,
 };
@@ -85,13 +85,21 @@ pub async fn sign_in(http: &Http, username: &str, password: &str) -> SdkResult<(
     check_password(password)?;
     let key = current_password_key(http, username, password).await?;
     let SignedChallenge { origin, challenge_id, signature } = signed_challenge(http, username, &key).await?;
-    let session: SessionResponse =
+    let mut session: SessionResponse =
         http.post("/v1/auth/login", &LoginRequest { origin, challenge_id, signature }).await?;
     let wrapped = b64::decode(&session.wrapped_root)
         .ok_or_else(|| SdkError::network("the accelerator sent a malformed wrapped root secret"))?;
     let root = key.wrap_key().unwrap(username, &wrapped).map_err(|e| {
         SdkError::new(ErrorCode::Integrity, format!("signed in, but the account's root secret did not open: {e}"))
     })?;
+    if session.user_public_key.is_none() {
+        // An account from before keys were published: the password is at hand now.
+        let public = UserKeys::derive(&root).public_key();
+        match publish_key(http, &session.token, username, &key, &public).await {
+            Ok(()) => session.user_public_key = Some(b64::encode(public)),
+            Err(e) => crate::js::warn(&format!("coffer: could not publish this account's public key: {}", e.message)),
+        }
+    }
     Ok((session, root))
 }
 
@@ -160,6 +168,25 @@ pub async fn recover(
     };
     let session: SessionResponse = http.post("/v1/auth/recover", &request).await?;
     Ok((session, root))
+}
+
+/// Publishes the account's X25519 public key, signed with the login key over a fresh
+/// challenge (SPEC.md §3.6), with the new session's token.
+async fn publish_key(http: &Http, token: &str, username: &str, key: &PasswordKey, public: &[u8; 32]) -> SdkResult<()> {
+    let challenge: ChallengeResponse =
+        http.post("/v1/auth/challenge", &ChallengeRequest { username: username.to_owned() }).await?;
+    let bytes = b64::decode(&challenge.challenge).ok_or_else(|| SdkError::network("malformed challenge"))?;
+    let origin = http.origin();
+    let signed = LoginChallenge { origin: &origin, challenge_id: &challenge.challenge_id, username, challenge: &bytes };
+    let request = PublishKeyRequest {
+        signature: b64::encode(key.login_key().sign_publication(&signed, public)),
+        origin,
+        challenge_id: challenge.challenge_id,
+        user_public_key: b64::encode(public),
+    };
+    let signed_in = Http::new(http.base())?;
+    signed_in.set_token(Some(token.to_owned()));
+    signed_in.post_empty("/v1/auth/public-key", &request).await
 }
 
 /// Rewraps the root secret under a new password; the old password stops working and

@@ -134,7 +134,7 @@ impl Client {
             username: answer.username,
             token: answer.token,
             kv_seq: answer.kv_seq,
-            key_published: answer.user_public_key.is_some(),
+            user_public_key: answer.user_public_key,
         };
         session.sign_in_as(signed, root, offline.then_some(true));
         Ok(Client { session })
@@ -212,7 +212,7 @@ impl Client {
                 username: info.username,
                 token: saved.token,
                 kv_seq: info.kv_seq,
-                key_published: info.user_public_key.is_some(),
+                user_public_key: info.user_public_key,
             },
             Ok(_) => {
                 remember::clear(session.http.base());
@@ -225,7 +225,7 @@ impl Client {
             // Offline: the session is checked once the accelerator answers again.
             Err(e) if e.code == ErrorCode::Network && offline => {
                 let Saved { user_id, username, token, kv_seq, .. } = saved;
-                let signed = SignedIn { user_id, username, token, kv_seq, key_published: false };
+                let signed = SignedIn { user_id, username, token, kv_seq, user_public_key: None };
                 session.sign_in_as(signed, root, Some(false));
                 return Ok(Client { session }.into());
             }
@@ -302,7 +302,7 @@ impl Client {
         let session = Rc::clone(&self.session);
         promise(async move {
             let user = session.user()?;
-            session.publish_key().await?;
+            session.require_published_key()?;
             let code = auth::create_recovery_code(&session.http, &user.username, &user.root, &user.identity).await?;
             Ok(JsValue::from(code.as_str()))
         })

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use coffer_core::epoch::{self, EpochKeys};
 use coffer_core::proto::storage::{EpochLink, SpaceKeysResponse};
-use coffer_core::space::SpaceKey;
+use coffer_core::space::{SpaceError, SpaceKey};
 use coffer_core::{ErrorCode, b64};
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +38,8 @@ struct Entry {
 pub struct Keyring {
     /// Keys already read or written this session.
     cache: std::cell::RefCell<HashMap<String, EpochKeys>>,
+    /// Spaces whose keys were checked with the accelerator this session.
+    checked: std::cell::RefCell<std::collections::HashSet<String>>,
 }
 
 impl Keyring {
@@ -48,6 +50,7 @@ impl Keyring {
     /// Forgets every cached key (sign-out).
     pub fn clear(&self) {
         self.cache.borrow_mut().clear();
+        self.checked.borrow_mut().clear();
     }
 
     fn remember(&self, space_id: &str, keys: &EpochKeys) {
@@ -121,16 +124,42 @@ pub struct KeyState {
     pub sealed_name: String,
 }
 
+/// Brings the space's keys up to date once per session, before the first file
+/// call on it (`catch_up`): a newer key is taken, and a member from before rosters
+/// enters the roster.
+pub async fn check_once(session: &Session, space_id: &str) -> SdkResult<()> {
+    require(session, space_id).await?;
+    if session.keyring.checked.borrow().contains(space_id) {
+        return Ok(());
+    }
+    catch_up(session, space_id).await?;
+    session.keyring.checked.borrow_mut().insert(space_id.to_owned());
+    Ok(())
+}
+
 /// Asks the accelerator for the space's current epoch and takes its key if it is
 /// newer than the one held: the key sealed to this account, proven by the links
-/// down to the newest key held, then kept in `$spaces`.
+/// down to the newest key held, then kept in `$spaces`. A member with no roster
+/// entry (from before rosters) that holds the current key enters the roster.
 pub async fn catch_up(session: &Session, space_id: &str) -> SdkResult<KeyState> {
     let user = session.user()?;
     let mut keys = require(session, space_id).await?;
     let held = keys.newest().0;
     let answer: SpaceKeysResponse = session.http.get(&keys_path(space_id, held)?).await?;
+    if answer.epoch > epoch::MAX_EPOCH {
+        return Err(SdkError::new(
+            ErrorCode::Integrity,
+            format!(
+                "the accelerator names key epoch {} of space {space_id:?}, past the last there can be",
+                answer.epoch
+            ),
+        ));
+    }
     let state = KeyState { epoch: answer.epoch, rotation_due: answer.rotation_due, sealed_name: answer.sealed_name };
     if answer.epoch <= held {
+        if !answer.in_roster && answer.epoch == held {
+            crate::rotation::enter_roster(session, space_id, held, keys.newest().1).await?;
+        }
         return Ok(state);
     }
     let sealed = answer.sealed_key.as_deref().ok_or_else(|| {
@@ -180,6 +209,26 @@ async fn links_after(session: &Session, space_id: &str, after: u32, upto: u32) -
         from = last;
     }
     Ok(links)
+}
+
+/// The keys to keep after joining with an invite's `key` for epoch `epoch` (proven
+/// to open the space's name): a key already held stays; a newer key is taken only
+/// if its links lead down to the newest key held (a member re-invited after being
+/// left out or removed); anything else is `KeyConflict`, and the held keys stay.
+pub async fn adopt(session: &Session, space_id: &str, epoch: u32, key: SpaceKey) -> SdkResult<EpochKeys> {
+    let Some(mut keys) = find(session, space_id).await? else {
+        return Ok(EpochKeys::new(space_id, epoch, key));
+    };
+    if keys.get(epoch) == Some(&key) {
+        return Ok(keys);
+    }
+    let held = keys.newest().0;
+    if epoch <= held {
+        return Err(SpaceError::KeyConflict.into());
+    }
+    let links = links_after(session, space_id, held, epoch).await?;
+    keys.accept(epoch, key, |e| link_of(&links, e)).map_err(|_| SdkError::from(SpaceError::KeyConflict))?;
+    Ok(keys)
 }
 
 /// Records a space's keys for this account: the newest, sealed, in `$spaces`; all

@@ -8,7 +8,7 @@
 
 use coffer_core::epoch::{self, roster_mac};
 use coffer_core::proto::answer::{Listed, PageWalk};
-use coffer_core::proto::storage::{Member, MembersResponse, RosterEntryRequest, SpaceInfo};
+use coffer_core::proto::storage::{Member, MembersResponse, Role, RosterEntryRequest, SpaceInfo};
 use coffer_core::space::{self, SpaceError, SpaceKey};
 use coffer_core::{ErrorCode, b64};
 
@@ -22,13 +22,18 @@ use crate::spaces::space_path;
 /// Rotations tried before giving up, when other members keep changing the space.
 const ATTEMPTS: usize = 3;
 
-/// Makes the space's next key epoch. Retries when the accelerator answers
-/// `Conflict` (another member rotated first, or the members changed meanwhile).
-pub async fn rotate(session: &Session, space_id: &str) -> SdkResult<()> {
+/// Makes the space's next key epoch, if one is due; `departed`, the member just
+/// removed, must not be among those the new key is sealed to. Retries when the
+/// accelerator answers `Conflict` (another member rotated first, or the members
+/// changed meanwhile), and stops once none is due any more.
+pub async fn rotate(session: &Session, space_id: &str, departed: Option<&str>) -> SdkResult<()> {
     let user = session.user()?;
     let mut last = None;
     for _ in 0..ATTEMPTS {
         let state = keyring::catch_up(session, space_id).await?;
+        if !state.rotation_due {
+            return Ok(());
+        }
         let (epoch, key) = keyring::newest(session, space_id).await?;
         if epoch != state.epoch {
             return Err(SdkError::new(
@@ -47,7 +52,8 @@ pub async fn rotate(session: &Session, space_id: &str) -> SdkResult<()> {
         let sealed_name = b64::decode(&state.sealed_name).ok_or(SpaceError::NameDecrypt)?;
         let name = space::open_space_name(&key, space_id, &sealed_name)?;
         let fresh = SpaceKey::from_bytes(random::bytes());
-        let made = epoch::rotate(space_id, (epoch, &key), &members, &name, fresh, &mut |buf| random::fill(buf))?;
+        let made =
+            epoch::rotate(space_id, (epoch, &key), &members, departed, &name, fresh, &mut |buf| random::fill(buf))?;
         let path = format!("{}/rotate", space_path(space_id)?);
         match session.http.post::<_, SpaceInfo>(&path, &made.request).await {
             Ok(info) => {
@@ -71,7 +77,7 @@ pub async fn settle(session: &Session, space_id: &str) -> SdkResult<bool> {
     let before = keyring::newest(session, space_id).await?.0;
     let state = keyring::catch_up(session, space_id).await?;
     if state.rotation_due {
-        rotate(session, space_id).await?;
+        rotate(session, space_id, None).await?;
     }
     Ok(keyring::newest(session, space_id).await?.0 != before)
 }
@@ -82,8 +88,8 @@ pub async fn settle(session: &Session, space_id: &str) -> SdkResult<bool> {
 pub async fn tend(session: &Session, info: &SpaceInfo) {
     let id = &info.space_id;
     let result = async {
-        if info.rotation_due {
-            rotate(session, id).await?;
+        if info.rotation_due && info.role >= Role::Writer {
+            rotate(session, id, None).await?;
         } else if !info.in_roster {
             let (epoch, key) = keyring::newest(session, id).await?;
             if epoch == info.epoch {
@@ -100,12 +106,12 @@ pub async fn tend(session: &Session, info: &SpaceInfo) {
 /// This account's roster entry for a space: its MAC under `key`, base64url.
 pub async fn roster_entry(session: &Session, space_id: &str, key: &SpaceKey) -> SdkResult<String> {
     let user = session.user()?;
-    session.publish_key().await?;
+    session.require_published_key()?;
     Ok(b64::encode(roster_mac(key, space_id, &user.user_id, &user.identity.public_key())))
 }
 
 /// Enters this account in the space's roster (a member from before rosters).
-async fn enter_roster(session: &Session, space_id: &str, epoch: u32, key: &SpaceKey) -> SdkResult<()> {
+pub async fn enter_roster(session: &Session, space_id: &str, epoch: u32, key: &SpaceKey) -> SdkResult<()> {
     let roster_mac = roster_entry(session, space_id, key).await?;
     let path = format!("{}/roster", space_path(space_id)?);
     session.http.post_empty(&path, &RosterEntryRequest { epoch, roster_mac }).await

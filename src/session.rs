@@ -8,11 +8,11 @@ use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::rc::Rc;
 
+use coffer_core::ErrorCode;
 use coffer_core::account::RootSecret;
 use coffer_core::device::DeviceKeys;
 use coffer_core::identity::UserKeys;
 use coffer_core::kv::KvKeys;
-use coffer_core::proto::PublishKeyRequest;
 use coffer_core::tabs;
 use js_sys::{Function, Promise};
 use serde::Serialize;
@@ -43,9 +43,32 @@ pub struct User {
     pub device: DeviceKeys,
     /// The account's X25519 key pair (SPEC.md §3.6), derived once.
     pub identity: UserKeys,
-    /// Whether the accelerator has the public key (published at sign-up, or later by
-    /// `Session::publish_key`).
-    pub key_published: Cell<bool>,
+    /// Whether the accelerator has this account's public key (SPEC.md §3.6).
+    pub published: Published,
+}
+
+/// Whether the accelerator has the account's X25519 public key (SPEC.md §3.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// It has this device's own key.
+    Ours,
+    /// It has none (an account made before keys were published, signed in without
+    /// the password since: `Client.resume`).
+    Missing,
+    /// It lists another key for this account: never to be used.
+    Other,
+}
+
+impl Published {
+    /// What the accelerator said (`userPublicKey` of a session answer) against this
+    /// device's own key.
+    pub fn of(published: Option<&str>, ours: &[u8; 32]) -> Self {
+        match published {
+            None => Published::Missing,
+            Some(key) if coffer_core::b64::decode_array::<32>(key).as_ref() == Some(ours) => Published::Ours,
+            Some(_) => Published::Other,
+        }
+    }
 }
 
 /// State shared by a `Client` and everything it hands out.
@@ -78,8 +101,8 @@ pub struct SignedIn {
     pub token: String,
     /// The account's kv sequence number: the change feed starts after it.
     pub kv_seq: u64,
-    /// Whether the accelerator said it has the account's public key.
-    pub key_published: bool,
+    /// The public key the accelerator lists for the account, if any.
+    pub user_public_key: Option<String>,
 }
 
 /// A `signout` event (`ClientSignOutEvent` in types.d.ts).
@@ -108,18 +131,20 @@ impl Session {
         self.signed_in_user().ok_or_else(SdkError::signed_out)
     }
 
-    /// Publishes the account's X25519 public key if the accelerator does not have it
-    /// yet (an account made before keys were published). Spaces' rosters and proofs
-    /// of the root name it.
-    pub async fn publish_key(&self) -> SdkResult<()> {
-        let user = self.user()?;
-        if user.key_published.get() {
-            return Ok(());
+    /// Fails unless the accelerator has this account's own public key (SPEC.md
+    /// §3.6): what spaces' rosters and proofs of the root name.
+    pub fn require_published_key(&self) -> SdkResult<()> {
+        match self.user()?.published {
+            Published::Ours => Ok(()),
+            Published::Missing => Err(SdkError::new(
+                ErrorCode::Conflict,
+                "this account's public key is not published yet (the account was made before keys were): sign in again with the password, which publishes it",
+            )),
+            Published::Other => Err(SdkError::new(
+                ErrorCode::Integrity,
+                "the accelerator lists a public key for this account that is not the account's own: keys sealed to it would not reach you, so it is not used",
+            )),
         }
-        let request = PublishKeyRequest { user_public_key: coffer_core::b64::encode(user.identity.public_key()) };
-        self.http.post_empty("/v1/auth/public-key", &request).await?;
-        user.key_published.set(true);
-        Ok(())
     }
 
     /// Offline kv, if this client was signed in with it.
@@ -180,15 +205,15 @@ impl Session {
     /// account's other clients on this origin. With `offline` (offline kv), whether
     /// the accelerator answered as it signed in.
     pub fn sign_in_as(self: &Rc<Self>, signed: SignedIn, root: RootSecret, offline: Option<bool>) {
-        let SignedIn { user_id, username, token, kv_seq, key_published } = signed;
+        let SignedIn { user_id, username, token, kv_seq, user_public_key } = signed;
         self.http.set_token(Some(token));
         self.kv_seq.set(kv_seq);
         let device = DeviceKeys::derive(&root);
         let owner = device.owner();
         let kv = KvKeys::derive(&root);
         let identity = UserKeys::derive(&root);
-        let key_published = Cell::new(key_published);
-        let user = Rc::new(User { user_id, username, root, kv, device, identity, key_published });
+        let published = Published::of(user_public_key.as_deref(), &identity.public_key());
+        let user = Rc::new(User { user_id, username, root, kv, device, identity, published });
         *self.user.borrow_mut() = Some(Rc::clone(&user));
         *self.offline.borrow_mut() =
             offline.map(|online| Offline::start(Rc::clone(&self.http), Rc::clone(&self.events), user, online));

@@ -115,9 +115,16 @@ pub fn space_path(space_id: &str) -> SdkResult<String> {
 /// this account holds no key for the space, and `Integrity` when it does not open.
 /// A space this account holds is brought up to date on the way (`rotation::tend`).
 async fn describe(session: &Session, info: &SpaceInfo) -> SdkResult<JsValue> {
-    let name = match keyring::find(session, &info.space_id).await? {
-        Some(_) => {
-            let key = keyring::for_epoch(session, &info.space_id, info.epoch).await?;
+    let key = match keyring::find(session, &info.space_id).await? {
+        // A member the last rotation left out holds no key for this epoch.
+        Some(_) => match keyring::for_epoch(session, &info.space_id, info.epoch).await {
+            Err(e) if e.code == ErrorCode::Forbidden => None,
+            key => Some(key?),
+        },
+        None => None,
+    };
+    let name = match key {
+        Some(key) => {
             rotation::tend(session, info).await;
             let sealed = b64::decode(&info.sealed_name).ok_or(SpaceError::NameDecrypt)?;
             Some(space::open_space_name(&key, &info.space_id, &sealed)?)
@@ -267,10 +274,7 @@ impl Spaces {
                 let info: SpaceInfo = session.http.post("/v1/spaces/join", &request).await?;
                 info.check_is(&token.space_id)?;
                 token.check_key(&b64::decode(&info.sealed_name).unwrap_or_default())?;
-                let keys = match keyring::find(&session, &token.space_id).await? {
-                    Some(keys) if keys.get(info.epoch) == Some(&token.space_key) => keys,
-                    _ => EpochKeys::new(&token.space_id, info.epoch, token.space_key.clone()),
-                };
+                let keys = keyring::adopt(&session, &token.space_id, info.epoch, token.space_key.clone()).await?;
                 // Joining again is harmless (it does not use up the invite), so if the key
                 // cannot be recorded the caller can simply retry the join.
                 keyring::store(&session, &token.space_id, &keys).await.map_err(|e| {
@@ -326,10 +330,10 @@ impl Spaces {
         call(&self.session, parsed, move |session, (space_id, user_id)| async move {
             session.user()?;
             let path = format!("{}/members/remove", space_path(&space_id)?);
-            session.http.post_empty(&path, &RemoveMemberRequest { user_id }).await?;
+            session.http.post_empty(&path, &RemoveMemberRequest { user_id: user_id.clone() }).await?;
             // A new key the removed member never sees: until it exists, the accelerator
             // takes no new file or invite (and any member's next call makes it).
-            rotation::rotate(&session, &space_id).await.map_err(|e| {
+            rotation::rotate(&session, &space_id, Some(&user_id)).await.map_err(|e| {
                 SdkError::new(
                     e.code,
                     format!(

@@ -339,14 +339,15 @@ export interface Spaces {
   leave(spaceId: string): Promise<void>;
   /**
    * Removes a member (owners only) and rotates the space's key: a new key, sealed to
-   * each remaining member's public key and no one else's, with the old keys linked
-   * under it. Files written afterwards are sealed under the new key, which the
+   * the public key of each remaining member in the space's roster (a MAC under the
+   * space key proves each entry; the removed member is refused if still listed),
+   * with the old keys linked under it. Files written afterwards are sealed under the new key, which the
    * removed member never holds, even if it kept every key it had; the remaining
    * members' SDKs pick the new key up on their next call. Invites made before stop
    * working. What the removed member already read or saved cannot be taken back.
    *
    * Rejects with `Integrity` if the accelerator's roster does not check (a member's
-   * public key altered): nothing is sealed to it. If the member was removed but the
+   * public key altered, or the removed member still listed): nothing is sealed. If the member was removed but the
    * key could not be rotated (offline, altered roster), the rejection says so; the
    * space takes no new file or invite until a member's next call rotates it.
    */

@@ -260,7 +260,7 @@ async fn write_and_record(session: &Rc<Session>, job: WriteJob) -> Result<JsValu
     let metadata = job.metadata.clone();
     let recorder = job.recorder.clone();
     let written = async {
-        keyring::require(session, &job.space_id).await?;
+        keyring::check_once(session, &job.space_id).await?;
         write::write(session, job).await
     };
     let written = match written.await {
@@ -412,7 +412,7 @@ impl Storage {
         })();
         call(&self.session, parsed, move |session, (space_id, file_id, path, options)| async move {
             session.user()?;
-            keyring::require(&session, &space_id).await?;
+            keyring::check_once(&session, &space_id).await?;
             let entry: FileEntry = session.http.get(&path).await?;
             let key = keyring::for_epoch(&session, &space_id, entry.epoch).await?;
             let manifest = parse_manifest(&space::open_file_entry(&key, &space_id, &file_id, &entry)?)?;
@@ -462,18 +462,20 @@ impl Storage {
                     }
                     Some(space_id) => {
                         let path = format!("{}/files", space_path(&space_id)?);
-                        keyring::require(&session, &space_id).await?;
+                        keyring::check_once(&session, &space_id).await?;
                         let mut pages = PageWalk::default();
                         while let Some(after) = pages.next_after() {
                             let answer: FileListResponse<Listed<FileEntry>> =
                                 session.http.get(&page_path(&path, after)).await?;
                             pages.answered(answer.files.len(), answer.next)?;
                             for entry in answer.files.into_iter().filter_map(|listed| listing.well_formed(listed)) {
-                                let stat = match keyring::for_epoch(&session, &space_id, entry.epoch).await {
-                                    Ok(key) => listed_stat(&key, &space_id, &entry),
-                                    Err(e) => Err(e),
-                                };
-                                listing.add(&entry.file_id, stat)?;
+                                match keyring::for_epoch(&session, &space_id, entry.epoch).await {
+                                    Ok(key) => listing.add(&entry.file_id, listed_stat(&key, &space_id, &entry))?,
+                                    // Written after a rotation that left this account
+                                    // out: named in `skipped`; the others are listed.
+                                    Err(e) if e.code == ErrorCode::Forbidden => listing.skip(Some(&entry.file_id), &e),
+                                    Err(e) => return Err(e),
+                                }
                             }
                         }
                     }

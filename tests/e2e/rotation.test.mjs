@@ -184,7 +184,7 @@ describe("removing a member rotates the space key", { timeout: 300_000 }, () => 
     for (const k of ["carolAfter", "carolBefore", "adaAfter", "danBefore", "danAfter"]) assert.equal(out[k], "same", k);
     assert.deepEqual(out.carolList, ["after", "before"]);
     assert.equal(out.danJoin, "Team");
-    assert.equal(out.stale.ok, false, "an invite from before the rotation must not work");
+    assert.equal(out.stale.code, "Forbidden", `an invite from before the rotation must not work: ${out.stale.message}`);
     assert.deepEqual(out.names, ["Team"], "the name, sealed again under the new key, opens");
     assert.equal(rotations.length, 1, "one rotation reached the accelerator");
     assert.equal(rotations[0].epoch, 1);
@@ -268,7 +268,9 @@ describe("removing a member rotates the space key", { timeout: 300_000 }, () => 
     assert.equal(lie.calls > 0, true);
     assert.equal(out.swapped.code, "Integrity", out.swapped.message);
     assert.match(out.swapped.message, /removed/);
+    assert.match(out.swapped.message, /roster entry of member/);
     assert.equal(out.madeUp.code, "Integrity", out.madeUp.message);
+    assert.match(out.madeUp.message, /roster entry of member "AAAAAAAAAAAAAAAAAAAAAA"/);
     assert.equal(rotations.length, sent, "no rotation was sent with an altered roster");
     // With the truth, the due rotation goes through on the next call.
     const written = await page.evaluate(async () => {
@@ -277,6 +279,43 @@ describe("removing a member rotates the space key", { timeout: 300_000 }, () => 
     });
     assert.equal(written, "same");
     assert.equal(rotations.length, sent + 1);
+  });
+
+  it("the member being removed, listed again by the accelerator, gets nothing", async () => {
+    const members = /^\/v1\/spaces\/[^/]+\/members$/;
+    const sent = rotations.length;
+    // Hal's genuine roster entry, as the accelerator listed it while Hal was a member.
+    const hal = await page.evaluate(async () => {
+      window.hal = await T.signUp("hal");
+      await hal.space.join(await ada.space.invite(space.id, { role: "writer" }));
+      return (await ada.space.members(space.id)).find((m) => m.username.startsWith("hal-")).userId;
+    });
+    let entry;
+    const seen = hostile.lie(
+      "GET",
+      members,
+      rewriteJson((real) => {
+        entry = real.members.find((m) => m.userId === hal);
+        return real;
+      }),
+    );
+    await page.evaluate(() => ada.space.members(space.id));
+    assert.ok(entry?.rosterMac, "Hal's entry was seen");
+    honest();
+    hostile.lie("GET", members, rewriteJson((real) => ({ ...real, members: [...real.members, entry] })));
+    const out = await page.evaluate((hal) => T.settle(ada.space.removeMember(space.id, hal)), hal);
+    honest();
+    assert.equal(seen.calls > 0, true);
+    assert.equal(out.code, "Integrity", out.message);
+    assert.match(out.message, /still lists member/);
+    assert.equal(rotations.length, sent, "nothing was sealed with Hal listed");
+    const after = await page.evaluate(async () => {
+      const f = await ada.storage.writeFile({ spaceId: space.id, data: T.bytes(100, 8) });
+      return { id: f.stat.id, hal: (await T.settle(hal.storage.readFile(space.id, f.stat.id))).code };
+    });
+    assert.equal(rotations.length, sent + 1);
+    assert.ok(!rotations.at(-1).members.some((m) => m.userId === hal));
+    assert.equal(after.hal, "Forbidden");
   });
 
   it("a new key that does not open, or whose links are missing, is refused", async () => {

@@ -47,6 +47,12 @@ pub const ROOT_PROOF_FAILED: &str = "the proof that this device holds the accoun
      challenge was used up or too old): a session token alone cannot set a recovery code; ask for a new challenge \
      (POST /v1/auth/challenge) and prove the root for it";
 
+/// The message for every failed publication of an account's public key
+/// (`POST /v1/auth/public-key`), whatever the reason (a signature that does not
+/// check, a challenge used up, expired, unknown or issued for another username).
+pub const PUBLICATION_FAILED: &str = "the publication of this account's public key must be signed with the password's \
+     login key for a fresh challenge (POST /v1/auth/challenge); a session token alone cannot publish one";
+
 impl ApiError {
     /// An error with this code and message.
     pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
@@ -81,6 +87,11 @@ impl ApiError {
     /// A failed proof of the root (see [`ROOT_PROOF_FAILED`]).
     pub fn root_proof_failed() -> Self {
         Self::new(ErrorCode::Unauthorized, ROOT_PROOF_FAILED)
+    }
+
+    /// A failed publication of the account's public key (see [`PUBLICATION_FAILED`]).
+    pub fn publication_failed() -> Self {
+        Self::new(ErrorCode::Unauthorized, PUBLICATION_FAILED)
     }
 
     /// Something absent.
@@ -161,6 +172,11 @@ impl From<StoreError> for ApiError {
                 ErrorCode::Conflict,
                 "enter the roster first (POST /v1/spaces/{space}/roster): only a member with a roster entry \
                  may rotate the space's key",
+            ),
+            StoreError::NoRotationDue => ApiError::new(
+                ErrorCode::Conflict,
+                "no rotation is due: the space's key changes only when a member leaves or is removed; read the \
+                 keys again (GET /v1/spaces/{space}/keys) for the current epoch",
             ),
             StoreError::SpaceTaken => {
                 ApiError::new(ErrorCode::Conflict, "a space with that id exists; draw a new random id")

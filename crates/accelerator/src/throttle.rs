@@ -154,10 +154,11 @@ pub struct Throttle {
     by_address: Buckets<IpAddr>,
     /// Sign-ups, per client address.
     signups: Buckets<IpAddr>,
-    /// Challenges (for a login or a recovery), password changes and recovery codes
-    /// set, per username.
+    /// Challenges (for a login or a recovery), password changes, key publications
+    /// and recovery codes set, per username.
     by_username: Buckets<String>,
-    /// Failed logins, recoveries and proofs of the root, per username.
+    /// Failed logins, recoveries, key publications and proofs of the root, per
+    /// username.
     failures: Failures,
 }
 
@@ -202,8 +203,9 @@ impl Throttle {
         }
     }
 
-    /// A challenge (for a login or a recovery), a password change or a recovery code
-    /// set for `username`: its bucket, and the wait its failed logins impose.
+    /// A challenge (for a login or a recovery), a password change, a key publication
+    /// or a recovery code set for `username`: its bucket, and the wait its failed
+    /// logins impose.
     pub fn username(&self, username: &str) -> Result<(), ApiError> {
         self.login_allowed(username)?;
         self.by_username

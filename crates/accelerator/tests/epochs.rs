@@ -9,6 +9,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use coffer_core::ErrorCode::{self, *};
 use coffer_core::account::{self, RootSecret};
 use coffer_core::b64;
@@ -16,7 +18,7 @@ use coffer_core::epoch::{self, EpochKeys, MAX_EPOCH};
 use coffer_core::identity::UserKeys;
 use coffer_core::kv::KvKeys;
 use coffer_core::proto::storage::*;
-use coffer_core::proto::{ErrorBody, PublishKeyRequest, SessionInfo};
+use coffer_core::proto::{ChallengeRequest, ChallengeResponse, ErrorBody, PublishKeyRequest, SessionInfo};
 use coffer_core::space::{self, InviteToken, SpaceKey};
 use common::*;
 use serde_json::json;
@@ -49,9 +51,9 @@ async fn info(by: &Account, api: &Api, space: &TestSpace) -> SpaceInfo {
 /// the accelerator lists, every entry checked under the current key.
 async fn rotation(by: &Account, api: &Api, space: &TestSpace) -> (RotateRequest, SpaceKey) {
     let listed = members(by, api, space).await;
-    let made =
-        epoch::rotate(&space.id, (space.epoch, &space.key), &listed, "Team", SpaceKey::from_bytes(random()), &mut draw)
-            .expect("every entry checks");
+    let fresh = SpaceKey::from_bytes(random());
+    let made = epoch::rotate(&space.id, (space.epoch, &space.key), &listed, None, "Team", fresh, &mut draw)
+        .expect("every entry checks");
     (made.request, made.key)
 }
 
@@ -68,7 +70,7 @@ fn next(space: &TestSpace, key: SpaceKey) -> TestSpace {
 /// sealed to them opens, and the links lead back to the key of epoch 0.
 async fn holds_current_key(by: &Account, api: &Api, space: &TestSpace, first: &SpaceKey) {
     let answer = keys(by, api, space, None).await.expect("keys");
-    assert_eq!(answer.epoch, space.epoch);
+    assert_eq!((answer.epoch, answer.in_roster), (space.epoch, true));
     let sealed = b64::decode(answer.sealed_key.as_deref().expect("a key sealed to them")).unwrap();
     let key = epoch::open_epoch_key(&by.user_keys(), &space.id, space.epoch, by.user_id(), &sealed).expect("opens");
     assert_eq!(key, space.key, "{} holds the new key", by.username);
@@ -90,28 +92,40 @@ async fn an_account_publishes_its_public_key_once() {
     let server = TestServer::start(|_| {}).await;
     let api = server.api();
     let ada = sign_up(&api, "ada", "pw").await;
-    let ada_key = b64::encode(ada.user_keys().public_key());
+    let ada_key = ada.user_keys().public_key();
     let session: SessionInfo = ada.get_json(&api, "/v1/auth/session").await.unwrap();
-    assert_eq!(session.user_public_key.as_deref(), Some(ada_key.as_str()));
+    assert_eq!(session.user_public_key, Some(b64::encode(ada_key)));
 
-    // The same key again is fine; another is not; nor is a key of small order.
-    let publish = |key: String| PublishKeyRequest { user_public_key: key };
+    // The same key again is fine; another is not; nor is a key of small order, or
+    // one of the wrong length (refused before the challenge is taken).
     let path = "/v1/auth/public-key";
-    ada.post_empty(&api, path, &publish(ada_key.clone())).await.unwrap();
-    let other = b64::encode(UserKeys::derive(&RootSecret::from_bytes(random())).public_key());
-    let message = refused(ada.post_empty(&api, path, &publish(other.clone())).await, Conflict);
+    ada.publish_key(&api).await.unwrap();
+    let other = UserKeys::derive(&RootSecret::from_bytes(random())).public_key();
+    let message = refused(ada.post_empty(&api, path, &publish_key_request(&api, &ada, &other).await).await, Conflict);
     assert!(message.contains("never changes"), "{message}");
+    let good = publish_key_request(&api, &ada, &ada_key).await;
     for weak in [[0u8; 32], {
         let mut one = [0u8; 32];
         one[0] = 1;
         one
     }] {
-        refused(ada.post_empty(&api, path, &publish(b64::encode(weak))).await, InvalidInput);
+        let req = PublishKeyRequest { user_public_key: b64::encode(weak), ..good.clone() };
+        refused(ada.post_empty(&api, path, &req).await, InvalidInput);
     }
-    refused(ada.post_empty(&api, path, &publish(b64::encode([7u8; 31]))).await, InvalidInput);
-    Api::expect_error(api.post(path, None, &publish(ada_key.clone())).await, Unauthorized);
+    let spoiled = [
+        PublishKeyRequest { user_public_key: b64::encode([7u8; 31]), ..good.clone() },
+        PublishKeyRequest { signature: b64::encode([7u8; 63]), ..good.clone() },
+        PublishKeyRequest { signature: "not base64!".into(), ..good.clone() },
+        PublishKeyRequest { challenge_id: String::new(), ..good.clone() },
+        PublishKeyRequest { challenge_id: "x".repeat(65), ..good.clone() },
+    ];
+    for req in &spoiled {
+        refused(ada.post_empty(&api, path, req).await, InvalidInput);
+    }
+    Api::expect_error(api.post(path, None, &good).await, Unauthorized);
+    ada.post_empty(&api, path, &good).await.expect("its challenge was not taken");
     let session: SessionInfo = ada.get_json(&api, "/v1/auth/session").await.unwrap();
-    assert_eq!(session.user_public_key.as_deref(), Some(ada_key.as_str()), "unchanged");
+    assert_eq!(session.user_public_key, Some(b64::encode(ada_key)), "unchanged");
 
     // A sign-up with a key of small order is refused whole.
     let root = RootSecret::from_bytes(random());
@@ -124,12 +138,133 @@ async fn an_account_publishes_its_public_key_once() {
     let session: SessionInfo = bob.get_json(&api, "/v1/auth/session").await.unwrap();
     assert_eq!(session.user_public_key, None);
     let bob_key = b64::encode(bob.user_keys().public_key());
-    bob.post_empty(&api, path, &publish(bob_key.clone())).await.unwrap();
-    bob.post_empty(&api, path, &publish(bob_key.clone())).await.unwrap();
+    bob.publish_key(&api).await.unwrap();
+    bob.publish_key(&api).await.unwrap();
     let session: SessionInfo = bob.get_json(&api, "/v1/auth/session").await.unwrap();
     assert_eq!(session.user_public_key.as_deref(), Some(bob_key.as_str()));
     let signed_in = sign_in(&api, "bob", "pw").await.unwrap();
     assert_eq!(signed_in.user_public_key.as_deref(), Some(bob_key.as_str()), "the login answer carries it");
+}
+
+#[tokio::test]
+async fn publishing_a_key_takes_the_passwords_login_key_not_only_a_session() {
+    // Failures enough to be refused for the count instead are not what this tests.
+    let server = TestServer::start(|c| c.limits.free_login_failures = 100).await;
+    let api = server.api();
+    let ada = sign_up(&api, "ada", "pw").await;
+    let bob = sign_up_with(&api, "bob", "pw", false).await;
+    let path = "/v1/auth/public-key";
+    let bob_key = bob.user_keys().public_key();
+    let bobs_login = password_key(&api, "bob", "pw").await.login_key();
+    let adas_login = password_key(&api, "ada", "pw").await.login_key();
+    let failed = coffer_accelerator::error::PUBLICATION_FAILED;
+
+    // Each of these, sent with bob's session token, is refused and publishes nothing.
+    let used = challenge(&api, "bob").await;
+    let mut made_up = publish_key_request_for(&api.url, "bob", &bobs_login, &used, &bob_key);
+    made_up.signature = b64::encode(random::<64>());
+    let for_ada = challenge(&api, "ada").await;
+    let login_signature = {
+        let fresh = challenge(&api, "bob").await;
+        let bytes = b64::decode(&fresh.challenge).unwrap();
+        let signed = account::LoginChallenge {
+            origin: &api.url,
+            challenge_id: &fresh.challenge_id,
+            username: "bob",
+            challenge: &bytes,
+        };
+        PublishKeyRequest {
+            signature: b64::encode(bobs_login.sign_challenge(&signed)),
+            ..publish_key_request_for(&api.url, "bob", &bobs_login, &fresh, &bob_key)
+        }
+    };
+    let over_another_key = {
+        let fresh = challenge(&api, "bob").await;
+        let theirs = UserKeys::derive(&RootSecret::from_bytes(random())).public_key();
+        PublishKeyRequest {
+            user_public_key: b64::encode(bob_key),
+            ..publish_key_request_for(&api.url, "bob", &bobs_login, &fresh, &theirs)
+        }
+    };
+    let cases: Vec<(&str, PublishKeyRequest, Option<&str>)> = vec![
+        ("a made-up signature", made_up, Some(failed)),
+        (
+            "a signature by another account's login key",
+            publish_key_request_for(&api.url, "bob", &adas_login, &challenge(&api, "bob").await, &bob_key),
+            Some(failed),
+        ),
+        ("a login signature", login_signature, Some(failed)),
+        ("a signature over another key", over_another_key, Some(failed)),
+        ("a challenge used up", publish_key_request_for(&api.url, "bob", &bobs_login, &used, &bob_key), Some(failed)),
+        (
+            "a challenge for another username",
+            publish_key_request_for(&api.url, "bob", &bobs_login, &for_ada, &bob_key),
+            Some(failed),
+        ),
+        (
+            "another origin",
+            publish_key_request_for(
+                "https://elsewhere.example",
+                "bob",
+                &bobs_login,
+                &challenge(&api, "bob").await,
+                &bob_key,
+            ),
+            None,
+        ),
+    ];
+    for (what, req, message) in &cases {
+        let err = bob.post_empty(&api, path, req).await.expect_err(what);
+        assert_eq!(err.code, Unauthorized, "{what}: {}", err.message);
+        if let Some(message) = message {
+            assert_eq!(err.message, *message, "{what}");
+        } else {
+            assert!(err.message.contains("this accelerator answers at"), "{what}: {}", err.message);
+        }
+        let session: SessionInfo = bob.get_json(&api, "/v1/auth/session").await.unwrap();
+        assert_eq!(session.user_public_key, None, "{what}: nothing published");
+    }
+    // Ada's own token cannot publish for bob either: the challenge must be for the
+    // session's username.
+    let for_bob = publish_key_request_for(&api.url, "bob", &bobs_login, &challenge(&api, "bob").await, &bob_key);
+    assert_eq!(refused(ada.post_empty(&api, path, &for_bob).await, Unauthorized), failed);
+
+    // Signed with his password's login key, it publishes.
+    bob.publish_key(&api).await.expect("published");
+    let session: SessionInfo = bob.get_json(&api, "/v1/auth/session").await.unwrap();
+    assert_eq!(session.user_public_key, Some(b64::encode(bob_key)));
+}
+
+#[tokio::test]
+async fn failed_publications_slow_down_like_failed_logins() {
+    let server = TestServer::start(|c| {
+        c.limits.free_login_failures = 2;
+        c.limits.login_backoff_base = Duration::from_millis(500);
+        c.limits.login_backoff_max = Duration::from_millis(500);
+    })
+    .await;
+    let api = server.api();
+    let bob = sign_up_with(&api, "bob", "pw", false).await;
+    let bob_key = bob.user_keys().public_key();
+    let guess = || async {
+        let thiefs = account::PasswordKey::from_bytes(random()).login_key();
+        let fresh: ChallengeResponse =
+            api.call("/v1/auth/challenge", None, &ChallengeRequest { username: "bob".into() }).await?;
+        let req = publish_key_request_for(&api.url, "bob", &thiefs, &fresh, &bob_key);
+        bob.post_empty(&api, "/v1/auth/public-key", &req).await
+    };
+    let mut outcomes = Vec::new();
+    for _ in 0..5 {
+        outcomes.push(guess().await.unwrap_err().code);
+    }
+    assert_eq!(&outcomes[..3], [Unauthorized; 3], "the first failures cost nothing");
+    assert!(outcomes[3..].iter().all(|c| *c == RateLimited), "{outcomes:?}");
+    // The count is the username's: logins wait too.
+    assert_eq!(sign_in(&api, "bob", "pw").await.unwrap_err().code, RateLimited);
+    // After the wait the owner publishes; that clears the count.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    bob.publish_key(&api).await.expect("published");
+    assert_eq!(guess().await.unwrap_err().code, Unauthorized);
 }
 
 #[tokio::test]
@@ -163,8 +298,7 @@ async fn a_roster_entry_needs_a_published_key_and_a_well_formed_mac() {
     };
     refused(api.call::<SpaceInfo>("/v1/spaces/join", Some(old.token()), &bad).await, InvalidInput);
     // Once published, the same invite admits.
-    let publish = PublishKeyRequest { user_public_key: b64::encode(old.user_keys().public_key()) };
-    old.post_empty(&api, "/v1/auth/public-key", &publish).await.unwrap();
+    old.publish_key(&api).await.unwrap();
     let joined = old.join(&api, &token_text(&token)).await.unwrap();
     assert_eq!((joined.role, joined.epoch, joined.in_roster), (Role::Writer, 0, true));
 }
@@ -259,7 +393,7 @@ async fn removing_a_member_stops_invites_and_commits_until_the_key_is_rotated() 
     // Dee came in with the token's key: none is sealed to her, and the link leads to
     // the key of what was written before.
     let dees = keys(&dee, &api, &space1, None).await.unwrap();
-    assert_eq!((dees.epoch, dees.sealed_key.as_deref()), (1, None));
+    assert_eq!((dees.epoch, dees.in_roster, dees.sealed_key.as_deref()), (1, true, None));
     let link = b64::decode(&dees.links[0].sealed_previous).unwrap();
     let mut held = EpochKeys::new(&space.id, 1, space1.key.clone());
     held.descend(0, |e| (e == 1).then_some(link.as_slice())).unwrap();
@@ -305,16 +439,20 @@ async fn a_rotation_is_checked_whole_and_a_refused_one_changes_nothing() {
     let ada = sign_up(&api, "ada", "pw").await;
     let bob = sign_up(&api, "bob", "pw").await;
     let cy = sign_up(&api, "cy", "pw").await;
+    let dee = sign_up(&api, "dee", "pw").await;
     let eve = sign_up(&api, "eve", "pw").await;
     let space = ada.create_space(&api).await;
     bob.join(&api, &token_text(&ada.invite(&api, &space, Role::Writer, None, None).await.unwrap())).await.unwrap();
-    cy.join(&api, &token_text(&ada.invite(&api, &space, Role::Reader, None, None).await.unwrap())).await.unwrap();
-    let pending = token_text(&ada.invite(&api, &space, Role::Reader, None, None).await.unwrap());
+    let readers = token_text(&ada.invite(&api, &space, Role::Reader, None, Some(2)).await.unwrap());
+    cy.join(&api, &readers).await.unwrap();
+    dee.join(&api, &readers).await.unwrap();
+    // Dee leaves: a rotation is due, and her invite went with her.
+    dee.post_empty(&api, &space.path("/leave"), &json!({})).await.unwrap();
     let name_before = info(&ada, &api, &space).await.sealed_name;
     let members_before = members(&ada, &api, &space).await;
 
-    // A reader may rotate; here is a good rotation, and ways to spoil it.
-    let (good, key) = rotation(&cy, &api, &space).await;
+    // A writer rotates; here is a good rotation, and ways to spoil it.
+    let (good, key) = rotation(&bob, &api, &space).await;
     let spoiled = |change: &dyn Fn(&mut RotateRequest)| {
         let mut req = good.clone();
         change(&mut req);
@@ -345,13 +483,18 @@ async fn a_rotation_is_checked_whole_and_a_refused_one_changes_nothing() {
         ("an epoch past the last", spoiled(&|r| r.epoch = MAX_EPOCH + 1), TooLarge),
     ];
     for (what, req, code) in &cases {
-        let err = rotate(&cy, &api, &space, req).await.expect_err(what);
+        let err = rotate(&bob, &api, &space, req).await.expect_err(what);
         assert_eq!(err.code, *code, "{what}: {}", err.message);
     }
-    let message = refused(rotate(&cy, &api, &space, &cases[0].1).await, Conflict);
+    let message = refused(rotate(&bob, &api, &space, &cases[0].1).await, Conflict);
     assert!(message.contains("another member may have rotated first"), "{message}");
-    let message = refused(rotate(&cy, &api, &space, &cases[2].1).await, Conflict);
+    let message = refused(rotate(&bob, &api, &space, &cases[2].1).await, Conflict);
     assert!(message.contains("members changed"), "{message}");
+    // A reader may not rotate, even a good rotation of their own.
+    let message = refused(rotate(&cy, &api, &space, &good).await, Forbidden);
+    assert!(message.contains("only writers and owners"), "{message}");
+    let (by_reader, _) = rotation(&cy, &api, &space).await;
+    refused(rotate(&cy, &api, &space, &by_reader).await, Forbidden);
     // An outsider, even with a good rotation, learns nothing.
     refused(rotate(&eve, &api, &space, &good).await, Forbidden);
     let nowhere = TestSpace { id: new_id(), key: space.key.clone(), epoch: 0 };
@@ -360,15 +503,15 @@ async fn a_rotation_is_checked_whole_and_a_refused_one_changes_nothing() {
 
     // Nothing changed.
     let unchanged = keys(&ada, &api, &space, None).await.unwrap();
-    assert_eq!((unchanged.epoch, unchanged.rotation_due, unchanged.sealed_key), (0, false, None));
+    assert_eq!((unchanged.epoch, unchanged.rotation_due, unchanged.sealed_key), (0, true, None));
     assert!(unchanged.links.is_empty());
     assert_eq!(unchanged.sealed_name, name_before);
     assert_eq!(info(&ada, &api, &space).await.sealed_name, name_before);
     assert_eq!(members(&ada, &api, &space).await, members_before);
 
     // The good one.
-    let rotated = rotate(&cy, &api, &space, &good).await.unwrap();
-    assert_eq!((rotated.epoch, rotated.rotation_due, rotated.in_roster, rotated.role), (1, false, true, Role::Reader));
+    let rotated = rotate(&bob, &api, &space, &good).await.unwrap();
+    assert_eq!((rotated.epoch, rotated.rotation_due, rotated.in_roster, rotated.role), (1, false, true, Role::Writer));
     assert_eq!(rotated.sealed_name, good.sealed_name);
     let name = b64::decode(&rotated.sealed_name).unwrap();
     assert_eq!(space::open_space_name(&key, &space.id, &name).unwrap(), "Team", "the name under the new key");
@@ -390,9 +533,60 @@ async fn a_rotation_is_checked_whole_and_a_refused_one_changes_nothing() {
     Api::expect_error(api.get(&space.path("/keys?after=x"), Some(bob.token())).await, InvalidInput);
     refused(keys(&eve, &api, &space1, None).await, Forbidden);
     // The same rotation again is a rotation to an epoch that is taken.
-    refused(rotate(&cy, &api, &space1, &good).await, Conflict);
-    // Invites from before the rotation went with the old key.
-    refused(eve.join(&api, &pending).await, Forbidden);
+    let message = refused(rotate(&bob, &api, &space1, &good).await, Conflict);
+    assert!(message.contains("another member may have rotated first"), "{message}");
+    // The invite from before went with dee.
+    refused(eve.join(&api, &readers).await, Forbidden);
+}
+
+#[tokio::test]
+async fn only_writers_and_owners_rotate_and_only_while_a_rotation_is_due() {
+    let server = TestServer::start(|_| {}).await;
+    let api = server.api();
+    let ada = sign_up(&api, "ada", "pw").await;
+    let bob = sign_up(&api, "bob", "pw").await;
+    let cy = sign_up(&api, "cy", "pw").await;
+    let dee = sign_up(&api, "dee", "pw").await;
+    let space = ada.create_space(&api).await;
+    bob.join(&api, &token_text(&ada.invite(&api, &space, Role::Writer, None, None).await.unwrap())).await.unwrap();
+    let readers = token_text(&ada.invite(&api, &space, Role::Reader, None, Some(2)).await.unwrap());
+    cy.join(&api, &readers).await.unwrap();
+    dee.join(&api, &readers).await.unwrap();
+
+    // None is due: neither the owner nor a writer may rotate, with rotations of
+    // their own that are good in every other way; a reader never may.
+    for who in [&ada, &bob] {
+        let (req, _) = rotation(who, &api, &space).await;
+        let message = refused(rotate(who, &api, &space, &req).await, Conflict);
+        assert!(message.contains("no rotation is due"), "{}: {message}", who.username);
+        assert!(message.contains("leaves or is removed"), "{message}");
+    }
+    let (by_reader, _) = rotation(&cy, &api, &space).await;
+    let message = refused(rotate(&cy, &api, &space, &by_reader).await, Forbidden);
+    assert!(message.contains("only writers and owners"), "{message}");
+    let answer = keys(&cy, &api, &space, None).await.unwrap();
+    assert_eq!((answer.epoch, answer.rotation_due, answer.in_roster, answer.links.len()), (0, false, true, 0));
+
+    // Dee leaves: one is due. Still not by a reader; by a writer, yes.
+    dee.post_empty(&api, &space.path("/leave"), &json!({})).await.unwrap();
+    assert!(keys(&cy, &api, &space, None).await.unwrap().rotation_due);
+    let (by_reader, _) = rotation(&cy, &api, &space).await;
+    refused(rotate(&cy, &api, &space, &by_reader).await, Forbidden);
+    let (req, key) = rotation(&bob, &api, &space).await;
+    let rotated = rotate(&bob, &api, &space, &req).await.unwrap();
+    assert_eq!((rotated.epoch, rotated.rotation_due, rotated.role), (1, false, Role::Writer));
+    let space1 = next(&space, key);
+    for who in [&ada, &bob, &cy] {
+        holds_current_key(who, &api, &space1, &space.key).await;
+    }
+
+    // Done: a second rotation, to the next epoch, is not due any more.
+    let (again, _) = rotation(&ada, &api, &space1).await;
+    assert_eq!(again.epoch, 2);
+    let message = refused(rotate(&ada, &api, &space1, &again).await, Conflict);
+    assert!(message.contains("no rotation is due"), "{message}");
+    let answer = keys(&ada, &api, &space1, None).await.unwrap();
+    assert_eq!((answer.epoch, answer.rotation_due, answer.links.len()), (1, false, 1));
 }
 
 #[tokio::test]
@@ -404,10 +598,14 @@ async fn of_two_rotations_to_one_epoch_one_wins() {
     let other_api = beside.as_ref().map_or_else(|| server.api(), TestServer::api);
     let ada = sign_up(&api, "ada", "pw").await;
     let bob = sign_up(&api, "bob", "pw").await;
+    let cy = sign_up(&api, "cy", "pw").await;
     let first = ada.create_space(&api).await;
     bob.join(&api, &token_text(&ada.invite(&api, &first, Role::Writer, None, None).await.unwrap())).await.unwrap();
     let mut space = TestSpace { id: first.id.clone(), key: first.key.clone(), epoch: 0 };
     for round in 1..=4u32 {
+        // Each round's rotation is due: cy came and went.
+        cy.join(&api, &token_text(&ada.invite(&api, &space, Role::Reader, None, None).await.unwrap())).await.unwrap();
+        cy.post_empty(&api, &space.path("/leave"), &json!({})).await.unwrap();
         let (a_req, a_key) = rotation(&ada, &api, &space).await;
         let (b_req, b_key) = rotation(&bob, &other_api, &space).await;
         let (a, b) = tokio::join!(rotate(&ada, &api, &space, &a_req), rotate(&bob, &other_api, &space, &b_req));
@@ -426,7 +624,7 @@ async fn of_two_rotations_to_one_epoch_one_wins() {
         };
         space = next(&space, key);
         let answer = keys(&bob, &other_api, &space, None).await.unwrap();
-        assert_eq!((answer.epoch, answer.links.len()), (round, round as usize));
+        assert_eq!((answer.epoch, answer.rotation_due, answer.links.len()), (round, false, round as usize));
         for who in [&ada, &bob] {
             holds_current_key(who, &api, &space, &first.key).await;
         }
@@ -465,7 +663,10 @@ async fn a_rotation_body_may_be_large_but_not_past_its_limit() {
     let server = TestServer::start(|_| {}).await;
     let api = server.api();
     let ada = sign_up(&api, "ada", "pw").await;
+    let bob = sign_up(&api, "bob", "pw").await;
     let space = ada.create_space(&api).await;
+    bob.join(&api, &token_text(&ada.invite(&api, &space, Role::Reader, None, None).await.unwrap())).await.unwrap();
+    bob.post_empty(&api, &space.path("/leave"), &json!({})).await.unwrap();
     let (mut req, _) = rotation(&ada, &api, &space).await;
     // Some 8000 members' shares: past the JSON routes' 1 MiB, within this route's.
     let share = |_| RotatedMember {
@@ -626,27 +827,33 @@ async fn a_space_from_before_epochs_opens_at_epoch_0_without_roster_entries() {
     let files = bob.files(&api, space).await.unwrap();
     assert_eq!((files.len(), files[0].file_id.as_str(), files[0].epoch), (1, old.file_id.as_str(), 0));
     let answer = keys(cy, &api, space, None).await.unwrap();
-    assert_eq!((answer.epoch, answer.rotation_due, answer.sealed_key, answer.links.len()), (0, false, None, 0));
+    assert_eq!((answer.epoch, answer.rotation_due, answer.in_roster), (0, false, false));
+    assert_eq!((answer.sealed_key, answer.links.len()), (None, 0));
 
-    // Without an entry no one may rotate, and without a published key no one may enter.
+    // No rotation is due, and without a published key no one may enter the roster.
     let (nobody, _) = rotation(ada, &api, space).await;
     assert!(nobody.members.is_empty());
     let message = refused(rotate(ada, &api, space, &nobody).await, Conflict);
-    assert!(message.contains("enter the roster first"), "{message}");
+    assert!(message.contains("no rotation is due"), "{message}");
     let entry = RosterEntryRequest { epoch: 0, roster_mac: ada.roster_mac(&space.id, &space.key) };
     let message = refused(ada.post_empty(&api, &space.path("/roster"), &entry).await, Conflict);
     assert!(message.contains("/v1/auth/public-key"), "{message}");
 
-    // Cy is removed: a rotation is due. Ada publishes her key and enters the roster
-    // all the same (a space from before could never rotate otherwise), then rotates;
-    // bob, who never entered, is left out of the new epoch.
+    // Cy is removed: a rotation is due, but without an entry no one may rotate. Ada
+    // publishes her key and enters the roster all the same (a space from before
+    // could never rotate otherwise), then rotates; bob, who never entered, is left
+    // out of the new epoch.
     let remove = RemoveMemberRequest { user_id: cy.user_id().into() };
     ada.post_empty(&api, &space.path("/members/remove"), &remove).await.unwrap();
-    let publish = PublishKeyRequest { user_public_key: b64::encode(ada.user_keys().public_key()) };
-    ada.post_empty(&api, "/v1/auth/public-key", &publish).await.unwrap();
+    let message = refused(rotate(ada, &api, space, &nobody).await, Conflict);
+    assert!(message.contains("enter the roster first"), "{message}");
+    ada.publish_key(&api).await.unwrap();
     ada.post_empty(&api, &space.path("/roster"), &entry).await.unwrap();
     let entered = info(ada, &api, space).await;
     assert_eq!((entered.in_roster, entered.rotation_due), (true, true));
+    let adas = keys(ada, &api, space, None).await.unwrap();
+    assert_eq!((adas.in_roster, adas.rotation_due), (true, true));
+    assert!(!keys(bob, &api, space, None).await.unwrap().in_roster);
     let (by_bob, _) = rotation(bob, &api, space).await;
     let message = refused(rotate(bob, &api, space, &by_bob).await, Conflict);
     assert!(message.contains("enter the roster first"), "{message}");
@@ -657,7 +864,8 @@ async fn a_space_from_before_epochs_opens_at_epoch_0_without_roster_entries() {
     let space1 = next(space, key);
     holds_current_key(ada, &api, &space1, &space.key).await;
     let bobs = keys(bob, &api, &space1, None).await.unwrap();
-    assert_eq!((bobs.epoch, bobs.rotation_due, bobs.sealed_key), (1, false, None), "no key sealed to bob");
+    assert_eq!((bobs.epoch, bobs.rotation_due, bobs.in_roster), (1, false, false));
+    assert_eq!(bobs.sealed_key, None, "no key sealed to bob");
     assert!(!info(bob, &api, &space1).await.in_roster);
     let listed = members(ada, &api, &space1).await;
     assert_eq!(listed[1].roster_mac, None);

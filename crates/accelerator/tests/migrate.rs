@@ -68,7 +68,7 @@ async fn populated() -> (tempfile::TempDir, Before) {
     let bob_seq = bob.set(&api, "notes", "b1", r#"{"text":"bob's"}"#, true).await;
 
     let space = ada.create_space(&api).await;
-    let invite = ada.invite(&api, &space, coffer_core::proto::storage::Role::Writer, None, None).await.unwrap();
+    let invite = ada.invite(&api, &space, coffer_core::proto::storage::Role::Writer, None, Some(2)).await.unwrap();
     bob.join(&api, &invite.encode().unwrap()).await.unwrap();
     let file_shards = shards_of(&vec![7u8; 200_000]);
     ada.upload(&api, &file_shards).await;
@@ -79,11 +79,17 @@ async fn populated() -> (tempfile::TempDir, Before) {
     assert!(bob.delete_file(&api, &space, &deleted.file_id).await.unwrap());
     // An upload not committed yet: it pins its shard and is charged to bob.
     bob.upload(&api, &shards_of(b"pending")[..1]).await;
-    // The space's key rotated once: an epoch, its link, a key sealed to each member.
+    // Cy came and went, so the space's key rotated once: an epoch, its link, a key
+    // sealed to each member.
+    let cy = sign_up(&api, "cy", "cy's password").await;
+    cy.join(&api, &invite.encode().unwrap()).await.unwrap();
+    cy.post_empty(&api, &space.path("/leave"), &serde_json::json!({})).await.unwrap();
     let listed: MembersResponse = ada.get_json(&api, &space.path("/members")).await.unwrap();
     let fresh = SpaceKey::from_bytes(random());
     let mut draw = |buf: &mut [u8]| getrandom::fill(buf).unwrap();
-    let rotation = epoch::rotate(&space.id, (0, &space.key), &listed.members, "Shared", fresh, &mut draw).unwrap();
+    let rotation =
+        epoch::rotate(&space.id, (0, &space.key), &listed.members, Some(cy.user_id()), "Shared", fresh, &mut draw)
+            .unwrap();
     let rotated: SpaceInfo = api.call(&space.path("/rotate"), Some(ada.token()), &rotation.request).await.unwrap();
     assert_eq!(rotated.epoch, 1);
     let later_space = ada.create_space(&api).await.id;
@@ -180,13 +186,13 @@ async fn an_embedded_deployment_moves_to_postgres_and_s3() {
     println!("{report}");
     assert_eq!(snapshot(dir.path()), untouched, "the source is left as it was");
     let rows: BTreeMap<&str, u64> = report.verified.tables.iter().map(|t| (t.table, t.rows)).collect();
-    assert_eq!(rows["users"], 2);
+    assert_eq!(rows["users"], 3);
     assert_eq!(rows["server_secret"], 1);
     assert_eq!(rows["uploads"], 1);
     assert_eq!(rows["spaces"], 2);
     assert_eq!(rows["members"], 3);
     assert_eq!(rows["epoch_links"], 1);
-    assert!(rows["sessions"] >= 2 && rows["kv"] == 3 && rows["kv_changes"] == 4, "{rows:?}");
+    assert!(rows["sessions"] >= 3 && rows["kv"] == 3 && rows["kv_changes"] == 4, "{rows:?}");
     assert_eq!(tables_seen.len(), report.verified.tables.len(), "progress named every table");
     assert_eq!(report.shards_copied, report.verified.shards);
     assert!(report.verified.shards >= 7, "the file's six and the pending upload's");

@@ -570,10 +570,53 @@ async fn an_account_must_publish_its_key_before_it_makes_a_code() {
     assert!(err.message.contains("publish this account's public key first"), "{}", err.message);
 
     // Once it is published, the same request (its challenge was not taken) works.
-    let publish = PublishKeyRequest { user_public_key: b64::encode(ada.user_keys().public_key()) };
-    ada.post_empty(&api, "/v1/auth/public-key", &publish).await.expect("published");
+    ada.publish_key(&api).await.expect("published");
     send_set(&api, ada.token(), &req).await.expect("the code is set");
     recover(&api, "ada", &code, "new pw").await.expect("and recovers");
+}
+
+#[tokio::test]
+async fn a_session_token_alone_cannot_publish_a_key_to_prove_the_root_with() {
+    let server = TestServer::start(|_| {}).await;
+    let api = server.api();
+    // Ada's account is from before public keys: none is published yet.
+    let ada = sign_up_with(&api, "ada", "pw", false).await;
+
+    // A thief holds a session token of ada's, but neither her password nor her
+    // root secret. He publishes a key of his own for her account (signed with a
+    // login key of his, the only one he has), to prove a root of his against it
+    // and set a code of his.
+    let stolen = sign_in(&api, "ada", "pw").await.unwrap().token;
+    let (thiefs_code, thiefs_root) = (new_code(), RootSecret::from_bytes(random()));
+    let thiefs_key = identity::UserKeys::derive(&thiefs_root).public_key();
+    let thiefs_login = account::PasswordKey::from_bytes(random()).login_key();
+    let publish = publish_key_request_for(&api.url, "ada", &thiefs_login, &challenge(&api, "ada").await, &thiefs_key);
+    let (status, body) = api.post("/v1/auth/public-key", Some(&stolen), &publish).await;
+    let err: ErrorBody = serde_json::from_value(body).unwrap();
+    assert_eq!((status.as_u16(), err.code), (401, Unauthorized), "{}", err.message);
+    assert_eq!(err.message, coffer_accelerator::error::PUBLICATION_FAILED);
+    let session: SessionInfo = serde_json::from_value(api.get("/v1/auth/session", Some(&stolen)).await.1).unwrap();
+    assert_eq!(session.user_public_key, None, "nothing published");
+    // Without a published key, no code can be set.
+    let set = set_recovery_request(&api, "ada", &thiefs_root, &thiefs_code).await;
+    let err = send_set(&api, &stolen, &set).await.unwrap_err();
+    assert_eq!(err.code, Conflict);
+    assert!(err.message.contains("publish this account's public key first"), "{}", err.message);
+    let for_thief = recover_challenge(&api, "ada").await.unwrap();
+    let takeover = recover_request(&api.url, "ada", &thiefs_code.key(), &for_thief, "mine now", &thiefs_root);
+    sign_in_failed(send_recover(&api, &takeover).await);
+
+    // Ada still publishes her own key and sets her own code; the thief's proof does
+    // not check against her key either.
+    ada.publish_key(&api).await.expect("published");
+    let session: SessionInfo = serde_json::from_value(api.get("/v1/auth/session", Some(&stolen)).await.1).unwrap();
+    assert_eq!(session.user_public_key, Some(b64::encode(ada.user_keys().public_key())));
+    let set = set_recovery_request(&api, "ada", &thiefs_root, &thiefs_code).await;
+    proof_failed(send_set(&api, &stolen, &set).await);
+    let code = new_code();
+    set_code(&api, &ada, &code).await;
+    let (_, root) = recover(&api, "ada", &code, "new pw").await.expect("her code recovers");
+    assert_eq!(root.as_bytes(), ada.root.as_bytes());
 }
 
 #[tokio::test]

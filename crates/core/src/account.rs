@@ -210,6 +210,37 @@ pub fn verify_login(
     key.verify_strict(&login_message(login), &Signature::from_bytes(signature)).map_err(|_| AccountError::BadSignature)
 }
 
+/// Domain prefix of what a login key signs to publish the account's X25519 key.
+pub const LABEL_KEY_PUBLICATION: &[u8] = b"coffer/v1/key-publication";
+
+/// What a login key signs to publish the account's X25519 public key (SPEC.md §3.6):
+/// `LABEL_KEY_PUBLICATION ‖ login_message(challenge) ‖ user_public_key`.
+pub fn publication_message(login: &LoginChallenge<'_>, user_public_key: &[u8; 32]) -> Vec<u8> {
+    let mut msg = LABEL_KEY_PUBLICATION.to_vec();
+    msg.extend(login_message(login));
+    msg.extend_from_slice(user_public_key);
+    msg
+}
+
+impl LoginKey {
+    /// Signs the publication of the account's X25519 public key.
+    pub fn sign_publication(&self, login: &LoginChallenge<'_>, user_public_key: &[u8; 32]) -> [u8; 64] {
+        self.0.sign(&publication_message(login, user_public_key)).to_bytes()
+    }
+}
+
+/// Checks a publication signature (the accelerator's side), strictly as a login.
+pub fn verify_publication(
+    public_key: &[u8; 32],
+    login: &LoginChallenge<'_>,
+    user_public_key: &[u8; 32],
+    signature: &[u8; 64],
+) -> Result<(), AccountError> {
+    let key = VerifyingKey::from_bytes(public_key).map_err(|_| AccountError::BadSignature)?;
+    key.verify_strict(&publication_message(login, user_public_key), &Signature::from_bytes(signature))
+        .map_err(|_| AccountError::BadSignature)
+}
+
 /// Checks that 32 bytes are a usable Ed25519 public key (at sign-up).
 pub fn check_public_key(public_key: &[u8; 32]) -> Result<(), AccountError> {
     let key = VerifyingKey::from_bytes(public_key).map_err(|_| AccountError::BadSignature)?;
@@ -280,6 +311,22 @@ mod tests {
 
     fn fast() -> KdfParams {
         KdfParams { mem_kib: KdfParams::MIN_MEM_KIB, iterations: 1, ..KdfParams::default() }
+    }
+
+    #[test]
+    fn a_publication_signature_binds_the_key_and_is_no_login() {
+        let key = PasswordKey::from_bytes([3; 32]).login_key();
+        let login =
+            LoginChallenge { origin: "https://c.example", challenge_id: "c1", username: "ada", challenge: &[7; 32] };
+        let signature = key.sign_publication(&login, &[1; 32]);
+        verify_publication(&key.public_key(), &login, &[1; 32], &signature).unwrap();
+        assert_eq!(
+            verify_publication(&key.public_key(), &login, &[2; 32], &signature),
+            Err(AccountError::BadSignature)
+        );
+        assert_eq!(verify_login(&key.public_key(), &login, &signature), Err(AccountError::BadSignature));
+        let as_login = key.sign_challenge(&login);
+        assert_eq!(verify_publication(&key.public_key(), &login, &[1; 32], &as_login), Err(AccountError::BadSignature));
     }
 
     #[test]

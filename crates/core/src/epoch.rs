@@ -81,6 +81,14 @@ pub enum EpochError {
         /// The epoch whose link failed.
         epoch: u32,
     },
+    /// The accelerator still lists a member the rotation is for removing.
+    #[error(
+        "the accelerator still lists member {user_id:?}, whom this rotation removes: refusing to seal the space's new key to them"
+    )]
+    Departed {
+        /// The member.
+        user_id: String,
+    },
     /// The space has rotated as often as a space may.
     #[error("this space's key has been rotated {MAX_EPOCH} times, the most a space may")]
     Exhausted,
@@ -290,13 +298,16 @@ pub struct Rotation {
 
 /// Makes epoch `current + 1` of a space: `fresh` is a new random key; `draw` fills
 /// a buffer with fresh random bytes (ephemeral keys, nonces). Every roster entry in
-/// `members` must check under `current`'s key (one that does not → `ForgedEntry`,
-/// and nothing is made); members with no entry are left out (they hold no key for
-/// the new epoch). The name is sealed again under the new key.
+/// `members` must check under `current`'s key (one that does not, or a MAC without
+/// a public key → `ForgedEntry`, and nothing is made); members with no entry are
+/// left out (they hold no key for the new epoch); `departed`, the member being
+/// removed, must not be listed at all (`Departed`). The name is sealed again under
+/// the new key.
 pub fn rotate(
     space_id: &str,
     current: (u32, &SpaceKey),
     members: &[Member],
+    departed: Option<&str>,
     name: &str,
     fresh: SpaceKey,
     draw: &mut dyn FnMut(&mut [u8]),
@@ -308,7 +319,14 @@ pub fn rotate(
     let next = epoch + 1;
     let mut rotated = Vec::with_capacity(members.len());
     for m in members {
-        let (Some(public_key), Some(mac)) = (&m.public_key, &m.roster_mac) else { continue };
+        if departed == Some(m.user_id.as_str()) {
+            return Err(EpochError::Departed { user_id: m.user_id.clone() });
+        }
+        let (public_key, mac) = match (&m.public_key, &m.roster_mac) {
+            (_, None) => continue,
+            (Some(public_key), Some(mac)) => (public_key, mac),
+            (None, Some(_)) => return Err(EpochError::ForgedEntry { user_id: m.user_id.clone() }),
+        };
         let public = check_roster_entry(key, space_id, &m.user_id, public_key, mac)?;
         let mut ephemeral = Zeroizing::new([0u8; 32]);
         draw(ephemeral.as_mut());
@@ -365,7 +383,7 @@ mod tests {
     fn a_rotation_seals_the_new_key_to_each_entry_and_links_back() {
         let (k0, ada, bob) = (SpaceKey::from_bytes([1; 32]), user(1), user(2));
         let members = [member(&k0, "ada", &ada), member(&k0, "bob", &bob)];
-        let r = rotate("s", (0, &k0), &members, "Team", SpaceKey::from_bytes([2; 32]), &mut counter()).unwrap();
+        let r = rotate("s", (0, &k0), &members, None, "Team", SpaceKey::from_bytes([2; 32]), &mut counter()).unwrap();
         assert_eq!(r.request.epoch, 1);
         assert_eq!(r.request.members.len(), 2);
         for (m, keys) in r.request.members.iter().zip([&ada, &bob]) {
@@ -394,6 +412,7 @@ mod tests {
                 "s",
                 (0, &k0),
                 std::slice::from_ref(&forged),
+                None,
                 "T",
                 SpaceKey::from_bytes([2; 32]),
                 &mut counter(),
@@ -406,12 +425,21 @@ mod tests {
         // An entry under another user id does not check either.
         let mut moved = member(&k0, "ada", &ada);
         moved.user_id = "bob".into();
-        assert!(rotate("s", (0, &k0), &[moved], "T", SpaceKey::from_bytes([2; 32]), &mut counter()).is_err());
+        assert!(rotate("s", (0, &k0), &[moved], None, "T", SpaceKey::from_bytes([2; 32]), &mut counter()).is_err());
         // No entry at all: left out, not refused.
         let mut none = member(&k0, "old", &ada);
         none.roster_mac = None;
-        let r = rotate("s", (0, &k0), &[none], "T", SpaceKey::from_bytes([2; 32]), &mut counter()).unwrap();
+        let r = rotate("s", (0, &k0), &[none], None, "T", SpaceKey::from_bytes([2; 32]), &mut counter()).unwrap();
         assert!(r.request.members.is_empty());
+        // A MAC without a key is named, not left out.
+        let mut keyless = member(&k0, "bob", &ada);
+        keyless.public_key = None;
+        let err = rotate("s", (0, &k0), &[keyless], None, "T", SpaceKey::from_bytes([2; 32]), &mut counter());
+        assert_eq!(err.err(), Some(EpochError::ForgedEntry { user_id: "bob".into() }));
+        // The member being removed, still listed: refused, even with a genuine entry.
+        let listed = [member(&k0, "ada", &ada), member(&k0, "bob", &mallory)];
+        let err = rotate("s", (0, &k0), &listed, Some("bob"), "T", SpaceKey::from_bytes([2; 32]), &mut counter());
+        assert_eq!(err.err(), Some(EpochError::Departed { user_id: "bob".into() }));
     }
 
     #[test]

@@ -87,12 +87,20 @@ pub struct SignUpRequest {
     pub user_public_key: Option<String>,
 }
 
-/// Publishes the account's X25519 public key (`POST /v1/auth/public-key`), for an
-/// account made before keys were published. The key derives from the root secret,
-/// so it never changes: the same key again is accepted, another one is `Conflict`.
+/// Publishes the account's X25519 public key (`POST /v1/auth/public-key`, bearer),
+/// for an account made before keys were published: signed with the password's login
+/// key over a fresh challenge and the key (SPEC.md §3.6), so a session token alone
+/// cannot publish a key of its own. The key derives from the root secret, so it
+/// never changes: the same key again is accepted, another one is `Conflict`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PublishKeyRequest {
+    /// The accelerator's origin the signature binds, as in [`LoginRequest`].
+    pub origin: String,
+    /// A challenge obtained for this account's username.
+    pub challenge_id: String,
+    /// `account::publication_message` signed with the login key, 64 bytes, base64url.
+    pub signature: String,
     /// 32 bytes, base64url.
     pub user_public_key: String,
 }

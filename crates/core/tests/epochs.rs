@@ -92,7 +92,8 @@ fn two_rotations_are_read_back_by_each_member_they_name() {
     };
     // Epoch 1: all three; epoch 2: the third is gone.
     let roster0: Vec<Member> = ["a", "b", "c"].iter().zip(&users).map(|(id, u)| member(&k0, id, u)).collect();
-    let r1 = epoch::rotate("spc", (0, &k0), &roster0, "Team", SpaceKey::from_bytes([0xa1; 32]), &mut draw).unwrap();
+    let r1 =
+        epoch::rotate("spc", (0, &k0), &roster0, None, "Team", SpaceKey::from_bytes([0xa1; 32]), &mut draw).unwrap();
     let roster1: Vec<Member> = r1
         .request
         .members
@@ -101,7 +102,9 @@ fn two_rotations_are_read_back_by_each_member_they_name() {
         .take(2)
         .map(|(m, u)| Member { roster_mac: Some(m.roster_mac.clone()), ..member(&k0, &m.user_id, u) })
         .collect();
-    let r2 = epoch::rotate("spc", (1, &r1.key), &roster1, "Team", SpaceKey::from_bytes([0xa2; 32]), &mut draw).unwrap();
+    let r2 =
+        epoch::rotate("spc", (1, &r1.key), &roster1, Some("c"), "Team", SpaceKey::from_bytes([0xa2; 32]), &mut draw)
+            .unwrap();
     assert_eq!(r2.request.members.len(), 2);
 
     let links = [b64::decode(&r1.request.sealed_previous).unwrap(), b64::decode(&r2.request.sealed_previous).unwrap()];

@@ -81,3 +81,36 @@ fn a_key_pair_and_a_sealed_message_are_what_3_6_and_3_7_say() {
         "0113be4feaeaf204c7fd3358fc9c00721881d174278128227ec674f37f7fe97b6d21ef33dd94fbf1e59130d084cf522c249addf1ee33e08afd6db7205e0fadda"
     );
 }
+
+#[test]
+fn a_proof_of_the_root_is_what_3_9_says() {
+    use coffer_core::account::{LoginChallenge, login_message};
+    use coffer_core::identity::ServerKeys;
+    use hmac::{Hmac, Mac};
+
+    let user = UserKeys::derive(&RootSecret::from_bytes([0x42; 32]));
+    let server_secret = [0x24u8; 32];
+    let server = ServerKeys::derive(&server_secret);
+    // The accelerator's pair, with the literal label.
+    let server_x = derive(&server_secret, b"coffer/v1/server-x25519");
+    assert_eq!(server.public_key(), MontgomeryPoint::mul_base_clamped(server_x).to_bytes());
+
+    let login = LoginChallenge {
+        origin: "https://coffer.example",
+        challenge_id: "ch_01",
+        username: "ada",
+        challenge: &[0x61; 32],
+    };
+    let proof = user.root_proof(&server.public_key(), &login).unwrap();
+    let shared = MontgomeryPoint(user.public_key()).mul_clamped(server_x).to_bytes();
+    let key = derive(&[shared, user.public_key(), server.public_key()].concat(), b"coffer/v1/root-proof");
+    let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(&key).unwrap();
+    mac.update(b"coffer/v1/root-proof");
+    mac.update(&login_message(&login));
+    let expected: [u8; 32] = mac.finalize().into_bytes().into();
+    assert_eq!(proof, expected);
+    assert!(server.check_root_proof(&user.public_key(), &login, &proof));
+
+    // Pinned: a change to the format is a visible diff here.
+    assert_eq!(hex(&proof), "9bf91a24e7e04d27ad6a0c605eadad85011d388b4b55a4f57e6a1e8f611fe504");
+}

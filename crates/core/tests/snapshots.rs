@@ -47,7 +47,15 @@ fn auth_bodies() {
                 user_public_key: Some(b64::encode([0x44; 32])),
             }),
         ),
-        ("PublishKeyRequest", json(&PublishKeyRequest { user_public_key: b64::encode([0x44; 32]) })),
+        (
+            "PublishKeyRequest",
+            json(&PublishKeyRequest {
+                origin: "https://coffer.example".into(),
+                challenge_id: "ch_03".into(),
+                signature: b64::encode([0x93; 64]),
+                user_public_key: b64::encode([0x44; 32]),
+            }),
+        ),
         ("ChallengeRequest", json(&ChallengeRequest { username: "ada".into() })),
         (
             "ChallengeResponse",

@@ -40,6 +40,7 @@ fn constants_table_matches_the_code() {
         ("LABEL_WRAP_KEY", label(account::LABEL_WRAP_KEY)),
         ("LABEL_LOGIN_SIGNATURE", label(account::LABEL_LOGIN_SIGNATURE)),
         ("LABEL_WRAPPED_ROOT", label(account::LABEL_WRAPPED_ROOT)),
+        ("LABEL_KEY_PUBLICATION", label(account::LABEL_KEY_PUBLICATION)),
         ("WRAPPED_ROOT_VERSION", format!("`0x{:02x}`", account::WRAPPED_ROOT_VERSION)),
         ("WRAPPED_ROOT_LEN", account::WRAPPED_ROOT_LEN.to_string()),
         ("LABEL_KV_SEAL", label(kv::LABEL_KV_SEAL)),

@@ -13,7 +13,13 @@
 //! or later (`POST /v1/auth/public-key`), so that the members of its spaces can seal
 //! new space keys to it (F.12). It derives from the root secret, so it never
 //! changes: the same key again is accepted, another one is `Conflict`. Session
-//! answers carry it.
+//! answers carry it. Published later, it takes more than a session token: the
+//! publication is signed with the password's login key, as a password change is,
+//! for a fresh challenge issued for the session's username and this accelerator's
+//! origin. Otherwise a stolen token could publish a key of the thief's for an
+//! account that has none, prove the root against it (below) and set a recovery code
+//! of the thief's. A sign-up's key needs no more: the sign-up itself sets the
+//! password.
 //!
 //! A recovery code (SPEC.md §3.8) stands in for a forgotten password. A signed-in
 //! device makes one (`POST /v1/auth/recovery`): the public half of the code's
@@ -181,9 +187,41 @@ impl Signer {
     }
 }
 
+/// What a signature over a challenge signs, and what its failure answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signed<'a> {
+    /// A sign-in (a login, a password change, a recovery): the challenge alone
+    /// (`account::login_message`). Fails as [`ApiError::sign_in_failed`].
+    SignIn,
+    /// The publication of this X25519 public key of the account
+    /// (`account::publication_message`). Fails as [`ApiError::publication_failed`].
+    Publication(&'a [u8; PUBLIC_KEY_LEN]),
+}
+
+impl Signed<'_> {
+    /// Whether `signature` by `key` signs this over `login`.
+    fn checks(self, key: &[u8; 32], login: &account::LoginChallenge<'_>, signature: &[u8; 64]) -> bool {
+        match self {
+            Signed::SignIn => account::verify_login(key, login, signature).is_ok(),
+            Signed::Publication(user_public_key) => {
+                account::verify_publication(key, login, user_public_key, signature).is_ok()
+            }
+        }
+    }
+
+    /// The one answer to every failure of the challenge or the signature.
+    fn failed(self) -> ApiError {
+        match self {
+            Signed::SignIn => ApiError::sign_in_failed(),
+            Signed::Publication(_) => ApiError::publication_failed(),
+        }
+    }
+}
+
 /// `origin`, canonical, if this accelerator answers at it (`--public-origin`);
 /// otherwise `Unauthorized`, naming the origins it does answer at. A login, a
-/// password change, a recovery and a proof of the root are all bound to one.
+/// password change, a recovery, a key publication and a proof of the root are all
+/// bound to one.
 fn own_origin(state: &AppState, origin: &str) -> Result<String, ApiError> {
     let origins = &state.config.public_origins;
     account::canonical_origin(origin).filter(|o| origins.contains(o)).ok_or_else(|| {
@@ -198,11 +236,12 @@ fn own_origin(state: &AppState, origin: &str) -> Result<String, ApiError> {
     })
 }
 
-/// Takes a challenge and checks a signature over it with the user's current key
-/// of `signer`. Every way this can fail is the same [`ApiError::sign_in_failed`],
-/// except that a username with too many recent failures is told to wait
-/// (`RateLimited`); a failed recovery counts against the username as a failed
-/// login does, and a success clears the count as a login does.
+/// Takes a challenge and checks a signature of `signed` over it with the user's
+/// current key of `signer`. Every way this can fail is the same
+/// [`Signed::failed`], except that an origin this accelerator does not answer at is
+/// told so ([`own_origin`]) and a username with too many recent failures is told to
+/// wait (`RateLimited`); a failed recovery or key publication counts against the
+/// username as a failed login does, and a success clears the count as a login does.
 ///
 /// An unknown username, or a recovery for an account without a code, costs the same
 /// work as a wrong password: the signature is checked against a stand-in key, so
@@ -214,15 +253,16 @@ async fn check_signed_challenge(
     signature: &[u8; 64],
     username_must_be: Option<&str>,
     signer: Signer,
+    signed: Signed<'_>,
 ) -> Result<User, ApiError> {
     let origin = own_origin(state, origin)?;
     let challenge = state.records.take_challenge(&challenge_id).await?;
-    let challenge = challenge.ok_or_else(ApiError::sign_in_failed)?;
+    let challenge = challenge.ok_or_else(|| signed.failed())?;
     if now_ms() >= challenge.expires_at_ms {
-        return Err(ApiError::sign_in_failed());
+        return Err(signed.failed());
     }
     if username_must_be.is_some_and(|name| name != challenge.username) {
-        return Err(ApiError::sign_in_failed());
+        return Err(signed.failed());
     }
     state.throttle.login_allowed(&challenge.username)?;
     let user = state.records.user_by_name(&challenge.username).await?;
@@ -235,10 +275,10 @@ async fn check_signed_challenge(
     };
     // Checked against the stand-in key when there is no key: nobody holds it, and
     // the answer is refused all the same.
-    let signed = account::verify_login(&key.unwrap_or(state.secret.stand_in_key), &login, signature).is_ok();
-    let user = user.filter(|_| signed && key.is_some());
+    let checks = signed.checks(&key.unwrap_or(state.secret.stand_in_key), &login, signature);
+    let user = user.filter(|_| checks && key.is_some());
     state.throttle.login_outcome(&challenge.username, user.is_some());
-    user.ok_or_else(ApiError::sign_in_failed)
+    user.ok_or_else(|| signed.failed())
 }
 
 /// `POST /v1/auth/salt`.
@@ -325,7 +365,8 @@ pub async fn login(
     state.throttle.address(from)?;
     let id = challenge_id(&req.challenge_id)?;
     let signature = decode_fixed::<64>(&req.signature, "signature")?;
-    let user = check_signed_challenge(&state, &req.origin, id, &signature, None, Signer::Password).await?;
+    let user =
+        check_signed_challenge(&state, &req.origin, id, &signature, None, Signer::Password, Signed::SignIn).await?;
     open_session(&state, user).await
 }
 
@@ -334,15 +375,32 @@ pub async fn session(authed: Authed) -> Json<SessionInfo> {
     Json(session_info(authed.session))
 }
 
-/// `POST /v1/auth/public-key`: publishes the account's public key. 204, also for
-/// the same key again; another key is `Conflict`.
+/// `POST /v1/auth/public-key`: publishes the account's public key, signed with the
+/// current login key (`account::publication_message`) for a challenge issued for
+/// the session's username (`POST /v1/auth/challenge`), taken single use, for this
+/// accelerator's origin. 204, also for the same key again; another key is
+/// `Conflict`. A wrong origin is the `Unauthorized` a login gets; any other failure
+/// of the challenge or the signature is the one `Unauthorized` of
+/// [`ApiError::publication_failed`], and counts against the username as a failed
+/// password change does.
 pub async fn publish_key(
     State(state): State<AppState>,
+    ClientAddress(from): ClientAddress,
     authed: Authed,
     Json(req): Json<PublishKeyRequest>,
 ) -> Result<StatusCode, ApiError> {
+    state.throttle.address(from)?;
+    state.throttle.username(&authed.session.username)?;
+    let id = challenge_id(&req.challenge_id)?;
+    let signature = decode_fixed::<64>(&req.signature, "signature")?;
     let key = user_public_key(&req.user_public_key)?;
-    state.records.publish_key(&authed.session.user_id, &key).await?;
+    let username = Some(authed.session.username.as_str());
+    let signed = Signed::Publication(&key);
+    let user = check_signed_challenge(&state, &req.origin, id, &signature, username, Signer::Password, signed).await?;
+    if user.user_id != authed.session.user_id {
+        return Err(signed.failed());
+    }
+    state.records.publish_key(&user.user_id, &key).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -360,7 +418,8 @@ pub async fn change_password(
     let signature = decode_fixed::<64>(&req.signature, "signature")?;
     let new = credentials(&req.salt, &req.kdf, &req.login_public_key, &req.wrapped_root)?;
     let username = Some(authed.session.username.as_str());
-    let user = check_signed_challenge(&state, &req.origin, id, &signature, username, Signer::Password).await?;
+    let user =
+        check_signed_challenge(&state, &req.origin, id, &signature, username, Signer::Password, Signed::SignIn).await?;
     if user.user_id != authed.session.user_id {
         return Err(ApiError::sign_in_failed());
     }
@@ -461,7 +520,8 @@ pub async fn recover(
     let id = challenge_id(&req.challenge_id)?;
     let signature = decode_fixed::<64>(&req.signature, "signature")?;
     let new = credentials(&req.salt, &req.kdf, &req.login_public_key, &req.wrapped_root)?;
-    let user = check_signed_challenge(&state, &req.origin, id, &signature, None, Signer::RecoveryCode).await?;
+    let user =
+        check_signed_challenge(&state, &req.origin, id, &signature, None, Signer::RecoveryCode, Signed::SignIn).await?;
     let code_key = Signer::RecoveryCode.key_of(&user).ok_or_else(ApiError::sign_in_failed)?;
     let by = Authorised::Recovery(code_key);
     if !state.records.replace_credentials(&user.user_id, &by, &new, None).await? {

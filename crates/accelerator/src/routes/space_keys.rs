@@ -1,5 +1,7 @@
 //! A space's key epochs (SPEC.md F.12): entering the roster, reading the keys, and
-//! rotating the key. Any member may do each — reader, writer or owner; outsiders get
+//! rotating the key. Any member — reader, writer or owner — may enter the roster and
+//! read the keys; only writers and owners may rotate (a reader gets `Forbidden`, as
+//! on the other writers' routes), and only while a rotation is due; outsiders get
 //! `Forbidden`, as on every space route.
 //!
 //! The accelerator never sees a space key. It keeps what members made — each
@@ -9,18 +11,22 @@
 //! transaction of the write:
 //!
 //! - a rotation must make exactly the next epoch (of two racing to one epoch, one
-//!   wins and the other gets `Conflict`), by a member with a roster entry, for
-//!   exactly the members that have one; it stores the link and the new sealed name,
-//!   gives each listed member their new sealed key and entry, clears both for every
-//!   other member, clears the rotation due, and deletes every invite;
+//!   wins and the other gets `Conflict`), only while a rotation is due (a member
+//!   left or was removed since the last one; otherwise `Conflict`: the key changes
+//!   when a member goes, not at any member's will), by a writer or owner with a
+//!   roster entry, for exactly the members that have one; it stores the link and
+//!   the new sealed name, gives each listed member their new sealed key and entry,
+//!   clears both for every other member, clears the rotation due, and deletes every
+//!   invite;
 //! - a roster entry is for the current epoch only, and the account must have
 //!   published its public key. It may be entered while a rotation is due, so that a
 //!   member from before rosters can enter and then rotate.
 //!
 //! A member reads the keys with `GET /v1/spaces/{space}/keys?after=E`: the current
-//! epoch, whether a rotation is due, the name sealed under the current key, the key
-//! sealed to them, and the links after the epoch they hold, from which their SDK
-//! proves the new key leads back to the one it holds.
+//! epoch, whether a rotation is due, whether they have a roster entry, the name
+//! sealed under the current key, the key sealed to them, and the links after the
+//! epoch they hold, from which their SDK proves the new key leads back to the one it
+//! holds.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -70,8 +76,8 @@ pub async fn keys(
     Ok(Json(SpaceKeysResponse::from(&keys)))
 }
 
-/// `POST /v1/spaces/{space}/rotate` (members): makes the space's next epoch. Answers
-/// the caller's [`SpaceInfo`] at it.
+/// `POST /v1/spaces/{space}/rotate` (writers and owners, while a rotation is due):
+/// makes the space's next epoch. Answers the caller's [`SpaceInfo`] at it.
 pub async fn rotate(
     State(state): State<AppState>,
     authed: Authed,

@@ -18,7 +18,7 @@
 //!
 //! The space key changes by epochs. A member leaving or being removed, when members
 //! remain, makes a rotation due and deletes every invite of the space; until a
-//! member rotates, invites (and file commits, [`super::files`]) are refused with
+//! writer or owner rotates, invites (and file commits, [`super::files`]) are refused with
 //! `Conflict`, and so is an invite for any epoch but the current one, so no token
 //! hands out a key already replaced. Every [`SpaceInfo`] carries the space's epoch,
 //! whether a rotation is due, and whether the caller has a roster entry.

@@ -61,6 +61,7 @@ impl From<&KeyState> for SpaceKeysResponse {
         SpaceKeysResponse {
             epoch: keys.epoch,
             rotation_due: keys.rotation_due,
+            in_roster: keys.in_roster,
             sealed_name: b64::encode(&keys.sealed_name),
             sealed_key: keys.sealed_key.as_ref().map(b64::encode),
             links: keys

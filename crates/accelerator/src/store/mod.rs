@@ -98,6 +98,9 @@ pub enum StoreError {
     RosterChanged,
     /// A rotation by a member without a roster entry.
     NotInRoster,
+    /// A rotation while none is due: the space's key changes only when a member
+    /// has left or been removed since the last one.
+    NoRotationDue,
     /// A space created with an id that is taken.
     SpaceTaken,
     /// A file committed with an id that is taken in its space.
@@ -170,6 +173,7 @@ impl std::fmt::Display for StoreError {
             StoreError::NotNextEpoch { current } => write!(f, "the space is at epoch {current}, not the one before"),
             StoreError::RosterChanged => f.write_str("the roster changed"),
             StoreError::NotInRoster => f.write_str("not in the roster"),
+            StoreError::NoRotationDue => f.write_str("no rotation due"),
             StoreError::SpaceTaken => f.write_str("space id taken"),
             StoreError::FileTaken => f.write_str("file id taken"),
             StoreError::NotMember => f.write_str("not a member"),
@@ -534,6 +538,8 @@ pub struct KeyState {
     pub epoch: u32,
     /// Whether a rotation is due.
     pub rotation_due: bool,
+    /// Whether this member has a roster entry (one a rotation seals the new key to).
+    pub in_roster: bool,
     /// The space's name sealed under the current epoch's key; opaque here.
     pub sealed_name: Vec<u8>,
     /// The current epoch's key sealed to this member; opaque here. `None` at epoch 0
@@ -751,7 +757,8 @@ pub trait Spaces: Send + Sync + 'static {
 /// A space's key epochs (SPEC.md F.12): roster entries, each member's sealed key,
 /// the links, and rotation. The accelerator never holds a space key: it stores what
 /// members made and enforces, in each method's transaction, who may write what at
-/// which epoch. Any member — reader, writer or owner — may do each of these.
+/// which epoch. Any member — reader, writer or owner — may enter the roster and read
+/// the keys; only writers and owners may rotate, and only while a rotation is due.
 #[async_trait]
 pub trait SpaceKeys: Send + Sync + 'static {
     /// Sets `actor`'s roster entry, made under epoch `epoch`'s key: the current one
@@ -767,13 +774,15 @@ pub trait SpaceKeys: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// Where the space's keys stand for `actor`: the current epoch, whether a
-    /// rotation is due, the key sealed to them, and up to `limit` links of the
-    /// epochs after `after`, oldest first.
+    /// rotation is due, whether they have a roster entry, the key sealed to them,
+    /// and up to `limit` links of the epochs after `after`, oldest first.
     async fn space_keys(&self, space_id: &str, actor: &str, after: u32, limit: usize) -> Result<KeyState, StoreError>;
 
     /// Rotates the space's key to `rotation.epoch`, which must be the current epoch
     /// plus one ([`StoreError::NotNextEpoch`]: of two rotations to one epoch, the
-    /// second gets this), by `actor`, who must have a roster entry
+    /// second gets this), while a rotation is due ([`StoreError::NoRotationDue`],
+    /// checked in the same transaction as the epoch), by `actor`, a writer or owner
+    /// ([`StoreError::RoleTooLow`]) with a roster entry
     /// ([`StoreError::NotInRoster`]), for exactly the members that have one
     /// ([`StoreError::RosterChanged`]). In one transaction: stores the link (made by
     /// `actor` at `now_ms`) and the new sealed name, sets each listed member's

@@ -429,6 +429,15 @@ pub async fn sign_challenge(api: &Api, username: &str, password: &str, challenge
     sign_challenge_for(api, &api.url, username, password, challenge).await
 }
 
+/// The password key `password` gives `username` under its recorded salt, derived
+/// as a device derives it.
+pub async fn password_key(api: &Api, username: &str, password: &str) -> account::PasswordKey {
+    let salt: SaltResponse =
+        api.call("/v1/auth/salt", None, &SaltRequest { username: username.into() }).await.expect("salt");
+    let salt_bytes: [u8; 16] = b64::decode_array(&salt.salt).expect("16-byte salt");
+    account::derive_password_key(password, &salt_bytes, &salt.kdf).expect("derive")
+}
+
 /// Signs `challenge` as a device that reached the accelerator at `origin`.
 pub async fn sign_challenge_for(
     api: &Api,
@@ -437,10 +446,7 @@ pub async fn sign_challenge_for(
     password: &str,
     challenge: &ChallengeResponse,
 ) -> LoginRequest {
-    let salt: SaltResponse =
-        api.call("/v1/auth/salt", None, &SaltRequest { username: username.into() }).await.expect("salt");
-    let salt_bytes: [u8; 16] = b64::decode_array(&salt.salt).expect("16-byte salt");
-    let pwk = account::derive_password_key(password, &salt_bytes, &salt.kdf).expect("derive");
+    let pwk = password_key(api, username, password).await;
     let bytes = b64::decode(&challenge.challenge).expect("challenge bytes");
     let signed = account::LoginChallenge { origin, challenge_id: &challenge.challenge_id, username, challenge: &bytes };
     LoginRequest {
@@ -456,6 +462,36 @@ pub async fn sign_in(api: &Api, username: &str, password: &str) -> Result<Sessio
         api.call("/v1/auth/challenge", None, &ChallengeRequest { username: username.into() }).await?;
     let login = sign_challenge(api, username, password, &challenge).await;
     api.call("/v1/auth/login", None, &login).await
+}
+
+/// The body that publishes `user_public_key` as `username`'s (SPEC.md §3.6):
+/// `challenge` (issued for `username`) signed by `signer` (the login key of the
+/// account's password, or any other) as a device that reached the accelerator at
+/// `origin`.
+pub fn publish_key_request_for(
+    origin: &str,
+    username: &str,
+    signer: &account::LoginKey,
+    challenge: &ChallengeResponse,
+    user_public_key: &[u8; 32],
+) -> PublishKeyRequest {
+    let bytes = b64::decode(&challenge.challenge).expect("challenge bytes");
+    let signed = account::LoginChallenge { origin, challenge_id: &challenge.challenge_id, username, challenge: &bytes };
+    PublishKeyRequest {
+        origin: origin.to_owned(),
+        challenge_id: challenge.challenge_id.clone(),
+        signature: b64::encode(signer.sign_publication(&signed, user_public_key)),
+        user_public_key: b64::encode(user_public_key),
+    }
+}
+
+/// The body the SDK sends to publish `user_public_key` as the account's: a fresh
+/// challenge for its username, signed with its password's login key, for the
+/// server's own origin.
+pub async fn publish_key_request(api: &Api, account: &Account, user_public_key: &[u8; 32]) -> PublishKeyRequest {
+    let login_key = password_key(api, &account.username, &account.password).await.login_key();
+    let challenge = challenge(api, &account.username).await;
+    publish_key_request_for(&api.url, &account.username, &login_key, &challenge, user_public_key)
 }
 
 /// The accelerator's X25519 public key, as a challenge carries it (SPEC.md §3.9).
@@ -566,6 +602,13 @@ impl Account {
     /// The account's X25519 key pair (SPEC.md §3.6), from its root secret.
     pub fn user_keys(&self) -> UserKeys {
         UserKeys::derive(&self.root)
+    }
+
+    /// Publishes the account's public key as the SDK does (`POST /v1/auth/public-key`,
+    /// signed with the password's login key): `Ok` for 204, or the error.
+    pub async fn publish_key(&self, api: &Api) -> Result<(), ErrorBody> {
+        let req = publish_key_request(api, self, &self.user_keys().public_key()).await;
+        self.post_empty(api, "/v1/auth/public-key", &req).await
     }
 
     /// The account's roster entry in a space under `key` (SPEC.md F.12), as the SDK

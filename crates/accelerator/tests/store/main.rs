@@ -210,4 +210,5 @@ conformance! {
     space_keys::a_published_key_never_changes_and_a_roster_entry_needs_one,
     space_keys::every_commit_path_is_refused_off_the_current_epoch,
     space_keys::concurrent_rotations_to_one_epoch_let_one_win,
+    space_keys::a_rotation_takes_a_writer_or_owner_and_a_rotation_due,
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use coffer_accelerator::store::{
-    Invite, NewFile, PageRequest, Quotas, RotatedKey, Rotation, StoreError, User, Withdrawn,
+    Invite, NewFile, PageRequest, Quotas, Records, RotatedKey, Rotation, StoreError, User, Withdrawn,
 };
 use coffer_core::b64;
 use coffer_core::proto::storage::Role;
@@ -34,6 +34,15 @@ fn rotation(epoch: u32, members: &[&str]) -> Rotation {
 /// An invite of space `s` with this secret hash, open for long.
 fn invite(hash: u8) -> Invite {
     Invite { space_id: "s".into(), secret_hash: [hash; 32], role: Role::Writer, expires_at_ms: u64::MAX, max_uses: 5 }
+}
+
+/// Makes a rotation of space `s` due, as it stands at `epoch`: `user` (signed up
+/// already) joins through a new invite of hash `hash` and leaves.
+async fn make_due(db: &dyn Records, user: &str, epoch: u32, hash: u8) {
+    db.create_invite("id-ada", &invite(hash), epoch, 0).await.unwrap();
+    db.join_space("s", &[hash; 32], user, &[4; 32], 0).await.unwrap();
+    assert!(!db.leave_space("s", user).await.unwrap(), "others remain");
+    assert!(db.space_keys("s", "id-ada", 0, 0).await.unwrap().rotation_due);
 }
 
 pub async fn a_published_key_never_changes_and_a_roster_entry_needs_one(kind: Kind) {
@@ -72,6 +81,7 @@ pub async fn every_commit_path_is_refused_off_the_current_epoch(kind: Kind) {
     let db = &b.records;
     db.create_user(&user("ada", 1)).await.unwrap();
     db.create_user(&user("bob", 2)).await.unwrap();
+    db.create_user(&user("cy", 3)).await.unwrap();
     db.create_space("s", b"n", "id-ada", &[3; 32], 0, u64::MAX).await.unwrap();
     db.create_invite("id-ada", &invite(1), 0, 0).await.unwrap();
     db.join_space("s", &[1; 32], "id-bob", &[4; 32], 0).await.unwrap();
@@ -91,6 +101,7 @@ pub async fn every_commit_path_is_refused_off_the_current_epoch(kind: Kind) {
     let used = db.used_bytes("id-ada").await.unwrap();
     let file = at(0, &shards, "f");
     db.draft_file(&file, 0..1, u64::MAX).await.unwrap();
+    make_due(&**db, "id-cy", 0, 7).await;
     let rotated = db.rotate("s", "id-bob", &rotation(1, &["id-ada", "id-bob"]), 5).await.unwrap();
     assert_eq!((rotated.epoch, rotated.rotation_due, rotated.in_roster, rotated.role), (1, false, true, Role::Writer));
     assert_eq!(db.draft_file(&file, 1..2, u64::MAX).await, Err(stale(1)));
@@ -133,11 +144,14 @@ pub async fn concurrent_rotations_to_one_epoch_let_one_win(kind: Kind) {
     let db = &b.records;
     db.create_user(&user("ada", 1)).await.unwrap();
     db.create_user(&user("bob", 2)).await.unwrap();
+    db.create_user(&user("cy", 3)).await.unwrap();
     db.create_space("s", b"n", "id-ada", &[3; 32], 0, u64::MAX).await.unwrap();
     db.create_invite("id-ada", &invite(1), 0, 0).await.unwrap();
     db.join_space("s", &[1; 32], "id-bob", &[4; 32], 0).await.unwrap();
     let accelerators = Arc::new([b.another(1024).await, b.another(1024).await]);
     for epoch in 1..=4u32 {
+        // Each round's rotation is due: cy came and went.
+        make_due(&**db, "id-cy", epoch - 1, 10 + epoch as u8).await;
         let tries = (0..6usize).map(|n| {
             let accelerators = Arc::clone(&accelerators);
             let by = if n % 3 == 0 { "id-ada" } else { "id-bob" };
@@ -153,7 +167,7 @@ pub async fn concurrent_rotations_to_one_epoch_let_one_win(kind: Kind) {
         );
     }
     assert_eq!(db.space_keys("s", "id-bob", 0, 100).await.unwrap().links.len(), 4);
-    assert_eq!(b.count("SELECT count(*) FROM invites").await, 0, "a rotation deletes the invites");
+    assert!(!db.space_keys("s", "id-bob", 0, 0).await.unwrap().rotation_due);
 
     // The space goes with its links, and its payer is refunded what the name cost.
     db.remove_member("s", "id-ada", "id-bob").await.unwrap();
@@ -162,4 +176,51 @@ pub async fn concurrent_rotations_to_one_epoch_let_one_win(kind: Kind) {
     while !db.unwind(&gone, 100).await.unwrap().done {}
     assert_eq!(b.count("SELECT count(*) FROM epoch_links").await, 0);
     assert_eq!(db.used_bytes("id-ada").await.unwrap(), 0);
+}
+
+pub async fn a_rotation_takes_a_writer_or_owner_and_a_rotation_due(kind: Kind) {
+    let b = Backend::open(kind, Options::default()).await;
+    let db = &b.records;
+    for (name, key) in [("ada", 1), ("bob", 2), ("cy", 3), ("dee", 4)] {
+        db.create_user(&user(name, key)).await.unwrap();
+    }
+    db.create_space("s", b"n", "id-ada", &[3; 32], 0, u64::MAX).await.unwrap();
+    db.create_invite("id-ada", &invite(1), 0, 0).await.unwrap();
+    db.create_invite("id-ada", &Invite { role: Role::Reader, ..invite(2) }, 0, 0).await.unwrap();
+    db.join_space("s", &[1; 32], "id-bob", &[4; 32], 0).await.unwrap();
+    db.join_space("s", &[2; 32], "id-cy", &[5; 32], 0).await.unwrap();
+    let everyone = ["id-ada", "id-bob", "id-cy"];
+
+    // Whether each member has a roster entry, as they read the keys.
+    let keys = db.space_keys("s", "id-cy", 0, 10).await.unwrap();
+    assert_eq!((keys.epoch, keys.rotation_due, keys.in_roster), (0, false, true));
+
+    // None due: neither an owner nor a writer rotates; a reader never does.
+    for by in ["id-ada", "id-bob"] {
+        assert_eq!(db.rotate("s", by, &rotation(1, &everyone), 1).await, Err(StoreError::NoRotationDue));
+    }
+    let reader = Err(StoreError::RoleTooLow { needed: Role::Writer });
+    assert_eq!(db.rotate("s", "id-cy", &rotation(1, &everyone), 1).await, reader);
+    // The epoch is checked first: a rotation to an epoch taken says so.
+    assert_eq!(
+        db.rotate("s", "id-ada", &rotation(2, &everyone), 1).await,
+        Err(StoreError::NotNextEpoch { current: 0 })
+    );
+
+    // Dee came and went: a rotation is due; still not by the reader.
+    make_due(&**db, "id-dee", 0, 3).await;
+    assert_eq!(db.rotate("s", "id-cy", &rotation(1, &everyone), 1).await, reader);
+    let rotated = db.rotate("s", "id-bob", &rotation(1, &everyone), 1).await.unwrap();
+    assert_eq!((rotated.epoch, rotated.rotation_due, rotated.in_roster), (1, false, true));
+    let keys = db.space_keys("s", "id-cy", 0, 10).await.unwrap();
+    assert_eq!((keys.epoch, keys.rotation_due, keys.in_roster, keys.sealed_key), (1, false, true, Some(vec![1; 81])));
+
+    // Not due any more: the next epoch is refused too, and nothing changes.
+    assert_eq!(db.rotate("s", "id-ada", &rotation(2, &everyone), 2).await, Err(StoreError::NoRotationDue));
+    assert_eq!(
+        db.rotate("s", "id-ada", &rotation(1, &everyone), 2).await,
+        Err(StoreError::NotNextEpoch { current: 1 })
+    );
+    let keys = db.space_keys("s", "id-ada", 0, 10).await.unwrap();
+    assert_eq!((keys.epoch, keys.links.len()), (1, 1));
 }

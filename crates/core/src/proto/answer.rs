@@ -295,6 +295,7 @@ mod tests {
         let keys = SpaceKeysResponse {
             epoch: u32::MAX,
             rotation_due: true,
+            in_roster: true,
             sealed_name: b64::encode([0u8; 1024]),
             sealed_key: Some(b64::encode([0u8; crate::epoch::SEALED_EPOCH_KEY_LEN])),
             links: vec![link; crate::proto::storage::MAX_LINKS_PER_ANSWER],

@@ -253,6 +253,9 @@ pub struct SpaceKeysResponse {
     /// The space's name sealed under the current epoch's key (as in [`SpaceInfo`]):
     /// a rotator seals it again under the new key.
     pub sealed_name: String,
+    /// Whether the caller has a roster entry (see [`SpaceInfo::in_roster`]).
+    #[serde(default)]
+    pub in_roster: bool,
     /// The current epoch's key sealed to the caller (F.12); `null` at epoch 0, and for
     /// a member the last rotation left out.
     #[serde(default)]
@@ -284,9 +287,10 @@ pub struct SpaceKeysQuery {
     pub after: Option<u32>,
 }
 
-/// Rotates a space's key (`POST /v1/spaces/{space}/rotate`, any member): epoch
-/// `epoch` must be the current one plus one, and `members` must be exactly the
-/// members with a roster entry; otherwise `Conflict` (ask again and redo).
+/// Rotates a space's key (`POST /v1/spaces/{space}/rotate`, writers and owners, only
+/// while a rotation is due): epoch `epoch` must be the current one plus one, and
+/// `members` must be exactly the members with a roster entry; otherwise `Conflict`
+/// (ask again and redo).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RotateRequest {

@@ -3,10 +3,11 @@
 //!
 //! A space's epoch, its rotation due, and its members' entries and keys change only
 //! under the space's row lock held alone (`lock_space`), as its membership does: a
-//! rotation checks the roster against the members and writes the new epoch with
-//! nobody changing either in between, and of two rotations to one epoch the second
-//! waits for the first and then finds the epoch taken. Commits and invites check the
-//! epoch under the same lock (a commit's intermediate steps under it shared).
+//! rotation checks the epoch, that a rotation is due, and the roster against the
+//! members, and writes the new epoch with nobody changing any of them in between;
+//! of two rotations to one epoch the second waits for the first and then finds the
+//! epoch taken. Commits and invites check the epoch under the same lock (a commit's
+//! intermediate steps under it shared).
 
 use std::collections::BTreeSet;
 
@@ -80,7 +81,7 @@ impl SpaceKeys for PgRecords {
             require(&tx, space_id, actor, Role::Reader).await?;
             let state = one(
                 &tx,
-                "SELECT s.epoch, s.rotation_due, s.sealed_name, m.sealed_key
+                "SELECT s.epoch, s.rotation_due, m.roster_mac IS NOT NULL, s.sealed_name, m.sealed_key
                  FROM spaces s JOIN members m ON m.space_id = s.space_id
                  WHERE s.space_id = $1 AND m.user_id = $2",
                 &[&space_id, &actor],
@@ -101,8 +102,9 @@ impl SpaceKeys for PgRecords {
             Ok(KeyState {
                 epoch: epoch_at(&state, 0)?,
                 rotation_due: state.try_get(1)?,
-                sealed_name: state.try_get(2)?,
-                sealed_key: state.try_get(3)?,
+                in_roster: state.try_get(2)?,
+                sealed_name: state.try_get(3)?,
+                sealed_key: state.try_get(4)?,
                 links,
             })
         })
@@ -121,14 +123,22 @@ impl SpaceKeys for PgRecords {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
             lock_space(&tx, space_id, Hold::Alone).await?;
-            require(&tx, space_id, actor, Role::Reader).await?;
-            let space =
-                one(&tx, "SELECT epoch, created_by, charged_bytes FROM spaces WHERE space_id = $1", &[&space_id])
-                    .await?;
-            let (current, payer, charged): (u32, String, i64) =
-                (epoch_at(&space, 0)?, space.try_get(1)?, space.try_get(2)?);
+            require(&tx, space_id, actor, Role::Writer).await?;
+            let space = one(
+                &tx,
+                "SELECT epoch, rotation_due, created_by, charged_bytes FROM spaces WHERE space_id = $1",
+                &[&space_id],
+            )
+            .await?;
+            let (current, due, payer, charged): (u32, bool, String, i64) =
+                (epoch_at(&space, 0)?, space.try_get(1)?, space.try_get(2)?, space.try_get(3)?);
+            // The epoch first: of two racing to one epoch, the second is told that
+            // another member rotated, not merely that none is due any more.
             if Some(rotation.epoch) != current.checked_add(1) {
                 return Err(StoreError::NotNextEpoch { current }.into());
+            }
+            if !due {
+                return Err(StoreError::NoRotationDue.into());
             }
             let entered =
                 rows(&tx, "SELECT user_id FROM members WHERE space_id = $1 AND roster_mac IS NOT NULL", &[&space_id])

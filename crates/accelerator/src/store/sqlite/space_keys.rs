@@ -63,12 +63,12 @@ impl Db {
         let mut conn = self.reader();
         let tx = conn.transaction()?;
         require(&tx, space_id, actor, Role::Reader)?;
-        let (epoch, rotation_due, sealed_name, sealed_key) = tx.row(
-            "SELECT s.epoch, s.rotation_due, s.sealed_name, m.sealed_key
+        let (epoch, rotation_due, in_roster, sealed_name, sealed_key) = tx.row(
+            "SELECT s.epoch, s.rotation_due, m.roster_mac IS NOT NULL, s.sealed_name, m.sealed_key
              FROM spaces s JOIN members m ON m.space_id = s.space_id
              WHERE s.space_id = ?1 AND m.user_id = ?2",
             params![space_id, actor],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )?;
         let links = {
             let mut stmt = tx.prepare_cached(
@@ -81,7 +81,7 @@ impl Db {
             .collect::<rusqlite::Result<Vec<_>>>()?
         };
         tx.commit()?;
-        Ok(KeyState { epoch, rotation_due, sealed_name, sealed_key, links })
+        Ok(KeyState { epoch, rotation_due, in_roster, sealed_name, sealed_key, links })
     }
 
     pub(super) fn rotate(
@@ -94,13 +94,19 @@ impl Db {
         let (space_id, actor, rotation) = (space_id.to_owned(), actor.to_owned(), rotation.to_owned());
         self.write(move |tx| {
             let (space_id, actor, rotation) = (&space_id, &actor, &rotation);
-            require(tx, space_id, actor, Role::Reader)?;
-            let (current, payer, charged): (u32, String, i64) =
-                tx.row("SELECT epoch, created_by, charged_bytes FROM spaces WHERE space_id = ?1", [space_id], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                })?;
+            require(tx, space_id, actor, Role::Writer)?;
+            let (current, due, payer, charged): (u32, bool, String, i64) = tx.row(
+                "SELECT epoch, rotation_due, created_by, charged_bytes FROM spaces WHERE space_id = ?1",
+                [space_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?;
+            // The epoch first: of two racing to one epoch, the second is told that
+            // another member rotated, not merely that none is due any more.
             if Some(rotation.epoch) != current.checked_add(1) {
                 return Err(StoreError::NotNextEpoch { current });
+            }
+            if !due {
+                return Err(StoreError::NoRotationDue);
             }
             let entered = {
                 let mut stmt =
