@@ -690,31 +690,7 @@ async fn a_rotation_body_may_be_large_but_not_past_its_limit() {
 /// left them: a space of three members (accounts without public keys) and a file.
 mod before_epochs {
     use super::*;
-
-    /// SQLite's migrations before key epochs (schema version 5).
-    pub const SQLITE: [&str; 5] = [
-        include_str!("../migrations/sqlite/0001_accounts_and_kv.sql"),
-        include_str!("../migrations/sqlite/0002_spaces_and_files.sql"),
-        include_str!("../migrations/sqlite/0003_metering.sql"),
-        include_str!("../migrations/sqlite/0004_steps.sql"),
-        include_str!("../migrations/sqlite/0005_server_secret.sql"),
-    ];
-
-    /// PostgreSQL's migrations before key epochs (schema version 3), and the record
-    /// of them the accelerator keeps.
-    pub const POSTGRES: [&str; 4] = [
-        include_str!("../migrations/postgres/0001_accounts_and_kv.sql"),
-        include_str!("../migrations/postgres/0002_spaces_and_files.sql"),
-        include_str!("../migrations/postgres/0003_server_secret.sql"),
-        "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now());
-         INSERT INTO schema_migrations (version) VALUES (1), (2), (3);",
-    ];
-
-    /// A blob literal in the backend's SQL.
-    fn blob(bytes: &[u8], postgres: bool) -> String {
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        if postgres { format!("'\\x{hex}'::bytea") } else { format!("x'{hex}'") }
-    }
+    use common::old_schema::blob;
 
     /// What the old rows hold that the test needs.
     pub struct Old {
@@ -774,38 +750,12 @@ mod before_epochs {
         );
         (sql, Old { space, file_id, users })
     }
-
-    /// An accelerator of this version started on the old rows, on the backend the
-    /// tests run on: its migrations bring them up to date.
-    pub async fn server(sql: &str) -> TestServer {
-        if remote_backend() {
-            let db = common::postgres::Scratch::new().await;
-            let client = db.client().await;
-            for step in POSTGRES.iter().copied().chain([sql]) {
-                client.batch_execute(step).await.unwrap();
-            }
-            let shards_dir = tempfile::tempdir().unwrap();
-            let shards = shards_dir.path().join("shards").display().to_string();
-            let data = Data::Remote { db, shards, shared_dir: Some(shards_dir) };
-            TestServer::start_on(tempfile::tempdir().unwrap(), data, |_| {}).await
-        } else {
-            let dir = tempfile::tempdir().unwrap();
-            let conn = rusqlite::Connection::open(dir.path().join("accelerator.sqlite3")).unwrap();
-            for step in SQLITE {
-                conn.execute_batch(step).unwrap();
-            }
-            conn.pragma_update(None, "user_version", SQLITE.len()).unwrap();
-            conn.execute_batch(sql).unwrap();
-            drop(conn);
-            TestServer::start_in(dir, |_| {}).await
-        }
-    }
 }
 
 #[tokio::test]
 async fn a_space_from_before_epochs_opens_at_epoch_0_without_roster_entries() {
     let (sql, old) = before_epochs::rows(remote_backend());
-    let server = before_epochs::server(&sql).await;
+    let server = common::old_schema::server(5, 3, &sql).await;
     let api = server.api();
     let mut accounts = Vec::new();
     for (name, root) in old.users {

@@ -705,33 +705,7 @@ async fn failed_proofs_of_the_root_slow_down_like_failed_logins() {
 /// that version left it.
 mod before_recovery {
     use super::*;
-
-    /// SQLite's migrations before recovery codes (schema version 6).
-    const SQLITE: [&str; 6] = [
-        include_str!("../migrations/sqlite/0001_accounts_and_kv.sql"),
-        include_str!("../migrations/sqlite/0002_spaces_and_files.sql"),
-        include_str!("../migrations/sqlite/0003_metering.sql"),
-        include_str!("../migrations/sqlite/0004_steps.sql"),
-        include_str!("../migrations/sqlite/0005_server_secret.sql"),
-        include_str!("../migrations/sqlite/0006_key_epochs.sql"),
-    ];
-
-    /// PostgreSQL's migrations before recovery codes (schema version 4), and the
-    /// record of them the accelerator keeps.
-    const POSTGRES: [&str; 5] = [
-        include_str!("../migrations/postgres/0001_accounts_and_kv.sql"),
-        include_str!("../migrations/postgres/0002_spaces_and_files.sql"),
-        include_str!("../migrations/postgres/0003_server_secret.sql"),
-        include_str!("../migrations/postgres/0004_key_epochs.sql"),
-        "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now());
-         INSERT INTO schema_migrations (version) VALUES (1), (2), (3), (4);",
-    ];
-
-    /// A blob literal in the backend's SQL.
-    fn blob(bytes: &[u8], postgres: bool) -> String {
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        if postgres { format!("'\\x{hex}'::bytea") } else { format!("x'{hex}'") }
-    }
+    use common::old_schema::blob;
 
     /// The INSERT of ada, who signs in with "pw", and her root secret.
     pub fn ada(postgres: bool) -> (String, RootSecret) {
@@ -756,38 +730,12 @@ mod before_recovery {
         );
         (sql, root)
     }
-
-    /// An accelerator of this version started on the old rows, on the backend the
-    /// tests run on: its migrations bring them up to date.
-    pub async fn server(sql: &str) -> TestServer {
-        if remote_backend() {
-            let db = common::postgres::Scratch::new().await;
-            let client = db.client().await;
-            for step in POSTGRES.iter().copied().chain([sql]) {
-                client.batch_execute(step).await.unwrap();
-            }
-            let shards_dir = tempfile::tempdir().unwrap();
-            let shards = shards_dir.path().join("shards").display().to_string();
-            let data = Data::Remote { db, shards, shared_dir: Some(shards_dir) };
-            TestServer::start_on(tempfile::tempdir().unwrap(), data, |_| {}).await
-        } else {
-            let dir = tempfile::tempdir().unwrap();
-            let conn = rusqlite::Connection::open(dir.path().join("accelerator.sqlite3")).unwrap();
-            for step in SQLITE {
-                conn.execute_batch(step).unwrap();
-            }
-            conn.pragma_update(None, "user_version", SQLITE.len()).unwrap();
-            conn.execute_batch(sql).unwrap();
-            drop(conn);
-            TestServer::start_in(dir, |_| {}).await
-        }
-    }
 }
 
 #[tokio::test]
 async fn an_account_from_before_recovery_codes_has_none_and_can_make_one() {
     let (sql, root) = before_recovery::ada(remote_backend());
-    let server = before_recovery::server(&sql).await;
+    let server = common::old_schema::server(6, 4, &sql).await;
     let api = server.api();
     let session = sign_in(&api, "ada", "pw").await.expect("an old account signs in");
     let ada = Account { username: "ada".into(), password: "pw".into(), session, keys: KvKeys::derive(&root), root };

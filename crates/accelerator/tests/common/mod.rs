@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod moto;
+pub mod old_schema;
 pub mod postgres;
 
 use std::time::Duration;

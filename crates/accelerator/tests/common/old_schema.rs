@@ -1,0 +1,68 @@
+//! An accelerator of this version started on rows an older schema wrote, on the
+//! backend the tests run on: the tests that carry old data forward (key epochs,
+//! recovery codes) stop the migrations where their feature began, insert rows in
+//! that schema's SQL, and let the accelerator's own migrations bring them up.
+
+use super::postgres::Scratch;
+use super::{Data, TestServer, remote_backend};
+
+/// SQLite's migrations, in order (schema version = how many ran).
+pub const SQLITE: [&str; 7] = [
+    include_str!("../../migrations/sqlite/0001_accounts_and_kv.sql"),
+    include_str!("../../migrations/sqlite/0002_spaces_and_files.sql"),
+    include_str!("../../migrations/sqlite/0003_metering.sql"),
+    include_str!("../../migrations/sqlite/0004_steps.sql"),
+    include_str!("../../migrations/sqlite/0005_server_secret.sql"),
+    include_str!("../../migrations/sqlite/0006_key_epochs.sql"),
+    include_str!("../../migrations/sqlite/0007_recovery.sql"),
+];
+
+/// PostgreSQL's migrations, in order.
+pub const POSTGRES: [&str; 5] = [
+    include_str!("../../migrations/postgres/0001_accounts_and_kv.sql"),
+    include_str!("../../migrations/postgres/0002_spaces_and_files.sql"),
+    include_str!("../../migrations/postgres/0003_server_secret.sql"),
+    include_str!("../../migrations/postgres/0004_key_epochs.sql"),
+    include_str!("../../migrations/postgres/0005_recovery.sql"),
+];
+
+/// A blob literal in the backend's SQL.
+pub fn blob(bytes: &[u8], postgres: bool) -> String {
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    if postgres { format!("'\\x{hex}'::bytea") } else { format!("x'{hex}'") }
+}
+
+/// An accelerator of this version started on a database brought to SQLite schema
+/// `sqlite_version` (or PostgreSQL schema `postgres_version`, with the record of
+/// them the accelerator keeps), then given `rows`.
+pub async fn server(sqlite_version: usize, postgres_version: usize, rows: &str) -> TestServer {
+    if remote_backend() {
+        let db = Scratch::new().await;
+        let client = db.client().await;
+        for step in &POSTGRES[..postgres_version] {
+            client.batch_execute(step).await.unwrap();
+        }
+        let versions: Vec<String> = (1..=postgres_version).map(|v| format!("({v})")).collect();
+        let record = format!(
+            "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now());
+             INSERT INTO schema_migrations (version) VALUES {};",
+            versions.join(", ")
+        );
+        client.batch_execute(&record).await.unwrap();
+        client.batch_execute(rows).await.unwrap();
+        let shards_dir = tempfile::tempdir().unwrap();
+        let shards = shards_dir.path().join("shards").display().to_string();
+        let data = Data::Remote { db, shards, shared_dir: Some(shards_dir) };
+        TestServer::start_on(tempfile::tempdir().unwrap(), data, |_| {}).await
+    } else {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = rusqlite::Connection::open(dir.path().join("accelerator.sqlite3")).unwrap();
+        for step in &SQLITE[..sqlite_version] {
+            conn.execute_batch(step).unwrap();
+        }
+        conn.pragma_update(None, "user_version", sqlite_version).unwrap();
+        conn.execute_batch(rows).unwrap();
+        drop(conn);
+        TestServer::start_in(dir, |_| {}).await
+    }
+}
