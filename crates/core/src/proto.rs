@@ -22,6 +22,8 @@
 //! | `POST /v1/kv/get` | [`KvKeyRequest`] | [`KvGetResponse`] (`"value": null` if absent) |
 //! | `POST /v1/kv/delete` | [`KvKeyRequest`] | [`KvDeleteResponse`] |
 //! | `POST /v1/kv/list` | [`KvListRequest`] | [`KvListResponse`] |
+//! | `GET /v1/kv/legacy` | — | [`KvLegacyResponse`] |
+//! | `POST /v1/kv/rename` | [`KvRenameRequest`] | [`KvRenameResponse`] |
 //! | `GET /v1/kv/feed` (websocket) | [`ClientFrame`]s | [`ServerFrame`]s |
 //!
 //! Any failure answers with the matching HTTP status and an [`ErrorBody`]. Shards,
@@ -347,6 +349,53 @@ pub struct KvListResponse {
     /// Where the next page starts (its `after`); `null` on the last page.
     #[serde(default)]
     pub next: Option<String>,
+}
+
+/// Keys a [`KvLegacyResponse`] holds at most, and renames a [`KvRenameRequest`] carries
+/// at most.
+pub const MAX_RENAMES: usize = 1000;
+
+/// The first keys of the caller that are still stored under the names an SDK before
+/// sealed names (SPEC.md §4.4) sent in the clear: every kv key stored before the
+/// accelerator's schema gained sealed names. Renaming them empties the list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KvLegacyResponse {
+    /// At most [`MAX_RENAMES`] keys, ordered by collection, then id; empty when none is
+    /// left.
+    pub keys: Vec<KvKeyRequest>,
+}
+
+/// One key to move from its legacy names to its sealed names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KvRename {
+    /// The legacy key, as [`KvLegacyResponse`] named it.
+    pub from: KvKeyRequest,
+    /// The same key under sealed names.
+    pub to: KvKeyRequest,
+}
+
+/// Moves legacy keys to their sealed names (`POST /v1/kv/rename`), at most
+/// [`MAX_RENAMES`]. Each `from` that is a legacy key of the caller is renamed with its
+/// value and its change-log entry (same sequence number, no new change); if `to` is
+/// already taken the legacy key is dropped instead, the newer sealed one standing.
+/// A `from` that is absent or not legacy is skipped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KvRenameRequest {
+    /// The renames, applied in one transaction.
+    pub renames: Vec<KvRename>,
+}
+
+/// What a [`KvRenameRequest`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KvRenameResponse {
+    /// Legacy keys moved to their sealed names.
+    pub renamed: u32,
+    /// Legacy keys dropped because their sealed names were taken.
+    pub dropped: u32,
 }
 
 /// What kind of change a [`ChangeEvent`] records.

@@ -5,6 +5,9 @@ use crate::{Coded, ErrorCode};
 
 /// Longest collection name or id, in UTF-8 bytes.
 pub const MAX_NAME_BYTES: usize = 256;
+/// Longest kv collection or id the accelerator stores, in bytes: a sealed name of a
+/// [`MAX_NAME_BYTES`] name (SPEC.md §4.4), which is longer than any legacy plaintext one.
+pub const MAX_STORED_NAME_BYTES: usize = crate::names::MAX_SEALED_NAME_CHARS;
 /// Longest kv value, as serialized JSON, in UTF-8 bytes.
 pub const MAX_VALUE_BYTES: usize = 256 * 1024;
 /// Longest username, in bytes.
@@ -68,11 +71,15 @@ impl Coded for ValidationError {
 }
 
 fn name(what: &'static str, text: &str) -> Result<(), ValidationError> {
+    bounded_name(what, text, MAX_NAME_BYTES)
+}
+
+fn bounded_name(what: &'static str, text: &str, max: usize) -> Result<(), ValidationError> {
     if text.is_empty() {
         return Err(ValidationError::Empty { what });
     }
-    if text.len() > MAX_NAME_BYTES {
-        return Err(ValidationError::TooLong { what, len: text.len(), max: MAX_NAME_BYTES });
+    if text.len() > max {
+        return Err(ValidationError::TooLong { what, len: text.len(), max });
     }
     if text.chars().any(|c| c.is_ascii_control()) {
         return Err(ValidationError::ControlCharacter { what });
@@ -97,6 +104,12 @@ pub fn any_collection(text: &str) -> Result<(), ValidationError> {
 /// An id within a collection.
 pub fn id(text: &str) -> Result<(), ValidationError> {
     name("id", text)
+}
+
+/// A kv collection or id as the accelerator receives and stores it (`what` says
+/// which): a sealed name (SPEC.md §4.4), or a legacy plaintext one being renamed.
+pub fn stored_name(what: &'static str, text: &str) -> Result<(), ValidationError> {
+    bounded_name(what, text, MAX_STORED_NAME_BYTES)
 }
 
 /// A username: 1–128 bytes of `[A-Za-z0-9._@+-]`, compared exactly.
