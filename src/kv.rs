@@ -6,7 +6,7 @@ use coffer_core::kv::KvScope;
 use coffer_core::offline::QueuedWrite;
 use coffer_core::proto::answer::PageWalk;
 use coffer_core::proto::{
-    KvDeleteResponse, KvGetResponse, KvKeyRequest, KvListRequest, KvListResponse, KvSetRequest, KvValue,
+    ChangeEvent, KvDeleteResponse, KvGetResponse, KvKeyRequest, KvListRequest, KvListResponse, KvSetRequest, KvValue,
     KvWriteResponse, PageQuery,
 };
 use coffer_core::validate;
@@ -18,6 +18,7 @@ use crate::error::{SdkError, SdkResult};
 use crate::events::EventKind;
 use crate::http::Http;
 use crate::json;
+use crate::legacy_names::LegacyNames;
 use crate::options::{self, Flag, string_arg};
 use crate::random;
 use crate::session::{Session, User, call};
@@ -53,36 +54,78 @@ impl Kv {
 
 // The store's operations on already-checked names, for the public methods below,
 // for offline kv (which queues values already sealed) and for the SDK's own `$`
-// collections (`$spaces`, `$files`).
+// collections (`$spaces`, `$files`). Each sends the names sealed (SPEC.md §4.4),
+// and first waits for the account's keys stored under plaintext names to be moved
+// to theirs.
+
+/// A key as the accelerator knows it: its collection's and its id's sealed names.
+fn sealed_key(user: &User, collection: &str, id: &str) -> KvKeyRequest {
+    KvKeyRequest { collection: user.names.seal_collection(collection), id: user.names.seal_id(collection, id) }
+}
 
 /// Stores a value already sealed (or MAC'd); its sequence number.
-pub(crate) async fn store_value(http: &Http, collection: String, id: String, value: KvValue) -> SdkResult<u64> {
+pub(crate) async fn store_value(
+    http: &Rc<Http>,
+    user: &Rc<User>,
+    collection: &str,
+    id: &str,
+    value: KvValue,
+) -> SdkResult<u64> {
+    LegacyNames::settled(http, user).await?;
+    let KvKeyRequest { collection, id } = sealed_key(user, collection, id);
     let answer: KvWriteResponse = http.post("/v1/kv/set", &KvSetRequest { collection, id, value }).await?;
     Ok(answer.seq)
 }
 
 /// The value stored under a key as the accelerator holds it (unopened).
-pub(crate) async fn fetch_value(http: &Http, collection: String, id: String) -> SdkResult<Option<KvValue>> {
-    let found: KvGetResponse = http.post("/v1/kv/get", &KvKeyRequest { collection, id }).await?;
+pub(crate) async fn fetch_value(
+    http: &Rc<Http>,
+    user: &Rc<User>,
+    collection: &str,
+    id: &str,
+) -> SdkResult<Option<KvValue>> {
+    LegacyNames::settled(http, user).await?;
+    let found: KvGetResponse = http.post("/v1/kv/get", &sealed_key(user, collection, id)).await?;
     Ok(found.value)
 }
 
 /// Deletes a key.
-pub(crate) async fn delete_key(http: &Http, collection: String, id: String) -> SdkResult<KvDeleteResponse> {
-    http.post("/v1/kv/delete", &KvKeyRequest { collection, id }).await
+pub(crate) async fn delete_key(
+    http: &Rc<Http>,
+    user: &Rc<User>,
+    collection: &str,
+    id: &str,
+) -> SdkResult<KvDeleteResponse> {
+    LegacyNames::settled(http, user).await?;
+    http.post("/v1/kv/delete", &sealed_key(user, collection, id)).await
 }
 
-/// The ids of a collection, sorted.
-pub(crate) async fn list_ids(http: &Http, collection: String) -> SdkResult<Vec<String>> {
+/// The ids of a collection, opened and sorted.
+pub(crate) async fn list_ids(http: &Rc<Http>, user: &Rc<User>, collection: &str) -> SdkResult<Vec<String>> {
+    LegacyNames::settled(http, user).await?;
+    let sealed = user.names.seal_collection(collection);
     let (mut ids, mut pages) = (Vec::new(), PageWalk::default());
     while let Some(after) = pages.next_after() {
         let page = PageQuery { after: after.map(str::to_owned), limit: None };
-        let request = KvListRequest { collection: collection.clone(), page };
+        let request = KvListRequest { collection: sealed.clone(), page };
         let answer: KvListResponse = http.post("/v1/kv/list", &request).await?;
         pages.answered(answer.ids.len(), answer.next)?;
-        ids.extend(answer.ids);
+        for id in answer.ids {
+            ids.push(user.names.open_id(collection, &id)?);
+        }
     }
+    ids.sort_unstable();
     Ok(ids)
+}
+
+/// Opens the names of a change from the feed in place. A collection that does not
+/// open is a legacy plaintext name (a change logged before sealed names), kept as
+/// it is; an id that does not open in a collection that did is `Integrity`.
+pub(crate) fn open_names(user: &User, change: &mut ChangeEvent) -> SdkResult<()> {
+    let Ok(collection) = user.names.open_collection(&change.collection) else { return Ok(()) };
+    change.collection = collection;
+    change.id = user.names.open_id(&change.collection, &change.id)?;
+    Ok(())
 }
 
 /// Seals (or MACs) JSON text for a key.
@@ -93,28 +136,29 @@ fn encode(user: &User, collection: &str, id: &str, json: &str, encrypt: bool) ->
 
 /// Seals (or MACs) JSON text and stores it.
 pub(crate) async fn put(session: &Session, collection: String, id: String, json: &str, encrypt: bool) -> SdkResult<()> {
-    let value = encode(&*session.user()?, &collection, &id, json, encrypt);
-    store_value(&session.http, collection, id, value).await.map(drop)
+    let user = session.user()?;
+    let value = encode(&user, &collection, &id, json, encrypt);
+    store_value(&session.http, &user, &collection, &id, value).await.map(drop)
 }
 
 /// The JSON text stored under a key, authenticated; `None` if there is none.
 pub(crate) async fn fetch(session: &Session, collection: String, id: String) -> SdkResult<Option<String>> {
     let user = session.user()?;
-    let Some(value) = fetch_value(&session.http, collection.clone(), id.clone()).await? else { return Ok(None) };
+    let Some(value) = fetch_value(&session.http, &user, &collection, &id).await? else { return Ok(None) };
     let scope = KvScope { user_id: &user.user_id, collection: &collection, id: &id };
     Ok(Some(user.kv.decode(&scope, &value)?))
 }
 
 /// Deletes a key; whether it existed.
 pub(crate) async fn remove(session: &Session, collection: String, id: String) -> SdkResult<bool> {
-    session.user()?;
-    Ok(delete_key(&session.http, collection, id).await?.existed)
+    let user = session.user()?;
+    Ok(delete_key(&session.http, &user, &collection, &id).await?.existed)
 }
 
 /// The ids of a collection, sorted.
 pub(crate) async fn ids(session: &Session, collection: String) -> SdkResult<Vec<String>> {
-    session.user()?;
-    list_ids(&session.http, collection).await
+    let user = session.user()?;
+    list_ids(&session.http, &user, &collection).await
 }
 
 #[wasm_bindgen]

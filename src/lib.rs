@@ -9,7 +9,8 @@
 //!
 //! - [`client`] — `Client`: sign-up, sign-in, resume, anonymous, sign-out.
 //! - [`session`] — the state a client's calls share; the classes below hold it.
-//! - [`kv`] — `client.kv`: get / set / delete / list / on.
+//! - [`kv`] — `client.kv`: get / set / delete / list / on; every name sent sealed.
+//! - [`legacy_names`] — kv keys stored under plaintext names, moved to sealed ones.
 //! - [`storage`] — `client.storage`: write, read (bytes, Blob, stream), list, delete.
 //! - [`spaces`] — `client.space`: create, list, invite, join, members, leave, usage.
 //! - [`keyring`] — the space keys this account holds (sealed `$spaces`).
@@ -44,6 +45,7 @@ pub mod js;
 pub mod json;
 pub mod keyring;
 pub mod kv;
+pub mod legacy_names;
 pub mod listing;
 pub mod offline;
 pub mod options;

@@ -13,6 +13,7 @@ use coffer_core::account::RootSecret;
 use coffer_core::device::DeviceKeys;
 use coffer_core::identity::UserKeys;
 use coffer_core::kv::KvKeys;
+use coffer_core::names::NameKeys;
 use coffer_core::tabs;
 use js_sys::{Function, Promise};
 use serde::Serialize;
@@ -25,6 +26,7 @@ use crate::feed::Feed;
 use crate::http::Http;
 use crate::js::to_js;
 use crate::keyring::Keyring;
+use crate::legacy_names::LegacyNames;
 use crate::offline::Offline;
 use crate::remember;
 use crate::tabs::{TabMessage, Tabs};
@@ -39,6 +41,10 @@ pub struct User {
     pub root: RootSecret,
     /// kv seal and MAC keys, derived once.
     pub kv: KvKeys,
+    /// The keys that seal kv names (SPEC.md §4.4), derived once.
+    pub names: NameKeys,
+    /// Whether this account's kv keys stored under plaintext names are moved yet.
+    pub legacy: LegacyNames,
     /// The keys of what is kept on this device, derived once.
     pub device: DeviceKeys,
     /// The account's X25519 key pair (SPEC.md §3.6), derived once.
@@ -211,10 +217,13 @@ impl Session {
         let device = DeviceKeys::derive(&root);
         let owner = device.owner();
         let kv = KvKeys::derive(&root);
+        let names = NameKeys::derive(&root);
         let identity = UserKeys::derive(&root);
         let published = Published::of(user_public_key.as_deref(), &identity.public_key());
-        let user = Rc::new(User { user_id, username, root, kv, device, identity, published });
+        let legacy = LegacyNames::default();
+        let user = Rc::new(User { user_id, username, root, kv, names, legacy, device, identity, published });
         *self.user.borrow_mut() = Some(Rc::clone(&user));
+        LegacyNames::start(&self.http, &user);
         *self.offline.borrow_mut() =
             offline.map(|online| Offline::start(Rc::clone(&self.http), Rc::clone(&self.events), user, online));
         let session = Rc::downgrade(self);

@@ -39,6 +39,9 @@ fuzz_target!(|data: &[u8]| {
     round_trip::<KvGetResponse>(data);
     round_trip::<KvDeleteResponse>(data);
     round_trip::<KvListResponse>(data);
+    round_trip::<KvLegacyResponse>(data);
+    round_trip::<KvRenameRequest>(data);
+    round_trip::<KvRenameResponse>(data);
     // Files and spaces (proto::storage).
     round_trip::<Role>(data);
     round_trip::<ShardsRequest>(data);

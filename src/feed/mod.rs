@@ -40,7 +40,7 @@ use crate::js::{self, to_js};
 use crate::offline::Offline;
 use crate::session::User;
 use crate::tabs::{Lease, Tabs};
-use crate::{json, timer};
+use crate::{json, kv, timer};
 
 /// First retry delay.
 const BACKOFF_START_MS: f64 = 250.0;
@@ -247,25 +247,27 @@ impl Feed {
         }
     }
 
-    fn on_change(&self, change: ChangeEvent) {
+    fn on_change(&self, mut change: ChangeEvent) {
         let last = self.last_seq.get();
         if change.seq <= last {
             return;
         }
         self.last_seq.set(change.seq);
+        let Some(parts) = self.parts() else { return };
+        let user = &parts.user;
+        let named = kv::open_names(user, &mut change);
         if change.collection.starts_with(RESERVED_PREFIX) {
             return;
         }
-        let Some(parts) = self.parts() else { return };
-        let overwritten = parts.offline.as_ref().is_some_and(|offline| offline.on_change(&change));
-        let user = &parts.user;
+        let overwritten = named.is_ok() && parts.offline.as_ref().is_some_and(|offline| offline.on_change(&change));
         let kind = match change.op {
             ChangeOp::Set => "set",
             ChangeOp::Delete => "delete",
         };
-        let data = match &change.value {
-            None => Ok(JsValue::NULL),
-            Some(value) => {
+        let data = match (named, &change.value) {
+            (Err(e), _) => Err(e),
+            (Ok(()), None) => Ok(JsValue::NULL),
+            (Ok(()), Some(value)) => {
                 let scope = KvScope { user_id: &user.user_id, collection: &change.collection, id: &change.id };
                 user.kv.decode(&scope, value).map_err(SdkError::from).and_then(|text| json::parse(&text))
             }

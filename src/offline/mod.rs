@@ -278,11 +278,11 @@ impl Offline {
         let (collection, id) = (write.collection.clone(), write.id.clone());
         let (seq, existed, known) = match &write.value {
             Some(value) => {
-                let seq = kv::store_value(&self.http, collection, id, value.clone()).await?;
+                let seq = kv::store_value(&self.http, &self.user, &collection, &id, value.clone()).await?;
                 (Some(seq), true, Known::Value { value: value.clone() })
             }
             None => {
-                let answer = kv::delete_key(&self.http, collection, id).await?;
+                let answer = kv::delete_key(&self.http, &self.user, &collection, &id).await?;
                 (answer.seq, answer.existed, Known::Absent)
             }
         };
@@ -399,7 +399,7 @@ impl Offline {
             return value.map(|value| self.open(&collection, &id, value)).transpose();
         }
         if self.online.get() {
-            match kv::fetch_value(&self.http, collection.clone(), id.clone()).await {
+            match kv::fetch_value(&self.http, &self.user, &collection, &id).await {
                 Ok(value) => {
                     self.went_online();
                     let known = match &value {
@@ -426,7 +426,7 @@ impl Offline {
         let queue = self.writes().await?;
         if self.online.get() {
             let before = self.kept.cached_ids(&collection).await?;
-            match kv::list_ids(&self.http, collection.clone()).await {
+            match kv::list_ids(&self.http, &self.user, &collection).await {
                 Ok(ids) => {
                     self.went_online();
                     let kept =

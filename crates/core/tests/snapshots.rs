@@ -6,6 +6,7 @@
 use coffer_core::Coded;
 use coffer_core::account::{self, AccountError, KdfParams, PasswordKey, RootSecret, derive_password_key};
 use coffer_core::kv::{KvError, KvKeys, KvScope};
+use coffer_core::names::NameError;
 use coffer_core::proto::*;
 use coffer_core::validate;
 use coffer_core::{ErrorCode, b64};
@@ -141,6 +142,20 @@ fn kv_bodies() {
         ("KvDeleteResponse absent", json(&KvDeleteResponse { existed: false, seq: None })),
         ("KvListResponse", json(&KvListResponse { ids: vec!["a".into(), "b".into(), "é".into()], next: None })),
         ("KvListResponse (more to come)", json(&KvListResponse { ids: vec!["a".into()], next: Some("a".into()) })),
+        (
+            "KvLegacyResponse",
+            json(&KvLegacyResponse { keys: vec![KvKeyRequest { collection: "todos".into(), id: "t1".into() }] }),
+        ),
+        (
+            "KvRenameRequest",
+            json(&KvRenameRequest {
+                renames: vec![KvRename {
+                    from: KvKeyRequest { collection: "todos".into(), id: "t1".into() },
+                    to: KvKeyRequest { collection: "c0l".into(), id: "1d".into() },
+                }],
+            }),
+        ),
+        ("KvRenameResponse", json(&KvRenameResponse { renamed: 1, dropped: 0 })),
     ]);
     insta::assert_snapshot!(text);
 }
@@ -204,6 +219,9 @@ fn error_messages() {
         out.push_str(&format!("{:?} [{}] {}\n", e, e.code(), e));
     }
     for e in kv {
+        out.push_str(&format!("{:?} [{}] {}\n", e, e.code(), e));
+    }
+    for e in [NameError::Malformed, NameError::Forged] {
         out.push_str(&format!("{:?} [{}] {}\n", e, e.code(), e));
     }
     for e in validation {

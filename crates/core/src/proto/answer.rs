@@ -18,8 +18,8 @@ use super::storage::{
     SpaceInfo, SpaceKeysResponse, SpaceListResponse, UsageResponse,
 };
 use super::{
-    ChallengeResponse, ErrorBody, KvDeleteResponse, KvGetResponse, KvListResponse, KvWriteResponse,
-    RecoveryChallengeResponse, SaltResponse, SessionInfo, SessionResponse,
+    ChallengeResponse, ErrorBody, KvDeleteResponse, KvGetResponse, KvLegacyResponse, KvListResponse, KvRenameResponse,
+    KvWriteResponse, RecoveryChallengeResponse, SaltResponse, SessionInfo, SessionResponse,
 };
 use crate::validate::MAX_VALUE_BYTES;
 use crate::{Coded, ErrorCode};
@@ -36,7 +36,8 @@ pub const MAX_KV_VALUE_ANSWER_BYTES: usize = 2 * MAX_VALUE_BYTES + MAX_SMALL_ANS
 
 /// The most bytes one entry of a list page can take: a file entry with the longest
 /// sealed manifest, a space with the longest sealed name (both under 2 KiB), a
-/// member, or a kv id (256 bytes, at most doubled by escaping).
+/// member, a kv id (a sealed name: 363 bytes of base64url), or a legacy kv key (a
+/// collection and an id of 256 bytes each, at most doubled by escaping).
 pub const MAX_LIST_ENTRY_BYTES: usize = 4 * 1024;
 
 /// Cap of one page of a list answer (kv ids, spaces, members, files): a full page of
@@ -61,11 +62,11 @@ macro_rules! answers {
 answers!(MAX_SMALL_ANSWER_BYTES =>
     ErrorBody, SaltResponse, SessionResponse, ChallengeResponse, SessionInfo, KvWriteResponse, KvDeleteResponse,
     ShardsMissingResponse, SpaceInfo, InviteInfo, UsageResponse, FileEntry, DeleteFileResponse,
-    RecoveryChallengeResponse,
+    RecoveryChallengeResponse, KvRenameResponse,
 );
 answers!(MAX_KV_VALUE_ANSWER_BYTES => KvGetResponse);
 answers!(MAX_LIST_ANSWER_BYTES =>
-    KvListResponse, SpaceListResponse<Listed<SpaceInfo>>, MembersResponse<Listed<Member>>,
+    KvListResponse, KvLegacyResponse, SpaceListResponse<Listed<SpaceInfo>>, MembersResponse<Listed<Member>>,
     FileListResponse<Listed<FileEntry>>, SpaceKeysResponse,
 );
 

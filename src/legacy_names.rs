@@ -1,0 +1,126 @@
+//! kv keys an SDK before sealed names stored under plaintext names, moved to their
+//! sealed names (SPEC.md §4.4) once per sign-in, before any kv call goes out: the
+//! accelerator lists them (`GET /v1/kv/legacy`) and renames them in place
+//! (`POST /v1/kv/rename`), each with its value and its change-log entry. A value's
+//! envelope binds the plaintext names, which do not change, so nothing is sealed
+//! again, and a key written meanwhile under its sealed name stands (the accelerator
+//! drops the legacy one).
+
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::rc::Rc;
+
+use coffer_core::ErrorCode;
+use coffer_core::proto::{KvKeyRequest, KvLegacyResponse, KvRename, KvRenameRequest, KvRenameResponse, MAX_RENAMES};
+use coffer_core::validate;
+use futures_util::FutureExt;
+use futures_util::future::{LocalBoxFuture, Shared};
+
+use crate::error::{SdkError, SdkResult};
+use crate::http::Http;
+use crate::session::User;
+
+/// Where an account's move to sealed names stands on this client.
+#[derive(Default)]
+pub struct LegacyNames {
+    state: RefCell<State>,
+}
+
+#[derive(Default)]
+enum State {
+    /// Not asked yet, or the last attempt failed (the next kv call tries again).
+    #[default]
+    Unchecked,
+    /// Under way; every kv call waits for it.
+    Moving(Shared<LocalBoxFuture<'static, SdkResult<()>>>),
+    /// No legacy key is left.
+    Done,
+}
+
+impl LegacyNames {
+    /// Starts the move if nothing has yet, so that it runs while the app loads.
+    pub fn start(http: &Rc<Http>, user: &Rc<User>) {
+        drop(moving(http, user));
+    }
+
+    /// Waits until no kv key of the account is left under a plaintext name; `Ok` at
+    /// once when that is known.
+    pub async fn settled(http: &Rc<Http>, user: &Rc<User>) -> SdkResult<()> {
+        match moving(http, user) {
+            Some(moving) => moving.await,
+            None => Ok(()),
+        }
+    }
+
+    /// Records how the move ended, dropping its future (which holds the user).
+    fn finish(&self, moved: bool) {
+        *self.state.borrow_mut() = if moved { State::Done } else { State::Unchecked };
+    }
+}
+
+/// The move under way, started if need be; `None` once it is done.
+fn moving(http: &Rc<Http>, user: &Rc<User>) -> Option<Shared<LocalBoxFuture<'static, SdkResult<()>>>> {
+    let mut state = user.legacy.state.borrow_mut();
+    match &*state {
+        State::Done => None,
+        State::Moving(moving) => Some(moving.clone()),
+        State::Unchecked => {
+            let moving = move_all(Rc::clone(http), Rc::clone(user)).boxed_local().shared();
+            // Runs without waiting for a kv call, and records its outcome: done, or to
+            // be tried again by the next call.
+            let (running, user) = (moving.clone(), Rc::downgrade(user));
+            wasm_bindgen_futures::spawn_local(async move {
+                let moved = running.await.is_ok();
+                if let Some(user) = user.upgrade() {
+                    user.legacy.finish(moved);
+                }
+            });
+            *state = State::Moving(moving.clone());
+            Some(moving)
+        }
+    }
+}
+
+/// Renames the listed legacy keys, page by page, until the list is empty.
+async fn move_all(http: Rc<Http>, user: Rc<User>) -> SdkResult<()> {
+    let mut renamed = HashSet::new();
+    loop {
+        let page: KvLegacyResponse = http.get("/v1/kv/legacy").await?;
+        if page.keys.is_empty() {
+            return Ok(());
+        }
+        if page.keys.len() > MAX_RENAMES {
+            return Err(broken(format!(
+                "it listed {} legacy kv keys in one page; at most {MAX_RENAMES}",
+                page.keys.len()
+            )));
+        }
+        let mut renames = Vec::with_capacity(page.keys.len());
+        for from in page.keys {
+            check(&from)?;
+            if !renamed.insert((from.collection.clone(), from.id.clone())) {
+                return Err(broken("it listed a legacy kv key again after renaming it".into()));
+            }
+            let to = KvKeyRequest {
+                collection: user.names.seal_collection(&from.collection),
+                id: user.names.seal_id(&from.collection, &from.id),
+            };
+            renames.push(KvRename { from, to });
+        }
+        let _: KvRenameResponse = http.post("/v1/kv/rename", &KvRenameRequest { renames }).await?;
+    }
+}
+
+/// A legacy key is one an SDK could have written: names it would have accepted.
+fn check(key: &KvKeyRequest) -> SdkResult<()> {
+    validate::any_collection(&key.collection)
+        .and_then(|()| validate::id(&key.id))
+        .map_err(|e| broken(format!("it listed a legacy kv key no SDK could have written ({e})")))
+}
+
+fn broken(what: String) -> SdkError {
+    SdkError::new(
+        ErrorCode::Integrity,
+        format!("moving this account's kv keys to sealed names failed: {what}; the accelerator misbehaves"),
+    )
+}
