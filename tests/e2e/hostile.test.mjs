@@ -326,16 +326,32 @@ describe("a hostile accelerator", { timeout: 300_000 }, () => {
     });
 
     it("listFiles() skips a shared-files record that does not authenticate", async () => {
-      const ids = await page.evaluate(() => [fileA.id, fileB.id]);
+      const { ids, keys } = await page.evaluate(() => ({
+        ids: [fileA.id, fileB.id],
+        keys: [fileA, fileB].map((f) => `${space.id}:${f.id}`),
+      }));
+      // The accelerator sees `$files` and its ids only sealed (§4.4): the lie learns
+      // the sealed collection from the list request, and B's record is the one
+      // fetched at B's place in the ids' order.
+      let files;
+      let fetched = 0;
+      const atB = [...keys].sort().indexOf(keys[1]);
+      const tamper = rewriteJson(
+        ({ value: { envelope } }) => ({
+          value: { kind: "sealed", envelope: envelope.slice(0, -4) + (envelope.endsWith("AAAA") ? "BBBB" : "AAAA") },
+        }),
+        ({ json }) => json?.collection === files && fetched++ === atB,
+      );
       const { out, calls } = await underLie(
         "POST",
-        /^\/v1\/kv\/get$/,
-        rewriteJson(
-          ({ value: { envelope } }) => ({
-            value: { kind: "sealed", envelope: envelope.slice(0, -4) + (envelope.endsWith("AAAA") ? "BBBB" : "AAAA") },
-          }),
-          ({ json }) => json?.collection === "$files" && json.id.endsWith(ids[1]),
-        ),
+        /^\/v1\/kv\/(get|list)$/,
+        (exchange) => {
+          if (exchange.req.url.endsWith("/list")) {
+            files = exchange.json.collection;
+            return "pass";
+          }
+          return tamper(exchange);
+        },
         () => T.listing(ada.storage.listFiles(), "id"),
       );
       assert.equal(calls, 1);

@@ -54,6 +54,23 @@ function installSpecHelpers() {
     );
     return new Uint8Array(bits);
   }
+  const b64url = (bytes) => btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  /**
+   * A kv name as the accelerator holds it (§4.4): siv = HMAC-SHA256(name MAC key,
+   * label ‖ context ‖ name zero-padded to 32-byte blocks)[0..16], then siv ‖
+   * AES-256-CTR(name seal key, counter siv, padded), base64url.
+   */
+  async function sealedName(root, label, context, name) {
+    const bytes = enc.encode(name);
+    const padded = new Uint8Array(Math.max(1, Math.ceil(bytes.length / 32)) * 32);
+    padded.set(bytes);
+    const mac = { name: "HMAC", hash: "SHA-256" };
+    const macKey = await crypto.subtle.importKey("raw", await derive(root, "coffer/v1/kv-name-mac"), mac, false, ["sign"]);
+    const siv = new Uint8Array(await crypto.subtle.sign("HMAC", macKey, concat(enc.encode(label), context, padded))).slice(0, 16);
+    const sealKey = await crypto.subtle.importKey("raw", await derive(root, "coffer/v1/kv-name-seal"), "AES-CTR", false, ["encrypt"]);
+    const body = await crypto.subtle.encrypt({ name: "AES-CTR", counter: siv, length: 128 }, sealKey, padded);
+    return b64url(concat(siv, new Uint8Array(body)));
+  }
   /** version ‖ nonce (12) ‖ AES-256-GCM; resolves to the plaintext or null. */
   async function open(key, sealed, aad) {
     const k = await crypto.subtle.importKey("raw", key, "AES-GCM", false, ["decrypt"]);
@@ -67,14 +84,18 @@ function installSpecHelpers() {
   Object.assign(window.T, {
     /**
      * The space key this device's account holds, read as the accelerator keeps it:
-     * its sealed `$spaces` kv value (§4.1), opened with the remembered root secret.
+     * its sealed `$spaces` kv value (§4.1) under the key's sealed names (§4.4), opened
+     * with the remembered root secret.
      */
     async heldSpaceKey(spaceId) {
       const saved = JSON.parse(localStorage.getItem(`coffer:session:${location.origin}`));
+      const root = b64(saved.root);
+      const collection = await sealedName(root, "coffer/v1/kv-collection-name", new Uint8Array(), "$spaces");
+      const id = await sealedName(root, "coffer/v1/kv-id-name", lp(enc.encode("$spaces")), spaceId);
       const answer = await fetch("/v1/kv/get", {
         method: "POST",
         headers: { authorization: `Bearer ${saved.token}`, "content-type": "application/json" },
-        body: JSON.stringify({ collection: "$spaces", id: spaceId }),
+        body: JSON.stringify({ collection, id }),
       }).then((r) => r.json());
       const sealKey = await derive(b64(saved.root), "coffer/v1/kv");
       const aad = concat(enc.encode("coffer/v1/kv-aad"), lp(enc.encode(saved.userId)), lp(enc.encode("$spaces")), lp(enc.encode(spaceId)));
