@@ -50,9 +50,10 @@ pub struct Config {
     /// notification delays an event.
     pub feed_catch_up: Duration,
     /// The largest JSON request body accepted; larger ones get `TooLarge`. Shard
-    /// uploads, file commits and key rotations have their own limits
+    /// uploads, file commits, key rotations and kv renames have their own limits
     /// (`MAX_SHARD_BYTES`, [`crate::routes::files::MAX_COMMIT_BODY_BYTES`],
-    /// [`crate::routes::space_keys::MAX_ROTATE_BODY_BYTES`]).
+    /// [`crate::routes::space_keys::MAX_ROTATE_BODY_BYTES`],
+    /// [`crate::routes::kv::MAX_RENAME_BODY_BYTES`]).
     pub max_body_bytes: usize,
     /// Mounts the measuring aids of [`crate::routes::bench`] (`scripts/bench` turns this on).
     pub bench_endpoints: bool,

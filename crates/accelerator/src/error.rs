@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use coffer_core::ErrorCode;
 use coffer_core::proto::storage::Role;
 use coffer_core::proto::{ErrorBody, MAX_PAGE_ENTRIES, PageQuery};
-use coffer_core::validate::ValidationError;
+use coffer_core::validate::{MAX_STORED_NAME_BYTES, ValidationError};
 use serde::de::DeserializeOwned;
 
 use crate::store::{PageRequest, Quota, StoreError};
@@ -350,8 +350,10 @@ pub fn page_request(query: PageQuery) -> Result<PageRequest, ApiError> {
     Ok(PageRequest { after: query.after, limit: limit as usize })
 }
 
-/// Longest `after` accepted: a kv id (256 bytes) is the longest cursor.
-const MAX_CURSOR_BYTES: usize = 256;
+/// Longest `after` accepted: a kv id, a stored name of up to
+/// [`MAX_STORED_NAME_BYTES`] (a sealed name), is the longest cursor; the others
+/// (`"{ms}.{n}"`) are a few dozen bytes.
+const MAX_CURSOR_BYTES: usize = MAX_STORED_NAME_BYTES;
 
 /// `axum::extract::Path`, except that a rejection is an `InvalidInput` [`ApiError`].
 #[derive(Debug, Clone)]

@@ -32,7 +32,8 @@
 //! # What is copied
 //!
 //! Every table, column for column: users (with `kv_seq`, `used_bytes`, their
-//! published public keys and their recovery codes), sessions, kv values, the change log, shards, uploads,
+//! published public keys and their recovery codes), sessions, kv values (with whether
+//! their names are legacy, from before sealed names), the change log, shards, uploads,
 //! spaces (with their key epochs), members (with their roster entries and sealed
 //! keys), invites, each epoch's link, files (with their state: drafts and deleted
 //! files still being unwound are taken over as they are, for the target's collector
@@ -430,6 +431,7 @@ const TABLES: &[Table] = &[
             ("sealed", "sealed", OptBlob),
             ("plain_json", "plain_json", OptText),
             ("plain_mac", "plain_mac", OptBlob),
+            ("legacy_name", "legacy_name", Bool),
         ],
         order: "user_id, collection, id",
         identity: false,

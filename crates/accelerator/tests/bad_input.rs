@@ -8,7 +8,7 @@ use coffer_core::kv::SEALED_VERSION;
 use coffer_core::proto::PageQuery;
 use coffer_core::proto::storage::SpaceListResponse;
 use coffer_core::proto::*;
-use coffer_core::validate::{MAX_NAME_BYTES, MAX_VALUE_BYTES};
+use coffer_core::validate::{MAX_STORED_NAME_BYTES, MAX_VALUE_BYTES};
 use common::*;
 use serde_json::json;
 
@@ -77,7 +77,7 @@ async fn bad_names_are_invalid_input() {
     let api = server.api();
     let ada = sign_up(&api, "ada", "pw").await;
     let t = Some(ada.token());
-    let long = "x".repeat(MAX_NAME_BYTES + 1);
+    let long = "x".repeat(MAX_STORED_NAME_BYTES + 1);
     for (collection, id) in
         [("c", ""), ("", "i"), ("c", long.as_str()), (long.as_str(), "i"), ("c", "a\nb"), ("c\0", "i")]
     {

@@ -18,6 +18,7 @@ use coffer_accelerator::store::sqlite::SqliteRecords;
 use coffer_accelerator::store::{Accounts, Files, Kv, StoredValue, User};
 use coffer_core::ErrorCode;
 use coffer_core::epoch;
+use coffer_core::proto::KvLegacyResponse;
 use coffer_core::proto::storage::{FileEntry, MembersResponse, SpaceInfo, SpaceKeysResponse, SpaceListResponse};
 use coffer_core::recovery::RecoveryCode;
 use coffer_core::shard::ShardAddress;
@@ -107,6 +108,10 @@ async fn populated() -> (tempfile::TempDir, Before) {
     assert_eq!(recovery_roots[0], made.wrapped_root);
 
     let dir = server.stop().await;
+    // Bob's key is from before sealed names: it moves as a legacy key.
+    let conn = rusqlite::Connection::open(dir.path().join("accelerator.sqlite3")).unwrap();
+    conn.execute("UPDATE kv SET legacy_name = 1 WHERE user_id = ?1", [bob.user_id()]).unwrap();
+    drop(conn);
     let conn = rusqlite::Connection::open_with_flags(
         dir.path().join("accelerator.sqlite3"),
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
@@ -222,6 +227,12 @@ async fn an_embedded_deployment_moves_to_postgres_and_s3() {
     assert_eq!(ada.get(&api, "notes", "n2").await, None, "a deleted value stays deleted");
     assert_eq!(bob.get(&api, "notes", "b1").await.as_deref(), Some(r#"{"text":"bob's"}"#));
     assert_eq!(ada.list(&api, "notes").await, ["n1"]);
+    // Which keys are legacy came along.
+    for (account, legacy) in [(ada, vec![]), (bob, vec![("notes", "b1")])] {
+        let answer: KvLegacyResponse = account.get_json(&api, "/v1/kv/legacy").await.unwrap();
+        let keys: Vec<(&str, &str)> = answer.keys.iter().map(|k| (k.collection.as_str(), k.id.as_str())).collect();
+        assert_eq!(keys, legacy, "{}", account.username);
+    }
 
     // The feed replays the same log, and goes on from the same sequence number.
     let (mut feed, head) = Feed::open(&server, ada.token(), Some(0)).await;

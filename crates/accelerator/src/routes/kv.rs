@@ -2,15 +2,29 @@
 //! checks their shape and size, never their content, and stores them under the
 //! session's user id. Each set, and each delete of a present key, appends to the
 //! user's change log in the same transaction and wakes the user's feeds.
+//!
+//! Collections and ids arrive sealed (SPEC.md §4.4): opaque text of up to
+//! [`MAX_STORED_NAME_BYTES`], stored and compared as it is. Keys stored before sealed
+//! names carry the names an older SDK sent in the clear; they are legacy until the
+//! SDK renames them:
+//!
+//! | route | body | answer |
+//! |---|---|---|
+//! | `POST /v1/kv/set` | [`KvSetRequest`] | [`KvWriteResponse`] |
+//! | `POST /v1/kv/get` | [`KvKeyRequest`] | [`KvGetResponse`] |
+//! | `POST /v1/kv/delete` | [`KvKeyRequest`] | [`KvDeleteResponse`] |
+//! | `POST /v1/kv/list` | [`KvListRequest`] | [`KvListResponse`] |
+//! | `GET /v1/kv/legacy` | — | [`KvLegacyResponse`]: the caller's first [`MAX_RENAMES`] legacy keys |
+//! | `POST /v1/kv/rename` | [`KvRenameRequest`] | [`KvRenameResponse`]: legacy keys moved to sealed names |
 
 use axum::extract::State;
 use coffer_core::b64;
 use coffer_core::kv::{MAC_LEN, SEALED_VERSION};
 use coffer_core::proto::{
-    KvDeleteResponse, KvGetResponse, KvKeyRequest, KvListRequest, KvListResponse, KvSetRequest, KvValue,
-    KvWriteResponse,
+    KvDeleteResponse, KvGetResponse, KvKeyRequest, KvLegacyResponse, KvListRequest, KvListResponse, KvRenameRequest,
+    KvRenameResponse, KvSetRequest, KvValue, KvWriteResponse, MAX_RENAMES,
 };
-use coffer_core::validate::{self, MAX_VALUE_BYTES};
+use coffer_core::validate::{self, MAX_STORED_NAME_BYTES, MAX_VALUE_BYTES};
 
 use crate::error::{ApiError, Json, page_request};
 use crate::session::Authed;
@@ -26,10 +40,30 @@ pub const MIN_SEALED_LEN: usize = 1 + NONCE_LEN + TAG_LEN;
 /// Longest sealed envelope: one around the largest value the SDK seals.
 pub const MAX_SEALED_LEN: usize = 1 + NONCE_LEN + MAX_VALUE_BYTES + TAG_LEN;
 
+/// The JSON of one rename besides its four names, with room to spare:
+/// `{"from":{"collection":"","id":""},"to":{"collection":"","id":""}},` is 66 bytes.
+const RENAME_JSON_BYTES: usize = 128;
+
+/// The rename route's body limit: [`MAX_RENAMES`] renames of the longest names,
+/// the legacy pair escaped at worst (in JSON, `"` and `\` take two bytes each) and
+/// the sealed pair as it is (base64url needs no escaping). About 2.3 MB.
+pub const MAX_RENAME_BODY_BYTES: usize =
+    MAX_RENAMES * (2 * (2 * MAX_STORED_NAME_BYTES) + 2 * MAX_STORED_NAME_BYTES + RENAME_JSON_BYTES);
+
+/// Checks a key's names: each a stored name (a sealed name, or a legacy one).
 fn key(collection: &str, id: &str) -> Result<(), ApiError> {
-    validate::any_collection(collection)?;
-    validate::id(id)?;
+    validate::stored_name("collection", collection)?;
+    validate::stored_name("id", id)?;
     Ok(())
+}
+
+/// Checks one side of the rename at `at` in the list, saying which one a refusal is
+/// about.
+fn renamed_key(at: usize, side: &str, checked: &KvKeyRequest) -> Result<(), ApiError> {
+    key(&checked.collection, &checked.id).map_err(|mut err| {
+        err.message = format!("renames[{at}].{side}: {}", err.message).into();
+        err
+    })
 }
 
 /// Checks a value's envelope and turns it into its stored form.
@@ -122,9 +156,38 @@ pub async fn list(
     authed: Authed,
     Json(req): Json<KvListRequest>,
 ) -> Result<Json<KvListResponse>, ApiError> {
-    validate::any_collection(&req.collection)?;
+    validate::stored_name("collection", &req.collection)?;
     let page = page_request(req.page)?;
     let user_id = authed.session.user_id;
     let ids = state.records.kv_list(&user_id, &req.collection, &page).await?;
     Ok(Json(KvListResponse { ids: ids.items, next: ids.next }))
+}
+
+/// `GET /v1/kv/legacy`: the caller's first [`MAX_RENAMES`] keys still under legacy
+/// names, ordered by collection, then id; renaming them empties the list.
+pub async fn legacy(State(state): State<AppState>, authed: Authed) -> Result<Json<KvLegacyResponse>, ApiError> {
+    let keys = state.records.kv_legacy(&authed.session.user_id, MAX_RENAMES).await?;
+    Ok(Json(KvLegacyResponse { keys }))
+}
+
+/// `POST /v1/kv/rename`: moves up to [`MAX_RENAMES`] of the caller's legacy keys to
+/// their sealed names, in one transaction ([`crate::store::Kv::kv_rename`]). No new
+/// change is logged, so no feed is woken.
+pub async fn rename(
+    State(state): State<AppState>,
+    authed: Authed,
+    Json(req): Json<KvRenameRequest>,
+) -> Result<Json<KvRenameResponse>, ApiError> {
+    if req.renames.len() > MAX_RENAMES {
+        return Err(ApiError::invalid(format!(
+            "a rename request carries at most {MAX_RENAMES} renames, this one {}; send them in several requests",
+            req.renames.len()
+        )));
+    }
+    for (at, rename) in req.renames.iter().enumerate() {
+        renamed_key(at, "from", &rename.from)?;
+        renamed_key(at, "to", &rename.to)?;
+    }
+    let answer = state.records.kv_rename(&authed.session.user_id, &req.renames).await?;
+    Ok(Json(answer))
 }

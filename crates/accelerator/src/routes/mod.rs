@@ -100,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .route("/kv/get", post(kv::get))
         .route("/kv/delete", post(kv::delete))
         .route("/kv/list", post(kv::list))
+        .route("/kv/legacy", get(kv::legacy))
         .route("/kv/feed", get(feed::upgrade))
         .route("/shards/missing", post(shards::missing))
         .route("/spaces", post(spaces::create).get(spaces::list))
@@ -129,6 +130,13 @@ pub fn router(state: AppState) -> Router {
                 .layer(DefaultBodyLimit::max(files::MAX_COMMIT_BODY_BYTES))
                 .layer(budgeted(files::MAX_COMMIT_BODY_BYTES, Senders::Uploaders))
                 .get(files::list),
+        )
+        // A rename lists up to MAX_RENAMES keys, each under two pairs of names.
+        .route(
+            "/kv/rename",
+            post(kv::rename)
+                .layer(DefaultBodyLimit::max(kv::MAX_RENAME_BODY_BYTES))
+                .layer(budgeted(kv::MAX_RENAME_BODY_BYTES, Senders::Uploaders)),
         )
         // A rotation lists every member with a roster entry.
         .route(

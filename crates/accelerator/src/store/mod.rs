@@ -1,5 +1,6 @@
 //! Where the accelerator keeps its records: users (with their published public
-//! keys and recovery codes), sessions, login challenges, kv values and each user's kv change log;
+//! keys and recovery codes), sessions, login challenges, kv values (those stored
+//! before sealed names marked legacy until renamed) and each user's kv change log;
 //! shards, spaces, members, invites, files and the shards each file references; each
 //! space's key epochs, its members' roster entries and sealed keys, and its links.
 //!
@@ -30,6 +31,7 @@ use std::sync::Arc;
 
 use coffer_core::account::KdfParams;
 use coffer_core::proto::storage::{Member, Role};
+use coffer_core::proto::{KvKeyRequest, KvRename, KvRenameResponse};
 use coffer_core::shard::ShardAddress;
 
 pub use async_trait::async_trait;
@@ -310,6 +312,51 @@ pub fn value_bytes(value: &StoredValue) -> u64 {
 /// What a kv entry costs its owner.
 pub fn kv_cost(collection: &str, id: &str, value: &StoredValue) -> u64 {
     (collection.len() + id.len()) as u64 + value_bytes(value) + KV_ROW_BYTES
+}
+
+/// What [`Kv::kv_rename`] does with one rename. Both backends decide with
+/// [`RenameStep::of`], so they agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenameStep {
+    /// `from` is not a legacy key of the user (absent, or stored since sealed
+    /// names): nothing changes.
+    Skip,
+    /// `to` is `from`: the key only stops being legacy.
+    Unmark,
+    /// A key is stored at `to` already: `from` goes, with its change-log entry, and
+    /// its cost is refunded; the key at `to` stands.
+    Drop,
+    /// `from` moves to `to`, no longer legacy, with its change-log entry (same
+    /// sequence number), and is charged the difference in [`kv_cost`] its new names
+    /// make.
+    Move,
+}
+
+impl RenameStep {
+    /// The step for `rename`, and the change it makes in what the user stores, given
+    /// `found`: `from`'s value if it is a legacy key of the user, and whether they
+    /// store a key at `to`.
+    pub fn of(rename: &KvRename, found: Option<&(StoredValue, bool)>) -> (RenameStep, i64) {
+        let Some((value, to_taken)) = found else { return (RenameStep::Skip, 0) };
+        let cost = |key: &KvKeyRequest| i64::try_from(kv_cost(&key.collection, &key.id, value)).unwrap_or(i64::MAX);
+        if rename.from == rename.to {
+            (RenameStep::Unmark, 0)
+        } else if *to_taken {
+            (RenameStep::Drop, -cost(&rename.from))
+        } else {
+            (RenameStep::Move, cost(&rename.to) - cost(&rename.from))
+        }
+    }
+
+    /// Counts this step in `answer`: a key moved (or unmarked) is renamed, one whose
+    /// sealed names were taken is dropped.
+    pub fn count(self, answer: &mut KvRenameResponse) {
+        match self {
+            RenameStep::Skip => {}
+            RenameStep::Unmark | RenameStep::Move => answer.renamed += 1,
+            RenameStep::Drop => answer.dropped += 1,
+        }
+    }
 }
 
 /// What a committed file costs its committer: its distinct shards' bytes, its
@@ -671,7 +718,8 @@ pub trait Kv: Send + Sync + 'static {
 
     /// Writes one value and appends the change to the log, in one transaction,
     /// charging the difference in [`kv_cost`] to the user within `allowance`. The
-    /// log keeps only this latest change of the key. Returns its sequence number.
+    /// log keeps only this latest change of the key. Returns its sequence number. A
+    /// new key is not legacy ([`Kv::kv_legacy`]); a legacy key written stays legacy.
     async fn kv_set(
         &self,
         user_id: &str,
@@ -691,6 +739,22 @@ pub trait Kv: Send + Sync + 'static {
 
     /// The user's latest sequence number and up to `limit` retained changes after `after`.
     async fn changes_after(&self, user_id: &str, after: u64, limit: usize) -> Result<ChangeWindow, StoreError>;
+
+    /// Up to `limit` of the user's legacy keys, ordered by collection, then id: the
+    /// keys stored under the names an SDK sent in the clear, before sealed names
+    /// (every key stored before the schema gained them, until renamed).
+    async fn kv_legacy(&self, user_id: &str, limit: usize) -> Result<Vec<KvKeyRequest>, StoreError>;
+
+    /// Moves the user's legacy keys to their sealed names, in one transaction, each
+    /// rename in order as [`RenameStep::of`] decides: a `from` that is not a legacy
+    /// key of the user is skipped; one renamed to itself stops being legacy; one
+    /// whose `to` is taken is dropped with its change-log entry and refunded; any
+    /// other moves to `to` with its value and its change-log entry, which keeps its
+    /// sequence number (no new change, so no feed is woken; an earlier entry of `to`,
+    /// a delete, goes: the log keeps one entry per key). The change in what the user
+    /// stores is never refused: each key is renamed once, and a sealed name is only
+    /// so long, so a migration cannot fail on the allowance.
+    async fn kv_rename(&self, user_id: &str, renames: &[KvRename]) -> Result<KvRenameResponse, StoreError>;
 }
 
 /// Spaces, their members and invites.

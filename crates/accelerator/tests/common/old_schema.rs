@@ -1,13 +1,15 @@
 //! An accelerator of this version started on rows an older schema wrote, on the
 //! backend the tests run on: the tests that carry old data forward (key epochs,
-//! recovery codes) stop the migrations where their feature began, insert rows in
+//! recovery codes, legacy kv names) stop the migrations where their feature began, insert rows in
 //! that schema's SQL, and let the accelerator's own migrations bring them up.
 
 use super::postgres::Scratch;
+use coffer_accelerator::Config;
+
 use super::{Data, TestServer, remote_backend};
 
 /// SQLite's migrations, in order (schema version = how many ran).
-pub const SQLITE: [&str; 7] = [
+pub const SQLITE: [&str; 8] = [
     include_str!("../../migrations/sqlite/0001_accounts_and_kv.sql"),
     include_str!("../../migrations/sqlite/0002_spaces_and_files.sql"),
     include_str!("../../migrations/sqlite/0003_metering.sql"),
@@ -15,15 +17,17 @@ pub const SQLITE: [&str; 7] = [
     include_str!("../../migrations/sqlite/0005_server_secret.sql"),
     include_str!("../../migrations/sqlite/0006_key_epochs.sql"),
     include_str!("../../migrations/sqlite/0007_recovery.sql"),
+    include_str!("../../migrations/sqlite/0008_kv_names.sql"),
 ];
 
 /// PostgreSQL's migrations, in order.
-pub const POSTGRES: [&str; 5] = [
+pub const POSTGRES: [&str; 6] = [
     include_str!("../../migrations/postgres/0001_accounts_and_kv.sql"),
     include_str!("../../migrations/postgres/0002_spaces_and_files.sql"),
     include_str!("../../migrations/postgres/0003_server_secret.sql"),
     include_str!("../../migrations/postgres/0004_key_epochs.sql"),
     include_str!("../../migrations/postgres/0005_recovery.sql"),
+    include_str!("../../migrations/postgres/0006_kv_names.sql"),
 ];
 
 /// A blob literal in the backend's SQL.
@@ -36,6 +40,16 @@ pub fn blob(bytes: &[u8], postgres: bool) -> String {
 /// `sqlite_version` (or PostgreSQL schema `postgres_version`, with the record of
 /// them the accelerator keeps), then given `rows`.
 pub async fn server(sqlite_version: usize, postgres_version: usize, rows: &str) -> TestServer {
+    server_with(sqlite_version, postgres_version, rows, |_| {}).await
+}
+
+/// [`server`], with `tweak` applied to the accelerator's config.
+pub async fn server_with(
+    sqlite_version: usize,
+    postgres_version: usize,
+    rows: &str,
+    tweak: impl FnOnce(&mut Config),
+) -> TestServer {
     if remote_backend() {
         let db = Scratch::new().await;
         let client = db.client().await;
@@ -53,7 +67,7 @@ pub async fn server(sqlite_version: usize, postgres_version: usize, rows: &str) 
         let shards_dir = tempfile::tempdir().unwrap();
         let shards = shards_dir.path().join("shards").display().to_string();
         let data = Data::Remote { db, shards, shared_dir: Some(shards_dir) };
-        TestServer::start_on(tempfile::tempdir().unwrap(), data, |_| {}).await
+        TestServer::start_on(tempfile::tempdir().unwrap(), data, tweak).await
     } else {
         let dir = tempfile::tempdir().unwrap();
         let conn = rusqlite::Connection::open(dir.path().join("accelerator.sqlite3")).unwrap();
@@ -63,6 +77,6 @@ pub async fn server(sqlite_version: usize, postgres_version: usize, rows: &str) 
         conn.pragma_update(None, "user_version", sqlite_version).unwrap();
         conn.execute_batch(rows).unwrap();
         drop(conn);
-        TestServer::start_in(dir, |_| {}).await
+        TestServer::start_in(dir, tweak).await
     }
 }

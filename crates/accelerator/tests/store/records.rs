@@ -7,6 +7,7 @@ use coffer_accelerator::store::{
     StoreError, StoredValue, User, Withdrawn, file_cost, kv_cost, space_cost,
 };
 use coffer_core::proto::storage::Role;
+use coffer_core::proto::{KvKeyRequest, KvRename};
 use coffer_core::shard::ShardAddress;
 
 use super::{Backend, Kind, Options, user};
@@ -459,6 +460,75 @@ pub async fn kv_lists_in_byte_order_with_cursors(kind: Kind) {
     assert_eq!(first.items, ["B", "a", "b"]);
     let rest = db.kv_list("id-ada", "c", &PageRequest { after: first.next, limit: 3 }).await.unwrap();
     assert_eq!((rest.items, rest.next), (vec!["é".to_string()], None));
+}
+
+pub async fn legacy_keys_are_listed_in_order_and_renamed_moved_dropped_or_skipped(kind: Kind) {
+    let b = Backend::open(kind, Options::default()).await;
+    let db = &b.records;
+    for (name, key) in [("ada", 1), ("bob", 2)] {
+        db.create_user(&user(name, key)).await.unwrap();
+    }
+    let value = |n: u8| StoredValue::Sealed(vec![n; 10 * usize::from(n)]);
+    let key = |collection: &str, id: &str| KvKeyRequest { collection: collection.into(), id: id.into() };
+    let rename = |from: KvKeyRequest, to: KvKeyRequest| KvRename { from, to };
+    // Before sealed names: seqs 1 to 3, and a key (seq 4) deleted at seq 5 whose
+    // delete stays in the log under the names a rename then moves to.
+    for (n, (c, i)) in [("c", "b"), ("c", "a"), ("d", "x"), ("s", "gone")].into_iter().enumerate() {
+        db.kv_set("id-ada", c, i, &value(n as u8 + 1), u64::MAX).await.unwrap();
+    }
+    assert_eq!(db.kv_delete("id-ada", "s", "gone").await.unwrap(), Some(5));
+    db.kv_set("id-bob", "c", "a", &value(5), u64::MAX).await.unwrap();
+    b.execute("UPDATE kv SET legacy_name = true").await;
+    // Since sealed names.
+    assert_eq!(db.kv_set("id-ada", "c", "new", &value(6), u64::MAX).await.unwrap(), 6);
+    assert_eq!(db.kv_set("id-ada", "s", "x", &value(7), u64::MAX).await.unwrap(), 7);
+
+    let legacy = db.kv_legacy("id-ada", 10).await.unwrap();
+    assert_eq!(legacy, [key("c", "a"), key("c", "b"), key("d", "x")], "by collection, then id");
+    assert_eq!(db.kv_legacy("id-ada", 2).await.unwrap(), legacy[..2]);
+    assert_eq!(db.kv_legacy("id-bob", 10).await.unwrap(), [key("c", "a")]);
+
+    let renames = [
+        rename(key("c", "b"), key("s", "gone")),
+        rename(key("c", "a"), key("c", "a")),
+        rename(key("d", "x"), key("s", "x")),
+        rename(key("c", "new"), key("s", "new")),
+        rename(key("c", "absent"), key("s", "absent")),
+        rename(key("c", "b"), key("s", "again")),
+    ];
+    let answer = db.kv_rename("id-ada", &renames).await.unwrap();
+    assert_eq!((answer.renamed, answer.dropped), (2, 1));
+    assert_eq!(db.kv_legacy("id-ada", 10).await.unwrap(), []);
+    assert_eq!(db.kv_legacy("id-bob", 10).await.unwrap(), [key("c", "a")], "another user's keys are not reached");
+    assert_eq!(db.kv_get("id-bob", "c", "a").await.unwrap(), Some(value(5)));
+    let stored = [("s", "gone", 1), ("c", "a", 2), ("c", "new", 6), ("s", "x", 7)];
+    for (c, i, n) in stored {
+        assert_eq!(db.kv_get("id-ada", c, i).await.unwrap(), Some(value(n)), "{c}/{i}");
+    }
+    for (c, i) in [("c", "b"), ("d", "x"), ("s", "new"), ("s", "absent"), ("s", "again")] {
+        assert_eq!(db.kv_get("id-ada", c, i).await.unwrap(), None, "{c}/{i}");
+    }
+    assert_eq!(db.kv_list("id-ada", "s", &ALL).await.unwrap().items, ["gone", "x"]);
+
+    // The moved key's entry keeps seq 1 under its new names (the delete it lands on
+    // goes), the dropped key's goes, and no change is added.
+    let window = db.changes_after("id-ada", 0, 100).await.unwrap();
+    assert_eq!(window.head, 7);
+    let log: Vec<(u64, &str, &str, Option<StoredValue>)> =
+        window.changes.iter().map(|c| (c.seq, c.collection.as_str(), c.id.as_str(), c.value.clone())).collect();
+    assert_eq!(
+        log,
+        [
+            (1, "s", "gone", Some(value(1))),
+            (2, "c", "a", Some(value(2))),
+            (6, "c", "new", Some(value(6))),
+            (7, "s", "x", Some(value(7)))
+        ]
+    );
+    assert_eq!(db.kv_set("id-ada", "c", "a", &value(2), u64::MAX).await.unwrap(), 8);
+    let cost: u64 = stored.iter().map(|&(c, i, n)| kv_cost(c, i, &value(n))).sum();
+    assert_eq!(db.used_bytes("id-ada").await.unwrap(), cost);
+    assert_eq!(db.used_bytes("id-bob").await.unwrap(), kv_cost("c", "a", &value(5)));
 }
 
 pub async fn membership_roles_invites_and_pages(kind: Kind) {

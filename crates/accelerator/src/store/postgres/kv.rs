@@ -6,13 +6,17 @@
 //! commit order, none given twice or skipped. A reader that sees seq `n` committed
 //! sees every change before it.
 
+use coffer_core::proto::{KvKeyRequest, KvRename, KvRenameResponse};
 use deadpool_postgres::GenericClient;
 use futures_util::TryFutureExt as _;
 use tokio_postgres::Row;
 
+use super::accounts::lock_user;
 use super::listen::wake_feeds;
-use super::{Failure, Params, PgRecords, int, retry, row, rows, snapshot, uint};
-use crate::store::{Change, ChangeWindow, Kv, Page, PageRequest, Quota, StoreError, StoredValue, async_trait, kv_cost};
+use super::{Failure, Params, PgRecords, exec, int, retry, row, rows, snapshot, uint};
+use crate::store::{
+    Change, ChangeWindow, Kv, Page, PageRequest, Quota, RenameStep, StoreError, StoredValue, async_trait, kv_cost,
+};
 
 /// Reads a value from three columns (sealed, plain_json, plain_mac) starting at `at`.
 fn value_from_row(row: &Row, at: usize) -> Result<Option<StoredValue>, Failure> {
@@ -146,6 +150,74 @@ async fn write_change(
     Ok(uint(seq.try_get(0)?))
 }
 
+/// `rename.from`'s value if it is one of `user_id`'s legacy keys, and whether they
+/// store a key at `rename.to`: what [`RenameStep::of`] decides with.
+async fn legacy_and_target(
+    tx: &impl GenericClient,
+    user_id: &str,
+    rename: &KvRename,
+) -> Result<Option<(StoredValue, bool)>, Failure> {
+    let (from, to) = (&rename.from, &rename.to);
+    let found = row(
+        tx,
+        "SELECT f.sealed, f.plain_json, f.plain_mac,
+                EXISTS (SELECT 1 FROM kv t WHERE t.user_id = $1 AND t.collection = $4 AND t.id = $5)
+         FROM kv f WHERE f.user_id = $1 AND f.collection = $2 AND f.id = $3 AND f.legacy_name",
+        &[&user_id, &from.collection, &from.id, &to.collection, &to.id],
+    )
+    .await?;
+    match found {
+        Some(r) => Ok(value_from_row(&r, 0)?.zip(Some(r.try_get::<_, bool>(3)?))),
+        None => Ok(None),
+    }
+}
+
+/// Takes one rename's step ([`RenameStep`]) inside the caller's transaction. A move's
+/// statements are sent together and run in the order sent: one round trip.
+async fn rename_step(
+    tx: &impl GenericClient,
+    user_id: &str,
+    rename: &KvRename,
+    step: RenameStep,
+) -> Result<(), Failure> {
+    let (from, to) = (&rename.from, &rename.to);
+    let from_key: &Params<'_> = &[&user_id, &from.collection, &from.id];
+    match step {
+        RenameStep::Skip => {}
+        RenameStep::Unmark => {
+            exec(tx, "UPDATE kv SET legacy_name = false WHERE user_id = $1 AND collection = $2 AND id = $3", from_key)
+                .await?;
+        }
+        RenameStep::Drop => {
+            exec(tx, "DELETE FROM kv WHERE user_id = $1 AND collection = $2 AND id = $3", from_key).await?;
+            exec(tx, "DELETE FROM kv_changes WHERE user_id = $1 AND collection = $2 AND id = $3", from_key).await?;
+        }
+        RenameStep::Move => {
+            let statements = futures_util::future::try_join_all(
+                [
+                    // `to`'s earlier entry (a delete) goes first: the log keeps one per
+                    // key (kv_changes_by_key).
+                    "DELETE FROM kv_changes WHERE user_id = $1 AND collection = $2 AND id = $3",
+                    "UPDATE kv_changes SET collection = $4, id = $5 WHERE user_id = $1 AND collection = $2 AND id = $3",
+                    "UPDATE kv SET collection = $4, id = $5, legacy_name = false
+                     WHERE user_id = $1 AND collection = $2 AND id = $3",
+                ]
+                .map(|sql| tx.prepare_cached(sql)),
+            )
+            .await?;
+            let [stale_sql, log_sql, kv_sql] = &statements[..] else { unreachable!() };
+            let to_key: &Params<'_> = &[&user_id, &to.collection, &to.id];
+            let both: &Params<'_> = &[&user_id, &from.collection, &from.id, &to.collection, &to.id];
+            futures_util::try_join!(
+                tx.execute(stale_sql, to_key).err_into::<Failure>(),
+                tx.execute(log_sql, both).err_into(),
+                tx.execute(kv_sql, both).err_into(),
+            )?;
+        }
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Kv for PgRecords {
     /// Reads one value.
@@ -250,6 +322,50 @@ impl Kv for PgRecords {
                 .collect::<Result<Vec<_>, Failure>>()?;
             tx.commit().await?;
             Ok(ChangeWindow { head, floor: head.saturating_sub(retain), changes })
+        })
+        .await
+    }
+
+    /// Up to `limit` of the user's legacy keys, ordered by collection, then id.
+    async fn kv_legacy(&self, user_id: &str, limit: usize) -> Result<Vec<KvKeyRequest>, StoreError> {
+        retry(|| async move {
+            let client = self.client().await?;
+            let found = rows(
+                &client,
+                "SELECT collection, id FROM kv WHERE user_id = $1 AND legacy_name ORDER BY collection, id LIMIT $2",
+                &[&user_id, &int(limit as u64)],
+            )
+            .await?;
+            let keys = found
+                .iter()
+                .map(|r| Ok(KvKeyRequest { collection: r.try_get(0)?, id: r.try_get(1)? }))
+                .collect::<Result<Vec<_>, Failure>>()?;
+            Ok(keys)
+        })
+        .await
+    }
+
+    /// Moves the user's legacy keys to their sealed names, in one transaction that
+    /// holds the user's row lock ([`lock_user`]) from the first rename to the commit.
+    async fn kv_rename(&self, user_id: &str, renames: &[KvRename]) -> Result<KvRenameResponse, StoreError> {
+        retry(|| async move {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            let used = lock_user(&tx, user_id).await?;
+            let mut answer = KvRenameResponse { renamed: 0, dropped: 0 };
+            let mut delta = 0i64;
+            for rename in renames {
+                let found = legacy_and_target(&tx, user_id, rename).await?;
+                let (step, bytes) = RenameStep::of(rename, found.as_ref());
+                rename_step(&tx, user_id, rename, step).await?;
+                delta = delta.saturating_add(bytes);
+                step.count(&mut answer);
+            }
+            // Never refused: a migration must not fail on the allowance.
+            let after = charged(used, delta, u64::MAX)?;
+            exec(&tx, "UPDATE users SET used_bytes = $2 WHERE user_id = $1", &[&user_id, &after]).await?;
+            tx.commit().await?;
+            Ok(answer)
         })
         .await
     }

@@ -63,12 +63,13 @@ pub(crate) use super::{paged, position};
 /// applies those a database lacks, in one transaction, and records each in
 /// `schema_migrations`. They are the files in `migrations/postgres/`, in order; one
 /// is never edited once released: a change is a new file.
-const MIGRATIONS: [(i64, &str); 5] = [
+const MIGRATIONS: [(i64, &str); 6] = [
     (1, include_str!("../../../migrations/postgres/0001_accounts_and_kv.sql")),
     (2, include_str!("../../../migrations/postgres/0002_spaces_and_files.sql")),
     (3, include_str!("../../../migrations/postgres/0003_server_secret.sql")),
     (4, include_str!("../../../migrations/postgres/0004_key_epochs.sql")),
     (5, include_str!("../../../migrations/postgres/0005_recovery.sql")),
+    (6, include_str!("../../../migrations/postgres/0006_kv_names.sql")),
 ];
 
 /// The schema version this code writes.

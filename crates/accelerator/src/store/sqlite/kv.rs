@@ -66,6 +66,63 @@ pub(super) fn append_change(
     Ok(uint(seq))
 }
 
+/// `rename.from`'s value if it is one of `user_id`'s legacy keys, and whether they
+/// store a key at `rename.to`: what [`RenameStep::of`] decides with.
+fn legacy_and_target(
+    conn: &Connection,
+    user_id: &str,
+    rename: &KvRename,
+) -> rusqlite::Result<Option<(StoredValue, bool)>> {
+    let (from, to) = (&rename.from, &rename.to);
+    let found = conn
+        .row(
+            "SELECT f.sealed, f.plain_json, f.plain_mac,
+                    EXISTS (SELECT 1 FROM kv t WHERE t.user_id = ?1 AND t.collection = ?4 AND t.id = ?5)
+             FROM kv f WHERE f.user_id = ?1 AND f.collection = ?2 AND f.id = ?3 AND f.legacy_name = 1",
+            params![user_id, from.collection, from.id, to.collection, to.id],
+            |r| Ok(value_from_row(r, 0)?.zip(Some(r.get::<_, bool>(3)?))),
+        )
+        .optional()?;
+    Ok(found.flatten())
+}
+
+/// Takes one rename's step ([`RenameStep`]) inside the caller's transaction.
+fn rename_step(tx: &Connection, user_id: &str, rename: &KvRename, step: RenameStep) -> rusqlite::Result<()> {
+    let (from, to) = (&rename.from, &rename.to);
+    let keys = params![user_id, from.collection, from.id, to.collection, to.id];
+    match step {
+        RenameStep::Skip => {}
+        RenameStep::Unmark => {
+            tx.exec(
+                "UPDATE kv SET legacy_name = 0 WHERE user_id = ?1 AND collection = ?2 AND id = ?3",
+                params![user_id, from.collection, from.id],
+            )?;
+        }
+        RenameStep::Drop => {
+            let key = params![user_id, from.collection, from.id];
+            tx.exec("DELETE FROM kv WHERE user_id = ?1 AND collection = ?2 AND id = ?3", key)?;
+            tx.exec("DELETE FROM kv_changes WHERE user_id = ?1 AND collection = ?2 AND id = ?3", key)?;
+        }
+        RenameStep::Move => {
+            // `to`'s earlier entry (a delete) goes first: the log keeps one per key.
+            tx.exec(
+                "DELETE FROM kv_changes WHERE user_id = ?1 AND collection = ?2 AND id = ?3",
+                params![user_id, to.collection, to.id],
+            )?;
+            tx.exec(
+                "UPDATE kv_changes SET collection = ?4, id = ?5 WHERE user_id = ?1 AND collection = ?2 AND id = ?3",
+                keys,
+            )?;
+            tx.exec(
+                "UPDATE kv SET collection = ?4, id = ?5, legacy_name = 0
+                 WHERE user_id = ?1 AND collection = ?2 AND id = ?3",
+                keys,
+            )?;
+        }
+    }
+    Ok(())
+}
+
 impl Db {
     pub(super) fn kv_get(&self, user_id: &str, collection: &str, id: &str) -> Result<Option<StoredValue>, StoreError> {
         stored_value(&self.reader(), user_id, collection, id)
@@ -164,6 +221,37 @@ impl Db {
         tx.commit().map_err(backend)?;
         Ok(ChangeWindow { head: uint(head), floor: uint(head).saturating_sub(self.retain), changes })
     }
+
+    pub(super) fn kv_legacy(&self, user_id: &str, limit: usize) -> Result<Vec<KvKeyRequest>, StoreError> {
+        let conn = self.reader();
+        let mut stmt = conn.prepare_cached(
+            "SELECT collection, id FROM kv WHERE user_id = ?1 AND legacy_name = 1 ORDER BY collection, id LIMIT ?2",
+        )?;
+        let keys = stmt
+            .query_map(params![user_id, int(limit as u64)], |r| {
+                Ok(KvKeyRequest { collection: r.get(0)?, id: r.get(1)? })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(keys)
+    }
+
+    pub(super) fn kv_rename(&self, user_id: &str, renames: &[KvRename]) -> Result<KvRenameResponse, StoreError> {
+        let (user_id, renames) = (user_id.to_owned(), renames.to_vec());
+        self.write(move |tx| {
+            let mut answer = KvRenameResponse { renamed: 0, dropped: 0 };
+            let mut delta = 0i64;
+            for rename in &renames {
+                let found = legacy_and_target(tx, &user_id, rename)?;
+                let (step, bytes) = RenameStep::of(rename, found.as_ref());
+                rename_step(tx, &user_id, rename, step)?;
+                delta = delta.saturating_add(bytes);
+                step.count(&mut answer);
+            }
+            // Never refused: a migration must not fail on the allowance.
+            charge(tx, &user_id, delta, u64::MAX)?;
+            Ok(answer)
+        })
+    }
 }
 
 #[async_trait]
@@ -199,5 +287,15 @@ impl Kv for SqliteRecords {
     async fn changes_after(&self, user_id: &str, after: u64, limit: usize) -> Result<ChangeWindow, StoreError> {
         let user_id = user_id.to_owned();
         self.run(move |db| db.changes_after(&user_id, after, limit)).await
+    }
+
+    async fn kv_legacy(&self, user_id: &str, limit: usize) -> Result<Vec<KvKeyRequest>, StoreError> {
+        let user_id = user_id.to_owned();
+        self.run(move |db| db.kv_legacy(&user_id, limit)).await
+    }
+
+    async fn kv_rename(&self, user_id: &str, renames: &[KvRename]) -> Result<KvRenameResponse, StoreError> {
+        let (user_id, renames) = (user_id.to_owned(), renames.to_vec());
+        self.run(move |db| db.kv_rename(&user_id, &renames)).await
     }
 }

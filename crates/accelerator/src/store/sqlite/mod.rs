@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use coffer_core::account::KdfParams;
 use coffer_core::b64;
 use coffer_core::proto::storage::{Member, Role};
+use coffer_core::proto::{KvKeyRequest, KvRename, KvRenameResponse};
 use coffer_core::shard::ShardAddress;
 use rusqlite::types::Type;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
@@ -37,9 +38,9 @@ use writer::Writer;
 
 use super::{
     Accounts, Authorised, Challenge, Change, ChangeWindow, Credentials, FileRecord, Files, Invite, KeyState, Kv, Link,
-    MAX_LIVE_INVITES, Membership, NewFile, Page, PageRequest, Quota, Quotas, Recovery, Rotation, Session, ShardHold,
-    SpaceKeys, Spaces, StoreError, StoredValue, Unwound, User, Withdrawn, async_trait, file_cost, kv_cost, paged,
-    position, role_name, space_cost,
+    MAX_LIVE_INVITES, Membership, NewFile, Page, PageRequest, Quota, Quotas, Recovery, RenameStep, Rotation, Session,
+    ShardHold, SpaceKeys, Spaces, StoreError, StoredValue, Unwound, User, Withdrawn, async_trait, file_cost, kv_cost,
+    paged, position, role_name, space_cost,
 };
 use space_keys::*;
 use spaces::*;
@@ -51,7 +52,7 @@ pub const FILE_NAME: &str = "accelerator.sqlite3";
 /// opening runs the steps a database lacks, all in one transaction. The steps are
 /// the files in `migrations/sqlite/`, in order; one is never edited once released:
 /// a change is a new file.
-const MIGRATIONS: [&str; 7] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7];
+const MIGRATIONS: [&str; 8] = [SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6, SCHEMA_V7, SCHEMA_V8];
 
 /// The schema version this code writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -70,6 +71,8 @@ const SCHEMA_V5: &str = include_str!("../../../migrations/sqlite/0005_server_sec
 const SCHEMA_V6: &str = include_str!("../../../migrations/sqlite/0006_key_epochs.sql");
 /// Recovery codes: each account's recovery key and root wrapped under its code.
 const SCHEMA_V7: &str = include_str!("../../../migrations/sqlite/0007_recovery.sql");
+/// Sealed kv names: every kv row from before is legacy until renamed.
+const SCHEMA_V8: &str = include_str!("../../../migrations/sqlite/0008_kv_names.sql");
 
 /// Statements through the connection's cache of prepared statements: the writer
 /// runs the same few statements thousands of times a second, and preparing one
