@@ -9,7 +9,7 @@ use coffer_core::proto::{
     ChangeEvent, KvDeleteResponse, KvGetResponse, KvKeyRequest, KvListRequest, KvListResponse, KvSetRequest, KvValue,
     KvWriteResponse, PageQuery,
 };
-use coffer_core::validate;
+use coffer_core::{Coded, validate};
 use js_sys::{Array, Function, Promise};
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
@@ -111,7 +111,10 @@ pub(crate) async fn list_ids(http: &Rc<Http>, user: &Rc<User>, collection: &str)
         let answer: KvListResponse = http.post("/v1/kv/list", &request).await?;
         pages.answered(answer.ids.len(), answer.next)?;
         for id in answer.ids {
-            ids.push(user.names.open_id(collection, &id)?);
+            let opened = user.names.open_id(collection, &id).map_err(|e| {
+                SdkError::new(e.code(), format!("the accelerator listed an id in {collection} that this account never sealed: {e}"))
+            })?;
+            ids.push(opened);
         }
     }
     ids.sort_unstable();

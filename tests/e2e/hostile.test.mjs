@@ -270,6 +270,42 @@ describe("a hostile accelerator", { timeout: 300_000 }, () => {
     });
   });
 
+  describe("kv names (SPEC.md §4.4)", () => {
+    it("list refuses an id the account never sealed, or one moved from another collection", async () => {
+      await page.evaluate(async () => {
+        await ada.kv.set("moved-from", "salary-2026", 1);
+        await ada.kv.set("moved-to", "x", 2);
+      });
+      let sealedElsewhere;
+      const { out: honest } = await underLie(
+        "POST",
+        /^\/v1\/kv\/list$/,
+        rewriteJson((real) => {
+          sealedElsewhere = real.ids;
+          return real;
+        }),
+        () => ada.kv.list("moved-from"),
+      );
+      assert.deepEqual(honest, ["salary-2026"], "the SDK opens the id the accelerator holds sealed");
+      assert.notEqual(sealedElsewhere[0], "salary-2026", "the accelerator holds it only sealed");
+      const moved = await underLie(
+        "POST",
+        /^\/v1\/kv\/list$/,
+        rewriteJson((real) => ({ ids: [...real.ids, ...sealedElsewhere], next: null })),
+        () => T.settle(ada.kv.list("moved-to")),
+      );
+      assert.equal(moved.out.code, "Integrity", moved.out.message);
+      const plain = await underLie(
+        "POST",
+        /^\/v1\/kv\/list$/,
+        rewriteJson(() => ({ ids: ["salary-2026"], next: null })),
+        () => T.settle(ada.kv.list("moved-from")),
+      );
+      assert.equal(plain.out.code, "Integrity", plain.out.message);
+      assert.deepEqual(await page.evaluate(() => ada.kv.list("moved-to")), ["x"], "the truth reads again");
+    });
+  });
+
   describe("one bad entry never hides the good ones", () => {
     it("space.list returns the good spaces and names the bad ones in skipped", async () => {
       await page.evaluate(async () => {
