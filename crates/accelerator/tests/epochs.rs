@@ -690,7 +690,7 @@ async fn a_rotation_body_may_be_large_but_not_past_its_limit() {
 /// left them: a space of three members (accounts without public keys) and a file.
 mod before_epochs {
     use super::*;
-    use common::old_schema::blob;
+    use common::old_schema::{blob, user_insert};
 
     /// What the old rows hold that the test needs.
     pub struct Old {
@@ -718,21 +718,9 @@ mod before_epochs {
         let mut users = Vec::new();
         for ((name, role), id) in [("ada", "owner"), ("bob", "writer"), ("cy", "reader")].into_iter().zip(&ids) {
             let root = RootSecret::from_bytes(random());
-            let salt: [u8; 16] = random();
-            let kdf = fast_kdf();
-            let pwk = account::derive_password_key("pw", &salt, &kdf).unwrap();
+            sql += &user_insert(id, name, &root, (0, 0), postgres);
             sql += &format!(
-                "INSERT INTO users (user_id, username, salt, kdf_alg, kdf_mem_kib, kdf_iterations, kdf_parallelism,
-                     login_public_key, wrapped_root, kv_seq, used_bytes)
-                 VALUES ('{id}', '{name}', {}, '{}', {}, {}, {}, {}, {}, 0, 0);
-                 INSERT INTO members (space_id, user_id, role, joined_at_ms) VALUES ('{}', '{id}', '{role}', 2);\n",
-                blob(&salt, postgres),
-                kdf.alg,
-                kdf.mem_kib,
-                kdf.iterations,
-                kdf.parallelism,
-                blob(&pwk.login_key().public_key(), postgres),
-                blob(&pwk.wrap_key().wrap(&root, name, random()), postgres),
+                "INSERT INTO members (space_id, user_id, role, joined_at_ms) VALUES ('{}', '{id}', '{role}', 2);\n",
                 space.id,
             );
             users.push((name.to_owned(), root));

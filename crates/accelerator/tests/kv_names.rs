@@ -8,7 +8,7 @@ mod common;
 use coffer_accelerator::store::postgres::PgRecords;
 use coffer_accelerator::store::sqlite::SqliteRecords;
 use coffer_accelerator::store::{Accounts, StoredValue, kv_cost};
-use coffer_core::account::{self, RootSecret};
+use coffer_core::account::RootSecret;
 use coffer_core::b64;
 use coffer_core::kv::KvKeys;
 use coffer_core::names::NameKeys;
@@ -21,7 +21,7 @@ use common::*;
 /// keys are stored under the names their SDK sent in the clear.
 mod before_sealed_names {
     use super::*;
-    use common::old_schema::blob;
+    use common::old_schema::{blob, user_insert};
 
     /// One key as the old accelerator stored it.
     pub struct OldKey {
@@ -102,25 +102,9 @@ mod before_sealed_names {
     pub fn rows(users: &[OldUser], postgres: bool) -> String {
         let mut sql = String::new();
         for user in users {
-            let salt: [u8; 16] = random();
-            let kdf = fast_kdf();
-            let pwk = account::derive_password_key("pw", &salt, &kdf).unwrap();
             let used: u64 = user.keys.iter().map(|k| kv_cost(&k.collection, &k.id, &k.value)).sum();
             let id = format!("id-{}", user.name);
-            sql += &format!(
-                "INSERT INTO users (user_id, username, salt, kdf_alg, kdf_mem_kib, kdf_iterations, kdf_parallelism,
-                     login_public_key, wrapped_root, kv_seq, used_bytes)
-                 VALUES ('{id}', '{}', {}, '{}', {}, {}, {}, {}, {}, {}, {used});\n",
-                user.name,
-                blob(&salt, postgres),
-                kdf.alg,
-                kdf.mem_kib,
-                kdf.iterations,
-                kdf.parallelism,
-                blob(&pwk.login_key().public_key(), postgres),
-                blob(&pwk.wrap_key().wrap(&user.root, &user.name, random()), postgres),
-                user.kv_seq,
-            );
+            sql += &user_insert(&id, &user.name, &user.root, (user.kv_seq, used), postgres);
             for key in &user.keys {
                 let (c, i, value) = (&key.collection, &key.id, value_sql(&key.value, postgres));
                 sql += &format!(

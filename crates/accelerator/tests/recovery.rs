@@ -705,29 +705,15 @@ async fn failed_proofs_of_the_root_slow_down_like_failed_logins() {
 /// that version left it.
 mod before_recovery {
     use super::*;
-    use common::old_schema::blob;
+    use common::old_schema::{blob, user_insert};
 
     /// The INSERT of ada, who signs in with "pw", and her root secret.
     pub fn ada(postgres: bool) -> (String, RootSecret) {
         let root = RootSecret::from_bytes(random());
-        let salt: [u8; 16] = random();
-        let kdf = fast_kdf();
-        let pwk = account::derive_password_key("pw", &salt, &kdf).unwrap();
         let public = coffer_core::identity::UserKeys::derive(&root).public_key();
-        let sql = format!(
-            "INSERT INTO users (user_id, username, salt, kdf_alg, kdf_mem_kib, kdf_iterations, kdf_parallelism,
-                 login_public_key, wrapped_root, kv_seq, used_bytes, user_public_key)
-             VALUES ('{}', 'ada', {}, '{}', {}, {}, {}, {}, {}, 0, 0, {});",
-            new_id(),
-            blob(&salt, postgres),
-            kdf.alg,
-            kdf.mem_kib,
-            kdf.iterations,
-            kdf.parallelism,
-            blob(&pwk.login_key().public_key(), postgres),
-            blob(&pwk.wrap_key().wrap(&root, "ada", random()), postgres),
-            blob(&public, postgres),
-        );
+        let id = new_id();
+        let sql = user_insert(&id, "ada", &root, (0, 0), postgres)
+            + &format!("UPDATE users SET user_public_key = {} WHERE user_id = '{id}';", blob(&public, postgres));
         (sql, root)
     }
 }

@@ -5,8 +5,9 @@
 
 use super::postgres::Scratch;
 use coffer_accelerator::Config;
+use coffer_core::account::{self, RootSecret};
 
-use super::{Data, TestServer, remote_backend};
+use super::{Data, TestServer, fast_kdf, random, remote_backend};
 
 /// SQLite's migrations, in order (schema version = how many ran).
 pub const SQLITE: [&str; 8] = [
@@ -34,6 +35,33 @@ pub const POSTGRES: [&str; 6] = [
 pub fn blob(bytes: &[u8], postgres: bool) -> String {
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     if postgres { format!("'\\x{hex}'::bytea") } else { format!("x'{hex}'") }
+}
+
+/// The INSERT of a user row as the older schemas hold it: `id`, `name`, who signs
+/// in with the password "pw" (fast KDF parameters), `root` wrapped under it, the
+/// user's kv sequence number and metered bytes.
+pub fn user_insert(
+    id: &str,
+    name: &str,
+    root: &RootSecret,
+    (kv_seq, used_bytes): (u64, u64),
+    postgres: bool,
+) -> String {
+    let salt: [u8; 16] = random();
+    let kdf = fast_kdf();
+    let pwk = account::derive_password_key("pw", &salt, &kdf).unwrap();
+    format!(
+        "INSERT INTO users (user_id, username, salt, kdf_alg, kdf_mem_kib, kdf_iterations, kdf_parallelism,
+             login_public_key, wrapped_root, kv_seq, used_bytes)
+         VALUES ('{id}', '{name}', {}, '{}', {}, {}, {}, {}, {}, {kv_seq}, {used_bytes});\n",
+        blob(&salt, postgres),
+        kdf.alg,
+        kdf.mem_kib,
+        kdf.iterations,
+        kdf.parallelism,
+        blob(&pwk.login_key().public_key(), postgres),
+        blob(&pwk.wrap_key().wrap(root, name, random()), postgres),
+    )
 }
 
 /// An accelerator of this version started on a database brought to SQLite schema
