@@ -43,6 +43,15 @@ pub const NAME_BLOCK: usize = 32;
 /// (base64url without padding: four characters per three bytes, rounded up.)
 pub const MAX_SEALED_NAME_CHARS: usize = (4 * (SIV_LEN + MAX_NAME_BYTES)).div_ceil(3);
 
+/// Whether `text` has a sealed name's shape: base64url of [`SIV_LEN`] + 32·k bytes,
+/// k = 1 … 8. Every sealed name has it; a legacy plaintext name almost never does.
+/// The accelerator marks a key written under other names as legacy; the SDK passes
+/// on a change whose collection lacks it as a legacy change.
+pub fn looks_sealed(text: &str) -> bool {
+    text.len() <= MAX_SEALED_NAME_CHARS
+        && b64::decode(text).is_some_and(|bytes| bytes.len() > SIV_LEN && (bytes.len() - SIV_LEN) % NAME_BLOCK == 0)
+}
+
 /// Why a sealed name did not open.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -202,6 +211,8 @@ mod tests {
         assert_eq!(k.open_id("medical", &b64::encode(&bytes)), Err(NameError::Forged));
         assert_eq!(k.open_id("medical", &b64::encode(&bytes[..40])), Err(NameError::Malformed));
         assert_eq!(k.open_collection("todos"), Err(NameError::Malformed), "a legacy plaintext name");
+        assert!(looks_sealed(&id) && looks_sealed(&k.seal_collection(&"x".repeat(MAX_NAME_BYTES))));
+        assert!(!looks_sealed("todos") && !looks_sealed("salary-2026") && !looks_sealed(&id[..40]));
         assert_eq!(k.open_collection("!!"), Err(NameError::Malformed));
     }
 }

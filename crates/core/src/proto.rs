@@ -355,15 +355,33 @@ pub struct KvListResponse {
 /// at most.
 pub const MAX_RENAMES: usize = 1000;
 
+/// Stored value bytes a [`KvLegacyResponse`] page holds at most, past its first key:
+/// the accelerator stops adding keys once their values reach this.
+pub const MAX_LEGACY_PAGE_VALUE_BYTES: usize = 512 * 1024;
+
 /// The first keys of the caller that are still stored under the names an SDK before
-/// sealed names (SPEC.md §4.4) sent in the clear: every kv key stored before the
-/// accelerator's schema gained sealed names. Renaming them empties the list.
+/// sealed names (SPEC.md §4.4) sent in the clear, each with its value: the SDK seals
+/// a key's names only if the value opens under them, so an accelerator cannot have
+/// it seal names of its choosing. Renaming them empties the list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct KvLegacyResponse {
-    /// At most [`MAX_RENAMES`] keys, ordered by collection, then id; empty when none is
-    /// left.
-    pub keys: Vec<KvKeyRequest>,
+    /// At most [`MAX_RENAMES`] keys, ordered by collection, then id, whose values
+    /// take at most [`MAX_LEGACY_PAGE_VALUE_BYTES`] past the first; empty when none
+    /// is left.
+    pub keys: Vec<KvLegacyKey>,
+}
+
+/// A legacy key and its value, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KvLegacyKey {
+    /// Collection name, in plain text.
+    pub collection: String,
+    /// Id within the collection, in plain text.
+    pub id: String,
+    /// The stored value.
+    pub value: KvValue,
 }
 
 /// One key to move from its legacy names to its sealed names.

@@ -144,7 +144,9 @@ fn kv_bodies() {
         ("KvListResponse (more to come)", json(&KvListResponse { ids: vec!["a".into()], next: Some("a".into()) })),
         (
             "KvLegacyResponse",
-            json(&KvLegacyResponse { keys: vec![KvKeyRequest { collection: "todos".into(), id: "t1".into() }] }),
+            json(&KvLegacyResponse {
+                keys: vec![KvLegacyKey { collection: "todos".into(), id: "t1".into(), value: sealed() }],
+            }),
         ),
         (
             "KvRenameRequest",

@@ -36,8 +36,10 @@ pub const MAX_KV_VALUE_ANSWER_BYTES: usize = 2 * MAX_VALUE_BYTES + MAX_SMALL_ANS
 
 /// The most bytes one entry of a list page can take: a file entry with the longest
 /// sealed manifest, a space with the longest sealed name (both under 2 KiB), a
-/// member, a kv id (a sealed name: 363 bytes of base64url), or a legacy kv key (a
-/// collection and an id of 256 bytes each, at most doubled by escaping).
+/// member, or a kv id (a sealed name: 363 bytes of base64url). A legacy kv key
+/// carries its value too; a page of them is held to the same cap by the
+/// accelerator's [`MAX_LEGACY_PAGE_VALUE_BYTES`](super::MAX_LEGACY_PAGE_VALUE_BYTES)
+/// (at most doubled by escaping, plus one largest value, plus 1000 pairs of names).
 pub const MAX_LIST_ENTRY_BYTES: usize = 4 * 1024;
 
 /// Cap of one page of a list answer (kv ids, spaces, members, files): a full page of
