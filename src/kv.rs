@@ -3,6 +3,7 @@
 use std::rc::Rc;
 
 use coffer_core::kv::KvScope;
+use coffer_core::names;
 use coffer_core::offline::QueuedWrite;
 use coffer_core::proto::answer::PageWalk;
 use coffer_core::proto::{
@@ -112,7 +113,10 @@ pub(crate) async fn list_ids(http: &Rc<Http>, user: &Rc<User>, collection: &str)
         pages.answered(answer.ids.len(), answer.next)?;
         for id in answer.ids {
             let opened = user.names.open_id(collection, &id).map_err(|e| {
-                SdkError::new(e.code(), format!("the accelerator listed an id in {collection} that this account never sealed: {e}"))
+                SdkError::new(
+                    e.code(),
+                    format!("the accelerator listed an id in {collection} that this account never sealed: {e}"),
+                )
             })?;
             ids.push(opened);
         }
@@ -121,12 +125,15 @@ pub(crate) async fn list_ids(http: &Rc<Http>, user: &Rc<User>, collection: &str)
     Ok(ids)
 }
 
-/// Opens the names of a change from the feed in place. A collection that does not
-/// open is a legacy plaintext name (a change logged before sealed names), kept as
-/// it is; an id that does not open in a collection that did is `Integrity`.
+/// Opens the names of a change from the feed in place. A collection without a sealed
+/// name's shape is a legacy plaintext name (a change logged before the account's
+/// keys moved, or written since by an older SDK), kept as it is; a sealed one that
+/// does not open, or an id that does not, is `Integrity`.
 pub(crate) fn open_names(user: &User, change: &mut ChangeEvent) -> SdkResult<()> {
-    let Ok(collection) = user.names.open_collection(&change.collection) else { return Ok(()) };
-    change.collection = collection;
+    if !names::looks_sealed(&change.collection) {
+        return Ok(());
+    }
+    change.collection = user.names.open_collection(&change.collection)?;
     change.id = user.names.open_id(&change.collection, &change.id)?;
     Ok(())
 }

@@ -4,14 +4,18 @@
 //! (`POST /v1/kv/rename`), each with its value and its change-log entry. A value's
 //! envelope binds the plaintext names, which do not change, so nothing is sealed
 //! again, and a key written meanwhile under its sealed name stands (the accelerator
-//! drops the legacy one).
+//! drops the legacy one). Only keys whose listed value opens under their names are
+//! renamed: an accelerator listing guessed names learns nothing.
 
 use std::cell::RefCell;
 use std::collections::HashSet;
 use std::rc::Rc;
 
 use coffer_core::ErrorCode;
-use coffer_core::proto::{KvKeyRequest, KvLegacyResponse, KvRename, KvRenameRequest, KvRenameResponse, MAX_RENAMES};
+use coffer_core::kv::KvScope;
+use coffer_core::proto::{
+    KvKeyRequest, KvLegacyKey, KvLegacyResponse, KvRename, KvRenameRequest, KvRenameResponse, MAX_RENAMES,
+};
 use coffer_core::validate;
 use futures_util::FutureExt;
 use futures_util::future::{LocalBoxFuture, Shared};
@@ -96,26 +100,37 @@ async fn move_all(http: Rc<Http>, user: Rc<User>) -> SdkResult<()> {
             )));
         }
         let mut renames = Vec::with_capacity(page.keys.len());
-        for from in page.keys {
-            check(&from)?;
-            if !renamed.insert((from.collection.clone(), from.id.clone())) {
+        for key in page.keys {
+            check(&user, &key)?;
+            let KvLegacyKey { collection, id, .. } = key;
+            if !renamed.insert((collection.clone(), id.clone())) {
                 return Err(broken("it listed a legacy kv key again after renaming it".into()));
             }
             let to = KvKeyRequest {
-                collection: user.names.seal_collection(&from.collection),
-                id: user.names.seal_id(&from.collection, &from.id),
+                collection: user.names.seal_collection(&collection),
+                id: user.names.seal_id(&collection, &id),
             };
-            renames.push(KvRename { from, to });
+            renames.push(KvRename { from: KvKeyRequest { collection, id }, to });
         }
         let _: KvRenameResponse = http.post("/v1/kv/rename", &KvRenameRequest { renames }).await?;
     }
 }
 
-/// A legacy key is one an SDK could have written: names it would have accepted.
-fn check(key: &KvKeyRequest) -> SdkResult<()> {
+/// A legacy key is one this account wrote: names an SDK would have accepted, and a
+/// value that opens under them. Names are sealed for no other key, so an
+/// accelerator cannot learn what a guessed name seals to.
+fn check(user: &User, key: &KvLegacyKey) -> SdkResult<()> {
     validate::any_collection(&key.collection)
         .and_then(|()| validate::id(&key.id))
-        .map_err(|e| broken(format!("it listed a legacy kv key no SDK could have written ({e})")))
+        .map_err(|e| broken(format!("it listed a legacy kv key no SDK could have written ({e})")))?;
+    let scope = KvScope { user_id: &user.user_id, collection: &key.collection, id: &key.id };
+    user.kv.decode(&scope, &key.value).map_err(|e| {
+        broken(format!(
+            "it listed a legacy kv key {}/{} whose value this account did not write there ({e})",
+            key.collection, key.id
+        ))
+    })?;
+    Ok(())
 }
 
 fn broken(what: String) -> SdkError {

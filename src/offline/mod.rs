@@ -28,6 +28,7 @@ use crate::error::{SdkError, SdkResult};
 use crate::events::{EventKind, Events};
 use crate::http::Http;
 use crate::js::{self, to_js};
+use crate::legacy_names::LegacyNames;
 use crate::session::User;
 use crate::{kv, tabs, timer};
 use store::{Kept, Queued};
@@ -223,13 +224,26 @@ impl Offline {
     /// in this client, and under the account's queue lock one tab at a time. Each
     /// write's answer goes to the call waiting for it; a write refused for good is
     /// taken off, and reported by a `change` event with `error` when no call waits
-    /// for it here. `Unauthorized` stops, keeping the queue.
+    /// for it here. `Unauthorized`, or a failed move to sealed names, stops, keeping
+    /// the queue.
     async fn send(self: &Rc<Self>, own: Option<&str>) -> SdkResult<()> {
         let _turn = self.sending.lock().await;
         if self.stopped.get() {
             return Ok(());
         }
         let _lease = tabs::wait_lock(&offline::queue_lock(&self.user.device.owner())).await?;
+        // The account's keys move to their sealed names before any queued write goes
+        // (every write would wait for it): a move that fails stops here, keeping the
+        // queue, rather than failing each write in turn.
+        if let Err(e) = LegacyNames::settled(&self.http, &self.user).await {
+            match e.code {
+                ErrorCode::Network => self.went_offline(),
+                _ if e.is_transient() => self.probe(),
+                _ => return Err(e),
+            }
+            self.pending().await?;
+            return Ok(());
+        }
         'passes: loop {
             let queue = self.kept.queue().await?;
             if queue.is_empty() {

@@ -306,6 +306,50 @@ describe("a hostile accelerator", { timeout: 300_000 }, () => {
     });
   });
 
+  describe("moving keys from plain names (SPEC.md §4.4)", () => {
+    it("a listed key whose value does not open under its names is refused, and no name is sealed for it", async () => {
+      // A real sealed value of ada's, to list under a guessed name.
+      let real;
+      await underLie(
+        "POST",
+        /^\/v1\/kv\/get$/,
+        rewriteJson((answer) => {
+          real = answer.value;
+          return answer;
+        }),
+        async () => {
+          await ada.kv.set("notes", "real", { x: 1 });
+          return ada.kv.get("notes", "real");
+        },
+      );
+      const guesses = [
+        { collection: "medical", id: "hiv-test", value: real },
+        { collection: "notes", id: "real", value: { kind: "plain", json: "1", mac: "A".repeat(43) } },
+      ];
+      const username = await page.evaluate(() => ada.username);
+      const renames = [];
+      for (const guess of guesses) {
+        const legacy = hostile.lie("GET", /^\/v1\/kv\/legacy$/, ({ res }) => sendJson(res, { keys: [guess] }));
+        hostile.lie("POST", /^\/v1\/kv\/rename$/, ({ json }) => {
+          renames.push(json);
+          return "pass";
+        });
+        try {
+          const got = await page.evaluate(async (username) => {
+            const again = await coffer.Client.signIn({ url: location.origin, username, password: `pw-${username}`, remember: "none" });
+            return T.settle(again.kv.get("notes", "real"));
+          }, username);
+          assert.equal(got.code, "Integrity", got.message);
+          assert.match(got.message, /legacy kv key/);
+          assert.ok(legacy.calls >= 1, "the SDK asked for the legacy keys");
+        } finally {
+          hostile.truth();
+        }
+      }
+      assert.deepEqual(renames, [], "no rename was asked for, so no guessed name was sealed");
+    });
+  });
+
   describe("one bad entry never hides the good ones", () => {
     it("space.list returns the good spaces and names the bad ones in skipped", async () => {
       await page.evaluate(async () => {
