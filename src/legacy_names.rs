@@ -23,6 +23,7 @@ use futures_util::future::{LocalBoxFuture, Shared};
 use crate::error::{SdkError, SdkResult};
 use crate::http::Http;
 use crate::session::User;
+use crate::timer;
 
 /// Where an account's move to sealed names stands on this client.
 #[derive(Default)]
@@ -112,7 +113,30 @@ async fn move_all(http: Rc<Http>, user: Rc<User>) -> SdkResult<()> {
             };
             renames.push(KvRename { from: KvKeyRequest { collection, id }, to });
         }
-        let _: KvRenameResponse = http.post("/v1/kv/rename", &KvRenameRequest { renames }).await?;
+        rename(&http, &KvRenameRequest { renames }).await?;
+    }
+}
+
+/// Times a rename is tried while the accelerator answers `RateLimited`: the route
+/// shares the account's places for large bodies with its uploads, which another tab
+/// may be making.
+const RENAME_ATTEMPTS: u32 = 5;
+/// The longest wait between them, whatever the accelerator asks: kv calls wait too.
+const MAX_RENAME_WAIT_MS: u32 = 5_000;
+
+/// Asks for the renames, again after the wait the accelerator asks for while it is
+/// busy with this account's uploads.
+async fn rename(http: &Http, request: &KvRenameRequest) -> SdkResult<KvRenameResponse> {
+    let mut attempt = 0;
+    loop {
+        match http.post("/v1/kv/rename", request).await {
+            Err(e) if e.code == ErrorCode::RateLimited && attempt + 1 < RENAME_ATTEMPTS => {
+                let asked = e.retry_after_ms.unwrap_or(0).min(MAX_RENAME_WAIT_MS);
+                timer::sleep(timer::backoff_ms(attempt, 200.0, 2_000.0).max(asked)).await;
+                attempt += 1;
+            }
+            answer => return answer,
+        }
     }
 }
 
