@@ -1,13 +1,15 @@
-//! Sealed kv names over real HTTP: keys an accelerator stored before sealed names are
-//! legacy (`GET /v1/kv/legacy`) until the SDK moves them to their sealed names
-//! (`POST /v1/kv/rename`) with their values, their change-log entries and what they
-//! cost; and names as long as a sealed one are accepted everywhere a key is named.
+//! Sealed kv names over real HTTP: keys an accelerator stored before sealed names, and
+//! keys an old SDK writes since under names without a sealed name's shape, are legacy
+//! (`GET /v1/kv/legacy`, each with its value, a page held to a byte cap) until the SDK
+//! moves them to their sealed names (`POST /v1/kv/rename`) with their values, their
+//! change-log entries and what they cost; and names as long as a sealed one are
+//! accepted everywhere a key is named.
 
 mod common;
 
 use coffer_accelerator::store::postgres::PgRecords;
 use coffer_accelerator::store::sqlite::SqliteRecords;
-use coffer_accelerator::store::{Accounts, StoredValue, kv_cost};
+use coffer_accelerator::store::{Accounts, StoredValue, kv_cost, value_bytes};
 use coffer_core::account::RootSecret;
 use coffer_core::b64;
 use coffer_core::kv::KvKeys;
@@ -55,7 +57,7 @@ mod before_sealed_names {
     }
 
     /// A sealed value of `len` random bytes.
-    fn sealed_value(len: usize) -> StoredValue {
+    pub fn sealed_value(len: usize) -> StoredValue {
         let mut bytes = vec![0u8; len];
         getrandom::fill(&mut bytes).unwrap();
         StoredValue::Sealed(bytes)
@@ -153,9 +155,19 @@ async fn upgraded(
     (server, accounts)
 }
 
-/// `GET /v1/kv/legacy` for `account`.
-async fn legacy(api: &Api, account: &Account) -> Vec<KvKeyRequest> {
+/// `GET /v1/kv/legacy` for `account`: each legacy key with its value.
+async fn legacy_page(api: &Api, account: &Account) -> Vec<KvLegacyKey> {
     account.get_json::<KvLegacyResponse>(api, "/v1/kv/legacy").await.expect("legacy keys").keys
+}
+
+/// The names of `account`'s first page of legacy keys.
+async fn legacy(api: &Api, account: &Account) -> Vec<KvKeyRequest> {
+    legacy_page(api, account).await.into_iter().map(|k| KvKeyRequest { collection: k.collection, id: k.id }).collect()
+}
+
+/// A legacy key as the legacy page lists it.
+fn listed(key: &OldKey) -> KvLegacyKey {
+    KvLegacyKey { collection: key.collection.clone(), id: key.id.clone(), value: wire(&key.value) }
 }
 
 /// `POST /v1/kv/rename` for `account`: the answer or the error.
@@ -163,14 +175,15 @@ async fn rename(api: &Api, account: &Account, renames: Vec<KvRename>) -> Result<
     api.call("/v1/kv/rename", Some(account.token()), &KvRenameRequest { renames }).await
 }
 
+/// `collection` and `id` sealed under `account`'s keys, as the SDK sends them.
+fn sealed(account: &Account, collection: &str, id: &str) -> KvKeyRequest {
+    let names = NameKeys::derive(&account.root);
+    KvKeyRequest { collection: names.seal_collection(collection), id: names.seal_id(collection, id) }
+}
+
 /// The rename of `from` to its sealed names under `account`'s keys, as the SDK makes it.
 fn to_sealed(account: &Account, from: &KvKeyRequest) -> KvRename {
-    let names = NameKeys::derive(&account.root);
-    let to = KvKeyRequest {
-        collection: names.seal_collection(&from.collection),
-        id: names.seal_id(&from.collection, &from.id),
-    };
-    KvRename { from: from.clone(), to }
+    KvRename { from: from.clone(), to: sealed(account, &from.collection, &from.id) }
 }
 
 /// The raw value stored at `key`, as `POST /v1/kv/get` answers it.
@@ -239,18 +252,21 @@ async fn keys_from_before_sealed_names_are_listed_as_legacy_to_their_owner_only(
     let api = server.api();
     let [ada, bob, carol] = &accounts[..] else { unreachable!() };
 
-    // Ordered by collection, then id; each user sees only their own.
+    // Ordered by collection, then id, each with its value exactly as stored (sealed
+    // or plain); each user sees only their own.
     let expected = |user: &OldUser| {
-        let mut keys: Vec<KvKeyRequest> = user.keys.iter().map(OldKey::key).collect();
+        let mut keys: Vec<KvLegacyKey> = user.keys.iter().map(listed).collect();
         keys.sort_by(|a, b| (&a.collection, &a.id).cmp(&(&b.collection, &b.id)));
         keys
     };
-    let adas = legacy(&api, ada).await;
+    let adas = legacy_page(&api, ada).await;
     let names: Vec<(&str, &str)> = adas.iter().map(|k| (k.collection.as_str(), k.id.as_str())).collect();
     assert_eq!(names, [("notes", "n1"), ("todos", "t1"), ("todos", "t2"), ("zeta", "a")]);
-    assert_eq!(legacy(&api, bob).await, expected(&users[1]));
+    assert_eq!(adas, expected(&users[0]));
+    assert!(matches!(adas[2].value, KvValue::Plain { .. }) && matches!(adas[0].value, KvValue::Sealed { .. }));
+    assert_eq!(legacy_page(&api, bob).await, expected(&users[1]));
     // At most MAX_RENAMES, the first ones.
-    let carols = legacy(&api, carol).await;
+    let carols = legacy_page(&api, carol).await;
     assert_eq!(carols.len(), MAX_RENAMES);
     assert_eq!(carols, expected(&users[2])[..MAX_RENAMES]);
 
@@ -259,15 +275,20 @@ async fn keys_from_before_sealed_names_are_listed_as_legacy_to_their_owner_only(
         assert_eq!(raw_get(&api, ada, &key.key()).await, Some(wire(&key.value)), "{}/{}", key.collection, key.id);
     }
 
-    // Keys written since are not legacy, whoever writes them; a legacy key written
-    // again keeps its legacy names.
-    ada.set(&api, "todos", "t3", r#""new""#, true).await;
-    ada.set(&api, "zeta", "a", r#""rewritten""#, true).await;
-    assert_eq!(legacy(&api, ada).await, adas);
+    // Keys written since under sealed names are not legacy, whoever writes them; a
+    // legacy key written again is legacy still, with its new value.
+    let t3 = sealed(ada, "todos", "t3");
+    ada.set(&api, &t3.collection, &t3.id, r#""new""#, true).await;
+    let rewrite = ada.set_request("zeta", "a", r#""rewritten""#, true);
+    let _: KvWriteResponse = api.call("/v1/kv/set", Some(ada.token()), &rewrite).await.unwrap();
+    let mut rewritten = adas.clone();
+    rewritten[3].value = rewrite.value;
+    assert_eq!(legacy_page(&api, ada).await, rewritten);
     let dan = sign_up(&api, "dan", "pw").await;
-    dan.set(&api, "todos", "t1", "1", true).await;
+    let t1 = sealed(&dan, "todos", "t1");
+    dan.set(&api, &t1.collection, &t1.id, "1", true).await;
     assert!(legacy(&api, &dan).await.is_empty());
-    assert_eq!(legacy(&api, bob).await, expected(&users[1]));
+    assert_eq!(legacy_page(&api, bob).await, expected(&users[1]));
 
     // Without a session, nothing.
     Api::expect_error(api.get("/v1/kv/legacy", None).await, ErrorCode::Unauthorized);
@@ -310,7 +331,8 @@ async fn a_rename_moves_the_value_and_keeps_its_change_log_entry() {
         .collect();
     assert_eq!(after, expected);
     assert_eq!(after[3], (4, moved.to.clone(), Some(wire(&t1.value))));
-    assert_eq!(ada.set(&api, "todos", "t9", "1", true).await, 6, "the next change follows the head");
+    let t9 = sealed(ada, "todos", "t9");
+    assert_eq!(ada.set(&api, &t9.collection, &t9.id, "1", true).await, 6, "the next change follows the head");
 
     // Renaming to the same names only stops the key being legacy.
     let n1 = users[0].keys[2].key();
@@ -361,7 +383,7 @@ async fn renames_of_keys_that_are_not_legacy_change_nothing() {
     let (server, accounts) = upgraded(&users, |_| {}).await;
     let api = server.api();
     let [ada, bob, _] = &accounts[..] else { unreachable!() };
-    let fresh = KvKeyRequest { collection: "todos".into(), id: "t3".into() };
+    let fresh = sealed(ada, "todos", "t3");
     ada.set(&api, &fresh.collection, &fresh.id, r#""since""#, true).await;
     let fresh_value = raw_get(&api, ada, &fresh).await;
     let bobs = users[1].keys[0].key();
@@ -523,4 +545,150 @@ async fn a_rename_request_carries_at_most_max_renames() {
         ErrorCode::Unauthorized,
     );
     assert!(api.healthy().await);
+}
+
+#[tokio::test]
+async fn a_legacy_page_carries_values_up_to_its_byte_cap() {
+    use before_sealed_names::sealed_value;
+    let cap = MAX_LEGACY_PAGE_VALUE_BYTES;
+    // A JSON string and its MAC: `len` bytes as stored.
+    let plain = |len: usize| StoredValue::Plain { json: format!("\"{}\"", "x".repeat(len - 2 - 32)), mac: [2; 32] };
+    let values = [
+        sealed_value(300 * 1024), // the first: on its page whatever its size
+        sealed_value(cap / 2),    // the next two: exactly the cap past the first
+        plain(cap / 2),
+        sealed_value(29),         // 29 bytes more: the next page
+        sealed_value(600 * 1024), // each past the cap alone
+        sealed_value(600 * 1024),
+    ];
+    assert_eq!(value_bytes(&values[1]) + value_bytes(&values[2]), cap as u64);
+    let keys: Vec<OldKey> = values
+        .into_iter()
+        .enumerate()
+        .map(|(n, value)| OldKey { collection: "big".into(), id: format!("k{}", n + 1), value, seq: n as u64 + 1 })
+        .collect();
+    let users =
+        [OldUser { name: "eve".into(), root: RootSecret::from_bytes(random()), kv_seq: keys.len() as u64, keys }];
+    let (server, accounts) = upgraded(&users, |_| {}).await;
+    let api = server.api();
+    let eve = &accounts[0];
+    let expected = |range: std::ops::Range<usize>| users[0].keys[range].iter().map(listed).collect::<Vec<_>>();
+
+    // Page by page, as the SDK moves them: k1 to k3 (k4 would pass the cap), k4 alone
+    // (k5 would), k5 alone (past the cap itself, as is k6), then k6. Each value is
+    // exactly as stored, and each page within what the SDK accepts of one.
+    let mut pages = Vec::new();
+    loop {
+        let page = legacy_page(&api, eve).await;
+        if page.is_empty() {
+            break;
+        }
+        let body = serde_json::to_vec(&KvLegacyResponse { keys: page.clone() }).unwrap();
+        assert!(body.len() <= coffer_core::proto::answer::MAX_LIST_ANSWER_BYTES, "{}", body.len());
+        let renames: Vec<KvRename> = page
+            .iter()
+            .map(|k| to_sealed(eve, &KvKeyRequest { collection: k.collection.clone(), id: k.id.clone() }))
+            .collect();
+        let answer = rename(&api, eve, renames).await.unwrap();
+        assert_eq!((answer.renamed, answer.dropped), (page.len() as u32, 0));
+        pages.push(page);
+    }
+    assert_eq!(pages, [expected(0..3), expected(3..4), expected(4..5), expected(5..6)]);
+    for key in &users[0].keys {
+        assert_eq!(raw_get(&api, eve, &to_sealed(eve, &key.key()).to).await, Some(wire(&key.value)), "{}", key.id);
+    }
+}
+
+#[tokio::test]
+async fn keys_written_under_plain_names_since_the_upgrade_are_legacy_and_move() {
+    let users = before_sealed_names::users();
+    let (server, accounts) = upgraded(&users, |_| {}).await;
+    let api = server.api();
+    let bob = &accounts[1];
+    let b1 = listed(&users[1].keys[0]);
+
+    // Bob's old SDK, still at work after the upgrade, writes under plain names: the
+    // key is legacy, listed with its value.
+    let late = bob.set_request("bobs", "b2", r#"{"late":true}"#, false);
+    let seq: KvWriteResponse = api.call("/v1/kv/set", Some(bob.token()), &late).await.unwrap();
+    assert_eq!(seq.seq, 2);
+    let b2 = KvLegacyKey { collection: "bobs".into(), id: "b2".into(), value: late.value.clone() };
+    assert_eq!(legacy_page(&api, bob).await, [b1.clone(), b2.clone()]);
+
+    // His new SDK's keys, under sealed names, are not; one name sealed of two is not
+    // enough.
+    let b3 = sealed(bob, "bobs", "b3");
+    bob.set(&api, &b3.collection, &b3.id, "3", true).await;
+    assert_eq!(legacy_page(&api, bob).await, [b1.clone(), b2.clone()]);
+    let half = KvKeyRequest { collection: "bobs".into(), id: sealed(bob, "bobs", "b4").id };
+    bob.set(&api, &half.collection, &half.id, "4", true).await;
+    let listed_now = legacy(&api, bob).await;
+    assert_eq!(listed_now.len(), 3);
+    assert!(listed_now.contains(&half), "{listed_now:?}");
+
+    // The late key moves like any legacy key: to its sealed names, with its value and
+    // its change-log entry (same sequence number), and is no longer legacy.
+    let moved = to_sealed(bob, &KvKeyRequest { collection: "bobs".into(), id: "b2".into() });
+    let answer = rename(&api, bob, vec![moved.clone()]).await.unwrap();
+    assert_eq!((answer.renamed, answer.dropped), (1, 0));
+    assert_eq!(raw_get(&api, bob, &moved.to).await, Some(late.value.clone()));
+    assert_eq!(raw_get(&api, bob, &moved.from).await, None);
+    let left = legacy(&api, bob).await;
+    assert!(!left.contains(&moved.from) && !left.contains(&moved.to) && left.len() == 2, "{left:?}");
+    let (head, log) = replay(&server, bob, 4).await;
+    assert_eq!(head, 4);
+    assert_eq!(log[1], (2, moved.to.clone(), Some(late.value)));
+
+    // So is a key written under plain names by an account made since.
+    let dan = sign_up(&api, "dan", "pw").await;
+    dan.set(&api, "todos", "t1", "1", true).await;
+    assert_eq!(legacy(&api, &dan).await, [KvKeyRequest { collection: "todos".into(), id: "t1".into() }]);
+}
+
+#[tokio::test]
+async fn a_rename_for_an_account_with_nothing_legacy_answers_zeros_and_changes_nothing() {
+    let server = TestServer::start(|_| {}).await;
+    let api = server.api();
+    let dan = sign_up(&api, "dan", "pw").await;
+    let keys: Vec<KvKeyRequest> = (0..3).map(|n| sealed(&dan, "notes", &format!("n{n}"))).collect();
+    let mut values = Vec::new();
+    for key in &keys {
+        dan.set(&api, &key.collection, &key.id, r#""kept""#, true).await;
+        values.push(raw_get(&api, &dan, key).await.expect("stored"));
+    }
+    assert!(legacy(&api, &dan).await.is_empty());
+    let used = used_bytes(&server, dan.user_id()).await;
+
+    // Full batches, again and again, naming his own keys (to other sealed names, one
+    // to its own) and absent ones: nothing is legacy, so nothing is done.
+    let mut renames: Vec<KvRename> =
+        keys.iter().map(|k| KvRename { from: k.clone(), to: sealed(&dan, "moved", &k.id) }).collect();
+    renames.push(KvRename { from: keys[0].clone(), to: keys[0].clone() });
+    renames.extend(
+        (renames.len()..MAX_RENAMES)
+            .map(|n| to_sealed(&dan, &KvKeyRequest { collection: "notes".into(), id: format!("absent{n}") })),
+    );
+    for _ in 0..3 {
+        let answer = rename(&api, &dan, renames.clone()).await.unwrap();
+        assert_eq!((answer.renamed, answer.dropped), (0, 0));
+    }
+    for (key, value) in keys.iter().zip(&values) {
+        assert_eq!(raw_get(&api, &dan, key).await.as_ref(), Some(value));
+    }
+    assert_eq!(dan.list(&api, &keys[0].collection).await.len(), 3);
+    assert!(dan.list(&api, &sealed(&dan, "moved", "x").collection).await.is_empty());
+    assert_eq!(kv_seq(&api, &dan).await, 3);
+    assert_eq!(used_bytes(&server, dan.user_id()).await, used);
+    assert!(legacy(&api, &dan).await.is_empty());
+
+    // The request is checked all the same: one rename too many, or a name too long.
+    let mut over = renames.clone();
+    over.push(renames[0].clone());
+    let t = Some(dan.token());
+    let message =
+        Api::expect_error(api.post("/v1/kv/rename", t, &KvRenameRequest { renames: over }).await, InvalidInput);
+    assert!(message.contains(&MAX_RENAMES.to_string()), "{message}");
+    let long = KvKeyRequest { collection: "c".into(), id: "x".repeat(MAX_STORED_NAME_BYTES + 1) };
+    let renames = vec![KvRename { from: long, to: keys[0].clone() }];
+    Api::expect_error(api.post("/v1/kv/rename", t, &KvRenameRequest { renames }).await, InvalidInput);
 }

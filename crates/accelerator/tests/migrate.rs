@@ -108,9 +108,11 @@ async fn populated() -> (tempfile::TempDir, Before) {
     assert_eq!(recovery_roots[0], made.wrapped_root);
 
     let dir = server.stop().await;
-    // Bob's key is from before sealed names: it moves as a legacy key.
+    // Bob's key is from before sealed names: it moves as a legacy key. Ada's stand
+    // for keys under sealed names, which are not (their plain names made them legacy
+    // as they were set).
     let conn = rusqlite::Connection::open(dir.path().join("accelerator.sqlite3")).unwrap();
-    conn.execute("UPDATE kv SET legacy_name = 1 WHERE user_id = ?1", [bob.user_id()]).unwrap();
+    conn.execute("UPDATE kv SET legacy_name = (user_id = ?1)", [bob.user_id()]).unwrap();
     drop(conn);
     let conn = rusqlite::Connection::open_with_flags(
         dir.path().join("accelerator.sqlite3"),

@@ -2,7 +2,8 @@
 -- sealed, and store nothing else. Every kv row stored before this step was written
 -- by an SDK that sent its names in the clear: it is legacy (legacy_name true) until
 -- the SDK renames it to its sealed names (POST /v1/kv/rename), which clears the
--- flag. Rows written after it are not legacy.
+-- flag. A row written after it is legacy if either name lacks a sealed name's
+-- shape (an older SDK still writing; the accelerator decides on each set).
 
 -- Added with a constant default, the column costs no rewrite: the rows there now
 -- read true from the catalogue. The default then turns false for the rows to come.

@@ -2,7 +2,8 @@
 -- sealed, and store nothing else. Every kv row stored before this step was written
 -- by an SDK that sent its names in the clear: it is legacy (legacy_name = 1) until
 -- the SDK renames it to its sealed names (POST /v1/kv/rename), which clears the
--- flag. Rows written after it are not legacy.
+-- flag. A row written after it is legacy if either name lacks a sealed name's
+-- shape (an older SDK still writing; the accelerator decides on each set).
 
 ALTER TABLE kv ADD COLUMN legacy_name INTEGER NOT NULL DEFAULT 0 CHECK (legacy_name IN (0, 1));
 UPDATE kv SET legacy_name = 1;

@@ -5,8 +5,10 @@
 //!
 //! Collections and ids arrive sealed (SPEC.md §4.4): opaque text of up to
 //! [`MAX_STORED_NAME_BYTES`], stored and compared as it is. Keys stored before sealed
-//! names carry the names an older SDK sent in the clear; they are legacy until the
-//! SDK renames them:
+//! names carry the names an older SDK sent in the clear, and so does a key an older
+//! SDK writes since, under names without a sealed name's shape
+//! ([`coffer_core::names::looks_sealed`]); they are legacy until the SDK renames them
+//! ([`crate::store::set_is_legacy`]):
 //!
 //! | route | body | answer |
 //! |---|---|---|
@@ -14,15 +16,15 @@
 //! | `POST /v1/kv/get` | [`KvKeyRequest`] | [`KvGetResponse`] |
 //! | `POST /v1/kv/delete` | [`KvKeyRequest`] | [`KvDeleteResponse`] |
 //! | `POST /v1/kv/list` | [`KvListRequest`] | [`KvListResponse`] |
-//! | `GET /v1/kv/legacy` | — | [`KvLegacyResponse`]: the caller's first [`MAX_RENAMES`] legacy keys |
-//! | `POST /v1/kv/rename` | [`KvRenameRequest`] | [`KvRenameResponse`]: legacy keys moved to sealed names |
+//! | `GET /v1/kv/legacy` | — | [`KvLegacyResponse`]: the caller's first legacy keys with their values, at most [`MAX_RENAMES`] and [`MAX_LEGACY_PAGE_VALUE_BYTES`](coffer_core::proto::MAX_LEGACY_PAGE_VALUE_BYTES) of values past the first |
+//! | `POST /v1/kv/rename` | [`KvRenameRequest`] | [`KvRenameResponse`]: legacy keys moved to sealed names; zeros at once for a caller with none |
 
 use axum::extract::State;
 use coffer_core::b64;
 use coffer_core::kv::{MAC_LEN, SEALED_VERSION};
 use coffer_core::proto::{
-    KvDeleteResponse, KvGetResponse, KvKeyRequest, KvLegacyResponse, KvListRequest, KvListResponse, KvRenameRequest,
-    KvRenameResponse, KvSetRequest, KvValue, KvWriteResponse, MAX_RENAMES,
+    KvDeleteResponse, KvGetResponse, KvKeyRequest, KvLegacyKey, KvLegacyResponse, KvListRequest, KvListResponse,
+    KvRenameRequest, KvRenameResponse, KvSetRequest, KvValue, KvWriteResponse, MAX_RENAMES,
 };
 use coffer_core::validate::{self, MAX_STORED_NAME_BYTES, MAX_VALUE_BYTES};
 
@@ -163,16 +165,25 @@ pub async fn list(
     Ok(Json(KvListResponse { ids: ids.items, next: ids.next }))
 }
 
-/// `GET /v1/kv/legacy`: the caller's first [`MAX_RENAMES`] keys still under legacy
-/// names, ordered by collection, then id; renaming them empties the list.
+/// `GET /v1/kv/legacy`: the caller's first keys still under legacy names, ordered by
+/// collection, then id, each with its value as stored (the SDK seals a key's names
+/// only if the value opens under them): at most [`MAX_RENAMES`], the first always,
+/// then as many as keep the values past the first within
+/// [`MAX_LEGACY_PAGE_VALUE_BYTES`](coffer_core::proto::MAX_LEGACY_PAGE_VALUE_BYTES) ([`crate::store::Kv::kv_legacy`]). Renaming them
+/// empties the list.
 pub async fn legacy(State(state): State<AppState>, authed: Authed) -> Result<Json<KvLegacyResponse>, ApiError> {
     let keys = state.records.kv_legacy(&authed.session.user_id, MAX_RENAMES).await?;
+    let keys = keys
+        .into_iter()
+        .map(|key| KvLegacyKey { value: KvValue::from(&key.value), collection: key.collection, id: key.id })
+        .collect();
     Ok(Json(KvLegacyResponse { keys }))
 }
 
 /// `POST /v1/kv/rename`: moves up to [`MAX_RENAMES`] of the caller's legacy keys to
-/// their sealed names, in one transaction ([`crate::store::Kv::kv_rename`]). No new
-/// change is logged, so no feed is woken.
+/// their sealed names, in one transaction ([`crate::store::Kv::kv_rename`]); a caller
+/// with no legacy key gets zeros at once (the request is checked all the same). No
+/// new change is logged, so no feed is woken.
 pub async fn rename(
     State(state): State<AppState>,
     authed: Authed,

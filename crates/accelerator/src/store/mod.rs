@@ -1,6 +1,6 @@
 //! Where the accelerator keeps its records: users (with their published public
 //! keys and recovery codes), sessions, login challenges, kv values (those stored
-//! before sealed names marked legacy until renamed) and each user's kv change log;
+//! under plaintext names marked legacy until renamed) and each user's kv change log;
 //! shards, spaces, members, invites, files and the shards each file references; each
 //! space's key epochs, its members' roster entries and sealed keys, and its links.
 //!
@@ -30,8 +30,9 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use coffer_core::account::KdfParams;
+use coffer_core::names::looks_sealed;
 use coffer_core::proto::storage::{Member, Role};
-use coffer_core::proto::{KvKeyRequest, KvRename, KvRenameResponse};
+use coffer_core::proto::{KvKeyRequest, KvRename, KvRenameResponse, MAX_LEGACY_PAGE_VALUE_BYTES};
 use coffer_core::shard::ShardAddress;
 
 pub use async_trait::async_trait;
@@ -312,6 +313,70 @@ pub fn value_bytes(value: &StoredValue) -> u64 {
 /// What a kv entry costs its owner.
 pub fn kv_cost(collection: &str, id: &str, value: &StoredValue) -> u64 {
     (collection.len() + id.len()) as u64 + value_bytes(value) + KV_ROW_BYTES
+}
+
+/// Whether [`Kv::kv_set`] writes its key as legacy: when its collection or its id
+/// lacks a sealed name's shape ([`looks_sealed`]). Such a key was written by an SDK
+/// from before sealed names, still at work after the upgrade: as a legacy key, the
+/// account's next SDK with sealed names moves it ([`Kv::kv_rename`]) instead of
+/// leaving it stranded under names it never reads. A key that is legacy already
+/// stays legacy, whatever its names (both backends write `legacy_name OR` this).
+pub fn set_is_legacy(collection: &str, id: &str) -> bool {
+    !(looks_sealed(collection) && looks_sealed(id))
+}
+
+/// A legacy key ([`Kv::kv_legacy`]) and its value, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyKey {
+    /// Its collection, under the name an SDK sent in the clear.
+    pub collection: String,
+    /// Its id, likewise.
+    pub id: String,
+    /// Its value.
+    pub value: StoredValue,
+}
+
+/// A page of [`Kv::kv_legacy`] in the making. Both backends read the user's legacy
+/// keys in order and [`LegacyPage::push`] each until it says stop, so their pages
+/// agree: at most `limit` keys, the first always, then each next one while the
+/// [`value_bytes`] of the keys after the first stay within
+/// [`MAX_LEGACY_PAGE_VALUE_BYTES`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyPage {
+    keys: Vec<LegacyKey>,
+    limit: usize,
+    /// [`value_bytes`] of the keys after the first.
+    past_first: u64,
+}
+
+impl LegacyPage {
+    /// An empty page of at most `limit` keys.
+    pub fn new(limit: usize) -> Self {
+        LegacyPage { keys: Vec::new(), limit, past_first: 0 }
+    }
+
+    /// Adds the next key in order if it fits. Returns whether to read on: `false`
+    /// once the page is full, or when this key did not fit (it opens a later page:
+    /// a page is always the first of the keys left).
+    pub fn push(&mut self, key: LegacyKey) -> bool {
+        if self.keys.len() >= self.limit {
+            return false;
+        }
+        if !self.keys.is_empty() {
+            let past_first = self.past_first.saturating_add(value_bytes(&key.value));
+            if past_first > MAX_LEGACY_PAGE_VALUE_BYTES as u64 {
+                return false;
+            }
+            self.past_first = past_first;
+        }
+        self.keys.push(key);
+        self.keys.len() < self.limit
+    }
+
+    /// The page's keys, in order.
+    pub fn into_keys(self) -> Vec<LegacyKey> {
+        self.keys
+    }
 }
 
 /// What [`Kv::kv_rename`] does with one rename. Both backends decide with
@@ -718,8 +783,9 @@ pub trait Kv: Send + Sync + 'static {
 
     /// Writes one value and appends the change to the log, in one transaction,
     /// charging the difference in [`kv_cost`] to the user within `allowance`. The
-    /// log keeps only this latest change of the key. Returns its sequence number. A
-    /// new key is not legacy ([`Kv::kv_legacy`]); a legacy key written stays legacy.
+    /// log keeps only this latest change of the key. Returns its sequence number.
+    /// The key is legacy ([`Kv::kv_legacy`]) if it was, or if its names lack a sealed
+    /// name's shape ([`set_is_legacy`]): an SDK from before sealed names writing.
     async fn kv_set(
         &self,
         user_id: &str,
@@ -740,10 +806,15 @@ pub trait Kv: Send + Sync + 'static {
     /// The user's latest sequence number and up to `limit` retained changes after `after`.
     async fn changes_after(&self, user_id: &str, after: u64, limit: usize) -> Result<ChangeWindow, StoreError>;
 
-    /// Up to `limit` of the user's legacy keys, ordered by collection, then id: the
-    /// keys stored under the names an SDK sent in the clear, before sealed names
-    /// (every key stored before the schema gained them, until renamed).
-    async fn kv_legacy(&self, user_id: &str, limit: usize) -> Result<Vec<KvKeyRequest>, StoreError>;
+    /// The user's first legacy keys, ordered by collection, then id, each with its
+    /// value as stored: the keys stored under the names an SDK before sealed names
+    /// sent in the clear (every key stored before the schema gained them, and every
+    /// key written since under names without a sealed name's shape,
+    /// [`set_is_legacy`]), until renamed. At most `limit`, the first always, then
+    /// each next one while the value bytes of those after the first stay within
+    /// [`MAX_LEGACY_PAGE_VALUE_BYTES`] ([`LegacyPage`]). Values are read only as
+    /// far as the page goes.
+    async fn kv_legacy(&self, user_id: &str, limit: usize) -> Result<Vec<LegacyKey>, StoreError>;
 
     /// Moves the user's legacy keys to their sealed names, in one transaction, each
     /// rename in order as [`RenameStep::of`] decides: a `from` that is not a legacy
@@ -754,6 +825,10 @@ pub trait Kv: Send + Sync + 'static {
     /// a delete, goes: the log keeps one entry per key). The change in what the user
     /// stores is never refused: each key is renamed once, and a sealed name is only
     /// so long, so a migration cannot fail on the allowance.
+    ///
+    /// A user with no legacy key at all gets zero renamed and zero dropped at once,
+    /// without a look at any rename: endless batches of renames from an account with
+    /// nothing to move cost one lookup each.
     async fn kv_rename(&self, user_id: &str, renames: &[KvRename]) -> Result<KvRenameResponse, StoreError>;
 }
 

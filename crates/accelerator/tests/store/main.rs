@@ -150,6 +150,18 @@ impl Backend {
             Some((db, _)) => db.client().await.batch_execute(sql).await.unwrap(),
         }
     }
+
+    /// On PostgreSQL, a connection whose open transaction holds `user_id`'s row lock,
+    /// as a write of theirs in flight does, until it is dropped; `None` on SQLite
+    /// (one writer: there a lock is not held across calls).
+    pub async fn hold_user_lock(&self, user_id: &str) -> Option<tokio_postgres::Client> {
+        let (db, _) = self.remote.as_ref()?;
+        let client = db.client().await;
+        client.batch_execute("BEGIN").await.unwrap();
+        let locked = client.execute("SELECT 1 FROM users WHERE user_id = $1 FOR UPDATE", &[&user_id]).await.unwrap();
+        assert_eq!(locked, 1, "{user_id} exists");
+        Some(client)
+    }
 }
 
 /// A user named `name` (id `id-{name}`) whose login key is `[key; 32]`.
@@ -216,6 +228,9 @@ conformance! {
     holds::a_shard_freed_on_one_accelerator_while_stored_on_another_keeps_its_bytes,
     records::kv_lists_in_byte_order_with_cursors,
     records::legacy_keys_are_listed_in_order_and_renamed_moved_dropped_or_skipped,
+    records::a_legacy_page_holds_values_up_to_its_byte_cap,
+    records::a_set_is_legacy_unless_both_names_look_sealed,
+    records::a_rename_for_a_user_with_nothing_legacy_looks_nothing_up,
     records::membership_roles_invites_and_pages,
     many::every_accelerator_gets_the_secret_stored_first,
     many::concurrent_kv_writes_of_one_user_get_every_sequence_number_once,

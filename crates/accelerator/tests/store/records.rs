@@ -3,11 +3,13 @@
 use std::sync::Arc;
 
 use coffer_accelerator::store::{
-    Authorised, Challenge, Invite, MAX_LIVE_INVITES, NewFile, PageRequest, Quota, Quotas, Records, Recovery,
-    StoreError, StoredValue, User, Withdrawn, file_cost, kv_cost, space_cost,
+    Authorised, Challenge, Invite, LegacyKey, MAX_LIVE_INVITES, NewFile, PageRequest, Quota, Quotas, Records, Recovery,
+    StoreError, StoredValue, User, Withdrawn, file_cost, kv_cost, set_is_legacy, space_cost, value_bytes,
 };
+use coffer_core::account::RootSecret;
+use coffer_core::names::NameKeys;
 use coffer_core::proto::storage::Role;
-use coffer_core::proto::{KvKeyRequest, KvRename};
+use coffer_core::proto::{KvKeyRequest, KvRename, MAX_LEGACY_PAGE_VALUE_BYTES, MAX_RENAMES};
 use coffer_core::shard::ShardAddress;
 
 use super::{Backend, Kind, Options, user};
@@ -462,6 +464,28 @@ pub async fn kv_lists_in_byte_order_with_cursors(kind: Kind) {
     assert_eq!((rest.items, rest.next), (vec!["é".to_string()], None));
 }
 
+/// `collection` and `id` sealed, as an SDK with sealed names sends them: names of a
+/// sealed name's shape, which a set stores as not legacy.
+fn sealed(collection: &str, id: &str) -> KvKeyRequest {
+    let names = NameKeys::derive(&RootSecret::from_bytes([7; 32]));
+    KvKeyRequest { collection: names.seal_collection(collection), id: names.seal_id(collection, id) }
+}
+
+/// A key under these names.
+fn key(collection: &str, id: &str) -> KvKeyRequest {
+    KvKeyRequest { collection: collection.into(), id: id.into() }
+}
+
+/// A legacy key as [`Kv::kv_legacy`](coffer_accelerator::store::Kv::kv_legacy) lists it.
+fn legacy_key(key: &KvKeyRequest, value: &StoredValue) -> LegacyKey {
+    LegacyKey { collection: key.collection.clone(), id: key.id.clone(), value: value.clone() }
+}
+
+/// The names of a page of legacy keys.
+fn names(page: &[LegacyKey]) -> Vec<KvKeyRequest> {
+    page.iter().map(|k| key(&k.collection, &k.id)).collect()
+}
+
 pub async fn legacy_keys_are_listed_in_order_and_renamed_moved_dropped_or_skipped(kind: Kind) {
     let b = Backend::open(kind, Options::default()).await;
     let db = &b.records;
@@ -469,66 +493,246 @@ pub async fn legacy_keys_are_listed_in_order_and_renamed_moved_dropped_or_skippe
         db.create_user(&user(name, key)).await.unwrap();
     }
     let value = |n: u8| StoredValue::Sealed(vec![n; 10 * usize::from(n)]);
-    let key = |collection: &str, id: &str| KvKeyRequest { collection: collection.into(), id: id.into() };
-    let rename = |from: KvKeyRequest, to: KvKeyRequest| KvRename { from, to };
+    let rename = |from: &KvKeyRequest, to: &KvKeyRequest| KvRename { from: from.clone(), to: to.clone() };
+    let set =
+        |k: KvKeyRequest, n: u8| async move { db.kv_set("id-ada", &k.collection, &k.id, &value(n), u64::MAX).await };
+    let [gone, x, new, new_to, absent, again] =
+        [("s", "gone"), ("s", "x"), ("t", "new"), ("s", "new"), ("s", "absent"), ("s", "again")]
+            .map(|(c, i)| sealed(c, i));
     // Before sealed names: seqs 1 to 3, and a key (seq 4) deleted at seq 5 whose
     // delete stays in the log under the names a rename then moves to.
-    for (n, (c, i)) in [("c", "b"), ("c", "a"), ("d", "x"), ("s", "gone")].into_iter().enumerate() {
-        db.kv_set("id-ada", c, i, &value(n as u8 + 1), u64::MAX).await.unwrap();
+    for (n, k) in [key("c", "b"), key("c", "a"), key("d", "x"), gone.clone()].into_iter().enumerate() {
+        set(k, n as u8 + 1).await.unwrap();
     }
-    assert_eq!(db.kv_delete("id-ada", "s", "gone").await.unwrap(), Some(5));
+    assert_eq!(db.kv_delete("id-ada", &gone.collection, &gone.id).await.unwrap(), Some(5));
     db.kv_set("id-bob", "c", "a", &value(5), u64::MAX).await.unwrap();
     b.execute("UPDATE kv SET legacy_name = true").await;
-    // Since sealed names.
-    assert_eq!(db.kv_set("id-ada", "c", "new", &value(6), u64::MAX).await.unwrap(), 6);
-    assert_eq!(db.kv_set("id-ada", "s", "x", &value(7), u64::MAX).await.unwrap(), 7);
+    // Since sealed names, under sealed names.
+    assert_eq!(set(new.clone(), 6).await.unwrap(), 6);
+    assert_eq!(set(x.clone(), 7).await.unwrap(), 7);
 
+    // By collection, then id, each with its value as stored.
     let legacy = db.kv_legacy("id-ada", 10).await.unwrap();
-    assert_eq!(legacy, [key("c", "a"), key("c", "b"), key("d", "x")], "by collection, then id");
+    let expected = [(key("c", "a"), 2), (key("c", "b"), 1), (key("d", "x"), 3)].map(|(k, n)| legacy_key(&k, &value(n)));
+    assert_eq!(legacy, expected);
     assert_eq!(db.kv_legacy("id-ada", 2).await.unwrap(), legacy[..2]);
-    assert_eq!(db.kv_legacy("id-bob", 10).await.unwrap(), [key("c", "a")]);
+    assert_eq!(db.kv_legacy("id-bob", 10).await.unwrap(), [legacy_key(&key("c", "a"), &value(5))]);
 
     let renames = [
-        rename(key("c", "b"), key("s", "gone")),
-        rename(key("c", "a"), key("c", "a")),
-        rename(key("d", "x"), key("s", "x")),
-        rename(key("c", "new"), key("s", "new")),
-        rename(key("c", "absent"), key("s", "absent")),
-        rename(key("c", "b"), key("s", "again")),
+        rename(&key("c", "b"), &gone),
+        rename(&key("c", "a"), &key("c", "a")),
+        rename(&key("d", "x"), &x),
+        rename(&new, &new_to),
+        rename(&key("c", "absent"), &absent),
+        rename(&key("c", "b"), &again),
     ];
     let answer = db.kv_rename("id-ada", &renames).await.unwrap();
     assert_eq!((answer.renamed, answer.dropped), (2, 1));
     assert_eq!(db.kv_legacy("id-ada", 10).await.unwrap(), []);
-    assert_eq!(db.kv_legacy("id-bob", 10).await.unwrap(), [key("c", "a")], "another user's keys are not reached");
+    assert_eq!(
+        names(&db.kv_legacy("id-bob", 10).await.unwrap()),
+        [key("c", "a")],
+        "another user's keys are not reached"
+    );
     assert_eq!(db.kv_get("id-bob", "c", "a").await.unwrap(), Some(value(5)));
-    let stored = [("s", "gone", 1), ("c", "a", 2), ("c", "new", 6), ("s", "x", 7)];
-    for (c, i, n) in stored {
-        assert_eq!(db.kv_get("id-ada", c, i).await.unwrap(), Some(value(n)), "{c}/{i}");
+    let stored = [(gone.clone(), 1), (key("c", "a"), 2), (new.clone(), 6), (x.clone(), 7)];
+    for (k, n) in &stored {
+        assert_eq!(db.kv_get("id-ada", &k.collection, &k.id).await.unwrap(), Some(value(*n)), "{k:?}");
     }
-    for (c, i) in [("c", "b"), ("d", "x"), ("s", "new"), ("s", "absent"), ("s", "again")] {
-        assert_eq!(db.kv_get("id-ada", c, i).await.unwrap(), None, "{c}/{i}");
+    for k in [key("c", "b"), key("d", "x"), new_to, absent, again] {
+        assert_eq!(db.kv_get("id-ada", &k.collection, &k.id).await.unwrap(), None, "{k:?}");
     }
-    assert_eq!(db.kv_list("id-ada", "s", &ALL).await.unwrap().items, ["gone", "x"]);
+    let mut in_s = vec![gone.id.clone(), x.id.clone()];
+    in_s.sort();
+    assert_eq!(db.kv_list("id-ada", &gone.collection, &ALL).await.unwrap().items, in_s);
 
     // The moved key's entry keeps seq 1 under its new names (the delete it lands on
     // goes), the dropped key's goes, and no change is added.
     let window = db.changes_after("id-ada", 0, 100).await.unwrap();
     assert_eq!(window.head, 7);
-    let log: Vec<(u64, &str, &str, Option<StoredValue>)> =
-        window.changes.iter().map(|c| (c.seq, c.collection.as_str(), c.id.as_str(), c.value.clone())).collect();
+    let log: Vec<(u64, KvKeyRequest, Option<StoredValue>)> =
+        window.changes.iter().map(|c| (c.seq, key(&c.collection, &c.id), c.value.clone())).collect();
     assert_eq!(
         log,
         [
-            (1, "s", "gone", Some(value(1))),
-            (2, "c", "a", Some(value(2))),
-            (6, "c", "new", Some(value(6))),
-            (7, "s", "x", Some(value(7)))
+            (1, gone.clone(), Some(value(1))),
+            (2, key("c", "a"), Some(value(2))),
+            (6, new.clone(), Some(value(6))),
+            (7, x.clone(), Some(value(7)))
         ]
     );
+    // c/a, no longer legacy, written again under its plain names is legacy again.
     assert_eq!(db.kv_set("id-ada", "c", "a", &value(2), u64::MAX).await.unwrap(), 8);
-    let cost: u64 = stored.iter().map(|&(c, i, n)| kv_cost(c, i, &value(n))).sum();
+    assert_eq!(db.kv_legacy("id-ada", 10).await.unwrap(), [legacy_key(&key("c", "a"), &value(2))]);
+    let cost: u64 = stored.iter().map(|(k, n)| kv_cost(&k.collection, &k.id, &value(*n))).sum();
     assert_eq!(db.used_bytes("id-ada").await.unwrap(), cost);
     assert_eq!(db.used_bytes("id-bob").await.unwrap(), kv_cost("c", "a", &value(5)));
+}
+
+pub async fn a_legacy_page_holds_values_up_to_its_byte_cap(kind: Kind) {
+    let b = Backend::open(kind, Options::default()).await;
+    let db = &b.records;
+    db.create_user(&user("ada", 1)).await.unwrap();
+    let cap = MAX_LEGACY_PAGE_VALUE_BYTES;
+    let sealed_of = |len: usize| StoredValue::Sealed(vec![7; len]);
+    // JSON text and its MAC: `len` bytes as stored.
+    let plain_of = |len: usize| StoredValue::Plain { json: "1".repeat(len - 32), mac: [3; 32] };
+    let keys: Vec<(KvKeyRequest, StoredValue)> = [
+        ("a", sealed_of(cap + 1000)), // the first: on the page, however large
+        ("b", plain_of(cap / 2)),
+        ("c", sealed_of(cap / 2)), // b and c: exactly the cap
+        ("d", sealed_of(1)),       // one byte past it: the next page
+        ("e", sealed_of(cap + 1)), // past the cap alone
+        ("f", sealed_of(cap + 1)),
+    ]
+    .into_iter()
+    .map(|(id, value)| (key("k", id), value))
+    .collect();
+    assert_eq!(value_bytes(&keys[1].1) + value_bytes(&keys[2].1), cap as u64);
+    for (k, value) in &keys {
+        db.kv_set("id-ada", &k.collection, &k.id, value, u64::MAX).await.unwrap();
+    }
+    b.execute("UPDATE kv SET legacy_name = true").await;
+    let expected = |range: std::ops::Range<usize>| -> Vec<LegacyKey> {
+        keys[range].iter().map(|(k, value)| legacy_key(k, value)).collect()
+    };
+    let page = || async { db.kv_legacy("id-ada", MAX_RENAMES).await.unwrap() };
+
+    // The first key always, then as many as keep the values past it within the cap:
+    // each value as stored, sealed or plain.
+    assert_eq!(page().await, expected(0..3));
+    assert_eq!(db.kv_legacy("id-ada", 2).await.unwrap(), expected(0..2), "and at most the limit");
+    // A byte more in c, and c waits for the next page.
+    db.kv_set("id-ada", "k", "c", &sealed_of(cap / 2 + 1), u64::MAX).await.unwrap();
+    assert_eq!(page().await, expected(0..2));
+    db.kv_set("id-ada", "k", "c", &keys[2].1, u64::MAX).await.unwrap();
+
+    // Each page after the keys before it move on: d alone (e would pass the cap), e
+    // alone (larger than the cap, and so is f), then f.
+    let mut pages = Vec::new();
+    loop {
+        let keys = page().await;
+        if keys.is_empty() {
+            break;
+        }
+        let renames: Vec<KvRename> = keys
+            .iter()
+            .map(|k| KvRename { from: key(&k.collection, &k.id), to: sealed(&k.collection, &k.id) })
+            .collect();
+        assert_eq!(db.kv_rename("id-ada", &renames).await.unwrap().renamed, keys.len() as u32);
+        pages.push(keys);
+    }
+    assert_eq!(pages, [expected(0..3), expected(3..4), expected(4..5), expected(5..6)]);
+    for (k, value) in &keys {
+        let to = sealed(&k.collection, &k.id);
+        assert_eq!(db.kv_get("id-ada", &to.collection, &to.id).await.unwrap().as_ref(), Some(value), "{k:?}");
+    }
+}
+
+pub async fn a_set_is_legacy_unless_both_names_look_sealed(kind: Kind) {
+    let b = Backend::open(kind, Options::default()).await;
+    let db = &b.records;
+    db.create_user(&user("ada", 1)).await.unwrap();
+    let value = StoredValue::Plain { json: r#""v""#.into(), mac: [5; 32] };
+    let both = sealed("todos", "t1");
+    let plain = key("todos", "t1");
+    let keys = [
+        (both.clone(), false),
+        (key(&plain.collection, &both.id), true),
+        (key(&both.collection, &plain.id), true),
+        (plain.clone(), true),
+        // A name of sealed length that is not base64url.
+        (key(&both.collection, &both.id.replace(|c: char| c.is_ascii_alphabetic(), "!")), true),
+    ];
+    for (k, legacy) in &keys {
+        assert_eq!(set_is_legacy(&k.collection, &k.id), *legacy, "{k:?}");
+        db.kv_set("id-ada", &k.collection, &k.id, &value, u64::MAX).await.unwrap();
+    }
+    let mut expected: Vec<KvKeyRequest> = keys.iter().filter(|(_, legacy)| *legacy).map(|(k, _)| k.clone()).collect();
+    expected.sort_by(|a, b| (&a.collection, &a.id).cmp(&(&b.collection, &b.id)));
+    let legacy = db.kv_legacy("id-ada", 10).await.unwrap();
+    assert_eq!(names(&legacy), expected, "every key but the one under sealed names");
+    assert!(legacy.iter().all(|k| k.value == value));
+
+    // A legacy key written again under sealed-shaped names (the migration marked every
+    // key, whatever its names) stays legacy; written under plain names, a key that is
+    // not legacy becomes legacy.
+    b.execute("UPDATE kv SET legacy_name = true").await;
+    db.kv_set("id-ada", &both.collection, &both.id, &value, u64::MAX).await.unwrap();
+    assert!(names(&db.kv_legacy("id-ada", 10).await.unwrap()).contains(&both));
+
+    // The plain key moves to sealed names like any legacy key, and is not legacy
+    // there.
+    let moved = KvRename { from: plain.clone(), to: sealed("todos", "t2") };
+    let answer = db.kv_rename("id-ada", &[moved.clone(), KvRename { from: both.clone(), to: both.clone() }]).await;
+    assert_eq!((answer.as_ref().unwrap().renamed, answer.unwrap().dropped), (2, 0));
+    let left = names(&db.kv_legacy("id-ada", 10).await.unwrap());
+    assert_eq!(left.len(), 3);
+    assert!(!left.contains(&plain) && !left.contains(&moved.to) && !left.contains(&both), "{left:?}");
+    assert_eq!(db.kv_get("id-ada", &moved.to.collection, &moved.to.id).await.unwrap(), Some(value.clone()));
+    db.kv_set("id-ada", &moved.to.collection, &moved.to.id, &value, u64::MAX).await.unwrap();
+    assert_eq!(names(&db.kv_legacy("id-ada", 10).await.unwrap()), left, "written again, still not legacy");
+
+    // A key renamed to its own plain names stops being legacy; written again, it is
+    // legacy again.
+    let own = left[0].clone();
+    db.kv_rename("id-ada", &[KvRename { from: own.clone(), to: own.clone() }]).await.unwrap();
+    assert!(!names(&db.kv_legacy("id-ada", 10).await.unwrap()).contains(&own));
+    db.kv_set("id-ada", &own.collection, &own.id, &value, u64::MAX).await.unwrap();
+    assert_eq!(names(&db.kv_legacy("id-ada", 10).await.unwrap()), left);
+}
+
+pub async fn a_rename_for_a_user_with_nothing_legacy_looks_nothing_up(kind: Kind) {
+    let b = Backend::open(kind, Options::default()).await;
+    let db = &b.records;
+    for (name, key) in [("ada", 1), ("bob", 2)] {
+        db.create_user(&user(name, key)).await.unwrap();
+    }
+    let value = StoredValue::Sealed(vec![4; 40]);
+    let own: Vec<KvKeyRequest> = (0..3).map(|n| sealed("c", &format!("k{n}"))).collect();
+    for k in &own {
+        db.kv_set("id-ada", &k.collection, &k.id, &value, u64::MAX).await.unwrap();
+    }
+    // Bob's key, under plain names, is legacy: ada's renames cannot reach it.
+    db.kv_set("id-bob", "c", "k0", &value, u64::MAX).await.unwrap();
+    assert_eq!(db.kv_legacy("id-ada", 10).await.unwrap(), []);
+    let used = db.used_bytes("id-ada").await.unwrap();
+    let log = db.changes_after("id-ada", 0, 100).await.unwrap();
+
+    // A full batch: ada's own keys, one to its own names, bob's key, absent keys.
+    let mut renames: Vec<KvRename> =
+        own.iter().map(|k| KvRename { from: k.clone(), to: sealed("moved", &k.id) }).collect();
+    renames.push(KvRename { from: own[0].clone(), to: own[0].clone() });
+    renames.push(KvRename { from: key("c", "k0"), to: sealed("c", "bobs") });
+    renames.extend(
+        (renames.len()..MAX_RENAMES).map(|n| KvRename { from: key("c", &format!("a{n}")), to: sealed("c", "a") }),
+    );
+    let answer = db.kv_rename("id-ada", &renames).await.unwrap();
+    assert_eq!((answer.renamed, answer.dropped), (0, 0));
+    for k in &own {
+        assert_eq!(db.kv_get("id-ada", &k.collection, &k.id).await.unwrap().as_ref(), Some(&value));
+    }
+    assert_eq!(db.kv_list("id-ada", &sealed("moved", "").collection, &ALL).await.unwrap().items, Vec::<String>::new());
+    assert_eq!(db.kv_get("id-ada", &sealed("c", "bobs").collection, &sealed("c", "bobs").id).await.unwrap(), None);
+    assert_eq!(db.changes_after("id-ada", 0, 100).await.unwrap(), log);
+    assert_eq!(db.used_bytes("id-ada").await.unwrap(), used);
+    assert_eq!(names(&db.kv_legacy("id-bob", 10).await.unwrap()), [key("c", "k0")]);
+    assert_eq!(db.kv_get("id-bob", "c", "k0").await.unwrap(), Some(value.clone()));
+
+    // On PostgreSQL the answer comes before the user's lock is taken: it comes while
+    // a write of ada's holds it. Bob's renames, with a legacy key to look for, wait
+    // for his.
+    if let Some(lock) = b.hold_user_lock("id-ada").await {
+        let quick = tokio::time::timeout(std::time::Duration::from_secs(10), db.kv_rename("id-ada", &renames)).await;
+        assert_eq!(quick.expect("answered without waiting for the lock").unwrap().renamed, 0);
+        drop(lock);
+        let bobs = [KvRename { from: key("c", "k0"), to: sealed("c", "k0") }];
+        let lock = b.hold_user_lock("id-bob").await.unwrap();
+        let waits = tokio::time::timeout(std::time::Duration::from_millis(500), db.kv_rename("id-bob", &bobs)).await;
+        assert!(waits.is_err(), "bob's rename waits for his lock");
+        drop(lock);
+        assert_eq!(db.kv_rename("id-bob", &bobs).await.unwrap().renamed, 1);
+    }
 }
 
 pub async fn membership_roles_invites_and_pages(kind: Kind) {

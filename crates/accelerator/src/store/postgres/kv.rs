@@ -6,7 +6,7 @@
 //! commit order, none given twice or skipped. A reader that sees seq `n` committed
 //! sees every change before it.
 
-use coffer_core::proto::{KvKeyRequest, KvRename, KvRenameResponse};
+use coffer_core::proto::{KvRename, KvRenameResponse};
 use deadpool_postgres::GenericClient;
 use futures_util::TryFutureExt as _;
 use tokio_postgres::Row;
@@ -15,8 +15,13 @@ use super::accounts::lock_user;
 use super::listen::wake_feeds;
 use super::{Failure, Params, PgRecords, exec, int, retry, row, rows, snapshot, uint};
 use crate::store::{
-    Change, ChangeWindow, Kv, Page, PageRequest, Quota, RenameStep, StoreError, StoredValue, async_trait, kv_cost,
+    Change, ChangeWindow, Kv, LegacyKey, LegacyPage, Page, PageRequest, Quota, RenameStep, StoreError, StoredValue,
+    async_trait, kv_cost, set_is_legacy,
 };
+
+/// Legacy keys read per round trip while a [`LegacyPage`] fills: few, since each
+/// may hold a value of up to 256 KiB and the page stops at 512 KiB of them.
+const LEGACY_ROWS_PER_FETCH: i32 = 16;
 
 /// Reads a value from three columns (sealed, plain_json, plain_mac) starting at `at`.
 fn value_from_row(row: &Row, at: usize) -> Result<Option<StoredValue>, Failure> {
@@ -110,11 +115,14 @@ async fn write_change(
     used_after: i64,
 ) -> Result<u64, Failure> {
     let (sealed, json, mac) = value.map(value_columns).unwrap_or((None, None, None));
+    let legacy = set_is_legacy(collection, id);
     let write_value = match value {
         Some(_) => {
-            "INSERT INTO kv (user_id, collection, id, sealed, plain_json, plain_mac) VALUES ($1, $2, $3, $4, $5, $6)
+            "INSERT INTO kv (user_id, collection, id, sealed, plain_json, plain_mac, legacy_name)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (user_id, collection, id)
-             DO UPDATE SET sealed = excluded.sealed, plain_json = excluded.plain_json, plain_mac = excluded.plain_mac"
+             DO UPDATE SET sealed = excluded.sealed, plain_json = excluded.plain_json, plain_mac = excluded.plain_mac,
+                           legacy_name = kv.legacy_name OR excluded.legacy_name"
         }
         None => "DELETE FROM kv WHERE user_id = $1 AND collection = $2 AND id = $3",
     };
@@ -135,11 +143,12 @@ async fn write_change(
     let [value_sql, seq_sql, drop_sql, append_sql, prune_sql] = &statements[..] else { unreachable!() };
     let retain = int(retain);
     let change: &Params<'_> = &[&user_id, &collection, &id, &sealed, &json, &mac];
+    let set: &Params<'_> = &[&user_id, &collection, &id, &sealed, &json, &mac, &legacy];
     let key: &Params<'_> = &[&user_id, &collection, &id];
     let next: &Params<'_> = &[&user_id, &used_after];
     let prune: &Params<'_> = &[&user_id, &retain];
     let (_, seq, _, _, _, _) = futures_util::try_join!(
-        tx.execute(value_sql, if value.is_some() { change } else { key }).err_into::<Failure>(),
+        tx.execute(value_sql, if value.is_some() { set } else { key }).err_into::<Failure>(),
         tx.query_one(seq_sql, next).err_into(),
         tx.execute(drop_sql, key).err_into(),
         tx.execute(append_sql, change).err_into(),
@@ -326,33 +335,61 @@ impl Kv for PgRecords {
         .await
     }
 
-    /// Up to `limit` of the user's legacy keys, ordered by collection, then id.
-    async fn kv_legacy(&self, user_id: &str, limit: usize) -> Result<Vec<KvKeyRequest>, StoreError> {
+    /// The user's first legacy keys with their values, as [`LegacyPage`] takes them,
+    /// read a few rows at a time from one snapshot so that no more values are
+    /// fetched than the page nearly holds.
+    async fn kv_legacy(&self, user_id: &str, limit: usize) -> Result<Vec<LegacyKey>, StoreError> {
         retry(|| async move {
-            let client = self.client().await?;
-            let found = rows(
-                &client,
-                "SELECT collection, id FROM kv WHERE user_id = $1 AND legacy_name ORDER BY collection, id LIMIT $2",
-                &[&user_id, &int(limit as u64)],
-            )
-            .await?;
-            let keys = found
-                .iter()
-                .map(|r| Ok(KvKeyRequest { collection: r.try_get(0)?, id: r.try_get(1)? }))
-                .collect::<Result<Vec<_>, Failure>>()?;
-            Ok(keys)
+            let mut client = self.client().await?;
+            // A portal, which reads its rows as asked, lives in a transaction.
+            let tx = snapshot(&mut client).await?;
+            let stmt = tx
+                .prepare_cached(
+                    "SELECT collection, id, sealed, plain_json, plain_mac FROM kv
+                     WHERE user_id = $1 AND legacy_name ORDER BY collection, id LIMIT $2",
+                )
+                .await?;
+            let portal = tx.bind(&stmt, &[&user_id, &int(limit as u64)]).await?;
+            let mut page = LegacyPage::new(limit);
+            'read: loop {
+                let found = tx.query_portal(&portal, LEGACY_ROWS_PER_FETCH).await?;
+                for r in &found {
+                    // A row without a readable value is no key (as kv_get answers it).
+                    let Some(value) = value_from_row(r, 2)? else { continue };
+                    if !page.push(LegacyKey { collection: r.try_get(0)?, id: r.try_get(1)?, value }) {
+                        break 'read;
+                    }
+                }
+                if found.len() < LEGACY_ROWS_PER_FETCH as usize {
+                    break;
+                }
+            }
+            tx.commit().await?;
+            Ok(page.into_keys())
         })
         .await
     }
 
     /// Moves the user's legacy keys to their sealed names, in one transaction that
     /// holds the user's row lock ([`lock_user`]) from the first rename to the commit.
+    /// A user with no legacy key gets zeros at once, before the lock: as if the
+    /// renames came just before a legacy key written meanwhile.
     async fn kv_rename(&self, user_id: &str, renames: &[KvRename]) -> Result<KvRenameResponse, StoreError> {
         retry(|| async move {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
-            let used = lock_user(&tx, user_id).await?;
             let mut answer = KvRenameResponse { renamed: 0, dropped: 0 };
+            let any_legacy =
+                row(&tx, "SELECT EXISTS (SELECT 1 FROM kv WHERE user_id = $1 AND legacy_name)", &[&user_id])
+                    .await?
+                    .map(|r| r.try_get::<_, bool>(0))
+                    .transpose()?
+                    .unwrap_or(false);
+            if !any_legacy {
+                tx.commit().await?;
+                return Ok(answer);
+            }
+            let used = lock_user(&tx, user_id).await?;
             let mut delta = 0i64;
             for rename in renames {
                 let found = legacy_and_target(&tx, user_id, rename).await?;

@@ -146,11 +146,14 @@ impl Db {
                 int(kv_cost(collection, id, value)) - old.as_ref().map_or(0, |v| int(kv_cost(collection, id, v)));
             charge(tx, user_id, delta, allowance)?;
             let (sealed, json, mac) = value_columns(value);
+            let legacy = set_is_legacy(collection, id);
             tx.exec(
-                "INSERT INTO kv (user_id, collection, id, sealed, plain_json, plain_mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO kv (user_id, collection, id, sealed, plain_json, plain_mac, legacy_name)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (user_id, collection, id)
-                 DO UPDATE SET sealed = excluded.sealed, plain_json = excluded.plain_json, plain_mac = excluded.plain_mac",
-                params![user_id, collection, id, sealed, json, mac],
+                 DO UPDATE SET sealed = excluded.sealed, plain_json = excluded.plain_json, plain_mac = excluded.plain_mac,
+                               legacy_name = kv.legacy_name OR excluded.legacy_name",
+                params![user_id, collection, id, sealed, json, mac, legacy],
             )
             .map_err(backend)?;
             let seq = append_change(tx, (user_id, retain), collection, id, Some(value)).map_err(backend)?;
@@ -222,23 +225,38 @@ impl Db {
         Ok(ChangeWindow { head: uint(head), floor: uint(head).saturating_sub(self.retain), changes })
     }
 
-    pub(super) fn kv_legacy(&self, user_id: &str, limit: usize) -> Result<Vec<KvKeyRequest>, StoreError> {
+    pub(super) fn kv_legacy(&self, user_id: &str, limit: usize) -> Result<Vec<LegacyKey>, StoreError> {
         let conn = self.reader();
         let mut stmt = conn.prepare_cached(
-            "SELECT collection, id FROM kv WHERE user_id = ?1 AND legacy_name = 1 ORDER BY collection, id LIMIT ?2",
+            "SELECT collection, id, sealed, plain_json, plain_mac FROM kv
+             WHERE user_id = ?1 AND legacy_name = 1 ORDER BY collection, id LIMIT ?2",
         )?;
-        let keys = stmt
-            .query_map(params![user_id, int(limit as u64)], |r| {
-                Ok(KvKeyRequest { collection: r.get(0)?, id: r.get(1)? })
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(keys)
+        // Stepped one row at a time: no value past the page's end is read but the
+        // one that did not fit.
+        let mut rows = stmt.query(params![user_id, int(limit as u64)])?;
+        let mut page = LegacyPage::new(limit);
+        while let Some(r) = rows.next()? {
+            // A row without a readable value is no key (as kv_get answers it).
+            let Some(value) = value_from_row(r, 2)? else { continue };
+            if !page.push(LegacyKey { collection: r.get(0)?, id: r.get(1)?, value }) {
+                break;
+            }
+        }
+        Ok(page.into_keys())
     }
 
     pub(super) fn kv_rename(&self, user_id: &str, renames: &[KvRename]) -> Result<KvRenameResponse, StoreError> {
         let (user_id, renames) = (user_id.to_owned(), renames.to_vec());
         self.write(move |tx| {
             let mut answer = KvRenameResponse { renamed: 0, dropped: 0 };
+            // Nothing legacy, nothing to look up: the writer is free again at once.
+            let any_legacy: bool =
+                tx.row("SELECT EXISTS (SELECT 1 FROM kv WHERE user_id = ?1 AND legacy_name = 1)", [&user_id], |r| {
+                    r.get(0)
+                })?;
+            if !any_legacy {
+                return Ok(answer);
+            }
             let mut delta = 0i64;
             for rename in &renames {
                 let found = legacy_and_target(tx, &user_id, rename)?;
@@ -289,7 +307,7 @@ impl Kv for SqliteRecords {
         self.run(move |db| db.changes_after(&user_id, after, limit)).await
     }
 
-    async fn kv_legacy(&self, user_id: &str, limit: usize) -> Result<Vec<KvKeyRequest>, StoreError> {
+    async fn kv_legacy(&self, user_id: &str, limit: usize) -> Result<Vec<LegacyKey>, StoreError> {
         let user_id = user_id.to_owned();
         self.run(move |db| db.kv_legacy(&user_id, limit)).await
     }

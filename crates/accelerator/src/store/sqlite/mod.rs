@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use coffer_core::account::KdfParams;
 use coffer_core::b64;
 use coffer_core::proto::storage::{Member, Role};
-use coffer_core::proto::{KvKeyRequest, KvRename, KvRenameResponse};
+use coffer_core::proto::{KvRename, KvRenameResponse};
 use coffer_core::shard::ShardAddress;
 use rusqlite::types::Type;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
@@ -37,10 +37,10 @@ pub mod writer;
 use writer::Writer;
 
 use super::{
-    Accounts, Authorised, Challenge, Change, ChangeWindow, Credentials, FileRecord, Files, Invite, KeyState, Kv, Link,
-    MAX_LIVE_INVITES, Membership, NewFile, Page, PageRequest, Quota, Quotas, Recovery, RenameStep, Rotation, Session,
-    ShardHold, SpaceKeys, Spaces, StoreError, StoredValue, Unwound, User, Withdrawn, async_trait, file_cost, kv_cost,
-    paged, position, role_name, space_cost,
+    Accounts, Authorised, Challenge, Change, ChangeWindow, Credentials, FileRecord, Files, Invite, KeyState, Kv,
+    LegacyKey, LegacyPage, Link, MAX_LIVE_INVITES, Membership, NewFile, Page, PageRequest, Quota, Quotas, Recovery,
+    RenameStep, Rotation, Session, ShardHold, SpaceKeys, Spaces, StoreError, StoredValue, Unwound, User, Withdrawn,
+    async_trait, file_cost, kv_cost, paged, position, role_name, set_is_legacy, space_cost,
 };
 use space_keys::*;
 use spaces::*;
