@@ -308,7 +308,7 @@ describe("a hostile accelerator", { timeout: 300_000 }, () => {
 
   describe("moving keys from plain names (SPEC.md §4.4)", () => {
     it("a listed key whose value does not open under its names is refused, and no name is sealed for it", async () => {
-      // A real sealed value of ada's, to list under a guessed name.
+      // An account of its own, remembered here, so that Client.resume starts a new move.
       let real;
       await underLie(
         "POST",
@@ -318,15 +318,16 @@ describe("a hostile accelerator", { timeout: 300_000 }, () => {
           return answer;
         }),
         async () => {
-          await ada.kv.set("notes", "real", { x: 1 });
-          return ada.kv.get("notes", "real");
+          const username = `mover-${crypto.randomUUID().slice(0, 12)}`;
+          const mover = await coffer.Client.signUp({ url: location.origin, username, password: `pw-${username}`, remember: "local" });
+          await mover.kv.set("notes", "real", { x: 1 });
+          return mover.kv.get("notes", "real");
         },
       );
       const guesses = [
         { collection: "medical", id: "hiv-test", value: real },
         { collection: "notes", id: "real", value: { kind: "plain", json: "1", mac: "A".repeat(43) } },
       ];
-      const username = await page.evaluate(() => ada.username);
       const renames = [];
       for (const guess of guesses) {
         const legacy = hostile.lie("GET", /^\/v1\/kv\/legacy$/, ({ res }) => sendJson(res, { keys: [guess] }));
@@ -335,10 +336,10 @@ describe("a hostile accelerator", { timeout: 300_000 }, () => {
           return "pass";
         });
         try {
-          const got = await page.evaluate(async (username) => {
-            const again = await coffer.Client.signIn({ url: location.origin, username, password: `pw-${username}`, remember: "none" });
+          const got = await page.evaluate(async () => {
+            const again = await coffer.Client.resume({ url: location.origin });
             return T.settle(again.kv.get("notes", "real"));
-          }, username);
+          });
           assert.equal(got.code, "Integrity", got.message);
           assert.match(got.message, /legacy kv key/);
           assert.ok(legacy.calls >= 1, "the SDK asked for the legacy keys");
@@ -347,6 +348,13 @@ describe("a hostile accelerator", { timeout: 300_000 }, () => {
         }
       }
       assert.deepEqual(renames, [], "no rename was asked for, so no guessed name was sealed");
+      const honest = await page.evaluate(async () => {
+        const again = await coffer.Client.resume({ url: location.origin });
+        const value = await again.kv.get("notes", "real");
+        await again.signOut();
+        return value;
+      });
+      assert.deepEqual(honest, { x: 1 }, "with the truth, the same session reads");
     });
   });
 
