@@ -5,22 +5,19 @@
 //! envelope binds the plaintext names, which do not change, so nothing is sealed
 //! again, and a key written meanwhile under its sealed name stands (the accelerator
 //! drops the legacy one). Only keys whose listed value opens under their names are
-//! renamed: an accelerator listing guessed names learns nothing.
+//! renamed (`coffer_core::legacy`): an accelerator listing guessed names learns
+//! nothing.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::rc::Rc;
 
 use coffer_core::ErrorCode;
-use coffer_core::kv::KvScope;
-use coffer_core::proto::{
-    KvKeyRequest, KvLegacyKey, KvLegacyResponse, KvRename, KvRenameRequest, KvRenameResponse, MAX_RENAMES,
-};
-use coffer_core::validate;
+use coffer_core::legacy::Move;
+use coffer_core::proto::{KvLegacyResponse, KvRenameRequest, KvRenameResponse};
 use futures_util::FutureExt;
 use futures_util::future::{LocalBoxFuture, Shared};
 
-use crate::error::{SdkError, SdkResult};
+use crate::error::SdkResult;
 use crate::http::Http;
 use crate::session::User;
 use crate::timer;
@@ -86,36 +83,13 @@ fn moving(http: &Rc<Http>, user: &Rc<User>) -> Option<Shared<LocalBoxFuture<'sta
     }
 }
 
-/// Renames the listed legacy keys, page by page, until the list is empty.
+/// Renames the listed legacy keys, page by page, until the list is empty (which
+/// keys, and to what, `legacy::Move` decides).
 async fn move_all(http: Rc<Http>, user: Rc<User>) -> SdkResult<()> {
-    let mut renamed = HashSet::new();
+    let mut moving = Move::new(&user.user_id, &user.kv, &user.names);
     loop {
         let page: KvLegacyResponse = http.get("/v1/kv/legacy").await?;
-        if page.keys.is_empty() {
-            return Ok(());
-        }
-        if page.keys.len() > MAX_RENAMES {
-            return Err(broken(format!(
-                "it listed {} legacy kv keys in one page; at most {MAX_RENAMES}",
-                page.keys.len()
-            )));
-        }
-        let mut renames = Vec::with_capacity(page.keys.len());
-        for key in page.keys {
-            check(&user, &key)?;
-            let KvLegacyKey { collection, id, .. } = key;
-            if !renamed.insert((collection.clone(), id.clone())) {
-                // Written again under its plain names since this move renamed it: by
-                // a device on an older SDK (or listed again by a lying accelerator).
-                // It waits for the next sign-in; the move ends here either way.
-                return Ok(());
-            }
-            let to = KvKeyRequest {
-                collection: user.names.seal_collection(&collection),
-                id: user.names.seal_id(&collection, &id),
-            };
-            renames.push(KvRename { from: KvKeyRequest { collection, id }, to });
-        }
+        let Some(renames) = moving.renames(page.keys)? else { return Ok(()) };
         rename(&http, &KvRenameRequest { renames }).await?;
     }
 }
@@ -141,28 +115,4 @@ async fn rename(http: &Http, request: &KvRenameRequest) -> SdkResult<KvRenameRes
             answer => return answer,
         }
     }
-}
-
-/// A legacy key is one this account wrote: names an SDK would have accepted, and a
-/// value that opens under them. Names are sealed for no other key, so an
-/// accelerator cannot learn what a guessed name seals to.
-fn check(user: &User, key: &KvLegacyKey) -> SdkResult<()> {
-    validate::any_collection(&key.collection)
-        .and_then(|()| validate::id(&key.id))
-        .map_err(|e| broken(format!("it listed a legacy kv key no SDK could have written ({e})")))?;
-    let scope = KvScope { user_id: &user.user_id, collection: &key.collection, id: &key.id };
-    user.kv.decode(&scope, &key.value).map_err(|e| {
-        broken(format!(
-            "it listed a legacy kv key {}/{} whose value this account did not write there ({e})",
-            key.collection, key.id
-        ))
-    })?;
-    Ok(())
-}
-
-fn broken(what: String) -> SdkError {
-    SdkError::new(
-        ErrorCode::Integrity,
-        format!("moving this account's kv keys to sealed names failed: {what}; the accelerator misbehaves"),
-    )
 }

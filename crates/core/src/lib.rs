@@ -16,6 +16,7 @@
 //! - [`identity`] — each user's X25519 key pair, and messages sealed to one.
 //! - [`kv`] — the kv keys and the sealed / MAC'd plaintext value envelopes.
 //! - [`names`] — sealed kv names: what the accelerator sees of a collection or an id.
+//! - [`legacy`] — moving kv keys stored under plain names to their sealed names.
 //! - [`recovery`] — recovery codes: a printable code that stands in for a forgotten password.
 //! - [`validate`] — what a collection, an id, a username and a value may be.
 //! - [`proto`] — request/response bodies and websocket frames (JSON).
@@ -43,6 +44,7 @@ pub mod epoch;
 pub mod erasure;
 pub mod identity;
 pub mod kv;
+pub mod legacy;
 pub mod manifest;
 pub mod names;
 pub mod offline;

@@ -6,6 +6,7 @@
 use coffer_core::Coded;
 use coffer_core::account::{self, AccountError, KdfParams, PasswordKey, RootSecret, derive_password_key};
 use coffer_core::kv::{KvError, KvKeys, KvScope};
+use coffer_core::legacy::LegacyError;
 use coffer_core::names::NameError;
 use coffer_core::proto::*;
 use coffer_core::validate;
@@ -224,6 +225,14 @@ fn error_messages() {
         out.push_str(&format!("{:?} [{}] {}\n", e, e.code(), e));
     }
     for e in [NameError::Malformed, NameError::Forged] {
+        out.push_str(&format!("{:?} [{}] {}\n", e, e.code(), e));
+    }
+    let legacy = [
+        LegacyError::TooMany(1001),
+        LegacyError::Name(validate::id("").unwrap_err()),
+        LegacyError::NotOurs { collection: "medical".into(), id: "x".into(), error: KvError::Decrypt },
+    ];
+    for e in legacy {
         out.push_str(&format!("{:?} [{}] {}\n", e, e.code(), e));
     }
     for e in validation {
