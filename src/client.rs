@@ -251,8 +251,12 @@ impl Client {
             if session.signed_in_user().is_none() {
                 return Ok(JsValue::UNDEFINED);
             }
-            let result: SdkResult<()> = session.http.post_empty("/v1/auth/signout", &()).await;
+            // Forgotten here first, so that nothing on this device uses the session
+            // once it is being revoked: no call, and no reload that resumes it.
+            let revoke = Http::new(session.http.base())?;
+            revoke.set_token(session.http.token());
             session.forget();
+            let result: SdkResult<()> = revoke.post_empty("/v1/auth/signout", &()).await;
             match result {
                 Err(e) if e.code == ErrorCode::Network => Err(SdkError::network(format!(
                     "signed out on this device, but the accelerator could not be told to revoke the session: {}",
